@@ -1,0 +1,107 @@
+# nunet — one non-recursive Makefile.
+#
+#   make                 build lib/libcommon.a, the programs and test helpers
+#   make check           run the test suite (bats), ends with "N passed, N failed"
+#   make bench           run the benchmarks in t/perf/
+#   make install         PREFIX=/usr/local DESTDIR= : programs and man pages
+#   make SANITIZE=address,undefined B=build-san check
+#
+# B is the build directory (default: the source tree itself), so several
+# builds (plain, sanitized) can live side by side.
+
+B        ?= .
+PREFIX   ?= /usr/local
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+DATADIR  ?= $(PREFIX)/share
+VERSION  := 0.1.0
+
+CC       ?= cc
+PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1
+WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter -Wvla \
+            -Wimplicit-fallthrough -Wundef
+CFLAGS   ?= -O2 -g
+CFLAGS   += $(WARN) -std=c11 -D_GNU_SOURCE -Ilib -pthread \
+            -DNN_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ljq -lm -pthread
+ifdef SANITIZE
+CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS  += -fsanitize=$(SANITIZE)
+endif
+ifdef WERROR
+CFLAGS   += -Werror
+endif
+
+LIB_SRC  := $(sort $(wildcard lib/*.c lib/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(B)/%.o)
+LIB      := $(B)/lib/libcommon.a
+PROG_SRC := $(sort $(wildcard cmd/nunet-*.c))
+PROGS    := $(PROG_SRC:cmd/%.c=$(B)/bin/%)
+HELP_SRC := $(sort $(wildcard t/helper/*.c))
+HELPERS  := $(HELP_SRC:%.c=$(B)/%)
+TOOL_SRC := $(sort $(wildcard t/helper/tool/*.c))
+TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
+MAN1     := $(wildcard man/*.1)
+MAN5     := $(wildcard man/*.5)
+MAN7     := $(wildcard man/*.7)
+DEPS     := $(LIB_OBJ:.o=.d) $(PROG_SRC:cmd/%.c=$(B)/cmd/%.d) $(HELP_SRC:%.c=$(B)/%.d) \
+            $(TOOL_OBJ:.o=.d)
+
+all: $(LIB) $(PROGS) $(HELPERS)
+
+$(B)/t/helper/%.o $(B)/t/helper/tool/%.o: CFLAGS += -It/helper
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(B)/bin/%: $(B)/cmd/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+# test-tool: t/helper/test-tool.c plus one t/helper/tool/NAME.c per unit
+$(B)/t/helper/test-tool: $(B)/t/helper/test-tool.o $(TOOL_OBJ) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $(B)/t/helper/test-tool.o $(TOOL_OBJ) $(LIB) $(LDLIBS)
+
+$(B)/t/helper/%: $(B)/t/helper/%.o $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+check: all
+	NUNET_BUILD=$(abspath $(B)) t/run-tests $(T)
+
+bench: all
+	NUNET_BUILD=$(abspath $(B)) t/perf/run
+
+lint:
+	mandoc -Tlint -Wwarning $(MAN1) $(MAN5) $(MAN7)
+
+install: $(PROGS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DATADIR)/nunet
+	install -m 755 $(PROGS) $(DESTDIR)$(BINDIR)
+	install -m 644 $(MAN1) $(DESTDIR)$(MANDIR)/man1
+	install -m 644 $(MAN5) $(DESTDIR)$(MANDIR)/man5
+	install -m 644 $(MAN7) $(DESTDIR)$(MANDIR)/man7
+	cp -R share/nunet/. $(DESTDIR)$(DATADIR)/nunet/
+
+uninstall:
+	rm -f $(PROG_SRC:cmd/%.c=$(DESTDIR)$(BINDIR)/%)
+	rm -f $(MAN1:man/%=$(DESTDIR)$(MANDIR)/man1/%) $(MAN5:man/%=$(DESTDIR)$(MANDIR)/man5/%) \
+		$(MAN7:man/%=$(DESTDIR)$(MANDIR)/man7/%)
+	rm -rf $(DESTDIR)$(DATADIR)/nunet
+
+clean:
+	rm -f $(LIB_OBJ) $(LIB) $(PROGS) $(HELPERS) $(DEPS) $(TOOL_OBJ) \
+		$(PROG_SRC:cmd/%.c=$(B)/cmd/%.o) $(HELP_SRC:%.c=$(B)/%.o)
+	rm -rf $(B)/bin
+
+.PHONY: all check bench lint install uninstall clean
+.SECONDARY:
+-include $(DEPS)

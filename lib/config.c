@@ -1,0 +1,170 @@
+/*
+ * config — table-driven parsing of config.json: each key names its type and
+ * its range, so adding a setting is one line in `keys`.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "json.h"
+#include "key.h"
+#include "log.h"
+#include "util.h"
+
+void nn_config_init(struct nn_config *c)
+{
+	c->max_line = 1024 * 1024;
+	c->client_timeout_ms = 30000;
+	c->ttl_ms = 60000;
+	c->skew_ms = 30000;
+	c->max_ttl_ms = 3600000;
+	c->replay_max = 1000000;
+	c->max_clients = 4096;
+	c->max_pending = 64 * 1024 * 1024;
+	c->log_level = NN_LOG_INFO;
+	c->owners = jv_array();
+}
+
+void nn_config_release(struct nn_config *c)
+{
+	jv_free(c->owners);
+	c->owners = jv_invalid();
+}
+
+void nn_config_limits(const struct nn_config *c, struct nn_env_limits *lim)
+{
+	lim->skew_ms = c->skew_ms;
+	lim->max_ttl_ms = c->max_ttl_ms;
+}
+
+struct intkey {
+	const char *name;
+	size_t off;
+	int64_t min, max;
+};
+
+#define OFF(f) offsetof(struct nn_config, f)
+static const struct intkey keys[] = {
+	{ "max_line_bytes", OFF(max_line), 256, 1LL << 30 },
+	{ "client_timeout_ms", OFF(client_timeout_ms), 10, 86400000 },
+	{ "ttl_ms", OFF(ttl_ms), 1000, 86400000 },
+	{ "clock_skew_ms", OFF(skew_ms), 0, 3600000 },
+	{ "max_ttl_ms", OFF(max_ttl_ms), 1000, 7 * 86400000LL },
+	{ "replay_max", OFF(replay_max), 1, 100000000 },
+	{ "max_clients", OFF(max_clients), 1, 1000000 },
+	{ "max_pending_bytes", OFF(max_pending), 4096, 1LL << 34 },
+};
+
+int nn_config_load(struct nn_config *c, const char *path, char *err)
+{
+	size_t len;
+	char e[NN_ERRLEN];
+	char *text;
+	jv doc;
+	int r = 0;
+	struct nn_config n = *c;
+
+	text = nn_read_file(path, 1 << 20, &len, e);
+	if (!text) {
+		if (errno == ENOENT)
+			return 0;
+		return nn_seterr(err, "%s", e);
+	}
+	doc = nn_json_parse(text, len, e);
+	free(text);
+	if (!jv_is_valid(doc))
+		return nn_seterr(err, "%s: %s", path, e);
+	if (jv_get_kind(doc) != JV_KIND_OBJECT) {
+		jv_free(doc);
+		return nn_seterr(err, "%s: expected a JSON object", path);
+	}
+	n.owners = jv_copy(c->owners);
+	jv_object_foreach(doc, k, v) {
+		const char *name = jv_string_value(k);
+		size_t i;
+		if (r < 0)
+			goto next;
+		for (i = 0; i < sizeof keys / sizeof *keys; i++)
+			if (!strcmp(keys[i].name, name))
+				break;
+		if (i < sizeof keys / sizeof *keys) {
+			double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1e300;
+			if (!nn_json_is_int(d) || d < keys[i].min || d > keys[i].max)
+				r = nn_seterr(err, "%s: %s: expected an integer from %lld to %lld", path,
+					      name, (long long)keys[i].min, (long long)keys[i].max);
+			else
+				*(int64_t *)((char *)&n + keys[i].off) = (int64_t)d;
+		} else if (!strcmp(name, "log_level")) {
+			int lv = jv_get_kind(v) == JV_KIND_STRING ? nn_log_parse_level(jv_string_value(v)) : -1;
+			if (lv < 0)
+				r = nn_seterr(err, "%s: log_level: expected error, warn, info or debug", path);
+			else
+				n.log_level = lv;
+		} else if (!strcmp(name, "owners")) {
+			uint8_t pk[32];
+			if (jv_get_kind(v) != JV_KIND_ARRAY)
+				r = nn_seterr(err, "%s: owners: expected an array of did:key strings", path);
+			jv_array_foreach(v, j, d) {
+				if (r == 0 && (jv_get_kind(d) != JV_KIND_STRING ||
+					       nn_did_to_pk(jv_string_value(d), pk, NULL) < 0))
+					r = nn_seterr(err, "%s: owners[%d]: expected a did:key", path, j);
+				jv_free(d);
+			}
+			if (r == 0) {
+				jv_free(n.owners);
+				n.owners = jv_copy(v);
+			}
+		} else {
+			r = nn_seterr(err, "%s: unknown key '%.64s'", path, name);
+		}
+next:
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(doc);
+	if (r < 0) {
+		jv_free(n.owners);
+		return -1;
+	}
+	jv_free(c->owners);
+	*c = n;
+	return 0;
+}
+
+char *nn_config_default_text(void)
+{
+	struct nn_config c;
+	struct nn_buf b = NN_BUF_INIT;
+	nn_config_init(&c);
+	nn_buf_adds(&b, "{\n");
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+		nn_buf_addf(&b, "  \"%s\": %lld,\n", keys[i].name,
+			    (long long)*(int64_t *)((char *)&c + keys[i].off));
+	nn_buf_adds(&b, "  \"log_level\": \"info\",\n  \"owners\": []\n}\n");
+	nn_config_release(&c);
+	return nn_buf_detach(&b, NULL);
+}
+
+char *nn_home(const char *override, char *err)
+{
+	const char *h = override, *xdg, *home;
+	if (h && *h)
+		return nn_xstrdup(h);
+	h = getenv("NUNET_HOME");
+	if (h && *h)
+		return nn_xstrdup(h);
+	xdg = getenv("XDG_DATA_HOME");
+	if (xdg && *xdg)
+		return nn_xasprintf("%s/nunet", xdg);
+	home = getenv("HOME");
+	if (home && *home)
+		return nn_xasprintf("%s/.local/share/nunet", home);
+	nn_seterr(err, "cannot find the node's home: set NUNET_HOME or HOME");
+	return NULL;
+}
+
+char *nn_home_file(const char *home, const char *name)
+{
+	return nn_xasprintf("%s/%s", home, name);
+}

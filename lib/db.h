@@ -1,0 +1,27 @@
+/*
+ * db — the sqlite store: WAL mode, synchronous=NORMAL, a busy timeout, and
+ * schema migrations by PRAGMA user_version.
+ *
+ * migrations[i] is the SQL that takes the schema from version i to i+1; the
+ * array ends with NULL.  Each step runs in its own transaction together with
+ * the user_version bump, so a crash leaves the schema at a whole version.
+ */
+#ifndef NN_DB_H
+#define NN_DB_H
+
+#include <sqlite3.h>
+
+struct nn_db {
+	sqlite3 *h;
+	int version;
+};
+
+int nn_db_open(struct nn_db *db, const char *path, const char *const *migrations, char *err);
+void nn_db_close(struct nn_db *db);
+/* Run SQL with no results. */
+int nn_db_exec(struct nn_db *db, const char *sql, char *err);
+
+/* The node's schema (all versions). */
+extern const char *const nn_node_schema[];
+
+#endif

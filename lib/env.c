@@ -1,0 +1,337 @@
+/*
+ * env — envelopes.  Verification order matters: shape first, then the
+ * signature, then time, and only then the replay cache, so a forged or
+ * malformed envelope can neither be answered as valid nor poison the cache.
+ */
+#include "env.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "codec.h"
+#include "json.h"
+#include "util.h"
+
+static const char *const code_names[NN_E__COUNT] = {
+	[NN_OK] = "ok",
+	[NN_E_PARSE] = "parse",
+	[NN_E_OVERSIZE] = "oversize",
+	[NN_E_NOT_OBJECT] = "not_object",
+	[NN_E_BAD_FIELD] = "bad_field",
+	[NN_E_BAD_SIGNATURE] = "bad_signature",
+	[NN_E_EXPIRED] = "expired",
+	[NN_E_BAD_TIME] = "bad_time",
+	[NN_E_REPLAY] = "replay",
+	[NN_E_UNKNOWN_BEHAVIOR] = "unknown_behavior",
+	[NN_E_UNAUTHORIZED] = "unauthorized",
+	[NN_E_BAD_BODY] = "bad_body",
+	[NN_E_BUSY] = "busy",
+	[NN_E_INTERNAL] = "internal",
+	[NN_E_TIMEOUT] = "timeout",
+	[NN_E_UNAVAILABLE] = "unavailable",
+};
+
+const char *nn_code_name(enum nn_code c)
+{
+	return (unsigned)c < NN_E__COUNT ? code_names[c] : "internal";
+}
+
+enum nn_code nn_code_parse(const char *name)
+{
+	for (int i = 0; i < NN_E__COUNT; i++)
+		if (!strcmp(code_names[i], name))
+			return (enum nn_code)i;
+	return NN_E_INTERNAL;
+}
+
+const char *nn_env_str(jv env, const char *field)
+{
+	const char *s;
+	return nn_json_get_str(env, field, &s, NULL) < 0 ? NULL : s;
+}
+
+jv nn_env_new(const char *type, const char *from, const char *to,
+	      const char *be, jv body, int64_t ttl_ms)
+{
+	char id[33];
+	int64_t now = nn_now_ms();
+	jv e = jv_object();
+
+	nn_random_id(id);
+	e = jv_object_set(e, jv_string("v"), jv_number(NN_ENV_VERSION));
+	e = jv_object_set(e, jv_string("type"), jv_string(type));
+	e = jv_object_set(e, jv_string("id"), jv_string(id));
+	e = jv_object_set(e, jv_string("from"), jv_string(from));
+	e = jv_object_set(e, jv_string("to"), jv_string(to));
+	if (be)
+		e = jv_object_set(e, jv_string("be"), jv_string(be));
+	e = jv_object_set(e, jv_string("ts"), jv_number((double)now));
+	e = jv_object_set(e, jv_string("exp"), jv_number((double)(now + ttl_ms)));
+	e = jv_object_set(e, jv_string("body"), body);
+	return e;
+}
+
+jv nn_env_answer(jv req, const char *type, const char *from, jv body, int64_t ttl_ms)
+{
+	const char *to = nn_env_str(req, "from");
+	const char *be = nn_env_str(req, "be");
+	const char *re = nn_env_str(req, "id");
+	jv e = nn_env_new(type, from, to ? to : "local", be, body, ttl_ms);
+	if (re)
+		e = jv_object_set(e, jv_string("re"), jv_string(re));
+	return e;
+}
+
+jv nn_env_error(jv req, const char *from, enum nn_code code, const char *msg, int64_t ttl_ms)
+{
+	jv body = jv_object();
+	body = jv_object_set(body, jv_string("code"), jv_string(nn_code_name(code)));
+	body = jv_object_set(body, jv_string("message"), jv_string(msg));
+	return nn_env_answer(req, "error", from, body, ttl_ms);
+}
+
+/* The signed bytes: prefix + canonical form of env without sig. */
+static int signing_input(jv env, struct nn_buf *b, char *err)
+{
+	jv bare = jv_object_delete(jv_copy(env), jv_string("sig"));
+	int r;
+	nn_buf_reset(b);
+	nn_buf_adds(b, NN_ENV_SIG_PREFIX);
+	r = nn_json_canon(bare, b, err);
+	jv_free(bare);
+	return r;
+}
+
+jv nn_env_sign(jv env, const struct nn_key *k, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	uint8_t sig[64];
+	char s64[96];
+
+	if (signing_input(env, &b, err) < 0) {
+		nn_buf_release(&b);
+		jv_free(env);
+		return jv_invalid();
+	}
+	nn_key_sign(k, sig, b.data, b.len);
+	nn_buf_release(&b);
+	nn_b64_encode(s64, sig, sizeof sig);
+	return jv_object_set(env, jv_string("sig"), jv_string(s64));
+}
+
+int nn_env_sign_line(jv env, const struct nn_key *k, struct nn_buf *out, char *err)
+{
+	env = nn_env_sign(env, k, err);
+	if (!jv_is_valid(env))
+		return -1;
+	if (nn_json_canon(env, out, err) < 0 || nn_buf_addc(out, '\n') < 0) {
+		jv_free(env);
+		return nn_seterr(err, "envelope too large");
+	}
+	jv_free(env);
+	return 0;
+}
+
+static int is_id(const char *s)
+{
+	size_t n = strlen(s);
+	if (n < 8 || n > 64)
+		return 0;
+	for (; *s; s++)
+		if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z')))
+			return 0;
+	return 1;
+}
+
+enum nn_code nn_env_verify(jv env, const struct nn_env_limits *lim, int64_t now, char *err)
+{
+	static const struct nn_env_limits deflim = NN_ENV_LIMITS_DEFAULT;
+	const char *type, *id, *from, *to, *be = NULL, *sig, *re;
+	int64_t v, ts, exp;
+	uint8_t pk[32], sigb[64];
+	struct nn_buf b = NN_BUF_INIT;
+	char ferr[NN_ERRLEN];
+	enum nn_code rc;
+
+	if (!lim)
+		lim = &deflim;
+	if (jv_get_kind(env) != JV_KIND_OBJECT) {
+		nn_seterr(err, "envelope is a JSON %s, not an object", nn_json_kind(env));
+		return NN_E_NOT_OBJECT;
+	}
+	if (nn_json_get_int(env, "v", &v, ferr) < 0 || nn_json_get_str(env, "type", &type, ferr) < 0 ||
+	    nn_json_get_str(env, "id", &id, ferr) < 0 || nn_json_get_str(env, "from", &from, ferr) < 0 ||
+	    nn_json_get_str(env, "to", &to, ferr) < 0 || nn_json_get_int(env, "ts", &ts, ferr) < 0 ||
+	    nn_json_get_int(env, "exp", &exp, ferr) < 0 || nn_json_get_obj(env, "body", ferr) < 0 ||
+	    nn_json_get_str(env, "sig", &sig, ferr) < 0) {
+		nn_seterr(err, "bad envelope: %s", ferr);
+		return NN_E_BAD_FIELD;
+	}
+	if (v != NN_ENV_VERSION) {
+		nn_seterr(err, "bad envelope: v: unsupported version %lld", (long long)v);
+		return NN_E_BAD_FIELD;
+	}
+	if (strcmp(type, "msg") && strcmp(type, "reply") && strcmp(type, "error") && strcmp(type, "event")) {
+		nn_seterr(err, "bad envelope: type: '%.32s' is not msg, reply, error or event", type);
+		return NN_E_BAD_FIELD;
+	}
+	if (!is_id(id)) {
+		nn_seterr(err, "bad envelope: id: expected 8 to 64 letters or digits");
+		return NN_E_BAD_FIELD;
+	}
+	if (nn_json_has(env, "be") && nn_json_get_str(env, "be", &be, ferr) < 0) {
+		nn_seterr(err, "bad envelope: %s", ferr);
+		return NN_E_BAD_FIELD;
+	}
+	if ((!strcmp(type, "msg") || !strcmp(type, "event")) && (!be || be[0] != '/')) {
+		nn_seterr(err, "bad envelope: be: expected a behavior path such as /node/info");
+		return NN_E_BAD_FIELD;
+	}
+	if (nn_json_has(env, "re") && nn_json_get_str(env, "re", &re, ferr) < 0) {
+		nn_seterr(err, "bad envelope: %s", ferr);
+		return NN_E_BAD_FIELD;
+	}
+	if (!strcmp(type, "reply") && !nn_json_has(env, "re")) {
+		nn_seterr(err, "bad envelope: re: missing");
+		return NN_E_BAD_FIELD;
+	}
+	if (nn_json_has(env, "cap")) {
+		jv c = jv_object_get(jv_copy(env), jv_string("cap"));
+		int k = jv_get_kind(c);
+		jv_free(c);
+		if (k != JV_KIND_ARRAY) {
+			nn_seterr(err, "bad envelope: cap: expected an array of tokens");
+			return NN_E_BAD_FIELD;
+		}
+	}
+	if (nn_did_to_pk(from, pk, ferr) < 0) {
+		nn_seterr(err, "bad envelope: from: %s", ferr);
+		return NN_E_BAD_FIELD;
+	}
+	if (strlen(sig) != 88 || nn_b64_decode(sigb, sizeof sigb, sig, 88) != 64) {
+		nn_seterr(err, "bad signature: sig is not 64 bytes of base64");
+		return NN_E_BAD_SIGNATURE;
+	}
+	if (signing_input(env, &b, ferr) < 0) {
+		nn_buf_release(&b);
+		nn_seterr(err, "bad envelope: %s", ferr);
+		return NN_E_BAD_FIELD;
+	}
+	rc = NN_OK;
+	if (nn_sig_verify(pk, sigb, b.data, b.len) != 0) {
+		nn_seterr(err, "bad signature: envelope %s is not signed by %.80s", id, from);
+		rc = NN_E_BAD_SIGNATURE;
+	} else if (exp <= now) {
+		nn_seterr(err, "envelope %s expired %lld ms ago", id, (long long)(now - exp));
+		rc = NN_E_EXPIRED;
+	} else if (ts > now + lim->skew_ms) {
+		nn_seterr(err, "envelope %s is from %lld ms in the future", id, (long long)(ts - now));
+		rc = NN_E_BAD_TIME;
+	} else if (exp < ts || exp - ts > lim->max_ttl_ms) {
+		nn_seterr(err, "envelope %s: exp must lie within %lld ms after ts", id,
+			  (long long)lim->max_ttl_ms);
+		rc = NN_E_BAD_TIME;
+	}
+	nn_buf_release(&b);
+	return rc;
+}
+
+/* Replay cache: open addressing on a 16-byte BLAKE2b digest of from+id. */
+struct slot {
+	uint8_t key[16];
+	int64_t exp;	/* 0: empty */
+};
+
+struct nn_replay {
+	struct slot *t;
+	size_t cap, used, max;
+	int64_t next_prune;
+};
+
+struct nn_replay *nn_replay_new(size_t max)
+{
+	struct nn_replay *r = nn_xcalloc(1, sizeof *r);
+	r->max = max ? max : 1;
+	r->cap = 1024;
+	r->t = nn_xcalloc(r->cap, sizeof *r->t);
+	return r;
+}
+
+void nn_replay_free(struct nn_replay *r)
+{
+	if (!r)
+		return;
+	free(r->t);
+	free(r);
+}
+
+size_t nn_replay_size(const struct nn_replay *r)
+{
+	return r->used;
+}
+
+static size_t slot_of(const uint8_t key[16], size_t cap)
+{
+	uint64_t h;
+	memcpy(&h, key, 8);
+	return (size_t)(h & (cap - 1));
+}
+
+static void insert(struct slot *t, size_t cap, const uint8_t key[16], int64_t exp)
+{
+	size_t i = slot_of(key, cap);
+	while (t[i].exp)
+		i = (i + 1) & (cap - 1);
+	memcpy(t[i].key, key, 16);
+	t[i].exp = exp;
+}
+
+/* Rebuild with capacity cap, dropping entries expired at now. */
+static void rebuild(struct nn_replay *r, size_t cap, int64_t now)
+{
+	struct slot *t = nn_xcalloc(cap, sizeof *t);
+	size_t used = 0;
+	for (size_t i = 0; i < r->cap; i++)
+		if (r->t[i].exp > now) {
+			insert(t, cap, r->t[i].key, r->t[i].exp);
+			used++;
+		}
+	free(r->t);
+	r->t = t;
+	r->cap = cap;
+	r->used = used;
+}
+
+int nn_replay_check(struct nn_replay *r, const char *from, const char *id, int64_t exp, int64_t now)
+{
+	uint8_t key[16];
+	crypto_generichash_state st;
+	size_t i;
+
+	crypto_generichash_init(&st, NULL, 0, sizeof key);
+	crypto_generichash_update(&st, (const uint8_t *)from, strlen(from) + 1);
+	crypto_generichash_update(&st, (const uint8_t *)id, strlen(id));
+	crypto_generichash_final(&st, key, sizeof key);
+
+	for (i = slot_of(key, r->cap); r->t[i].exp; i = (i + 1) & (r->cap - 1))
+		if (!memcmp(r->t[i].key, key, 16)) {
+			if (r->t[i].exp > now)
+				return 1;
+			r->t[i].exp = exp;	/* expired entry: reuse */
+			return 0;
+		}
+	if (now >= r->next_prune || r->used >= r->max || (r->used + 1) * 2 > r->cap) {
+		size_t cap = r->cap;
+		rebuild(r, cap, now);
+		r->next_prune = now + 1000;
+		while ((r->used + 1) * 2 > cap)
+			cap *= 2;
+		if (cap != r->cap)
+			rebuild(r, cap, now);
+	}
+	if (r->used >= r->max)
+		return -1;
+	insert(r->t, r->cap, key, exp);
+	r->used++;
+	return 0;
+}

@@ -1,0 +1,85 @@
+/*
+ * env — the signed envelope (man/nunet-envelope.5): build, sign, verify,
+ * expiry, and the replay cache.
+ *
+ * An envelope is a jv object: v, type, id, from, to, be, re, ts, exp, cap,
+ * body, sig.  The signature is ed25519 over "nunet:env:" followed by the
+ * RFC 8785 canonical form of the envelope without "sig", by the key named
+ * by the did:key in "from".
+ */
+#ifndef NN_ENV_H
+#define NN_ENV_H
+
+#include <jv.h>
+#include <stdint.h>
+#include "key.h"
+#include "util.h"
+
+#define NN_ENV_VERSION 1
+#define NN_ENV_SIG_PREFIX "nunet:env:"
+
+/* Error codes carried in the body of an "error" envelope. */
+enum nn_code {
+	NN_OK = 0,
+	NN_E_PARSE,		/* "parse": the line is not JSON */
+	NN_E_OVERSIZE,		/* "oversize": the line is over the cap */
+	NN_E_NOT_OBJECT,	/* "not_object": JSON, but not an object */
+	NN_E_BAD_FIELD,		/* "bad_field": missing or mistyped field */
+	NN_E_BAD_SIGNATURE,	/* "bad_signature" */
+	NN_E_EXPIRED,		/* "expired": exp is past */
+	NN_E_BAD_TIME,		/* "bad_time": ts in the future, or exp too far */
+	NN_E_REPLAY,		/* "replay": from+id seen before */
+	NN_E_UNKNOWN_BEHAVIOR,	/* "unknown_behavior" */
+	NN_E_UNAUTHORIZED,	/* "unauthorized" */
+	NN_E_BAD_BODY,		/* "bad_body": the behavior refused the body */
+	NN_E_BUSY,		/* "busy": try again later */
+	NN_E_INTERNAL,		/* "internal" */
+	NN_E_TIMEOUT,		/* "timeout": no reply in time (clients only) */
+	NN_E_UNAVAILABLE,	/* "unavailable": the receiver cannot be reached */
+	NN_E__COUNT
+};
+const char *nn_code_name(enum nn_code c);
+enum nn_code nn_code_parse(const char *name);	/* NN_E_INTERNAL when unknown */
+
+/* A new unsigned envelope.  Consumes body (must be an object). ttl_ms sets
+ * exp = ts + ttl_ms. */
+jv nn_env_new(const char *type, const char *from, const char *to,
+	      const char *be, jv body, int64_t ttl_ms);
+/* A reply or error to req (borrows req): to = req.from, re = req.id,
+ * be = req.be.  Consumes body.  req may be jv_null() for an error answering
+ * a line that had no usable envelope. */
+jv nn_env_answer(jv req, const char *type, const char *from, jv body, int64_t ttl_ms);
+/* An error answer with body {"code":…, "message":…}.  Borrows req. */
+jv nn_env_error(jv req, const char *from, enum nn_code code, const char *msg, int64_t ttl_ms);
+
+/* Sign: consumes env, returns it with "sig" (invalid + err on failure). */
+jv nn_env_sign(jv env, const struct nn_key *k, char *err);
+/* Sign and serialize to one line with a trailing "\n" into out (appended). */
+int nn_env_sign_line(jv env, const struct nn_key *k, struct nn_buf *out, char *err);
+
+struct nn_env_limits {
+	int64_t skew_ms;	/* how far ts may lie in the future */
+	int64_t max_ttl_ms;	/* how far exp may lie after ts */
+};
+#define NN_ENV_LIMITS_DEFAULT { 30000, 3600000 }
+
+/* Check shape, signature and time of env (borrows).  Returns NN_OK or the
+ * code, with a sentence in err. */
+__attribute__((warn_unused_result))
+enum nn_code nn_env_verify(jv env, const struct nn_env_limits *lim, int64_t now, char *err);
+
+/*
+ * Replay cache keyed by from+id, each entry kept until its envelope's exp.
+ * Bounded: when max entries are live, new envelopes are refused (busy).
+ */
+struct nn_replay;
+struct nn_replay *nn_replay_new(size_t max);
+void nn_replay_free(struct nn_replay *r);
+/* 0: new (now remembered); 1: seen before; -1: cache full. */
+int nn_replay_check(struct nn_replay *r, const char *from, const char *id, int64_t exp, int64_t now);
+size_t nn_replay_size(const struct nn_replay *r);
+
+/* Field access helpers (borrow env; the string lives as long as env). */
+const char *nn_env_str(jv env, const char *field);	/* NULL if absent */
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * json — our one wrapper around jq's `jv`.  Parsing with clear errors,
+ * compact output, RFC 8785 (JCS) canonical form, and typed field getters.
+ *
+ * Ownership follows jv: a function that takes a jv consumes it unless its
+ * comment says "borrows".  Returned jv values belong to the caller.
+ */
+#ifndef NN_JSON_H
+#define NN_JSON_H
+
+#include <jv.h>
+#include <stdint.h>
+#include "util.h"
+
+/* Parse exactly one JSON value from s[0..len).  On error returns an invalid
+ * jv and fills err ("not JSON: ...").  */
+jv nn_json_parse(const char *s, size_t len, char *err);
+
+/* RFC 8785 canonical form of v (borrows v) appended to out.  Fails (-1 and
+ * err) on invalid values, non-finite numbers, or output over out->max. */
+int nn_json_canon(jv v, struct nn_buf *out, char *err);
+
+/* Canonical form as a new string (caller frees), or NULL + err. Borrows v. */
+char *nn_json_canon_str(jv v, char *err);
+
+/* Compact one-line JSON text; same as canonical form (borrows v).  Dies only
+ * on out-of-memory; invalid values print as null. Caller frees. */
+char *nn_json_dump(jv v);
+
+/* Typed getters; all borrow obj.  Return -1 when the field is missing or of
+ * another type (fills err with "FIELD: expected TYPE"). */
+int nn_json_get_str(jv obj, const char *key, const char **out, char *err);
+int nn_json_get_int(jv obj, const char *key, int64_t *out, char *err);
+int nn_json_get_obj(jv obj, const char *key, char *err);
+
+/* True if obj is an object with member key (borrows obj). */
+int nn_json_has(jv obj, const char *key);
+
+/* True if number n is an integer exactly representable as a double. */
+int nn_json_is_int(double n);
+
+/* The jv kind's name, for error messages: "object", "string", … */
+const char *nn_json_kind(jv v);  /* borrows */
+
+#endif

@@ -1,0 +1,141 @@
+/*
+ * lines — the one way untrusted line input is read.  The buffer never holds
+ * more than the cap plus one read's worth of bytes: past the cap, the
+ * current line is dropped and only its end is looked for.
+ */
+#include "lines.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include "env.h"
+#include "json.h"
+
+void nn_lines_init(struct nn_lines *l, size_t max)
+{
+	nn_buf_init(&l->buf, 0);
+	l->off = l->scanned = 0;
+	l->max = max ? max : NN_LINE_MAX_DEFAULT;
+	l->discarding = 0;
+	l->lineno = 0;
+}
+
+void nn_lines_release(struct nn_lines *l)
+{
+	nn_buf_release(&l->buf);
+	l->off = l->scanned = 0;
+}
+
+size_t nn_lines_pending(const struct nn_lines *l)
+{
+	return l->buf.len - l->off;
+}
+
+static void compact(struct nn_lines *l)
+{
+	if (l->off == 0)
+		return;
+	nn_buf_consume(&l->buf, l->off);
+	l->off = 0;
+}
+
+void nn_lines_feed(struct nn_lines *l, const char *p, size_t n)
+{
+	if (l->off > 0 && (l->off == l->buf.len || l->off > 65536))
+		compact(l);
+	nn_buf_add(&l->buf, p, n);	/* unlimited buffer; bounded by next() */
+}
+
+ssize_t nn_lines_read_fd(struct nn_lines *l, int fd)
+{
+	char chunk[65536];
+	ssize_t n;
+	do
+		n = read(fd, chunk, sizeof chunk);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		nn_lines_feed(l, chunk, (size_t)n);
+	return n;
+}
+
+int nn_lines_next(struct nn_lines *l, const char **line, size_t *len)
+{
+	for (;;) {
+		char *start = l->buf.data + l->off;
+		size_t avail = l->buf.len - l->off;
+		char *nl = avail > l->scanned ? memchr(start + l->scanned, '\n', avail - l->scanned) : NULL;
+
+		if (l->discarding) {
+			if (!nl) {
+				l->off = l->buf.len;	/* drop everything */
+				l->scanned = 0;
+				compact(l);
+				return NN_LINES_NONE;
+			}
+			l->off += (size_t)(nl - start) + 1;
+			l->scanned = 0;
+			l->discarding = 0;
+			continue;
+		}
+		if (!nl) {
+			l->scanned = avail;
+			if (avail > l->max) {
+				l->discarding = 1;
+				l->lineno++;
+				l->off = l->buf.len;
+				l->scanned = 0;
+				compact(l);
+				return NN_LINES_OVERSIZE;
+			}
+			return NN_LINES_NONE;
+		}
+		size_t n = (size_t)(nl - start);
+		l->off += n + 1;
+		l->scanned = 0;
+		l->lineno++;
+		if (n > l->max)
+			return NN_LINES_OVERSIZE;
+		if (n && start[n - 1] == '\r')
+			n--;
+		*line = start;
+		*len = n;
+		return NN_LINES_LINE;
+	}
+}
+
+static int blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t')
+			return 0;
+	return 1;
+}
+
+int nn_jsonl_next(struct nn_lines *l, jv *out, int *code, char *err)
+{
+	const char *line;
+	size_t len;
+	char perr[NN_ERRLEN];
+
+	for (;;) {
+		int r = nn_lines_next(l, &line, &len);
+		if (r == NN_LINES_NONE)
+			return NN_JSONL_NONE;
+		if (r == NN_LINES_OVERSIZE) {
+			if (code)
+				*code = NN_E_OVERSIZE;
+			nn_seterr(err, "line %lu: longer than %zu bytes", l->lineno, l->max);
+			return NN_JSONL_ERROR;
+		}
+		if (blank(line, len))
+			continue;
+		*out = nn_json_parse(line, len, perr);
+		if (!jv_is_valid(*out)) {
+			if (code)
+				*code = NN_E_PARSE;
+			nn_seterr(err, "line %lu: %s", l->lineno, perr);
+			return NN_JSONL_ERROR;
+		}
+		return NN_JSONL_VALUE;
+	}
+}
