@@ -1,0 +1,158 @@
+/*
+ * client — the caller's side of the control socket.  The identity used to
+ * sign is, by default, the node's own key in $NUNET_HOME: after `nunet-node
+ * init` a user can talk to their node with no further set-up.
+ */
+#include "client.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config.h"
+#include "json.h"
+#include "sock.h"
+#include "util.h"
+
+int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
+		   enum nn_code *code, char *err)
+{
+	char e[NN_ERRLEN];
+	char *path;
+
+	memset(c, 0, sizeof *c);
+	c->fd = -1;
+	c->ttl_ms = 60000;
+	nn_lines_init(&c->in, 64 * 1024 * 1024);
+	c->home = nn_home(home, e);
+	if (!c->home) {
+		*code = NN_E_BAD_FIELD;
+		return nn_seterr(err, "%s", e);
+	}
+	path = keyfile ? nn_xstrdup(keyfile) : nn_home_file(c->home, "key");
+	if (nn_key_load(&c->key, path, getenv("NUNET_PASSPHRASE"), e) < 0) {
+		free(path);
+		*code = NN_E_BAD_FIELD;
+		if (!keyfile && errno == ENOENT)
+			return nn_seterr(err, "no identity in '%s': run 'nunet-node init'", c->home);
+		return nn_seterr(err, "%s", e);
+	}
+	free(path);
+	path = nn_home_file(c->home, "node.sock");
+	c->fd = nn_sock_connect(path, e);
+	if (c->fd < 0) {
+		*code = NN_E_UNAVAILABLE;
+		if (errno == ENOENT || errno == ECONNREFUSED)
+			nn_seterr(err, "no node is running in '%s' (is 'nunet-node run' started?)", c->home);
+		else
+			nn_seterr(err, "%s", e);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return 0;
+}
+
+void nn_client_close(struct nn_client *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	nn_lines_release(&c->in);
+	nn_key_clear(&c->key);
+	free(c->home);
+	c->home = NULL;
+}
+
+int nn_client_request(struct nn_client *c, const char *to, const char *be, jv body,
+		      struct nn_buf *out, char id[65], char *err)
+{
+	jv env = nn_env_new("msg", c->key.did, to ? to : "local", be, body, c->ttl_ms);
+	const char *s = nn_env_str(env, "id");
+	snprintf(id, 65, "%s", s ? s : "");
+	return nn_env_sign_line(env, &c->key, out, err);
+}
+
+enum nn_code nn_client_check(struct nn_client *c, jv env, char *err)
+{
+	static const struct nn_env_limits lim = NN_ENV_LIMITS_DEFAULT;
+	enum nn_code code = nn_env_verify(env, &lim, nn_now_ms(), err);
+	const char *to, *type;
+	if (code != NN_OK)
+		return code;
+	type = nn_env_str(env, "type");
+	to = nn_env_str(env, "to");
+	if (strcmp(type, "reply") && strcmp(type, "error")) {
+		nn_seterr(err, "the node answered with a %s envelope", type);
+		return NN_E_BAD_FIELD;
+	}
+	if (strcmp(to, c->key.did) != 0) {
+		nn_seterr(err, "the answer is addressed to %.80s, not to us", to);
+		return NN_E_BAD_FIELD;
+	}
+	return NN_OK;
+}
+
+jv nn_client_call(struct nn_client *c, const char *to, const char *be, jv body,
+		  int timeout_ms, enum nn_code *code, char *err)
+{
+	struct nn_buf out = NN_BUF_INIT;
+	char id[65], e[NN_ERRLEN];
+	int64_t deadline = nn_mono_ms() + timeout_ms;
+	int jcode;
+	jv env;
+
+	if (nn_client_request(c, to, be, body, &out, id, e) < 0) {
+		nn_buf_release(&out);
+		*code = NN_E_BAD_FIELD;
+		nn_seterr(err, "%s", e);
+		return jv_invalid();
+	}
+	if (nn_write_all(c->fd, out.data, out.len) < 0) {
+		nn_buf_release(&out);
+		*code = NN_E_UNAVAILABLE;
+		nn_seterr(err, "cannot send to the node: %s", strerror(errno));
+		return jv_invalid();
+	}
+	nn_buf_release(&out);
+	for (;;) {
+		int r = nn_jsonl_next(&c->in, &env, &jcode, e);
+		if (r == NN_JSONL_VALUE) {
+			const char *re = nn_env_str(env, "re");
+			if (re && !strcmp(re, id)) {
+				*code = nn_client_check(c, env, e);
+				if (*code == NN_OK)
+					return env;
+				jv_free(env);
+				nn_seterr(err, "bad answer from the node: %s", e);
+				return jv_invalid();
+			}
+			jv_free(env);
+			continue;
+		}
+		if (r == NN_JSONL_ERROR)
+			continue;
+		int64_t left = deadline - nn_mono_ms();
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		if (left <= 0) {
+			*code = NN_E_TIMEOUT;
+			nn_seterr(err, "no answer from the node within %d ms", timeout_ms);
+			return jv_invalid();
+		}
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR) {
+			*code = NN_E_UNAVAILABLE;
+			nn_seterr(err, "poll: %s", strerror(errno));
+			return jv_invalid();
+		}
+		if (p.revents) {
+			ssize_t n = nn_lines_read_fd(&c->in, c->fd);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+				*code = NN_E_UNAVAILABLE;
+				nn_seterr(err, "the node closed the connection");
+				return jv_invalid();
+			}
+		}
+	}
+}

@@ -1,0 +1,50 @@
+/*
+ * client — talking to the local node over $NUNET_HOME/node.sock: find the
+ * home and the caller's identity, connect, send signed requests and read
+ * verified answers.  Used by nunet-send, nunet-node status and every
+ * program that asks the node for something.
+ */
+#ifndef NN_CLIENT_H
+#define NN_CLIENT_H
+
+#include <jv.h>
+#include "env.h"
+#include "key.h"
+#include "lines.h"
+
+struct nn_client {
+	int fd;
+	char *home;
+	struct nn_key key;
+	struct nn_lines in;
+	int64_t ttl_ms;
+};
+
+/*
+ * Load the identity (keyfile, or $NUNET_HOME/key when NULL; passphrase from
+ * NUNET_PASSPHRASE) and connect to the node of home (NULL: $NUNET_HOME…).
+ * On failure *code is NN_E_UNAVAILABLE (no node listening) or
+ * NN_E_BAD_FIELD (no usable identity) and err says why.
+ */
+int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
+		   enum nn_code *code, char *err);
+void nn_client_close(struct nn_client *c);
+
+/* Build and sign a request (consumes body), appending its line to out;
+ * *id receives the envelope id (33 bytes). */
+int nn_client_request(struct nn_client *c, const char *to, const char *be, jv body,
+		      struct nn_buf *out, char id[65], char *err);
+
+/*
+ * Check an answer envelope read from the node (borrows env): valid
+ * signature and shape, addressed to us.  Returns NN_OK, or the code of a
+ * bad answer.
+ */
+enum nn_code nn_client_check(struct nn_client *c, jv env, char *err);
+
+/* One request, one answer: returns the answer envelope (reply or error) or
+ * an invalid jv with *code (NN_E_TIMEOUT, NN_E_UNAVAILABLE, …) and err. */
+jv nn_client_call(struct nn_client *c, const char *to, const char *be, jv body,
+		  int timeout_ms, enum nn_code *code, char *err);
+
+#endif

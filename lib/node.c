@@ -1,0 +1,614 @@
+/*
+ * node — the daemon's core.  One thread, one epoll loop: the listening
+ * control socket, one watch per client, a sweep timer for idle half-line
+ * clients, and signalfd for SIGTERM/SIGINT (stop) and SIGHUP (reload).
+ *
+ * Each client has a capped line reader for input and a bounded output
+ * buffer.  A client that reads its replies slower than it sends requests is
+ * paused (its input is no longer read) until its output drains, so no
+ * client can make the node buffer without bound.  Nothing a client sends
+ * can stop the node from serving the others: every line gets an answer,
+ * either a reply or a signed error envelope.
+ */
+#include "node.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "json.h"
+#include "lines.h"
+#include "log.h"
+#include "sock.h"
+#include "util.h"
+
+#define MAX_BEHAVIORS 256
+#define OUT_HIGH (1024 * 1024)	/* pause a client's input above this */
+
+struct conn {
+	struct nn_node *node;
+	int fd;
+	unsigned long no;
+	struct nn_watch *w;
+	struct nn_lines in;
+	struct nn_buf out;
+	int64_t last;		/* monotonic ms of last input */
+	int paused, closing;
+	struct conn *prev, *next;
+};
+
+struct nn_node {
+	char *home, *sock_path, *cfg_path, *db_path, *lock_path;
+	int lock_fd, lfd;
+	struct nn_key key;
+	struct nn_config cfg;
+	struct nn_env_limits lim;
+	struct nn_db db;
+	struct nn_loop *loop;
+	struct nn_replay *replay;
+	struct nn_watch *lw, *sweep;
+	struct conn *conns;
+	unsigned long nconns, conn_seq;
+	const struct nn_behavior *beh[MAX_BEHAVIORS];
+	int nbeh;
+	int64_t started_ms;
+	uint64_t requests, errors;
+	int ready_fd;
+	int stopping;
+};
+
+static const struct nn_behavior core_behaviors[];
+
+const char *nn_node_did(const struct nn_node *n) { return n->key.did; }
+struct nn_db *nn_node_db(struct nn_node *n) { return &n->db; }
+struct nn_loop *nn_node_loop(struct nn_node *n) { return n->loop; }
+const struct nn_config *nn_node_config(const struct nn_node *n) { return &n->cfg; }
+
+void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b)
+{
+	for (int i = 0; i < n->nbeh; i++)
+		if (!strcmp(n->beh[i]->path, b->path)) {
+			n->beh[i] = b;
+			return;
+		}
+	if (n->nbeh < MAX_BEHAVIORS)
+		n->beh[n->nbeh++] = b;
+}
+
+static const struct nn_behavior *find_behavior(struct nn_node *n, const char *path)
+{
+	for (int i = 0; i < n->nbeh; i++)
+		if (!strcmp(n->beh[i]->path, path))
+			return n->beh[i];
+	return NULL;
+}
+
+void nn_node_event(struct nn_node *n, const char *kind, jv body)
+{
+	sqlite3_stmt *st;
+	char *text = nn_json_dump(body);
+	jv_free(body);
+	if (sqlite3_prepare_v2(n->db.h, "INSERT INTO events (ts, kind, body) VALUES (?, ?, ?)",
+			       -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, nn_now_ms());
+		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			nn_warn("cannot record event %s: %s", kind, sqlite3_errmsg(n->db.h));
+		sqlite3_finalize(st);
+	} else {
+		nn_warn("cannot record event %s: %s", kind, sqlite3_errmsg(n->db.h));
+	}
+	free(text);
+}
+
+/* ---- clients ---- */
+
+static void conn_close(struct conn *c)
+{
+	struct nn_node *n = c->node;
+	nn_loop_remove(n->loop, c->w);
+	close(c->fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	n->nconns--;
+	nn_lines_release(&c->in);
+	nn_buf_release(&c->out);
+	free(c);
+}
+
+static void conn_events(struct conn *c)
+{
+	uint32_t ev = 0;
+	if (!c->paused && !c->closing)
+		ev |= EPOLLIN;
+	if (c->out.len)
+		ev |= EPOLLOUT;
+	nn_loop_fd_events(c->node->loop, c->w, ev | EPOLLRDHUP);
+}
+
+/* Write what we can; returns -1 when the client is gone. */
+static int conn_flush(struct conn *c)
+{
+	while (c->out.len) {
+		ssize_t w = send(c->fd, c->out.data, c->out.len, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (w < 0)
+			return -1;
+		nn_buf_consume(&c->out, (size_t)w);
+	}
+	return 0;
+}
+
+static void send_env(struct conn *c, jv env)
+{
+	char err[NN_ERRLEN];
+	size_t before = c->out.len;
+	if (nn_env_sign_line(env, &c->node->key, &c->out, err) < 0) {
+		c->out.len = before;
+		nn_error("client %lu: cannot send a reply: %s", c->no, err);
+		c->closing = 1;
+	}
+}
+
+static void send_error(struct conn *c, jv req, enum nn_code code, const char *msg)
+{
+	struct nn_node *n = c->node;
+	n->errors++;
+	nn_warn("client %lu: %s: %s", c->no, nn_code_name(code), msg);
+	send_env(c, nn_env_error(req, n->key.did, code, msg, n->cfg.ttl_ms));
+}
+
+static int authorized(struct nn_node *n, const char *from, const char *be)
+{
+	size_t len = nn_did_len(from);
+	if (!strncmp(be, "/public/", 8))
+		return 1;
+	if (len == strlen(n->key.did) && !strncmp(from, n->key.did, len))
+		return 1;
+	jv_array_foreach(n->cfg.owners, i, o) {
+		int ok = strlen(jv_string_value(o)) == len && !strncmp(jv_string_value(o), from, len);
+		jv_free(o);
+		if (ok)
+			return 1;
+	}
+	return 0;
+}
+
+static void handle(struct conn *c, jv env)
+{
+	struct nn_node *n = c->node;
+	char err[NN_ERRLEN];
+	const char *type, *from, *to, *be, *id;
+	int64_t exp;
+	const struct nn_behavior *b;
+	enum nn_code code;
+	jv reply;
+
+	n->requests++;
+	code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
+	if (code != NN_OK) {
+		/* answer with re only when the envelope carried a usable id */
+		send_error(c, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
+		return;
+	}
+	type = nn_env_str(env, "type");
+	from = nn_env_str(env, "from");
+	to = nn_env_str(env, "to");
+	be = nn_env_str(env, "be");
+	id = nn_env_str(env, "id");
+	nn_json_get_int(env, "exp", &exp, NULL);
+
+	if (strcmp(type, "msg") != 0) {
+		send_error(c, env, NN_E_BAD_FIELD, "type: the control socket takes msg envelopes");
+		return;
+	}
+	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0) {
+		snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
+		send_error(c, env, NN_E_UNAVAILABLE, err);
+		return;
+	}
+	switch (nn_replay_check(n->replay, from, id, exp, nn_now_ms())) {
+	case 1:
+		snprintf(err, sizeof err, "envelope %s from %.80s was seen before", id, from);
+		send_error(c, env, NN_E_REPLAY, err);
+		return;
+	case -1:
+		send_error(c, env, NN_E_BUSY, "replay cache is full: try again later");
+		return;
+	}
+	if (!authorized(n, from, be)) {
+		snprintf(err, sizeof err, "%.80s may not invoke %.80s on this node", from, be);
+		send_error(c, env, NN_E_UNAUTHORIZED, err);
+		return;
+	}
+	b = find_behavior(n, be);
+	if (!b) {
+		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
+		send_error(c, env, NN_E_UNKNOWN_BEHAVIOR, err);
+		return;
+	}
+	reply = jv_invalid();
+	err[0] = '\0';
+	code = b->fn(n, env, &reply, err);
+	if (code != NN_OK) {
+		jv_free(reply);
+		send_error(c, env, code, err[0] ? err : nn_code_name(code));
+		return;
+	}
+	if (jv_get_kind(reply) != JV_KIND_OBJECT) {
+		jv_free(reply);
+		send_error(c, env, NN_E_INTERNAL, "behavior returned no body");
+		return;
+	}
+	nn_debug("client %lu: %s %s", c->no, be, id);
+	send_env(c, nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms));
+}
+
+/* Answer every complete line buffered, unless output is backed up. */
+static void conn_process(struct conn *c)
+{
+	char err[NN_ERRLEN];
+	int code;
+	jv v;
+	while (!c->closing && c->out.len < OUT_HIGH) {
+		int r = nn_jsonl_next(&c->in, &v, &code, err);
+		if (r == NN_JSONL_NONE)
+			break;
+		if (r == NN_JSONL_ERROR) {
+			send_error(c, jv_null(), code, err);
+			continue;
+		}
+		handle(c, v);
+		jv_free(v);
+	}
+	c->paused = c->out.len >= OUT_HIGH;
+}
+
+static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct conn *c = arg;
+	int eof = 0;
+
+	if (events & EPOLLOUT) {
+		if (conn_flush(c) < 0) {
+			conn_close(c);
+			return;
+		}
+		if (c->paused && c->out.len < OUT_HIGH) {
+			c->paused = 0;
+			conn_process(c);
+		}
+	}
+	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->paused) {
+		for (int i = 0; i < 16 && !c->paused; i++) {
+			ssize_t r = nn_lines_read_fd(&c->in, fd);
+			if (r == 0) {
+				eof = 1;
+				break;
+			}
+			if (r < 0) {
+				if (errno != EAGAIN && errno != EWOULDBLOCK)
+					eof = 1;
+				break;
+			}
+			c->last = nn_mono_ms();
+			conn_process(c);
+		}
+	}
+	if (conn_flush(c) < 0 || (c->out.len == 0 && (eof || c->closing))) {
+		conn_close(c);
+		return;
+	}
+	if (eof && !c->closing) {
+		/* peer half-closed: answer what is buffered, then go */
+		conn_process(c);
+		c->closing = 1;
+	}
+	conn_events(c);
+}
+
+static void on_accept(struct nn_loop *l, int lfd, uint32_t events, void *arg)
+{
+	struct nn_node *n = arg;
+	char err[NN_ERRLEN];
+	for (int i = 0; i < 64; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		uid_t uid;
+		struct conn *c;
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				nn_warn("accept: %s", strerror(errno));
+			return;
+		}
+		c = nn_xcalloc(1, sizeof *c);
+		c->node = n;
+		c->fd = fd;
+		c->no = ++n->conn_seq;
+		c->last = nn_mono_ms();
+		nn_lines_init(&c->in, (size_t)n->cfg.max_line);
+		nn_buf_init(&c->out, 0);
+		c->w = nn_loop_fd(l, fd, EPOLLIN | EPOLLRDHUP, on_conn, c, err);
+		if (!c->w) {
+			nn_error("client: %s", err);
+			close(fd);
+			nn_lines_release(&c->in);
+			free(c);
+			continue;
+		}
+		c->next = n->conns;
+		if (n->conns)
+			n->conns->prev = c;
+		n->conns = c;
+		n->nconns++;
+		if (nn_sock_peer(fd, &uid, NULL) < 0 || uid != geteuid()) {
+			snprintf(err, sizeof err, "peer uid %ld is not the node's user (uid %ld)",
+				 (long)uid, (long)geteuid());
+			send_error(c, jv_null(), NN_E_UNAUTHORIZED, err);
+			c->closing = 1;
+		} else if (n->nconns > (unsigned long)n->cfg.max_clients) {
+			send_error(c, jv_null(), NN_E_BUSY, "too many clients: try again later");
+			c->closing = 1;
+		}
+		if (c->closing) {
+			conn_flush(c);
+			conn_close(c);
+		}
+	}
+}
+
+/* Drop clients that have held half a line longer than client_timeout_ms. */
+static void on_sweep(struct nn_loop *l, void *arg)
+{
+	struct nn_node *n = arg;
+	int64_t now = nn_mono_ms();
+	struct conn *c = n->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (nn_lines_pending(&c->in) > 0 && now - c->last > n->cfg.client_timeout_ms) {
+			nn_warn("client %lu: dropped after %lld ms with an unfinished line",
+				(unsigned long)c->no, (long long)(now - c->last));
+			conn_close(c);
+		}
+	}
+}
+
+/* ---- signals ---- */
+
+static void on_stop(struct nn_loop *l, int signo, void *arg)
+{
+	struct nn_node *n = arg;
+	nn_info("%s: stopping", strsignal(signo));
+	n->stopping = 1;
+	nn_loop_stop(l);
+}
+
+static void on_hup(struct nn_loop *l, int signo, void *arg)
+{
+	struct nn_node *n = arg;
+	struct nn_config c;
+	char err[NN_ERRLEN];
+	nn_config_init(&c);
+	if (nn_config_load(&c, n->cfg_path, err) < 0) {
+		nn_error("reload refused, keeping the running configuration: %s", err);
+		nn_config_release(&c);
+		return;
+	}
+	nn_config_release(&n->cfg);
+	n->cfg = c;
+	nn_config_limits(&n->cfg, &n->lim);
+	nn_log_set_level(n->cfg.log_level);
+	for (struct conn *k = n->conns; k; k = k->next)
+		k->in.max = (size_t)n->cfg.max_line;
+	nn_info("configuration reloaded from %s", n->cfg_path);
+	nn_node_event(n, "node.reload", jv_object());
+}
+
+/* ---- core behaviors ---- */
+
+static enum nn_code be_info(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	int64_t now = nn_now_ms();
+	jv b = jv_object();
+	b = jv_object_set(b, jv_string("did"), jv_string(n->key.did));
+	b = jv_object_set(b, jv_string("version"), jv_string(NN_VERSION));
+	b = jv_object_set(b, jv_string("pid"), jv_number(getpid()));
+	b = jv_object_set(b, jv_string("home"), jv_string(n->home));
+	b = jv_object_set(b, jv_string("started"), jv_number((double)n->started_ms));
+	b = jv_object_set(b, jv_string("uptime_ms"), jv_number((double)(now - n->started_ms)));
+	b = jv_object_set(b, jv_string("clients"), jv_number((double)n->nconns));
+	b = jv_object_set(b, jv_string("requests"), jv_number((double)n->requests));
+	b = jv_object_set(b, jv_string("errors"), jv_number((double)n->errors));
+	b = jv_object_set(b, jv_string("db_version"), jv_number(n->db.version));
+	b = jv_object_set(b, jv_string("max_line_bytes"), jv_number((double)n->cfg.max_line));
+	*reply = b;
+	return NN_OK;
+}
+
+static enum nn_code be_ping(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv b = jv_object();
+	b = jv_object_set(b, jv_string("pong"), jv_true());
+	b = jv_object_set(b, jv_string("ts"), jv_number((double)nn_now_ms()));
+	b = jv_object_set(b, jv_string("echo"), jv_object_get(jv_copy(req), jv_string("body")));
+	*reply = b;
+	return NN_OK;
+}
+
+static enum nn_code be_behaviors(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv a = jv_array();
+	for (int i = 0; i < n->nbeh; i++) {
+		jv o = jv_object();
+		o = jv_object_set(o, jv_string("be"), jv_string(n->beh[i]->path));
+		o = jv_object_set(o, jv_string("about"), jv_string(n->beh[i]->about));
+		o = jv_object_set(o, jv_string("public"), n->beh[i]->public ? jv_true() : jv_false());
+		a = jv_array_append(a, o);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("behaviors"), a);
+	return NN_OK;
+}
+
+static const struct nn_behavior core_behaviors[] = {
+	{ "/node/info", be_info, "who this node is and how it is doing", 0 },
+	{ "/node/ping", be_ping, "answer at once, echoing the body", 0 },
+	{ "/node/behaviors", be_behaviors, "list the behaviors this node answers", 0 },
+	{ "/public/ping", be_ping, "answer at once, to anyone", 1 },
+};
+
+/* ---- life cycle ---- */
+
+struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char *err)
+{
+	struct nn_node *n = nn_xcalloc(1, sizeof *n);
+	char e[NN_ERRLEN];
+	char *keypath;
+	struct stat st;
+
+	n->lock_fd = n->lfd = -1;
+	n->ready_fd = o->ready_fd;
+	nn_config_init(&n->cfg);
+	n->home = nn_home(o->home, e);
+	if (!n->home) {
+		*exit_code = NN_EX_CONFIG;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	n->sock_path = nn_home_file(n->home, "node.sock");
+	n->cfg_path = nn_home_file(n->home, "config.json");
+	n->db_path = nn_home_file(n->home, "node.db");
+	n->lock_path = nn_home_file(n->home, "node.lock");
+	if (stat(n->home, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		*exit_code = NN_EX_CONFIG;
+		nn_seterr(err, "no node at '%s': run 'nunet-node init' first", n->home);
+		goto fail;
+	}
+	keypath = nn_home_file(n->home, "key");
+	if (nn_key_load(&n->key, keypath, o->passphrase, e) < 0) {
+		free(keypath);
+		*exit_code = NN_EX_CONFIG;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	free(keypath);
+	if (nn_config_load(&n->cfg, n->cfg_path, e) < 0) {
+		*exit_code = NN_EX_CONFIG;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	nn_config_limits(&n->cfg, &n->lim);
+	nn_log_set_level(n->cfg.log_level);
+
+	n->lock_fd = open(n->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (n->lock_fd < 0) {
+		*exit_code = NN_EX_IOERR;
+		nn_seterr(err, "cannot open '%s': %s", n->lock_path, strerror(errno));
+		goto fail;
+	}
+	if (flock(n->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		*exit_code = NN_EX_UNAVAILABLE;
+		nn_seterr(err, "a node is already running in '%s'", n->home);
+		close(n->lock_fd);
+		n->lock_fd = -1;
+		goto fail;
+	}
+	if (nn_db_open(&n->db, n->db_path, nn_node_schema, e) < 0) {
+		*exit_code = NN_EX_IOERR;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	n->loop = nn_loop_new(e);
+	if (!n->loop) {
+		*exit_code = NN_EX_SOFTWARE;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	unlink(n->sock_path);	/* we hold the lock: any socket here is stale */
+	n->lfd = nn_sock_listen(n->sock_path, 0600, e);
+	if (n->lfd < 0) {
+		*exit_code = NN_EX_IOERR;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	n->replay = nn_replay_new((size_t)n->cfg.replay_max);
+	if (!(n->lw = nn_loop_fd(n->loop, n->lfd, EPOLLIN, on_accept, n, e)) ||
+	    !(n->sweep = nn_loop_timer(n->loop, 250, 250, on_sweep, n, e)) ||
+	    nn_loop_signal(n->loop, SIGTERM, on_stop, n, e) < 0 ||
+	    nn_loop_signal(n->loop, SIGINT, on_stop, n, e) < 0 ||
+	    nn_loop_signal(n->loop, SIGHUP, on_hup, n, e) < 0) {
+		*exit_code = NN_EX_SOFTWARE;
+		nn_seterr(err, "%s", e);
+		goto fail;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof core_behaviors / sizeof *core_behaviors; i++)
+		nn_node_behavior(n, &core_behaviors[i]);
+	n->started_ms = nn_now_ms();
+	return n;
+fail:
+	nn_node_close(n);
+	return NULL;
+}
+
+int nn_node_run(struct nn_node *n)
+{
+	jv ev = jv_object();
+	ev = jv_object_set(ev, jv_string("did"), jv_string(n->key.did));
+	ev = jv_object_set(ev, jv_string("pid"), jv_number(getpid()));
+	nn_node_event(n, "node.start", ev);
+	nn_info("serving %s as %s", n->sock_path, n->key.did);
+	if (n->ready_fd >= 0) {
+		char *line = nn_xasprintf("{\"ready\":true,\"did\":\"%s\",\"sock\":\"%s\",\"pid\":%ld}\n",
+					  n->key.did, n->sock_path, (long)getpid());
+		if (nn_write_all(n->ready_fd, line, strlen(line)) < 0)
+			nn_warn("cannot write the ready line: %s", strerror(errno));
+		free(line);
+		close(n->ready_fd);
+		n->ready_fd = -1;
+	}
+	if (nn_loop_run(n->loop) < 0) {
+		nn_error("event loop: %s", strerror(errno));
+		return -1;
+	}
+	nn_node_event(n, "node.stop", jv_object());
+	return 0;
+}
+
+void nn_node_close(struct nn_node *n)
+{
+	if (!n)
+		return;
+	while (n->conns)
+		conn_close(n->conns);
+	if (n->lfd >= 0) {
+		close(n->lfd);
+		unlink(n->sock_path);
+	}
+	nn_loop_free(n->loop);
+	nn_replay_free(n->replay);
+	nn_db_close(&n->db);
+	if (n->lock_fd >= 0)
+		close(n->lock_fd);
+	nn_key_clear(&n->key);
+	nn_config_release(&n->cfg);
+	free(n->home);
+	free(n->sock_path);
+	free(n->cfg_path);
+	free(n->db_path);
+	free(n->lock_path);
+	free(n);
+}
