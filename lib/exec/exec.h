@@ -174,6 +174,9 @@ struct nn_executor {
 	/* Re-attach to a job started by another process, from what start()
 	 * recorded in DIR (and labels).  -1 when there is nothing to adopt. */
 	int (*adopt)(struct nn_exec_job *job, char *err);
+	/* Free what the executor keeps in job->priv (not the priv block
+	 * itself: nn_exec_job_release frees that).  May be NULL. */
+	void (*release)(struct nn_exec_job *job);
 };
 
 /* A running (or prepared) job: the spec it runs and the executor's state. */
@@ -184,6 +187,11 @@ struct nn_exec_job {
 	char handle[128];	/* container id, cgroup name, …: for messages */
 	void *priv;		/* the executor's own state */
 	int adopted;		/* 1: found by adopt(), not started by us */
+	int ex_code;		/* set by a failing op: NN_EX_DATAERR when the
+				 * spec is at fault (command or image missing,
+				 * unknown option), NN_EX_UNAVAILABLE when this
+				 * machine lacks something (executor, limit),
+				 * NN_EX_SOFTWARE/NN_EX_IOERR otherwise */
 };
 
 void nn_exec_job_init(struct nn_exec_job *job, const struct nn_executor *ex,
@@ -196,8 +204,10 @@ void nn_exec_job_release(struct nn_exec_job *job);
 const struct nn_executor *nn_exec_find(const char *name, char *err);
 const struct nn_executor *const *nn_exec_list(void);
 
-/* The executors (each in its own lib/exec/NAME.c). */
+/* The executors (each in its own lib/exec/NAME.c; listed in exec.c). */
 extern const struct nn_executor nn_exec_native;
+extern const struct nn_executor nn_exec_docker;
+extern const struct nn_executor nn_exec_vm;
 
 /* Paths inside the allocation directory (caller frees). */
 char *nn_exec_path(const struct nn_exec_spec *spec, const char *name);

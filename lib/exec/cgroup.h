@@ -1,0 +1,75 @@
+/*
+ * cgroup — control groups for the native executor, on cgroup v2, v1 or a
+ * hybrid of both, found by reading /proc/self/mountinfo (never assumed).
+ * Each controller the executor needs (memory, cpu, cpuacct, pids) is taken
+ * from the cgroup2 hierarchy when its root lists it in cgroup.controllers,
+ * else from a v1 hierarchy that has it mounted.  A controller-less cgroup2
+ * mount (the "unified" tree of a hybrid host) is still used to track the
+ * job's processes and to kill them all with cgroup.kill.  A job's groups are
+ * called "nunet/ID" in every hierarchy used.
+ */
+#ifndef NN_CGROUP_H
+#define NN_CGROUP_H
+
+#include <sys/types.h>
+#include <jv.h>
+#include "exec/exec.h"
+
+enum nn_cg_ctl { NN_CG_MEMORY, NN_CG_CPU, NN_CG_CPUACCT, NN_CG_PIDS, NN_CG_NCTL };
+
+/* What this machine offers. */
+struct nn_cgroup_layout {
+	char *v2root;			/* cgroup2 mount point, or NULL */
+	char *v1[NN_CG_NCTL];		/* v1 mount point per controller, or NULL */
+	int on_v2[NN_CG_NCTL];		/* 1: the controller is in v2root's cgroup.controllers */
+	int writable[NN_CG_NCTL];	/* 1: a group with it can be made here */
+	int v2_writable;		/* 1: v2root accepts new groups */
+};
+
+/* Probe the machine (fills lo; release with nn_cgroup_layout_release).
+ * Never fails for a machine without cgroups: it then offers nothing. */
+int nn_cgroup_probe(struct nn_cgroup_layout *lo, char *err);
+void nn_cgroup_layout_release(struct nn_cgroup_layout *lo);
+/* "cgroup v2", "cgroup v1", or "none" for a controller. */
+const char *nn_cgroup_where(const struct nn_cgroup_layout *lo, enum nn_cg_ctl c);
+/* Can these limits be enforced here?  0, or -1 with err naming the limit
+ * and the controller that is missing or read-only. */
+int nn_cgroup_check(const struct nn_cgroup_layout *lo, const struct nn_exec_limits *lim,
+		    char *err);
+/* A short JSON description of the layout (for `nunet-run exec --probe`). */
+jv nn_cgroup_layout_json(const struct nn_cgroup_layout *lo);
+
+/* One job's groups: a directory per controller (NULL when unused; two
+ * controllers mounted together share one directory) and the v2 group. */
+struct nn_cgroup {
+	char *dir[NN_CG_NCTL];
+	char *v2dir;		/* the job's group in the cgroup2 tree, or NULL */
+	int v2ctl;		/* 1: v2dir holds the controllers (pure v2) */
+};
+
+/* Make the groups "nunet/NAME" wherever the layout allows and set the
+ * limits (0 = none).  On failure removes what it made.  Limits that cannot
+ * be enforced are refused unless allow_unlimited. */
+int nn_cgroup_create(struct nn_cgroup *cg, const struct nn_cgroup_layout *lo,
+		     const char *name, const struct nn_exec_limits *lim,
+		     int allow_unlimited, char *err);
+/* Move pid into every group of the job. */
+int nn_cgroup_attach(const struct nn_cgroup *cg, pid_t pid, char *err);
+/* How many processes the kernel's OOM killer killed in the job (-1: unknown). */
+long nn_cgroup_oom_kills(const struct nn_cgroup *cg);
+/* Fill cpu_seconds, memory_peak, memory_current, pids_current (-1 unknown). */
+void nn_cgroup_stats(const struct nn_cgroup *cg, struct nn_exec_stats *st);
+/* Processes in the job now (-1: no group to tell). */
+long nn_cgroup_nprocs(const struct nn_cgroup *cg);
+/* SIGKILL every process of the job (cgroup.kill where it exists). */
+int nn_cgroup_kill(const struct nn_cgroup *cg, char *err);
+/* Kill what is left, wait (at most about 2 s) until the groups are empty and
+ * remove them.  Safe to call twice and on a zeroed struct. */
+int nn_cgroup_remove(struct nn_cgroup *cg, char *err);
+void nn_cgroup_release(struct nn_cgroup *cg);
+
+/* To and from what is recorded in the allocation directory (borrows). */
+jv nn_cgroup_json(const struct nn_cgroup *cg);
+int nn_cgroup_from_json(struct nn_cgroup *cg, jv j, char *err);
+
+#endif

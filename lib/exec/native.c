@@ -1,0 +1,654 @@
+/*
+ * native — the default executor: the job is a process started with clone3()
+ * into new pid, mount, uts and ipc namespaces (and a network namespace with
+ * only loopback when the spec asks), where it is pid 1 and sees a /proc of
+ * its own, with the allocation id as hostname.  Before it may exec, the
+ * parent puts it into the job's cgroups (lib/exec/cgroup.c: memory, cpu and
+ * pids limits, v1 or v2), so every process it makes is limited and counted.
+ * It runs in its working directory with exactly the spec's environment,
+ * stdin from /dev/null and stdout/stderr appended to the allocation's log
+ * files.  The pid, its start time and the cgroup paths are recorded in
+ * DIR/native.json so another process can adopt the job.
+ */
+#include "exec/exec.h"
+#include "exec/cgroup.h"
+#include "json.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+#ifndef CLOSE_RANGE_CLOEXEC
+#define CLOSE_RANGE_CLOEXEC (1U << 2)
+#endif
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+#define STATE_FILE "native.json"
+
+struct native {
+	struct nn_cgroup_layout lo;
+	struct nn_cgroup cg;
+	char *path;		/* the resolved command */
+	int pidfd;
+	int reaped;
+	unsigned long long starttime;
+	struct nn_exec_result res;
+	struct rlimit rl[RLIM_NLIMITS];
+	int rl_set[RLIM_NLIMITS];
+	char hostname[HOST_NAME_MAX + 1];
+};
+
+static const struct {
+	const char *name;
+	int res;
+} rlimit_names[] = {
+	{ "core", RLIMIT_CORE }, { "cpu", RLIMIT_CPU }, { "data", RLIMIT_DATA },
+	{ "fsize", RLIMIT_FSIZE }, { "nofile", RLIMIT_NOFILE }, { "nproc", RLIMIT_NPROC },
+	{ "stack", RLIMIT_STACK }, { "as", RLIMIT_AS }, { "memlock", RLIMIT_MEMLOCK },
+	{ "msgqueue", RLIMIT_MSGQUEUE }, { "nice", RLIMIT_NICE }, { "rtprio", RLIMIT_RTPRIO },
+	{ "sigpending", RLIMIT_SIGPENDING },
+};
+
+static struct native *priv(struct nn_exec_job *job)
+{
+	if (!job->priv) {
+		struct native *n = nn_xcalloc(1, sizeof *n);
+		n->pidfd = -1;
+		job->priv = n;
+	}
+	return job->priv;
+}
+
+static int fail(struct nn_exec_job *job, int code, char *err, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int fail(struct nn_exec_job *job, int code, char *err, const char *fmt, ...)
+{
+	va_list ap;
+	job->ex_code = code;
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err, NN_ERRLEN, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int native_available(char *why)
+{
+	if (access("/proc/self/ns/pid", F_OK) < 0)
+		return nn_seterr(why, "native executor: this kernel has no pid namespaces");
+	if (geteuid() != 0)
+		return nn_seterr(why, "native executor: namespaces and cgroups need root "
+				 "(running as uid %d)", (int)geteuid());
+	return 0;
+}
+
+/* options: {"hostname":"x","rlimits":{"nofile":1024,"core":0}} */
+static int parse_options(struct nn_exec_job *job, struct native *n, char *err)
+{
+	int rc = 0;
+	const char *id = job->spec->id;
+	snprintf(n->hostname, sizeof n->hostname, "%.*s", 63, id);
+	jv_object_foreach(jv_copy(job->spec->options), k, v) {
+		const char *key = jv_string_value(k);
+		if (rc < 0) {
+			;
+		} else if (!strcmp(key, "hostname")) {
+			if (jv_get_kind(v) != JV_KIND_STRING || !*jv_string_value(v) ||
+			    strlen(jv_string_value(v)) > 63)
+				rc = fail(job, NN_EX_DATAERR, err,
+					  "options.hostname: expected a string of 1 to 63 bytes");
+			else
+				snprintf(n->hostname, sizeof n->hostname, "%s", jv_string_value(v));
+		} else if (!strcmp(key, "rlimits")) {
+			if (jv_get_kind(v) != JV_KIND_OBJECT) {
+				rc = fail(job, NN_EX_DATAERR, err, "options.rlimits: expected an object");
+			} else {
+				jv_object_foreach(jv_copy(v), rk, rv) {
+					size_t i;
+					const char *rn = jv_string_value(rk);
+					for (i = 0; i < sizeof rlimit_names / sizeof *rlimit_names; i++)
+						if (!strcmp(rlimit_names[i].name, rn))
+							break;
+					if (rc < 0) {
+						;
+					} else if (i == sizeof rlimit_names / sizeof *rlimit_names) {
+						rc = fail(job, NN_EX_DATAERR, err,
+							  "options.rlimits: unknown limit '%s'", rn);
+					} else if (jv_get_kind(rv) != JV_KIND_NUMBER ||
+						   !nn_json_is_int(jv_number_value(rv)) ||
+						   jv_number_value(rv) < 0) {
+						rc = fail(job, NN_EX_DATAERR, err,
+							  "options.rlimits.%s: expected a non-negative integer", rn);
+					} else {
+						int r = rlimit_names[i].res;
+						struct rlimit cur;
+						rlim_t want = (rlim_t)jv_number_value(rv);
+						getrlimit(r, &cur);
+						if (cur.rlim_max != RLIM_INFINITY && want > cur.rlim_max)
+							rc = fail(job, NN_EX_UNAVAILABLE, err,
+								  "options.rlimits.%s: %llu is above this "
+								  "machine's hard limit %llu", rn,
+								  (unsigned long long)want,
+								  (unsigned long long)cur.rlim_max);
+						n->rl[r].rlim_cur = n->rl[r].rlim_max = want;
+						n->rl_set[r] = 1;
+					}
+					jv_free(rk);
+					jv_free(rv);
+				}
+			}
+		} else {
+			rc = fail(job, NN_EX_DATAERR, err,
+				  "options: unknown field '%s' for the native executor "
+				  "(known: hostname, rlimits)", key);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	return rc;
+}
+
+static int native_prepare(struct nn_exec_job *job, char *err)
+{
+	struct native *n = priv(job);
+	const struct nn_exec_spec *s = job->spec;
+	const char *path = NULL;
+	jv pv;
+	char why[NN_ERRLEN];
+
+	if (native_available(why) < 0)
+		return fail(job, NN_EX_UNAVAILABLE, err, "%s", why);
+	if (jv_get_kind(s->image_jv) != JV_KIND_NULL)
+		return fail(job, NN_EX_DATAERR, err,
+			    "image: the native executor runs host programs and takes no image");
+	if (parse_options(job, n, err) < 0)
+		return -1;
+	pv = jv_object_get(jv_copy(s->env), jv_string("PATH"));
+	if (jv_get_kind(pv) == JV_KIND_STRING)
+		path = jv_string_value(pv);
+	free(n->path);
+	n->path = nn_exec_resolve(s->argv[0], path, err);
+	jv_free(pv);
+	if (!n->path)
+		return fail(job, NN_EX_DATAERR, NULL, "-");
+	if (nn_exec_dir_check(s, err) < 0)
+		return fail(job, NN_EX_DATAERR, NULL, "-");
+	nn_cgroup_layout_release(&n->lo);
+	nn_cgroup_probe(&n->lo, NULL);
+	if (!s->allow_unlimited && nn_cgroup_check(&n->lo, &s->limits, err) < 0)
+		return fail(job, NN_EX_UNAVAILABLE, NULL, "-");
+	return 0;
+}
+
+/* ---- the child ----------------------------------------------------- */
+
+/* Report why the child could not exec, then exit.  Async-signal-safe. */
+static void child_fail(int fd, const char *what, int e)
+{
+	const char *m = strerror(e);
+	if (write(fd, what, strlen(what)) < 0 || write(fd, ": ", 2) < 0 ||
+	    write(fd, m, strlen(m)) < 0) {
+		/* nothing more to do */
+	}
+	_exit(127);
+}
+
+static void lo_up(void)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return;
+	memset(&ifr, 0, sizeof ifr);
+	strcpy(ifr.ifr_name, "lo");
+	if (ioctl(s, SIOCGIFFLAGS, &ifr) == 0) {
+		ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+		(void)ioctl(s, SIOCSIFFLAGS, &ifr);
+	}
+	close(s);
+}
+
+static void child(struct nn_exec_job *job, struct native *n, int syncfd, int errfd,
+		  int outfd, int errlog, char **envp)
+{
+	const struct nn_exec_spec *s = job->spec;
+	char c;
+	sigset_t all;
+	int in;
+
+	/* Wait until the parent has put us into the job's cgroups. */
+	if (read(syncfd, &c, 1) != 1)
+		_exit(127);
+	close(syncfd);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		child_fail(errfd, "cannot make mounts private", errno);
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		child_fail(errfd, "cannot mount /proc", errno);
+	if (sethostname(n->hostname, strlen(n->hostname)) < 0)
+		child_fail(errfd, "cannot set the hostname", errno);
+	if (s->net)
+		lo_up();
+	for (int r = 0; r < RLIM_NLIMITS; r++)
+		if (n->rl_set[r] && setrlimit(r, &n->rl[r]) < 0)
+			child_fail(errfd, "cannot set an rlimit", errno);
+	if (chdir(s->workdir) < 0)
+		child_fail(errfd, "cannot enter the working directory", errno);
+	in = open("/dev/null", O_RDONLY);
+	if (in < 0 || dup2(in, 0) < 0 || dup2(outfd, 1) < 0 || dup2(errlog, 2) < 0)
+		child_fail(errfd, "cannot set up stdin/stdout/stderr", errno);
+	if (setsid() < 0)
+		child_fail(errfd, "cannot start a session", errno);
+	/* Nothing of the starter's signal state leaks into the job. */
+	for (int sig = 1; sig < NSIG; sig++)
+		if (sig != SIGKILL && sig != SIGSTOP)
+			signal(sig, SIG_DFL);
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+	execve(n->path, s->argv, envp);
+	child_fail(errfd, "cannot execute the command", errno);
+}
+
+/* ---- start / record / adopt ---------------------------------------- */
+
+static unsigned long long proc_starttime(pid_t pid)
+{
+	char path[64], buf[1024];
+	char *p;
+	int fd, field = 2;
+	ssize_t r;
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	r = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	buf[r] = '\0';
+	p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	/* fields after the command: 3 state … 22 starttime */
+	for (p++; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+static int record(struct nn_exec_job *job, struct native *n, char *err)
+{
+	jv o = jv_object();
+	char *text, *path;
+	int rc;
+	o = jv_object_set(o, jv_string("executor"), jv_string("native"));
+	o = jv_object_set(o, jv_string("id"), jv_string(job->spec->id));
+	o = jv_object_set(o, jv_string("pid"), jv_number(job->pid));
+	o = jv_object_set(o, jv_string("starttime"), jv_number((double)n->starttime));
+	o = jv_object_set(o, jv_string("cgroups"), nn_cgroup_json(&n->cg));
+	text = nn_json_dump(o);
+	jv_free(o);
+	path = nn_exec_path(job->spec, STATE_FILE);
+	rc = nn_write_file(path, text, strlen(text), 0644, err);
+	free(path);
+	free(text);
+	return rc;
+}
+
+static int open_log(const struct nn_exec_spec *s, const char *name, char *err)
+{
+	char *path = nn_exec_path(s, name);
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+	if (fd < 0)
+		nn_seterr(err, "cannot open '%s': %s", path, strerror(errno));
+	free(path);
+	return fd;
+}
+
+struct clone_args_nn {
+	uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
+		tls, set_tid, set_tid_size, cgroup;
+};
+
+static int native_start(struct nn_exec_job *job, char *err)
+{
+	struct native *n = priv(job);
+	const struct nn_exec_spec *s = job->spec;
+	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, out = -1, errlog = -1;
+	int pidfd = -1;
+	char **envp = NULL;
+	struct clone_args_nn ca;
+	long pid;
+	char msg[NN_ERRLEN];
+	ssize_t got = 0;
+
+	if (!n->path)
+		return fail(job, NN_EX_SOFTWARE, err, "native: start() before prepare()");
+	job->ex_code = NN_EX_SOFTWARE;
+	if ((out = open_log(s, NN_EXEC_STDOUT, err)) < 0 ||
+	    (errlog = open_log(s, NN_EXEC_STDERR, err)) < 0) {
+		job->ex_code = NN_EX_IOERR;
+		goto fail_early;
+	}
+	if (nn_cgroup_create(&n->cg, &n->lo, s->id, &s->limits, s->allow_unlimited, err) < 0) {
+		job->ex_code = NN_EX_UNAVAILABLE;
+		goto fail_early;
+	}
+	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		nn_seterr(err, "cannot make a pipe: %s", strerror(errno));
+		goto fail_cg;
+	}
+	envp = nn_exec_spec_envp(s);
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
+		(s->net ? CLONE_NEWNET : 0);
+	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	ca.exit_signal = SIGCHLD;
+	pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid < 0) {
+		nn_seterr(err, "cannot create the job's namespaces: %s", strerror(errno));
+		job->ex_code = NN_EX_UNAVAILABLE;
+		goto fail_cg;
+	}
+	if (pid == 0) {
+		close(syncp[1]);
+		close(errp[0]);
+		child(job, n, syncp[0], errp[1], out, errlog, envp);
+		_exit(127);
+	}
+	close(syncp[0]);
+	close(errp[1]);
+	syncp[0] = errp[1] = -1;
+	job->pid = (pid_t)pid;
+	n->pidfd = pidfd;
+	if (nn_cgroup_attach(&n->cg, job->pid, err) < 0)
+		goto fail_child;
+	if (write(syncp[1], "g", 1) != 1) {
+		nn_seterr(err, "cannot release the job: %s", strerror(errno));
+		goto fail_child;
+	}
+	close(syncp[1]);
+	syncp[1] = -1;
+	/* EOF: exec succeeded (the pipe is close-on-exec); else why not. */
+	for (;;) {
+		ssize_t r = read(errp[0], msg + got, sizeof msg - 1 - (size_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+		if ((size_t)got >= sizeof msg - 1)
+			break;
+	}
+	close(errp[0]);
+	errp[0] = -1;
+	if (got > 0) {
+		msg[got] = '\0';
+		nn_seterr(err, "cannot start '%s': %s", s->argv[0], msg);
+		job->ex_code = NN_EX_UNAVAILABLE;
+		waitpid(job->pid, NULL, 0);
+		n->reaped = 1;
+		goto fail_cg;
+	}
+	n->starttime = proc_starttime(job->pid);
+	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
+	if (record(job, n, err) < 0) {
+		job->ex_code = NN_EX_IOERR;
+		goto fail_child;
+	}
+	nn_exec_strv_free(envp);
+	close(out);
+	close(errlog);
+	job->ex_code = 0;
+	return 0;
+
+fail_child:
+	kill(job->pid, SIGKILL);
+	waitpid(job->pid, NULL, 0);
+	n->reaped = 1;
+fail_cg:
+	nn_cgroup_remove(&n->cg, NULL);
+	nn_cgroup_release(&n->cg);
+fail_early:
+	for (int i = 0; i < 2; i++) {
+		if (syncp[i] >= 0)
+			close(syncp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (n->pidfd >= 0)
+		close(n->pidfd);
+	n->pidfd = -1;
+	job->pid = 0;
+	nn_exec_strv_free(envp);
+	if (out >= 0)
+		close(out);
+	if (errlog >= 0)
+		close(errlog);
+	return -1;
+}
+
+static int native_adopt(struct nn_exec_job *job, char *err)
+{
+	struct native *n = priv(job);
+	char *path = nn_exec_path(job->spec, STATE_FILE);
+	char *text = nn_read_file(path, 65536, NULL, err);
+	jv o, v;
+	int rc = -1;
+
+	free(path);
+	if (!text) {
+		job->ex_code = NN_EX_UNAVAILABLE;
+		return -1;
+	}
+	o = nn_json_parse(text, strlen(text), err);
+	free(text);
+	if (!jv_is_valid(o)) {
+		jv_free(o);
+		return fail(job, NN_EX_DATAERR, NULL, "-");
+	}
+	v = jv_object_get(jv_copy(o), jv_string("pid"));
+	if (jv_get_kind(v) != JV_KIND_NUMBER || jv_number_value(v) < 2) {
+		jv_free(v);
+		fail(job, NN_EX_DATAERR, err, "%s: no pid recorded", STATE_FILE);
+		goto out;
+	}
+	job->pid = (pid_t)jv_number_value(v);
+	jv_free(v);
+	v = jv_object_get(jv_copy(o), jv_string("starttime"));
+	n->starttime = jv_get_kind(v) == JV_KIND_NUMBER ? (unsigned long long)jv_number_value(v) : 0;
+	jv_free(v);
+	nn_cgroup_release(&n->cg);
+	if (nn_cgroup_from_json(&n->cg, jv_object_get(jv_copy(o), jv_string("cgroups")), err) < 0)
+		goto out;
+	job->adopted = 1;
+	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
+	/* The same process (not a reused pid)?  Then watch it. */
+	if (n->starttime && proc_starttime(job->pid) == n->starttime)
+		n->pidfd = (int)syscall(SYS_pidfd_open, job->pid, 0);
+	if (n->pidfd < 0)
+		n->reaped = 1;	/* gone: wait() reports what the cgroups tell */
+	rc = 0;
+out:
+	jv_free(o);
+	return rc;
+}
+
+/* ---- wait, signal, stats, cleanup ---------------------------------- */
+
+static const char *signame(int sig)
+{
+	const char *d = sigabbrev_np(sig);
+	return d ? d : "?";
+}
+
+static void finish(struct nn_exec_job *job, struct native *n, int code, int sig)
+{
+	struct nn_exec_result *r = &n->res;
+	long kills = nn_cgroup_oom_kills(&n->cg);
+	r->done = 1;
+	r->code = code;
+	r->signal = sig;
+	if (kills > 0 && !(code == 0 && sig == 0)) {
+		r->oom = 1;
+		snprintf(r->reason, sizeof r->reason,
+			 "out of memory: the kernel killed %ld process%s at the limit of %llu bytes",
+			 kills, kills == 1 ? "" : "es", (unsigned long long)job->spec->limits.memory);
+	} else if (sig > 0) {
+		snprintf(r->reason, sizeof r->reason, "killed by signal %d (SIG%s)", sig, signame(sig));
+	} else if (code >= 0) {
+		snprintf(r->reason, sizeof r->reason, "exited with code %d", code);
+	} else {
+		snprintf(r->reason, sizeof r->reason,
+			 "exit status lost: the job ended while no process of ours was its parent");
+	}
+}
+
+static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_result *res,
+		       char *err)
+{
+	struct native *n = priv(job);
+	siginfo_t si;
+
+	if (n->res.done)
+		goto done;
+	if (n->reaped && n->pidfd < 0) {
+		finish(job, n, -1, 0);
+		goto done;
+	}
+	if (n->pidfd < 0)
+		return fail(job, NN_EX_SOFTWARE, err, "native: wait() on a job that was not started");
+	for (;;) {
+		struct pollfd p = { n->pidfd, POLLIN, 0 };
+		int r = poll(&p, 1, timeout_ms);
+		if (r < 0 && errno == EINTR) {
+			if (timeout_ms < 0)
+				continue;
+			return 0;	/* interrupted: the caller looks at its signals */
+		}
+		if (r < 0)
+			return fail(job, NN_EX_SOFTWARE, err, "cannot wait for the job: %s",
+				    strerror(errno));
+		if (r == 0)
+			return 0;
+		break;
+	}
+	if (job->adopted) {
+		finish(job, n, -1, 0);
+	} else {
+		memset(&si, 0, sizeof si);
+		if (waitid((idtype_t)P_PIDFD, (id_t)n->pidfd, &si, WEXITED | WNOHANG) < 0)
+			return fail(job, NN_EX_SOFTWARE, err, "cannot wait for the job: %s",
+				    strerror(errno));
+		if (si.si_pid == 0)
+			return 0;
+		n->reaped = 1;
+		if (si.si_code == CLD_EXITED)
+			finish(job, n, si.si_status, 0);
+		else
+			finish(job, n, -1, si.si_status);
+	}
+	close(n->pidfd);
+	n->pidfd = -1;
+done:
+	*res = n->res;
+	return 1;
+}
+
+static int native_signal(struct nn_exec_job *job, int sig, char *err)
+{
+	struct native *n = priv(job);
+	if (sig == SIGKILL)
+		nn_cgroup_kill(&n->cg, NULL);
+	if (n->pidfd < 0)
+		return n->res.done || n->reaped ? 0
+			: fail(job, NN_EX_SOFTWARE, err, "native: no job to signal");
+	if (syscall(SYS_pidfd_send_signal, n->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
+		return fail(job, NN_EX_SOFTWARE, err, "cannot signal the job: %s", strerror(errno));
+	return 0;
+}
+
+static int native_stats(struct nn_exec_job *job, struct nn_exec_stats *st, char *err)
+{
+	nn_cgroup_stats(&priv(job)->cg, st);
+	return 0;
+}
+
+static int native_cleanup(struct nn_exec_job *job, char *err)
+{
+	struct native *n = priv(job);
+	char *path;
+	int rc;
+
+	if (n->pidfd >= 0) {
+		syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
+		if (!job->adopted && !n->reaped) {
+			siginfo_t si;
+			memset(&si, 0, sizeof si);
+			while (waitid((idtype_t)P_PIDFD, (id_t)n->pidfd, &si, WEXITED) < 0 &&
+			       errno == EINTR)
+				;
+			n->reaped = 1;
+			if (!n->res.done)
+				finish(job, n, si.si_code == CLD_EXITED ? si.si_status : -1,
+				       si.si_code == CLD_EXITED ? 0 : si.si_status);
+		}
+		close(n->pidfd);
+		n->pidfd = -1;
+	}
+	rc = nn_cgroup_remove(&n->cg, err);
+	if (rc == 0 && job->spec && job->spec->dir) {
+		path = nn_exec_path(job->spec, STATE_FILE);
+		unlink(path);
+		free(path);
+	}
+	if (rc < 0)
+		job->ex_code = NN_EX_SOFTWARE;
+	return rc;
+}
+
+static void native_free(struct nn_exec_job *job)
+{
+	struct native *n = job->priv;
+	if (!n)
+		return;
+	if (n->pidfd >= 0)
+		close(n->pidfd);
+	nn_cgroup_layout_release(&n->lo);
+	nn_cgroup_release(&n->cg);
+	free(n->path);
+}
+
+const struct nn_executor nn_exec_native = {
+	.name = "native",
+	.available = native_available,
+	.prepare = native_prepare,
+	.start = native_start,
+	.wait = native_wait,
+	.signal = native_signal,
+	.stats = native_stats,
+	.cleanup = native_cleanup,
+	.adopt = native_adopt,
+	.release = native_free,
+};
