@@ -1,0 +1,474 @@
+/*
+ * shs and box-stream units: `test-tool shs pair …` drives a client and a
+ * server handshake against each other in memory (fixed or random keys, a bit
+ * flipped in transit, a wrong swarm or server key) and prints every message
+ * and the derived keys; `test-tool shs bs enc|dec|roundtrip …` encodes and
+ * decodes box-streams over stdin/stdout and round-trips lines of given
+ * lengths in memory; `keygen`, `public-netkey`, `netkey-new`, `netkey-load`
+ * expose the key helpers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "boxstream.h"
+#include "key.h"
+#include "lines.h"
+#include "shs.h"
+#include "util.h"
+#include "test-tool.h"
+
+static void print_hex(const char *label, const uint8_t *p, size_t n)
+{
+	char *hex = nn_xmalloc(2 * n + 1);
+	nn_hex_encode(hex, p, n);
+	printf("%s %s\n", label, hex);
+	free(hex);
+}
+
+static int hexarg(uint8_t *out, size_t n, const char *s, const char *what)
+{
+	if (nn_hex_decode(out, n, s) < 0) {
+		fprintf(stderr, "test-tool: %s must be %zu bytes of hex\n", what, n);
+		return -1;
+	}
+	return 0;
+}
+
+/* A key from a 64-byte libsodium secret key in hex, or a random one. */
+static int keyarg(struct nn_key *k, const char *s)
+{
+	uint8_t sk[64];
+	if (!s || !strcmp(s, "random")) {
+		nn_key_generate(k);
+		return 0;
+	}
+	if (hexarg(sk, 64, s, "a secret key") < 0)
+		return -1;
+	nn_key_from_seed(k, sk);
+	sodium_memzero(sk, sizeof sk);
+	return 0;
+}
+
+/* Move the output of `from` to `to`, flipping bit `flipbit` of message
+ * `flipmsg` when this is it, feeding at most `chunk` bytes at a time. */
+static int pass(struct nn_shs *from, struct nn_shs *to, int *msgno, int flipmsg,
+		int flipbit, size_t chunk, char *err)
+{
+	uint8_t buf[NN_SHS_MSG3_LEN];
+	size_t n = nn_shs_output(from, buf, sizeof buf), off = 0, used;
+	char label[16];
+
+	if (!n)
+		return 0;
+	++*msgno;
+	if (*msgno == flipmsg)
+		buf[flipbit / 8 % n] ^= (uint8_t)(1 << (flipbit % 8));
+	snprintf(label, sizeof label, "msg%d", *msgno);
+	print_hex(label, buf, n);
+	while (off < n) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		if (nn_shs_feed(to, buf + off, k, &used, err) < 0)
+			return -1;
+		if (used != k) {
+			snprintf(err, NN_ERRLEN, "feed took %zu of %zu bytes", used, k);
+			return -1;
+		}
+		off += k;
+	}
+	return 1;
+}
+
+static void print_keys(const char *who, const struct nn_shs *s)
+{
+	struct nn_shs_keys k;
+	char label[32];
+	if (nn_shs_result(s, &k, NULL) < 0)
+		return;
+	snprintf(label, sizeof label, "%s_enc_key", who);
+	print_hex(label, k.enc_key, 32);
+	snprintf(label, sizeof label, "%s_enc_nonce", who);
+	print_hex(label, k.enc_nonce, 24);
+	snprintf(label, sizeof label, "%s_dec_key", who);
+	print_hex(label, k.dec_key, 32);
+	snprintf(label, sizeof label, "%s_dec_nonce", who);
+	print_hex(label, k.dec_nonce, 24);
+	snprintf(label, sizeof label, "%s_peer", who);
+	print_hex(label, k.peer_pk, 32);
+	nn_shs_keys_clear(&k);
+}
+
+static int deny_all(const uint8_t pk[32], void *arg, char *err)
+{
+	snprintf(err, NN_ERRLEN, "the client is not on our list");
+	return -1;
+}
+
+/*
+ * shs pair [--netkey HEX] [--server-netkey HEX] [--client-sk HEX|random]
+ *          [--server-sk HEX|random] [--client-eph HEX] [--server-eph HEX]
+ *          [--expect-pk HEX] [--flip MSG BIT] [--chunk N] [--deny]
+ */
+static int shs_pair(int argc, char **argv)
+{
+	uint8_t netkey[32], snetkey[32], ceph[32], seph[32], expect[32];
+	int have_snet = 0, have_ceph = 0, have_seph = 0, have_expect = 0;
+	const char *csk = NULL, *ssk = NULL;
+	int flipmsg = 0, flipbit = 0, msgno = 0, deny = 0, rc = 0;
+	size_t chunk = NN_SHS_MSG3_LEN;
+	struct nn_key ck, sk;
+	struct nn_shs c, s;
+	char err[NN_ERRLEN];
+
+	memcpy(netkey, nn_shs_public_netkey, 32);
+	for (int i = 1; i < argc; i++) {
+		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (!strcmp(o, "--deny")) {
+			deny = 1;
+			continue;
+		}
+		if (!v)
+			return 64;
+		i++;
+		if (!strcmp(o, "--netkey")) {
+			if (hexarg(netkey, 32, v, "--netkey") < 0)
+				return 64;
+		} else if (!strcmp(o, "--server-netkey")) {
+			if (hexarg(snetkey, 32, v, "--server-netkey") < 0)
+				return 64;
+			have_snet = 1;
+		} else if (!strcmp(o, "--client-sk")) {
+			csk = v;
+		} else if (!strcmp(o, "--server-sk")) {
+			ssk = v;
+		} else if (!strcmp(o, "--client-eph")) {
+			if (hexarg(ceph, 32, v, "--client-eph") < 0)
+				return 64;
+			have_ceph = 1;
+		} else if (!strcmp(o, "--server-eph")) {
+			if (hexarg(seph, 32, v, "--server-eph") < 0)
+				return 64;
+			have_seph = 1;
+		} else if (!strcmp(o, "--expect-pk")) {
+			if (hexarg(expect, 32, v, "--expect-pk") < 0)
+				return 64;
+			have_expect = 1;
+		} else if (!strcmp(o, "--flip")) {
+			if (i + 1 >= argc)
+				return 64;
+			flipmsg = atoi(v);
+			flipbit = atoi(argv[++i]);
+		} else if (!strcmp(o, "--chunk")) {
+			chunk = (size_t)atoi(v);
+			if (!chunk)
+				return 64;
+		} else {
+			return 64;
+		}
+	}
+	if (keyarg(&ck, csk) < 0 || keyarg(&sk, ssk) < 0)
+		return 64;
+	nn_shs_client_init(&c, netkey, &ck, have_expect ? expect : sk.pk);
+	nn_shs_server_init(&s, have_snet ? snetkey : netkey, &sk);
+	if (have_ceph)
+		nn_shs_set_ephemeral(&c, ceph);
+	if (have_seph)
+		nn_shs_set_ephemeral(&s, seph);
+	if (deny)
+		nn_shs_set_authorize(&s, deny_all, NULL);
+
+	/* Ping-pong until both are done, or one fails and hangs up. */
+	for (int round = 0; round < 8; round++) {
+		int r1 = pass(&c, &s, &msgno, flipmsg, flipbit, chunk, err);
+		if (r1 < 0 && nn_shs_status(&s) != NN_SHS_FAILED) {
+			printf("error %s\n", err);
+			rc = 70;
+			break;
+		}
+		int r2 = pass(&s, &c, &msgno, flipmsg, flipbit, chunk, err);
+		if (r2 < 0 && nn_shs_status(&c) != NN_SHS_FAILED) {
+			printf("error %s\n", err);
+			rc = 70;
+			break;
+		}
+		if (nn_shs_status(&s) == NN_SHS_FAILED || nn_shs_status(&c) == NN_SHS_FAILED)
+			break;
+		if (nn_shs_status(&s) == NN_SHS_DONE && nn_shs_status(&c) == NN_SHS_DONE)
+			break;
+	}
+	/* A side that failed closes the connection; the other sees the end. */
+	if (nn_shs_status(&s) == NN_SHS_FAILED && nn_shs_status(&c) != NN_SHS_FAILED)
+		nn_shs_eof(&c, NULL);
+	if (nn_shs_status(&c) == NN_SHS_FAILED && nn_shs_status(&s) != NN_SHS_FAILED)
+		nn_shs_eof(&s, NULL);
+	if (rc == 0 && nn_shs_status(&c) == NN_SHS_DONE && nn_shs_status(&s) == NN_SHS_DONE) {
+		print_keys("client", &c);
+		print_keys("server", &s);
+		printf("ok\n");
+	} else if (rc == 0) {
+		printf("client %s\n", nn_shs_status(&c) == NN_SHS_FAILED ? nn_shs_error(&c) : "ok");
+		printf("server %s\n", nn_shs_status(&s) == NN_SHS_FAILED ? nn_shs_error(&s) : "ok");
+		rc = 1;
+	}
+	nn_shs_clear(&c);
+	nn_shs_clear(&s);
+	nn_key_clear(&ck);
+	nn_key_clear(&sk);
+	return rc;
+}
+
+/* shs keygen: a random key pair as "SK_HEX PK_HEX". */
+static int shs_keygen(void)
+{
+	struct nn_key k;
+	char hex[129];
+	nn_key_generate(&k);
+	nn_hex_encode(hex, k.sk, 64);
+	printf("%s ", hex);
+	nn_hex_encode(hex, k.pk, 32);
+	printf("%s\n", hex);
+	nn_key_clear(&k);
+	sodium_memzero(hex, sizeof hex);
+	return 0;
+}
+
+static int shs_bs(int argc, char **argv);
+
+int cmd__shs(int argc, char **argv)
+{
+	uint8_t key[32];
+	char err[NN_ERRLEN], hex[65];
+
+	if (argc < 2)
+		return 64;
+	if (!strcmp(argv[1], "pair"))
+		return shs_pair(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bs"))
+		return shs_bs(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "keygen"))
+		return shs_keygen();
+	if (!strcmp(argv[1], "public-netkey")) {
+		nn_hex_encode(hex, nn_shs_public_netkey, 32);
+		printf("%s\n%s\n", hex, NN_SHS_PUBLIC_NETKEY_HEX);
+		return 0;
+	}
+	if (!strcmp(argv[1], "netkey-new") && argc == 3) {
+		nn_shs_netkey_generate(key);
+		if (nn_shs_netkey_save(argv[2], key, err) < 0) {
+			fprintf(stderr, "test-tool: error: %s\n", err);
+			return 74;
+		}
+		return 0;
+	}
+	if (!strcmp(argv[1], "netkey-load") && argc == 3) {
+		if (nn_shs_netkey_load(argv[2], key, err) < 0) {
+			fprintf(stderr, "test-tool: error: %s\n", err);
+			return 65;
+		}
+		nn_hex_encode(hex, key, 32);
+		printf("%s\n", hex);
+		return 0;
+	}
+	return 64;
+}
+
+/* bs enc KEY NONCE: each stdin line becomes messages; goodbye at the end
+ * (unless --no-goodbye). */
+static int bs_enc(int argc, char **argv)
+{
+	uint8_t key[32], nonce[24];
+	struct nn_bs_enc e;
+	struct nn_lines l;
+	struct nn_buf out = NN_BUF_INIT;
+	const char *line;
+	size_t len;
+	char err[NN_ERRLEN];
+	int r, rc = 0;
+
+	if (argc < 3 || hexarg(key, 32, argv[1], "KEY") < 0 || hexarg(nonce, 24, argv[2], "NONCE") < 0)
+		return 64;
+	nn_bs_enc_init(&e, key, nonce);
+	nn_lines_init(&l, 16 * 1024 * 1024);
+	for (;;) {
+		ssize_t n = nn_lines_read_fd(&l, 0);
+		if (n < 0) {
+			rc = 74;
+			break;
+		}
+		while ((r = nn_lines_next(&l, &line, &len)) == NN_LINES_LINE) {
+			if (nn_bs_encode(&e, &out, line, len, "\n", err) < 0) {
+				fprintf(stderr, "test-tool: error: %s\n", err);
+				rc = 70;
+			}
+			if (nn_write_all(1, out.data, out.len) < 0)
+				rc = 74;
+			nn_buf_reset(&out);
+		}
+		if (n == 0)
+			break;
+	}
+	/* an unterminated last line goes as it is */
+	if (rc == 0 && nn_lines_pending(&l)) {
+		size_t plen = nn_lines_pending(&l);
+		if (nn_bs_encode(&e, &out, l.buf.data + l.off, plen, NULL, err) < 0)
+			rc = 70;
+	}
+	if (rc == 0 && !(argc > 3 && !strcmp(argv[3], "--no-goodbye")))
+		nn_bs_goodbye(&e, &out, err);
+	if (rc == 0 && nn_write_all(1, out.data, out.len) < 0)
+		rc = 74;
+	nn_buf_release(&out);
+	nn_lines_release(&l);
+	nn_bs_enc_clear(&e);
+	return rc;
+}
+
+/* bs dec KEY NONCE [CHUNK]: stdin ciphertext → stdout plaintext, fed in
+ * pieces of CHUNK bytes (default 1000); exit 0 on goodbye, 65 on an
+ * authentication error, 74 on a truncated stream. */
+static int bs_dec(int argc, char **argv)
+{
+	uint8_t key[32], nonce[24];
+	struct nn_bs_dec *d = nn_xmalloc(sizeof *d);
+	char err[NN_ERRLEN];
+	size_t chunk = argc > 3 ? (size_t)atoi(argv[3]) : 1000;
+	uint8_t *buf;
+	int rc = -1;
+
+	if (argc < 3 || hexarg(key, 32, argv[1], "KEY") < 0 || hexarg(nonce, 24, argv[2], "NONCE") < 0 || !chunk) {
+		free(d);
+		return 64;
+	}
+	buf = nn_xmalloc(chunk);
+	nn_bs_dec_init(d, key, nonce);
+	while (rc < 0) {
+		ssize_t n = read(0, buf, chunk);
+		size_t off = 0;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			if (nn_bs_dec_eof(d, err) < 0) {
+				fprintf(stderr, "test-tool: error: %s\n", err);
+				rc = 74;
+			} else {
+				rc = 0;
+			}
+			break;
+		}
+		while (off < (size_t)n && rc < 0) {
+			const uint8_t *pl;
+			size_t used, plen;
+			int r = nn_bs_decode(d, buf + off, n - off, &used, &pl, &plen, err);
+			off += used;
+			if (r == NN_BS_DATA) {
+				if (nn_write_all(1, pl, plen) < 0)
+					rc = 74;
+			} else if (r == NN_BS_GOODBYE) {
+				rc = 0;
+			} else if (r == NN_BS_ERROR) {
+				fprintf(stderr, "test-tool: error: %s\n", err);
+				rc = 65;
+			} else if (used == 0) {
+				break;
+			}
+		}
+	}
+	nn_bs_dec_clear(d);
+	free(d);
+	free(buf);
+	return rc;
+}
+
+/* bs roundtrip LEN...: a line of LEN bytes (no newline in it), encoded,
+ * decoded from pieces of random sizes, cut again with nn_lines. */
+static int bs_roundtrip(int argc, char **argv)
+{
+	uint8_t key[32], nonce[24];
+	struct nn_bs_enc e;
+	struct nn_bs_dec *d = nn_xmalloc(sizeof *d);
+	struct nn_buf out = NN_BUF_INIT;
+	struct nn_lines l;
+	char err[NN_ERRLEN];
+	int rc = 0;
+
+	randombytes_buf(key, sizeof key);
+	randombytes_buf(nonce, sizeof nonce);
+	/* start near a carry so that the counter's byte overflow is exercised */
+	memset(nonce + 20, 0xff, 4);
+	for (int i = 1; i < argc && rc == 0; i++) {
+		size_t len = strtoul(argv[i], NULL, 10), off = 0, got = 0, msgs;
+		char *line = nn_xmalloc(len + 1);
+		const char *gl;
+		size_t glen;
+		int goodbye = 0, lines = 0;
+
+		for (size_t j = 0; j < len; j++)
+			line[j] = (char)('a' + randombytes_uniform(26));
+		nn_bs_enc_init(&e, key, nonce);
+		nn_bs_dec_init(d, key, nonce);
+		nn_lines_init(&l, NN_LINE_MAX_DEFAULT);
+		nn_buf_reset(&out);
+		if (nn_bs_encode(&e, &out, line, len, "\n", err) < 0 ||
+		    nn_bs_goodbye(&e, &out, err) < 0) {
+			printf("error %s\n", err);
+			rc = 70;
+		}
+		if (out.len != nn_bs_enc_size(len + 1) + NN_BS_HEADER_LEN) {
+			printf("error size %zu\n", out.len);
+			rc = 70;
+		}
+		while (rc == 0 && off < out.len && !goodbye) {
+			size_t piece = 1 + randombytes_uniform(9000), used, plen;
+			const uint8_t *pl;
+			int r;
+			if (piece > out.len - off)
+				piece = out.len - off;
+			r = nn_bs_decode(d, out.data + off, piece, &used, &pl, &plen, err);
+			off += used;
+			if (r == NN_BS_DATA) {
+				nn_lines_feed(&l, (const char *)pl, plen);
+				got += plen;
+			} else if (r == NN_BS_GOODBYE) {
+				goodbye = 1;
+			} else if (r == NN_BS_ERROR) {
+				printf("error %s\n", err);
+				rc = 1;
+			}
+		}
+		msgs = d->messages;
+		while (rc == 0 && nn_lines_next(&l, &gl, &glen) == NN_LINES_LINE) {
+			lines++;
+			if (glen != len || memcmp(gl, line, len)) {
+				printf("error line differs (%zu bytes)\n", glen);
+				rc = 1;
+			}
+		}
+		if (rc == 0 && (!goodbye || lines != 1 || got != len + 1 || off != out.len)) {
+			printf("error goodbye=%d lines=%d got=%zu\n", goodbye, lines, got);
+			rc = 1;
+		}
+		if (rc == 0)
+			printf("%zu messages=%zu bytes=%zu ok\n", len, msgs, out.len);
+		nn_lines_release(&l);
+		free(line);
+	}
+	nn_buf_release(&out);
+	nn_bs_dec_clear(d);
+	free(d);
+	return rc;
+}
+
+static int shs_bs(int argc, char **argv)
+{
+	if (argc < 2)
+		return 64;
+	if (!strcmp(argv[1], "enc"))
+		return bs_enc(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dec"))
+		return bs_dec(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "roundtrip"))
+		return bs_roundtrip(argc - 1, argv + 1);
+	return 64;
+}

@@ -1,0 +1,54 @@
+# Helpers for the SHS and box-stream tests (t/50xx): load with `load lib/shs`.
+#
+# shs_npm_setup installs the independent JavaScript implementations used for
+# interop (shs1-test, Aljoscha Meyer's SHS v1 test suite, and
+# pull-box-stream) from the npm registry into a cache directory outside the
+# repository (${NUNET_NPM_CACHE:-/tmp/nunet-npm-cache}/shs), once; it skips
+# the calling test when node or npm is missing or the install fails.
+
+SHS_NPM_PKGS="shs1-test@1.1.1 pull-box-stream@1.0.13"
+
+shs_npm_setup() {
+	command -v node >/dev/null 2>&1 || skip "node is not installed"
+	command -v npm >/dev/null 2>&1 || skip "npm is not installed"
+	local dir=${NUNET_NPM_CACHE:-/tmp/nunet-npm-cache}/shs
+	mkdir -p "$dir" || skip "cannot create $dir"
+	(
+		flock 9
+		if [ ! -f "$dir/node_modules/shs1-test/test-server.js" ] ||
+		   [ ! -f "$dir/node_modules/pull-box-stream/index.js" ]; then
+			cd "$dir" || exit 1
+			if [ ! -f package.json ]; then
+				echo '{"name":"nunet-shs-interop","private":true}' >package.json
+			fi
+			timeout 180 npm install --no-audit --no-fund --loglevel=error \
+				$SHS_NPM_PKGS >"$dir/install.log" 2>&1
+		fi
+	) 9>"$dir/.lock"
+	[ -f "$dir/node_modules/shs1-test/test-server.js" ] &&
+		[ -f "$dir/node_modules/pull-box-stream/index.js" ] ||
+		skip "cannot install $SHS_NPM_PKGS from npm (see $dir/install.log)"
+	SHS_NPM_DIR=$dir/node_modules
+	export NODE_PATH=$SHS_NPM_DIR
+}
+
+# shs_keypair: set SK and PK (hex) to a fresh ed25519 key pair.
+shs_keypair() {
+	read -r SK PK < <(test-tool shs keygen)
+}
+
+# shs_randhex N: N random bytes in hex.
+shs_randhex() {
+	head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'
+}
+
+# shs_flip FILE BIT: flip one bit of FILE in place.
+shs_flip() {
+	python3 - "$1" "$2" <<'PY'
+import sys
+p, bit = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(p, 'rb').read())
+b[bit // 8] ^= 1 << (bit % 8)
+open(p, 'wb').write(b)
+PY
+}
