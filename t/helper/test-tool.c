@@ -24,6 +24,7 @@ static const struct cmd cmds[] = {
 	{ "db", cmd__db },
 	{ "loop", cmd__loop },
 	{ "size", cmd__size },
+	{ "cap", cmd__cap },
 	{ "shs", cmd__shs },
 	/* more: one line each, keep sorted by family */
 };

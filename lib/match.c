@@ -1,0 +1,1679 @@
+/*
+ * match — requirements compiled once, offers checked one line at a time.
+ * An offer's text goes through one validating pass (strict RFC 8259 JSON,
+ * UTF-8 checked, nesting capped) that picks out the fields of the
+ * capability vocabulary into a flat struct without building a jv; the
+ * structured constraints are then plain comparisons.  jv_parse_sized — about
+ * 70k documents/s here, fifteen times slower than the scan — runs only for
+ * offers that survive the structured constraints and need a jq expression
+ * (where, rank, or the offer's own where on the job).  That split, not a
+ * faster JSON parser, is what makes nunet-match fast; the scanner exists
+ * because libjq cannot parse a million offers a second.  jq programs are
+ * compiled once (jq_compile costs ~17 ms) and their states reused; offers'
+ * where expressions go through a small cache keyed by their text.
+ */
+#include <ctype.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <jq.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#include "match.h"
+#include "cap.h"
+#include "json.h"
+
+#define MAXLIST 64	/* executors, features, labels, gpus in one offer */
+#define MAXDEPTH 64
+#define WCACHE 64	/* distinct offer where expressions kept compiled */
+
+/* Numeric minimums: the offer field and the name in messages. */
+enum { F_THREADS, F_MHZ, F_SSINGLE, F_SMULTI, F_RAM, F_RAMBW, F_DISK, F_DISKR, F_DISKW, NF };
+static const char *const fname[NF] = {
+	"cpu.threads", "cpu.mhz", "cpu.score.single", "cpu.score.multi",
+	"ram", "ram.bandwidth", "disk", "disk.read", "disk.write"
+};
+enum { P_CPU, P_RAM, P_DISK, P_GPU, NP };
+static const char *const pname[NP] = { "cpu_second", "ram_gib_second", "disk_gib", "gpu_second" };
+
+struct sv {
+	const char *p;	/* NULL: absent */
+	size_t n;
+};
+
+struct ofr {
+	unsigned has;			/* bit i: num[i]; see H_* */
+	int64_t num[NF], cores, milli, price[NP];
+	struct {
+		struct sv arch, kernel, cont, country, city, currency, where;
+	} s;
+	int ngpu, nexec, nfeat, nlab;
+	struct sv gvendor[MAXLIST];
+	int64_t gvram[MAXLIST];
+	struct sv exec[MAXLIST], feat[MAXLIST], labk[MAXLIST], labv[MAXLIST];
+};
+#define H_CORES (1u << NF)
+#define H_MILLI (1u << (NF + 1))
+#define H_PRICE(i) (1u << (NF + 2 + (i)))
+#define H_GPUS (1u << (NF + 2 + NP))
+
+struct strs {
+	int n;
+	char **v;
+};
+
+struct locpat {
+	char *cont, *country, *city;
+};
+
+struct wcache {
+	char *text;
+	jq_state *jq;	/* NULL when it did not compile */
+	char *cerr;
+};
+
+struct nn_match {
+	jv req;				/* the requirements, input of offers' where */
+	unsigned want;			/* bit i: min[i] */
+	int64_t min[NF];
+	int64_t milli;			/* -1: no cpu minimum */
+	int milli_as_cores;		/* given as cores: say so in messages */
+	struct strs arch, exec, feat, gvendor;
+	int gpus;			/* gpus constraint present */
+	int64_t gcount, gvram;
+	char *kernel;
+	struct locpat *accept, *reject;
+	int naccept, nreject;
+	int64_t pmax[NP];		/* -1: no maximum */
+	char *currency;
+	struct strs labk, labv;
+	struct nn_res need;		/* for the default rank */
+	jq_state *where, *rank;
+	char *where_text, *rank_text;
+	struct wcache wc[WCACHE];
+	int nwc;
+	char *dec;			/* decoded strings of the offer in hand */
+	size_t deccap, decoff;
+	struct ofr o;
+};
+
+/* --- the scanner ------------------------------------------------------- */
+
+struct scan {
+	const char *p, *b, *e;
+	char *err;
+	struct nn_match *m;
+};
+
+static int fail(struct scan *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(struct scan *s, const char *fmt, ...)
+{
+	va_list ap;
+	if (s->err) {
+		va_start(ap, fmt);
+		vsnprintf(s->err, NN_ERRLEN, fmt, ap);
+		va_end(ap);
+	}
+	return -1;
+}
+
+static int bad(struct scan *s, const char *what)
+{
+	if (s->p >= s->e)
+		return fail(s, "not JSON: unexpected end of line (%s)", what);
+	return fail(s, "not JSON: unexpected '%c' at byte %zu (%s)",
+		    isprint((unsigned char)*s->p) ? *s->p : '?', (size_t)(s->p - s->b) + 1, what);
+}
+
+static inline void ws(struct scan *s)
+{
+	while (s->p < s->e && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static inline int peek(struct scan *s)
+{
+	return s->p < s->e ? (unsigned char)*s->p : -1;
+}
+
+static int hex4(const char *p, unsigned *out)
+{
+	unsigned v = 0;
+	for (int i = 0; i < 4; i++) {
+		int c = (unsigned char)p[i], d;
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if ((c | 32) >= 'a' && (c | 32) <= 'f')
+			d = (c | 32) - 'a' + 10;
+		else
+			return -1;
+		v = v << 4 | (unsigned)d;
+	}
+	*out = v;
+	return 0;
+}
+
+static size_t utf8_put(char *o, unsigned c)
+{
+	if (c < 0x80) {
+		o[0] = (char)c;
+		return 1;
+	}
+	if (c < 0x800) {
+		o[0] = (char)(0xc0 | c >> 6);
+		o[1] = (char)(0x80 | (c & 0x3f));
+		return 2;
+	}
+	if (c < 0x10000) {
+		o[0] = (char)(0xe0 | c >> 12);
+		o[1] = (char)(0x80 | ((c >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (c & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | c >> 18);
+	o[1] = (char)(0x80 | ((c >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((c >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (c & 0x3f));
+	return 4;
+}
+
+/* Length of the valid UTF-8 sequence at p (lead byte >= 0x80), or 0. */
+static size_t utf8_len(const unsigned char *p, const unsigned char *e)
+{
+	unsigned c = p[0];
+	size_t n;
+	unsigned lo = 0x80, hi = 0xbf;
+	if (c >= 0xc2 && c <= 0xdf)
+		n = 2;
+	else if (c >= 0xe0 && c <= 0xef) {
+		n = 3;
+		if (c == 0xe0)
+			lo = 0xa0;
+		else if (c == 0xed)
+			hi = 0x9f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		n = 4;
+		if (c == 0xf0)
+			lo = 0x90;
+		else if (c == 0xf4)
+			hi = 0x8f;
+	} else
+		return 0;
+	if ((size_t)(e - p) < n || p[1] < lo || p[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++)
+		if (p[i] < 0x80 || p[i] > 0xbf)
+			return 0;
+	return n;
+}
+
+/* A string at s->p (on its quote).  When out is not NULL it gets the
+ * content, decoded into m->dec if it held escapes. */
+/* plain[c]: a byte that needs no attention inside a string */
+static const unsigned char plain[256] = {
+#define R8(x) x, x, x, x, x, x, x, x
+	R8(0), R8(0), R8(0), R8(0),			/* 0x00-0x1f */
+	1, 1, 0, 1, 1, 1, 1, 1, R8(1),			/* 0x20-0x2f: '"' */
+	R8(1), R8(1), R8(1), R8(1),			/* 0x30-0x4f */
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1,	/* 0x50-0x5f: '\\' */
+	R8(1), R8(1), R8(1), R8(1),			/* 0x60-0x7f */
+	R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0),
+	R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0), R8(0)
+#undef R8
+};
+
+static int scan_str(struct scan *s, struct sv *out)
+{
+	const char *start = ++s->p, *p = start;
+	int esc = 0;
+	/* most strings here are short keys: a table first */
+	for (int i = 0; i < 16 && p < s->e && plain[(unsigned char)*p]; i++)
+		p++;
+	for (;;) {
+#ifdef __SSE2__
+		/* 16 bytes at a time: stop at '"', '\\', a control byte or a
+		 * byte >= 0x80 (a signed compare below 0x20 catches both) */
+		const __m128i q = _mm_set1_epi8('"'), bs = _mm_set1_epi8('\\'),
+			      sp = _mm_set1_epi8(0x20);
+		while (s->e - p >= 16) {
+			__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+			int mask = _mm_movemask_epi8(_mm_or_si128(
+				_mm_or_si128(_mm_cmpeq_epi8(x, q), _mm_cmpeq_epi8(x, bs)),
+				_mm_cmplt_epi8(x, sp)));
+			if (mask) {
+				p += __builtin_ctz((unsigned)mask);
+				break;
+			}
+			p += 16;
+		}
+#endif
+		while (p < s->e && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\' &&
+		       (unsigned char)*p < 0x80)
+			p++;
+		if (p >= s->e) {
+			s->p = p;
+			return fail(s, "not JSON: unterminated string");
+		}
+		unsigned char c = (unsigned char)*p;
+		if (c == '"')
+			break;
+		if (c < 0x20) {
+			s->p = p;
+			return fail(s, "not JSON: control character in a string at byte %zu",
+				    (size_t)(p - s->b) + 1);
+		}
+		if (c >= 0x80) {
+			size_t n = utf8_len((const unsigned char *)p, (const unsigned char *)s->e);
+			if (!n)
+				return fail(s, "not JSON: invalid UTF-8 at byte %zu",
+					    (size_t)(p - s->b) + 1);
+			p += n;
+			continue;
+		}
+		/* backslash */
+		esc = 1;
+		if (p + 1 >= s->e)
+			return fail(s, "not JSON: unterminated string");
+		switch (p[1]) {
+		case '"': case '\\': case '/': case 'b': case 'f': case 'n': case 'r': case 't':
+			p += 2;
+			break;
+		case 'u': {
+			unsigned u;
+			if (s->e - p < 6 || hex4(p + 2, &u) < 0)
+				return fail(s, "not JSON: bad \\u escape at byte %zu",
+					    (size_t)(p - s->b) + 1);
+			p += 6;
+			break;
+		}
+		default:
+			return fail(s, "not JSON: bad escape at byte %zu", (size_t)(p - s->b) + 1);
+		}
+	}
+	s->p = p + 1;
+	if (!out)
+		return 0;
+	if (!esc) {
+		out->p = start;
+		out->n = (size_t)(p - start);
+		return 0;
+	}
+	/* decode: the result is never longer than the raw text */
+	struct nn_match *m = s->m;
+	char *o = m->dec + m->decoff;
+	const char *q = start;
+	out->p = o;
+	while (q < p) {
+		if (*q != '\\') {
+			*o++ = *q++;
+			continue;
+		}
+		char c = q[1];
+		q += 2;
+		switch (c) {
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u': {
+			unsigned u = 0xfffd, lo = 0;
+			hex4(q, &u);
+			q += 4;
+			if (u >= 0xd800 && u < 0xdc00 && p - q >= 6 && q[0] == '\\' && q[1] == 'u' &&
+			    hex4(q + 2, &lo) == 0 && lo >= 0xdc00 && lo < 0xe000) {
+				u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
+				q += 6;
+			} else if (u >= 0xd800 && u < 0xe000) {
+				u = 0xfffd;	/* a lone surrogate, as jq does */
+			}
+			o += utf8_put(o, u);
+			break;
+		}
+		default: *o++ = c; break;
+		}
+	}
+	out->n = (size_t)(o - out->p);
+	m->decoff += out->n;
+	return 0;
+}
+
+/* A number; *iv gets its value when it is an integer in int64 range
+ * (*isint = 1). */
+static int scan_num(struct scan *s, int64_t *iv, int *isint)
+{
+	const char *st = s->p, *p = s->p;
+	int neg = 0;
+	if (p < s->e && *p == '-') {
+		neg = 1;
+		p++;
+	}
+	if (p >= s->e || *p < '0' || *p > '9') {
+		s->p = p;
+		return bad(s, "a number");
+	}
+	/* fast path: up to 18 digits, no fraction, no exponent */
+	if (*p != '0') {
+		int64_t v = 0;
+		const char *d = p;
+		while (p < s->e && *p >= '0' && *p <= '9' && p - d < 18)
+			v = v * 10 + (*p++ - '0');
+		if (p >= s->e || (*p != '.' && *p != 'e' && *p != 'E' && (*p < '0' || *p > '9'))) {
+			s->p = p;
+			*iv = neg ? -v : v;
+			*isint = 1;
+			return 0;
+		}
+		while (p < s->e && *p >= '0' && *p <= '9')
+			p++;
+	} else {
+		p++;
+	}
+	if (p < s->e && *p == '.') {
+		p++;
+		if (p >= s->e || *p < '0' || *p > '9') {
+			s->p = p;
+			return bad(s, "digits after '.'");
+		}
+		while (p < s->e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	if (p < s->e && (*p == 'e' || *p == 'E')) {
+		p++;
+		if (p < s->e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= s->e || *p < '0' || *p > '9') {
+			s->p = p;
+			return bad(s, "an exponent");
+		}
+		while (p < s->e && *p >= '0' && *p <= '9')
+			p++;
+	}
+	s->p = p;
+	*isint = 0;
+	{
+		char tmp[64];
+		size_t n = (size_t)(p - st);
+		if (n < sizeof tmp) {
+			memcpy(tmp, st, n);
+			tmp[n] = 0;
+			double d = strtod(tmp, NULL);
+			if (d > -9223372036854775808.0 && d < 9223372036854775808.0 && d == floor(d)) {
+				*iv = (int64_t)d;
+				*isint = 1;
+			}
+		}
+	}
+	return 0;
+}
+
+static int scan_value(struct scan *s, int depth);
+
+/* After '{' or '[' (first) or after a member/element: 1 when another one
+ * follows (for objects, *key is set and the ':' consumed), 0 at the close. */
+static int next_member(struct scan *s, int *first, struct sv *key, char close)
+{
+	ws(s);
+	if (peek(s) == close) {
+		s->p++;
+		return 0;
+	}
+	if (!*first) {
+		if (peek(s) != ',')
+			return bad(s, close == '}' ? "',' or '}'" : "',' or ']'");
+		s->p++;
+		ws(s);
+	}
+	*first = 0;
+	if (close == ']')
+		return 1;
+	if (peek(s) != '"')
+		return bad(s, "a member name");
+	if (scan_str(s, key) < 0)
+		return -1;
+	ws(s);
+	if (peek(s) != ':')
+		return bad(s, "':'");
+	s->p++;
+	ws(s);
+	return 1;
+}
+
+static int scan_lit(struct scan *s, const char *lit, size_t n)
+{
+	if ((size_t)(s->e - s->p) < n || memcmp(s->p, lit, n))
+		return bad(s, "a value");
+	s->p += n;
+	return 0;
+}
+
+static int scan_value(struct scan *s, int depth)
+{
+	int first = 1, r;
+	int64_t iv;
+	struct sv key;
+	ws(s);
+	switch (peek(s)) {
+	case '"':
+		return scan_str(s, NULL);
+	case '{':
+	case '[': {
+		char close = *s->p == '{' ? '}' : ']';
+		if (depth >= MAXDEPTH)
+			return fail(s, "not JSON: nested deeper than %d", MAXDEPTH);
+		s->p++;
+		while ((r = next_member(s, &first, &key, close)) == 1)
+			if (scan_value(s, depth + 1) < 0)
+				return -1;
+		return r;
+	}
+	case 't': return scan_lit(s, "true", 4);
+	case 'f': return scan_lit(s, "false", 5);
+	case 'n': return scan_lit(s, "null", 4);
+	default:
+		return scan_num(s, &iv, &r);
+	}
+}
+
+static inline int sv_is(struct sv k, const char *lit)
+{
+	size_t n = strlen(lit);
+	return k.n == n && !memcmp(k.p, lit, n);
+}
+
+static int is_null(struct scan *s)
+{
+	if ((size_t)(s->e - s->p) >= 4 && !memcmp(s->p, "null", 4)) {
+		s->p += 4;
+		return 1;
+	}
+	return 0;
+}
+
+/* A non-negative integer field obj.key (obj may be ""); null leaves it
+ * absent.  The name is formatted only on error: this runs for every number. */
+static int scan_uint(struct scan *s, const char *obj, const char *key, int64_t *out,
+		     unsigned *has, unsigned bit)
+{
+	int64_t v;
+	int isint;
+	if (is_null(s))
+		return 0;
+	if (peek(s) != '-' && (peek(s) < '0' || peek(s) > '9'))
+		goto bad;
+	if (scan_num(s, &v, &isint) < 0)
+		return -1;
+	if (!isint || v < 0)
+		goto bad;
+	*out = v;
+	*has |= bit;
+	return 0;
+bad:
+	return fail(s, "%s%s%s: expected a non-negative integer", obj, *obj ? "." : "", key);
+}
+
+static int scan_string_field(struct scan *s, const char *field, struct sv *out)
+{
+	if (is_null(s)) {
+		out->p = NULL;
+		return 0;
+	}
+	if (peek(s) != '"')
+		return fail(s, "%s: expected a string", field);
+	return scan_str(s, out);
+}
+
+static int expect(struct scan *s, char c, const char *field)
+{
+	if (peek(s) != c)
+		return fail(s, "%s: expected %s", field, c == '{' ? "an object" : "an array");
+	s->p++;
+	return 0;
+}
+
+static int scan_strlist(struct scan *s, const char *field, struct sv *v, int *n)
+{
+	int first = 1, r;
+	struct sv k;
+	*n = 0;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '[', field) < 0)
+		return -1;
+	while ((r = next_member(s, &first, &k, ']')) == 1) {
+		if (*n >= MAXLIST)
+			return fail(s, "%s: more than %d entries", field, MAXLIST);
+		if (scan_string_field(s, field, &v[*n]) < 0)
+			return -1;
+		if (v[*n].p)
+			(*n)++;
+	}
+	return r;
+}
+
+/* Members of an object that are all non-negative integers (others skipped). */
+static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
+		     const int *idx, int nkeys, struct ofr *o)
+{
+	int first = 1, r;
+	struct sv k;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '{', obj) < 0)
+		return -1;
+	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		int i;
+		for (i = 0; i < nkeys; i++)
+			if (sv_is(k, keys[i]))
+				break;
+		if (i == nkeys) {
+			if (scan_value(s, 2) < 0)
+				return -1;
+			continue;
+		}
+		if (scan_uint(s, obj, keys[i], &o->num[idx[i]], &o->has, 1u << idx[i]) < 0)
+			return -1;
+	}
+	return r;
+}
+
+static int scan_cpu(struct scan *s, struct ofr *o)
+{
+	static const char *const sk[] = { "single", "multi" };
+	static const int si[] = { F_SSINGLE, F_SMULTI };
+	int first = 1, r;
+	struct sv k;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '{', "cpu") < 0)
+		return -1;
+	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		if (sv_is(k, "cores"))
+			r = scan_uint(s, "cpu", "cores", &o->cores, &o->has, H_CORES);
+		else if (sv_is(k, "millicores"))
+			r = scan_uint(s, "cpu", "millicores", &o->milli, &o->has, H_MILLI);
+		else if (sv_is(k, "threads"))
+			r = scan_uint(s, "cpu", "threads", &o->num[F_THREADS], &o->has, 1u << F_THREADS);
+		else if (sv_is(k, "mhz"))
+			r = scan_uint(s, "cpu", "mhz", &o->num[F_MHZ], &o->has, 1u << F_MHZ);
+		else if (sv_is(k, "arch"))
+			r = scan_string_field(s, "cpu.arch", &o->s.arch);
+		else if (sv_is(k, "score"))
+			r = scan_nums(s, "cpu.score", sk, si, 2, o);
+		else
+			r = scan_value(s, 2);
+		if (r < 0)
+			return -1;
+	}
+	return r;
+}
+
+static int scan_gpus(struct scan *s, struct ofr *o)
+{
+	int first = 1, r;
+	struct sv k;
+	o->ngpu = 0;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '[', "gpus") < 0)
+		return -1;
+	o->has |= H_GPUS;
+	while ((r = next_member(s, &first, &k, ']')) == 1) {
+		int f2 = 1, i = o->ngpu;
+		unsigned h = 0;
+		if (i >= MAXLIST)
+			return fail(s, "gpus: more than %d entries", MAXLIST);
+		if (peek(s) != '{')
+			return fail(s, "gpus[%d]: expected an object", i);
+		s->p++;
+		o->gvendor[i].p = NULL;
+		o->gvram[i] = 0;
+		while ((r = next_member(s, &f2, &k, '}')) == 1) {
+			if (sv_is(k, "vendor")) {
+				r = scan_string_field(s, "gpus[].vendor", &o->gvendor[i]);
+			} else if (sv_is(k, "vram")) {
+				r = scan_uint(s, "gpus[]", "vram", &o->gvram[i], &h, 1);
+			} else {
+				r = scan_value(s, 3);
+			}
+			if (r < 0)
+				return -1;
+		}
+		if (r < 0)
+			return -1;
+		o->ngpu++;
+	}
+	return r;
+}
+
+static int scan_location(struct scan *s, struct ofr *o)
+{
+	int first = 1, r;
+	struct sv k;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '{', "location") < 0)
+		return -1;
+	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		if (sv_is(k, "continent"))
+			r = scan_string_field(s, "location.continent", &o->s.cont);
+		else if (sv_is(k, "country"))
+			r = scan_string_field(s, "location.country", &o->s.country);
+		else if (sv_is(k, "city"))
+			r = scan_string_field(s, "location.city", &o->s.city);
+		else
+			r = scan_value(s, 2);
+		if (r < 0)
+			return -1;
+	}
+	return r;
+}
+
+/* Money: a string of 1 to 18 digits. */
+static int money(struct sv v, int64_t *out)
+{
+	int64_t x = 0;
+	if (v.n == 0 || v.n > 18)
+		return -1;
+	for (size_t i = 0; i < v.n; i++) {
+		if (v.p[i] < '0' || v.p[i] > '9')
+			return -1;
+		x = x * 10 + (v.p[i] - '0');
+	}
+	*out = x;
+	return 0;
+}
+
+static int scan_price(struct scan *s, struct ofr *o)
+{
+	int first = 1, r;
+	struct sv k, v;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '{', "price") < 0)
+		return -1;
+	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		int i;
+		if (sv_is(k, "currency")) {
+			if (scan_string_field(s, "price.currency", &o->s.currency) < 0)
+				return -1;
+			continue;
+		}
+		for (i = 0; i < NP; i++)
+			if (sv_is(k, pname[i]))
+				break;
+		if (i == NP) {
+			if (scan_value(s, 2) < 0)
+				return -1;
+			continue;
+		}
+		if (peek(s) != '"' && !is_null(s))
+			return fail(s, "price.%s: expected a string", pname[i]);
+		v.p = NULL;
+		if (peek(s) == '"' && scan_str(s, &v) < 0)
+			return -1;
+		if (!v.p) {
+			o->has &= ~H_PRICE(i);
+			continue;
+		}
+		if (money(v, &o->price[i]) < 0)
+			return fail(s, "price.%s: expected a string of 1 to 18 digits (integer "
+				    "minor units)", pname[i]);
+		o->has |= H_PRICE(i);
+	}
+	return r;
+}
+
+static int scan_labels(struct scan *s, struct ofr *o)
+{
+	int first = 1, r;
+	struct sv k;
+	o->nlab = 0;
+	if (is_null(s))
+		return 0;
+	if (expect(s, '{', "labels") < 0)
+		return -1;
+	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		if (o->nlab >= MAXLIST)
+			return fail(s, "labels: more than %d entries", MAXLIST);
+		o->labk[o->nlab] = k;
+		if (peek(s) != '"')
+			return fail(s, "labels.%.*s: expected a string", (int)(k.n > 64 ? 64 : k.n), k.p);
+		if (scan_str(s, &o->labv[o->nlab]) < 0)
+			return -1;
+		o->nlab++;
+	}
+	return r;
+}
+
+static int scan_offer(struct scan *s, struct ofr *o)
+{
+	static const char *const rk[] = { "size", "bandwidth" };
+	static const int ri[] = { F_RAM, F_RAMBW };
+	static const char *const dk[] = { "size", "read", "write" };
+	static const int di[] = { F_DISK, F_DISKR, F_DISKW };
+	int first = 1, r;
+	struct sv k;
+
+	o->has = 0;
+	o->ngpu = o->nexec = o->nfeat = o->nlab = 0;
+	memset(&o->s, 0, sizeof o->s);
+	ws(s);
+	if (peek(s) != '{') {
+		if (scan_value(s, 0) < 0)
+			return -1;
+		return fail(s, "not a capability document: expected an object");
+	}
+	s->p++;
+	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		if (sv_is(k, "cpu"))
+			r = scan_cpu(s, o);
+		else if (sv_is(k, "ram"))
+			r = scan_nums(s, "ram", rk, ri, 2, o);
+		else if (sv_is(k, "disk"))
+			r = scan_nums(s, "disk", dk, di, 3, o);
+		else if (sv_is(k, "gpus"))
+			r = scan_gpus(s, o);
+		else if (sv_is(k, "executors"))
+			r = scan_strlist(s, "executors", o->exec, &o->nexec);
+		else if (sv_is(k, "features"))
+			r = scan_strlist(s, "features", o->feat, &o->nfeat);
+		else if (sv_is(k, "kernel"))
+			r = scan_string_field(s, "kernel", &o->s.kernel);
+		else if (sv_is(k, "location"))
+			r = scan_location(s, o);
+		else if (sv_is(k, "price"))
+			r = scan_price(s, o);
+		else if (sv_is(k, "labels"))
+			r = scan_labels(s, o);
+		else if (sv_is(k, "where"))
+			r = scan_string_field(s, "where", &o->s.where);
+		else if (sv_is(k, "v")) {
+			int64_t v = 0;
+			unsigned h = 0;
+			r = scan_uint(s, "", "v", &v, &h, 1);
+			if (r == 0 && h && v != 1)
+				return fail(s, "v: version %lld is not supported (expected 1)",
+					    (long long)v);
+		} else
+			r = scan_value(s, 1);
+		if (r < 0)
+			return -1;
+	}
+	if (r < 0)
+		return -1;
+	ws(s);
+	if (s->p < s->e)
+		return bad(s, "end of line");
+	return 0;
+}
+
+/* --- requirements ------------------------------------------------------ */
+
+static void strs_free(struct strs *l)
+{
+	for (int i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+static void strs_add(struct strs *l, const char *s)
+{
+	l->v = nn_xrealloc(l->v, sizeof *l->v * (size_t)(l->n + 1));
+	l->v[l->n++] = nn_xstrdup(s);
+}
+
+/* A string or an array of strings (borrows v). */
+static int req_strs(jv v, const char *field, struct strs *out, char *err)
+{
+	if (jv_get_kind(v) == JV_KIND_STRING) {
+		strs_add(out, jv_string_value(v));
+		return 0;
+	}
+	if (jv_get_kind(v) != JV_KIND_ARRAY)
+		return nn_seterr(err, "%s: expected a string or an array of strings", field);
+	int rc = 0;
+	jv_array_foreach(v, i, e) {
+		if (jv_get_kind(e) != JV_KIND_STRING)
+			rc = nn_seterr(err, "%s[%d]: expected a string", field, i);
+		else if (rc == 0)
+			strs_add(out, jv_string_value(e));
+		jv_free(e);
+	}
+	return rc;
+}
+
+static int req_uint(jv v, const char *field, int64_t *out, char *err)
+{
+	double d;
+	if (jv_get_kind(v) != JV_KIND_NUMBER || (d = jv_number_value(v)) < 0 ||
+	    d >= 9223372036854775808.0 || d != floor(d))
+		return nn_seterr(err, "%s: expected a non-negative integer", field);
+	*out = (int64_t)d;
+	return 0;
+}
+
+/* Walk the members of obj (borrowed) calling fn for each; unknown names are
+ * fn's to refuse. */
+typedef int (*member_fn)(struct nn_match *m, const char *obj, const char *key, jv v, char *err);
+
+static int members(struct nn_match *m, jv parent, const char *obj, member_fn fn, char *err)
+{
+	int rc = 0;
+	jv o = jv_object_get(jv_copy(parent), jv_string(obj));
+	if (jv_get_kind(o) == JV_KIND_NULL) {
+		jv_free(o);
+		return 0;
+	}
+	if (jv_get_kind(o) != JV_KIND_OBJECT) {
+		jv_free(o);
+		return nn_seterr(err, "%s: expected an object", obj);
+	}
+	jv_object_foreach(o, k, v) {
+		if (rc == 0)
+			rc = fn(m, obj, jv_string_value(k), v, err);
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(o);
+	return rc;
+}
+
+static int unknown(const char *obj, const char *key, char *err)
+{
+	return nn_seterr(err, "%s: unknown field '%.64s'", obj, key);
+}
+
+static int want(struct nn_match *m, int f, jv v, int size, char *err)
+{
+	if (size ? nn_cap_size(v, fname[f], &m->min[f], err) < 0
+		 : req_uint(v, fname[f], &m->min[f], err) < 0)
+		return -1;
+	m->want |= 1u << f;
+	return 0;
+}
+
+static int on_score(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "single"))
+		return want(m, F_SSINGLE, v, 0, err);
+	if (!strcmp(key, "multi"))
+		return want(m, F_SMULTI, v, 0, err);
+	return unknown("cpu.score", key, err);
+}
+
+static int on_cpu(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "cores")) {
+		double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
+		if (d < 0 || d > 9e15 || d * 1000 != floor(d * 1000))
+			return nn_seterr(err, "cpu.cores: expected a non-negative number "
+					 "(at most 3 decimals)");
+		m->milli = (int64_t)(d * 1000);
+		m->milli_as_cores = d == floor(d);
+		return 0;
+	}
+	if (!strcmp(key, "millicores")) {
+		m->milli_as_cores = 0;
+		return req_uint(v, "cpu.millicores", &m->milli, err);
+	}
+	if (!strcmp(key, "threads"))
+		return want(m, F_THREADS, v, 0, err);
+	if (!strcmp(key, "mhz"))
+		return want(m, F_MHZ, v, 0, err);
+	if (!strcmp(key, "arch"))
+		return req_strs(v, "cpu.arch", &m->arch, err);
+	if (!strcmp(key, "score")) {
+		jv w = jv_object_set(jv_object(), jv_string("score"), jv_copy(v));
+		int rc = members(m, w, "score", on_score, err);
+		jv_free(w);
+		if (rc < 0 && !strncmp(err, "score:", 6))
+			nn_seterr(err, "cpu.score: expected an object");
+		return rc;
+	}
+	return unknown("cpu", key, err);
+}
+
+static int on_ram(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "size"))
+		return want(m, F_RAM, v, 1, err);
+	if (!strcmp(key, "bandwidth"))
+		return want(m, F_RAMBW, v, 1, err);
+	return unknown("ram", key, err);
+}
+
+static int on_disk(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "size"))
+		return want(m, F_DISK, v, 1, err);
+	if (!strcmp(key, "read"))
+		return want(m, F_DISKR, v, 1, err);
+	if (!strcmp(key, "write"))
+		return want(m, F_DISKW, v, 1, err);
+	return unknown("disk", key, err);
+}
+
+static int on_gpus(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "count"))
+		return req_uint(v, "gpus.count", &m->gcount, err);
+	if (!strcmp(key, "vram"))
+		return nn_cap_size(v, "gpus.vram", &m->gvram, err);
+	if (!strcmp(key, "vendor"))
+		return req_strs(v, "gpus.vendor", &m->gvendor, err);
+	return unknown("gpus", key, err);
+}
+
+static char *opt_str(jv o, const char *key, const char *field, int *rc, char *err)
+{
+	jv v = jv_object_get(jv_copy(o), jv_string(key));
+	char *s = NULL;
+	if (jv_get_kind(v) == JV_KIND_STRING)
+		s = nn_xstrdup(jv_string_value(v));
+	else if (jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL && *rc == 0)
+		*rc = nn_seterr(err, "%s.%s: expected a string", field, key);
+	jv_free(v);
+	return s;
+}
+
+static int req_locs(jv v, const char *field, struct locpat **out, int *n, char *err)
+{
+	int rc = 0;
+	if (jv_get_kind(v) != JV_KIND_ARRAY)
+		return nn_seterr(err, "%s: expected an array of objects", field);
+	*out = nn_xcalloc((size_t)jv_array_length(jv_copy(v)) + 1, sizeof **out);
+	jv_array_foreach(v, i, e) {
+		char f[48];
+		snprintf(f, sizeof f, "%s[%d]", field, i);
+		if (rc == 0 && jv_get_kind(e) != JV_KIND_OBJECT)
+			rc = nn_seterr(err, "%s: expected an object", f);
+		if (rc == 0) {
+			jv_object_foreach(e, k, x) {
+				const char *ks = jv_string_value(k);
+				if (rc == 0 && strcmp(ks, "continent") && strcmp(ks, "country") &&
+				    strcmp(ks, "city"))
+					rc = unknown(f, ks, err);
+				jv_free(k);
+				jv_free(x);
+			}
+			struct locpat *p = &(*out)[*n];
+			p->cont = opt_str(e, "continent", f, &rc, err);
+			p->country = opt_str(e, "country", f, &rc, err);
+			p->city = opt_str(e, "city", f, &rc, err);
+			(*n)++;
+		}
+		jv_free(e);
+	}
+	return rc;
+}
+
+static int on_location(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "accept"))
+		return req_locs(v, "location.accept", &m->accept, &m->naccept, err);
+	if (!strcmp(key, "reject"))
+		return req_locs(v, "location.reject", &m->reject, &m->nreject, err);
+	return unknown("location", key, err);
+}
+
+static int on_pmax(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	for (int i = 0; i < NP; i++)
+		if (!strcmp(key, pname[i])) {
+			if (jv_get_kind(v) == JV_KIND_STRING) {
+				struct sv s = { jv_string_value(v), (size_t)jv_string_length_bytes(jv_copy(v)) };
+				if (money(s, &m->pmax[i]) == 0)
+					return 0;
+			} else if (req_uint(v, "", &m->pmax[i], NULL) == 0 && m->pmax[i] < 1000000000000000000LL) {
+				return 0;
+			}
+			return nn_seterr(err, "price.max.%s: expected a string of 1 to 18 digits "
+					 "(integer minor units)", key);
+		}
+	return unknown("price.max", key, err);
+}
+
+static int on_price(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (!strcmp(key, "max")) {
+		jv w = jv_object_set(jv_object(), jv_string("price.max"), jv_copy(v));
+		int rc = members(m, w, "price.max", on_pmax, err);
+		jv_free(w);
+		return rc;
+	}
+	if (!strcmp(key, "currency")) {
+		if (jv_get_kind(v) != JV_KIND_STRING)
+			return nn_seterr(err, "price.currency: expected a string");
+		free(m->currency);
+		m->currency = nn_xstrdup(jv_string_value(v));
+		return 0;
+	}
+	return unknown("price", key, err);
+}
+
+static int on_labels(struct nn_match *m, const char *obj, const char *key, jv v, char *err)
+{
+	if (jv_get_kind(v) != JV_KIND_STRING)
+		return nn_seterr(err, "labels.%.64s: expected a string", key);
+	strs_add(&m->labk, key);
+	strs_add(&m->labv, jv_string_value(v));
+	return 0;
+}
+
+/* jq: compile text into a new state; NULL and err (jq's words) otherwise. */
+static void jq_collect(void *data, jv msg)
+{
+	struct nn_buf *b = data;
+	if (jv_get_kind(msg) == JV_KIND_INVALID && jv_invalid_has_msg(jv_copy(msg)))
+		msg = jv_invalid_get_msg(msg);
+	if (jv_get_kind(msg) != JV_KIND_STRING) {
+		char *s = nn_json_dump(msg);
+		jv_free(msg);
+		msg = jv_string(s);
+		free(s);
+	}
+	if (b->len)
+		nn_buf_adds(b, "; ");
+	for (const char *p = jv_string_value(msg); *p; p++)
+		nn_buf_addc(b, *p == '\n' ? ' ' : *p);
+	while (b->len && b->data[b->len - 1] == ' ')
+		b->data[--b->len] = 0;
+	jv_free(msg);
+}
+
+static jv no_input(jq_state *jq, void *data)
+{
+	return jv_invalid();
+}
+
+static jq_state *jq_make(const char *what, const char *text, char *err)
+{
+	struct nn_buf msgs;
+	jq_state *jq = jq_init();
+	if (!jq) {
+		nn_seterr(err, "%s: cannot start jq", what);
+		return NULL;
+	}
+	nn_buf_init(&msgs, 4096);
+	jq_set_error_cb(jq, jq_collect, &msgs);
+	jq_set_input_cb(jq, no_input, NULL);
+	if (!jq_compile(jq, text)) {
+		nn_seterr(err, "%s: does not compile: %s", what, msgs.len ? msgs.data : "jq error");
+		nn_buf_release(&msgs);
+		jq_teardown(&jq);
+		return NULL;
+	}
+	nn_buf_release(&msgs);
+	jq_set_error_cb(jq, NULL, NULL);
+	return jq;
+}
+
+static void silent(void *data, jv msg)
+{
+	jv_free(msg);
+}
+
+/* First output of jq on input (consumed): 0 and *out, or -1 and err. */
+static int jq_first(jq_state *jq, jv input, jv *out, char *err)
+{
+	jv r;
+	jq_set_error_cb(jq, silent, NULL);
+	jq_start(jq, input, 0);
+	r = jq_next(jq);
+	if (jv_is_valid(r)) {
+		*out = r;
+		return 0;
+	}
+	if (jq_halted(jq)) {
+		jv_free(r);
+		return nn_seterr(err, "halted");
+	}
+	if (jv_invalid_has_msg(jv_copy(r))) {
+		jv msg = jv_invalid_get_msg(r);
+		if (jv_get_kind(msg) == JV_KIND_STRING)
+			nn_seterr(err, "error: %.200s", jv_string_value(msg));
+		else {
+			char *s = nn_json_dump(msg);
+			nn_seterr(err, "error: %.200s", s);
+			free(s);
+		}
+		jv_free(msg);
+		return -1;
+	}
+	jv_free(r);
+	return nn_seterr(err, "produced no value");
+}
+
+void nn_match_free(struct nn_match *m)
+{
+	if (!m)
+		return;
+	jv_free(m->req);
+	strs_free(&m->arch);
+	strs_free(&m->exec);
+	strs_free(&m->feat);
+	strs_free(&m->gvendor);
+	strs_free(&m->labk);
+	strs_free(&m->labv);
+	free(m->kernel);
+	free(m->currency);
+	for (int i = 0; i < m->naccept; i++) {
+		free(m->accept[i].cont);
+		free(m->accept[i].country);
+		free(m->accept[i].city);
+	}
+	for (int i = 0; i < m->nreject; i++) {
+		free(m->reject[i].cont);
+		free(m->reject[i].country);
+		free(m->reject[i].city);
+	}
+	free(m->accept);
+	free(m->reject);
+	if (m->where)
+		jq_teardown(&m->where);
+	if (m->rank)
+		jq_teardown(&m->rank);
+	free(m->where_text);
+	free(m->rank_text);
+	for (int i = 0; i < m->nwc; i++) {
+		free(m->wc[i].text);
+		free(m->wc[i].cerr);
+		if (m->wc[i].jq)
+			jq_teardown(&m->wc[i].jq);
+	}
+	free(m->dec);
+	free(m);
+}
+
+struct nn_match *nn_match_compile(jv req, const char *where, const char *rank, int *ex, char *err)
+{
+	struct nn_match *m = nn_xcalloc(1, sizeof *m);
+	const char *qw = NULL, *qr = NULL;
+	int exc = NN_EX_USAGE;
+
+	m->req = req;
+	m->milli = -1;
+	for (int i = 0; i < NP; i++)
+		m->pmax[i] = -1;
+	if (jv_get_kind(req) != JV_KIND_OBJECT) {
+		nn_seterr(err, "requirements: expected an object, not %s", nn_json_kind(req));
+		exc = NN_EX_DATAERR;
+		goto fail;
+	}
+	jv_object_foreach(req, k, v) {
+		const char *ks = jv_string_value(k);
+		int rc = 0;
+		if (!strcmp(ks, "v")) {
+			if (jv_get_kind(v) != JV_KIND_NUMBER || jv_number_value(v) != 1)
+				rc = nn_seterr(err, "v: expected 1");
+		} else if (!strcmp(ks, "cpu"))
+			rc = members(m, req, "cpu", on_cpu, err);
+		else if (!strcmp(ks, "ram"))
+			rc = members(m, req, "ram", on_ram, err);
+		else if (!strcmp(ks, "disk"))
+			rc = members(m, req, "disk", on_disk, err);
+		else if (!strcmp(ks, "gpus")) {
+			m->gpus = 1;
+			m->gcount = 1;
+			rc = members(m, req, "gpus", on_gpus, err);
+		} else if (!strcmp(ks, "executors"))
+			rc = req_strs(v, "executors", &m->exec, err);
+		else if (!strcmp(ks, "features"))
+			rc = req_strs(v, "features", &m->feat, err);
+		else if (!strcmp(ks, "kernel")) {
+			if (jv_get_kind(v) != JV_KIND_STRING)
+				rc = nn_seterr(err, "kernel: expected a string");
+			else
+				m->kernel = nn_xstrdup(jv_string_value(v));
+		} else if (!strcmp(ks, "location"))
+			rc = members(m, req, "location", on_location, err);
+		else if (!strcmp(ks, "price"))
+			rc = members(m, req, "price", on_price, err);
+		else if (!strcmp(ks, "labels"))
+			rc = members(m, req, "labels", on_labels, err);
+		else if (!strcmp(ks, "where") || !strcmp(ks, "rank")) {
+			if (jv_get_kind(v) != JV_KIND_STRING)
+				rc = nn_seterr(err, "%s: expected a jq expression as a string", ks);
+		} else
+			rc = unknown("requirements", ks, err);
+		jv_free(k);
+		jv_free(v);
+		if (rc < 0)
+			goto fail;
+	}
+	if (nn_res_from_doc(&m->need, req, err) < 0)
+		goto fail;
+	if (m->milli >= 0)
+		m->need.cpu = m->milli;
+
+	/* jq: the document's where and --where both hold; --rank replaces rank */
+	{
+		jv w = jv_object_get(jv_copy(req), jv_string("where"));
+		jv r = jv_object_get(jv_copy(req), jv_string("rank"));
+		if (jv_get_kind(w) == JV_KIND_STRING)
+			qw = jv_string_value(w);
+		if (jv_get_kind(r) == JV_KIND_STRING)
+			qr = jv_string_value(r);
+		if (qw && where)
+			m->where_text = nn_xasprintf("(%s) and (%s)", qw, where);
+		else if (qw || where)
+			m->where_text = nn_xstrdup(qw ? qw : where);
+		if (rank || qr)
+			m->rank_text = nn_xstrdup(rank ? rank : qr);
+		jv_free(w);
+		jv_free(r);
+	}
+	exc = NN_EX_DATAERR;
+	if (qw && where) {
+		/* compile each alone first, so the message names the right one */
+		jq_state *t = jq_make("where", qw, err);
+		if (!t)
+			goto fail;
+		jq_teardown(&t);
+		if (!(t = jq_make("--where", where, err)))
+			goto fail;
+		jq_teardown(&t);
+	}
+	if (m->where_text && !(m->where = jq_make(where && !qw ? "--where" : "where",
+						  m->where_text, err)))
+		goto fail;
+	if (m->rank_text && !(m->rank = jq_make(rank ? "--rank" : "rank", m->rank_text, err)))
+		goto fail;
+	return m;
+fail:
+	if (ex)
+		*ex = exc;
+	nn_match_free(m);
+	return NULL;
+}
+
+int nn_match_default_rank(const struct nn_match *m)
+{
+	return m->rank == NULL;
+}
+
+/* --- evaluation -------------------------------------------------------- */
+
+static int sv_ieq(struct sv a, const char *b)
+{
+	size_t n = strlen(b);
+	return a.p && a.n == n && !strncasecmp(a.p, b, n);
+}
+
+static const char *svs(struct sv a, int *n)
+{
+	*n = a.p ? (int)(a.n > 64 ? 64 : a.n) : 4;
+	return a.p ? a.p : "none";
+}
+
+/* Dotted numeric version compare: <0, 0, >0. */
+static int vercmp(const char *a, size_t an, const char *b)
+{
+	const char *ae = a + an;
+	for (int i = 0; i < 6; i++) {
+		long x = 0, y = 0;
+		int ax = 0, by = 0;
+		while (a < ae && *a >= '0' && *a <= '9')
+			x = x * 10 + (*a++ - '0'), ax = 1;
+		while (*b >= '0' && *b <= '9')
+			y = y * 10 + (*b++ - '0'), by = 1;
+		if (x != y)
+			return x < y ? -1 : 1;
+		if (!by)
+			return 0;
+		if (!ax)
+			return -1;
+		if (a < ae && *a == '.')
+			a++;
+		else
+			return *b == '.' ? -1 : 0;
+		if (*b == '.')
+			b++;
+		else
+			return 0;
+	}
+	return 0;
+}
+
+static int loc_match(const struct locpat *p, const struct ofr *o)
+{
+	return (!p->cont || sv_ieq(o->s.cont, p->cont)) &&
+	       (!p->country || sv_ieq(o->s.country, p->country)) &&
+	       (!p->city || sv_ieq(o->s.city, p->city));
+}
+
+static void loc_desc(struct nn_buf *b, const struct locpat *p, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const char *sep = "";
+		if (i)
+			nn_buf_adds(b, " or ");
+		if (p[i].cont)
+			nn_buf_addf(b, "%scontinent %s", sep, p[i].cont), sep = " ";
+		if (p[i].country)
+			nn_buf_addf(b, "%scountry %s", sep, p[i].country), sep = " ";
+		if (p[i].city)
+			nn_buf_addf(b, "%scity %s", sep, p[i].city);
+		if (!p[i].cont && !p[i].country && !p[i].city)
+			nn_buf_adds(b, "anywhere");
+	}
+}
+
+static void list_desc(struct nn_buf *b, const struct strs *l)
+{
+	for (int i = 0; i < l->n; i++)
+		nn_buf_addf(b, "%s%s", i ? "|" : "", l->v[i]);
+}
+
+#define FAIL(...) do {							\
+		if (!why)						\
+			return 1;					\
+		*why = jv_array_append(*why, jv_string_fmt(__VA_ARGS__)); \
+		nfail++;						\
+	} while (0)
+
+static int in_strs(const struct strs *l, struct sv v)
+{
+	for (int i = 0; i < l->n; i++)
+		if (sv_ieq(v, l->v[i]))
+			return 1;
+	return 0;
+}
+
+/* The structured constraints: the number of failures (stops at 1 when why
+ * is NULL). */
+static int eval_struct(struct nn_match *m, const struct ofr *o, jv *why)
+{
+	int nfail = 0, n;
+	const char *p;
+
+	if (m->milli >= 0) {
+		int64_t have = o->has & H_MILLI ? o->milli : !(o->has & H_CORES) ? -1 :
+			       o->cores > INT64_MAX / 1000 ? INT64_MAX : o->cores * 1000;
+		int cores = m->milli_as_cores && !(o->has & H_MILLI);
+		if (have < 0)
+			FAIL("cpu.%s: need %lld, have none", cores ? "cores" : "millicores",
+			     (long long)(cores ? m->milli / 1000 : m->milli));
+		else if (have < m->milli)
+			FAIL("cpu.%s: need %lld, have %lld", cores ? "cores" : "millicores",
+			     (long long)(cores ? m->milli / 1000 : m->milli),
+			     (long long)(cores ? have / 1000 : have));
+	}
+	if (m->want)
+		for (int f = 0; f < NF; f++) {
+			if (!(m->want & (1u << f)))
+				continue;
+			if (!(o->has & (1u << f)))
+				FAIL("%s: need %lld, have none", fname[f], (long long)m->min[f]);
+			else if (o->num[f] < m->min[f])
+				FAIL("%s: need %lld, have %lld", fname[f], (long long)m->min[f],
+				     (long long)o->num[f]);
+		}
+	if (m->arch.n && !in_strs(&m->arch, o->s.arch)) {
+		struct nn_buf b = NN_BUF_INIT;
+		list_desc(&b, &m->arch);
+		p = svs(o->s.arch, &n);
+		FAIL("cpu.arch: need %s, have %.*s", b.data, n, p);
+		nn_buf_release(&b);
+	}
+	if (m->gpus && m->gcount > 0) {
+		int64_t ok = 0;
+		for (int i = 0; i < o->ngpu; i++)
+			if (o->gvram[i] >= m->gvram &&
+			    (!m->gvendor.n || in_strs(&m->gvendor, o->gvendor[i])))
+				ok++;
+		if (ok < m->gcount) {
+			struct nn_buf b = NN_BUF_INIT;
+			nn_buf_addf(&b, "%lld", (long long)m->gcount);
+			if (m->gvendor.n) {
+				nn_buf_adds(&b, " ");
+				list_desc(&b, &m->gvendor);
+			}
+			if (m->gvram)
+				nn_buf_addf(&b, " with vram >= %lld", (long long)m->gvram);
+			FAIL("gpus: need %s, have %lld", b.data, (long long)ok);
+			nn_buf_release(&b);
+		}
+	}
+	if (m->exec.n) {
+		int ok = 0;
+		for (int i = 0; i < o->nexec && !ok; i++)
+			ok = in_strs(&m->exec, o->exec[i]);
+		if (!ok) {
+			struct nn_buf b = NN_BUF_INIT, h = NN_BUF_INIT;
+			list_desc(&b, &m->exec);
+			for (int i = 0; i < o->nexec; i++)
+				nn_buf_addf(&h, "%s%.*s", i ? "|" : "", (int)o->exec[i].n, o->exec[i].p);
+			FAIL("executors: need %s, have %s", b.data, h.len ? h.data : "none");
+			nn_buf_release(&b);
+			nn_buf_release(&h);
+		}
+	}
+	for (int j = 0; j < m->feat.n; j++) {
+		int ok = 0;
+		for (int i = 0; i < o->nfeat && !ok; i++)
+			ok = sv_ieq(o->feat[i], m->feat.v[j]);
+		if (!ok)
+			FAIL("features: need %s, have none", m->feat.v[j]);
+	}
+	if (m->kernel && (!o->s.kernel.p || vercmp(o->s.kernel.p, o->s.kernel.n, m->kernel) < 0)) {
+		p = svs(o->s.kernel, &n);
+		FAIL("kernel: need %s, have %.*s", m->kernel, n, p);
+	}
+	if (m->naccept || m->nreject) {
+		int acc = !m->naccept, rej = -1;
+		for (int i = 0; i < m->naccept && !acc; i++)
+			acc = loc_match(&m->accept[i], o);
+		for (int i = 0; i < m->nreject && rej < 0; i++)
+			if (loc_match(&m->reject[i], o))
+				rej = i;
+		if (!acc || rej >= 0) {
+			struct nn_buf b = NN_BUF_INIT;
+			int n1, n2, n3;
+			const char *p1 = svs(o->s.cont, &n1), *p2 = svs(o->s.country, &n2),
+				   *p3 = svs(o->s.city, &n3);
+			if (!acc) {
+				loc_desc(&b, m->accept, m->naccept);
+				FAIL("location: need %s, have %.*s/%.*s/%.*s", b.data, n1, p1, n2, p2,
+				     n3, p3);
+				nn_buf_reset(&b);
+			}
+			if (rej >= 0) {
+				loc_desc(&b, &m->reject[rej], 1);
+				FAIL("location: rejected %s, have %.*s/%.*s/%.*s", b.data, n1, p1,
+				     n2, p2, n3, p3);
+			}
+			nn_buf_release(&b);
+		}
+	}
+	if (m->currency && o->s.currency.p && !sv_ieq(o->s.currency, m->currency)) {
+		p = svs(o->s.currency, &n);
+		FAIL("price.currency: need %s, have %.*s", m->currency, n, p);
+	}
+	for (int i = 0; i < NP; i++)
+		if (m->pmax[i] >= 0 && (o->has & H_PRICE(i)) && o->price[i] > m->pmax[i])
+			FAIL("price.%s: need at most %lld, have %lld", pname[i],
+			     (long long)m->pmax[i], (long long)o->price[i]);
+	for (int j = 0; j < m->labk.n; j++) {
+		int i;
+		for (i = o->nlab - 1; i >= 0; i--)	/* the last one wins, as in jq */
+			if (o->labk[i].n == strlen(m->labk.v[j]) &&
+			    !memcmp(o->labk[i].p, m->labk.v[j], o->labk[i].n))
+				break;
+		if (i < 0)
+			FAIL("labels.%s: need %s, have none", m->labk.v[j], m->labv.v[j]);
+		else if (o->labv[i].n != strlen(m->labv.v[j]) ||
+			 memcmp(o->labv[i].p, m->labv.v[j], o->labv[i].n))
+			FAIL("labels.%s: need %s, have %.*s", m->labk.v[j], m->labv.v[j],
+			     (int)(o->labv[i].n > 64 ? 64 : o->labv[i].n), o->labv[i].p);
+	}
+	return nfail;
+}
+
+/* The default score: minus the price of one second of the requested
+ * resources (disk's per-GiB price spread over an hour). */
+static double default_score(const struct nn_match *m, const struct ofr *o)
+{
+	double gib = 1073741824.0, c = 0;
+	double cpu = m->need.cpu > 0 ? m->need.cpu / 1000.0 : 1.0;
+	if (o->has & H_PRICE(P_CPU))
+		c += (double)o->price[P_CPU] * cpu;
+	if (o->has & H_PRICE(P_RAM))
+		c += (double)o->price[P_RAM] * (double)m->need.ram / gib;
+	if (o->has & H_PRICE(P_GPU))
+		c += (double)o->price[P_GPU] * (double)m->need.gpus;
+	if (o->has & H_PRICE(P_DISK))
+		c += (double)o->price[P_DISK] * (double)m->need.disk / gib / 3600.0;
+	return c == 0 ? 0 : -c;
+}
+
+/* The compiled state of an offer's where (cached); NULL with *cerr when it
+ * does not compile. */
+static jq_state *offer_where(struct nn_match *m, const char *text, const char **cerr)
+{
+	char err[NN_ERRLEN];
+	struct wcache *w;
+	for (int i = 0; i < m->nwc; i++)
+		if (!strcmp(m->wc[i].text, text)) {
+			*cerr = m->wc[i].cerr;
+			return m->wc[i].jq;
+		}
+	if (m->nwc == WCACHE) {		/* full: start over */
+		for (int i = 0; i < m->nwc; i++) {
+			free(m->wc[i].text);
+			free(m->wc[i].cerr);
+			if (m->wc[i].jq)
+				jq_teardown(&m->wc[i].jq);
+		}
+		m->nwc = 0;
+	}
+	w = &m->wc[m->nwc++];
+	w->text = nn_xstrdup(text);
+	w->jq = jq_make("offer where", text, err);
+	w->cerr = w->jq ? NULL : nn_xstrdup(err);
+	*cerr = w->cerr;
+	return w->jq;
+}
+
+int nn_match_text(struct nn_match *m, const char *text, size_t len,
+		  double *score, jv *why, char *err)
+{
+	struct scan s = { text, text, text + len, err, m };
+	struct ofr *o = &m->o;
+	jv offer = jv_invalid();
+	int nfail;
+	char jerr[NN_ERRLEN];
+
+	if (m->deccap < len + 1) {
+		free(m->dec);
+		m->deccap = len + 1 > 4096 ? len + 1 : 4096;
+		m->dec = nn_xmalloc(m->deccap);
+	}
+	m->decoff = 0;
+	if (scan_offer(&s, o) < 0)
+		return NN_MATCH_BAD;
+	if (why)
+		*why = jv_array();
+	nfail = eval_struct(m, o, why);
+	if (nfail && !why)
+		return NN_MATCH_NO;
+
+	if (m->where || m->rank || o->s.where.p) {
+		offer = jv_parse_sized(text, (int)len);
+		if (!jv_is_valid(offer)) {
+			jv msg = jv_invalid_get_msg(offer);
+			nn_seterr(err, "not JSON: %s", jv_get_kind(msg) == JV_KIND_STRING ?
+				  jv_string_value(msg) : "rejected by jq");
+			jv_free(msg);
+			if (why) {
+				jv_free(*why);
+				*why = jv_invalid();
+			}
+			return NN_MATCH_BAD;
+		}
+	}
+	/* from here every failure is counted; with why NULL, stop at the first */
+#undef FAIL
+#define FAIL(...) do {							\
+		if (why)						\
+			*why = jv_array_append(*why, jv_string_fmt(__VA_ARGS__)); \
+		nfail++;						\
+	} while (0)
+	if (m->where) {
+		jv r;
+		if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
+			FAIL("where: %s", jerr);
+		else {
+			jv_kind k = jv_get_kind(r);
+			jv_free(r);
+			if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
+				FAIL("where: %s is %s", m->where_text,
+				     k == JV_KIND_FALSE ? "false" : "null");
+		}
+		if (nfail && !why)
+			goto no;
+	}
+	if (o->s.where.p) {
+		char *t = nn_xmalloc(o->s.where.n + 1);
+		const char *cerr = NULL;
+		jq_state *jq;
+		memcpy(t, o->s.where.p, o->s.where.n);
+		t[o->s.where.n] = 0;
+		jq = offer_where(m, t, &cerr);
+		if (!jq)
+			FAIL("%s", cerr);
+		else {
+			jv r;
+			if (jq_first(jq, jv_copy(m->req), &r, jerr) < 0)
+				FAIL("offer where: %s", jerr);
+			else {
+				jv_kind k = jv_get_kind(r);
+				jv_free(r);
+				if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
+					FAIL("offer where: %s is %s on the requirements", t,
+					     k == JV_KIND_FALSE ? "false" : "null");
+			}
+		}
+		free(t);
+	}
+	if (nfail)
+		goto no;
+	if (m->rank) {
+		jv r = jv_invalid();
+		if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)
+			FAIL("rank: %s", jerr);
+		else if (jv_get_kind(r) != JV_KIND_NUMBER || !isfinite(jv_number_value(r)))
+			FAIL("rank: %s is not a finite number", nn_json_kind(r));
+		else
+			*score = jv_number_value(r);
+		jv_free(r);
+		if (nfail)
+			goto no;
+	} else {
+		*score = default_score(m, o);
+	}
+	jv_free(offer);
+	if (why) {
+		jv_free(*why);
+		*why = jv_invalid();
+	}
+	return NN_MATCH_YES;
+no:
+	jv_free(offer);
+	return NN_MATCH_NO;
+}
+
+int nn_match_eval(struct nn_match *m, jv offer, double *score, jv *why, char *err)
+{
+	char *text = nn_json_dump(offer);
+	int rc = nn_match_text(m, text, strlen(text), score, why, err);
+	free(text);
+	return rc;
+}

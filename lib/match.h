@@ -1,0 +1,56 @@
+/*
+ * match — the matcher: a job's requirements against capability documents
+ * (offers), as specified in man/nunet-capability.5.  The structured
+ * constraints (minimums, sets, location, price, labels) are compiled into C
+ * and checked on the offer's text by a single-pass validating scanner that
+ * builds no jv, which is what makes matching fast; the jq expressions
+ * (`where`, `rank`, and the offer's own `where` on the job) are compiled
+ * once and run on a jv only for the offers that passed the structured
+ * constraints.  Pure: no I/O, no printing.  One struct nn_match is for one
+ * thread.
+ */
+#ifndef NN_MATCH_H
+#define NN_MATCH_H
+
+#include <stddef.h>
+#include <jv.h>
+#include "util.h"
+
+struct nn_match;
+
+/*
+ * Compile requirements (consumed; an object, man/nunet-capability.5).
+ * where (may be NULL) is one more boolean jq expression that must hold with
+ * the requirements' own; rank (may be NULL) replaces the requirements' rank.
+ * On failure returns NULL, fills err, and sets *ex (if not NULL) to
+ * NN_EX_USAGE for a bad field (naming it: "ram.size: bad size 'lots' …") or
+ * NN_EX_DATAERR for a jq expression that does not compile (jq's message).
+ * Free with nn_match_free().
+ */
+struct nn_match *nn_match_compile(jv req, const char *where, const char *rank,
+				  int *ex, char *err);
+void nn_match_free(struct nn_match *m);
+
+enum { NN_MATCH_BAD = -1, NN_MATCH_NO = 0, NN_MATCH_YES = 1 };
+
+/*
+ * Match one offer given as the JSON text text[0..len) (one line).
+ *   NN_MATCH_YES: *score set (higher is better).
+ *   NN_MATCH_NO:  when why is not NULL, *why is a new array of strings, one
+ *                 per failed constraint ("ram: need 8589934592, have
+ *                 4294967296"), caller frees; when why is NULL the check
+ *                 stops at the first failure (faster).
+ *   NN_MATCH_BAD: the offer is malformed (not JSON, not an object, a known
+ *                 field of the wrong type); err says why.
+ */
+int nn_match_text(struct nn_match *m, const char *text, size_t len,
+		  double *score, jv *why, char *err);
+
+/* The same for an offer held as a jv (borrowed). */
+int nn_match_eval(struct nn_match *m, jv offer, double *score, jv *why, char *err);
+
+/* Whether the score is the default one (minus the estimated price per second
+ * of the requested resources), i.e. no rank expression was given. */
+int nn_match_default_rank(const struct nn_match *m);
+
+#endif

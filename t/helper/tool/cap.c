@@ -1,0 +1,179 @@
+/*
+ * cap units: resource vectors, capability documents and the matcher's jv
+ * entry point, driven from t/3001-cap.bats.
+ *
+ *   test-tool cap add A B | sub A B | fits NEED HAVE   (flat vectors, JSON)
+ *   test-tool cap doc        stdin document → its flat vector
+ *   test-tool cap check      stdin capability document → ok | error: …
+ *   test-tool cap restrict R stdin capability document → restricted to R
+ *   test-tool cap size JSON  a size value → bytes | error: …
+ *   test-tool cap match REQ  stdin offers, one per line, through
+ *                            nn_match_eval (the node's entry point) →
+ *                            "yes SCORE" | "no [why…]" | "bad: err"
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "cap.h"
+#include "json.h"
+#include "lines.h"
+#include "match.h"
+#include "util.h"
+#include "test-tool.h"
+
+static jv arg_json(const char *s)
+{
+	char err[NN_ERRLEN];
+	jv v = nn_json_parse(s, strlen(s), err);
+	if (!jv_is_valid(v)) {
+		printf("error: %s\n", err);
+		exit(65);
+	}
+	return v;
+}
+
+static jv stdin_json(void)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	char chunk[65536], err[NN_ERRLEN];
+	ssize_t n;
+	jv v;
+	while ((n = read(0, chunk, sizeof chunk)) > 0)
+		nn_buf_add(&b, chunk, (size_t)n);
+	v = nn_json_parse(b.data ? b.data : "", b.len, err);
+	nn_buf_release(&b);
+	if (!jv_is_valid(v)) {
+		printf("error: %s\n", err);
+		exit(65);
+	}
+	return v;
+}
+
+static int put_res(const struct nn_res *r)
+{
+	jv j = nn_res_to_json(r);
+	char *s = nn_json_dump(j);
+	printf("%s\n", s);
+	free(s);
+	jv_free(j);
+	return 0;
+}
+
+static int vec(const char *s, struct nn_res *r)
+{
+	char err[NN_ERRLEN];
+	jv v = arg_json(s);
+	int rc = nn_res_from_json(r, v, err);
+	jv_free(v);
+	if (rc < 0)
+		printf("error: %s\n", err);
+	return rc;
+}
+
+static int match(const char *reqtext)
+{
+	char err[NN_ERRLEN];
+	struct nn_lines l;
+	struct nn_match *m;
+	int ex = 0, code, r;
+	jv offer;
+
+	m = nn_match_compile(arg_json(reqtext), NULL, NULL, &ex, err);
+	if (!m) {
+		printf("error %d: %s\n", ex, err);
+		return ex;
+	}
+	nn_lines_init(&l, 0);
+	while (nn_lines_read_fd(&l, 0) > 0)
+		;
+	nn_lines_feed(&l, "\n", 1);
+	while ((r = nn_jsonl_next(&l, &offer, &code, err)) != NN_JSONL_NONE) {
+		double score = 0;
+		jv why = jv_invalid();
+		if (r == NN_JSONL_ERROR) {
+			printf("bad: %s\n", err);
+			continue;
+		}
+		r = nn_match_eval(m, offer, &score, &why, err);
+		jv_free(offer);
+		if (r == NN_MATCH_YES)
+			printf("yes %g\n", score);
+		else if (r == NN_MATCH_BAD)
+			printf("bad: %s\n", err);
+		else {
+			char *s = nn_json_dump(why);
+			printf("no %s\n", s);
+			free(s);
+		}
+		jv_free(why);
+	}
+	nn_lines_release(&l);
+	nn_match_free(m);
+	return 0;
+}
+
+int cmd__cap(int argc, char **argv)
+{
+	char err[NN_ERRLEN];
+	struct nn_res a, b, out;
+	if (argc < 2)
+		return 64;
+	if (argc == 4 && (!strcmp(argv[1], "add") || !strcmp(argv[1], "sub") ||
+			  !strcmp(argv[1], "fits"))) {
+		if (vec(argv[2], &a) < 0 || vec(argv[3], &b) < 0)
+			return 65;
+		if (!strcmp(argv[1], "fits")) {
+			if (nn_res_fits(&a, &b, err)) {
+				printf("fits\n");
+				return 0;
+			}
+			printf("no: %s\n", err);
+			return 1;
+		}
+		if ((argv[1][0] == 'a' ? nn_res_add(&out, &a, &b, err)
+				       : nn_res_sub(&out, &a, &b, err)) < 0) {
+			printf("error: %s\n", err);
+			return 1;
+		}
+		return put_res(&out);
+	}
+	if (!strcmp(argv[1], "doc") || !strcmp(argv[1], "check")) {
+		jv d = stdin_json();
+		int rc = argv[1][0] == 'd' ? nn_res_from_doc(&a, d, err) : nn_cap_check(d, err);
+		jv_free(d);
+		if (rc < 0) {
+			printf("error: %s\n", err);
+			return 1;
+		}
+		if (argv[1][0] == 'd')
+			return put_res(&a);
+		printf("ok\n");
+		return 0;
+	}
+	if (!strcmp(argv[1], "restrict") && argc == 3) {
+		if (vec(argv[2], &a) < 0)
+			return 65;
+		jv d = nn_cap_restrict(stdin_json(), &a);
+		char *s = nn_json_dump(d);
+		printf("%s\n", s);
+		free(s);
+		jv_free(d);
+		return 0;
+	}
+	if (!strcmp(argv[1], "size") && argc == 3) {
+		int64_t n;
+		jv v = arg_json(argv[2]);
+		int rc = nn_cap_size(v, "size", &n, err);
+		jv_free(v);
+		if (rc < 0) {
+			printf("error: %s\n", err);
+			return 1;
+		}
+		printf("%lld\n", (long long)n);
+		return 0;
+	}
+	if (!strcmp(argv[1], "match") && argc == 3)
+		return match(argv[2]);
+	return 64;
+}
