@@ -25,6 +25,7 @@ static const struct cmd cmds[] = {
 	{ "loop", cmd__loop },
 	{ "size", cmd__size },
 	{ "cap", cmd__cap },
+	{ "pay", cmd__pay },
 	{ "shs", cmd__shs },
 	/* more: one line each, keep sorted by family */
 };

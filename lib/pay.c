@@ -1,0 +1,1907 @@
+/*
+ * pay — contracts, metering, usage reports, vouchers and the ledger (see
+ * pay.h for the documents).  Every check of a document happens in this
+ * order: shape (malformed → NN_PAY_EBAD), then the contract it names and
+ * the parties, then its signature, then its place in the ledger (sequence,
+ * cumulative amounts, cap), the last inside one BEGIN IMMEDIATE transaction
+ * together with the write, so two processes accepting vouchers at once, or
+ * a process killed at any instruction, can neither lose an accepted voucher
+ * nor store one twice.  The database runs with synchronous=FULL: in WAL
+ * mode NORMAL already survives a killed process, FULL also survives a power
+ * loss, at the price of one fsync per accepted voucher.
+ */
+#include "pay.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sodium.h>
+#include "codec.h"
+#include "json.h"
+#include "util.h"
+
+#define COUNTER_MAX 9007199254740992LL	/* 2^53: exact in JSON doubles */
+#define REPORT_DIR_SENT "sent"
+#define REPORT_DIR_RECEIVED "received"
+
+static const char *const ledger_schema[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE contracts ("
+	"  id TEXT PRIMARY KEY,"
+	"  doc TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('requester','provider')),"
+	"  state TEXT NOT NULL,"
+	"  ended INTEGER,"
+	"  updated INTEGER NOT NULL);"
+	"CREATE TABLE vouchers ("
+	"  contract TEXT NOT NULL REFERENCES contracts(id),"
+	"  role TEXT NOT NULL CHECK (role IN ('issued','received')),"
+	"  seq INTEGER NOT NULL,"
+	"  amount TEXT NOT NULL,"
+	"  report_seq INTEGER,"
+	"  doc TEXT NOT NULL,"
+	"  ts INTEGER NOT NULL,"
+	"  PRIMARY KEY (contract, role, seq));"
+	"CREATE TABLE reports ("
+	"  contract TEXT NOT NULL REFERENCES contracts(id),"
+	"  dir TEXT NOT NULL CHECK (dir IN ('sent','received')),"
+	"  seq INTEGER NOT NULL,"
+	"  doc TEXT NOT NULL,"
+	"  ts INTEGER NOT NULL,"
+	"  PRIMARY KEY (contract, dir, seq));"
+	"CREATE TABLE usage ("
+	"  contract TEXT NOT NULL REFERENCES contracts(id),"
+	"  alloc TEXT NOT NULL,"
+	"  deployment TEXT NOT NULL,"
+	"  cpu_ms INTEGER NOT NULL, mem_mib_ms INTEGER NOT NULL, wall_ms INTEGER NOT NULL,"
+	"  updated INTEGER NOT NULL,"
+	"  PRIMARY KEY (contract, alloc));"
+	"CREATE TABLE refusals ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  ts INTEGER NOT NULL,"
+	"  contract TEXT,"
+	"  kind TEXT NOT NULL,"
+	"  message TEXT NOT NULL);",
+	NULL
+};
+
+int nn_pay_exit_code(int rc)
+{
+	switch (rc) {
+	case 0: return NN_EX_OK;
+	case NN_PAY_EBAD: return NN_EX_DATAERR;
+	case NN_PAY_EREFUSED: return NN_EX_NO;
+	case NN_PAY_ESTORE: return NN_EX_IOERR;
+	default: return NN_EX_SOFTWARE;
+	}
+}
+
+static int fail(int code, char *err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(int code, char *err, const char *fmt, ...)
+{
+	va_list ap;
+	if (err) {
+		va_start(ap, fmt);
+		vsnprintf(err, NN_ERRLEN, fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+/* ---- amounts and fields ---- */
+
+int nn_pay_amount_parse(const char *s, uint64_t *out, char *err)
+{
+	uint64_t v = 0;
+	const char *p;
+	if (!s || !*s)
+		return nn_seterr(err, "empty amount");
+	for (p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return nn_seterr(err, "'%s' is not an amount: integer minor units only "
+					 "(no sign, fraction or exponent)", s);
+		if (v > UINT64_MAX / 10 || v * 10 > UINT64_MAX - (uint64_t)(*p - '0'))
+			return nn_seterr(err, "amount '%s' is too large", s);
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	if (s[0] == '0' && s[1])
+		return nn_seterr(err, "'%s' is not an amount: leading zeros", s);
+	*out = v;
+	return 0;
+}
+
+void nn_pay_amount_fmt(char out[NN_PAY_AMOUNT_MAX], uint64_t v)
+{
+	snprintf(out, NN_PAY_AMOUNT_MAX, "%llu", (unsigned long long)v);
+}
+
+static jv amount_jv(uint64_t v)
+{
+	char s[NN_PAY_AMOUNT_MAX];
+	nn_pay_amount_fmt(s, v);
+	return jv_string(s);
+}
+
+/* Field of obj (borrowed) that must be an amount string. */
+static int get_amount(jv obj, const char *key, uint64_t *out, char *err)
+{
+	const char *s;
+	char e[NN_ERRLEN];
+	jv f = jv_object_get(jv_copy(obj), jv_string(key));
+	if (jv_get_kind(f) == JV_KIND_NUMBER) {
+		jv_free(f);
+		return nn_seterr(err, "%s: an amount is a string of integer minor units, not a number", key);
+	}
+	jv_free(f);
+	if (nn_json_get_str(obj, key, &s, err) < 0)
+		return -1;
+	if (nn_pay_amount_parse(s, out, e) < 0)
+		return nn_seterr(err, "%s: %s", key, e);
+	return 0;
+}
+
+/* Non-negative integer field, at most max. */
+static int get_count(jv obj, const char *key, int64_t max, int64_t *out, char *err)
+{
+	if (nn_json_get_int(obj, key, out, err) < 0)
+		return -1;
+	if (*out < 0 || *out > max)
+		return nn_seterr(err, "%s: %lld is out of range (0..%lld)", key,
+				 (long long)*out, (long long)max);
+	return 0;
+}
+
+static int get_did(jv obj, const char *key, char out[NN_DID_MAX], char *err)
+{
+	const char *s;
+	uint8_t pk[32];
+	char e[NN_ERRLEN];
+	if (nn_json_get_str(obj, key, &s, err) < 0)
+		return -1;
+	if (strlen(s) >= NN_DID_MAX || nn_did_len(s) != strlen(s) || nn_did_to_pk(s, pk, e) < 0)
+		return nn_seterr(err, "%s: '%s' is not a did:key", key, s);
+	strcpy(out, s);
+	return 0;
+}
+
+static int is_hex(const char *s, size_t n)
+{
+	size_t i;
+	for (i = 0; s[i]; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return i == n;
+}
+
+/* Every key of obj must be in allowed (NULL-terminated).  Borrows obj. */
+static int only_keys(jv obj, const char *what, const char *const *allowed, char *err)
+{
+	int r = 0;
+	jv keys = jv_keys(jv_copy(obj));
+	for (int i = 0; r == 0 && i < jv_array_length(jv_copy(keys)); i++) {
+		jv k = jv_array_get(jv_copy(keys), i);
+		const char *ks = jv_string_value(k);
+		int ok = 0;
+		for (const char *const *a = allowed; *a; a++)
+			if (!strcmp(*a, ks))
+				ok = 1;
+		if (!ok)
+			r = nn_seterr(err, "%s: unknown field '%s'", what, ks);
+		jv_free(k);
+	}
+	jv_free(keys);
+	return r;
+}
+
+static int check_head(jv doc, const char *type, char *err)
+{
+	const char *t;
+	int64_t v;
+	if (jv_get_kind(doc) != JV_KIND_OBJECT)
+		return nn_seterr(err, "expected a JSON object, got %s", nn_json_kind(doc));
+	if (nn_json_get_int(doc, "v", &v, err) < 0)
+		return -1;
+	if (v != 1)
+		return nn_seterr(err, "v: version %lld is not supported", (long long)v);
+	if (nn_json_get_str(doc, "type", &t, err) < 0)
+		return -1;
+	if (strcmp(t, type))
+		return nn_seterr(err, "type: expected \"%s\", got \"%s\"", type, t);
+	return 0;
+}
+
+/* ---- signatures ---- */
+
+/* prefix || canon(doc without fields drop[]) into b.  Borrows doc. */
+static int signing_input(jv doc, const char *prefix, const char *const *drop,
+			 struct nn_buf *b, char *err)
+{
+	jv bare = jv_copy(doc);
+	int r;
+	for (; drop && *drop; drop++)
+		bare = jv_object_delete(bare, jv_string(*drop));
+	nn_buf_reset(b);
+	nn_buf_adds(b, prefix);
+	r = nn_json_canon(bare, b, err);
+	jv_free(bare);
+	return r;
+}
+
+static jv sign_b64(const struct nn_key *k, const struct nn_buf *msg)
+{
+	uint8_t sig[64];
+	char s64[96];
+	nn_key_sign(k, sig, msg->data, msg->len);
+	nn_b64_encode(s64, sig, sizeof sig);
+	return jv_string(s64);
+}
+
+/* 1 when sig64 is did's signature over msg. */
+static int sig_ok(const char *did, const char *sig64, const struct nn_buf *msg)
+{
+	uint8_t pk[32], sig[64];
+	if (nn_did_to_pk(did, pk, NULL) < 0)
+		return 0;
+	if (nn_b64_decode(sig, sizeof sig, sig64, strlen(sig64)) != 64)
+		return 0;
+	return nn_sig_verify(pk, sig, msg->data, msg->len) == 0;
+}
+
+static const char *const drop_sig[] = { "sig", NULL };
+static const char *const drop_contract[] = { "id", "sigs", NULL };
+
+/* Sign doc (consumed) with k: returns doc + "sig". */
+static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	if (signing_input(doc, prefix, drop_sig, &b, err) < 0) {
+		nn_buf_release(&b);
+		jv_free(doc);
+		return jv_invalid();
+	}
+	doc = jv_object_set(doc, jv_string("sig"), sign_b64(k, &b));
+	nn_buf_release(&b);
+	return doc;
+}
+
+/* 1 when doc's "sig" is did's signature (borrows doc). */
+static int doc_sig_ok(jv doc, const char *prefix, const char *did)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	const char *s;
+	int ok = 0;
+	if (nn_json_get_str(doc, "sig", &s, NULL) == 0 &&
+	    signing_input(doc, prefix, drop_sig, &b, NULL) == 0)
+		ok = sig_ok(did, s, &b);
+	nn_buf_release(&b);
+	return ok;
+}
+
+/* ---- the database ---- */
+
+int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char *err)
+{
+	char e[NN_ERRLEN];
+	memset(p, 0, sizeof *p);
+	p->now = nn_now_ms;
+	if (nn_db_open(&p->db, path, ledger_schema, err) < 0)
+		return NN_PAY_ESTORE;
+	if (nn_db_exec(&p->db, "PRAGMA synchronous=FULL", e) < 0) {
+		nn_db_close(&p->db);
+		return fail(NN_PAY_ESTORE, err, "ledger '%s': %s", path, e);
+	}
+	p->key = *k;
+	return 0;
+}
+
+void nn_pay_close(struct nn_pay *p)
+{
+	nn_pay_batch_abort(p);
+	nn_db_close(&p->db);
+	nn_key_clear(&p->key);
+}
+
+static int dberr(struct nn_pay *p, char *err)
+{
+	return fail(NN_PAY_ESTORE, err, "ledger: %s", sqlite3_errmsg(p->db.h));
+}
+
+/* Prepare sql and bind the text arguments given as ?1, ?2… (NULL binds
+ * NULL).  Returns NULL + err. */
+static sqlite3_stmt *prep(struct nn_pay *p, char *err, const char *sql, int n, ...)
+{
+	sqlite3_stmt *st;
+	va_list ap;
+	if (sqlite3_prepare_v2(p->db.h, sql, -1, &st, NULL) != SQLITE_OK) {
+		dberr(p, err);
+		return NULL;
+	}
+	va_start(ap, n);
+	for (int i = 1; i <= n; i++) {
+		const char *s = va_arg(ap, const char *);
+		if (s)
+			sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(st, i);
+	}
+	va_end(ap);
+	return st;
+}
+
+/* Run a statement that returns no rows, then finalize it. */
+static int run_done(struct nn_pay *p, sqlite3_stmt *st, char *err)
+{
+	int r = sqlite3_step(st);
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE)
+		return dberr(p, err);
+	return 0;
+}
+
+/*
+ * Transactions: on their own, the calls below run one BEGIN IMMEDIATE …
+ * COMMIT each.  Inside nn_pay_batch_begin() they run as savepoints of the
+ * caller's transaction and become durable together at nn_pay_batch_commit()
+ * (group commit: one fsync for many vouchers).
+ */
+static int begin(struct nn_pay *p, char *err)
+{
+	char e[NN_ERRLEN];
+	if (nn_db_exec(&p->db, p->batch ? "SAVEPOINT pay" : "BEGIN IMMEDIATE", e) < 0)
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	p->open = 1;
+	return 0;
+}
+
+static int commit(struct nn_pay *p, char *err)
+{
+	char e[NN_ERRLEN];
+	if (nn_db_exec(&p->db, p->batch ? "RELEASE pay" : "COMMIT", e) < 0) {
+		if (p->batch)
+			nn_db_exec(&p->db, "ROLLBACK TO pay; RELEASE pay", NULL);
+		else
+			nn_db_exec(&p->db, "ROLLBACK", NULL);
+		p->open = 0;
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	}
+	p->open = 0;
+	return 0;
+}
+
+static void rollback(struct nn_pay *p)
+{
+	if (!p->open)
+		return;
+	if (p->batch)
+		nn_db_exec(&p->db, "ROLLBACK TO pay; RELEASE pay", NULL);
+	else if (!sqlite3_get_autocommit(p->db.h))
+		nn_db_exec(&p->db, "ROLLBACK", NULL);
+	p->open = 0;
+}
+
+int nn_pay_batch_begin(struct nn_pay *p, char *err)
+{
+	char e[NN_ERRLEN];
+	if (p->batch)
+		return fail(NN_PAY_EBAD, err, "a batch is already open");
+	if (nn_db_exec(&p->db, "BEGIN IMMEDIATE", e) < 0)
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	p->batch = 1;
+	return 0;
+}
+
+int nn_pay_batch_commit(struct nn_pay *p, char *err)
+{
+	char e[NN_ERRLEN];
+	if (!p->batch)
+		return fail(NN_PAY_EBAD, err, "no batch is open");
+	p->batch = 0;
+	if (nn_db_exec(&p->db, "COMMIT", e) < 0) {
+		nn_db_exec(&p->db, "ROLLBACK", NULL);
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	}
+	return 0;
+}
+
+void nn_pay_batch_abort(struct nn_pay *p)
+{
+	if (!p->batch)
+		return;
+	p->batch = 0;
+	nn_db_exec(&p->db, "ROLLBACK", NULL);
+}
+
+/* Record a refusal (outside any transaction); the refusal's message stays
+ * in err. */
+static int refuse_logged(struct nn_pay *p, int rc, const char *contract, const char *kind,
+			 char *err)
+{
+	sqlite3_stmt *st;
+	char ts[24];
+	rollback(p);
+	if (rc != NN_PAY_EREFUSED && rc != NN_PAY_EBAD)
+		return rc;
+	snprintf(ts, sizeof ts, "%lld", (long long)p->now());
+	st = prep(p, NULL, "INSERT INTO refusals (ts, contract, kind, message) VALUES (?1,?2,?3,?4)",
+		  4, ts, contract, kind, err ? err : "refused");
+	if (st)
+		run_done(p, st, NULL);
+	return rc;
+}
+
+/* ---- contracts ---- */
+
+static const char *const contract_keys[] = {
+	"v", "type", "id", "requester", "provider", "rates", "cap", "currency",
+	"duration_s", "termination", "nonce", "created", "sigs", NULL
+};
+static const char *const rate_keys[] = {
+	"cpu_second", "gib_second", "allocation", "deployment", NULL
+};
+static const char *const termination_keys[] = { "notice_s", NULL };
+static const char *const sigs_keys[] = { "requester", "provider", NULL };
+
+static void contract_id(const struct nn_buf *terms_msg, size_t prefix_len, char id[NN_PAY_ID_LEN])
+{
+	uint8_t h[crypto_hash_sha256_BYTES];
+	crypto_hash_sha256(h, (const uint8_t *)terms_msg->data + prefix_len,
+			   terms_msg->len - prefix_len);
+	nn_hex_encode(id, h, sizeof h);
+}
+
+static int check_shape(jv doc, struct nn_pay_terms *t, char *err)
+{
+	jv rates, term;
+	const char *s;
+	int64_t n;
+	uint64_t *rv[] = { &t->cpu_second, &t->gib_second, &t->allocation, &t->deployment };
+	char e[NN_ERRLEN];
+
+	if (check_head(doc, "nunet/contract", err) < 0 ||
+	    only_keys(doc, "contract", contract_keys, err) < 0 ||
+	    get_did(doc, "requester", t->requester, err) < 0 ||
+	    get_did(doc, "provider", t->provider, err) < 0)
+		return -1;
+	if (!strcmp(t->requester, t->provider))
+		return nn_seterr(err, "requester and provider are the same identity");
+	if (nn_json_get_obj(doc, "rates", err) < 0)
+		return -1;
+	rates = jv_object_get(jv_copy(doc), jv_string("rates"));
+	if (only_keys(rates, "rates", rate_keys, err) < 0) {
+		jv_free(rates);
+		return -1;
+	}
+	for (int i = 0; rate_keys[i]; i++)
+		if (get_amount(rates, rate_keys[i], rv[i], e) < 0) {
+			jv_free(rates);
+			return nn_seterr(err, "rates.%s", e);
+		}
+	jv_free(rates);
+	if (get_amount(doc, "cap", &t->cap, err) < 0)
+		return -1;
+	if (nn_json_get_str(doc, "currency", &s, err) < 0)
+		return -1;
+	if (!*s || strlen(s) > 16 || strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					  "0123456789_-") != strlen(s))
+		return nn_seterr(err, "currency: '%s' is not 1 to 16 letters, digits, '_' or '-'", s);
+	if (get_count(doc, "duration_s", COUNTER_MAX / 1000, &t->duration_s, err) < 0)
+		return -1;
+	if (t->duration_s == 0)
+		return nn_seterr(err, "duration_s: must be above 0");
+	if (nn_json_get_obj(doc, "termination", err) < 0)
+		return -1;
+	term = jv_object_get(jv_copy(doc), jv_string("termination"));
+	if (only_keys(term, "termination", termination_keys, err) < 0 ||
+	    get_count(term, "notice_s", COUNTER_MAX / 1000, &n, e) < 0) {
+		jv_free(term);
+		if (*e)
+			nn_seterr(err, "termination.%s", e);
+		return -1;
+	}
+	jv_free(term);
+	t->notice_s = n;
+	if (nn_json_get_str(doc, "nonce", &s, err) < 0)
+		return -1;
+	if (!is_hex(s, 32))
+		return nn_seterr(err, "nonce: expected 32 lowercase hex digits");
+	if (get_count(doc, "created", COUNTER_MAX, &t->created, err) < 0)
+		return -1;
+	return 0;
+}
+
+int nn_pay_contract_check(jv doc, struct nn_pay_terms *t, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	const char *s;
+	jv sigs;
+	int rc = 0;
+
+	memset(t, 0, sizeof *t);
+	if (check_shape(doc, t, err) < 0)
+		return NN_PAY_EBAD;
+	if (signing_input(doc, NN_PAY_CONTRACT_PREFIX, drop_contract, &b, err) < 0) {
+		nn_buf_release(&b);
+		return NN_PAY_EBAD;
+	}
+	contract_id(&b, strlen(NN_PAY_CONTRACT_PREFIX), t->id);
+	if (nn_json_has(doc, "id")) {
+		if (nn_json_get_str(doc, "id", &s, err) < 0) {
+			rc = NN_PAY_EBAD;
+			goto out;
+		}
+		if (strcmp(s, t->id)) {
+			rc = fail(NN_PAY_EREFUSED, err, "id: '%s' is not the hash of the contract's "
+				  "terms (%s)", s, t->id);
+			goto out;
+		}
+	}
+	if (nn_json_has(doc, "sigs")) {
+		if (nn_json_get_obj(doc, "sigs", err) < 0) {
+			rc = NN_PAY_EBAD;
+			goto out;
+		}
+		sigs = jv_object_get(jv_copy(doc), jv_string("sigs"));
+		if (only_keys(sigs, "sigs", sigs_keys, err) < 0)
+			rc = NN_PAY_EBAD;
+		for (int i = 0; rc == 0 && i < 2; i++) {
+			const char *role = sigs_keys[i];
+			if (!nn_json_has(sigs, role))
+				continue;
+			if (nn_json_get_str(sigs, role, &s, err) < 0) {
+				rc = NN_PAY_EBAD;
+				break;
+			}
+			if (!sig_ok(i == 0 ? t->requester : t->provider, s, &b)) {
+				rc = fail(NN_PAY_EREFUSED, err, "contract %s: bad signature of the %s",
+					  t->id, role);
+				break;
+			}
+			if (i == 0)
+				t->signed_requester = 1;
+			else
+				t->signed_provider = 1;
+		}
+		jv_free(sigs);
+	}
+out:
+	nn_buf_release(&b);
+	return rc;
+}
+
+/* Our role in t: "requester", "provider", or NULL. */
+static const char *my_role(const struct nn_pay *p, const struct nn_pay_terms *t)
+{
+	if (!strcmp(p->key.did, t->requester))
+		return "requester";
+	if (!strcmp(p->key.did, t->provider))
+		return "provider";
+	return NULL;
+}
+
+/* Add our signature to doc (consumed) under sigs.ROLE. */
+static jv countersign(struct nn_pay *p, jv doc, const char *role, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	jv sigs;
+	if (signing_input(doc, NN_PAY_CONTRACT_PREFIX, drop_contract, &b, err) < 0) {
+		nn_buf_release(&b);
+		jv_free(doc);
+		return jv_invalid();
+	}
+	sigs = jv_object_get(jv_copy(doc), jv_string("sigs"));
+	if (jv_get_kind(sigs) != JV_KIND_OBJECT) {
+		jv_free(sigs);
+		sigs = jv_object();
+	}
+	sigs = jv_object_set(sigs, jv_string(role), sign_b64(&p->key, &b));
+	nn_buf_release(&b);
+	return jv_object_set(doc, jv_string("sigs"), sigs);
+}
+
+struct row {
+	char id[NN_PAY_ID_LEN];
+	char role[16], state[16];
+	int64_t ended;	/* -1: not ended */
+	jv doc;
+	struct nn_pay_terms t;
+};
+
+static void row_release(struct row *r)
+{
+	jv_free(r->doc);
+	r->doc = jv_invalid();
+}
+
+/* Load contract id: 0, REFUSED (unknown), STORE or BAD (corrupt row). */
+static int load_contract(struct nn_pay *p, const char *id, struct row *r, char *err)
+{
+	sqlite3_stmt *st;
+	int s;
+	char e[NN_ERRLEN];
+	r->doc = jv_invalid();
+	st = prep(p, err, "SELECT doc, role, state, ended FROM contracts WHERE id = ?1", 1, id);
+	if (!st)
+		return NN_PAY_ESTORE;
+	s = sqlite3_step(st);
+	if (s == SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return fail(NN_PAY_EREFUSED, err, "unknown contract '%s'", id);
+	}
+	if (s != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return dberr(p, err);
+	}
+	const char *doc = (const char *)sqlite3_column_text(st, 0);
+	r->doc = nn_json_parse(doc, strlen(doc), e);
+	snprintf(r->id, sizeof r->id, "%s", id);
+	snprintf(r->role, sizeof r->role, "%s", (const char *)sqlite3_column_text(st, 1));
+	snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(st, 2));
+	r->ended = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
+	sqlite3_finalize(st);
+	if (!jv_is_valid(r->doc) || check_shape(r->doc, &r->t, e) < 0) {
+		row_release(r);
+		return fail(NN_PAY_ESTORE, err, "ledger: contract %s is corrupt: %s", id, e);
+	}
+	snprintf(r->t.id, sizeof r->t.id, "%s", id);
+	return 0;
+}
+
+static int store_contract(struct nn_pay *p, const char *id, jv doc, const char *role,
+			  const char *state, int replace, char *err)
+{
+	char *text = nn_json_canon_str(doc, err);
+	char now[24];
+	sqlite3_stmt *st;
+	if (!text)
+		return NN_PAY_EBAD;
+	snprintf(now, sizeof now, "%lld", (long long)p->now());
+	st = prep(p, err, replace ?
+		  "INSERT OR REPLACE INTO contracts (id, doc, role, state, updated) VALUES (?1,?2,?3,?4,?5)" :
+		  "INSERT INTO contracts (id, doc, role, state, updated) VALUES (?1,?2,?3,?4,?5)",
+		  5, id, text, role, state, now);
+	free(text);
+	if (!st)
+		return NN_PAY_ESTORE;
+	return run_done(p, st, err);
+}
+
+/* Fill the fields a proposal may leave out.  Consumes terms. */
+static jv fill_defaults(struct nn_pay *p, jv terms)
+{
+	char nonce[33];
+	if (!nn_json_has(terms, "v"))
+		terms = jv_object_set(terms, jv_string("v"), jv_number(1));
+	if (!nn_json_has(terms, "type"))
+		terms = jv_object_set(terms, jv_string("type"), jv_string("nunet/contract"));
+	if (!nn_json_has(terms, "nonce")) {
+		nn_random_id(nonce);
+		terms = jv_object_set(terms, jv_string("nonce"), jv_string(nonce));
+	}
+	if (!nn_json_has(terms, "created"))
+		terms = jv_object_set(terms, jv_string("created"), jv_number((double)p->now()));
+	if (!nn_json_has(terms, "currency"))
+		terms = jv_object_set(terms, jv_string("currency"), jv_string("NTX"));
+	if (!nn_json_has(terms, "termination"))
+		terms = jv_object_set(terms, jv_string("termination"),
+				      JV_OBJECT(jv_string("notice_s"), jv_number(60)));
+	if (jv_get_kind(terms) == JV_KIND_OBJECT) {
+		jv rates = jv_object_get(jv_copy(terms), jv_string("rates"));
+		if (jv_get_kind(rates) == JV_KIND_NULL || !jv_is_valid(rates)) {
+			jv_free(rates);
+			rates = jv_object();
+		}
+		if (jv_get_kind(rates) == JV_KIND_OBJECT) {
+			for (int i = 0; rate_keys[i]; i++)
+				if (!nn_json_has(rates, rate_keys[i]))
+					rates = jv_object_set(rates, jv_string(rate_keys[i]), jv_string("0"));
+		}
+		terms = jv_object_set(terms, jv_string("rates"), rates);
+	}
+	return terms;
+}
+
+static int with_id(jv doc, const char *id, jv *out)
+{
+	*out = jv_object_set(doc, jv_string("id"), jv_string(id));
+	return 0;
+}
+
+int nn_pay_contract_propose(struct nn_pay *p, jv terms, int draft, jv *out, char *err)
+{
+	struct nn_pay_terms t;
+	const char *role;
+	int rc;
+
+	*out = jv_invalid();
+	if (jv_get_kind(terms) != JV_KIND_OBJECT) {
+		jv_free(terms);
+		return fail(NN_PAY_EBAD, err, "contract terms: expected a JSON object");
+	}
+	terms = jv_object_delete(terms, jv_string("sigs"));
+	terms = jv_object_delete(terms, jv_string("id"));
+	terms = fill_defaults(p, terms);
+	if ((rc = nn_pay_contract_check(terms, &t, err)) < 0) {
+		jv_free(terms);
+		return rc;
+	}
+	if (!(role = my_role(p, &t))) {
+		jv_free(terms);
+		return fail(NN_PAY_EREFUSED, err, "this node (%s) is neither the requester nor the "
+			    "provider of the contract", p->key.did);
+	}
+	if (!draft) {
+		terms = countersign(p, terms, role, err);
+		if (!jv_is_valid(terms))
+			return NN_PAY_EBAD;
+	}
+	terms = jv_object_set(terms, jv_string("id"), jv_string(t.id));
+	if ((rc = store_contract(p, t.id, terms, role, draft ? "draft" : "proposed", 0, err)) < 0) {
+		jv_free(terms);
+		return rc;
+	}
+	*out = terms;
+	return 0;
+}
+
+int nn_pay_contract_propose_draft(struct nn_pay *p, const char *id, jv *out, char *err)
+{
+	struct row r;
+	int rc;
+	*out = jv_invalid();
+	if ((rc = load_contract(p, id, &r, err)) < 0)
+		return rc;
+	if (strcmp(r.state, "draft")) {
+		row_release(&r);
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s, not a draft", id, r.state);
+	}
+	jv doc = countersign(p, r.doc, r.role, err);
+	r.doc = jv_invalid();
+	if (!jv_is_valid(doc))
+		return NN_PAY_EBAD;
+	if ((rc = store_contract(p, id, doc, r.role, "proposed", 1, err)) < 0) {
+		jv_free(doc);
+		return rc;
+	}
+	return with_id(doc, id, out);
+}
+
+int nn_pay_contract_accept(struct nn_pay *p, jv doc, jv *out, char *err)
+{
+	struct nn_pay_terms t;
+	struct row r;
+	const char *role;
+	int rc, mine, theirs;
+
+	*out = jv_invalid();
+	if ((rc = nn_pay_contract_check(doc, &t, err)) < 0) {
+		jv_free(doc);
+		return rc;
+	}
+	if (!(role = my_role(p, &t))) {
+		jv_free(doc);
+		return fail(NN_PAY_EREFUSED, err, "contract %s: this node (%s) is neither its "
+			    "requester nor its provider", t.id, p->key.did);
+	}
+	mine = role[0] == 'r' ? t.signed_requester : t.signed_provider;
+	theirs = role[0] == 'r' ? t.signed_provider : t.signed_requester;
+	if (!theirs) {
+		jv_free(doc);
+		return fail(NN_PAY_EREFUSED, err, "contract %s: not signed by its %s", t.id,
+			    role[0] == 'r' ? "provider" : "requester");
+	}
+	if (!mine) {
+		doc = countersign(p, doc, role, err);
+		if (!jv_is_valid(doc))
+			return NN_PAY_EBAD;
+	}
+	doc = jv_object_set(doc, jv_string("id"), jv_string(t.id));
+	if ((rc = begin(p, err)) < 0) {
+		jv_free(doc);
+		return rc;
+	}
+	rc = load_contract(p, t.id, &r, err);
+	if (rc == 0) {
+		int early = !strcmp(r.state, "draft") || !strcmp(r.state, "proposed");
+		row_release(&r);
+		if (!early) {
+			/* already accepted: idempotent, keep what we hold */
+			jv got;
+			rollback(p);
+			jv_free(doc);
+			if ((rc = nn_pay_contract_get(p, t.id, &got, err)) < 0)
+				return rc;
+			*out = jv_object_get(got, jv_string("contract"));
+			return 0;
+		}
+		rc = store_contract(p, t.id, doc, role, "accepted", 1, err);
+	} else if (rc == NN_PAY_EREFUSED) {
+		rc = store_contract(p, t.id, doc, role, "accepted", 0, err);
+	}
+	if (rc == 0)
+		rc = commit(p, err);
+	if (rc < 0) {
+		rollback(p);
+		jv_free(doc);
+		return rc;
+	}
+	*out = doc;
+	return 0;
+}
+
+/* Newest voucher of role for contract: seq 0 / amount 0 when none. */
+static int newest_voucher(struct nn_pay *p, const char *id, const char *role, int64_t *seq,
+			  uint64_t *amount, char **doc, char *err)
+{
+	sqlite3_stmt *st = prep(p, err, "SELECT seq, amount, doc FROM vouchers WHERE contract = ?1 "
+				"AND role = ?2 ORDER BY seq DESC LIMIT 1", 2, id, role);
+	int s;
+	*seq = 0;
+	*amount = 0;
+	if (doc)
+		*doc = NULL;
+	if (!st)
+		return NN_PAY_ESTORE;
+	s = sqlite3_step(st);
+	if (s == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), amount, NULL) < 0) {
+			sqlite3_finalize(st);
+			return fail(NN_PAY_ESTORE, err, "ledger: corrupt voucher amount");
+		}
+		if (doc)
+			*doc = nn_xstrdup((const char *)sqlite3_column_text(st, 2));
+	} else if (s != SQLITE_DONE) {
+		sqlite3_finalize(st);
+		return dberr(p, err);
+	}
+	sqlite3_finalize(st);
+	return 0;
+}
+
+static const char *voucher_role(const char *contract_role)
+{
+	return contract_role[0] == 'r' ? "issued" : "received";
+}
+
+static jv row_json(struct nn_pay *p, struct row *r, char *err, int *rc)
+{
+	int64_t seq;
+	uint64_t amount;
+	jv o = JV_OBJECT(jv_string("id"), jv_string(r->id), jv_string("role"), jv_string(r->role),
+			 jv_string("state"), jv_string(r->state));
+	o = jv_object_set(o, jv_string("ended"), r->ended < 0 ? jv_null() : jv_number((double)r->ended));
+	*rc = newest_voucher(p, r->id, voucher_role(r->role), &seq, &amount, NULL, err);
+	o = jv_object_set(o, jv_string("seq"), jv_number((double)seq));
+	o = jv_object_set(o, jv_string("amount"), amount_jv(amount));
+	o = jv_object_set(o, jv_string("contract"), r->doc);
+	r->doc = jv_invalid();
+	return o;
+}
+
+int nn_pay_contract_get(struct nn_pay *p, const char *id, jv *out, char *err)
+{
+	struct row r;
+	int rc;
+	*out = jv_invalid();
+	if ((rc = load_contract(p, id, &r, err)) < 0)
+		return rc;
+	*out = row_json(p, &r, err, &rc);
+	if (rc < 0) {
+		jv_free(*out);
+		*out = jv_invalid();
+	}
+	return rc;
+}
+
+/* Ids of contracts (optionally in state), in the order of the query. */
+static int contract_ids(struct nn_pay *p, const char *sql, const char *arg, jv *ids, char *err)
+{
+	sqlite3_stmt *st = prep(p, err, sql, arg ? 1 : 0, arg);
+	int s;
+	*ids = jv_array();
+	if (!st)
+		return NN_PAY_ESTORE;
+	while ((s = sqlite3_step(st)) == SQLITE_ROW)
+		*ids = jv_array_append(*ids, jv_string((const char *)sqlite3_column_text(st, 0)));
+	sqlite3_finalize(st);
+	if (s != SQLITE_DONE) {
+		jv_free(*ids);
+		*ids = jv_invalid();
+		return dberr(p, err);
+	}
+	return 0;
+}
+
+int nn_pay_contract_list(struct nn_pay *p, const char *state, jv *out, char *err)
+{
+	jv ids;
+	int rc = contract_ids(p, state ?
+			      "SELECT id FROM contracts WHERE state = ?1 ORDER BY updated, id" :
+			      "SELECT id FROM contracts ORDER BY updated, id", state, &ids, err);
+	*out = jv_invalid();
+	if (rc < 0)
+		return rc;
+	*out = jv_array();
+	for (int i = 0; i < jv_array_length(jv_copy(ids)); i++) {
+		jv id = jv_array_get(jv_copy(ids), i), o;
+		rc = nn_pay_contract_get(p, jv_string_value(id), &o, err);
+		jv_free(id);
+		if (rc < 0)
+			break;
+		*out = jv_array_append(*out, o);
+	}
+	jv_free(ids);
+	if (rc < 0) {
+		jv_free(*out);
+		*out = jv_invalid();
+	}
+	return rc;
+}
+
+static int state_allows(const char *from, const char *to)
+{
+	static const struct { const char *to, *from; } edges[] = {
+		{ "terminated", "draft proposed accepted active" },
+		{ "completed", "accepted active" },
+		{ "settled", "completed terminated" },
+	};
+	for (size_t i = 0; i < sizeof edges / sizeof *edges; i++) {
+		if (strcmp(edges[i].to, to))
+			continue;
+		const char *f = edges[i].from;
+		size_t n = strlen(from);
+		for (const char *q = f; (q = strstr(q, from)); q += n)
+			if ((q == f || q[-1] == ' ') && (q[n] == ' ' || q[n] == 0))
+				return 1;
+	}
+	return 0;
+}
+
+int nn_pay_contract_set_state(struct nn_pay *p, const char *id, const char *state, char *err)
+{
+	struct row r;
+	sqlite3_stmt *st;
+	char now[24];
+	int rc;
+
+	if (strcmp(state, "terminated") && strcmp(state, "completed") && strcmp(state, "settled"))
+		return fail(NN_PAY_EBAD, err, "'%s' is not a state a contract can be moved to", state);
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	if ((rc = load_contract(p, id, &r, err)) < 0) {
+		rollback(p);
+		return rc;
+	}
+	row_release(&r);
+	if (!state_allows(r.state, state)) {
+		rollback(p);
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s: it cannot become %s", id,
+			    r.state, state);
+	}
+	snprintf(now, sizeof now, "%lld", (long long)p->now());
+	st = prep(p, err, strcmp(state, "settled") ?
+		  "UPDATE contracts SET state = ?2, ended = ?3, updated = ?3 WHERE id = ?1" :
+		  "UPDATE contracts SET state = ?2, updated = ?3 WHERE id = ?1", 3, id, state, now);
+	if (!st || (rc = run_done(p, st, err)) < 0 || (rc = commit(p, err)) < 0) {
+		rollback(p);
+		return rc < 0 ? rc : NN_PAY_ESTORE;
+	}
+	return 0;
+}
+
+int nn_pay_contract_require(struct nn_pay *p, const char *id, char *err)
+{
+	struct row r;
+	int rc;
+	if ((rc = load_contract(p, id, &r, err)) < 0)
+		return rc;
+	row_release(&r);
+	if (strcmp(r.role, "provider"))
+		return fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", id);
+	if (strcmp(r.state, "accepted") && strcmp(r.state, "active"))
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s, not accepted", id, r.state);
+	return 0;
+}
+
+/* ---- metering ---- */
+
+static int usage_check(const struct nn_pay_usage *u, char *err)
+{
+	const uint64_t *f = &u->cpu_ms;
+	for (int i = 0; i < 5; i++)
+		if (f[i] > (uint64_t)COUNTER_MAX)
+			return nn_seterr(err, "usage counter over 2^53");
+	return 0;
+}
+
+int nn_pay_meter_record(struct nn_pay *p, const char *contract, const char *alloc,
+			const char *deployment, const struct nn_pay_usage *u, char *err)
+{
+	struct row r;
+	sqlite3_stmt *st;
+	int rc, s;
+	char a[3][24], now[24];
+
+	if (!alloc || !*alloc)
+		return fail(NN_PAY_EBAD, err, "an allocation id is required");
+	if (usage_check(u, err) < 0)
+		return NN_PAY_EBAD;
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	if ((rc = load_contract(p, contract, &r, err)) < 0)
+		goto out;
+	row_release(&r);
+	if (strcmp(r.role, "provider")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", contract);
+		goto out;
+	}
+	if (strcmp(r.state, "accepted") && strcmp(r.state, "active")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s is %s: no usage can be recorded",
+			  contract, r.state);
+		goto out;
+	}
+	st = prep(p, err, "SELECT cpu_ms, mem_mib_ms, wall_ms FROM usage WHERE contract = ?1 "
+		  "AND alloc = ?2", 2, contract, alloc);
+	if (!st) {
+		rc = NN_PAY_ESTORE;
+		goto out;
+	}
+	if ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		if ((uint64_t)sqlite3_column_int64(st, 0) > u->cpu_ms ||
+		    (uint64_t)sqlite3_column_int64(st, 1) > u->mem_mib_ms ||
+		    (uint64_t)sqlite3_column_int64(st, 2) > u->wall_ms) {
+			sqlite3_finalize(st);
+			rc = fail(NN_PAY_EREFUSED, err, "allocation %s: usage counters may not go back "
+				  "(they are cumulative)", alloc);
+			goto out;
+		}
+	}
+	sqlite3_finalize(st);
+	snprintf(a[0], 24, "%llu", (unsigned long long)u->cpu_ms);
+	snprintf(a[1], 24, "%llu", (unsigned long long)u->mem_mib_ms);
+	snprintf(a[2], 24, "%llu", (unsigned long long)u->wall_ms);
+	snprintf(now, sizeof now, "%lld", (long long)p->now());
+	st = prep(p, err, "INSERT OR REPLACE INTO usage (contract, alloc, deployment, cpu_ms, "
+		  "mem_mib_ms, wall_ms, updated) VALUES (?1,?2,?3,CAST(?4 AS INTEGER),"
+		  "CAST(?5 AS INTEGER),CAST(?6 AS INTEGER),CAST(?7 AS INTEGER))", 7, contract, alloc,
+		  deployment && *deployment ? deployment : "default", a[0], a[1], a[2], now);
+	if (!st || (rc = run_done(p, st, err)) < 0) {
+		rc = NN_PAY_ESTORE;
+		goto out;
+	}
+	rc = commit(p, err);
+out:
+	if (rc < 0)
+		rollback(p);
+	return rc;
+}
+
+int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err)
+{
+	sqlite3_stmt *st = prep(p, err, "SELECT TOTAL(cpu_ms), TOTAL(mem_mib_ms), "
+				"IFNULL(MAX(wall_ms),0), COUNT(*), COUNT(DISTINCT deployment) "
+				"FROM usage WHERE contract = ?1", 1, contract);
+	memset(u, 0, sizeof *u);
+	if (!st)
+		return NN_PAY_ESTORE;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return dberr(p, err);
+	}
+	double c = sqlite3_column_double(st, 0), m = sqlite3_column_double(st, 1);
+	if (c > (double)COUNTER_MAX || m > (double)COUNTER_MAX) {
+		sqlite3_finalize(st);
+		return fail(NN_PAY_EREFUSED, err, "contract %s: usage totals over 2^53", contract);
+	}
+	u->cpu_ms = (uint64_t)c;
+	u->mem_mib_ms = (uint64_t)m;
+	u->wall_ms = (uint64_t)sqlite3_column_int64(st, 2);
+	u->allocations = (uint64_t)sqlite3_column_int64(st, 3);
+	u->deployments = (uint64_t)sqlite3_column_int64(st, 4);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int nn_pay_usage_amount(const struct nn_pay_terms *t, const struct nn_pay_usage *u,
+			uint64_t *amount, char *err)
+{
+	unsigned __int128 sum = 0;
+	sum += (unsigned __int128)u->cpu_ms * t->cpu_second / 1000;
+	sum += (unsigned __int128)u->mem_mib_ms * t->gib_second / 1024000;
+	sum += (unsigned __int128)u->allocations * t->allocation;
+	sum += (unsigned __int128)u->deployments * t->deployment;
+	if (sum > UINT64_MAX)
+		return fail(NN_PAY_EREFUSED, err, "the usage is worth more than 2^64-1 minor units");
+	*amount = (uint64_t)sum;
+	return 0;
+}
+
+static jv usage_jv(const struct nn_pay_usage *u)
+{
+	return JV_OBJECT(jv_string("cpu_ms"), jv_number((double)u->cpu_ms),
+			 jv_string("mem_mib_ms"), jv_number((double)u->mem_mib_ms),
+			 jv_string("wall_ms"), jv_number((double)u->wall_ms),
+			 jv_string("allocations"), jv_number((double)u->allocations),
+			 jv_string("deployments"), jv_number((double)u->deployments));
+}
+
+static const char *const usage_keys[] = {
+	"cpu_ms", "mem_mib_ms", "wall_ms", "allocations", "deployments", NULL
+};
+
+static int usage_parse(jv obj, struct nn_pay_usage *u, char *err)
+{
+	uint64_t *f = &u->cpu_ms;
+	char e[NN_ERRLEN];
+	if (jv_get_kind(obj) != JV_KIND_OBJECT)
+		return nn_seterr(err, "usage: expected an object");
+	if (only_keys(obj, "usage", usage_keys, err) < 0)
+		return -1;
+	for (int i = 0; usage_keys[i]; i++) {
+		int64_t v;
+		if (get_count(obj, usage_keys[i], COUNTER_MAX, &v, e) < 0)
+			return nn_seterr(err, "usage.%s", e);
+		f[i] = (uint64_t)v;
+	}
+	return 0;
+}
+
+static int max_seq(struct nn_pay *p, const char *sql, const char *id, const char *role,
+		   int64_t *seq, char *err)
+{
+	sqlite3_stmt *st = prep(p, err, sql, 2, id, role);
+	if (!st)
+		return NN_PAY_ESTORE;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_finalize(st);
+		return dberr(p, err);
+	}
+	*seq = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return 0;
+}
+
+int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *err)
+{
+	struct row r;
+	struct nn_pay_usage u;
+	uint64_t amount;
+	int64_t seq, now = p->now();
+	char *text = NULL, s_seq[24], s_now[24];
+	sqlite3_stmt *st;
+	jv doc = jv_invalid();
+	int rc;
+
+	*out = jv_invalid();
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	if ((rc = load_contract(p, contract, &r, err)) < 0)
+		goto out;
+	row_release(&r);
+	if (strcmp(r.role, "provider")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", contract);
+		goto out;
+	}
+	if (!strcmp(r.state, "draft") || !strcmp(r.state, "proposed") || !strcmp(r.state, "settled")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s is %s: no usage to report", contract,
+			  r.state);
+		goto out;
+	}
+	if ((rc = nn_pay_meter_total(p, contract, &u, err)) < 0 ||
+	    (rc = nn_pay_usage_amount(&r.t, &u, &amount, err)) < 0 ||
+	    (rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
+			  contract, REPORT_DIR_SENT, &seq, err)) < 0)
+		goto out;
+	doc = JV_OBJECT(jv_string("v"), jv_number(1), jv_string("type"), jv_string("nunet/usage"),
+			jv_string("contract"), jv_string(contract),
+			jv_string("requester"), jv_string(r.t.requester),
+			jv_string("provider"), jv_string(r.t.provider),
+			jv_string("seq"), jv_number((double)(seq + 1)),
+			jv_string("ts"), jv_number((double)now));
+	doc = jv_object_set(doc, jv_string("usage"), usage_jv(&u));
+	doc = jv_object_set(doc, jv_string("amount"), amount_jv(amount));
+	doc = sign_doc(doc, NN_PAY_USAGE_PREFIX, &p->key, err);
+	if (!jv_is_valid(doc) || !(text = nn_json_canon_str(doc, err))) {
+		rc = NN_PAY_EBAD;
+		goto out;
+	}
+	snprintf(s_seq, sizeof s_seq, "%lld", (long long)(seq + 1));
+	snprintf(s_now, sizeof s_now, "%lld", (long long)now);
+	st = prep(p, err, "INSERT INTO reports (contract, dir, seq, doc, ts) VALUES "
+		  "(?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER))", 5, contract, REPORT_DIR_SENT,
+		  s_seq, text, s_now);
+	if (!st || (rc = run_done(p, st, err)) < 0 || (rc = commit(p, err)) < 0) {
+		rc = rc < 0 ? rc : NN_PAY_ESTORE;
+		goto out;
+	}
+	*out = doc;
+	doc = jv_invalid();
+out:
+	if (rc < 0)
+		rollback(p);
+	free(text);
+	jv_free(doc);
+	return rc;
+}
+
+/* ---- usage reports and vouchers: checks ---- */
+
+static const char *const report_keys[] = {
+	"v", "type", "contract", "requester", "provider", "seq", "ts", "usage", "amount", "sig", NULL
+};
+static const char *const voucher_keys[] = {
+	"v", "type", "contract", "requester", "provider", "seq", "amount", "ts", "sig", NULL
+};
+
+/* Common head of reports and vouchers: contract id, parties, seq. */
+struct head {
+	const char *contract;
+	char requester[NN_DID_MAX], provider[NN_DID_MAX];
+	int64_t seq, ts;
+	uint64_t amount;
+};
+
+static int head_parse(jv doc, const char *type, const char *const *keys, struct head *h, char *err)
+{
+	const char *s;
+	if (check_head(doc, type, err) < 0 || only_keys(doc, type, keys, err) < 0 ||
+	    nn_json_get_str(doc, "contract", &h->contract, err) < 0)
+		return -1;
+	if (!is_hex(h->contract, 64))
+		return nn_seterr(err, "contract: '%s' is not a contract id (64 hex digits)", h->contract);
+	if (get_did(doc, "requester", h->requester, err) < 0 ||
+	    get_did(doc, "provider", h->provider, err) < 0 ||
+	    get_count(doc, "seq", COUNTER_MAX, &h->seq, err) < 0 ||
+	    get_count(doc, "ts", COUNTER_MAX, &h->ts, err) < 0 ||
+	    get_amount(doc, "amount", &h->amount, err) < 0 ||
+	    nn_json_get_str(doc, "sig", &s, err) < 0)
+		return -1;
+	if (h->seq < 1)
+		return nn_seterr(err, "seq: sequence numbers start at 1");
+	return 0;
+}
+
+/* Is the contract in a state where reports/vouchers may still arrive? */
+static int still_open(struct nn_pay *p, const struct row *r, int grace, char *err)
+{
+	if (!strcmp(r->state, "accepted") || !strcmp(r->state, "active"))
+		return 0;
+	if (!strcmp(r->state, "draft") || !strcmp(r->state, "proposed"))
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s, not accepted", r->id, r->state);
+	if (!strcmp(r->state, "settled"))
+		return fail(NN_PAY_EREFUSED, err, "contract %s is settled", r->id);
+	if (!grace)
+		return 0;
+	if (r->ended >= 0 && p->now() > r->ended + r->t.notice_s * 1000)
+		return fail(NN_PAY_EREFUSED, err, "contract %s was %s more than its notice (%llds) "
+			    "ago", r->id, r->state, (long long)r->t.notice_s);
+	return 0;
+}
+
+static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
+			  uint64_t amount, int64_t report_seq, jv doc, char *err)
+{
+	char s_seq[24], s_amt[NN_PAY_AMOUNT_MAX], s_rep[24], s_now[24];
+	char *text = nn_json_canon_str(doc, err);
+	sqlite3_stmt *st;
+	if (!text)
+		return NN_PAY_EBAD;
+	snprintf(s_seq, sizeof s_seq, "%lld", (long long)seq);
+	nn_pay_amount_fmt(s_amt, amount);
+	snprintf(s_rep, sizeof s_rep, "%lld", (long long)report_seq);
+	snprintf(s_now, sizeof s_now, "%lld", (long long)p->now());
+	st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, report_seq, doc, ts) "
+		  "VALUES (?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER),?6,CAST(?7 AS INTEGER))",
+		  7, contract, role, s_seq, s_amt, report_seq > 0 ? s_rep : NULL, text, s_now);
+	free(text);
+	if (!st)
+		return NN_PAY_ESTORE;
+	return run_done(p, st, err);
+}
+
+static int activate(struct nn_pay *p, const char *id, char *err)
+{
+	char now[24];
+	sqlite3_stmt *st;
+	snprintf(now, sizeof now, "%lld", (long long)p->now());
+	st = prep(p, err, "UPDATE contracts SET state = 'active', updated = CAST(?2 AS INTEGER) "
+		  "WHERE id = ?1 AND state = 'accepted'", 2, id, now);
+	if (!st)
+		return NN_PAY_ESTORE;
+	return run_done(p, st, err);
+}
+
+/* A stored document by primary key (caller frees), or NULL when absent. */
+static char *stored_doc(struct nn_pay *p, const char *sql, const char *a, const char *b,
+			int64_t n)
+{
+	sqlite3_stmt *st = prep(p, NULL, sql, 2, a, b);
+	char *doc = NULL;
+	if (!st)
+		return NULL;
+	sqlite3_bind_int64(st, 3, n);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		doc = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return doc;
+}
+
+int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
+{
+	struct head h;
+	struct row r = { .doc = jv_invalid() };
+	struct nn_pay_usage u, last = { 0 };
+	uint64_t amount, vamount;
+	int64_t last_seq, vseq;
+	char *text = NULL, *prev = NULL, contract[NN_PAY_ID_LEN] = "";
+	const char *kind = "usage";
+	jv v = jv_invalid(), uj;
+	int rc;
+
+	*out = jv_invalid();
+	if (head_parse(report, "nunet/usage", report_keys, &h, err) < 0) {
+		rc = NN_PAY_EBAD;
+		goto refuse;
+	}
+	snprintf(contract, sizeof contract, "%s", h.contract);
+	uj = jv_object_get(jv_copy(report), jv_string("usage"));
+	rc = usage_parse(uj, &u, err);
+	jv_free(uj);
+	if (rc < 0) {
+		rc = NN_PAY_EBAD;
+		goto refuse;
+	}
+	if ((rc = begin(p, err)) < 0)
+		goto out;
+	if ((rc = load_contract(p, contract, &r, err)) < 0)
+		goto refuse;
+	if (strcmp(r.role, "requester")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its requester", contract);
+		goto refuse;
+	}
+	if (strcmp(h.requester, r.t.requester) || strcmp(h.provider, r.t.provider)) {
+		rc = fail(NN_PAY_EREFUSED, err, "usage report names other parties than contract %s",
+			  contract);
+		goto refuse;
+	}
+	if ((rc = still_open(p, &r, 1, err)) < 0)
+		goto refuse;
+	if (!doc_sig_ok(report, NN_PAY_USAGE_PREFIX, r.t.provider)) {
+		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
+			  (long long)h.seq, contract);
+		goto refuse;
+	}
+	if (!(text = nn_json_canon_str(report, err))) {
+		rc = NN_PAY_EBAD;
+		goto refuse;
+	}
+	if ((rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
+			  contract, REPORT_DIR_RECEIVED, &last_seq, err)) < 0)
+		goto out;
+	if (h.seq <= last_seq) {
+		char *old = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
+				       "AND seq = ?3", contract, REPORT_DIR_RECEIVED, h.seq);
+		int same = old && !strcmp(old, text);
+		free(old);
+		if (same) {
+			/* a retransmission: the same answer again */
+			char *vd = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND "
+					      "role = ?2 AND report_seq = ?3", contract, "issued", h.seq);
+			if (vd) {
+				*out = nn_json_parse(vd, strlen(vd), err);
+				free(vd);
+				rc = jv_is_valid(*out) ? 0 : NN_PAY_ESTORE;
+				rollback(p);
+				goto out;
+			}
+		}
+		rc = fail(NN_PAY_EREFUSED, err, "replayed usage report: seq %lld is not above %lld, "
+			  "the newest answered for contract %s", (long long)h.seq, (long long)last_seq,
+			  contract);
+		kind = "replay";
+		goto refuse;
+	}
+	if (last_seq > 0) {
+		prev = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
+				  "AND seq = ?3", contract, REPORT_DIR_RECEIVED, last_seq);
+		jv pd = prev ? nn_json_parse(prev, strlen(prev), NULL) : jv_invalid();
+		jv pu = jv_is_valid(pd) ? jv_object_get(pd, jv_string("usage")) : pd;
+		rc = usage_parse(pu, &last, NULL);
+		jv_free(pu);
+		if (rc < 0) {
+			rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt usage report");
+			goto out;
+		}
+	}
+	for (int i = 0; i < 5; i++)
+		if ((&u.cpu_ms)[i] < (&last.cpu_ms)[i]) {
+			rc = fail(NN_PAY_EREFUSED, err, "usage report %lld: usage.%s went back from "
+				  "%llu to %llu", (long long)h.seq, usage_keys[i],
+				  (unsigned long long)(&last.cpu_ms)[i],
+				  (unsigned long long)(&u.cpu_ms)[i]);
+			goto refuse;
+		}
+	if (u.wall_ms > (uint64_t)r.t.duration_s * 1000) {
+		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld: %llu ms of wall time is over the "
+			  "contract's duration of %llds", (long long)h.seq,
+			  (unsigned long long)u.wall_ms, (long long)r.t.duration_s);
+		kind = "over_duration";
+		goto refuse;
+	}
+	if ((rc = nn_pay_usage_amount(&r.t, &u, &amount, err)) < 0) {
+		kind = "over_cap";
+		goto refuse;
+	}
+	if (amount != h.amount) {
+		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld claims %llu but its usage at the "
+			  "contract's rates comes to %llu", (long long)h.seq,
+			  (unsigned long long)h.amount, (unsigned long long)amount);
+		goto refuse;
+	}
+	if (amount > r.t.cap) {
+		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld: amount %llu is over the "
+			  "contract's cap of %llu", (long long)h.seq, (unsigned long long)amount,
+			  (unsigned long long)r.t.cap);
+		kind = "over_cap";
+		goto refuse;
+	}
+	if ((rc = newest_voucher(p, contract, "issued", &vseq, &vamount, NULL, err)) < 0)
+		goto out;
+	if (amount < vamount) {
+		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld is worth %llu, less than the "
+			  "%llu already vouched", (long long)h.seq, (unsigned long long)amount,
+			  (unsigned long long)vamount);
+		goto refuse;
+	}
+	v = JV_OBJECT(jv_string("v"), jv_number(1), jv_string("type"), jv_string("nunet/voucher"),
+		      jv_string("contract"), jv_string(contract),
+		      jv_string("requester"), jv_string(r.t.requester),
+		      jv_string("provider"), jv_string(r.t.provider),
+		      jv_string("seq"), jv_number((double)(vseq + 1)),
+		      jv_string("amount"), amount_jv(amount),
+		      jv_string("ts"), jv_number((double)p->now()));
+	v = sign_doc(v, NN_PAY_VOUCHER_PREFIX, &p->key, err);
+	if (!jv_is_valid(v)) {
+		rc = NN_PAY_EBAD;
+		goto out;
+	}
+	{
+		char s_seq[24], s_now[24];
+		sqlite3_stmt *st;
+		snprintf(s_seq, sizeof s_seq, "%lld", (long long)h.seq);
+		snprintf(s_now, sizeof s_now, "%lld", (long long)p->now());
+		st = prep(p, err, "INSERT INTO reports (contract, dir, seq, doc, ts) VALUES "
+			  "(?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER))", 5, contract,
+			  REPORT_DIR_RECEIVED, s_seq, text, s_now);
+		if (!st || (rc = run_done(p, st, err)) < 0) {
+			rc = NN_PAY_ESTORE;
+			goto out;
+		}
+	}
+	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, v, err)) < 0 ||
+	    (rc = activate(p, contract, err)) < 0 || (rc = commit(p, err)) < 0)
+		goto out;
+	*out = v;
+	v = jv_invalid();
+	goto out;
+refuse:
+	refuse_logged(p, rc, *contract ? contract : NULL, kind, err);
+out:
+	if (rc < 0)
+		rollback(p);
+	row_release(&r);
+	free(text);
+	free(prev);
+	jv_free(v);
+	jv_free(report);
+	return rc;
+}
+
+/* The checks of a voucher against the ledger; inside a transaction when
+ * storing.  *kind names the refusal for the log. */
+static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_pay_voucher_info *info,
+			 const char **kind, char *err)
+{
+	struct head h;
+	struct row r;
+	int64_t seq;
+	uint64_t amount;
+	char *doc = NULL;
+	int rc;
+
+	*kind = "voucher";
+	if (head_parse(v, "nunet/voucher", voucher_keys, &h, err) < 0)
+		return NN_PAY_EBAD;
+	snprintf(info->contract, sizeof info->contract, "%s", h.contract);
+	info->seq = h.seq;
+	info->amount = h.amount;
+	if (expect && strcmp(expect, h.contract)) {
+		*kind = "other_contract";
+		return fail(NN_PAY_EREFUSED, err, "voucher is for contract %s, not %s", h.contract,
+			    expect);
+	}
+	if (strcmp(h.provider, p->key.did)) {
+		*kind = "other_provider";
+		return fail(NN_PAY_EREFUSED, err, "voucher names provider %s, not this node (%s)",
+			    h.provider, p->key.did);
+	}
+	if ((rc = load_contract(p, h.contract, &r, err)) < 0) {
+		*kind = "unknown_contract";
+		return rc;
+	}
+	if (strcmp(r.role, "provider")) {
+		row_release(&r);
+		*kind = "other_provider";
+		return fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", r.id);
+	}
+	if (strcmp(h.requester, r.t.requester)) {
+		row_release(&r);
+		return fail(NN_PAY_EREFUSED, err, "voucher names requester %s; contract %s is with %s",
+			    h.requester, r.id, r.t.requester);
+	}
+	rc = still_open(p, &r, 0, err);
+	if (rc == 0 && !doc_sig_ok(v, NN_PAY_VOUCHER_PREFIX, r.t.requester)) {
+		*kind = "bad_signature";
+		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
+			  "(not signed by its requester %s)", (long long)h.seq, r.id, r.t.requester);
+	}
+	if (rc == 0 && h.amount > r.t.cap) {
+		*kind = "over_cap";
+		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld: amount %llu is over the contract's "
+			  "cap of %llu", (long long)h.seq, (unsigned long long)h.amount,
+			  (unsigned long long)r.t.cap);
+	}
+	row_release(&r);
+	if (rc < 0)
+		return rc;
+	if ((rc = newest_voucher(p, h.contract, "received", &seq, &amount, &doc, err)) < 0)
+		return rc;
+	if (h.seq == seq) {
+		char *text = nn_json_canon_str(v, NULL);
+		int same = text && doc && !strcmp(text, doc);
+		free(text);
+		free(doc);
+		*kind = "replay";
+		return fail(NN_PAY_EREFUSED, err, same ?
+			    "replayed voucher: seq %lld of contract %s is already accepted" :
+			    "voucher seq %lld of contract %s is already taken by another voucher",
+			    (long long)h.seq, h.contract);
+	}
+	free(doc);
+	if (h.seq < seq) {
+		*kind = "lower_seq";
+		return fail(NN_PAY_EREFUSED, err, "voucher seq %lld is below the newest accepted "
+			    "(%lld) for contract %s", (long long)h.seq, (long long)seq, h.contract);
+	}
+	if (h.amount < amount) {
+		*kind = "lower_amount";
+		return fail(NN_PAY_EREFUSED, err, "voucher %lld: cumulative amount %llu is below "
+			    "the newest accepted (%llu) for contract %s", (long long)h.seq,
+			    (unsigned long long)h.amount, (unsigned long long)amount, h.contract);
+	}
+	return 0;
+}
+
+int nn_pay_voucher_check(struct nn_pay *p, jv v, const char *expect_contract,
+			 struct nn_pay_voucher_info *info, char *err)
+{
+	struct nn_pay_voucher_info tmp;
+	const char *kind;
+	return voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, err);
+}
+
+int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
+			  struct nn_pay_voucher_info *info, char *err)
+{
+	struct nn_pay_voucher_info tmp;
+	const char *kind;
+	int rc;
+
+	if (!info)
+		info = &tmp;
+	memset(info, 0, sizeof *info);
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	rc = voucher_check(p, v, expect_contract, info, &kind, err);
+	if (rc < 0)
+		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
+	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, v, err)) < 0 ||
+	    (rc = activate(p, info->contract, err)) < 0 || (rc = commit(p, err)) < 0) {
+		rollback(p);
+		return rc;
+	}
+	return 0;
+}
+
+int nn_pay_handle(struct nn_pay *p, const char *be, jv body, jv *reply, char *err)
+{
+	struct nn_pay_voucher_info info;
+	int rc;
+	*reply = jv_invalid();
+	if (!strcmp(be, "/pay/usage"))
+		return nn_pay_usage_answer(p, jv_copy(body), reply, err);
+	if (!strcmp(be, "/pay/voucher")) {
+		if ((rc = nn_pay_voucher_accept(p, body, NULL, &info, err)) < 0)
+			return rc;
+		*reply = JV_OBJECT(jv_string("contract"), jv_string(info.contract),
+				   jv_string("seq"), jv_number((double)info.seq),
+				   jv_string("amount"), amount_jv(info.amount));
+		return 0;
+	}
+	return fail(NN_PAY_EBAD, err, "unknown behavior '%s'", be);
+}
+
+/* ---- the ledger ---- */
+
+static const char *peer_of(const struct row *r)
+{
+	return r->role[0] == 'r' ? r->t.provider : r->t.requester;
+}
+
+/* Rows of contracts selected by sql, one callback per contract. */
+static int each_contract(struct nn_pay *p, const char *sql, const char *arg,
+			 int (*fn)(struct nn_pay *, struct row *, void *, char *), void *ctx, char *err)
+{
+	jv ids;
+	int rc = contract_ids(p, sql, arg, &ids, err);
+	if (rc < 0)
+		return rc;
+	for (int i = 0; rc == 0 && i < jv_array_length(jv_copy(ids)); i++) {
+		jv id = jv_array_get(jv_copy(ids), i);
+		struct row r;
+		rc = load_contract(p, jv_string_value(id), &r, err);
+		jv_free(id);
+		if (rc < 0)
+			break;
+		rc = fn(p, &r, ctx, err);
+		row_release(&r);
+	}
+	jv_free(ids);
+	return rc;
+}
+
+static int ledger_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
+{
+	jv *out = ctx, o;
+	int64_t seq;
+	uint64_t amount;
+	const char *cur;
+	int rc = newest_voucher(p, r->id, voucher_role(r->role), &seq, &amount, NULL, err);
+	if (rc < 0)
+		return rc;
+	nn_json_get_str(r->doc, "currency", &cur, NULL);
+	o = JV_OBJECT(jv_string("contract"), jv_string(r->id), jv_string("role"), jv_string(r->role),
+		      jv_string("peer"), jv_string(peer_of(r)), jv_string("state"), jv_string(r->state),
+		      jv_string("seq"), jv_number((double)seq), jv_string("amount"), amount_jv(amount),
+		      jv_string("cap"), amount_jv(r->t.cap), jv_string("currency"), jv_string(cur));
+	*out = jv_array_append(*out, o);
+	return 0;
+}
+
+int nn_pay_ledger(struct nn_pay *p, int all, jv *out, char *err)
+{
+	int rc;
+	*out = jv_array();
+	rc = each_contract(p, all ? "SELECT id FROM contracts ORDER BY updated, id" :
+			   "SELECT id FROM contracts WHERE state <> 'settled' ORDER BY updated, id",
+			   NULL, ledger_row, out, err);
+	if (rc < 0) {
+		jv_free(*out);
+		*out = jv_invalid();
+	}
+	return rc;
+}
+
+int nn_pay_balance(struct nn_pay *p, jv *out, char *err)
+{
+	jv rows;
+	int rc = nn_pay_ledger(p, 0, &rows, err);
+	*out = jv_invalid();
+	if (rc < 0)
+		return rc;
+	/* peers in order of first appearance; sums checked for overflow */
+	jv acc = jv_array();
+	for (int i = 0; i < jv_array_length(jv_copy(rows)); i++) {
+		jv row = jv_array_get(jv_copy(rows), i);
+		const char *peer, *cur, *amt, *role;
+		uint64_t a, cur_v;
+		int j, n = jv_array_length(jv_copy(acc));
+		nn_json_get_str(row, "peer", &peer, NULL);
+		nn_json_get_str(row, "currency", &cur, NULL);
+		nn_json_get_str(row, "amount", &amt, NULL);
+		nn_json_get_str(row, "role", &role, NULL);
+		nn_pay_amount_parse(amt, &a, NULL);
+		const char *field = role[0] == 'p' ? "owed_to_me" : "owed_by_me";
+		for (j = 0; j < n; j++) {
+			jv e = jv_array_get(jv_copy(acc), j);
+			const char *ep, *ec;
+			nn_json_get_str(e, "peer", &ep, NULL);
+			nn_json_get_str(e, "currency", &ec, NULL);
+			int match = !strcmp(ep, peer) && !strcmp(ec, cur);
+			jv_free(e);
+			if (match)
+				break;
+		}
+		if (j == n)
+			acc = jv_array_append(acc, JV_OBJECT(jv_string("peer"), jv_string(peer),
+				jv_string("currency"), jv_string(cur), jv_string("owed_to_me"),
+				jv_string("0"), jv_string("owed_by_me"), jv_string("0"),
+				jv_string("contracts"), jv_number(0)));
+		jv e = jv_array_get(jv_copy(acc), j);
+		const char *cv;
+		nn_json_get_str(e, field, &cv, NULL);
+		nn_pay_amount_parse(cv, &cur_v, NULL);
+		if (cur_v > UINT64_MAX - a) {
+			jv_free(e);
+			jv_free(row);
+			jv_free(acc);
+			jv_free(rows);
+			return fail(NN_PAY_EREFUSED, err, "balance with %s overflows 2^64-1", peer);
+		}
+		int64_t nc;
+		nn_json_get_int(e, "contracts", &nc, NULL);
+		e = jv_object_set(e, jv_string(field), amount_jv(cur_v + a));
+		e = jv_object_set(e, jv_string("contracts"), jv_number((double)(nc + 1)));
+		acc = jv_array_set(acc, j, e);
+		jv_free(row);
+	}
+	jv_free(rows);
+	*out = acc;
+	return 0;
+}
+
+struct settle_ctx {
+	jv out;
+	int mark;
+};
+
+static int settle_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
+{
+	struct settle_ctx *c = ctx;
+	int64_t seq;
+	uint64_t amount;
+	char *doc;
+	const char *cur;
+	int rc = newest_voucher(p, r->id, "received", &seq, &amount, &doc, err);
+	if (rc < 0)
+		return rc;
+	if (!doc)
+		return 0;
+	nn_json_get_str(r->doc, "currency", &cur, NULL);
+	jv vd = nn_json_parse(doc, strlen(doc), NULL);
+	free(doc);
+	jv o = JV_OBJECT(jv_string("contract"), jv_string(r->id),
+			 jv_string("requester"), jv_string(r->t.requester),
+			 jv_string("provider"), jv_string(r->t.provider),
+			 jv_string("amount"), amount_jv(amount), jv_string("currency"), jv_string(cur),
+			 jv_string("seq"), jv_number((double)seq), jv_string("state"), jv_string(r->state),
+			 jv_string("voucher"), vd);
+	o = jv_object_set(o, jv_string("contract_doc"), jv_copy(r->doc));
+	c->out = jv_array_append(c->out, o);
+	if (c->mark && (!strcmp(r->state, "completed") || !strcmp(r->state, "terminated"))) {
+		char now[24];
+		snprintf(now, sizeof now, "%lld", (long long)p->now());
+		sqlite3_stmt *st = prep(p, err, "UPDATE contracts SET state = 'settled', updated = "
+					"CAST(?2 AS INTEGER) WHERE id = ?1", 2, r->id, now);
+		if (!st)
+			return NN_PAY_ESTORE;
+		return run_done(p, st, err);
+	}
+	return 0;
+}
+
+int nn_pay_settle_export(struct nn_pay *p, int all, int mark, jv *out, char *err)
+{
+	struct settle_ctx c = { jv_array(), mark };
+	int rc;
+	*out = jv_invalid();
+	if ((rc = begin(p, err)) < 0) {
+		jv_free(c.out);
+		return rc;
+	}
+	rc = each_contract(p, all ?
+			   "SELECT id FROM contracts WHERE role = 'provider' AND state IN "
+			   "('accepted','active','completed','terminated') ORDER BY updated, id" :
+			   "SELECT id FROM contracts WHERE role = 'provider' AND state IN "
+			   "('completed','terminated') ORDER BY updated, id", NULL, settle_row, &c, err);
+	if (rc == 0)
+		rc = commit(p, err);
+	if (rc < 0) {
+		rollback(p);
+		jv_free(c.out);
+		return rc;
+	}
+	*out = c.out;
+	return 0;
+}
+
+int nn_pay_refusals(struct nn_pay *p, jv *out, char *err)
+{
+	sqlite3_stmt *st = prep(p, err, "SELECT ts, contract, kind, message FROM refusals ORDER BY seq", 0);
+	int s;
+	*out = jv_invalid();
+	if (!st)
+		return NN_PAY_ESTORE;
+	*out = jv_array();
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *c = (const char *)sqlite3_column_text(st, 1);
+		*out = jv_array_append(*out, JV_OBJECT(
+			jv_string("ts"), jv_number((double)sqlite3_column_int64(st, 0)),
+			jv_string("contract"), c ? jv_string(c) : jv_null(),
+			jv_string("kind"), jv_string((const char *)sqlite3_column_text(st, 2)),
+			jv_string("message"), jv_string((const char *)sqlite3_column_text(st, 3))));
+	}
+	sqlite3_finalize(st);
+	if (s != SQLITE_DONE) {
+		jv_free(*out);
+		*out = jv_invalid();
+		return dberr(p, err);
+	}
+	return 0;
+}
+
+static int verify_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
+{
+	struct nn_pay_terms t;
+	const char *vrole = voucher_role(r->role);
+	sqlite3_stmt *st;
+	int64_t prev_seq = 0, n = 0;
+	uint64_t prev_amount = 0;
+	int s, rc;
+
+	if ((rc = nn_pay_contract_check(r->doc, &t, err)) < 0)
+		return NN_PAY_EREFUSED;
+	if (strcmp(r->state, "draft") && strcmp(r->state, "proposed") &&
+	    (!t.signed_requester || !t.signed_provider) &&
+	    !(!strcmp(r->state, "terminated") && (t.signed_requester || t.signed_provider)))
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s but not signed by both", r->id,
+			    r->state);
+	st = prep(p, err, "SELECT seq, amount, doc FROM vouchers WHERE contract = ?1 AND role = ?2 "
+		  "ORDER BY seq", 2, r->id, vrole);
+	if (!st)
+		return NN_PAY_ESTORE;
+	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		int64_t seq = sqlite3_column_int64(st, 0);
+		uint64_t amount;
+		const char *text = (const char *)sqlite3_column_text(st, 2);
+		jv d = nn_json_parse(text, strlen(text), NULL);
+		struct head h;
+		n++;
+		rc = 0;
+		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), &amount, NULL) < 0 ||
+		    head_parse(d, "nunet/voucher", voucher_keys, &h, NULL) < 0 || h.seq != seq ||
+		    h.amount != amount || strcmp(h.contract, r->id))
+			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld does not match "
+				  "its row", r->id, vrole, (long long)seq);
+		else if (!doc_sig_ok(d, NN_PAY_VOUCHER_PREFIX, t.requester))
+			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld: bad signature",
+				  r->id, vrole, (long long)seq);
+		else if (seq <= prev_seq || (vrole[0] == 'i' && seq != prev_seq + 1))
+			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher seq %lld follows %lld",
+				  r->id, vrole, (long long)seq, (long long)prev_seq);
+		else if (amount < prev_amount)
+			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld: amount %llu "
+				  "below the previous %llu", r->id, vrole, (long long)seq,
+				  (unsigned long long)amount, (unsigned long long)prev_amount);
+		else if (amount > t.cap)
+			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld over the cap",
+				  r->id, vrole, (long long)seq);
+		jv_free(d);
+		if (rc < 0) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+		prev_seq = seq;
+		prev_amount = amount;
+	}
+	sqlite3_finalize(st);
+	if (s != SQLITE_DONE)
+		return dberr(p, err);
+	*(int64_t *)ctx += n;
+	return 0;
+}
+
+int nn_pay_ledger_verify(struct nn_pay *p, char *err)
+{
+	int64_t n = 0;
+	return each_contract(p, "SELECT id FROM contracts ORDER BY id", NULL, verify_row, &n, err);
+}

@@ -1,0 +1,209 @@
+/*
+ * pay — the economy: contracts between a requester and a provider, metering
+ * of the usage done under them, signed usage reports, cumulative vouchers,
+ * and the ledger that keeps them ($NUNET_HOME/ledger.db, its own sqlite
+ * database and schema, WAL with synchronous=FULL so that a voucher reported
+ * as accepted survives kill -9 and power loss).
+ *
+ * Documents (all signed ones hold integers only; amounts are strings of
+ * integer minor units, "0" to "18446744073709551615", no sign, no leading
+ * zeros, no fraction or exponent):
+ *
+ *   contract  {"v":1,"type":"nunet/contract","id":HEX,"requester":DID,
+ *              "provider":DID,"rates":{"cpu_second":A,"gib_second":A,
+ *              "allocation":A,"deployment":A},"cap":A,"currency":S,
+ *              "duration_s":N,"termination":{"notice_s":N},"nonce":HEX,
+ *              "created":MS,"sigs":{"requester":B64,"provider":B64}}
+ *             id = hex SHA-256 of the RFC 8785 form of the document without
+ *             "id" and "sigs" (the terms); each party signs
+ *             "nunet:contract:" || terms.
+ *   usage     {"v":1,"type":"nunet/usage","contract":ID,"requester":DID,
+ *              "provider":DID,"seq":N,"ts":MS,"usage":{"cpu_ms":N,
+ *              "mem_mib_ms":N,"wall_ms":N,"allocations":N,"deployments":N},
+ *              "amount":A,"sig":B64}   signed by the provider, "nunet:usage:"
+ *   voucher   {"v":1,"type":"nunet/voucher","contract":ID,"requester":DID,
+ *              "provider":DID,"seq":N,"amount":A,"ts":MS,"sig":B64}
+ *             signed by the requester, "nunet:voucher:"
+ *
+ * Usage in a report is cumulative over the contract; the amount it is worth
+ * is floor(cpu_ms*cpu_second/1000) + floor(mem_mib_ms*gib_second/1024000)
+ * + allocations*allocation + deployments*deployment.  A voucher's amount is
+ * cumulative too: the newest voucher is what the requester owes.
+ *
+ * On the wire the node carries these bodies in envelopes: behavior
+ * /pay/usage (body: a usage report; reply body: the voucher answering it)
+ * and /pay/voucher (body: a voucher; reply body {"contract","seq","amount"}).
+ * nn_pay_handle() is the whole behavior.
+ *
+ * Return values: 0 on success, or one of the negative NN_PAY_E* below with a
+ * sentence in err: BAD (malformed document, maps to exit 65 / bad_body),
+ * REFUSED (well-formed but not acceptable: bad signature, replay, over the
+ * cap, unknown contract…; exit 1), STORE (the ledger failed; exit 74).
+ * Every refusal of a usage report or voucher is also recorded in the
+ * ledger's refusals table.
+ */
+#ifndef NN_PAY_H
+#define NN_PAY_H
+
+#include <jv.h>
+#include <stdint.h>
+#include "db.h"
+#include "key.h"
+#include "util.h"
+
+#define NN_PAY_CONTRACT_PREFIX "nunet:contract:"
+#define NN_PAY_VOUCHER_PREFIX "nunet:voucher:"
+#define NN_PAY_USAGE_PREFIX "nunet:usage:"
+#define NN_PAY_AMOUNT_MAX 21	/* digits of UINT64_MAX + NUL */
+#define NN_PAY_ID_LEN 65	/* 64 hex + NUL */
+
+enum { NN_PAY_EBAD = -1, NN_PAY_EREFUSED = -2, NN_PAY_ESTORE = -3 };
+
+/* Exit code (sysexits) for a return value of this module. */
+int nn_pay_exit_code(int rc);
+
+/* A ledger opened for one identity.  The key is copied (wiped on close). */
+struct nn_pay {
+	struct nn_db db;
+	struct nn_key key;
+	int64_t (*now)(void);	/* clock, nn_now_ms by default (tests swap it) */
+	int batch, open;	/* private: inside a batch / a step */
+};
+
+/* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
+int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char *err);
+void nn_pay_close(struct nn_pay *p);
+
+/*
+ * Group commit.  Between nn_pay_batch_begin() and nn_pay_batch_commit()
+ * every call below joins one transaction (each call still all-or-nothing,
+ * as a savepoint), and nothing is durable until the commit returns 0: a
+ * caller must not send or print any voucher or acceptance of the batch
+ * before that.  One fsync for the whole batch instead of one per voucher.
+ * abort rolls the whole batch back (close aborts an open batch).
+ */
+int nn_pay_batch_begin(struct nn_pay *p, char *err);
+int nn_pay_batch_commit(struct nn_pay *p, char *err);
+void nn_pay_batch_abort(struct nn_pay *p);
+
+/* Amounts: parse a string of minor units (no sign, no leading zeros, no
+ * '.', no exponent, at most UINT64_MAX).  Format into out. */
+int nn_pay_amount_parse(const char *s, uint64_t *out, char *err);
+void nn_pay_amount_fmt(char out[NN_PAY_AMOUNT_MAX], uint64_t v);
+
+/* ---- contracts ---- */
+
+struct nn_pay_terms {
+	char id[NN_PAY_ID_LEN];
+	char requester[NN_DID_MAX], provider[NN_DID_MAX];
+	uint64_t cpu_second, gib_second, allocation, deployment, cap;
+	int64_t duration_s, notice_s, created;
+	int signed_requester, signed_provider;	/* signature present and valid */
+};
+
+/* Check a contract document's shape, compute its id and check the
+ * signatures it carries (borrows doc).  An "id" field, when present, must
+ * equal the computed one.  Missing signatures are not an error here. */
+int nn_pay_contract_check(jv doc, struct nn_pay_terms *t, char *err);
+
+/* Propose: terms (consumed) get v/type/nonce/created filled when absent,
+ * are checked, signed with our key (we must be the requester or the
+ * provider) and stored as "proposed" (or "draft", unsigned, when draft is
+ * set).  *out receives the full document with its id. */
+int nn_pay_contract_propose(struct nn_pay *p, jv terms, int draft, jv *out, char *err);
+/* Sign and propose a stored draft. */
+int nn_pay_contract_propose_draft(struct nn_pay *p, const char *id, jv *out, char *err);
+/* Accept (consumes doc): the other party's signature must be present and
+ * valid; we countersign if our signature is missing.  Stored as "accepted";
+ * *out is the document signed by both. */
+int nn_pay_contract_accept(struct nn_pay *p, jv doc, jv *out, char *err);
+/* One stored contract: {"id","role","state","ended","contract":DOC} with
+ * the newest voucher and report figures. */
+int nn_pay_contract_get(struct nn_pay *p, const char *id, jv *out, char *err);
+/* Every stored contract (state NULL: all), as an array of _get objects. */
+int nn_pay_contract_list(struct nn_pay *p, const char *state, jv *out, char *err);
+/* Move a contract to "terminated", "completed" or "settled", checking the
+ * state machine: draft → proposed → accepted → active →
+ * completed|terminated → settled (a draft or proposal may be terminated). */
+int nn_pay_contract_set_state(struct nn_pay *p, const char *id, const char *state, char *err);
+/* For the node's deploy path: 0 when id is a contract we accepted (state
+ * accepted or active) in which we are the provider; REFUSED otherwise. */
+int nn_pay_contract_require(struct nn_pay *p, const char *id, char *err);
+
+/* ---- metering (provider side) ---- */
+
+struct nn_pay_usage {
+	uint64_t cpu_ms, mem_mib_ms, wall_ms, allocations, deployments;
+};
+
+/* Record the cumulative usage of one allocation under a contract (its
+ * executor's counters since it started).  Counters may not go back.
+ * deployment may be NULL ("default"). */
+int nn_pay_meter_record(struct nn_pay *p, const char *contract, const char *alloc,
+			const char *deployment, const struct nn_pay_usage *u, char *err);
+/* Totals over all allocations of a contract. */
+int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err);
+/* The amount usage u is worth under terms t; REFUSED on overflow. */
+int nn_pay_usage_amount(const struct nn_pay_terms *t, const struct nn_pay_usage *u,
+			uint64_t *amount, char *err);
+/* Build, sign and store the next usage report of a contract (cumulative
+ * totals).  *out is the report (the /pay/usage body). */
+int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *err);
+
+/* ---- vouchers ---- */
+
+/* Requester side: check a usage report (consumed) and answer with a
+ * voucher (*out, the reply body), stored as issued.  A retransmitted report
+ * (same seq, same document) gets the same voucher again; any other report
+ * with an old seq, usage going back, a wrong amount, usage over the
+ * contract's duration or an amount over the cap is refused and logged. */
+int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err);
+
+struct nn_pay_voucher_info {
+	char contract[NN_PAY_ID_LEN];
+	int64_t seq;
+	uint64_t amount;
+};
+
+/* Provider side: check a voucher (borrows) against the ledger without
+ * storing it: signature by the contract's requester, a contract we accepted
+ * as provider (expect_contract, when not NULL, must be its id), seq above
+ * and amount not below the newest stored voucher, amount within the cap. */
+int nn_pay_voucher_check(struct nn_pay *p, jv v, const char *expect_contract,
+			 struct nn_pay_voucher_info *info, char *err);
+/* Check and store (atomically: concurrent accepters cannot both store the
+ * same seq).  Refusals are logged. */
+int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
+			  struct nn_pay_voucher_info *info, char *err);
+
+/* ---- the node's behaviors ---- */
+
+/* Handle the body of an envelope for behavior be ("/pay/usage" or
+ * "/pay/voucher"); borrows body; *reply is the reply body on success. */
+int nn_pay_handle(struct nn_pay *p, const char *be, jv body, jv *reply, char *err);
+
+/* ---- ledger ---- */
+
+/* One object per contract not yet settled (settled too when all):
+ * {"contract","role","peer","state","seq","amount","cap","currency"}:
+ * seq/amount of the newest voucher (issued when we are the requester,
+ * received when we are the provider). */
+int nn_pay_ledger(struct nn_pay *p, int all, jv *out, char *err);
+/* Per peer: {"peer","currency","owed_to_me","owed_by_me","contracts"} over
+ * contracts not settled. */
+int nn_pay_balance(struct nn_pay *p, jv *out, char *err);
+/* Claims for an external settlement layer: one object per finished
+ * (completed|terminated) contract where we are the provider and hold a
+ * voucher (all: active ones too): {"contract","requester","provider",
+ * "amount","currency","seq","voucher":DOC,"contract_doc":DOC}.  mark moves
+ * finished exported contracts to "settled" in the same transaction. */
+int nn_pay_settle_export(struct nn_pay *p, int all, int mark, jv *out, char *err);
+/* Refusals logged, oldest first: {"ts","contract","kind","message"}. */
+int nn_pay_refusals(struct nn_pay *p, jv *out, char *err);
+/* Check the ledger's invariants: every stored document's signature, per
+ * contract and role voucher seqs 1..n without gaps (issued) or strictly
+ * increasing (received), amounts non-decreasing and within the cap.
+ * REFUSED with the first violation. */
+int nn_pay_ledger_verify(struct nn_pay *p, char *err);
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * pay units (lib/pay.h) for the 6xxx tests and t/perf/pay:
+ *
+ *   test-tool pay amount STR...        parse amounts: the value or "error: …"
+ *   test-tool pay sign KIND KEYFILE    re-sign the document on stdin as
+ *                                      KIND (usage|voucher) with KEYFILE, so
+ *                                      tests can forge well-signed bad input
+ *   test-tool pay sync DB              PRAGMA synchronous of a ledger opened
+ *                                      by nn_pay_open (2: FULL)
+ *   test-tool pay bench N DIR          N vouchers issued (usage report
+ *                                      checked, voucher signed and stored by
+ *                                      the requester) then verified and stored
+ *                                      by the provider, one transaction each
+ *                                      and in group commits of 100; prints
+ *                                      JSON figures with a crypto-only
+ *                                      baseline (1 sign + 2 verifies)
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "codec.h"
+#include "json.h"
+#include "key.h"
+#include "pay.h"
+#include "util.h"
+#include "test-tool.h"
+
+static jv read_stdin_doc(void)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	char chunk[65536], err[NN_ERRLEN];
+	ssize_t n;
+	jv v;
+	nn_buf_init(&b, 1 << 20);
+	while ((n = read(0, chunk, sizeof chunk)) > 0)
+		if (nn_buf_add(&b, chunk, (size_t)n) < 0)
+			break;
+	v = nn_json_parse(b.data ? b.data : "", b.len, err);
+	if (!jv_is_valid(v))
+		fprintf(stderr, "test-tool pay: %s\n", err);
+	nn_buf_release(&b);
+	return v;
+}
+
+static int pay_sign(const char *kind, const char *keyfile)
+{
+	const char *prefix = !strcmp(kind, "usage") ? NN_PAY_USAGE_PREFIX :
+		!strcmp(kind, "voucher") ? NN_PAY_VOUCHER_PREFIX : NULL;
+	struct nn_key k;
+	struct nn_buf b = NN_BUF_INIT;
+	char err[NN_ERRLEN], s64[96];
+	uint8_t sig[64];
+	jv doc;
+
+	if (!prefix)
+		return 64;
+	if (nn_key_load(&k, keyfile, getenv("NUNET_PASSPHRASE"), err) < 0) {
+		fprintf(stderr, "test-tool pay: %s\n", err);
+		return 78;
+	}
+	doc = read_stdin_doc();
+	if (!jv_is_valid(doc))
+		return 65;
+	doc = jv_object_delete(doc, jv_string("sig"));
+	nn_buf_adds(&b, prefix);
+	if (nn_json_canon(doc, &b, err) < 0) {
+		fprintf(stderr, "test-tool pay: %s\n", err);
+		return 65;
+	}
+	nn_key_sign(&k, sig, b.data, b.len);
+	nn_b64_encode(s64, sig, sizeof sig);
+	doc = jv_object_set(doc, jv_string("sig"), jv_string(s64));
+	char *s = nn_json_dump(doc);
+	printf("%s\n", s);
+	free(s);
+	jv_free(doc);
+	nn_buf_release(&b);
+	nn_key_clear(&k);
+	return 0;
+}
+
+static int die_rc(int rc, const char *what, const char *err)
+{
+	fprintf(stderr, "test-tool pay: %s: %s\n", what, err);
+	return rc < 0 ? nn_pay_exit_code(rc) : rc;
+}
+
+/* A contract between r's and p's keys, accepted by both; id into cid. */
+static int bench_contract(struct nn_pay *r, struct nn_pay *p, char cid[NN_PAY_ID_LEN], char *err)
+{
+	jv terms = JV_OBJECT(jv_string("requester"), jv_string(r->key.did),
+			     jv_string("provider"), jv_string(p->key.did),
+			     jv_string("rates"), JV_OBJECT(jv_string("cpu_second"), jv_string("3")),
+			     jv_string("cap"), jv_string("100000000000"),
+			     jv_string("duration_s"), jv_number(86400)), doc, back;
+	int rc;
+	if ((rc = nn_pay_contract_propose(r, terms, 0, &doc, err)) < 0 ||
+	    (rc = nn_pay_contract_accept(p, doc, &doc, err)) < 0 ||
+	    (rc = nn_pay_contract_accept(r, jv_copy(doc), &back, err)) < 0)
+		return rc;
+	jv_free(back);
+	jv idv = jv_object_get(doc, jv_string("id"));
+	snprintf(cid, NN_PAY_ID_LEN, "%s", jv_string_value(idv));
+	jv_free(idv);
+	return 0;
+}
+
+/* n vouchers on a fresh contract: reports made (untimed), then issued by r
+ * and accepted by p, in batches of batch (1: one transaction each). */
+static int bench_run(struct nn_pay *r, struct nn_pay *p, long n, long batch, double *ms, char *err)
+{
+	char cid[NN_PAY_ID_LEN];
+	jv *reports = nn_xcalloc((size_t)n, sizeof *reports);
+	jv *vouchers = nn_xcalloc((size_t)n, sizeof *vouchers);
+	int rc;
+	int64_t t0;
+
+	if ((rc = bench_contract(r, p, cid, err)) < 0)
+		return rc;
+	nn_pay_batch_begin(p, err);
+	for (long i = 0; i < n; i++) {
+		struct nn_pay_usage u = { .cpu_ms = (uint64_t)(i + 1) * 1000, .wall_ms = (uint64_t)i };
+		if ((rc = nn_pay_meter_record(p, cid, "alloc-1", NULL, &u, err)) < 0 ||
+		    (rc = nn_pay_usage_report(p, cid, &reports[i], err)) < 0)
+			return rc;
+	}
+	if ((rc = nn_pay_batch_commit(p, err)) < 0)
+		return rc;
+	t0 = nn_mono_ms();
+	for (long i = 0; i < n; i += batch) {
+		long end = i + batch < n ? i + batch : n;
+		if (batch > 1 && (rc = nn_pay_batch_begin(r, err)) < 0)
+			return rc;
+		for (long j = i; j < end; j++)
+			if ((rc = nn_pay_usage_answer(r, reports[j], &vouchers[j], err)) < 0)
+				return rc;
+		if (batch > 1 && (rc = nn_pay_batch_commit(r, err)) < 0)
+			return rc;
+		if (batch > 1 && (rc = nn_pay_batch_begin(p, err)) < 0)
+			return rc;
+		for (long j = i; j < end; j++) {
+			if ((rc = nn_pay_voucher_accept(p, vouchers[j], cid, NULL, err)) < 0)
+				return rc;
+			jv_free(vouchers[j]);
+		}
+		if (batch > 1 && (rc = nn_pay_batch_commit(p, err)) < 0)
+			return rc;
+	}
+	*ms = (double)(nn_mono_ms() - t0);
+	free(reports);
+	free(vouchers);
+	return 0;
+}
+
+static int pay_bench(long n, const char *dir)
+{
+	struct nn_key kr, kp;
+	struct nn_pay r, p;
+	char err[NN_ERRLEN], *rpath = nn_xasprintf("%s/r.db", dir), *ppath = nn_xasprintf("%s/p.db", dir);
+	double ms_single, ms_batch;
+	int rc, bad = 0;
+
+	nn_key_generate(&kr);
+	nn_key_generate(&kp);
+	unlink(rpath);
+	unlink(ppath);
+	if ((rc = nn_pay_open(&r, rpath, &kr, err)) < 0 || (rc = nn_pay_open(&p, ppath, &kp, err)) < 0)
+		return die_rc(rc, "open", err);
+	if ((rc = bench_run(&r, &p, n, 1, &ms_single, err)) < 0 ||
+	    (rc = bench_run(&r, &p, n, 100, &ms_batch, err)) < 0)
+		return die_rc(rc, "run", err);
+	if ((rc = nn_pay_ledger_verify(&p, err)) < 0 || (rc = nn_pay_ledger_verify(&r, err)) < 0)
+		return die_rc(rc, "verify", err);
+
+	/* baseline: the crypto alone (one sign, two verifies per voucher) */
+	uint8_t msg[300], sig[64];
+	int64_t b0 = nn_mono_ms(), b1;
+	memset(msg, 'x', sizeof msg);
+	for (long i = 0; i < n; i++) {
+		msg[0] = (uint8_t)i;
+		nn_key_sign(&kr, sig, msg, sizeof msg);
+		bad |= nn_sig_verify(kr.pk, sig, msg, sizeof msg);
+		bad |= nn_sig_verify(kr.pk, sig, msg, sizeof msg);
+	}
+	b1 = nn_mono_ms();
+	double single = n * 1000.0 / (ms_single + 0.5);
+	double batched = n * 1000.0 / (ms_batch + 0.5);
+	double base = n * 1000.0 / ((double)(b1 - b0) + 0.5);
+	printf("{\"vouchers\":%ld,\"per_voucher_commit_per_s\":%.0f,\"group_commit_100_per_s\":%.0f,"
+	       "\"baseline_crypto_per_s\":%.0f,\"ratio_single\":%.3f,\"ratio_group\":%.3f,\"ok\":%s}\n",
+	       n, single, batched, base, single / base, batched / base, bad ? "false" : "true");
+	nn_pay_close(&r);
+	nn_pay_close(&p);
+	nn_key_clear(&kr);
+	nn_key_clear(&kp);
+	free(rpath);
+	free(ppath);
+	return bad ? 70 : 0;
+}
+
+int cmd__pay(int argc, char **argv)
+{
+	char err[NN_ERRLEN];
+	if (argc < 2)
+		return 64;
+	if (!strcmp(argv[1], "amount")) {
+		for (int i = 2; i < argc; i++) {
+			uint64_t v;
+			if (nn_pay_amount_parse(argv[i], &v, err) < 0)
+				printf("error: %s\n", err);
+			else
+				printf("%llu\n", (unsigned long long)v);
+		}
+		return 0;
+	}
+	if (!strcmp(argv[1], "sign") && argc == 4)
+		return pay_sign(argv[2], argv[3]);
+	if (!strcmp(argv[1], "sync") && argc == 3) {
+		struct nn_key k;
+		struct nn_pay p;
+		sqlite3_stmt *st;
+		int rc;
+		nn_key_generate(&k);
+		if ((rc = nn_pay_open(&p, argv[2], &k, err)) < 0)
+			return die_rc(rc, "open", err);
+		sqlite3_prepare_v2(p.db.h, "PRAGMA synchronous", -1, &st, NULL);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			printf("%d\n", sqlite3_column_int(st, 0));
+		sqlite3_finalize(st);
+		nn_pay_close(&p);
+		return 0;
+	}
+	if (!strcmp(argv[1], "bench") && argc == 4)
+		return pay_bench(atol(argv[2]), argv[3]);
+	return 64;
+}
