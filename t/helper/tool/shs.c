@@ -234,6 +234,120 @@ static int shs_keygen(void)
 	return 0;
 }
 
+static double now_s(void)
+{
+	return (double)nn_mono_ms() / 1000.0;
+}
+
+/* One in-memory handshake between fresh machines; 0 when both finish. */
+static int one_handshake(const struct nn_key *ck, const struct nn_key *sk)
+{
+	struct nn_shs c, s;
+	uint8_t buf[NN_SHS_MSG3_LEN];
+	size_t n, used;
+	int r = 0;
+
+	nn_shs_client_init(&c, nn_shs_public_netkey, ck, sk->pk);
+	nn_shs_server_init(&s, nn_shs_public_netkey, sk);
+	while (r == 0 && (nn_shs_status(&c) == NN_SHS_RUNNING ||
+			  nn_shs_status(&s) == NN_SHS_RUNNING)) {
+		if ((n = nn_shs_output(&c, buf, sizeof buf)))
+			r = nn_shs_feed(&s, buf, n, &used, NULL);
+		else if ((n = nn_shs_output(&s, buf, sizeof buf)))
+			r = nn_shs_feed(&c, buf, n, &used, NULL);
+		else
+			r = -1;
+	}
+	if (nn_shs_status(&c) != NN_SHS_DONE || nn_shs_status(&s) != NN_SHS_DONE)
+		r = -1;
+	nn_shs_clear(&c);
+	nn_shs_clear(&s);
+	return r;
+}
+
+/* shs bench SECONDS: handshakes/s and box-stream MB/s, each beside a
+ * libsodium baseline measured in the same run, as one JSON line. */
+static int shs_bench(int argc, char **argv)
+{
+	double secs = argc > 1 ? atof(argv[1]) : 1.0, t0, t;
+	struct nn_key ck, sk;
+	uint8_t sig[64], msg[160] = { 0 }, key[32], nonce[24];
+	long hs = 0, pairs = 0;
+	double mb_bs, mb_raw;
+	size_t line = 1024 * 1024, bytes;
+	uint8_t *plain = nn_xmalloc(line), *box = nn_xmalloc(NN_BS_MAX_BODY + 16);
+	struct nn_buf out = NN_BUF_INIT;
+	struct nn_bs_enc e;
+	struct nn_bs_dec *d = nn_xmalloc(sizeof *d);
+
+	nn_key_generate(&ck);
+	nn_key_generate(&sk);
+	/* baseline: ed25519 sign+verify pairs (a handshake needs two of each) */
+	t0 = now_s();
+	do {
+		for (int i = 0; i < 100; i++, pairs++) {
+			crypto_sign_detached(sig, NULL, msg, sizeof msg, sk.sk);
+			if (crypto_sign_verify_detached(sig, msg, sizeof msg, sk.pk) != 0)
+				return 70;
+		}
+	} while ((t = now_s() - t0) < secs);
+	double pairs_s = pairs / t;
+	t0 = now_s();
+	do {
+		for (int i = 0; i < 20; i++, hs++)
+			if (one_handshake(&ck, &sk) < 0)
+				return 70;
+	} while ((t = now_s() - t0) < secs);
+	double hs_s = hs / t;
+
+	/* baseline: crypto_secretbox of 4096-byte chunks, sealed and opened */
+	randombytes_buf(key, sizeof key);
+	randombytes_buf(nonce, sizeof nonce);
+	randombytes_buf(plain, line);
+	bytes = 0;
+	t0 = now_s();
+	do {
+		for (size_t off = 0; off < line; off += NN_BS_MAX_BODY) {
+			crypto_secretbox_easy(box, plain + off, NN_BS_MAX_BODY, nonce, key);
+			if (crypto_secretbox_open_easy(plain + off, box, NN_BS_MAX_BODY + 16, nonce, key) != 0)
+				return 70;
+		}
+		bytes += line;
+	} while ((t = now_s() - t0) < secs);
+	mb_raw = bytes / t / 1e6;
+	/* box-stream: encode a 1 MiB line, decode it, in 64 KiB reads */
+	bytes = 0;
+	t0 = now_s();
+	do {
+		size_t off = 0, used, plen;
+		const uint8_t *pl;
+		nn_bs_enc_init(&e, key, nonce);
+		nn_bs_dec_init(d, key, nonce);
+		nn_buf_reset(&out);
+		if (nn_bs_encode(&e, &out, plain, line, NULL, NULL) < 0)
+			return 70;
+		while (off < out.len) {
+			size_t piece = out.len - off < 65536 ? out.len - off : 65536;
+			if (nn_bs_decode(d, out.data + off, piece, &used, &pl, &plen, NULL) == NN_BS_ERROR)
+				return 70;
+			off += used;
+		}
+		bytes += line;
+	} while ((t = now_s() - t0) < secs);
+	mb_bs = bytes / t / 1e6;
+	printf("{\"sign_verify_pairs_per_s\":%.0f,\"handshakes_per_s\":%.0f,"
+	       "\"secretbox_mb_per_s\":%.1f,\"boxstream_mb_per_s\":%.1f}\n",
+	       pairs_s, hs_s, mb_raw, mb_bs);
+	nn_buf_release(&out);
+	nn_bs_dec_clear(d);
+	free(d);
+	free(plain);
+	free(box);
+	nn_key_clear(&ck);
+	nn_key_clear(&sk);
+	return 0;
+}
+
 static int shs_bs(int argc, char **argv);
 
 int cmd__shs(int argc, char **argv)
@@ -247,6 +361,8 @@ int cmd__shs(int argc, char **argv)
 		return shs_pair(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bs"))
 		return shs_bs(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "bench"))
+		return shs_bench(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "keygen"))
 		return shs_keygen();
 	if (!strcmp(argv[1], "public-netkey")) {
