@@ -8,6 +8,7 @@
  * and exits with the job's exit status (128+signal when it was killed).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -308,9 +309,13 @@ static int cmd_exec(int argc, char **argv)
 	s = nn_json_dump(out);
 	jv_free(out);
 	if (result_file) {
+		/* opened, not replaced: FILE may be a fifo or /dev/fd/N */
 		char *line = nn_xasprintf("%s\n", s);
-		if (nn_write_file(result_file, line, strlen(line), 0644, err) < 0)
-			nn_error("%s", err);
+		int fd = open(result_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || nn_write_all(fd, line, strlen(line)) < 0)
+			nn_error("cannot write '%s': %s", result_file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		free(line);
 	} else {
 		fprintf(stderr, "%s\n", s);

@@ -27,6 +27,7 @@ static const struct cmd cmds[] = {
 	{ "cap", cmd__cap },
 	{ "pay", cmd__pay },
 	{ "shs", cmd__shs },
+	{ "exec", cmd__exec },
 	/* more: one line each, keep sorted by family */
 };
 
