@@ -90,7 +90,7 @@ podman_engine_start() {
 	export CONTAINERS_CONF="$ENGINE_DIR/containers.conf"
 	PODMAN=(podman --root "$ENGINE_DIR/root" --runroot "$ENGINE_DIR/run"
 		--tmpdir "$ENGINE_DIR/tmp")
-	"${PODMAN[@]}" import "$(bb_rootfs_tar)" localhost/bb:local >/dev/null
+	"${PODMAN[@]}" import -q "$(bb_rootfs_tar)" localhost/bb:local >/dev/null
 	"${PODMAN[@]}" system service --time=0 "unix://$ENGINE_SOCK" \
 		>"$ENGINE_DIR/podman.log" 2>&1 3>&- &
 	ENGINE_PID=$!
