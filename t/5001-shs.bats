@@ -85,6 +85,17 @@ field() {
 	[ "$(field client_enc_key)" != "$(field client_dec_key)" ]
 }
 
+@test "box-stream bytes that arrive with msg4 are left for the box-stream decoder" {
+	# the server writes msg4, a line and the goodbye at once; reads of any size
+	for chunk in 1 80 81 112 1000; do
+		run kat_pair --hello "first envelope" --chunk $chunk
+		assert_success
+		assert_equal "$(field msg4)" $KAT_MSG4
+		assert_line "client got: first envelope"
+		assert_line "client goodbye"
+	done
+}
+
 @test "a client of another swarm fails on both sides" {
 	run test-tool shs pair --netkey "$(shs_randhex 32)" --server-netkey "$(shs_randhex 32)"
 	assert_failure 1

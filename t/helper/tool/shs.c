@@ -52,33 +52,104 @@ static int keyarg(struct nn_key *k, const char *s)
 	return 0;
 }
 
+/* --hello TEXT: the server sends TEXT as a box-stream line and a goodbye
+ * right behind msg4, in the same write, as a busy peer would; the client
+ * must stop its handshake at the end of msg4 and decode the rest. */
+static const char *hello_text;
+
+static int client_stream(struct nn_shs *to, struct nn_bs_dec *d, int *ready,
+			 struct nn_lines *l, const uint8_t *p, size_t n, char *err)
+{
+	while (n) {
+		const uint8_t *pl;
+		size_t used, plen;
+		int r;
+		if (!*ready) {
+			struct nn_shs_keys k;
+			if (nn_shs_result(to, &k, err) < 0)
+				return -1;
+			nn_bs_dec_init(d, k.dec_key, k.dec_nonce);
+			nn_shs_keys_clear(&k);
+			*ready = 1;
+		}
+		r = nn_bs_decode(d, p, n, &used, &pl, &plen, err);
+		if (r == NN_BS_ERROR)
+			return -1;
+		if (r == NN_BS_DATA)
+			nn_lines_feed(l, (const char *)pl, plen);
+		if (r == NN_BS_GOODBYE) {
+			const char *line;
+			size_t len;
+			while (nn_lines_next(l, &line, &len) == NN_LINES_LINE)
+				printf("client got: %.*s\n", (int)len, line);
+			printf("client goodbye\n");
+			return 0;
+		}
+		p += used;
+		n -= used;
+	}
+	return 0;
+}
+
 /* Move the output of `from` to `to`, flipping bit `flipbit` of message
  * `flipmsg` when this is it, feeding at most `chunk` bytes at a time. */
 static int pass(struct nn_shs *from, struct nn_shs *to, int *msgno, int flipmsg,
 		int flipbit, size_t chunk, char *err)
 {
-	uint8_t buf[NN_SHS_MSG3_LEN];
-	size_t n = nn_shs_output(from, buf, sizeof buf), off = 0, used;
+	uint8_t msg[NN_SHS_MSG3_LEN];
+	size_t n = nn_shs_output(from, msg, sizeof msg), off = 0, used;
+	struct nn_buf wire = NN_BUF_INIT;
+	struct nn_bs_dec *d = NULL;
+	struct nn_lines l;
+	int ready = 0, r = 1;
 	char label[16];
 
 	if (!n)
 		return 0;
 	++*msgno;
 	if (*msgno == flipmsg)
-		buf[flipbit / 8 % n] ^= (uint8_t)(1 << (flipbit % 8));
+		msg[flipbit / 8 % n] ^= (uint8_t)(1 << (flipbit % 8));
 	snprintf(label, sizeof label, "msg%d", *msgno);
-	print_hex(label, buf, n);
-	while (off < n) {
-		size_t k = n - off < chunk ? n - off : chunk;
-		if (nn_shs_feed(to, buf + off, k, &used, err) < 0)
-			return -1;
-		if (used != k) {
+	print_hex(label, msg, n);
+	nn_buf_add(&wire, msg, n);
+	if (hello_text && from->role == NN_SHS_SERVER && nn_shs_status(from) == NN_SHS_DONE) {
+		struct nn_shs_keys k;
+		struct nn_bs_enc e;
+		nn_shs_result(from, &k, NULL);
+		nn_bs_enc_init(&e, k.enc_key, k.enc_nonce);
+		nn_bs_encode(&e, &wire, hello_text, strlen(hello_text), "\n", NULL);
+		nn_bs_goodbye(&e, &wire, NULL);
+		nn_bs_enc_clear(&e);
+		nn_shs_keys_clear(&k);
+		d = nn_xmalloc(sizeof *d);
+		nn_lines_init(&l, NN_LINE_MAX_DEFAULT);
+	}
+	while (off < wire.len && r > 0) {
+		size_t k = wire.len - off < chunk ? wire.len - off : chunk;
+		const uint8_t *p = (const uint8_t *)wire.data + off;
+		if (nn_shs_status(to) != NN_SHS_DONE) {
+			if (nn_shs_feed(to, p, k, &used, err) < 0) {
+				r = -1;
+				break;
+			}
+		} else {
+			used = 0;
+		}
+		if (used < k && (!d || nn_shs_status(to) != NN_SHS_DONE)) {
 			snprintf(err, NN_ERRLEN, "feed took %zu of %zu bytes", used, k);
-			return -1;
+			r = -1;
+		} else if (used < k && client_stream(to, d, &ready, &l, p + used, k - used, err) < 0) {
+			r = -1;
 		}
 		off += k;
 	}
-	return 1;
+	if (d) {
+		nn_bs_dec_clear(d);
+		free(d);
+		nn_lines_release(&l);
+	}
+	nn_buf_release(&wire);
+	return r;
 }
 
 static void print_keys(const char *who, const struct nn_shs *s)
@@ -110,6 +181,7 @@ static int deny_all(const uint8_t pk[32], void *arg, char *err)
  * shs pair [--netkey HEX] [--server-netkey HEX] [--client-sk HEX|random]
  *          [--server-sk HEX|random] [--client-eph HEX] [--server-eph HEX]
  *          [--expect-pk HEX] [--flip MSG BIT] [--chunk N] [--deny]
+ *          [--hello TEXT]
  */
 static int shs_pair(int argc, char **argv)
 {
@@ -127,6 +199,11 @@ static int shs_pair(int argc, char **argv)
 		const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (!strcmp(o, "--deny")) {
 			deny = 1;
+			continue;
+		}
+		if (!strcmp(o, "--hello") && v) {
+			hello_text = v;
+			i++;
 			continue;
 		}
 		if (!v)
