@@ -94,27 +94,36 @@ int nn_res_from_doc(struct nn_res *r, jv doc, char *err)
 
 	if (jv_get_kind(doc) != JV_KIND_OBJECT)
 		return nn_seterr(err, "expected an object, not %s", nn_json_kind(doc));
-	if (get_size(doc, "cpu", "cores", &cores, err) < 0 ||
-	    get_size(doc, "ram", "size", &x.ram, err) < 0 ||
+	if (get_size(doc, "ram", "size", &x.ram, err) < 0 ||
 	    get_size(doc, "disk", "size", &x.disk, err) < 0)
 		return -1;
 	{
 		jv c = jv_object_get(jv_copy(doc), jv_string("cpu"));
-		if (jv_get_kind(c) == JV_KIND_OBJECT && nn_json_has(c, "millicores")) {
+		int rc = 0;
+		if (jv_get_kind(c) == JV_KIND_OBJECT) {
 			jv m = jv_object_get(jv_copy(c), jv_string("millicores"));
-			int ok = num_ok(m, &milli);
+			jv k = jv_object_get(jv_copy(c), jv_string("cores"));
+			if (jv_is_valid(m) && jv_get_kind(m) != JV_KIND_NULL && !num_ok(m, &milli))
+				rc = nn_seterr(err, "cpu.millicores: expected a non-negative integer");
+			else if (jv_get_kind(k) == JV_KIND_NUMBER) {
+				double d = jv_number_value(k) * 1000;
+				if (d < 0 || d >= 9223372036854775808.0 || d != (double)(int64_t)d)
+					rc = nn_seterr(err, "cpu.cores: expected a non-negative number "
+						       "(at most 3 decimals)");
+				else
+					cores = (int64_t)d;
+			} else if (jv_is_valid(k) && jv_get_kind(k) != JV_KIND_NULL)
+				rc = nn_seterr(err, "cpu.cores: expected a non-negative number "
+					       "(at most 3 decimals)");
 			jv_free(m);
-			if (!ok) {
-				jv_free(c);
-				return nn_seterr(err, "cpu.millicores: expected a non-negative integer");
-			}
-		}
+			jv_free(k);
+		} else if (jv_is_valid(c) && jv_get_kind(c) != JV_KIND_NULL)
+			rc = nn_seterr(err, "cpu: expected an object, not %s", nn_json_kind(c));
 		jv_free(c);
+		if (rc < 0)
+			return -1;
 	}
-	if (milli >= 0)
-		x.cpu = milli;
-	else if (!mul_ok(cores, 1000, &x.cpu))
-		return nn_seterr(err, "cpu.cores: %lld cores overflow", (long long)cores);
+	x.cpu = milli >= 0 ? milli : cores;	/* cores already in millicores */
 
 	g = jv_object_get(jv_copy(doc), jv_string("gpus"));
 	if (jv_get_kind(g) == JV_KIND_ARRAY) {

@@ -32,7 +32,7 @@ int nn_cap_size(jv v, const char *field, int64_t *out, char *err);
 
 /*
  * The vector of a capability or requirements document (borrows doc):
- * cpu.millicores, else cpu.cores * 1000; ram.size; disk.size; gpus: an array
+ * cpu.millicores, else cpu.cores * 1000 (cores may have 3 decimals); ram.size; disk.size; gpus: an array
  * of GPUs (count, sum of vram) or an object {"count":N,"vram":PER_GPU}
  * (count N, vram N * PER_GPU; count defaults to 1).  Missing parts are 0.
  * -1 and err naming the field on a wrong type, a bad size or an overflow.

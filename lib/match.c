@@ -892,8 +892,12 @@ static int unknown(const char *obj, const char *key, char *err)
 
 static int want(struct nn_match *m, int f, jv v, int size, char *err)
 {
-	if (size ? nn_cap_size(v, fname[f], &m->min[f], err) < 0
-		 : req_uint(v, fname[f], &m->min[f], err) < 0)
+	static const char *const reqname[NF] = {
+		"cpu.threads", "cpu.mhz", "cpu.score.single", "cpu.score.multi",
+		"ram.size", "ram.bandwidth", "disk.size", "disk.read", "disk.write"
+	};
+	if (size ? nn_cap_size(v, reqname[f], &m->min[f], err) < 0
+		 : req_uint(v, reqname[f], &m->min[f], err) < 0)
 		return -1;
 	m->want |= 1u << f;
 	return 0;
@@ -1418,6 +1422,8 @@ static int eval_struct(struct nn_match *m, const struct ofr *o, jv *why)
 		}
 	if (m->arch.n && !in_strs(&m->arch, o->s.arch)) {
 		struct nn_buf b = NN_BUF_INIT;
+		if (!why)
+			return 1;
 		list_desc(&b, &m->arch);
 		p = svs(o->s.arch, &n);
 		FAIL("cpu.arch: need %s, have %.*s", b.data, n, p);
@@ -1431,6 +1437,8 @@ static int eval_struct(struct nn_match *m, const struct ofr *o, jv *why)
 				ok++;
 		if (ok < m->gcount) {
 			struct nn_buf b = NN_BUF_INIT;
+			if (!why)
+				return 1;
 			nn_buf_addf(&b, "%lld", (long long)m->gcount);
 			if (m->gvendor.n) {
 				nn_buf_adds(&b, " ");
@@ -1448,6 +1456,8 @@ static int eval_struct(struct nn_match *m, const struct ofr *o, jv *why)
 			ok = in_strs(&m->exec, o->exec[i]);
 		if (!ok) {
 			struct nn_buf b = NN_BUF_INIT, h = NN_BUF_INIT;
+			if (!why)
+				return 1;
 			list_desc(&b, &m->exec);
 			for (int i = 0; i < o->nexec; i++)
 				nn_buf_addf(&h, "%s%.*s", i ? "|" : "", (int)o->exec[i].n, o->exec[i].p);
@@ -1476,6 +1486,8 @@ static int eval_struct(struct nn_match *m, const struct ofr *o, jv *why)
 				rej = i;
 		if (!acc || rej >= 0) {
 			struct nn_buf b = NN_BUF_INIT;
+			if (!why)
+				return 1;
 			int n1, n2, n3;
 			const char *p1 = svs(o->s.cont, &n1), *p2 = svs(o->s.country, &n2),
 				   *p3 = svs(o->s.city, &n3);

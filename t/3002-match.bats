@@ -1,0 +1,158 @@
+#!/usr/bin/env bats
+# nunet-match: requirements against offers, best first.
+
+load lib/common
+
+SHARE="$NUNET_SRC/share/nunet"
+
+offers() {
+	cat "$SHARE"/capability/small-vps.json "$SHARE"/capability/gpu-workstation.json \
+		"$SHARE"/capability/arm-edge.json | jq -c . >"$BATS_TEST_TMPDIR/offers.jsonl"
+	echo "$BATS_TEST_TMPDIR/offers.jsonl"
+}
+
+models() {
+	jq -r '.offer.cpu.model + " " + (.score|tostring)'
+}
+
+@test "help goes to stdout, a bad option is a usage error" {
+	run --separate-stderr nunet-match --help
+	assert_success
+	assert_output 'usage: nunet-match [--explain] [--limit N] [--where JQ] [--rank JQ] REQUIREMENTS [OFFERS ...]'
+	run --separate-stderr nunet-match --bogus x
+	assert_failure 64
+	assert_output ''
+	assert_equal "${stderr_lines[-1]}" 'usage: nunet-match [--explain] [--limit N] [--where JQ] [--rank JQ] REQUIREMENTS [OFFERS ...]'
+	run --separate-stderr nunet-match
+	assert_failure 64
+	run nunet-match --version
+	assert_success
+	assert_output --regexp '^nunet-match [0-9]+\.[0-9]+'
+	run --separate-stderr nunet-match --limit 0 '{}'
+	assert_failure 64
+	assert_equal "${stderr_lines[0]}" "nunet-match: error: --limit: expected a whole number from 1 to 100000000, not '0'"
+}
+
+@test "web service: feasible offers, cheapest first (man page example)" {
+	f=$(offers)
+	run nunet-match "$SHARE/requirements/web-service.json" "$f"
+	assert_success
+	run models <<<"$output"
+	assert_output "AMD EPYC 7B13 -10.002777777777778
+AMD Ryzen 9 7950X -30.002777777777776"
+}
+
+@test "each output line is {offer, score} with the offer unchanged" {
+	f=$(offers)
+	run nunet-match "$SHARE/requirements/web-service.json" "$f"
+	first=$(head -1 <<<"$output")
+	run jq -c 'keys' <<<"$first"
+	assert_output '["offer","score"]'
+	run jq -cS .offer <<<"$first"
+	assert_output "$(jq -cS . "$SHARE/capability/small-vps.json")"
+}
+
+@test "offers from stdin; inline requirements; nothing matches is exit 1" {
+	f=$(offers)
+	run nunet-match '{"cpu":{"cores":4,"arch":"aarch64"}}' <"$f"
+	assert_success
+	run models <<<"$output"
+	assert_output 'Cortex-A76 -8'
+	run --separate-stderr nunet-match '{"cpu":{"cores":64}}' "$f"
+	assert_failure 1
+	assert_output ''
+	assert_equal "$stderr" ''
+}
+
+@test "gpu training: gpus, features, labels, where and rank (man page example)" {
+	f=$(offers)
+	run nunet-match "$SHARE/requirements/gpu-training.json" "$f"
+	assert_success
+	run models <<<"$output"
+	assert_output 'AMD Ryzen 9 7950X -58.2'
+}
+
+@test "--rank replaces the default; --where adds to the requirements" {
+	f=$(offers)
+	run nunet-match --rank '.cpu.score.multi' '{"ram":{"size":"4G"}}' "$f"
+	assert_success
+	run models <<<"$output"
+	assert_output 'AMD Ryzen 9 7950X 31800
+Cortex-A76 3050
+AMD EPYC 7B13 2290'
+	run nunet-match --where '.location.continent == "EU"' --rank '.cpu.mhz' '{"ram":{"size":"4G"}}' "$f"
+	run models <<<"$output"
+	assert_output 'AMD Ryzen 9 7950X 4500
+AMD EPYC 7B13 2445'
+	run nunet-match --where '.cpu.cores > 2' '{"where":".location.continent == \"EU\""}' "$f"
+	run models <<<"$output"
+	assert_output 'AMD Ryzen 9 7950X -12'
+}
+
+@test "two-sided: the offer's where must hold on the requirements" {
+	f=$(offers)
+	# the workstation demands jobs that accept its GPU price of 90
+	run nunet-match '{"price":{"max":{"gpu_second":"50"}}}' "$f"
+	run models <<<"$output"
+	assert_output 'Cortex-A76 -2
+AMD EPYC 7B13 -4'
+	run nunet-match '{"price":{"max":{"gpu_second":"100"}}}' "$f"
+	assert_line --index 2 --partial 'AMD Ryzen 9 7950X'
+}
+
+@test "structured constraints one by one" {
+	f=$(offers)
+	n() { nunet-match "$1" "$f" | jq -r .offer.cpu.model | paste -sd, -; }
+	assert_equal "$(n '{"executors":["vm","native"]}')" 'Cortex-A76,AMD EPYC 7B13,AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"executors":["vm"]}')" 'AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"features":["netns","namespaces"]}')" 'AMD EPYC 7B13,AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"features":["kvm","cgroup1"]}')" ''
+	assert_equal "$(n '{"kernel":"6.1.10"}')" 'Cortex-A76,AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"location":{"reject":[{"country":"nl"},{"continent":"NA"}]}}')" 'AMD EPYC 7B13'
+	assert_equal "$(n '{"location":{"accept":[{"city":"Austin"},{"country":"DE"}]}}')" 'Cortex-A76,AMD EPYC 7B13'
+	assert_equal "$(n '{"gpus":{"vendor":"amd"}}')" ''
+	assert_equal "$(n '{"gpus":{"vram":"23G"}}')" 'AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"gpus":{"vram":"24G"}}')" ''
+	assert_equal "$(n '{"cpu":{"cores":0.5,"threads":4}}')" 'Cortex-A76,AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"cpu":{"score":{"multi":3000}},"ram":{"bandwidth":"16G"}}')" 'Cortex-A76,AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"disk":{"size":"1T","write":"1G"}}')" 'AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"labels":{"tier":"gold","owner":"lab-7"}}')" 'AMD Ryzen 9 7950X'
+	assert_equal "$(n '{"price":{"currency":"USD"}}')" ''
+	assert_equal "$(n '{"price":{"max":{"cpu_second":"4"}}}')" 'Cortex-A76,AMD EPYC 7B13'
+}
+
+@test "--limit keeps the best N, the same as sorting everything" {
+	gen-offers 3000 7 >"$BATS_TEST_TMPDIR/o.jsonl"
+	req='{"cpu":{"cores":8},"ram":{"size":"16G"},"executors":["docker"]}'
+	run nunet-match "$req" "$BATS_TEST_TMPDIR/o.jsonl"
+	assert_success
+	all=$output
+	run nunet-match --limit 5 "$req" "$BATS_TEST_TMPDIR/o.jsonl"
+	assert_success
+	assert_equal "$output" "$(head -5 <<<"$all")"
+	assert_equal "${#lines[@]}" 5
+}
+
+@test "the same offers as jq selects, on 3000 random offers" {
+	gen-offers 3000 11 >"$BATS_TEST_TMPDIR/o.jsonl"
+	req='{"cpu":{"cores":4,"arch":"x86_64"},"ram":{"size":"8G"},"gpus":{"count":1,"vendor":"nvidia","vram":"8G"},
+	      "executors":["docker","vm"],"features":["netns"],"location":{"accept":[{"continent":"EU"},{"country":"US"}]},
+	      "price":{"max":{"cpu_second":"30"}},"kernel":"5.10","labels":{"tier":"gold"}}'
+	mine=$(nunet-match "$req" "$BATS_TEST_TMPDIR/o.jsonl" | jq -c .offer | sort)
+	theirs=$(jq -c 'select(.cpu.cores >= 4 and .cpu.arch == "x86_64" and .ram.size >= 8589934592
+		and ([.gpus[] | select(.vendor == "nvidia" and .vram >= 8589934592)] | length) >= 1
+		and (.executors | index("docker") or index("vm")) and (.features | index("netns"))
+		and (.location.continent == "EU" or .location.country == "US")
+		and (.price.cpu_second | tonumber) <= 30 and (.kernel | split(".") | map(tonumber)) >= [5,10]
+		and .labels.tier == "gold")' "$BATS_TEST_TMPDIR/o.jsonl" | sort)
+	[ -n "$mine" ]
+	assert_equal "$mine" "$theirs"
+}
+
+@test "several files; an unreadable one is reported, the others still match" {
+	f=$(offers)
+	run --separate-stderr nunet-match '{"cpu":{"cores":16}}' "$f" "$BATS_TEST_TMPDIR/nope" "$f"
+	assert_failure 74
+	assert_equal "$stderr" "nunet-match: error: cannot open '$BATS_TEST_TMPDIR/nope': No such file or directory"
+	assert_equal "${#lines[@]}" 2
+}
