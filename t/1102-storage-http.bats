@@ -1,0 +1,148 @@
+#!/usr/bin/env bats
+# Storage over HTTP against a real local server (t/lib/httpd.bash): GET with
+# resumption by Range after a broken transfer, PUT, and every failure the
+# staging step must survive (404, 403, refused, stalled, truncated, wrong
+# checksum, over the size limit) without leaving a partial file.
+
+load lib/common
+load lib/httpd
+
+setup_file() {
+	mkdir -p "$BATS_FILE_TMPDIR/www"
+	head -c 2000000 /dev/urandom >"$BATS_FILE_TMPDIR/www/data.bin"
+	httpd_start "$BATS_FILE_TMPDIR/www"
+}
+
+teardown_file() {
+	httpd_stop
+}
+
+setup() {
+	common_setup
+	cd "$BATS_TEST_TMPDIR"
+	WWW=$BATS_FILE_TMPDIR/www
+	SUM=$(sha256sum "$WWW/data.bin" | cut -d' ' -f1)
+}
+
+leftovers() {
+	find "$1" -name '*.part.*' | wc -l
+}
+
+@test "GET fetches the file with its sha256" {
+	run --separate-stderr nunet-store fetch --sha256 "$SUM" "$HTTPD_URL/data.bin" out.bin
+	assert_success
+	cmp "$WWW/data.bin" out.bin
+	assert_equal "$(jq -r .sha256 <<<"$output")" "$SUM"
+	assert_equal "$(jq -r .size <<<"$output")" 2000000
+}
+
+@test "a transfer broken midway resumes with a Range request" {
+	url="$HTTPD_URL/data.bin?flaky=700000&t=$BATS_TEST_NUMBER"
+	run --separate-stderr nunet-store fetch --backoff 10 --progress --sha256 "$SUM" "$url" out.bin
+	assert_success
+	cmp "$WWW/data.bin" out.bin
+	assert_equal "$(tail -n1 <<<"$output" | jq -r .attempts)" 2
+	assert_equal "$(grep -c '"event":"retry"' <<<"$output")" 1
+	grep -qF "GET /data.bin?flaky=700000&t=$BATS_TEST_NUMBER range=bytes=700000-" "$HTTPD_LOG"
+}
+
+@test "a server that ignores Range makes the download start over, still correct" {
+	url="$HTTPD_URL/data.bin?flaky=500000&norange=1&t=$BATS_TEST_NUMBER"
+	run --separate-stderr nunet-store fetch --backoff 10 --sha256 "$SUM" "$url" out.bin
+	assert_success
+	cmp "$WWW/data.bin" out.bin
+	assert_equal "$(jq -r .size <<<"$output")" 2000000
+}
+
+@test "404 fails with 69 and leaves nothing" {
+	run --separate-stderr nunet-store fetch "$HTTPD_URL/missing.bin" out.bin
+	assert_equal "$status" 69
+	assert_equal "$stderr" "nunet-store: error: '$HTTPD_URL/missing.bin': HTTP 404 Not Found"
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
+}
+
+@test "403 fails with 69 at once, without retries" {
+	run --separate-stderr nunet-store fetch --progress "$HTTPD_URL/data.bin?status=403" out.bin
+	assert_equal "$status" 69
+	assert_equal "$stderr" "nunet-store: error: '$HTTPD_URL/data.bin?status=403': HTTP 403 Forbidden"
+	refute_output --partial '"event":"retry"'
+	[ ! -e out.bin ]
+}
+
+@test "a 503 is retried with backoff, then fails with 75" {
+	run --separate-stderr nunet-store fetch --retries 2 --backoff 10 --progress \
+		"$HTTPD_URL/data.bin?status=503" out.bin
+	assert_equal "$status" 75
+	assert_equal "$(grep -c '"event":"retry"' <<<"$output")" 2
+	[ ! -e out.bin ]
+}
+
+@test "connection refused is retried, then fails with 75 and leaves nothing" {
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	run --separate-stderr nunet-store fetch --retries 1 --backoff 10 "http://127.0.0.1:$port/x" out.bin
+	assert_equal "$status" 75
+	[[ "$stderr" == "nunet-store: error: 'http://127.0.0.1:$port/x': Failed to connect to 127.0.0.1 port $port"* ]]
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
+}
+
+@test "a server that stalls mid-transfer is given up on after --stall" {
+	start=$(date +%s)
+	run --separate-stderr nunet-store fetch --retries 0 --stall 1s "$HTTPD_URL/data.bin?stall=100000" out.bin
+	assert_equal "$status" 75
+	[[ "$stderr" == *"Operation too slow"* ]]
+	[ $(( $(date +%s) - start )) -lt 10 ]
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
+}
+
+@test "a body always truncated fails after the retries and leaves nothing" {
+	run --separate-stderr nunet-store fetch --retries 2 --backoff 10 "$HTTPD_URL/data.bin?truncate=1000" out.bin
+	assert_equal "$status" 75
+	[[ "$stderr" == *"transfer closed with"*"bytes remaining to read" ]]
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
+}
+
+@test "a wrong checksum fails with 65 and leaves nothing" {
+	bad=$(printf 'f%.0s' $(seq 64))
+	run --separate-stderr nunet-store fetch --sha256 "$bad" "$HTTPD_URL/data.bin" out.bin
+	assert_equal "$status" 65
+	assert_equal "$stderr" "nunet-store: error: checksum mismatch for '$HTTPD_URL/data.bin': expected sha256 $bad, got $SUM"
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
+}
+
+@test "--max refuses a larger body before writing it" {
+	run --separate-stderr nunet-store fetch --max 1M "$HTTPD_URL/data.bin" out.bin
+	assert_equal "$status" 65
+	assert_equal "$stderr" "nunet-store: error: '$HTTPD_URL/data.bin' is larger than 1048576 bytes"
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
+}
+
+@test "an existing file is replaced only by a complete download" {
+	echo old >out.bin
+	run nunet-store fetch "$HTTPD_URL/missing.bin" out.bin
+	assert_equal "$status" 69
+	assert_equal "$(cat out.bin)" old
+	run nunet-store fetch "$HTTPD_URL/data.bin" out.bin
+	assert_success
+	cmp "$WWW/data.bin" out.bin
+}
+
+@test "PUT stores a file on the server" {
+	head -c 123456 /dev/urandom >up.bin
+	run --separate-stderr nunet-store put up.bin "$HTTPD_URL/uploads/$BATS_TEST_NUMBER.bin"
+	assert_success
+	cmp up.bin "$WWW/uploads/$BATS_TEST_NUMBER.bin"
+	assert_equal "$(jq -r .sha256 <<<"$output")" "$(sha256sum up.bin | cut -d' ' -f1)"
+}
+
+@test "a refused PUT fails with 69" {
+	echo x >up.bin
+	run --separate-stderr nunet-store put up.bin "$HTTPD_URL/u.bin?status=403"
+	assert_equal "$status" 69
+	assert_equal "$stderr" "nunet-store: error: '$HTTPD_URL/u.bin?status=403': HTTP 403 Forbidden"
+}
