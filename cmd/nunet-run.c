@@ -298,6 +298,7 @@ static int cmd_exec(int argc, char **argv)
 				jv_free(v);
 			}
 		}
+		jv_free(stj);
 	}
 	out = jv_object_set(out, jv_string("wall_seconds"),
 			    jv_number((double)(nn_mono_ms() - t0) / 1000.0));

@@ -4,6 +4,7 @@
 # allocation directory and no cgroup behind.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup

@@ -4,6 +4,7 @@
 # exit codes and signals, killing the whole tree, cleanup and adoption.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup

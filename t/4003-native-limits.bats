@@ -4,6 +4,7 @@
 # (a fork bomb stops), cpu (a quota throttles a busy loop), plus rlimits.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup

@@ -23,7 +23,6 @@
 /* The registry: one line per executor. */
 static const struct nn_executor *const executors[] = {
 	&nn_exec_native,
-	&nn_exec_docker,
 	NULL
 };
 
@@ -142,7 +141,7 @@ static int string_map(jv o, const char *what, int envnames, char *err)
 	if (jv_get_kind(o) != JV_KIND_OBJECT)
 		return nn_seterr(err, "%s: expected an object of strings, got %s", what,
 				 nn_json_kind(o));
-	jv_object_foreach(jv_copy(o), k, v) {
+	jv_object_foreach(o, k, v) {
 		if (ok && jv_get_kind(v) != JV_KIND_STRING) {
 			nn_seterr(err, "%s: '%s': expected a string, got %s", what,
 				  jv_string_value(k), nn_json_kind(v));
@@ -214,7 +213,7 @@ static int parse_resources(struct nn_exec_spec *spec, jv r, char *err)
 	int rc = 0;
 	if (jv_get_kind(r) != JV_KIND_OBJECT)
 		return nn_seterr(err, "resources: expected an object, got %s", nn_json_kind(r));
-	jv_object_foreach(jv_copy(r), k, v) {
+	jv_object_foreach(r, k, v) {
 		const char *key = jv_string_value(k);
 		if (rc < 0)
 			;
@@ -358,7 +357,7 @@ int nn_exec_spec_parse(struct nn_exec_spec *spec, jv json, const char *home, cha
 		nn_exec_spec_release(spec);
 		return -1;
 	}
-	jv_object_foreach(jv_copy(json), k, v) {
+	jv_object_foreach(json, k, v) {
 		if (rc == 0)
 			rc = parse_field(spec, jv_string_value(k), v, &workdir, &dirarg, err);
 		jv_free(k);
@@ -459,7 +458,7 @@ char **nn_exec_spec_envp(const struct nn_exec_spec *spec)
 	int i = 0;
 	if (n == 0)
 		return v;
-	jv_object_foreach(jv_copy(spec->env), k, val) {
+	jv_object_foreach(spec->env, k, val) {
 		if (i < n)
 			v[i++] = nn_xasprintf("%s=%s", jv_string_value(k), jv_string_value(val));
 		jv_free(k);

@@ -109,7 +109,7 @@ static int parse_options(struct nn_exec_job *job, struct native *n, char *err)
 	int rc = 0;
 	const char *id = job->spec->id;
 	snprintf(n->hostname, sizeof n->hostname, "%.*s", 63, id);
-	jv_object_foreach(jv_copy(job->spec->options), k, v) {
+	jv_object_foreach(job->spec->options, k, v) {
 		const char *key = jv_string_value(k);
 		if (rc < 0) {
 			;
@@ -124,7 +124,7 @@ static int parse_options(struct nn_exec_job *job, struct native *n, char *err)
 			if (jv_get_kind(v) != JV_KIND_OBJECT) {
 				rc = fail(job, NN_EX_DATAERR, err, "options.rlimits: expected an object");
 			} else {
-				jv_object_foreach(jv_copy(v), rk, rv) {
+				jv_object_foreach(v, rk, rv) {
 					size_t i;
 					const char *rn = jv_string_value(rk);
 					for (i = 0; i < sizeof rlimit_names / sizeof *rlimit_names; i++)
@@ -480,8 +480,12 @@ static int native_adopt(struct nn_exec_job *job, char *err)
 	n->starttime = jv_get_kind(v) == JV_KIND_NUMBER ? (unsigned long long)jv_number_value(v) : 0;
 	jv_free(v);
 	nn_cgroup_release(&n->cg);
-	if (nn_cgroup_from_json(&n->cg, jv_object_get(jv_copy(o), jv_string("cgroups")), err) < 0)
+	v = jv_object_get(jv_copy(o), jv_string("cgroups"));
+	if (nn_cgroup_from_json(&n->cg, v, err) < 0) {
+		jv_free(v);
 		goto out;
+	}
+	jv_free(v);
 	job->adopted = 1;
 	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
 	/* The same process (not a reused pid)?  Then watch it. */
