@@ -212,12 +212,12 @@ static void set_amount(jv *obj, const char *key, const char *val, const char *op
 	*obj = jv_object_set(*obj, jv_string(key), jv_string(val));
 }
 
-static int64_t seconds_opt(const char *val, const char *opt)
+static int64_t seconds_opt(const char *val, const char *opt, int64_t min_ms)
 {
 	int64_t ms;
-	if (nn_parse_duration_ms(val, &ms) < 0 || ms < 1000)
-		nn_die(NN_EX_DATAERR, "--%s: '%s' is not a duration of at least 1s (30s, 5m, 2h)",
-		       opt, val);
+	if (nn_parse_duration_ms(val, &ms) < 0 || ms < min_ms)
+		nn_die(NN_EX_DATAERR, "--%s: '%s' is not a duration of at least %llds (30s, 5m, 2h)",
+		       opt, val, (long long)min_ms / 1000);
 	return ms / 1000;
 }
 
@@ -262,7 +262,7 @@ static int contract_propose(int argc, char **argv)
 		case 'd': set_amount(&rates, "deployment", optarg, "deploy-rate"); have_rates = 1; break;
 		case 'C': case 't':
 			break;
-		case 'n': notice = seconds_opt(optarg, "notice"); break;
+		case 'n': notice = seconds_opt(optarg, "notice", 0); break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
@@ -304,7 +304,7 @@ static int contract_propose(int argc, char **argv)
 		case 'C': set_amount(&terms, "cap", optarg, "cap"); break;
 		case 't':
 			terms = jv_object_set(terms, jv_string("duration_s"),
-					      jv_number((double)seconds_opt(optarg, "duration")));
+					      jv_number((double)seconds_opt(optarg, "duration", 1000)));
 			break;
 		default: break;
 		}

@@ -1271,9 +1271,9 @@ static int still_open(struct nn_pay *p, const struct row *r, int grace, char *er
 		return fail(NN_PAY_EREFUSED, err, "contract %s is settled", r->id);
 	if (!grace)
 		return 0;
-	if (r->ended >= 0 && p->now() > r->ended + r->t.notice_s * 1000)
-		return fail(NN_PAY_EREFUSED, err, "contract %s was %s more than its notice (%llds) "
-			    "ago", r->id, r->state, (long long)r->t.notice_s);
+	if (r->ended >= 0 && p->now() >= r->ended + r->t.notice_s * 1000)
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s and its notice (%llds) has run "
+			    "out", r->id, r->state, (long long)r->t.notice_s);
 	return 0;
 }
 

@@ -1,0 +1,169 @@
+#!/usr/bin/env bats
+# The ledger: what is owed by and to whom, settlement export, termination
+# with its notice, refusal log, and the integrity check.
+load lib/common
+
+setup() {
+	common_setup
+	R=$BATS_TEST_TMPDIR/r
+	P=$BATS_TEST_TMPDIR/p
+	Q=$BATS_TEST_TMPDIR/q
+	RD=$(nunet-node --home "$R" init)
+	PD=$(nunet-node --home "$P" init)
+	QD=$(nunet-node --home "$Q" init)
+	cd "$BATS_TEST_TMPDIR"
+}
+
+rpay() { nunet-pay --home "$R" "$@"; }
+ppay() { nunet-pay --home "$P" "$@"; }
+qpay() { nunet-pay --home "$Q" "$@"; }
+
+# agree HOME_REQ HOME_PROV PROV_DID [ARGS]: prints the contract id
+agree() {
+	local hr=$1 hp=$2 pd=$3
+	shift 3
+	nunet-pay --home "$hr" contract propose --provider "$pd" --cpu-rate 10 --cap 100000 \
+		--duration 1h "$@" >"prop.$$"
+	nunet-pay --home "$hp" contract accept "prop.$$" >"acc.$$"
+	nunet-pay --home "$hr" contract accept "acc.$$" >/dev/null
+	jq -r .id "acc.$$"
+}
+
+# pay HOME_REQ HOME_PROV ID CPU_SECONDS: meter, report, voucher, accept
+pay() {
+	nunet-pay --home "$2" usage record "$3" --alloc a --cpu-seconds "$4" --wall-seconds 1 >/dev/null
+	nunet-pay --home "$2" usage report "$3" | nunet-pay --home "$1" usage answer |
+		nunet-pay --home "$2" voucher accept >/dev/null
+}
+
+@test "ledger and balance: what is owed by and to whom, on both sides" {
+	c1=$(agree "$R" "$P" "$PD")
+	c2=$(agree "$R" "$P" "$PD")
+	c3=$(agree "$Q" "$P" "$PD")
+	pay "$R" "$P" "$c1" 10
+	pay "$R" "$P" "$c1" 25
+	pay "$R" "$P" "$c2" 7
+	pay "$Q" "$P" "$c3" 100
+	run ppay ledger
+	assert_success
+	assert_equal "$(jq -r '[.contract, .role, .peer, .state, (.seq|tostring), .amount] | join(" ")' <<<"$output")" \
+"$c1 provider $RD active 2 250
+$c2 provider $RD active 1 70
+$c3 provider $QD active 1 1000"
+	run ppay balance
+	assert_success
+	assert_equal "$(jq -r '[.peer, .currency, .owed_to_me, .owed_by_me, (.contracts|tostring)] | join(" ")' <<<"$output")" \
+"$RD NTX 320 0 2
+$QD NTX 1000 0 1"
+	run rpay balance
+	assert_equal "$output" "{\"contracts\":2,\"currency\":\"NTX\",\"owed_by_me\":\"320\",\"owed_to_me\":\"0\",\"peer\":\"$PD\"}"
+	run rpay ledger
+	assert_equal "$(jq -r '[.role, .peer, .amount] | join(" ")' <<<"$output" | sort -u)" "requester $PD 250
+requester $PD 70"
+}
+
+@test "settle --export: claims of finished contracts as JSON lines; --mark settles them" {
+	c1=$(agree "$R" "$P" "$PD")
+	c2=$(agree "$R" "$P" "$PD")
+	pay "$R" "$P" "$c1" 30
+	pay "$R" "$P" "$c2" 5
+	# nothing is finished yet
+	run ppay settle --export
+	assert_success
+	assert_output ""
+	run ppay settle --export --all
+	assert_equal "$(wc -l <<<"$output")" 2
+	ppay contract complete "$c1" >/dev/null
+	run ppay settle --export
+	assert_success
+	assert_equal "$(jq -r '[.contract, .requester, .provider, .amount, .currency, (.seq|tostring), .state] | join(" ")' <<<"$output")" \
+		"$c1 $RD $PD 300 NTX 1 completed"
+	# the claim carries the signed voucher and the contract signed by both,
+	# so a settlement layer can check it without us
+	claim=$output
+	assert_equal "$(jq -r '.voucher.type + " " + .voucher.amount + " " + .voucher.requester' <<<"$claim")" "nunet/voucher 300 $RD"
+	assert_equal "$(jq -r '.contract_doc.id + " " + (.contract_doc.sigs | keys | join(","))' <<<"$claim")" "$c1 provider,requester"
+	jq -c .voucher <<<"$claim" >claim-voucher.json
+	run --separate-stderr ppay voucher verify claim-voucher.json
+	assert_failure 1	# a valid document, and already the newest we hold
+	[[ "$stderr" == *"replayed voucher: seq 1 of contract $c1 is already accepted" ]]
+	run ppay settle --export --mark
+	assert_equal "$(jq -r .contract <<<"$output")" "$c1"
+	assert_equal "$(ppay contract show "$c1" | jq -r .state)" settled
+	run ppay settle --export
+	assert_output ""
+	# settled contracts leave the balance, and take no more vouchers
+	assert_equal "$(ppay balance | jq -r .owed_to_me)" 50
+	ppay usage record "$c1" --alloc a --cpu-seconds 99 2>/dev/null && false
+	run --separate-stderr ppay usage report "$c1"
+	assert_failure 1
+	assert_equal "$stderr" "nunet-pay: error: contract $c1 is settled: no usage to report"
+	run ppay ledger --all
+	assert_equal "$(jq -r 'select(.contract == "'"$c1"'") | .state' <<<"$output")" settled
+}
+
+@test "terminate: reports are answered during the notice, refused after it" {
+	c1=$(agree "$R" "$P" "$PD" --notice 1h)
+	c2=$(agree "$R" "$P" "$PD" --notice 0s)
+	pay "$R" "$P" "$c1" 10
+	pay "$R" "$P" "$c2" 10
+	ppay usage record "$c1" --alloc a --cpu-seconds 20 --wall-seconds 2 >/dev/null
+	ppay usage report "$c1" >r1.json
+	ppay usage record "$c2" --alloc a --cpu-seconds 20 --wall-seconds 2 >/dev/null
+	ppay usage report "$c2" >r2.json
+	rpay contract terminate "$c1" >/dev/null
+	rpay contract terminate "$c2" >/dev/null
+	run rpay usage answer r1.json
+	assert_success
+	assert_equal "$(jq -r .amount <<<"$output")" 200
+	echo "$output" >v1.json
+	run --separate-stderr rpay usage answer r2.json
+	assert_failure 1
+	assert_equal "$stderr" "nunet-pay: error: line 1: contract $c2 is terminated and its notice (0s) has run out"
+	# the provider keeps the voucher given during the notice
+	ppay contract terminate "$c1" >/dev/null
+	run ppay voucher accept v1.json
+	assert_success
+	ppay contract terminate "$c2" >/dev/null
+	run ppay settle --export
+	assert_equal "$(jq -r '.contract + " " + .amount' <<<"$output")" "$c1 200
+$c2 100"
+}
+
+@test "refusals are logged with their kind" {
+	c1=$(agree "$R" "$P" "$PD" --cap 50)
+	ppay usage record "$c1" --alloc a --cpu-seconds 10 >/dev/null
+	ppay usage report "$c1" >big.json
+	rpay usage answer big.json 2>/dev/null && false
+	run rpay refusals
+	assert_success
+	assert_equal "$(jq -r '.kind + " " + .contract' <<<"$output")" "over_cap $c1"
+	[[ "$(jq -r .message <<<"$output")" == "usage report 1: amount 100 is over the contract's cap of 50" ]]
+	[ "$(jq -r .ts <<<"$output")" -gt 0 ]
+}
+
+@test "ledger --verify checks signatures and sequences of what is stored" {
+	c1=$(agree "$R" "$P" "$PD")
+	pay "$R" "$P" "$c1" 10
+	pay "$R" "$P" "$c1" 20
+	pay "$R" "$P" "$c1" 30
+	run ppay ledger --verify
+	assert_success
+	run rpay ledger --verify
+	assert_success
+	# someone edits the database behind our back
+	cp "$P/ledger.db" saved.db
+	sqlite3 "$P/ledger.db" "UPDATE vouchers SET amount = '99999' WHERE seq = 3"
+	run --separate-stderr ppay ledger --verify
+	assert_failure 1
+	assert_equal "$stderr" "nunet-pay: error: contract $c1: received voucher 3 does not match its row"
+	sqlite3 "$P/ledger.db" "UPDATE vouchers SET amount = '300', doc = json_set(doc, '\$.amount', '99999') WHERE seq = 3"
+	run --separate-stderr ppay ledger --verify
+	assert_failure 1
+	[[ "$stderr" == *"bad signature" || "$stderr" == *"does not match its row" ]]
+	# an issued voucher removed from the middle leaves a gap
+	sqlite3 "$R/ledger.db" "DELETE FROM vouchers WHERE seq = 2"
+	run --separate-stderr rpay ledger --verify
+	assert_failure 1
+	assert_equal "$stderr" "nunet-pay: error: contract $c1: issued voucher seq 3 follows 1"
+}
