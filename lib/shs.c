@@ -7,7 +7,9 @@
  * crypto_secretbox with an all-zero nonce seals msg3 and msg4 under keys
  * hashed with crypto_hash_sha256.  Names follow the guide: a/A are the
  * client's ephemeral/long-term keys, b/B the server's.  Secrets are wiped as
- * soon as they are no longer needed, and on failure.
+ * soon as they are no longer needed, and on failure.  At the end of the
+ * file, nn_shs_conn strings the handshake, the two box-streams and a line
+ * reader together into the one object a peer connection needs.
  */
 #include "shs.h"
 
@@ -383,8 +385,8 @@ int nn_shs_eof(struct nn_shs *s, char *err)
 		       "it is probably in another swarm (a different network key)";
 		break;
 	case WAIT_MSG3:
-		what = "the client closed the connection after our hello (msg2) instead of "
-		       "authenticating: it is probably in another swarm (a different network key)";
+		what = "the client closed the connection after our hello (msg2) "
+		       "instead of authenticating (msg3)";
 		break;
 	default:
 		what = "the server closed the connection after our authentication (msg3): "
@@ -473,4 +475,195 @@ int nn_shs_netkey_save(const char *path, const uint8_t key[32], char *err)
 		unlink(path);
 	sodium_memzero(hex, sizeof hex);
 	return r;
+}
+
+/* -- the secure connection: handshake, box-stream, lines -- */
+
+static void conn_init(struct nn_shs_conn *c, size_t line_max, size_t out_max)
+{
+	memset(&c->enc, 0, sizeof c->enc);
+	memset(&c->dec, 0, sizeof c->dec);
+	nn_lines_init(&c->lines, line_max ? line_max : NN_LINE_MAX_DEFAULT);
+	nn_buf_init(&c->out, out_max);
+	nn_buf_init(&c->pending, out_max);
+	memset(c->peer_pk, 0, sizeof c->peer_pk);
+	c->state = NN_SHS_CONN_HANDSHAKE;
+	c->closing = c->sent_goodbye = c->got_goodbye = 0;
+	c->err[0] = '\0';
+}
+
+static int conn_fail(struct nn_shs_conn *c, const char *msg, char *err)
+{
+	if (c->state != NN_SHS_CONN_FAILED) {
+		c->state = NN_SHS_CONN_FAILED;
+		snprintf(c->err, sizeof c->err, "%s", msg);
+		nn_bs_enc_clear(&c->enc);
+		nn_bs_dec_clear(&c->dec);
+		nn_shs_clear(&c->hs);
+		if (c->pending.data)
+			sodium_memzero(c->pending.data, c->pending.len);
+		nn_buf_reset(&c->pending);
+	}
+	return nn_seterr(err, "%s", c->err);
+}
+
+/* Move the handshake's output to out; when it is done, open the streams. */
+static int conn_pump(struct nn_shs_conn *c, char *err)
+{
+	uint8_t buf[NN_SHS_MSG3_LEN];
+	size_t n;
+	struct nn_shs_keys k;
+	char e[NN_ERRLEN];
+
+	while ((n = nn_shs_output(&c->hs, buf, sizeof buf)) > 0)
+		if (nn_buf_add(&c->out, buf, n) < 0)
+			return conn_fail(c, "output buffer full during the handshake", err);
+	if (nn_shs_status(&c->hs) == NN_SHS_FAILED)
+		return conn_fail(c, nn_shs_error(&c->hs), err);
+	if (nn_shs_status(&c->hs) != NN_SHS_DONE || c->state != NN_SHS_CONN_HANDSHAKE)
+		return 0;
+	if (nn_shs_result(&c->hs, &k, e) < 0)
+		return conn_fail(c, e, err);
+	nn_bs_enc_init(&c->enc, k.enc_key, k.enc_nonce);
+	nn_bs_dec_init(&c->dec, k.dec_key, k.dec_nonce);
+	memcpy(c->peer_pk, k.peer_pk, 32);
+	nn_shs_keys_clear(&k);
+	nn_shs_clear(&c->hs);
+	c->state = NN_SHS_CONN_OPEN;
+	if (c->pending.len) {
+		/* the queued lines, each already ending in a newline */
+		int r = nn_bs_encode(&c->enc, &c->out, c->pending.data, c->pending.len, NULL, e);
+		sodium_memzero(c->pending.data, c->pending.len);
+		nn_buf_release(&c->pending);
+		if (r < 0)
+			return conn_fail(c, e, err);
+	}
+	if (c->closing && !c->sent_goodbye) {
+		if (nn_bs_goodbye(&c->enc, &c->out, e) < 0)
+			return conn_fail(c, e, err);
+		c->sent_goodbye = 1;
+	}
+	return 0;
+}
+
+void nn_shs_conn_client_init(struct nn_shs_conn *c, const uint8_t netkey[32],
+			     const struct nn_key *me, const uint8_t server_pk[32],
+			     size_t line_max, size_t out_max)
+{
+	conn_init(c, line_max, out_max);
+	nn_shs_client_init(&c->hs, netkey, me, server_pk);
+	conn_pump(c, NULL);	/* msg1 */
+}
+
+void nn_shs_conn_server_init(struct nn_shs_conn *c, const uint8_t netkey[32],
+			     const struct nn_key *me, size_t line_max, size_t out_max)
+{
+	conn_init(c, line_max, out_max);
+	nn_shs_server_init(&c->hs, netkey, me);
+}
+
+int nn_shs_conn_state(const struct nn_shs_conn *c)
+{
+	return c->state;
+}
+
+int nn_shs_conn_recv(struct nn_shs_conn *c, const void *p, size_t n, char *err)
+{
+	const uint8_t *q = p;
+	char e[NN_ERRLEN];
+
+	if (c->state == NN_SHS_CONN_FAILED)
+		return nn_seterr(err, "%s", c->err);
+	if (c->state == NN_SHS_CONN_HANDSHAKE) {
+		size_t used;
+		if (nn_shs_feed(&c->hs, q, n, &used, e) < 0)
+			return conn_fail(c, e, err);
+		if (conn_pump(c, err) < 0)
+			return -1;
+		q += used;
+		n -= used;
+	}
+	while (n && c->state == NN_SHS_CONN_OPEN && !c->got_goodbye) {
+		const uint8_t *pl;
+		size_t used, plen;
+		int r = nn_bs_decode(&c->dec, q, n, &used, &pl, &plen, e);
+		if (r == NN_BS_ERROR)
+			return conn_fail(c, e, err);
+		if (r == NN_BS_DATA)
+			nn_lines_feed(&c->lines, (const char *)pl, plen);
+		if (r == NN_BS_GOODBYE)
+			c->got_goodbye = 1;
+		q += used;
+		n -= used;
+	}
+	return 0;
+}
+
+int nn_shs_conn_next(struct nn_shs_conn *c, const char **line, size_t *len)
+{
+	return nn_lines_next(&c->lines, line, len);
+}
+
+int nn_shs_conn_send(struct nn_shs_conn *c, const char *line, size_t len, char *err)
+{
+	if (c->state == NN_SHS_CONN_FAILED)
+		return nn_seterr(err, "%s", c->err);
+	if (c->closing)
+		return nn_seterr(err, "the connection is closing");
+	if (c->state == NN_SHS_CONN_HANDSHAKE) {
+		size_t before = c->pending.len;
+		if (nn_buf_add(&c->pending, line, len) < 0 || nn_buf_addc(&c->pending, '\n') < 0) {
+			c->pending.len = before;
+			return nn_seterr(err, "send queue full (%zu bytes waiting for the handshake)",
+					 before);
+		}
+		return 0;
+	}
+	return nn_bs_encode(&c->enc, &c->out, line, len, "\n", err);
+}
+
+int nn_shs_conn_close(struct nn_shs_conn *c, char *err)
+{
+	if (c->state == NN_SHS_CONN_FAILED)
+		return nn_seterr(err, "%s", c->err);
+	c->closing = 1;
+	if (c->state == NN_SHS_CONN_OPEN && !c->sent_goodbye) {
+		if (nn_bs_goodbye(&c->enc, &c->out, err) < 0)
+			return -1;
+		c->sent_goodbye = 1;
+	}
+	return 0;
+}
+
+int nn_shs_conn_peer_closed(const struct nn_shs_conn *c)
+{
+	return c->got_goodbye;
+}
+
+int nn_shs_conn_eof(struct nn_shs_conn *c, char *err)
+{
+	char e[NN_ERRLEN];
+
+	if (c->state == NN_SHS_CONN_FAILED)
+		return nn_seterr(err, "%s", c->err);
+	if (c->state == NN_SHS_CONN_HANDSHAKE) {
+		nn_shs_eof(&c->hs, e);
+		return conn_fail(c, e, err);
+	}
+	if (c->got_goodbye)
+		return 0;
+	nn_bs_dec_eof(&c->dec, e);
+	return conn_fail(c, e, err);
+}
+
+void nn_shs_conn_release(struct nn_shs_conn *c)
+{
+	nn_shs_clear(&c->hs);
+	nn_bs_enc_clear(&c->enc);
+	nn_bs_dec_clear(&c->dec);
+	nn_lines_release(&c->lines);
+	nn_buf_release(&c->out);
+	if (c->pending.data)
+		sodium_memzero(c->pending.data, c->pending.len);
+	nn_buf_release(&c->pending);
 }

@@ -42,7 +42,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "boxstream.h"
 #include "key.h"
+#include "lines.h"
 #include "util.h"
 
 #define NN_SHS_KEYBYTES 32
@@ -156,5 +158,60 @@ int nn_shs_netkey_parse(const char *text, size_t len, uint8_t key[32], char *err
 int nn_shs_netkey_load(const char *path, uint8_t key[32], char *err);
 /* Write "HEX\n" with mode 0600; refuses to overwrite an existing file. */
 int nn_shs_netkey_save(const char *path, const uint8_t key[32], char *err);
+
+/*
+ * A secure connection: the handshake, then box-stream in both directions,
+ * cut into lines: what the node runs on each peer TCP connection.  Still no
+ * I/O: the caller hands every received byte to nn_shs_conn_recv, takes
+ * complete lines with nn_shs_conn_next, queues lines with nn_shs_conn_send,
+ * and writes conn->out to the socket (then nn_buf_consume(&conn->out, n)).
+ * Lines sent before the handshake finishes wait in plaintext and go out
+ * encrypted as soon as the keys exist.
+ */
+enum { NN_SHS_CONN_HANDSHAKE = 0, NN_SHS_CONN_OPEN = 1, NN_SHS_CONN_FAILED = 2 };
+
+struct nn_shs_conn {
+	struct nn_shs hs;
+	struct nn_bs_enc enc;
+	struct nn_bs_dec dec;
+	struct nn_lines lines;		/* received plaintext, cut into lines */
+	struct nn_buf out;		/* ciphertext to write, capped */
+	struct nn_buf pending;		/* lines queued before the keys exist */
+	uint8_t peer_pk[32];		/* valid once open */
+	int state;
+	int closing;			/* nn_shs_conn_close was called */
+	int sent_goodbye, got_goodbye;
+	char err[NN_ERRLEN];
+};
+
+/* line_max caps received lines (0: NN_LINE_MAX_DEFAULT); out_max caps the
+ * unsent ciphertext (0: unlimited). */
+void nn_shs_conn_client_init(struct nn_shs_conn *c, const uint8_t netkey[32],
+			     const struct nn_key *me, const uint8_t server_pk[32],
+			     size_t line_max, size_t out_max);
+void nn_shs_conn_server_init(struct nn_shs_conn *c, const uint8_t netkey[32],
+			     const struct nn_key *me, size_t line_max, size_t out_max);
+/* NN_SHS_CONN_HANDSHAKE, _OPEN or _FAILED (c->err says why). */
+int nn_shs_conn_state(const struct nn_shs_conn *c);
+/* Take all of p[0..n).  -1 with err (and the connection failed) when the
+ * handshake fails or a box-stream message does not authenticate.  Bytes
+ * after the peer's goodbye are ignored. */
+int nn_shs_conn_recv(struct nn_shs_conn *c, const void *p, size_t n, char *err);
+/* The next received line, as nn_lines_next: NN_LINES_LINE (*line valid
+ * until the next call), NN_LINES_NONE, or NN_LINES_OVERSIZE once for each
+ * line over line_max (its bytes are dropped). */
+int nn_shs_conn_next(struct nn_shs_conn *c, const char **line, size_t *len);
+/* Queue one line (without its newline; one is added).  -1 with err when the
+ * connection failed or is closing, or out (or the pending queue) is full. */
+int nn_shs_conn_send(struct nn_shs_conn *c, const char *line, size_t len, char *err);
+/* Queue the goodbye (after the pending lines; at once if open). */
+int nn_shs_conn_close(struct nn_shs_conn *c, char *err);
+/* The peer's goodbye arrived: it will send nothing more. */
+int nn_shs_conn_peer_closed(const struct nn_shs_conn *c);
+/* The socket reached end of file: 0 if the peer said goodbye first, else
+ * -1 with err saying how the stream or the handshake was cut. */
+int nn_shs_conn_eof(struct nn_shs_conn *c, char *err);
+/* Free the buffers and wipe every key. */
+void nn_shs_conn_release(struct nn_shs_conn *c);
 
 #endif

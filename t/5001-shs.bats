@@ -135,6 +135,37 @@ field() {
 	assert_line --partial "client handshake failed: the server closed the connection after our authentication (msg3)"
 }
 
+@test "a secure connection over TCP carries lines of 0 to 1 MiB both ways, then goodbyes" {
+	run test-tool shs conn 0 1 4095 4096 4097 1048576 17
+	assert_success
+	assert_line "lines sent=7 echoed=7"
+	assert_line ok
+	# each side knows the other's long-term key
+	assert_equal "$(field client_peer)" "$(field server_pk)"
+	assert_equal "$(field server_peer)" "$(field client_pk)"
+}
+
+@test "lines sent before the handshake ends wait for it" {
+	run test-tool shs conn --early 10 100000 3
+	assert_success
+	assert_line "lines sent=3 echoed=3"
+}
+
+@test "over TCP, another swarm fails on both sides with a clear message" {
+	run test-tool shs conn --server-netkey "$(shs_randhex 32)" 10
+	assert_failure 1
+	assert_line "server error: handshake failed: the client's hello (msg1) is not authenticated by our network key: the client is in another swarm, or does not speak SHS"
+	assert_line "client error: handshake failed: the server closed the connection instead of answering our hello (msg1): it is probably in another swarm (a different network key)"
+}
+
+@test "over TCP, a client expecting another server key fails on both sides" {
+	shs_keypair
+	run test-tool shs conn --expect-pk $PK 10
+	assert_failure 1
+	assert_line --partial "server error: handshake failed: cannot open the client's authentication (msg3)"
+	assert_line --partial "client error: handshake failed: the server closed the connection after our authentication (msg3)"
+}
+
 @test "shs-server and shs-client complete a handshake over pipes" {
 	shs_keypair
 	net=$(shs_randhex 32)

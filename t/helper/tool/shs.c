@@ -8,6 +8,11 @@
  * expose the key helpers.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -425,6 +430,202 @@ static int shs_bench(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * shs conn [--server-netkey HEX] [--expect-pk HEX] [--early] SIZE...:
+ * a client and a server nn_shs_conn on the two ends of a real TCP
+ * connection over loopback, driven by one poll loop with non-blocking
+ * sockets.  The client sends one line of each SIZE (before the handshake
+ * ends with --early), the server echoes each line back, the client checks
+ * the echoes and says goodbye, the server says goodbye in turn.
+ */
+struct side {
+	const char *name;
+	struct nn_shs_conn c;
+	int fd, failed;
+};
+
+static void side_fail(struct side *sd, const char *msg)
+{
+	printf("%s error: %s\n", sd->name, msg);
+	sd->failed = 1;
+	if (sd->fd >= 0)
+		close(sd->fd);
+	sd->fd = -1;
+}
+
+static void make_line(struct nn_buf *b, int i, size_t size)
+{
+	nn_buf_reset(b);
+	nn_buf_addf(b, "%d:", i);
+	while (b->len < size)
+		nn_buf_addc(b, (char)('a' + (i + b->len) % 26));
+	b->len = size;	/* sizes under the prefix get a cut prefix */
+	b->data[size] = '\0';
+}
+
+static int shs_conn(int argc, char **argv)
+{
+	uint8_t snet[32], expect[32];
+	int have_snet = 0, have_expect = 0, early = 0, nsizes = 0, sent = 0, echoed = 0;
+	size_t sizes[64];
+	struct nn_key ck, sk;
+	struct side cl = { .name = "client", .fd = -1 }, sv = { .name = "server", .fd = -1 };
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof a;
+	struct nn_buf want = NN_BUF_INIT;
+	char err[NN_ERRLEN];
+	int lfd, rc = 0;
+	int64_t deadline;
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--early")) {
+			early = 1;
+		} else if (!strcmp(argv[i], "--server-netkey") && i + 1 < argc) {
+			if (hexarg(snet, 32, argv[++i], "--server-netkey") < 0)
+				return 64;
+			have_snet = 1;
+		} else if (!strcmp(argv[i], "--expect-pk") && i + 1 < argc) {
+			if (hexarg(expect, 32, argv[++i], "--expect-pk") < 0)
+				return 64;
+			have_expect = 1;
+		} else if (nsizes < 64) {
+			sizes[nsizes++] = strtoul(argv[i], NULL, 10);
+		}
+	}
+	nn_key_generate(&ck);
+	nn_key_generate(&sk);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen) < 0) {
+		perror("test-tool: listen");
+		return 70;
+	}
+	cl.fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (cl.fd < 0 || connect(cl.fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    (sv.fd = accept(lfd, NULL, NULL)) < 0) {
+		perror("test-tool: connect");
+		return 70;
+	}
+	close(lfd);
+	fcntl(cl.fd, F_SETFL, O_NONBLOCK);
+	fcntl(sv.fd, F_SETFL, O_NONBLOCK);
+	nn_shs_conn_client_init(&cl.c, nn_shs_public_netkey, &ck, have_expect ? expect : sk.pk,
+				0, 0);
+	nn_shs_conn_server_init(&sv.c, have_snet ? snet : nn_shs_public_netkey, &sk, 0, 0);
+
+	deadline = nn_mono_ms() + 20000;
+	while ((cl.fd >= 0 || sv.fd >= 0) && nn_mono_ms() < deadline) {
+		struct side *sides[2] = { &cl, &sv };
+		struct pollfd pf[2];
+		const char *line;
+		size_t len;
+		int r;
+
+		/* the client's sending: early, or once open */
+		if (!cl.failed && sent < nsizes &&
+		    (early || nn_shs_conn_state(&cl.c) == NN_SHS_CONN_OPEN)) {
+			for (; sent < nsizes; sent++) {
+				make_line(&want, sent, sizes[sent]);
+				if (nn_shs_conn_send(&cl.c, want.data, want.len, err) < 0) {
+					side_fail(&cl, err);
+					break;
+				}
+			}
+		}
+		for (int s = 0; s < 2; s++) {
+			struct side *sd = sides[s];
+			pf[s].fd = sd->fd;
+			pf[s].events = POLLIN | (sd->c.out.len ? POLLOUT : 0);
+			pf[s].revents = 0;
+		}
+		if (poll(pf, 2, 1000) < 0 && errno != EINTR)
+			break;
+		for (int s = 0; s < 2; s++) {
+			struct side *sd = sides[s];
+			if (sd->fd < 0)
+				continue;
+			if (sd->c.out.len) {
+				ssize_t n = write(sd->fd, sd->c.out.data, sd->c.out.len);
+				if (n > 0)
+					nn_buf_consume(&sd->c.out, (size_t)n);
+				else if (n < 0 && errno != EAGAIN && errno != EINTR)
+					{ side_fail(sd, strerror(errno)); continue; }
+			}
+			if (pf[s].revents & (POLLIN | POLLHUP | POLLERR)) {
+				char buf[65536];
+				ssize_t n = read(sd->fd, buf, sizeof buf);
+				if (n < 0 && (errno == EAGAIN || errno == EINTR))
+					continue;
+				if (n <= 0) {
+					if (nn_shs_conn_eof(&sd->c, err) < 0) {
+						side_fail(sd, err);
+						continue;
+					}
+					close(sd->fd);
+					sd->fd = -1;
+					continue;
+				}
+				if (nn_shs_conn_recv(&sd->c, buf, (size_t)n, err) < 0) {
+					side_fail(sd, err);
+					continue;
+				}
+			}
+		}
+		/* the server echoes; both answer a goodbye with theirs */
+		while (!sv.failed && (r = nn_shs_conn_next(&sv.c, &line, &len)) != NN_LINES_NONE) {
+			if (r == NN_LINES_LINE && nn_shs_conn_send(&sv.c, line, len, err) < 0)
+				side_fail(&sv, err);
+		}
+		while (!cl.failed && (r = nn_shs_conn_next(&cl.c, &line, &len)) != NN_LINES_NONE) {
+			make_line(&want, echoed, echoed < nsizes ? sizes[echoed] : 0);
+			if (r != NN_LINES_LINE || echoed >= nsizes || len != want.len ||
+			    memcmp(line, want.data, len)) {
+				printf("client error: echo %d differs\n", echoed);
+				rc = 1;
+			}
+			echoed++;
+		}
+		if (!cl.failed && cl.fd >= 0 && echoed == nsizes && !cl.c.closing &&
+		    nn_shs_conn_state(&cl.c) == NN_SHS_CONN_OPEN)
+			nn_shs_conn_close(&cl.c, NULL);
+		if (!sv.failed && sv.fd >= 0 && nn_shs_conn_peer_closed(&sv.c) && !sv.c.closing)
+			nn_shs_conn_close(&sv.c, NULL);
+		/* a side whose goodbye is written and who got the peer's hangs up */
+		for (int s = 0; s < 2; s++) {
+			struct side *sd = sides[s];
+			if (sd->fd >= 0 && sd->c.sent_goodbye && !sd->c.out.len &&
+			    nn_shs_conn_peer_closed(&sd->c)) {
+				close(sd->fd);
+				sd->fd = -1;
+			}
+		}
+	}
+	if (cl.fd >= 0 || sv.fd >= 0) {
+		printf("error: timed out\n");
+		rc = 1;
+	}
+	if (!cl.failed && !sv.failed && rc == 0) {
+		print_hex("client_peer", cl.c.peer_pk, 32);
+		print_hex("server_peer", sv.c.peer_pk, 32);
+		print_hex("server_pk", sk.pk, 32);
+		print_hex("client_pk", ck.pk, 32);
+		printf("lines sent=%d echoed=%d\nok\n", sent, echoed);
+	} else {
+		rc = 1;
+	}
+	if (cl.fd >= 0)
+		close(cl.fd);
+	if (sv.fd >= 0)
+		close(sv.fd);
+	nn_shs_conn_release(&cl.c);
+	nn_shs_conn_release(&sv.c);
+	nn_buf_release(&want);
+	nn_key_clear(&ck);
+	nn_key_clear(&sk);
+	return rc;
+}
+
 static int shs_bs(int argc, char **argv);
 
 int cmd__shs(int argc, char **argv)
@@ -438,6 +639,8 @@ int cmd__shs(int argc, char **argv)
 		return shs_pair(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bs"))
 		return shs_bs(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "conn"))
+		return shs_conn(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench"))
 		return shs_bench(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "keygen"))
