@@ -2,6 +2,7 @@
 # Resource vectors and capability documents (lib/cap.c) through test-tool.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 SHARE="$NUNET_SRC/share/nunet"
 

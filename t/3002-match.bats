@@ -2,6 +2,7 @@
 # nunet-match: requirements against offers, best first.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 SHARE="$NUNET_SRC/share/nunet"
 
@@ -155,4 +156,26 @@ AMD EPYC 7B13 -4'
 	assert_failure 74
 	assert_equal "$stderr" "nunet-match: error: cannot open '$BATS_TEST_TMPDIR/nope': No such file or directory"
 	assert_equal "${#lines[@]}" 2
+}
+
+@test "half a core offered matches half a core needed (nunet-capability(5) example)" {
+	run nunet-match '{"cpu":{"cores":0.5}}' <<<'{"v":1,"cpu":{"cores":0,"millicores":500},"ram":{"size":1073741824}}'
+	assert_success
+	assert_output '{"offer":{"v":1,"cpu":{"cores":0,"millicores":500},"ram":{"size":1073741824}},"score":0}'
+	run nunet-match --explain '{"cpu":{"cores":0.75}}' <<<'{"v":1,"cpu":{"cores":0,"millicores":500}}'
+	assert_failure 1
+	assert_output '{"offer":{"v":1,"cpu":{"cores":0,"millicores":500}},"rejected":["cpu.millicores: need 750, have 500"]}'
+}
+
+@test "the man pages are clean under mandoc -Tlint" {
+	skip_unless "command -v mandoc" "mandoc not installed"
+	run mandoc -Tlint -Wwarning "$NUNET_SRC/man/nunet-match.1" "$NUNET_SRC/man/nunet-capability.5"
+	assert_success
+	assert_output ''
+}
+
+@test "the usage text equals the man page's SYNOPSIS" {
+	skip_unless "command -v mandoc" "mandoc not installed"
+	syn=$(mandoc -Tascii "$NUNET_SRC/man/nunet-match.1" | col -b | sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' ' ' | sed 's/^ //;s/ $//')
+	assert_equal "usage: $syn" "$(nunet-match --help)"
 }

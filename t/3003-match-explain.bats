@@ -3,6 +3,7 @@
 # jq expressions that do not compile or fail at run time.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 SHARE="$NUNET_SRC/share/nunet"
 
