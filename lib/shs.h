@@ -29,6 +29,10 @@
  *	nn_shs_result(&s, &keys);	// when status is NN_SHS_DONE
  *	nn_shs_clear(&s);
  *
+ * The machine keeps no clock: the caller bounds the handshake's time (a
+ * peer that stops halfway must not hold a connection open), and closes the
+ * connection at once when nn_shs_feed fails, writing nothing more.
+ *
  * Network keys.  The public swarm uses a fixed, documented key: the SHA-256
  * of the ASCII string "nunet public swarm v1" (NN_SHS_PUBLIC_NETKEY below;
  * the test suite recomputes it).  A private swarm's key is 32 random bytes
@@ -202,7 +206,9 @@ int nn_shs_conn_recv(struct nn_shs_conn *c, const void *p, size_t n, char *err);
  * line over line_max (its bytes are dropped). */
 int nn_shs_conn_next(struct nn_shs_conn *c, const char **line, size_t *len);
 /* Queue one line (without its newline; one is added).  -1 with err when the
- * connection failed or is closing, or out (or the pending queue) is full. */
+ * connection failed or is closing, or out (or the pending queue) is full;
+ * a full buffer does not fail the connection: nothing was queued, and the
+ * caller may retry once the socket has taken some of out. */
 int nn_shs_conn_send(struct nn_shs_conn *c, const char *line, size_t len, char *err);
 /* Queue the goodbye (after the pending lines; at once if open). */
 int nn_shs_conn_close(struct nn_shs_conn *c, char *err);

@@ -118,6 +118,18 @@ msgs() {
 	assert_equal "$stderr" "test-tool: error: box-stream: message 3: header failed authentication (altered in transit, or not our key)"
 }
 
+@test "a header announcing more than 4096 bytes is refused at once" {
+	test-tool shs bs header $KEY $NONCE 4097 >"$T/c"
+	run --separate-stderr test-tool shs bs dec $KEY $NONCE <"$T/c"
+	assert_failure 65
+	assert_equal "$stderr" "test-tool: error: box-stream: message 1: header announces a body over 4096 bytes"
+	# a body whose MAC is not the header's fails, even if the header is genuine
+	{ test-tool shs bs header $KEY $NONCE 10; printf 0123456789; } >"$T/c"
+	run --separate-stderr test-tool shs bs dec $KEY $NONCE <"$T/c"
+	assert_failure 65
+	assert_equal "$stderr" "test-tool: error: box-stream: message 1: body failed authentication (altered in transit, or not our key)"
+}
+
 @test "another key or another starting nonce cannot read the stream" {
 	echo secret | test-tool shs bs enc $KEY $NONCE >"$T/cipher"
 	run test-tool shs bs dec "$(shs_randhex 32)" $NONCE <"$T/cipher"
