@@ -203,15 +203,11 @@ static void answer(struct pipe_state *p, jv env)
 {
 	char err[NN_ERRLEN];
 	const char *re = nn_env_str(env, "re");
-	if (!re) {
-		/* an error about a line the node could not read at all */
-		print_answer(env);
-		p->rc = NN_EX_SOFTWARE;
-		return;
-	}
+	/* The node answers lines in order; an error without re is about the
+	 * oldest line sent and not yet answered, which it could not read. */
 	for (size_t i = 0; i < p->count; i++) {
 		struct slot *s = &p->ring[(p->head + i) % WINDOW];
-		if (s->done || strcmp(s->id, re) != 0)
+		if (s->done || (re ? strcmp(s->id, re) != 0 : !s->id[0]))
 			continue;
 		enum nn_code code = nn_client_check(p->c, env, err);
 		if (code != NN_OK) {

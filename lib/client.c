@@ -88,7 +88,9 @@ enum nn_code nn_client_check(struct nn_client *c, jv env, char *err)
 		nn_seterr(err, "the node answered with a %s envelope", type);
 		return NN_E_BAD_FIELD;
 	}
-	if (strcmp(to, c->key.did) != 0) {
+	/* an error about an unreadable line cannot name us: the node says "local" */
+	if (strcmp(to, c->key.did) != 0 &&
+	    !(!strcmp(type, "error") && !nn_json_has(env, "re") && !strcmp(to, "local"))) {
 		nn_seterr(err, "the answer is addressed to %.80s, not to us", to);
 		return NN_E_BAD_FIELD;
 	}
@@ -121,7 +123,10 @@ jv nn_client_call(struct nn_client *c, const char *to, const char *be, jv body,
 		int r = nn_jsonl_next(&c->in, &env, &jcode, e);
 		if (r == NN_JSONL_VALUE) {
 			const char *re = nn_env_str(env, "re");
-			if (re && !strcmp(re, id)) {
+			/* An error without re answers a line the node could not
+			 * read: with one request outstanding, it is ours. */
+			if ((re && !strcmp(re, id)) ||
+			    (!re && !strcmp(nn_env_str(env, "type") ? nn_env_str(env, "type") : "", "error"))) {
 				*code = nn_client_check(c, env, e);
 				if (*code == NN_OK)
 					return env;

@@ -93,13 +93,9 @@ jv nn_env_error(jv req, const char *from, enum nn_code code, const char *msg, in
 /* The signed bytes: prefix + canonical form of env without sig. */
 static int signing_input(jv env, struct nn_buf *b, char *err)
 {
-	jv bare = jv_object_delete(jv_copy(env), jv_string("sig"));
-	int r;
 	nn_buf_reset(b);
 	nn_buf_adds(b, NN_ENV_SIG_PREFIX);
-	r = nn_json_canon(bare, b, err);
-	jv_free(bare);
-	return r;
+	return nn_json_canon_without(env, "sig", b, err);
 }
 
 jv nn_env_sign(jv env, const struct nn_key *k, char *err)

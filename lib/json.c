@@ -87,8 +87,17 @@ static int put_number(struct nn_buf *o, double d)
 
 	if (d == 0)
 		return nn_buf_addc(o, '0');
-	if (nn_json_is_int(d))
-		return nn_buf_addf(o, "%.0f", d);
+	if (nn_json_is_int(d)) {
+		char ibuf[24], *q = ibuf + sizeof ibuf;
+		int64_t v = (int64_t)d;
+		uint64_t u = v < 0 ? (uint64_t)(-v) : (uint64_t)v;
+		do
+			*--q = (char)('0' + u % 10);
+		while ((u /= 10));
+		if (v < 0)
+			*--q = '-';
+		return nn_buf_add(o, q, (size_t)(ibuf + sizeof ibuf - q));
+	}
 	if (d < 0) {
 		if (nn_buf_addc(o, '-') < 0)
 			return -1;
@@ -216,7 +225,7 @@ static int key_cmp(const void *x, const void *y)
 	return cmp_utf16(a->s, a->len, b->s, b->len);
 }
 
-static int canon(jv v, struct nn_buf *o, int depth, char *err)
+static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
 {
 	if (depth > 256)
 		return nn_seterr(err, "JSON nested too deeply");
@@ -244,7 +253,7 @@ static int canon(jv v, struct nn_buf *o, int depth, char *err)
 		for (int i = 0; i < n; i++) {
 			jv e = jv_array_get(jv_copy(v), i);
 			int r = (i && nn_buf_addc(o, ',') < 0) ? nn_seterr(err, "JSON too large")
-							      : canon(e, o, depth + 1, err);
+							      : canon(e, o, depth + 1, NULL, err);
 			jv_free(e);
 			if (r < 0)
 				return -1;
@@ -255,12 +264,18 @@ static int canon(jv v, struct nn_buf *o, int depth, char *err)
 		int n = jv_object_length(jv_copy(v)), i = 0, r = 0;
 		struct key small[16], *keys = n <= 16 ? small : nn_xmalloc(n * sizeof *keys);
 		jv_object_foreach(v, k, val) {
+			if (skip && !strcmp(jv_string_value(k), skip)) {
+				jv_free(k);
+				jv_free(val);
+				continue;
+			}
 			keys[i].name = k;
 			keys[i].s = jv_string_value(k);
 			keys[i].len = jv_string_length_bytes(jv_copy(k));
 			i++;
 			jv_free(val);
 		}
+		n = i;
 		qsort(keys, n, sizeof *keys, key_cmp);
 		if (nn_buf_addc(o, '{') < 0)
 			r = nn_seterr(err, "JSON too large");
@@ -272,7 +287,7 @@ static int canon(jv v, struct nn_buf *o, int depth, char *err)
 				break;
 			}
 			val = jv_object_get(jv_copy(v), jv_copy(keys[i].name));
-			r = canon(val, o, depth + 1, err);
+			r = canon(val, o, depth + 1, NULL, err);
 			jv_free(val);
 		}
 		if (r == 0 && nn_buf_addc(o, '}') < 0)
@@ -290,13 +305,18 @@ static int canon(jv v, struct nn_buf *o, int depth, char *err)
 
 int nn_json_canon(jv v, struct nn_buf *out, char *err)
 {
-	return canon(v, out, 0, err);
+	return canon(v, out, 0, NULL, err);
+}
+
+int nn_json_canon_without(jv v, const char *key, struct nn_buf *out, char *err)
+{
+	return canon(v, out, 0, key, err);
 }
 
 char *nn_json_canon_str(jv v, char *err)
 {
 	struct nn_buf b = NN_BUF_INIT;
-	if (canon(v, &b, 0, err) < 0) {
+	if (canon(v, &b, 0, NULL, err) < 0) {
 		nn_buf_release(&b);
 		return NULL;
 	}

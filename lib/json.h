@@ -20,6 +20,10 @@ jv nn_json_parse(const char *s, size_t len, char *err);
  * err) on invalid values, non-finite numbers, or output over out->max. */
 int nn_json_canon(jv v, struct nn_buf *out, char *err);
 
+/* The same for an object without its top-level member key (borrows v):
+ * what a signature over "everything but sig" covers. */
+int nn_json_canon_without(jv v, const char *key, struct nn_buf *out, char *err);
+
 /* Canonical form as a new string (caller frees), or NULL + err. Borrows v. */
 char *nn_json_canon_str(jv v, char *err);
 

@@ -163,7 +163,7 @@ int cmd__key(int argc, char **argv)
 }
 
 /*
- * env sign SEEDHEX: stdin envelope (ts/exp/id/from filled if absent) → signed
+ * env sign SEEDHEX|KEYFILE: stdin envelope → the same, signed, as one line
  * env verify [NOW]: stdin envelope → "ok" or "CODE: message"
  */
 int cmd__env(int argc, char **argv)
@@ -181,9 +181,14 @@ int cmd__env(int argc, char **argv)
 		uint8_t seed[32];
 		struct nn_key k;
 		struct nn_buf out = NN_BUF_INIT;
-		if (argc < 3 || nn_hex_decode(seed, 32, argv[2]) < 0)
+		if (argc < 3)
 			return 64;
-		nn_key_from_seed(&k, seed);
+		if (nn_hex_decode(seed, 32, argv[2]) == 0)
+			nn_key_from_seed(&k, seed);
+		else if (nn_key_load(&k, argv[2], getenv("NUNET_PASSPHRASE"), err) < 0) {
+			printf("error: %s\n", err);
+			return 64;
+		}
 		if (!jv_is_valid(e)) {
 			printf("error: %s\n", err);
 			return 65;
