@@ -1,0 +1,485 @@
+/*
+ * bench — the measurements behind a capability document: a fixed CPU
+ * kernel run on one thread and on every allowed CPU (pthreads), memcpy()
+ * bandwidth over buffers far larger than caches, and sequential disk write
+ * and read through a temporary file that bypasses (or is evicted from) the
+ * page cache.  Each figure is the median of short trials; nn_bench_run()
+ * puts the figures together with hwinfo's detection.
+ */
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MIB (1024ULL * 1024)
+#define DISK_BLOCK (1024 * 1024)
+#define HUGE (2 * 1024 * 1024)
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* CPU time this thread has had, in nanoseconds. */
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median of n values (sorts v). */
+static uint64_t median(uint64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_u64);
+	if (n % 2)
+		return v[n / 2];
+	return v[n / 2 - 1] / 2 + v[n / 2] / 2 + (v[n / 2 - 1] % 2 + v[n / 2] % 2) / 2;
+}
+
+/* ---- CPU ---- */
+
+uint64_t nn_bench_cpu_unit(uint64_t *state, double *acc)
+{
+	uint64_t x = state[0];
+	uint32_t *table = (uint32_t *)(state + 8);
+	double a = *acc;
+
+	for (int i = 0; i < NN_BENCH_UNIT_STEPS; i++) {
+		uint64_t z;
+		x += 0x9e3779b97f4a7c15ULL;
+		z = x;
+		z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+		z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+		z ^= z >> 31;
+		table[z & 1023] += (uint32_t)(z >> 32);
+		a = a * 0.9999999 + (double)(z & 0xffff) * 1e-6;
+	}
+	state[0] = x;
+	*acc = a;
+	return x ^ table[x & 1023];
+}
+
+/* Threads start together: each waits until the main thread says go (or
+ * stop, when not every thread could be started). */
+struct cpu_start {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int go, stop;
+};
+
+struct cpu_thread {
+	struct cpu_start *start;
+	int64_t trial_ns;
+	uint64_t rate;		/* out: iterations per second */
+	uint64_t sink;
+};
+
+static void *cpu_thread_main(void *arg)
+{
+	struct cpu_thread *t = arg;
+	uint64_t *state;
+	double acc = 0;
+	uint64_t units = 0, sink = 0;
+	int64_t t0, c0, el, cel;
+
+	if (t->start) {
+		int stop;
+		pthread_mutex_lock(&t->start->mu);
+		while (!t->start->go)
+			pthread_cond_wait(&t->start->cond, &t->start->mu);
+		stop = t->start->stop;
+		pthread_mutex_unlock(&t->start->mu);
+		if (stop)
+			return NULL;
+	}
+	state = nn_xcalloc(NN_BENCH_STATE_WORDS, sizeof *state);
+	/* Run for trial_ns of wall time and at least a quarter of it on a CPU
+	 * (at most 4 x trial_ns in all); the rate is per second of CPU time
+	 * this thread got, so time the scheduler gave to other processes
+	 * does not count against the machine. */
+	t0 = now_ns();
+	c0 = thread_cpu_ns();
+	do {
+		for (int k = 0; k < 4; k++)
+			sink ^= nn_bench_cpu_unit(state, &acc);
+		units += 4;
+		el = now_ns() - t0;
+		cel = thread_cpu_ns() - c0;
+	} while ((el < t->trial_ns || cel < t->trial_ns / 4) && el < 4 * t->trial_ns);
+	t->rate = (uint64_t)((double)units * 1e9 / (double)(cel > 0 ? cel : 1) + 0.5);
+	t->sink = sink ^ (uint64_t)acc;
+	free(state);
+	return NULL;
+}
+
+unsigned nn_bench_ncpus(void)
+{
+	cpu_set_t set;
+	long n;
+	if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
+		return (unsigned)CPU_COUNT(&set);
+	n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n > 0 ? (unsigned)n : 1;
+}
+
+/* One trial: nthreads threads released together; sum of their rates. */
+static int cpu_trial(unsigned nthreads, int64_t trial_ns, uint64_t *rate, char *err)
+{
+	struct cpu_thread *t = nn_xcalloc(nthreads, sizeof *t);
+	pthread_t *tid = nn_xcalloc(nthreads, sizeof *tid);
+	struct cpu_start st = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0 };
+	unsigned started = 0;
+	int rc = 0, e;
+
+	if (nthreads == 1) {
+		t[0].trial_ns = trial_ns;
+		cpu_thread_main(&t[0]);
+		*rate = t[0].rate;
+		goto done;
+	}
+	for (; started < nthreads; started++) {
+		t[started].start = &st;
+		t[started].trial_ns = trial_ns;
+		if ((e = pthread_create(&tid[started], NULL, cpu_thread_main, &t[started]))) {
+			rc = nn_seterr(err, "cannot start a benchmark thread: %s", strerror(e));
+			break;
+		}
+	}
+	pthread_mutex_lock(&st.mu);
+	st.go = 1;
+	st.stop = rc < 0;
+	pthread_cond_broadcast(&st.cond);
+	pthread_mutex_unlock(&st.mu);
+	*rate = 0;
+	for (unsigned i = 0; i < started; i++) {
+		pthread_join(tid[i], NULL);
+		*rate += t[i].rate;
+	}
+done:
+	free(t);
+	free(tid);
+	return rc;
+}
+
+int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err)
+{
+	uint64_t *v, warm;
+	if (nthreads < 1)
+		nthreads = 1;
+	if (trials < 1)
+		trials = 1;
+	if (cpu_trial(nthreads, trial_ms * 1000000 / 3, &warm, err) < 0)
+		return -1;
+	v = nn_xcalloc((size_t)trials, sizeof *v);
+	for (int i = 0; i < trials; i++)
+		if (cpu_trial(nthreads, trial_ms * 1000000, &v[i], err) < 0) {
+			free(v);
+			return -1;
+		}
+	*score = median(v, trials);
+	free(v);
+	return 0;
+}
+
+/* ---- memory ---- */
+
+int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err)
+{
+	unsigned char *src, *dst;
+	uint64_t *v, sink = 0;
+
+	if (bytes < 4096)
+		bytes = 4096;
+	if (trials < 1)
+		trials = 1;
+	bytes = (bytes + HUGE - 1) / HUGE * HUGE;
+	/* huge pages where the kernel has them, so TLB misses do not depend
+	 * on how the pages happened to be laid out this time */
+	if (posix_memalign((void **)&src, HUGE, bytes)) {
+		src = NULL;
+		return nn_seterr(err, "cannot allocate 2 x %zu bytes for the memory test", bytes);
+	}
+	if (posix_memalign((void **)&dst, HUGE, bytes)) {
+		free(src);
+		return nn_seterr(err, "cannot allocate 2 x %zu bytes for the memory test", bytes);
+	}
+	madvise(src, bytes, MADV_HUGEPAGE);
+	madvise(dst, bytes, MADV_HUGEPAGE);
+	/* touch every page so page faults stay out of the timing */
+	memset(src, 0x5a, bytes);
+	memset(dst, 0, bytes);
+	for (size_t i = 0; i < bytes; i += 4096)
+		src[i] = (unsigned char)(i >> 12);
+	memcpy(dst, src, bytes);	/* warm-up */
+	v = nn_xcalloc((size_t)trials, sizeof *v);
+	for (int i = 0; i < trials; i++) {
+		/* CPU time, not wall time: a copy preempted by another process
+		 * is not a slower memory */
+		int64_t t0 = thread_cpu_ns(), el;
+		memcpy(i % 2 ? src : dst, i % 2 ? dst : src, bytes);
+		el = thread_cpu_ns() - t0;
+		sink += (i % 2 ? src : dst)[(size_t)i * 4096 % bytes];
+		v[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
+	}
+	*bps = median(v, trials);
+	free(v);
+	free(src);
+	free(dst);
+	/* sink is never zero-tested for meaning, only to keep the copies */
+	if (sink == (uint64_t)-1)
+		*bps += 1;
+	return 0;
+}
+
+/* ---- disk ---- */
+
+static int write_file(int fd, const unsigned char *buf, uint64_t bytes, char *err, const char *dir)
+{
+	for (uint64_t off = 0; off < bytes; off += DISK_BLOCK) {
+		size_t done = 0;
+		while (done < DISK_BLOCK) {
+			ssize_t n = pwrite(fd, buf + done, DISK_BLOCK - done, (off_t)(off + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return nn_seterr(err, "cannot write in '%s': %s", dir,
+						 n < 0 ? strerror(errno) : "short write");
+			done += (size_t)n;
+		}
+	}
+	if (fdatasync(fd) < 0)
+		return nn_seterr(err, "cannot write in '%s': %s", dir, strerror(errno));
+	return 0;
+}
+
+static int read_file(int fd, unsigned char *buf, uint64_t bytes, char *err, const char *dir)
+{
+	for (uint64_t off = 0; off < bytes; off += DISK_BLOCK) {
+		size_t done = 0;
+		while (done < DISK_BLOCK) {
+			ssize_t n = pread(fd, buf + done, DISK_BLOCK - done, (off_t)(off + done));
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0)
+				return nn_seterr(err, "cannot read in '%s': %s", dir,
+						 n < 0 ? strerror(errno) : "short read");
+			done += (size_t)n;
+		}
+	}
+	return 0;
+}
+
+int nn_bench_disk(const char *dir, uint64_t bytes, int trials,
+		  struct nn_bench_disk *out, char *err)
+{
+	struct statvfs sv;
+	char *path;
+	int fd, dfd, rc = -1;
+	unsigned char *buf = NULL;
+	uint64_t *wv = NULL, *rv = NULL, avail;
+
+	memset(out, 0, sizeof *out);
+	if (trials < 1)
+		trials = 1;
+	if (statvfs(dir, &sv) < 0)
+		return nn_seterr(err, "cannot write in '%s': %s", dir, strerror(errno));
+	out->size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (bytes > avail / 2)
+		bytes = avail / 2;
+	bytes -= bytes % DISK_BLOCK;
+	if (bytes < DISK_BLOCK)
+		return nn_seterr(err, "cannot write in '%s': not enough free space", dir);
+	path = nn_xasprintf("%s/.nunet-bench.XXXXXX", dir);
+	fd = mkostemp(path, O_CLOEXEC);
+	if (fd < 0) {
+		nn_seterr(err, "cannot write in '%s': %s", dir, strerror(errno));
+		free(path);
+		return -1;
+	}
+	dfd = open(path, O_RDWR | O_DIRECT | O_CLOEXEC);
+	unlink(path);
+	free(path);
+	if (posix_memalign((void **)&buf, 4096, DISK_BLOCK)) {
+		nn_seterr(err, "cannot allocate the disk test buffer");
+		goto done;
+	}
+	/* incompressible content, so a compressing filesystem cannot cheat */
+	for (size_t i = 0, x = 88172645463325252ULL; i < DISK_BLOCK; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (unsigned char)x;
+	}
+	if (dfd >= 0) {
+		/* some filesystems accept O_DIRECT at open and refuse the I/O */
+		ssize_t n = pwrite(dfd, buf, DISK_BLOCK, 0);
+		if (n == DISK_BLOCK) {
+			close(fd);
+			fd = dfd;
+			out->direct = 1;
+		} else {
+			close(dfd);
+		}
+		dfd = -1;
+	}
+	wv = nn_xcalloc((size_t)trials, sizeof *wv);
+	rv = nn_xcalloc((size_t)trials, sizeof *rv);
+	/* An untimed first pass allocates the blocks; the timed passes then
+	 * rewrite them in place, so block allocation (and, on file systems
+	 * mounted with discard, the discards that truncation would cause)
+	 * stays out of the figures. */
+	if (write_file(fd, buf, bytes, err, dir) < 0)
+		goto done;
+	for (int i = 0; i < trials; i++) {
+		int64_t t0, el;
+		t0 = now_ns();
+		if (write_file(fd, buf, bytes, err, dir) < 0)
+			goto done;
+		el = now_ns() - t0;
+		wv[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
+		if (!out->direct)
+			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		t0 = now_ns();
+		if (read_file(fd, buf, bytes, err, dir) < 0)
+			goto done;
+		el = now_ns() - t0;
+		rv[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
+	}
+	out->write = median(wv, trials);
+	out->read = median(rv, trials);
+	out->bytes = bytes;
+	rc = 0;
+done:
+	if (fd >= 0) {
+		if (ftruncate(fd, 0) < 0) { /* unlinked already: freed on close */ }
+		close(fd);
+	}
+	free(buf);
+	free(wv);
+	free(rv);
+	return rc;
+}
+
+/* ---- the document ---- */
+
+static void progress(const struct nn_bench_opts *o, const char *what)
+{
+	if (o->progress)
+		o->progress(what, o->progress_arg);
+}
+
+static jv num(uint64_t v)
+{
+	return jv_number((double)v);
+}
+
+jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fail, char *err)
+{
+	const char *dir = o->dir;
+	uint64_t ram = 0, single = 0, multi = 0, bw = 0;
+	struct nn_bench_disk disk;
+	jv cpu = jv_invalid(), doc = jv_invalid(), features, score;
+	char *kernel = NULL;
+
+	*fail = NN_BENCH_FAIL_NONE;
+	memset(&disk, 0, sizeof disk);
+	if (jv_get_kind(labels) == JV_KIND_NULL) {
+		jv_free(labels);
+		labels = jv_object();
+	}
+	if (!dir || !*dir)
+		dir = getenv("TMPDIR");
+	if (!dir || !*dir)
+		dir = "/tmp";
+
+	progress(o, "detecting hardware");
+	cpu = nn_hwinfo_cpu(o->hw.sysroot, err);
+	if (!jv_is_valid(cpu) || nn_hwinfo_ram_size(o->hw.sysroot, &ram, err) < 0) {
+		*fail = NN_BENCH_FAIL_IO;
+		goto fail;
+	}
+	if (o->measure) {
+		progress(o, "disk, sequential write and read");
+		if (nn_bench_disk(dir, (o->quick ? 16 : 256) * MIB, o->quick ? 3 : 5, &disk, err) < 0) {
+			*fail = NN_BENCH_FAIL_IO;
+			goto fail;
+		}
+		progress(o, "memory bandwidth");
+		size_t mb = (o->quick ? 32 : 256) * MIB;
+		if (mb > ram / 8)
+			mb = (size_t)(ram / 8);
+		if (nn_bench_mem(mb, o->quick ? 5 : 9, &bw, err) < 0) {
+			*fail = NN_BENCH_FAIL_INTERNAL;
+			goto fail;
+		}
+		progress(o, "cpu, single thread");
+		if (nn_bench_cpu(1, o->quick ? 5 : 7, o->quick ? 60 : 300, &single, err) < 0) {
+			*fail = NN_BENCH_FAIL_INTERNAL;
+			goto fail;
+		}
+		progress(o, "cpu, all threads");
+		if (nn_bench_cpu(nn_bench_ncpus(), o->quick ? 5 : 7, o->quick ? 60 : 300, &multi,
+				 err) < 0) {
+			*fail = NN_BENCH_FAIL_INTERNAL;
+			goto fail;
+		}
+	} else {
+		struct statvfs sv;
+		if (statvfs(dir, &sv) < 0) {
+			nn_seterr(err, "cannot use '%s': %s", dir, strerror(errno));
+			*fail = NN_BENCH_FAIL_IO;
+			goto fail;
+		}
+		disk.size = (uint64_t)sv.f_blocks * sv.f_frsize;
+	}
+	progress(o, "detecting gpus, executors and features");
+	score = jv_object();
+	score = jv_object_set(score, jv_string("single"), num(single));
+	score = jv_object_set(score, jv_string("multi"), num(multi));
+	cpu = jv_object_set(cpu, jv_string("score"), score);
+	doc = jv_object();
+	doc = jv_object_set(doc, jv_string("v"), jv_number(1));
+	doc = jv_object_set(doc, jv_string("cpu"), cpu);
+	cpu = jv_invalid();
+	doc = jv_object_set(doc, jv_string("ram"),
+			    jv_object_set(jv_object_set(jv_object(), jv_string("size"), num(ram)),
+					  jv_string("bandwidth"), num(bw)));
+	doc = jv_object_set(doc, jv_string("disk"),
+			    jv_object_set(jv_object_set(jv_object_set(jv_object(),
+								      jv_string("size"), num(disk.size)),
+							jv_string("read"), num(disk.read)),
+					  jv_string("write"), num(disk.write)));
+	doc = jv_object_set(doc, jv_string("gpus"), nn_hwinfo_gpus(&o->hw));
+	features = nn_hwinfo_features(&o->hw);
+	doc = jv_object_set(doc, jv_string("executors"),
+			    nn_hwinfo_executors(&o->hw, features));
+	doc = jv_object_set(doc, jv_string("features"), features);
+	kernel = nn_hwinfo_kernel(o->hw.sysroot);
+	doc = jv_object_set(doc, jv_string("kernel"), jv_string(kernel));
+	free(kernel);
+	doc = jv_object_set(doc, jv_string("labels"), labels);
+	return doc;
+fail:
+	jv_free(cpu);
+	jv_free(labels);
+	return jv_invalid();
+}

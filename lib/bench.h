@@ -1,0 +1,100 @@
+/*
+ * bench — measuring this machine: CPU score (single thread and all
+ * threads), memory bandwidth, disk sequential write and read; and
+ * nn_bench_run(), which adds hwinfo's detection and returns one capability
+ * document (man/nunet-capability.5).  Nothing here prints; progress is
+ * reported through a callback the caller may set.
+ *
+ * Every figure is the median of several short trials, so one trial slowed by
+ * a neighbour does not move the result.  Durations and sizes per mode:
+ *
+ *	          full                     quick
+ *	cpu       1 warm-up + 7 x 300 ms    1 + 5 x 60 ms   (single, then multi)
+ *	memory    9 x memcpy 256 MiB        5 x 32 MiB
+ *	disk      5 x (write+read) 256 MiB  3 x 16 MiB   (after 1 untimed write)
+ *
+ * The CPU kernel (nn_bench_cpu_unit) is fixed: one iteration is 4096 steps
+ * of SplitMix64 over a 64-bit state, each step adding the upper half of the
+ * mixed value into one of 1024 32-bit counters (an L1-resident table)
+ * indexed by its low bits, and feeding its low 16 bits into a dependent
+ * double-precision multiply-add chain.  The score is iterations per second
+ * of the CPU time each thread was given (CLOCK_THREAD_CPUTIME_ID), so
+ * other processes sharing the machine do not lower it; multi is the sum
+ * over one thread per CPU this process may run on.  Memory bandwidth is
+ * per second of CPU time too; disk rates are wall-clock.
+ */
+#ifndef NN_BENCH_H
+#define NN_BENCH_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <jv.h>
+#include "hwinfo.h"
+#include "util.h"
+
+#define NN_BENCH_UNIT_STEPS 4096
+
+/* One iteration of the CPU kernel.  state holds 1 + 1024/2 uint64_t words
+ * of kernel state (start from zeros); returns a value that depends on all
+ * the work, to keep the compiler honest. */
+#define NN_BENCH_STATE_WORDS 520
+uint64_t nn_bench_cpu_unit(uint64_t *state, double *acc);
+
+/* CPU score: iterations per CPU-second summed over nthreads threads (each
+ * its own kernel state), median of trials of trial_ms wall time each, after
+ * one warm-up trial.  0, or -1 + err when a thread cannot be started. */
+int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err);
+
+/* CPUs this process may run on (sched_getaffinity), at least 1. */
+unsigned nn_bench_ncpus(void);
+
+/* Memory bandwidth: bytes per CPU-second of memcpy() between two buffers
+ * of bytes each (huge pages where possible, touched before timing), median
+ * of trials.  Each byte copied
+ * counts once (it is read once and written once). */
+int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err);
+
+struct nn_bench_disk {
+	uint64_t size;		/* total bytes of the filesystem holding dir */
+	uint64_t read, write;	/* bytes per second */
+	int direct;		/* 1: O_DIRECT; 0: buffered + fdatasync + fadvise */
+	uint64_t bytes;		/* file size actually used */
+};
+
+/* Disk: in dir, a new unlinked temporary file is written once (untimed,
+ * to allocate it), then rewritten sequentially in 1 MiB blocks from the
+ * start and fdatasync()ed (the write time includes the sync), then read
+ * back; median of trials.  The page cache is bypassed
+ * with O_DIRECT where the filesystem allows it; elsewhere the file is
+ * written buffered, fdatasync()ed, and dropped from the cache with
+ * posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes shrinks to half
+ * of the free space when that is less.  -1 + err ("cannot write in 'DIR':
+ * …") on any I/O failure; nothing is left behind in dir. */
+int nn_bench_disk(const char *dir, uint64_t bytes, int trials,
+		  struct nn_bench_disk *out, char *err);
+
+enum nn_bench_fail {
+	NN_BENCH_FAIL_NONE = 0,
+	NN_BENCH_FAIL_IO,	/* a file could not be read or written */
+	NN_BENCH_FAIL_INTERNAL	/* a thread or buffer could not be had */
+};
+
+struct nn_bench_opts {
+	int quick;		/* short trials (about 1 s in all) */
+	int measure;		/* 0: detection only, scores and rates are 0 */
+	const char *dir;	/* disk test directory; NULL: $TMPDIR, else /tmp */
+	struct nn_hwinfo_opts hw;
+	/* called before each stage with a short phrase ("cpu, single
+	 * thread"); may be NULL */
+	void (*progress)(const char *what, void *arg);
+	void *progress_arg;
+};
+#define NN_BENCH_OPTS_INIT { 0, 1, NULL, { NULL, NULL, 5000 }, NULL, NULL }
+
+/* Detect and measure; return the capability document {"v":1, "cpu",
+ * "ram", "disk", "gpus", "executors", "features", "kernel", "labels"}.
+ * Consumes labels (an object of strings, or jv_null() for none).  On
+ * failure returns an invalid jv with err set and *fail saying which kind. */
+jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fail, char *err);
+
+#endif

@@ -1,0 +1,337 @@
+#!/usr/bin/env bats
+# nunet-bench: the capability document it prints for this machine (shape
+# and plausible values, checked against what the system itself says),
+# --quick, --detect-only, labels, options, a bad --dir, progress only on a
+# terminal, Docker and feature detection against fake trees and a fake
+# Docker API socket.
+
+load lib/common
+bats_require_minimum_version 1.5.0
+
+FIX="$BATS_TEST_DIRNAME/fixtures/bench"
+
+setup_file() {
+	# One full run for the tests that look at it (the slow part of this
+	# file), as the man page's example "nunet-bench -l rack=b12 >
+	# capability.json".
+	export FULL="$BATS_FILE_TMPDIR/capability.json"
+	mkdir -p "$BATS_FILE_TMPDIR/tmp"
+	unset DOCKER_HOST NUNET_SYSROOT
+	(cd "$BATS_FILE_TMPDIR" && export TMPDIR="$BATS_FILE_TMPDIR/tmp" PATH="$NUNET_BUILD/bin:$PATH" &&
+		nunet-bench -l rack=b12 > capability.json) 2>"$BATS_FILE_TMPDIR/full.err" ||
+		echo "exit $?" >>"$BATS_FILE_TMPDIR/full.err"
+}
+
+setup() {
+	common_setup
+	unset DOCKER_HOST NUNET_SYSROOT
+	FAKE_PIDS=()
+	export TMPDIR="$BATS_TEST_TMPDIR/tmp"
+	mkdir -p "$TMPDIR"
+}
+
+teardown() {
+	local p
+	for p in "${FAKE_PIDS[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null && wait "$p" 2>/dev/null
+	done
+	node_stop_all
+}
+
+# field JQ: one field of the full run's document
+field() {
+	jq -r "$1" "$FULL"
+}
+
+@test "a full run prints one capability document of the documented shape" {
+	run cat "$BATS_FILE_TMPDIR/full.err"
+	assert_output ""
+	run wc -l <"$FULL"
+	assert_output 1
+	run jq -e -f "$FIX/shape.jq" "$FULL"
+	assert_success
+	assert_output true
+}
+
+@test "cpu: threads are the online CPUs, cores the distinct physical cores" {
+	assert_equal "$(field .cpu.threads)" "$(getconf _NPROCESSORS_ONLN)"
+	assert_equal "$(field .cpu.arch)" "$(uname -m)"
+	if command -v lscpu >/dev/null; then
+		assert_equal "$(field .cpu.cores)" \
+			"$(lscpu -p=CORE,SOCKET | grep -v '^#' | sort -u | wc -l)"
+	else
+		[ "$(field .cpu.cores)" -le "$(field .cpu.threads)" ]
+	fi
+	grep -qF "$(field .cpu.model)" /proc/cpuinfo
+	[ "$(field .cpu.mhz)" -gt 0 ]
+}
+
+@test "cpu scores are positive; all threads do at least as well as one, roughly" {
+	local single multi
+	single=$(field .cpu.score.single)
+	multi=$(field .cpu.score.multi)
+	[ "$single" -gt 0 ]
+	[ "$multi" -gt 0 ]
+	# on a busy shared machine all threads may gain little, but never lose half
+	[ "$multi" -gt $((single / 2)) ]
+}
+
+@test "ram size is MemTotal; bandwidth is plausible" {
+	assert_equal "$(field .ram.size)" "$(( $(awk '/^MemTotal:/ { print $2 }' /proc/meminfo) * 1024 ))"
+	# over 100 MB/s and under 10 TB/s
+	[ "$(field .ram.bandwidth)" -gt 100000000 ]
+	[ "$(field .ram.bandwidth)" -lt 10000000000000 ]
+}
+
+@test "disk size is that of the filesystem holding TMPDIR; rates are positive" {
+	assert_equal "$(field .disk.size)" \
+		"$(df -B1 --output=size "$BATS_FILE_TMPDIR/tmp" | tail -1 | tr -d ' ')"
+	[ "$(field .disk.read)" -gt 1000000 ]
+	[ "$(field .disk.write)" -gt 1000000 ]
+	run ls -A "$BATS_FILE_TMPDIR/tmp"
+	assert_output ""
+}
+
+@test "kernel is the numeric part of uname -r" {
+	local k
+	k=$(field .kernel)
+	[[ "$(uname -r)" == "$k"* ]]
+	[[ "$k" =~ ^[0-9]+(\.[0-9]+)*$ ]]
+}
+
+@test "executors and features agree with what the system allows" {
+	local f
+	f=$(field '.features | join(" ")')
+	if unshare --pid --mount --uts --ipc --fork true 2>/dev/null; then
+		[[ " $f " == *" namespaces "* ]]
+		field '.executors | index("native")' | grep -qv null
+	fi
+	if (exec 3<>/dev/kvm) 2>/dev/null; then
+		[[ " $f " == *" kvm "* ]]
+	else
+		[[ " $f " != *" kvm "* ]]
+	fi
+	if (exec 3<>/dev/net/tun) 2>/dev/null; then
+		[[ " $f " == *" tun "* ]]
+	else
+		[[ " $f " != *" tun "* ]]
+	fi
+	if [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ] &&
+	   { [ -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ] || [ -e /sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us ]; }; then
+		[[ " $f " == *" cgroup1 "* ]]
+	fi
+	if command -v "qemu-system-$(uname -m)" >/dev/null; then
+		field '.executors | index("vm")' | grep -qv null
+	else
+		field '.executors | index("vm")' | grep -q null
+	fi
+	if [ ! -e /var/run/docker.sock ]; then
+		field '.executors | index("docker")' | grep -q null
+	fi
+}
+
+@test "--quick prints the same shape, with positive scores; --dir leaves nothing" {
+	mkdir "$BATS_TEST_TMPDIR/d"
+	run --separate-stderr nunet-bench --quick --dir "$BATS_TEST_TMPDIR/d"
+	assert_success
+	assert_equal "$stderr" ""
+	echo "$output" >"$BATS_TEST_TMPDIR/q.json"
+	run jq -e -f "$FIX/shape.jq" "$BATS_TEST_TMPDIR/q.json"
+	assert_output true
+	run jq -e '.cpu.score.single > 0 and .cpu.score.multi > 0 and .ram.bandwidth > 0
+		and .disk.read > 0 and .disk.write > 0' "$BATS_TEST_TMPDIR/q.json"
+	assert_output true
+	assert_equal "$(jq .disk.size "$BATS_TEST_TMPDIR/q.json")" \
+		"$(df -B1 --output=size "$BATS_TEST_TMPDIR/d" | tail -1 | tr -d ' ')"
+	run ls -A "$BATS_TEST_TMPDIR/d" "$TMPDIR"
+	refute_output --regexp 'nunet-bench'
+}
+
+@test "--detect-only measures nothing and writes nothing" {
+	run --separate-stderr nunet-bench -n -d "$BATS_TEST_TMPDIR"
+	assert_success
+	echo "$output" >"$BATS_TEST_TMPDIR/n.json"
+	run jq -e -f "$FIX/shape.jq" "$BATS_TEST_TMPDIR/n.json"
+	assert_output true
+	run jq -c '[.cpu.score.single, .cpu.score.multi, .ram.bandwidth, .disk.read, .disk.write]' \
+		"$BATS_TEST_TMPDIR/n.json"
+	assert_output '[0,0,0,0,0]'
+	[ "$(jq .disk.size "$BATS_TEST_TMPDIR/n.json")" -gt 0 ]
+}
+
+@test "--label adds labels; a later one with the same key wins" {
+	run nunet-bench -n --label region=eu-west -l tier=silver --label tier=gold --label note=a=b
+	assert_success
+	assert_equal "$(echo "$output" | jq -c .labels)" '{"note":"a=b","region":"eu-west","tier":"gold"}'
+}
+
+@test "a --dir that does not exist is exit 74 with the reason" {
+	run --separate-stderr nunet-bench -q --dir "$BATS_TEST_TMPDIR/missing"
+	assert_failure 74
+	assert_output ""
+	assert_equal "$stderr" "nunet-bench: error: cannot write in '$BATS_TEST_TMPDIR/missing': No such file or directory"
+}
+
+@test "a --dir that is a file is exit 74" {
+	: >"$BATS_TEST_TMPDIR/file"
+	run --separate-stderr nunet-bench -q -d "$BATS_TEST_TMPDIR/file"
+	assert_failure 74
+	assert_equal "$stderr" "nunet-bench: error: cannot write in '$BATS_TEST_TMPDIR/file': Not a directory"
+}
+
+@test "a --dir on a full filesystem is exit 74" {
+	mkdir "$BATS_TEST_TMPDIR/small"
+	skip_unless "unshare -m sh -c 'mount -t tmpfs -o size=64k none $BATS_TEST_TMPDIR/small'" \
+		"cannot mount a tmpfs in a mount namespace"
+	run --separate-stderr unshare -m sh -c \
+		"mount -t tmpfs -o size=64k none '$BATS_TEST_TMPDIR/small' && exec nunet-bench -q -d '$BATS_TEST_TMPDIR/small'"
+	assert_failure 74
+	assert_equal "$stderr" "nunet-bench: error: cannot write in '$BATS_TEST_TMPDIR/small': not enough free space"
+}
+
+@test "-h and --help print the usage on stdout; --version" {
+	run --separate-stderr nunet-bench -h
+	assert_success
+	assert_output --regexp '^usage: nunet-bench '
+	assert_equal "$stderr" ""
+	run nunet-bench --help
+	assert_success
+	assert_output --regexp '^usage: nunet-bench '
+	run nunet-bench --version
+	assert_success
+	assert_output --regexp '^nunet-bench [0-9]+\.[0-9]+\.[0-9]+$'
+}
+
+@test "the usage equals the man page's SYNOPSIS" {
+	skip_unless "command -v mandoc" "mandoc is not installed"
+	local syn
+	syn=$(mandoc -Tascii "$NUNET_SRC/man/nunet-bench.1" | col -b |
+		sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \n' '  ' | sed 's/^ //; s/ $//')
+	run nunet-bench -h
+	assert_equal "$(echo "$output" | sed 's/^usage: //' | tr -s ' \n' '  ' | sed 's/ $//')" "$syn"
+}
+
+@test "a bad option is exit 64 with the usage on stderr" {
+	run --separate-stderr nunet-bench --bogus
+	assert_failure 64
+	assert_output ""
+	assert_equal "$(echo "$stderr" | head -1)" "nunet-bench: error: unknown option '--bogus'"
+	assert_equal "$(echo "$stderr" | sed -n 2p)" "$(nunet-bench -h)"
+	run --separate-stderr nunet-bench -x
+	assert_failure 64
+	assert_equal "$(echo "$stderr" | head -1)" "nunet-bench: error: unknown option '-x'"
+	run --separate-stderr nunet-bench --dir
+	assert_failure 64
+	assert_equal "$(echo "$stderr" | head -1)" "nunet-bench: error: option '--dir' needs an argument"
+	run --separate-stderr nunet-bench extra
+	assert_failure 64
+	assert_equal "$(echo "$stderr" | head -1)" "nunet-bench: error: unexpected argument 'extra'"
+	run --separate-stderr nunet-bench --label =x
+	assert_failure 64
+	assert_equal "$(echo "$stderr" | head -1)" "nunet-bench: error: --label: expected key=value, got '=x'"
+	run --separate-stderr nunet-bench -l novalue
+	assert_failure 64
+}
+
+@test "progress goes to stderr when it is a terminal" {
+	# (and not to a pipe: see the --quick test)
+	skip_unless "script -qec true /dev/null" "script(1) cannot make a terminal here"
+	run script -qec "nunet-bench -q >'$BATS_TEST_TMPDIR/doc.json'" /dev/null
+	assert_success
+	assert_output --partial "nunet-bench: info: cpu, single thread..."
+	assert_output --partial "nunet-bench: info: disk, sequential write and read..."
+	# the document still went to stdout alone
+	run jq -e -f "$FIX/shape.jq" "$BATS_TEST_TMPDIR/doc.json"
+	assert_output true
+}
+
+@test "cpu, ram, kernel and features come from a fake tree (--sysroot, NUNET_SYSROOT)" {
+	run nunet-bench -n --sysroot "$FIX/intel"
+	assert_success
+	assert_equal "$(echo "$output" | jq -c '.cpu | [.model, .cores, .threads, .mhz]')" \
+		'["Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",2,4,3700]'
+	assert_equal "$(echo "$output" | jq .ram.size)" $((65843212 * 1024))
+	assert_equal "$(echo "$output" | jq -r .kernel)" 6.1.0
+	# no cgroups mounted, no net namespace, no kvm or tun in that tree
+	assert_equal "$(echo "$output" | jq -c .features)" '["namespaces"]'
+	NUNET_SYSROOT="$FIX/nvidia" run nunet-bench -n
+	assert_success
+	# cgroup2 with cpu and memory; cpu MHz from /proc/cpuinfo (no cpufreq)
+	assert_equal "$(echo "$output" | jq -c .features)" '["cgroup2","namespaces","netns","kvm","tun"]'
+	assert_equal "$(echo "$output" | jq .cpu.mhz)" 3200
+	# --sysroot wins over NUNET_SYSROOT
+	NUNET_SYSROOT="$FIX/nvidia" run nunet-bench -n --sysroot "$FIX/amd"
+	assert_success
+	# hybrid: v1 has cpu and memory, the v2 mount only hugetlb
+	assert_equal "$(echo "$output" | jq -c .features)" '["cgroup1","namespaces","netns"]'
+	assert_equal "$(echo "$output" | jq -c '.executors | index("native") != null')" true
+}
+
+@test "a tree without /proc/cpuinfo is exit 74" {
+	mkdir -p "$BATS_TEST_TMPDIR/root"
+	run --separate-stderr nunet-bench -n --sysroot "$BATS_TEST_TMPDIR/root"
+	assert_failure 74
+	assert_equal "$stderr" "nunet-bench: error: cannot open '$BATS_TEST_TMPDIR/root/proc/cpuinfo': No such file or directory"
+}
+
+# fake_docker SOCK MODE: start the stand-in Docker API, wait until it listens.
+fake_docker() {
+	skip_unless "python3 -c 'import socket'" "python3 is not available for a fake Docker API"
+	local fifo="$BATS_TEST_TMPDIR/fifo.$RANDOM" line=""
+	mkfifo "$fifo"
+	python3 "$FIX/fake-docker.py" "$1" "$2" >"$fifo" &
+	FAKE_PIDS+=($!)
+	read -r -t 10 line <"$fifo"
+	rm -f "$fifo"
+	assert_equal "$line" ready
+}
+
+@test "docker is listed when \$DOCKER_HOST's socket answers /_ping" {
+	fake_docker "$BATS_TEST_TMPDIR/docker.sock" ok
+	DOCKER_HOST="unix://$BATS_TEST_TMPDIR/docker.sock" run nunet-bench -n
+	assert_success
+	assert_equal "$(echo "$output" | jq -c '.executors | index("docker") != null')" true
+}
+
+@test "docker at the default socket under the root prefix" {
+	mkdir -p "$BATS_TEST_TMPDIR/root/var/run"
+	cp -R "$FIX/amd/." "$BATS_TEST_TMPDIR/root/"
+	fake_docker "$BATS_TEST_TMPDIR/root/var/run/docker.sock" ok
+	run nunet-bench -n --sysroot "$BATS_TEST_TMPDIR/root"
+	assert_success
+	assert_equal "$(echo "$output" | jq -c .executors | sed 's/,"vm"//')" '["native","docker"]'
+}
+
+@test "docker is not listed when the socket answers something else, or nothing" {
+	fake_docker "$BATS_TEST_TMPDIR/docker.sock" 404
+	DOCKER_HOST="unix://$BATS_TEST_TMPDIR/docker.sock" run nunet-bench -n
+	assert_success
+	assert_equal "$(echo "$output" | jq -c '.executors | index("docker")')" null
+	DOCKER_HOST="unix://$BATS_TEST_TMPDIR/nothing.sock" run nunet-bench -n
+	assert_success
+	assert_equal "$(echo "$output" | jq -c '.executors | index("docker")')" null
+	# a TCP DOCKER_HOST is never probed: nunet-bench stays off the network
+	DOCKER_HOST="tcp://127.0.0.1:1" run nunet-bench -n
+	assert_success
+	assert_equal "$(echo "$output" | jq -c '.executors | index("docker")')" null
+}
+
+@test "the man page's examples: scores with jq, labels kept in a file" {
+	run sh -c 'nunet-bench -q | jq -c .cpu.score'
+	assert_success
+	assert_output --regexp '^\{"multi":[1-9][0-9]*,"single":[1-9][0-9]*\}$'
+	# setup_file ran the other: nunet-bench -l rack=b12 > capability.json
+	assert_equal "$(cat "$BATS_FILE_TMPDIR/full.err")" ""
+	assert_equal "$(jq -c .labels "$FULL")" '{"rack":"b12"}'
+	[ "$(jq .cpu.score.single "$FULL")" -gt 0 ]
+}
+
+@test "the document passes the capability document checker (nn_cap_check)" {
+	skip_unless "test-tool cap check </dev/null; [ \$? -ne 64 ]" "test-tool has no cap check"
+	run sh -c "test-tool cap check <'$FULL'"
+	assert_success
+	assert_output ok
+	run sh -c "nunet-bench -n --sysroot '$FIX/intel' | test-tool cap check"
+	assert_success
+	assert_output ok
+}
