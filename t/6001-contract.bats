@@ -2,6 +2,7 @@
 # nunet-pay contracts: propose, accept, show, list, terminate, the states,
 # the contract id, and the refusal of bad terms.
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup

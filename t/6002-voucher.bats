@@ -3,6 +3,7 @@
 # cumulative signed vouchers, the provider keeps the newest valid one, and
 # every kind of bad input is refused with a clear error and logged.
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup

@@ -2,6 +2,7 @@
 # The ledger: what is owed by and to whom, settlement export, termination
 # with its notice, refusal log, and the integrity check.
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup
@@ -166,4 +167,32 @@ $c2 100"
 	run --separate-stderr rpay ledger --verify
 	assert_failure 1
 	assert_equal "$stderr" "nunet-pay: error: contract $c1: issued voucher seq 3 follows 1"
+}
+
+@test "the EXAMPLES of man/nunet-pay.1 run as written" {
+	# each .Bd -literal block, prompts and line continuations undone
+	awk '/^\.Sh EXAMPLES/ { on = 1 } /^\.Sh SEE ALSO/ { on = 0 }
+	     on && /^\.Bd/ { b++; inb = 1; next } /^\.Ed/ { inb = 0; next }
+	     on && inb { print > ("block." b) }' "$NUNET_SRC/man/nunet-pay.1"
+	[ -f block.4 ]
+	for f in block.*; do
+		sed -e 's/^\$ //' -e 's/\\e$/\\/' \
+		    -e "s|/usr/local/share/nunet|$NUNET_SRC/share/nunet|" "$f" >"$f.sh"
+	done
+	export NUNET_HOME=$R PROVIDER=$PD REQUESTER=$RD P
+	run bash -e block.1.sh
+	assert_success
+	assert_equal "$(rpay contract list | jq -r .state)" accepted
+	export ID=$(jq -r .id acc.json)
+	run bash -e block.2.sh
+	assert_success
+	assert_equal "$(jq -r .rates.cpu_second <<<"$output")" 20
+	run bash -e block.3.sh
+	assert_success
+	assert_equal "$(jq -r '.accepted|tostring' <<<"${lines[-1]}")" true
+	run bash -e block.4.sh
+	assert_success
+	assert_equal "$(jq -r .owed_by_me <<<"${lines[0]}")" 1200
+	assert_equal "$(jq -r '.contract + " " + .amount + " " + .state' claims.jsonl)" "$ID 1200 completed"
+	assert_equal "$(ppay contract show "$ID" | jq -r .state)" settled
 }

@@ -4,6 +4,7 @@
 # reported as accepted is lost, nothing is counted twice, sequences stay
 # whole.
 load lib/common
+bats_require_minimum_version 1.5.0
 
 N=80
 
