@@ -23,6 +23,8 @@
 /* The registry: one line per executor. */
 static const struct nn_executor *const executors[] = {
 	&nn_exec_native,
+	&nn_exec_docker,
+	&nn_exec_vm,
 	NULL
 };
 
