@@ -75,7 +75,7 @@ no_cgroups_left() {
 
 @test "pids: a fork bomb stops at pids.max and dies with its job" {
 	has_controller pids || skip "no pids cgroup controller"
-	run_job '{id:$id, dir:$dir, command:["sh","-c","b() { b | b & }; b; sleep 30"], resources:{pids:24, cpu:0.5}}' --timeout 1500ms
+	run_job '{id:$id, dir:$dir, command:["sh","-c","(b() { b | b & }; b) 2>/dev/null; exec sleep 30"], resources:{pids:24, cpu:0.5}}' --timeout 1500ms
 	assert_failure 137
 	assert_equal "$(result '.state + " " + (.timed_out|tostring)')" "killed true"
 	no_cgroups_left

@@ -294,13 +294,19 @@ out:
 	return dir;
 }
 
+/* Is controller c of this job in the cgroup2 tree (v2 file names)? */
+static int v2(const struct nn_cgroup *cg, enum nn_cg_ctl c)
+{
+	return cg->v2ctl && cg->v2dir && cg->dir[c] && !strcmp(cg->dir[c], cg->v2dir);
+}
+
 static int set_limits(struct nn_cgroup *cg, const struct nn_exec_limits *lim, char *err)
 {
 	char v[64];
 	if (lim->memory && cg->dir[NN_CG_MEMORY]) {
 		const char *d = cg->dir[NN_CG_MEMORY];
 		snprintf(v, sizeof v, "%llu", (unsigned long long)lim->memory);
-		if (cg->v2ctl) {
+		if (v2(cg, NN_CG_MEMORY)) {
 			if (write_str(d, "memory.max", v, err) < 0)
 				return -1;
 			if (exists(d, "memory.swap.max"))
@@ -317,7 +323,7 @@ static int set_limits(struct nn_cgroup *cg, const struct nn_exec_limits *lim, ch
 		unsigned long long quota = (unsigned long long)lim->cpu_milli * 100;
 		if (quota < 1000)
 			quota = 1000;	/* the kernel's smallest quota: 1 ms */
-		if (cg->v2ctl) {
+		if (v2(cg, NN_CG_CPU)) {
 			snprintf(v, sizeof v, "%llu 100000", quota);
 			if (write_str(d, "cpu.max", v, err) < 0)
 				return -1;
@@ -411,7 +417,7 @@ long nn_cgroup_oom_kills(const struct nn_cgroup *cg)
 	const char *d = cg->dir[NN_CG_MEMORY];
 	if (!d)
 		return -1;
-	return cg->v2ctl ? read_key(d, "memory.events", "oom_kill")
+	return v2(cg, NN_CG_MEMORY) ? read_key(d, "memory.events", "oom_kill")
 		: read_key(d, "memory.oom_control", "oom_kill");
 }
 
@@ -420,15 +426,15 @@ void nn_cgroup_stats(const struct nn_cgroup *cg, struct nn_exec_stats *st)
 	long long v;
 	st->cpu_seconds = -1;
 	st->memory_peak = st->memory_current = st->pids_current = -1;
-	if (!cg->v2ctl && cg->dir[NN_CG_CPUACCT] && (v = read_ll(cg->dir[NN_CG_CPUACCT], "cpuacct.usage")) >= 0)
+	if (!v2(cg, NN_CG_CPUACCT) && cg->dir[NN_CG_CPUACCT] && (v = read_ll(cg->dir[NN_CG_CPUACCT], "cpuacct.usage")) >= 0)
 		st->cpu_seconds = (double)v / 1e9;
 	else if (cg->v2dir && (v = read_key(cg->v2dir, "cpu.stat", "usage_usec")) >= 0)
 		st->cpu_seconds = (double)v / 1e6;
 	if (cg->dir[NN_CG_MEMORY]) {
 		st->memory_peak = read_ll(cg->dir[NN_CG_MEMORY],
-					  cg->v2ctl ? "memory.peak" : "memory.max_usage_in_bytes");
+					  v2(cg, NN_CG_MEMORY) ? "memory.peak" : "memory.max_usage_in_bytes");
 		st->memory_current = read_ll(cg->dir[NN_CG_MEMORY],
-					     cg->v2ctl ? "memory.current" : "memory.usage_in_bytes");
+					     v2(cg, NN_CG_MEMORY) ? "memory.current" : "memory.usage_in_bytes");
 	}
 	if (cg->dir[NN_CG_PIDS])
 		st->pids_current = read_ll(cg->dir[NN_CG_PIDS], "pids.current");
