@@ -47,35 +47,41 @@ qemu_running() {
 	assert_output '{"available":true,"executor":"vm","why":null}'
 }
 
-@test "vm: boots under TCG, runs the command, forwards a signal, returns output and exit status" {
-	# one boot for all of it: env, workdir, both streams, a forwarded
-	# SIGTERM the job traps, and the exit code it then chooses
+@test "vm: boots under TCG, runs the command; adopted after its shim died, it gets a signal and reports its exit" {
+	# one boot for all of it: env, workdir, both streams streamed by
+	# nunet-run, then the shim killed (QEMU runs on in its own session), the
+	# VM adopted from its allocation directory, a SIGTERM forwarded to the
+	# job, which traps it and exits with the code it chooses
 	s=$(vm_spec boot1 '["sh","-c","trap \"echo got-term; echo bye >&2; exit 9\" TERM; echo kernel=$(uname -r); echo \"G=$GREETING\"; pwd; env | grep -c HOST_ONLY; echo to-err >&2; echo ready; while :; do sleep 0.2; done"]' \
 		'{"env":{"GREETING":"hello vm"},"workdir":"w"}')
 	export HOST_ONLY=1
 	d="$BATS_TEST_TMPDIR/alloc/boot1"
-	nunet-run exec --result "$BATS_TEST_TMPDIR/res" "$s" >"$BATS_TEST_TMPDIR/out" \
-		2>"$BATS_TEST_TMPDIR/err" 3>&- &
+	nunet-run exec "$s" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	pid=$!
 	BG_PIDS=("$pid")
 	for i in $(seq 1 900); do
-		grep -q ready "$d/stdout.log" 2>/dev/null && break
+		grep -q ready "$BATS_TEST_TMPDIR/out" 2>/dev/null && break
 		sleep 0.1
 	done
-	kill -TERM "$pid"
-	rc=0
-	wait "$pid" || rc=$?
-	assert_equal "$rc" 9
-	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" "kernel=$(basename "$VM_KERNEL" | sed 's/^vmlinuz-//')
+	expected="kernel=$(basename "$VM_KERNEL" | sed 's/^vmlinuz-//')
 G=hello vm
 /alloc/w
 0
-ready
+ready"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" "$expected"
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" "to-err"
+	kill -KILL "$pid"
+	wait "$pid" || true
+	qemu_running
+	run --separate-stderr test-tool exec adopt "$s" 15
+	assert_success
+	assert_line --index 0 '{"adopted":true,"running":true}'
+	run jq -r '[.state, .code] | @tsv' <<<"${lines[1]}"
+	assert_output "exited	9"
+	assert_equal "$(cat "$d/stdout.log")" "$expected
 got-term"
-	assert_equal "$(cat "$BATS_TEST_TMPDIR/err")" "to-err
+	assert_equal "$(cat "$d/stderr.log")" "to-err
 bye"
-	run jq -r '[.state, .code, .executor] | @tsv' "$BATS_TEST_TMPDIR/res"
-	assert_output "exited	9	vm"
 	# the console is kept; the VM's files and process are gone
 	grep -aq 'nunet-exit-' "$d/vm-console.log"
 	[ ! -e "$d/vm-initrd" ] && [ ! -e "$d/vm.json" ] && [ ! -e "$d/vm-qemu.log" ]
