@@ -276,3 +276,26 @@ EOF
 	wait "$pid"
 	assert_equal "$(cat "$BATS_TEST_TMPDIR/out")" "$(printf 'first\nsecond')"
 }
+
+@test "man page EXAMPLES work as shown" {
+	# 1: a command with limits, from stdin
+	run --separate-stderr sh -c "echo '{\"command\":[\"sh\",\"-c\",\"echo hi\"],\"dir\":\"$A\",
+  \"resources\":{\"cpu\":1,\"memory\":\"64M\",\"pids\":64}}' | nunet-run exec -"
+	assert_success
+	assert_output "hi"
+	jq -e '.code == 0 and .state == "exited" and .status == 0' <<<"$stderr"
+	# 2: a job over its memory is killed and reported
+	if [ -d /sys/fs/cgroup/memory ] || grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+		cd "$BATS_TEST_TMPDIR"
+		run --separate-stderr sh -c "echo '{\"command\":[\"sh\",\"-c\",\"head -c 100M /dev/zero | tail\"],
+  \"dir\":\"$A-2\",\"resources\":{\"memory\":\"32M\"}}' |
+  nunet-run exec --result r.json -; echo \$?"
+		assert_output "137"
+		run jq -r .state r.json
+		assert_output "oom"
+	fi
+	# 3: is the native executor usable here?
+	run nunet-run exec --available native
+	assert_success
+	assert_output '{"available":true,"executor":"native","why":null}'
+}
