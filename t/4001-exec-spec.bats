@@ -236,6 +236,18 @@ EOF
 	assert_failure 69
 	assert_equal "$stderr" "nunet-run: error: options.rlimits.nofile: $((hard + 1)) is above this machine's hard limit $hard"
 	nothing_left
+	# more cpus or memory than the machine has
+	local n=$(( $(nproc) + 1 ))
+	spec "{id:\$id, dir:\$dir, command:[\"true\"], resources:{cpu:$n}}"
+	run --separate-stderr nunet-run exec "$BATS_TEST_TMPDIR/spec.json"
+	assert_failure 69
+	assert_equal "$stderr" "nunet-run: error: cpu limit: $n cpus asked, this machine gives at most $(nproc)"
+	nothing_left
+	spec '{id:$id, dir:$dir, command:["true"], resources:{memory:"100T"}}'
+	run --separate-stderr nunet-run exec "$BATS_TEST_TMPDIR/spec.json"
+	assert_failure 69
+	[[ "$stderr" == "nunet-run: error: memory limit: 109951162777600 bytes asked, this machine has "* ]]
+	nothing_left
 	# no cgroup controllers at all: hide them in a mount namespace of our own
 	spec '{id:$id, dir:$dir, command:["true"], resources:{memory:"32M", pids:10}}'
 	run --separate-stderr unshare --mount --propagation private sh -c '

@@ -30,6 +30,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -169,6 +170,29 @@ static int parse_options(struct nn_exec_job *job, struct native *n, char *err)
 	return rc;
 }
 
+/* A limit above what this machine has can never be given: refuse it. */
+static int capacity(struct nn_exec_job *job, char *err)
+{
+	const struct nn_exec_limits *l = &job->spec->limits;
+	cpu_set_t set;
+	struct sysinfo si;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		ncpu = CPU_COUNT(&set);
+	if (l->cpu_milli && ncpu > 0 && l->cpu_milli > (uint64_t)ncpu * 1000)
+		return fail(job, NN_EX_UNAVAILABLE, err,
+			    "cpu limit: %.3g cpus asked, this machine gives at most %ld",
+			    (double)l->cpu_milli / 1000.0, ncpu);
+	if (l->memory && sysinfo(&si) == 0 &&
+	    l->memory > (uint64_t)si.totalram * si.mem_unit)
+		return fail(job, NN_EX_UNAVAILABLE, err,
+			    "memory limit: %llu bytes asked, this machine has %llu",
+			    (unsigned long long)l->memory,
+			    (unsigned long long)si.totalram * si.mem_unit);
+	return 0;
+}
+
 static int native_prepare(struct nn_exec_job *job, char *err)
 {
 	struct native *n = priv(job);
@@ -194,6 +218,8 @@ static int native_prepare(struct nn_exec_job *job, char *err)
 		return fail(job, NN_EX_DATAERR, NULL, "-");
 	if (nn_exec_dir_check(s, err) < 0)
 		return fail(job, NN_EX_DATAERR, NULL, "-");
+	if (capacity(job, err) < 0)
+		return -1;
 	nn_cgroup_layout_release(&n->lo);
 	nn_cgroup_probe(&n->lo, NULL);
 	if (!s->allow_unlimited && nn_cgroup_check(&n->lo, &s->limits, err) < 0)
