@@ -94,6 +94,7 @@ struct nn_match {
 	struct nn_res need;		/* for the default rank */
 	jq_state *where, *rank;
 	char *where_text, *rank_text;
+	char *where_show;		/* where_text for messages, when it differs */
 	struct wcache wc[WCACHE];
 	int nwc;
 	char *dec;			/* decoded strings of the offer in hand */
@@ -230,9 +231,6 @@ static int scan_str(struct scan *s, struct sv *out)
 {
 	const char *start = ++s->p, *p = start;
 	int esc = 0;
-	/* most strings here are short keys: a table first */
-	for (int i = 0; i < 16 && p < s->e && plain[(unsigned char)*p]; i++)
-		p++;
 	for (;;) {
 #ifdef __SSE2__
 		/* 16 bytes at a time: stop at '"', '\\', a control byte or a
@@ -251,8 +249,7 @@ static int scan_str(struct scan *s, struct sv *out)
 			p += 16;
 		}
 #endif
-		while (p < s->e && (unsigned char)*p >= 0x20 && *p != '"' && *p != '\\' &&
-		       (unsigned char)*p < 0x80)
+		while (p < s->e && plain[(unsigned char)*p])
 			p++;
 		if (p >= s->e) {
 			s->p = p;
@@ -479,6 +476,9 @@ static int scan_value(struct scan *s, int depth)
 	}
 }
 
+/* k equals the literal lit: a constant-size compare the compiler inlines */
+#define SV_IS(k, lit) ((k).n == sizeof(lit) - 1 && !memcmp((k).p, lit, sizeof(lit) - 1))
+
 static inline int sv_is(struct sv k, const char *lit)
 {
 	size_t n = strlen(lit);
@@ -592,17 +592,17 @@ static int scan_cpu(struct scan *s, struct ofr *o)
 	if (expect(s, '{', "cpu") < 0)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
-		if (sv_is(k, "cores"))
+		if (SV_IS(k, "cores"))
 			r = scan_uint(s, "cpu", "cores", &o->cores, &o->has, H_CORES);
-		else if (sv_is(k, "millicores"))
+		else if (SV_IS(k, "millicores"))
 			r = scan_uint(s, "cpu", "millicores", &o->milli, &o->has, H_MILLI);
-		else if (sv_is(k, "threads"))
+		else if (SV_IS(k, "threads"))
 			r = scan_uint(s, "cpu", "threads", &o->num[F_THREADS], &o->has, 1u << F_THREADS);
-		else if (sv_is(k, "mhz"))
+		else if (SV_IS(k, "mhz"))
 			r = scan_uint(s, "cpu", "mhz", &o->num[F_MHZ], &o->has, 1u << F_MHZ);
-		else if (sv_is(k, "arch"))
+		else if (SV_IS(k, "arch"))
 			r = scan_string_field(s, "cpu.arch", &o->s.arch);
-		else if (sv_is(k, "score"))
+		else if (SV_IS(k, "score"))
 			r = scan_nums(s, "cpu.score", sk, si, 2, o);
 		else
 			r = scan_value(s, 2);
@@ -633,9 +633,9 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 		o->gvendor[i].p = NULL;
 		o->gvram[i] = 0;
 		while ((r = next_member(s, &f2, &k, '}')) == 1) {
-			if (sv_is(k, "vendor")) {
+			if (SV_IS(k, "vendor")) {
 				r = scan_string_field(s, "gpus[].vendor", &o->gvendor[i]);
-			} else if (sv_is(k, "vram")) {
+			} else if (SV_IS(k, "vram")) {
 				r = scan_uint(s, "gpus[]", "vram", &o->gvram[i], &h, 1);
 			} else {
 				r = scan_value(s, 3);
@@ -659,11 +659,11 @@ static int scan_location(struct scan *s, struct ofr *o)
 	if (expect(s, '{', "location") < 0)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
-		if (sv_is(k, "continent"))
+		if (SV_IS(k, "continent"))
 			r = scan_string_field(s, "location.continent", &o->s.cont);
-		else if (sv_is(k, "country"))
+		else if (SV_IS(k, "country"))
 			r = scan_string_field(s, "location.country", &o->s.country);
-		else if (sv_is(k, "city"))
+		else if (SV_IS(k, "city"))
 			r = scan_string_field(s, "location.city", &o->s.city);
 		else
 			r = scan_value(s, 2);
@@ -698,7 +698,7 @@ static int scan_price(struct scan *s, struct ofr *o)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		int i;
-		if (sv_is(k, "currency")) {
+		if (SV_IS(k, "currency")) {
 			if (scan_string_field(s, "price.currency", &o->s.currency) < 0)
 				return -1;
 			continue;
@@ -770,29 +770,29 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	}
 	s->p++;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
-		if (sv_is(k, "cpu"))
+		if (SV_IS(k, "cpu"))
 			r = scan_cpu(s, o);
-		else if (sv_is(k, "ram"))
+		else if (SV_IS(k, "ram"))
 			r = scan_nums(s, "ram", rk, ri, 2, o);
-		else if (sv_is(k, "disk"))
+		else if (SV_IS(k, "disk"))
 			r = scan_nums(s, "disk", dk, di, 3, o);
-		else if (sv_is(k, "gpus"))
+		else if (SV_IS(k, "gpus"))
 			r = scan_gpus(s, o);
-		else if (sv_is(k, "executors"))
+		else if (SV_IS(k, "executors"))
 			r = scan_strlist(s, "executors", o->exec, &o->nexec);
-		else if (sv_is(k, "features"))
+		else if (SV_IS(k, "features"))
 			r = scan_strlist(s, "features", o->feat, &o->nfeat);
-		else if (sv_is(k, "kernel"))
+		else if (SV_IS(k, "kernel"))
 			r = scan_string_field(s, "kernel", &o->s.kernel);
-		else if (sv_is(k, "location"))
+		else if (SV_IS(k, "location"))
 			r = scan_location(s, o);
-		else if (sv_is(k, "price"))
+		else if (SV_IS(k, "price"))
 			r = scan_price(s, o);
-		else if (sv_is(k, "labels"))
+		else if (SV_IS(k, "labels"))
 			r = scan_labels(s, o);
-		else if (sv_is(k, "where"))
+		else if (SV_IS(k, "where"))
 			r = scan_string_field(s, "where", &o->s.where);
-		else if (sv_is(k, "v")) {
+		else if (SV_IS(k, "v")) {
 			int64_t v = 0;
 			unsigned h = 0;
 			r = scan_uint(s, "", "v", &v, &h, 1);
@@ -1185,6 +1185,7 @@ void nn_match_free(struct nn_match *m)
 	if (m->rank)
 		jq_teardown(&m->rank);
 	free(m->where_text);
+	free(m->where_show);
 	free(m->rank_text);
 	for (int i = 0; i < m->nwc; i++) {
 		free(m->wc[i].text);
@@ -1265,9 +1266,10 @@ struct nn_match *nn_match_compile(jv req, const char *where, const char *rank, i
 			qw = jv_string_value(w);
 		if (jv_get_kind(r) == JV_KIND_STRING)
 			qr = jv_string_value(r);
-		if (qw && where)
-			m->where_text = nn_xasprintf("(%s) and (%s)", qw, where);
-		else if (qw || where)
+		if (qw && where) {
+			m->where_text = nn_xasprintf("(%s\n) and (%s\n)", qw, where);
+			m->where_show = nn_xasprintf("(%s) and (%s)", qw, where);
+		} else if (qw || where)
 			m->where_text = nn_xstrdup(qw ? qw : where);
 		if (rank || qr)
 			m->rank_text = nn_xstrdup(rank ? rank : qr);
@@ -1626,7 +1628,7 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 			jv_kind k = jv_get_kind(r);
 			jv_free(r);
 			if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
-				FAIL("where: %s is %s", m->where_text,
+				FAIL("where: %s is %s", m->where_show ? m->where_show : m->where_text,
 				     k == JV_KIND_FALSE ? "false" : "null");
 		}
 		if (nfail && !why)

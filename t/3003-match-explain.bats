@@ -146,3 +146,13 @@ nunet-match: warn: $m: line 12: not JSON: unexpected 'x' at byte 65 (end of line
 	run nunet-match '{"labels":{"k":"\ud83d\ude00"}}' <<<'{"labels":{"k":"😀"}}'
 	assert_success
 }
+
+@test "--where and the requirements' where both hold, even with a jq comment" {
+	f=$(offers)
+	run nunet-match --explain --where '.cpu.cores >= 4 # at least four' '{"where":".location.continent == \"EU\" # only Europe"}' "$f"
+	assert_success
+	run jq -c '[.offer.cpu.model, (.score // .rejected)]' <<<"$output"
+	assert_output '["AMD Ryzen 9 7950X",-12]
+["AMD EPYC 7B13",["where: (.location.continent == \"EU\" # only Europe) and (.cpu.cores >= 4 # at least four) is false"]]
+["Cortex-A76",["where: (.location.continent == \"EU\" # only Europe) and (.cpu.cores >= 4 # at least four) is false"]]'
+}
