@@ -23,6 +23,8 @@
 #define MIB (1024ULL * 1024)
 #define DISK_BLOCK (1024 * 1024)
 #define HUGE (2 * 1024 * 1024)
+#define PROBE (32 * MIB)		/* the timed part of the disk's first pass */
+#define MIN_PASS (4 * MIB)
 
 static int64_t now_ns(void)
 {
@@ -251,9 +253,11 @@ int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err)
 
 /* ---- disk ---- */
 
-static int write_file(int fd, const unsigned char *buf, uint64_t bytes, char *err, const char *dir)
+/* Write [from, to) in DISK_BLOCK pieces, then fdatasync. */
+static int write_range(int fd, const unsigned char *buf, uint64_t from, uint64_t to,
+		       char *err, const char *dir)
 {
-	for (uint64_t off = 0; off < bytes; off += DISK_BLOCK) {
+	for (uint64_t off = from; off < to; off += DISK_BLOCK) {
 		size_t done = 0;
 		while (done < DISK_BLOCK) {
 			ssize_t n = pwrite(fd, buf + done, DISK_BLOCK - done, (off_t)(off + done));
@@ -287,7 +291,7 @@ static int read_file(int fd, unsigned char *buf, uint64_t bytes, char *err, cons
 	return 0;
 }
 
-int nn_bench_disk(const char *dir, uint64_t bytes, int trials,
+int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
 		  struct nn_bench_disk *out, char *err)
 {
 	struct statvfs sv;
@@ -343,16 +347,30 @@ int nn_bench_disk(const char *dir, uint64_t bytes, int trials,
 	}
 	wv = nn_xcalloc((size_t)trials, sizeof *wv);
 	rv = nn_xcalloc((size_t)trials, sizeof *rv);
-	/* An untimed first pass allocates the blocks; the timed passes then
-	 * rewrite them in place, so block allocation (and, on file systems
-	 * mounted with discard, the discards that truncation would cause)
-	 * stays out of the figures. */
-	if (write_file(fd, buf, bytes, err, dir) < 0)
-		goto done;
+	/* A first pass allocates the blocks; the timed passes then rewrite
+	 * them in place, so block allocation (and, on file systems mounted
+	 * with discard, the discards that truncation would cause) stays out
+	 * of the figures.  Its first PROBE bytes are timed to size the passes
+	 * so that one takes about pass_ms on a slow disk. */
+	{
+		uint64_t probe = bytes < PROBE ? bytes : PROBE, want;
+		int64_t t0 = now_ns(), el;
+		if (write_range(fd, buf, 0, probe, err, dir) < 0)
+			goto done;
+		el = now_ns() - t0;
+		want = (uint64_t)((double)probe * (double)pass_ms * 1e6 / (double)(el > 0 ? el : 1));
+		want -= want % DISK_BLOCK;
+		if (want < MIN_PASS)
+			want = MIN_PASS;
+		if (want < bytes)
+			bytes = want;
+		if (bytes > probe && write_range(fd, buf, probe, bytes, err, dir) < 0)
+			goto done;
+	}
 	for (int i = 0; i < trials; i++) {
 		int64_t t0, el;
 		t0 = now_ns();
-		if (write_file(fd, buf, bytes, err, dir) < 0)
+		if (write_range(fd, buf, 0, bytes, err, dir) < 0)
 			goto done;
 		el = now_ns() - t0;
 		wv[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
@@ -419,7 +437,8 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	}
 	if (o->measure) {
 		progress(o, "disk, sequential write and read");
-		if (nn_bench_disk(dir, (o->quick ? 16 : 256) * MIB, o->quick ? 3 : 5, &disk, err) < 0) {
+		if (nn_bench_disk(dir, (o->quick ? 16 : 256) * MIB, o->quick ? 3 : 5,
+				  o->quick ? 100 : 500, &disk, err) < 0) {
 			*fail = NN_BENCH_FAIL_IO;
 			goto fail;
 		}

@@ -147,6 +147,32 @@ field() {
 	refute_output --regexp 'nunet-bench'
 }
 
+@test "disk writes are measured at the device: a 20 MB/s blkio limit shows" {
+	# A cgroup v1 blkio throttle on the disk holding TMPDIR: a write rate
+	# that went to the page cache would be far above it.
+	local cg=/sys/fs/cgroup/blkio/nunet-bench-test-$$ dev src
+	[ -w /sys/fs/cgroup/blkio ] || skip "no writable cgroup v1 blkio hierarchy"
+	src=$(findmnt -no SOURCE -T "$TMPDIR")
+	dev=$(lsblk -dno MAJ:MIN "$src" 2>/dev/null | tr -d ' ') || true
+	[ -n "$dev" ] || skip "cannot tell the block device of $TMPDIR ($src)"
+	if lsblk -dno PKNAME "$src" 2>/dev/null | grep -q .; then
+		dev=$(lsblk -dno MAJ:MIN "/dev/$(lsblk -dno PKNAME "$src")" | tr -d ' ')
+	fi
+	mkdir "$cg"
+	if ! echo "$dev 20971520" >"$cg/blkio.throttle.write_bps_device"; then
+		rmdir "$cg"
+		skip "cannot throttle $dev"
+	fi
+	run --separate-stderr sh -c "echo \$\$ >'$cg/cgroup.procs' && exec nunet-bench -q"
+	rmdir "$cg"
+	assert_success
+	local w
+	w=$(echo "$output" | jq .disk.write)
+	echo "write: $w bytes/s under a 20971520 limit"
+	[ "$w" -gt 14000000 ]
+	[ "$w" -lt 28000000 ]
+}
+
 @test "--detect-only measures nothing and writes nothing" {
 	run --separate-stderr nunet-bench -n -d "$BATS_TEST_TMPDIR"
 	assert_success
@@ -187,6 +213,16 @@ field() {
 		"mount -t tmpfs -o size=64k none '$BATS_TEST_TMPDIR/small' && exec nunet-bench -q -d '$BATS_TEST_TMPDIR/small'"
 	assert_failure 74
 	assert_equal "$stderr" "nunet-bench: error: cannot write in '$BATS_TEST_TMPDIR/small': not enough free space"
+}
+
+@test "a read-only --dir is exit 74" {
+	mkdir "$BATS_TEST_TMPDIR/ro"
+	skip_unless "unshare -m sh -c 'mount -t tmpfs -o ro,size=64m none $BATS_TEST_TMPDIR/ro'" \
+		"cannot mount a tmpfs in a mount namespace"
+	run --separate-stderr unshare -m sh -c \
+		"mount -t tmpfs -o ro,size=64m none '$BATS_TEST_TMPDIR/ro' && exec nunet-bench -q -d '$BATS_TEST_TMPDIR/ro'"
+	assert_failure 74
+	assert_equal "$stderr" "nunet-bench: error: cannot write in '$BATS_TEST_TMPDIR/ro': Read-only file system"
 }
 
 @test "-h and --help print the usage on stdout; --version" {
