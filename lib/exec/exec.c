@@ -52,6 +52,7 @@ void nn_exec_job_init(struct nn_exec_job *job, const struct nn_executor *ex,
 	memset(job, 0, sizeof *job);
 	job->ex = ex;
 	job->spec = spec;
+	job->wait_fd = -1;
 }
 
 void nn_exec_job_release(struct nn_exec_job *job)

@@ -187,6 +187,10 @@ struct nn_exec_job {
 	char handle[128];	/* container id, cgroup name, …: for messages */
 	void *priv;		/* the executor's own state */
 	int adopted;		/* 1: found by adopt(), not started by us */
+	int wait_fd;		/* readable when the job may have ended (native:
+				 * its pidfd), for an event loop to watch, then
+				 * call wait(job, 0, …); -1: poll wait() on a
+				 * timer.  Owned by the executor: never close. */
 	int ex_code;		/* set by a failing op: NN_EX_DATAERR when the
 				 * spec is at fault (command or image missing,
 				 * unknown option), NN_EX_UNAVAILABLE when this

@@ -408,6 +408,7 @@ static int native_start(struct nn_exec_job *job, char *err)
 	syncp[0] = errp[1] = -1;
 	job->pid = (pid_t)pid;
 	n->pidfd = pidfd;
+	job->wait_fd = pidfd;
 	if (nn_cgroup_attach(&n->cg, job->pid, err) < 0)
 		goto fail_child;
 	if (write(syncp[1], "g", 1) != 1) {
@@ -466,6 +467,7 @@ fail_early:
 	if (n->pidfd >= 0)
 		close(n->pidfd);
 	n->pidfd = -1;
+	job->wait_fd = -1;
 	job->pid = 0;
 	nn_exec_strv_free(envp);
 	if (out >= 0)
@@ -519,6 +521,7 @@ static int native_adopt(struct nn_exec_job *job, char *err)
 		n->pidfd = (int)syscall(SYS_pidfd_open, job->pid, 0);
 	if (n->pidfd < 0)
 		n->reaped = 1;	/* gone: wait() reports what the cgroups tell */
+	job->wait_fd = n->pidfd;
 	rc = 0;
 out:
 	jv_free(o);
@@ -601,6 +604,7 @@ static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_r
 	}
 	close(n->pidfd);
 	n->pidfd = -1;
+	job->wait_fd = -1;
 done:
 	*res = n->res;
 	return 1;
@@ -646,6 +650,7 @@ static int native_cleanup(struct nn_exec_job *job, char *err)
 		}
 		close(n->pidfd);
 		n->pidfd = -1;
+		job->wait_fd = -1;
 	}
 	rc = nn_cgroup_remove(&n->cg, err);
 	if (rc == 0 && job->spec && job->spec->dir) {
@@ -665,6 +670,8 @@ static void native_free(struct nn_exec_job *job)
 		return;
 	if (n->pidfd >= 0)
 		close(n->pidfd);
+	n->pidfd = -1;
+	job->wait_fd = -1;
 	nn_cgroup_layout_release(&n->lo);
 	nn_cgroup_release(&n->cg);
 	free(n->path);

@@ -7,6 +7,7 @@
  * signals it, waits for it, cleans up and prints the result line;
  * `exec spec SPEC` prints the parsed spec (defaults filled in).
  */
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +68,14 @@ static int adopt(const char *specfile, int sig)
 			  jv_string("running"), jv_bool(r == 0)));
 	if (sig && ex->signal(&job, sig, err) < 0)
 		fprintf(stderr, "test-tool: signal: %s\n", err);
-	r = ex->wait(&job, -1, &res, err);
+	/* as an event loop would: sleep on wait_fd, then poll wait() */
+	do {
+		if (job.wait_fd >= 0) {
+			struct pollfd p = { job.wait_fd, POLLIN, 0 };
+			poll(&p, 1, 10000);
+		}
+		r = ex->wait(&job, job.wait_fd >= 0 ? 0 : 100, &res, err);
+	} while (r == 0);
 	if (ex->cleanup(&job, err) < 0)
 		fprintf(stderr, "test-tool: cleanup: %s\n", err);
 	if (r == 1)
