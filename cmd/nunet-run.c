@@ -145,7 +145,7 @@ static int cmd_exec(int argc, char **argv)
 	struct sigaction sa;
 	struct stat sb;
 	int64_t t0, deadline = 0, kill_at = 0;
-	int forwarded = 0;
+	int forwarded = 0, out_gone = 0, err_gone = 0;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -243,8 +243,14 @@ static int cmd_exec(int argc, char **argv)
 			if (r < 0)
 				break;
 		}
-		if (nn_exec_follow_pump(&fo, 1, err) < 0 || nn_exec_follow_pump(&fe, 2, err) < 0)
-			nn_warn("%s", err);
+		/* a reader that went away stops its copy, not the job: the
+		 * output stays in the allocation's log */
+		if (!out_gone && nn_exec_follow_pump(&fo, 1, err) < 0) {
+			nn_warn("stdout: %s; the job's output stays in %s", err, fo.path);
+			out_gone = 1;
+		}
+		if (!err_gone && nn_exec_follow_pump(&fe, 2, err) < 0)
+			err_gone = 1;
 		if (r == 1)
 			break;
 		if (got_signal) {
@@ -268,8 +274,10 @@ static int cmd_exec(int argc, char **argv)
 			ex->signal(&job, SIGKILL, NULL);
 		}
 	}
-	nn_exec_follow_pump(&fo, 1, NULL);
-	nn_exec_follow_pump(&fe, 2, NULL);
+	if (!out_gone)
+		nn_exec_follow_pump(&fo, 1, NULL);
+	if (!err_gone)
+		nn_exec_follow_pump(&fe, 2, NULL);
 	nn_exec_follow_release(&fo);
 	nn_exec_follow_release(&fe);
 	if (ex->stats(&job, &st, err) < 0) {

@@ -219,3 +219,12 @@ no_cgroups_left() {
 	assert_failure 1
 	assert_output --partial "native.json"
 }
+
+@test "a reader that goes away does not stop the job: its output stays in the log" {
+	spec '{id:$id, dir:$dir, command:["sh","-c","for i in 1 2 3; do seq 100000; sleep 0.1; done; echo end"]}'
+	run --separate-stderr bash -c 'nunet-run exec --result "$1/r.json" "$1/spec.json" | head -1; echo "rc=${PIPESTATUS[0]}"' sh "$BATS_TEST_TMPDIR"
+	assert_output "$(printf '1\nrc=0')"
+	assert_equal "$stderr" "nunet-run: warn: stdout: cannot write: Broken pipe; the job's output stays in $A/stdout.log"
+	assert_equal "$(tail -1 "$A/stdout.log")" "end"
+	assert_equal "$(result .state)" "exited"
+}
