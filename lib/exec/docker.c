@@ -118,7 +118,7 @@ static int parse_options(struct nn_exec_job *job, struct dock *k, char *err)
 	int rc = 0;
 	free(k->mount);
 	k->mount = nn_xstrdup("/alloc");
-	jv_object_foreach(jv_copy(job->spec->options), key, v) {
+	jv_object_foreach(job->spec->options, key, v) {
 		const char *name = jv_string_value(key);
 		char **slot = !strcmp(name, "host") ? &k->host : !strcmp(name, "user") ? &k->user
 			: !strcmp(name, "network") ? &k->network : !strcmp(name, "mount") ? &k->mount

@@ -259,19 +259,24 @@ int nn_docker_image_exists(struct nn_docker *d, const char *image, jv *out, char
 	return 1;
 }
 
-/* An id from the engine: hex, at most 64 characters. */
+/* An id from the engine (v consumed): hex, at most 64 characters. */
 static int copy_id(jv v, char id[65], char *err)
 {
 	const char *s;
 	size_t n;
-	if (jv_get_kind(v) != JV_KIND_STRING)
+	int rc = 0;
+	if (jv_get_kind(v) != JV_KIND_STRING) {
+		jv_free(v);
 		return nn_seterr(err, "docker: the engine did not say the container's id");
+	}
 	s = jv_string_value(v);
 	n = strspn(s, "0123456789abcdef");
 	if (n == 0 || n > 64 || s[n])
-		return nn_seterr(err, "docker: the engine gave a strange container id");
-	memcpy(id, s, n + 1);
-	return 0;
+		rc = nn_seterr(err, "docker: the engine gave a strange container id");
+	else
+		memcpy(id, s, n + 1);
+	jv_free(v);
+	return rc;
 }
 
 int nn_docker_create(struct nn_docker *d, const char *name, jv config, char id[65], char *err)

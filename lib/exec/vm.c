@@ -145,7 +145,7 @@ static int parse_image(struct nn_exec_job *job, struct vm *v, char *err)
 	if (jv_get_kind(img) != JV_KIND_OBJECT)
 		return fail(job, NN_EX_DATAERR, err, "image: the vm executor needs "
 			    "{\"kernel\":PATH,\"initrd\":PATH} (and optionally \"append\")");
-	jv_object_foreach(jv_copy(img), k, val) {
+	jv_object_foreach(img, k, val) {
 		const char *key = jv_string_value(k);
 		if (rc < 0)
 			;
@@ -189,7 +189,7 @@ static int parse_options(struct nn_exec_job *job, struct vm *v, char *err)
 	free(v->machine);
 	v->accel = nn_xstrdup(envaccel && *envaccel ? envaccel : "tcg");
 	v->machine = nn_xstrdup("pc");
-	jv_object_foreach(jv_copy(job->spec->options), k, val) {
+	jv_object_foreach(job->spec->options, k, val) {
 		const char *key = jv_string_value(k);
 		if (rc < 0)
 			;
