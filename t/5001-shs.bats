@@ -7,6 +7,20 @@
 load lib/common
 load lib/shs
 
+setup() {
+	common_setup
+	T=$BATS_TEST_TMPDIR
+	SHS_PIDS=()
+}
+
+teardown() {
+	local p
+	for p in "${SHS_PIDS[@]:-}"; do
+		[ -n "$p" ] && kill "$p" 2>/dev/null
+	done
+	node_stop_all
+}
+
 # Worked values from shs1-crypto's test (Aljoscha Meyer, the author of the
 # shs1 test suite): fixed long-term and ephemeral keys of both sides.
 KAT_NET=6f619f56130d357342d12054ff8c8f559d4a209a9c5a1db98d13b8ff686b7cc6
@@ -271,4 +285,46 @@ field() {
 	run node "$SHS_NPM_DIR/shs1-test/test-client.js" "$NUNET_BUILD/t/helper/shs-client" 5001
 	assert_success
 	assert_line --partial "Passed the client test suite"
+}
+
+@test "interop over TCP: Scuttlebutt's secret-handshake client talks to our server" {
+	shs_npm_setup
+	shs_keypair
+	net=$(shs_randhex 32)
+	mkfifo "$T/ready"
+	test-tool shs serve $net $SK 3 3>"$T/ready" >"$T/out" &
+	pid=$!
+	SHS_PIDS+=($pid)
+	read -r -t 10 _ port <"$T/ready"
+	big=$(printf 'b%.0s' {1..9000})
+	run node "$NUNET_SRC/t/lib/shs-ssb-client.js" $port $net $PK "hello swarm" "$big" ""
+	assert_success
+	wait $pid
+	assert_equal "$(jq -r .remote <<<"$output")" $PK
+	assert_equal "$(jq -c '.received | map(length)' <<<"$output")" '[17,9006,6]'
+	assert_equal "$(jq -r '.received[0]' <<<"$output")" "echo: hello swarm"
+	# the server learned the JS client's key and saw three lines
+	assert_equal "$(awk '$1 == "peer" { print $2 }' "$T/out")" "$(jq -r .client <<<"$output")"
+	grep -qx 'lines 3' "$T/out"
+}
+
+@test "interop over TCP: our client talks to Scuttlebutt's secret-handshake server" {
+	shs_npm_setup
+	shs_keypair
+	net=$(shs_randhex 32)
+	mkfifo "$T/fifo"
+	node "$NUNET_SRC/t/lib/shs-ssb-server.js" $net $SK $PK >"$T/fifo" 3>&- &
+	pid=$!
+	SHS_PIDS+=($pid)
+	exec 4<"$T/fifo"
+	read -r -t 10 _ port <&4
+	run test-tool shs dial $port $net $PK "one" "$(printf 'c%.0s' {1..5000})"
+	assert_success
+	assert_line "got: echo: one"
+	assert_line "lines 2"
+	js=$(cat <&4)
+	exec 4<&-
+	wait $pid
+	assert_equal "$(jq -r .remote <<<"$js")" "$(field client)"
+	assert_equal "$(jq -c '.received | map(length)' <<<"$js")" '[3,5000]'
 }

@@ -1,12 +1,21 @@
 # Helpers for the SHS and box-stream tests (t/50xx): load with `load lib/shs`.
 #
 # shs_npm_setup installs the independent JavaScript implementations used for
-# interop (shs1-test, Aljoscha Meyer's SHS v1 test suite, and
-# pull-box-stream) from the npm registry into a cache directory outside the
+# interop (shs1-test, Aljoscha Meyer's SHS v1 test suite; pull-box-stream
+# and secret-handshake, the implementations Scuttlebutt runs) from the npm
+# registry into a cache directory outside the
 # repository (${NUNET_NPM_CACHE:-/tmp/nunet-npm-cache}/shs), once; it skips
 # the calling test when node or npm is missing or the install fails.
 
-SHS_NPM_PKGS="shs1-test@1.1.1 pull-box-stream@1.0.13"
+SHS_NPM_PKGS="shs1-test@1.1.1 pull-box-stream@1.0.13 secret-handshake@1.1.21 stream-to-pull-stream@1.7.3"
+
+shs_npm_installed() {
+	local m
+	for m in shs1-test/test-server.js pull-box-stream/index.js \
+		secret-handshake/index.js stream-to-pull-stream/index.js; do
+		[ -f "$1/node_modules/$m" ] || return 1
+	done
+}
 
 shs_npm_setup() {
 	command -v node >/dev/null 2>&1 || skip "node is not installed"
@@ -17,8 +26,7 @@ shs_npm_setup() {
 	mkdir -p "$dir" || skip "cannot create $dir"
 	(
 		flock 9
-		if [ ! -f "$dir/node_modules/shs1-test/test-server.js" ] ||
-		   [ ! -f "$dir/node_modules/pull-box-stream/index.js" ]; then
+		if ! shs_npm_installed "$dir"; then
 			cd "$dir" || exit 1
 			if [ ! -f package.json ]; then
 				echo '{"name":"nunet-shs-interop","private":true}' >package.json
@@ -29,8 +37,7 @@ shs_npm_setup() {
 				$SHS_NPM_PKGS >"$dir/install.log" 2>&1
 		fi
 	) 9>"$dir/.lock" || true
-	if [ ! -f "$dir/node_modules/shs1-test/test-server.js" ] ||
-	   [ ! -f "$dir/node_modules/pull-box-stream/index.js" ]; then
+	if ! shs_npm_installed "$dir"; then
 		# once per run: later tests skip at once
 		echo "cannot install $SHS_NPM_PKGS from npm (see $dir/install.log)" >"$failed"
 		skip "$(cat "$failed")"

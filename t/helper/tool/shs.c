@@ -626,6 +626,170 @@ static int shs_conn(int argc, char **argv)
 	return rc;
 }
 
+/*
+ * One nn_shs_conn on a connected non-blocking socket, as the node would
+ * drive it.  As a server (lines == NULL) it answers each line L with
+ * "echo: L" and the peer's goodbye with its own; as a client it sends
+ * `lines`, then its goodbye, and prints each line it receives as "got: L"
+ * until the peer's goodbye.  0 when both goodbyes went through.
+ */
+static int run_conn(int fd, struct nn_shs_conn *c, char **lines, int nlines, int *count)
+{
+	struct nn_buf reply = NN_BUF_INIT;
+	char err[NN_ERRLEN];
+	int64_t deadline = nn_mono_ms() + 20000;
+	int rc = 1;
+
+	*count = 0;
+	for (int i = 0; lines && i < nlines; i++)
+		if (nn_shs_conn_send(c, lines[i], strlen(lines[i]), err) < 0) {
+			printf("error %s\n", err);
+			return 1;
+		}
+	if (lines)
+		nn_shs_conn_close(c, NULL);
+	while (nn_mono_ms() < deadline) {
+		struct pollfd pf = { .fd = fd, .events = POLLIN | (c->out.len ? POLLOUT : 0) };
+		const char *line;
+		size_t len;
+		int r;
+
+		if (poll(&pf, 1, 1000) < 0 && errno != EINTR)
+			break;
+		if (c->out.len) {
+			ssize_t n = write(fd, c->out.data, c->out.len);
+			if (n > 0)
+				nn_buf_consume(&c->out, (size_t)n);
+			else if (n < 0 && errno != EAGAIN && errno != EINTR) {
+				printf("error %s\n", strerror(errno));
+				break;
+			}
+		}
+		if (c->sent_goodbye && !c->out.len && nn_shs_conn_peer_closed(c)) {
+			rc = 0;
+			break;
+		}
+		if (pf.revents & (POLLIN | POLLHUP | POLLERR)) {
+			char buf[65536];
+			ssize_t n = read(fd, buf, sizeof buf);
+			if (n < 0 && (errno == EAGAIN || errno == EINTR))
+				continue;
+			if (n <= 0) {
+				if (nn_shs_conn_eof(c, err) < 0)
+					printf("error %s\n", err);
+				else
+					printf("error the peer hung up before our goodbye went out\n");
+				break;
+			}
+			if (nn_shs_conn_recv(c, buf, (size_t)n, err) < 0) {
+				printf("error %s\n", err);
+				break;
+			}
+		}
+		while ((r = nn_shs_conn_next(c, &line, &len)) != NN_LINES_NONE) {
+			if (r != NN_LINES_LINE)
+				continue;
+			++*count;
+			if (lines) {
+				printf("got: %.*s\n", (int)len, line);
+				continue;
+			}
+			nn_buf_reset(&reply);
+			nn_buf_adds(&reply, "echo: ");
+			nn_buf_add(&reply, line, len);
+			if (nn_shs_conn_send(c, reply.data, reply.len, err) < 0)
+				printf("error %s\n", err);
+		}
+		if (nn_shs_conn_peer_closed(c) && !c->closing)
+			nn_shs_conn_close(c, NULL);
+	}
+	nn_buf_release(&reply);
+	return rc;
+}
+
+/*
+ * shs serve NETKEY SK [READY_FD]: accept one TCP connection on 127.0.0.1
+ * (the port goes to READY_FD, or stdout, as "port N"), echo as run_conn
+ * says, then print "peer HEX" and "lines N".  "error MSG", exit 1, on
+ * failure.
+ */
+static int shs_serve(int argc, char **argv)
+{
+	uint8_t netkey[32];
+	struct nn_key me;
+	struct nn_shs_conn c;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	socklen_t alen = sizeof a;
+	int lfd, fd, rc, lines = 0;
+
+	if (argc < 3 || argc > 4 || hexarg(netkey, 32, argv[1], "NETKEY") < 0 ||
+	    keyarg(&me, argv[2]) < 0)
+		return 64;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof a) < 0 || listen(lfd, 1) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen) < 0) {
+		perror("test-tool: listen");
+		return 70;
+	}
+	if (argc == 4) {
+		int rfd = atoi(argv[3]);
+		dprintf(rfd, "port %d\n", ntohs(a.sin_port));
+		close(rfd);
+	} else {
+		printf("port %d\n", ntohs(a.sin_port));
+		fflush(stdout);
+	}
+	fd = accept(lfd, NULL, NULL);
+	close(lfd);
+	if (fd < 0)
+		return 70;
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	nn_shs_conn_server_init(&c, netkey, &me, 0, 0);
+	nn_key_clear(&me);
+	rc = run_conn(fd, &c, NULL, 0, &lines);
+	if (rc == 0) {
+		print_hex("peer", c.peer_pk, 32);
+		printf("lines %d\n", lines);
+	}
+	close(fd);
+	nn_shs_conn_release(&c);
+	return rc;
+}
+
+/* shs dial PORT NETKEY SERVER_PK LINE...: connect to 127.0.0.1:PORT with a
+ * random key, send the lines and a goodbye, print what comes back. */
+static int shs_dial(int argc, char **argv)
+{
+	uint8_t netkey[32], spk[32];
+	struct nn_key me;
+	struct nn_shs_conn c;
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	int fd, rc, got = 0;
+
+	if (argc < 4 || hexarg(netkey, 32, argv[2], "NETKEY") < 0 ||
+	    hexarg(spk, 32, argv[3], "SERVER_PK") < 0)
+		return 64;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons((uint16_t)atoi(argv[1]));
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+		perror("test-tool: connect");
+		return 69;
+	}
+	fcntl(fd, F_SETFL, O_NONBLOCK);
+	nn_key_generate(&me);
+	nn_shs_conn_client_init(&c, netkey, &me, spk, 0, 0);
+	print_hex("client", me.pk, 32);
+	nn_key_clear(&me);
+	rc = run_conn(fd, &c, argv + 4, argc - 4, &got);
+	if (rc == 0)
+		printf("lines %d\n", got);
+	close(fd);
+	nn_shs_conn_release(&c);
+	return rc;
+}
+
 static int shs_bs(int argc, char **argv);
 
 int cmd__shs(int argc, char **argv)
@@ -639,6 +803,10 @@ int cmd__shs(int argc, char **argv)
 		return shs_pair(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bs"))
 		return shs_bs(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "dial"))
+		return shs_dial(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "serve"))
+		return shs_serve(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "conn"))
 		return shs_conn(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "bench"))
