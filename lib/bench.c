@@ -456,11 +456,19 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 			goto fail;
 		}
 		progress(o, "cpu, all threads");
-		if (nn_bench_cpu(nn_bench_ncpus(), o->quick ? 5 : 7, o->quick ? 60 : 300, &multi,
-				 err) < 0) {
+		/* Under a cgroup CPU quota, only as many threads as it allows
+		 * CPUs (rounded up), and the sum scaled down to the quota: the
+		 * rates are per CPU-second, which a quota does not slow. */
+		unsigned n = nn_bench_ncpus();
+		int64_t quota = nn_hwinfo_cpu_quota(NULL);
+		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
+			n = (unsigned)((quota + 999) / 1000);
+		if (nn_bench_cpu(n, o->quick ? 5 : 7, o->quick ? 60 : 300, &multi, err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
+		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
+			multi = (uint64_t)((double)multi * (double)quota / (n * 1000.0) + 0.5);
 	} else {
 		struct statvfs sv;
 		if (statvfs(dir, &sv) < 0) {

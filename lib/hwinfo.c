@@ -82,6 +82,8 @@ static char *trim(char *s)
 	return s;
 }
 
+static int has_word(const char *list, const char *word, const char *seps);
+
 /* ---- CPU ---- */
 
 struct core_id {
@@ -178,6 +180,108 @@ jv nn_hwinfo_cpu(const char *sysroot, char *err)
 	free(ids);
 	free(model);
 	return cpu;
+}
+
+/* One cgroup directory's limit in millicores (at least 1), 0 when none. */
+static int64_t quota_at(const char *dir, int v2)
+{
+	char *p, *s;
+	long long q = -1, period = 0;
+
+	if (v2) {
+		/* "200000 100000", or "max 100000" for none */
+		p = nn_xasprintf("%s/cpu.max", dir);
+		s = read_attr(NULL, p, SMALL_MAX);
+		free(p);
+		if (!s || sscanf(s, "%lld %lld", &q, &period) != 2)
+			q = -1;
+		free(s);
+	} else {
+		/* cpu.cfs_quota_us is -1 for none */
+		p = nn_xasprintf("%s/cpu.cfs_quota_us", dir);
+		s = read_attr(NULL, p, SMALL_MAX);
+		free(p);
+		if (s)
+			q = strtoll(s, NULL, 10);
+		free(s);
+		p = nn_xasprintf("%s/cpu.cfs_period_us", dir);
+		s = read_attr(NULL, p, SMALL_MAX);
+		free(p);
+		if (s)
+			period = strtoll(s, NULL, 10);
+		free(s);
+	}
+	if (q <= 0 || period <= 0)
+		return 0;
+	return q * 1000 / period > 0 ? (int64_t)(q * 1000 / period) : 1;
+}
+
+int64_t nn_hwinfo_cpu_quota(const char *sysroot)
+{
+	char *cg = read_attr(sysroot, "/proc/self/cgroup", SMALL_MAX);
+	char *mi = read_attr(sysroot, "/proc/self/mountinfo", CPUINFO_MAX);
+	char *line, *save = NULL;
+	int64_t best = 0;
+
+	if (!cg || !mi)
+		goto done;
+	/* for each hierarchy that holds the cpu controller: its mount, and
+	 * this process's path in it */
+	for (line = strtok_r(cg, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+		int v2;
+		char *copy, *ml, *msave = NULL;
+		if (!c2)
+			continue;
+		*c1 = *c2 = '\0';
+		v2 = !strcmp(line, "0") && c1[1] == '\0';
+		if (!v2 && !has_word(c1 + 1, "cpu", ","))
+			continue;
+		copy = nn_xstrdup(mi);
+		for (ml = strtok_r(copy, "\n", &msave); ml; ml = strtok_r(NULL, "\n", &msave)) {
+			char *dash = strstr(ml, " - "), *f[6], *tsave = NULL, *tok;
+			char fstype[32], opts[512];
+			int nf = 0;
+			if (!dash)
+				continue;
+			*dash = '\0';
+			if (sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2)
+				continue;
+			if (v2 ? strcmp(fstype, "cgroup2") :
+			    (strcmp(fstype, "cgroup") || !has_word(opts, "cpu", ",")))
+				continue;
+			for (tok = strtok_r(ml, " ", &tsave); tok && nf < 6; tok = strtok_r(NULL, " ", &tsave))
+				f[nf++] = tok;
+			if (nf < 5)
+				continue;
+			/* f[3]: the mount's root in the hierarchy; f[4]: where */
+			const char *rel = c2 + 1;
+			size_t rl = strlen(f[3]);
+			if (strcmp(f[3], "/") && !strncmp(rel, f[3], rl) &&
+			    (rel[rl] == '/' || rel[rl] == '\0'))
+				rel += rl;
+			else if (strcmp(f[3], "/"))
+				continue;	/* not under this mount */
+			char *base = nn_hwinfo_path(sysroot, f[4]);
+			char *path = nn_xasprintf("%s%s", base, !strcmp(rel, "/") ? "" : rel);
+			for (;;) {
+				int64_t mc = quota_at(path, v2);
+				if (mc > 0 && (best == 0 || mc < best))
+					best = mc;
+				if (strlen(path) <= strlen(base))
+					break;
+				*strrchr(path, '/') = '\0';
+			}
+			free(path);
+			free(base);
+			break;
+		}
+		free(copy);
+	}
+done:
+	free(cg);
+	free(mi);
+	return best;
 }
 
 int nn_hwinfo_ram_size(const char *sysroot, uint64_t *out, char *err)

@@ -35,6 +35,13 @@ char *nn_hwinfo_path(const char *sysroot, const char *path);
  * highest "cpu MHz".  Invalid + err when cpuinfo cannot be read. */
 jv nn_hwinfo_cpu(const char *sysroot, char *err);
 
+/* The CPU time the cgroups of this process may use, in millicores (1000 =
+ * one CPU), from cgroup v2 cpu.max or v1 cpu.cfs_quota_us over
+ * cpu.cfs_period_us: the smallest limit on the way from this process's
+ * cgroup (proc/self/cgroup) up to its hierarchy's mount (proc/self/
+ * mountinfo).  0 when there is no limit or it cannot be read. */
+int64_t nn_hwinfo_cpu_quota(const char *sysroot);
+
 /* MemTotal from proc/meminfo, in bytes.  0, or -1 + err. */
 int nn_hwinfo_ram_size(const char *sysroot, uint64_t *out, char *err);
 

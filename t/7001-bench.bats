@@ -303,6 +303,46 @@ field() {
 	assert_equal "$(echo "$output" | jq -c '.executors | index("native") != null')" true
 }
 
+@test "cgroup CPU limits: v2 cpu.max, v1 cfs quota, smallest on the way up" {
+	# user.slice allows 1.5 CPUs, its job-7 no limit of its own
+	run test-tool hwinfo quota "$FIX/nvidia"
+	assert_output 1500
+	# docker allows 3 CPUs, docker/abc 125000 us per 50000 us
+	run test-tool hwinfo quota "$FIX/amd"
+	assert_output 2500
+	# no cgroups at all
+	run test-tool hwinfo quota "$FIX/intel"
+	assert_output 0
+	# inside a container: the hierarchy is mounted at the container's own
+	# cgroup, which /proc/self/cgroup names from the host's root
+	local r="$BATS_TEST_TMPDIR/root"
+	mkdir -p "$r/proc/self" "$r/sys/fs/cgroup/cpu"
+	echo '40 30 0:33 /docker/abc /sys/fs/cgroup/cpu ro,relatime - cgroup cgroup rw,cpu' \
+		>"$r/proc/self/mountinfo"
+	echo '3:cpu:/docker/abc' >"$r/proc/self/cgroup"
+	echo 75000 >"$r/sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+	echo 100000 >"$r/sys/fs/cgroup/cpu/cpu.cfs_period_us"
+	run test-tool hwinfo quota "$r"
+	assert_output 750
+}
+
+@test "under a CPU quota of half a CPU, multi is about half of single" {
+	local cg=/sys/fs/cgroup/cpu/nunet-bench-test-$$
+	[ -w /sys/fs/cgroup/cpu ] || skip "no writable cgroup v1 cpu hierarchy"
+	mkdir "$cg"
+	echo 100000 >"$cg/cpu.cfs_period_us"
+	echo 50000 >"$cg/cpu.cfs_quota_us"
+	run --separate-stderr sh -c "echo \$\$ >'$cg/cgroup.procs' && exec nunet-bench -q"
+	rmdir "$cg"
+	assert_success
+	local single multi
+	single=$(echo "$output" | jq .cpu.score.single)
+	multi=$(echo "$output" | jq .cpu.score.multi)
+	echo "single $single multi $multi"
+	[ "$multi" -gt $((single * 3 / 10)) ]
+	[ "$multi" -lt $((single * 7 / 10)) ]
+}
+
 @test "a tree without /proc/cpuinfo is exit 74" {
 	mkdir -p "$BATS_TEST_TMPDIR/root"
 	run --separate-stderr nunet-bench -n --sysroot "$BATS_TEST_TMPDIR/root"
