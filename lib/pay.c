@@ -150,10 +150,9 @@ static int get_count(jv obj, const char *key, int64_t max, int64_t *out, char *e
 	return 0;
 }
 
-static int get_did(jv obj, const char *key, char out[NN_DID_MAX], char *err)
+static int get_did(jv obj, const char *key, char out[NN_DID_MAX], uint8_t pk[32], char *err)
 {
 	const char *s;
-	uint8_t pk[32];
 	char e[NN_ERRLEN];
 	if (nn_json_get_str(obj, key, &s, err) < 0)
 		return -1;
@@ -235,12 +234,10 @@ static jv sign_b64(const struct nn_key *k, const struct nn_buf *msg)
 	return jv_string(s64);
 }
 
-/* 1 when sig64 is did's signature over msg. */
-static int sig_ok(const char *did, const char *sig64, const struct nn_buf *msg)
+/* 1 when sig64 is pk's signature over msg. */
+static int sig_ok(const uint8_t pk[32], const char *sig64, const struct nn_buf *msg)
 {
-	uint8_t pk[32], sig[64];
-	if (nn_did_to_pk(did, pk, NULL) < 0)
-		return 0;
+	uint8_t sig[64];
 	if (nn_b64_decode(sig, sizeof sig, sig64, strlen(sig64)) != 64)
 		return 0;
 	return nn_sig_verify(pk, sig, msg->data, msg->len) == 0;
@@ -263,15 +260,15 @@ static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char *err
 	return doc;
 }
 
-/* 1 when doc's "sig" is did's signature (borrows doc). */
-static int doc_sig_ok(jv doc, const char *prefix, const char *did)
+/* 1 when doc's "sig" is pk's signature (borrows doc). */
+static int doc_sig_ok(jv doc, const char *prefix, const uint8_t pk[32])
 {
 	struct nn_buf b = NN_BUF_INIT;
 	const char *s;
 	int ok = 0;
 	if (nn_json_get_str(doc, "sig", &s, NULL) == 0 &&
 	    signing_input(doc, prefix, drop_sig, &b, NULL) == 0)
-		ok = sig_ok(did, s, &b);
+		ok = sig_ok(pk, s, &b);
 	nn_buf_release(&b);
 	return ok;
 }
@@ -283,6 +280,7 @@ int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char
 	char e[NN_ERRLEN];
 	memset(p, 0, sizeof *p);
 	p->now = nn_now_ms;
+	p->cache_jv = jv_invalid();
 	if (nn_db_open(&p->db, path, ledger_schema, err) < 0)
 		return NN_PAY_ESTORE;
 	if (nn_db_exec(&p->db, "PRAGMA synchronous=FULL", e) < 0) {
@@ -296,6 +294,15 @@ int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char
 void nn_pay_close(struct nn_pay *p)
 {
 	nn_pay_batch_abort(p);
+	for (int i = 0; i < NN_PAY_STMTS; i++)
+		if (p->stmt[i])
+			sqlite3_finalize(p->stmt[i]);
+	memset(p->stmt, 0, sizeof p->stmt);
+	memset(p->stmt_sql, 0, sizeof p->stmt_sql);
+	free(p->cache_doc);
+	p->cache_doc = NULL;
+	jv_free(p->cache_jv);
+	p->cache_jv = jv_invalid();
 	nn_db_close(&p->db);
 	nn_key_clear(&p->key);
 }
@@ -305,18 +312,35 @@ static int dberr(struct nn_pay *p, char *err)
 	return fail(NN_PAY_ESTORE, err, "ledger: %s", sqlite3_errmsg(p->db.h));
 }
 
-/* Prepare sql and bind the text arguments given as ?1, ?2… (NULL binds
- * NULL).  Returns NULL + err. */
+/* Prepare sql (cached by its address: every sql below is a literal) and
+ * bind the text arguments given as ?1, ?2… (NULL binds NULL).  Give it back
+ * with unprep().  Returns NULL + err. */
 static sqlite3_stmt *prep(struct nn_pay *p, char *err, const char *sql, int n, ...)
 {
-	sqlite3_stmt *st;
+	sqlite3_stmt *st = NULL;
 	va_list ap;
-	if (sqlite3_prepare_v2(p->db.h, sql, -1, &st, NULL) != SQLITE_OK) {
-		dberr(p, err);
-		return NULL;
+	int i, free_slot = -1;
+	for (i = 0; i < NN_PAY_STMTS; i++) {
+		if (p->stmt_sql[i] == sql) {
+			st = p->stmt[i];
+			break;
+		}
+		if (!p->stmt_sql[i] && free_slot < 0)
+			free_slot = i;
+	}
+	if (!st) {
+		if (sqlite3_prepare_v3(p->db.h, sql, -1, free_slot >= 0 ? SQLITE_PREPARE_PERSISTENT : 0,
+				       &st, NULL) != SQLITE_OK) {
+			dberr(p, err);
+			return NULL;
+		}
+		if (free_slot >= 0) {
+			p->stmt[free_slot] = st;
+			p->stmt_sql[free_slot] = sql;
+		}
 	}
 	va_start(ap, n);
-	for (int i = 1; i <= n; i++) {
+	for (i = 1; i <= n; i++) {
 		const char *s = va_arg(ap, const char *);
 		if (s)
 			sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
@@ -327,14 +351,25 @@ static sqlite3_stmt *prep(struct nn_pay *p, char *err, const char *sql, int n, .
 	return st;
 }
 
+static void unprep(struct nn_pay *p, sqlite3_stmt *st)
+{
+	for (int i = 0; i < NN_PAY_STMTS; i++)
+		if (p->stmt[i] == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
 /* Run a statement that returns no rows, then finalize it. */
 static int run_done(struct nn_pay *p, sqlite3_stmt *st, char *err)
 {
 	int r = sqlite3_step(st);
-	sqlite3_finalize(st);
 	if (r != SQLITE_DONE)
-		return dberr(p, err);
-	return 0;
+		dberr(p, err);
+	unprep(p, st);
+	return r == SQLITE_DONE ? 0 : NN_PAY_ESTORE;
 }
 
 /*
@@ -458,8 +493,8 @@ static int check_shape(jv doc, struct nn_pay_terms *t, char *err)
 
 	if (check_head(doc, "nunet/contract", err) < 0 ||
 	    only_keys(doc, "contract", contract_keys, err) < 0 ||
-	    get_did(doc, "requester", t->requester, err) < 0 ||
-	    get_did(doc, "provider", t->provider, err) < 0)
+	    get_did(doc, "requester", t->requester, t->requester_pk, err) < 0 ||
+	    get_did(doc, "provider", t->provider, t->provider_pk, err) < 0)
 		return -1;
 	if (!strcmp(t->requester, t->provider))
 		return nn_seterr(err, "requester and provider are the same identity");
@@ -550,7 +585,7 @@ int nn_pay_contract_check(jv doc, struct nn_pay_terms *t, char *err)
 				rc = NN_PAY_EBAD;
 				break;
 			}
-			if (!sig_ok(i == 0 ? t->requester : t->provider, s, &b)) {
+			if (!sig_ok(i == 0 ? t->requester_pk : t->provider_pk, s, &b)) {
 				rc = fail(NN_PAY_EREFUSED, err, "contract %s: bad signature of the %s",
 					  t->id, role);
 				break;
@@ -623,25 +658,38 @@ static int load_contract(struct nn_pay *p, const char *id, struct row *r, char *
 		return NN_PAY_ESTORE;
 	s = sqlite3_step(st);
 	if (s == SQLITE_DONE) {
-		sqlite3_finalize(st);
+		unprep(p, st);
 		return fail(NN_PAY_EREFUSED, err, "unknown contract '%s'", id);
 	}
 	if (s != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		unprep(p, st);
 		return dberr(p, err);
 	}
 	const char *doc = (const char *)sqlite3_column_text(st, 0);
-	r->doc = nn_json_parse(doc, strlen(doc), e);
 	snprintf(r->id, sizeof r->id, "%s", id);
 	snprintf(r->role, sizeof r->role, "%s", (const char *)sqlite3_column_text(st, 1));
 	snprintf(r->state, sizeof r->state, "%s", (const char *)sqlite3_column_text(st, 2));
 	r->ended = sqlite3_column_type(st, 3) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 3);
-	sqlite3_finalize(st);
+	/* the same stored text as last time: reuse its parsed form */
+	if (p->cache_doc && !strcmp(p->cache_doc, doc)) {
+		unprep(p, st);
+		r->doc = jv_copy(p->cache_jv);
+		r->t = p->cache_terms;
+		return 0;
+	}
+	r->doc = nn_json_parse(doc, strlen(doc), e);
 	if (!jv_is_valid(r->doc) || check_shape(r->doc, &r->t, e) < 0) {
+		unprep(p, st);
 		row_release(r);
 		return fail(NN_PAY_ESTORE, err, "ledger: contract %s is corrupt: %s", id, e);
 	}
 	snprintf(r->t.id, sizeof r->t.id, "%s", id);
+	free(p->cache_doc);
+	jv_free(p->cache_jv);
+	p->cache_doc = nn_xstrdup(doc);
+	p->cache_jv = jv_copy(r->doc);
+	p->cache_terms = r->t;
+	unprep(p, st);
 	return 0;
 }
 
@@ -844,16 +892,16 @@ static int newest_voucher(struct nn_pay *p, const char *id, const char *role, in
 	if (s == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
 		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), amount, NULL) < 0) {
-			sqlite3_finalize(st);
+			unprep(p, st);
 			return fail(NN_PAY_ESTORE, err, "ledger: corrupt voucher amount");
 		}
 		if (doc)
 			*doc = nn_xstrdup((const char *)sqlite3_column_text(st, 2));
 	} else if (s != SQLITE_DONE) {
-		sqlite3_finalize(st);
+		unprep(p, st);
 		return dberr(p, err);
 	}
-	sqlite3_finalize(st);
+	unprep(p, st);
 	return 0;
 }
 
@@ -902,7 +950,7 @@ static int contract_ids(struct nn_pay *p, const char *sql, const char *arg, jv *
 		return NN_PAY_ESTORE;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW)
 		*ids = jv_array_append(*ids, jv_string((const char *)sqlite3_column_text(st, 0)));
-	sqlite3_finalize(st);
+	unprep(p, st);
 	if (s != SQLITE_DONE) {
 		jv_free(*ids);
 		*ids = jv_invalid();
@@ -1049,13 +1097,13 @@ int nn_pay_meter_record(struct nn_pay *p, const char *contract, const char *allo
 		if ((uint64_t)sqlite3_column_int64(st, 0) > u->cpu_ms ||
 		    (uint64_t)sqlite3_column_int64(st, 1) > u->mem_mib_ms ||
 		    (uint64_t)sqlite3_column_int64(st, 2) > u->wall_ms) {
-			sqlite3_finalize(st);
+			unprep(p, st);
 			rc = fail(NN_PAY_EREFUSED, err, "allocation %s: usage counters may not go back "
 				  "(they are cumulative)", alloc);
 			goto out;
 		}
 	}
-	sqlite3_finalize(st);
+	unprep(p, st);
 	snprintf(a[0], 24, "%llu", (unsigned long long)u->cpu_ms);
 	snprintf(a[1], 24, "%llu", (unsigned long long)u->mem_mib_ms);
 	snprintf(a[2], 24, "%llu", (unsigned long long)u->wall_ms);
@@ -1084,12 +1132,12 @@ int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usa
 	if (!st)
 		return NN_PAY_ESTORE;
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		unprep(p, st);
 		return dberr(p, err);
 	}
 	double c = sqlite3_column_double(st, 0), m = sqlite3_column_double(st, 1);
 	if (c > (double)COUNTER_MAX || m > (double)COUNTER_MAX) {
-		sqlite3_finalize(st);
+		unprep(p, st);
 		return fail(NN_PAY_EREFUSED, err, "contract %s: usage totals over 2^53", contract);
 	}
 	u->cpu_ms = (uint64_t)c;
@@ -1097,7 +1145,7 @@ int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usa
 	u->wall_ms = (uint64_t)sqlite3_column_int64(st, 2);
 	u->allocations = (uint64_t)sqlite3_column_int64(st, 3);
 	u->deployments = (uint64_t)sqlite3_column_int64(st, 4);
-	sqlite3_finalize(st);
+	unprep(p, st);
 	return 0;
 }
 
@@ -1152,11 +1200,11 @@ static int max_seq(struct nn_pay *p, const char *sql, const char *id, const char
 	if (!st)
 		return NN_PAY_ESTORE;
 	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_finalize(st);
+		unprep(p, st);
 		return dberr(p, err);
 	}
 	*seq = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
+	unprep(p, st);
 	return 0;
 }
 
@@ -1243,13 +1291,14 @@ struct head {
 static int head_parse(jv doc, const char *type, const char *const *keys, struct head *h, char *err)
 {
 	const char *s;
+	uint8_t pk[32];
 	if (check_head(doc, type, err) < 0 || only_keys(doc, type, keys, err) < 0 ||
 	    nn_json_get_str(doc, "contract", &h->contract, err) < 0)
 		return -1;
 	if (!is_hex(h->contract, 64))
 		return nn_seterr(err, "contract: '%s' is not a contract id (64 hex digits)", h->contract);
-	if (get_did(doc, "requester", h->requester, err) < 0 ||
-	    get_did(doc, "provider", h->provider, err) < 0 ||
+	if (get_did(doc, "requester", h->requester, pk, err) < 0 ||
+	    get_did(doc, "provider", h->provider, pk, err) < 0 ||
 	    get_count(doc, "seq", COUNTER_MAX, &h->seq, err) < 0 ||
 	    get_count(doc, "ts", COUNTER_MAX, &h->ts, err) < 0 ||
 	    get_amount(doc, "amount", &h->amount, err) < 0 ||
@@ -1321,7 +1370,7 @@ static char *stored_doc(struct nn_pay *p, const char *sql, const char *a, const 
 	sqlite3_bind_int64(st, 3, n);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		doc = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
-	sqlite3_finalize(st);
+	unprep(p, st);
 	return doc;
 }
 
@@ -1365,7 +1414,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	}
 	if ((rc = still_open(p, &r, 1, err)) < 0)
 		goto refuse;
-	if (!doc_sig_ok(report, NN_PAY_USAGE_PREFIX, r.t.provider)) {
+	if (!doc_sig_ok(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
 			  (long long)h.seq, contract);
 		goto refuse;
@@ -1539,7 +1588,7 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 			    h.requester, r.id, r.t.requester);
 	}
 	rc = still_open(p, &r, 0, err);
-	if (rc == 0 && !doc_sig_ok(v, NN_PAY_VOUCHER_PREFIX, r.t.requester)) {
+	if (rc == 0 && !doc_sig_ok(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk)) {
 		*kind = "bad_signature";
 		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
 			  "(not signed by its requester %s)", (long long)h.seq, r.id, r.t.requester);
@@ -1830,7 +1879,7 @@ int nn_pay_refusals(struct nn_pay *p, jv *out, char *err)
 			jv_string("kind"), jv_string((const char *)sqlite3_column_text(st, 2)),
 			jv_string("message"), jv_string((const char *)sqlite3_column_text(st, 3))));
 	}
-	sqlite3_finalize(st);
+	unprep(p, st);
 	if (s != SQLITE_DONE) {
 		jv_free(*out);
 		*out = jv_invalid();
@@ -1872,7 +1921,7 @@ static int verify_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 		    h.amount != amount || strcmp(h.contract, r->id))
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld does not match "
 				  "its row", r->id, vrole, (long long)seq);
-		else if (!doc_sig_ok(d, NN_PAY_VOUCHER_PREFIX, t.requester))
+		else if (!doc_sig_ok(d, NN_PAY_VOUCHER_PREFIX, t.requester_pk))
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld: bad signature",
 				  r->id, vrole, (long long)seq);
 		else if (seq <= prev_seq || (vrole[0] == 'i' && seq != prev_seq + 1))
@@ -1887,13 +1936,13 @@ static int verify_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 				  r->id, vrole, (long long)seq);
 		jv_free(d);
 		if (rc < 0) {
-			sqlite3_finalize(st);
+			unprep(p, st);
 			return rc;
 		}
 		prev_seq = seq;
 		prev_amount = amount;
 	}
-	sqlite3_finalize(st);
+	unprep(p, st);
 	if (s != SQLITE_DONE)
 		return dberr(p, err);
 	*(int64_t *)ctx += n;

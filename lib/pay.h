@@ -62,12 +62,29 @@ enum { NN_PAY_EBAD = -1, NN_PAY_EREFUSED = -2, NN_PAY_ESTORE = -3 };
 /* Exit code (sysexits) for a return value of this module. */
 int nn_pay_exit_code(int rc);
 
+#define NN_PAY_STMTS 48
+
+struct nn_pay_terms {
+	char id[NN_PAY_ID_LEN];
+	char requester[NN_DID_MAX], provider[NN_DID_MAX];
+	uint8_t requester_pk[32], provider_pk[32];
+	uint64_t cpu_second, gib_second, allocation, deployment, cap;
+	int64_t duration_s, notice_s, created;
+	int signed_requester, signed_provider;	/* signature present and valid */
+};
+
 /* A ledger opened for one identity.  The key is copied (wiped on close). */
 struct nn_pay {
 	struct nn_db db;
 	struct nn_key key;
 	int64_t (*now)(void);	/* clock, nn_now_ms by default (tests swap it) */
-	int batch, open;	/* private: inside a batch / a step */
+	/* private */
+	int batch, open;	/* inside a batch / a step */
+	sqlite3_stmt *stmt[NN_PAY_STMTS];	/* prepared statements, by sql */
+	const char *stmt_sql[NN_PAY_STMTS];
+	char *cache_doc;	/* the contract last loaded, as stored… */
+	jv cache_jv;		/* …parsed… */
+	struct nn_pay_terms cache_terms;	/* …and checked */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -93,13 +110,6 @@ void nn_pay_amount_fmt(char out[NN_PAY_AMOUNT_MAX], uint64_t v);
 
 /* ---- contracts ---- */
 
-struct nn_pay_terms {
-	char id[NN_PAY_ID_LEN];
-	char requester[NN_DID_MAX], provider[NN_DID_MAX];
-	uint64_t cpu_second, gib_second, allocation, deployment, cap;
-	int64_t duration_s, notice_s, created;
-	int signed_requester, signed_provider;	/* signature present and valid */
-};
 
 /* Check a contract document's shape, compute its id and check the
  * signatures it carries (borrows doc).  An "id" field, when present, must

@@ -325,3 +325,44 @@ round() {
 	assert_equal "${lines[8]}" "error: '007' is not an amount: leading zeros"
 	assert_equal "${lines[9]}" "error: empty amount"
 }
+
+@test "the node's behaviors: /pay/usage answers with a voucher, /pay/voucher acknowledges" {
+	ppay usage record "$ID" --alloc a1 --cpu-seconds 10 --wall-seconds 10 >/dev/null
+	ppay usage report "$ID" >rep.json
+	run test-tool pay handle /pay/usage "$R" <rep.json
+	assert_success
+	echo "$output" >v.json
+	assert_equal "$(jq -r '.type + " " + .amount' v.json)" "nunet/voucher 200"
+	run test-tool pay handle /pay/voucher "$P" <v.json
+	assert_success
+	assert_output "{\"amount\":\"200\",\"contract\":\"$ID\",\"seq\":1}"
+	run test-tool pay handle /pay/voucher "$P" <v.json
+	assert_failure 1
+	assert_output "error 1: replayed voucher: seq 1 of contract $ID is already accepted"
+	run test-tool pay handle /pay/refund "$P" <v.json
+	assert_failure 65
+	assert_output "error 65: unknown behavior '/pay/refund'"
+	run test-tool pay handle /pay/usage "$P" <rep.json
+	assert_failure 1
+	assert_output "error 1: contract $ID: this node is not its requester"
+}
+
+@test "the provider's deploy check: only a contract it accepted as provider, still running" {
+	run test-tool pay require "$P" "$ID"
+	assert_success
+	assert_output ok
+	run test-tool pay require "$R" "$ID"
+	assert_failure 1
+	assert_output "error 1: contract $ID: this node is not its provider"
+	ppay contract propose --requester "$RD" --cap 5 --duration 1h >p2.json
+	id2=$(jq -r .id p2.json)
+	run test-tool pay require "$P" "$id2"
+	assert_failure 1
+	assert_output "error 1: contract $id2 is proposed, not accepted"
+	ppay contract complete "$ID" >/dev/null
+	run test-tool pay require "$P" "$ID"
+	assert_failure 1
+	assert_output "error 1: contract $ID is completed, not accepted"
+	run test-tool pay require "$P" "$(printf '%064d' 1)"
+	assert_failure 1
+}

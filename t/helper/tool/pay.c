@@ -5,6 +5,9 @@
  *   test-tool pay sign KIND KEYFILE    re-sign the document on stdin as
  *                                      KIND (usage|voucher) with KEYFILE, so
  *                                      tests can forge well-signed bad input
+ *   test-tool pay handle BE HOME       nn_pay_handle(BE) on the body on stdin,
+ *                                      with HOME's key and ledger
+ *   test-tool pay require HOME ID      nn_pay_contract_require: "ok" or the error
  *   test-tool pay sync DB              PRAGMA synchronous of a ledger opened
  *                                      by nn_pay_open (2: FULL)
  *   test-tool pay bench N DIR          N vouchers issued (usage report
@@ -80,6 +83,62 @@ static int pay_sign(const char *kind, const char *keyfile)
 	return 0;
 }
 
+static int open_home(struct nn_pay *p, const char *home)
+{
+	char err[NN_ERRLEN], *kp = nn_xasprintf("%s/key", home), *dp = nn_xasprintf("%s/ledger.db", home);
+	struct nn_key k;
+	int r = 0;
+	if (nn_key_load(&k, kp, NULL, err) < 0 || nn_pay_open(p, dp, &k, err) < 0) {
+		fprintf(stderr, "test-tool pay: %s\n", err);
+		r = -1;
+	}
+	nn_key_clear(&k);
+	free(kp);
+	free(dp);
+	return r;
+}
+
+/* require HOME ID: nn_pay_contract_require, the provider's deploy check */
+static int pay_require(const char *home, const char *id)
+{
+	struct nn_pay p;
+	char err[NN_ERRLEN];
+	int rc;
+	if (open_home(&p, home) < 0)
+		return 78;
+	rc = nn_pay_contract_require(&p, id, err);
+	if (rc < 0)
+		printf("error %d: %s\n", nn_pay_exit_code(rc), err);
+	else
+		printf("ok\n");
+	nn_pay_close(&p);
+	return rc < 0 ? nn_pay_exit_code(rc) : 0;
+}
+
+/* handle BE HOME: the node's behavior call on the body read from stdin */
+static int pay_handle(const char *be, const char *home)
+{
+	char err[NN_ERRLEN];
+	struct nn_pay p;
+	jv body, reply;
+	int rc;
+	if (open_home(&p, home) < 0)
+		return 78;
+	body = read_stdin_doc();
+	rc = nn_pay_handle(&p, be, body, &reply, err);
+	jv_free(body);
+	if (rc < 0)
+		printf("error %d: %s\n", nn_pay_exit_code(rc), err);
+	else {
+		char *s = nn_json_dump(reply);
+		printf("%s\n", s);
+		free(s);
+		jv_free(reply);
+	}
+	nn_pay_close(&p);
+	return rc < 0 ? nn_pay_exit_code(rc) : 0;
+}
+
 static int die_rc(int rc, const char *what, const char *err)
 {
 	fprintf(stderr, "test-tool pay: %s: %s\n", what, err);
@@ -153,6 +212,20 @@ static int bench_run(struct nn_pay *r, struct nn_pay *p, long n, long batch, dou
 	return 0;
 }
 
+static double crypto_ms(const struct nn_key *k, long n, int *bad)
+{
+	uint8_t msg[400], sig[64];
+	int64_t t0 = nn_mono_ms();
+	memset(msg, 'x', sizeof msg);
+	for (long i = 0; i < n; i++) {
+		msg[0] = (uint8_t)i;
+		nn_key_sign(k, sig, msg, sizeof msg);
+		*bad |= nn_sig_verify(k->pk, sig, msg, sizeof msg);
+		*bad |= nn_sig_verify(k->pk, sig, msg, sizeof msg);
+	}
+	return (double)(nn_mono_ms() - t0);
+}
+
 static int pay_bench(long n, const char *dir)
 {
 	struct nn_key kr, kp;
@@ -167,26 +240,21 @@ static int pay_bench(long n, const char *dir)
 	unlink(ppath);
 	if ((rc = nn_pay_open(&r, rpath, &kr, err)) < 0 || (rc = nn_pay_open(&p, ppath, &kp, err)) < 0)
 		return die_rc(rc, "open", err);
+	double ms_base = crypto_ms(&kr, n, &bad);
 	if ((rc = bench_run(&r, &p, n, 1, &ms_single, err)) < 0 ||
 	    (rc = bench_run(&r, &p, n, 100, &ms_batch, err)) < 0)
 		return die_rc(rc, "run", err);
 	if ((rc = nn_pay_ledger_verify(&p, err)) < 0 || (rc = nn_pay_ledger_verify(&r, err)) < 0)
 		return die_rc(rc, "verify", err);
 
-	/* baseline: the crypto alone (one sign, two verifies per voucher) */
-	uint8_t msg[300], sig[64];
-	int64_t b0 = nn_mono_ms(), b1;
-	memset(msg, 'x', sizeof msg);
-	for (long i = 0; i < n; i++) {
-		msg[0] = (uint8_t)i;
-		nn_key_sign(&kr, sig, msg, sizeof msg);
-		bad |= nn_sig_verify(kr.pk, sig, msg, sizeof msg);
-		bad |= nn_sig_verify(kr.pk, sig, msg, sizeof msg);
-	}
-	b1 = nn_mono_ms();
+	/* baseline: the crypto alone (one sign, two verifies per voucher),
+	 * the better of a run before and after, the machine being shared */
+	double ms_base2 = crypto_ms(&kr, n, &bad);
+	if (ms_base2 < ms_base)
+		ms_base = ms_base2;
 	double single = n * 1000.0 / (ms_single + 0.5);
 	double batched = n * 1000.0 / (ms_batch + 0.5);
-	double base = n * 1000.0 / ((double)(b1 - b0) + 0.5);
+	double base = n * 1000.0 / (ms_base + 0.5);
 	printf("{\"vouchers\":%ld,\"per_voucher_commit_per_s\":%.0f,\"group_commit_100_per_s\":%.0f,"
 	       "\"baseline_crypto_per_s\":%.0f,\"ratio_single\":%.3f,\"ratio_group\":%.3f,\"ok\":%s}\n",
 	       n, single, batched, base, single / base, batched / base, bad ? "false" : "true");
@@ -216,6 +284,10 @@ int cmd__pay(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "sign") && argc == 4)
 		return pay_sign(argv[2], argv[3]);
+	if (!strcmp(argv[1], "require") && argc == 4)
+		return pay_require(argv[2], argv[3]);
+	if (!strcmp(argv[1], "handle") && argc == 4)
+		return pay_handle(argv[2], argv[3]);
 	if (!strcmp(argv[1], "sync") && argc == 3) {
 		struct nn_key k;
 		struct nn_pay p;
