@@ -20,7 +20,14 @@
  * id and the engine, for adopt().  Usage figures come from the engine's
  * one-shot stats, sampled about once a second while the job is waited on
  * (a job shorter than that may show none).  A kill for memory is told by
- * State.OOMKilled.
+ * State.OOMKilled; Podman 4.3 never sets it here, so a SIGKILL we did not
+ * send, under a memory limit, is reported as oom and the reason says it
+ * was inferred.
+ *
+ * The engine is options.host, else $DOCKER_HOST (unix:// only), else
+ * /var/run/docker.sock; available(), which has no spec, pings only the
+ * latter two.  A job stopped with SIGTERM runs as the container's pid 1,
+ * which ignores signals it has no handler for (as in the native executor).
  */
 #include "exec/exec.h"
 #include "exec/dockerapi.h"
@@ -34,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -362,8 +370,9 @@ static int copy_logs(struct nn_exec_job *job, struct dock *k, int follow, int tr
 		if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0)
 			_exit(1);
 		/* Only 0-2 stay open: the parent's sockets are none of ours. */
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
 		/* A fresh client: the parent's handle holds a connection that is
 		 * the parent's. */
 		if (nn_docker_init(&d, k->d.host, cerr) < 0 ||

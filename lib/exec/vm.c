@@ -615,8 +615,9 @@ static int vm_start(struct nn_exec_job *job, char *err)
 		setsid();
 		if (dup2(null, 0) < 0 || dup2(logfd, 1) < 0 || dup2(logfd, 2) < 0)
 			_exit(127);
-		for (int fd = 3; fd < 1024; fd++)
-			close(fd);
+		if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0)
+			for (int fd = 3; fd < 1024; fd++)
+				close(fd);
 		execv(argv[0], argv);
 		_exit(127);
 	}
