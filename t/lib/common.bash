@@ -3,6 +3,7 @@
 # Puts the build's programs first in PATH, gives each test its own
 # $NUNET_HOME, and starts and stops real nodes with --ready-fd (never sleep).
 
+bats_require_minimum_version 1.5.0
 load '/usr/lib/bats/bats-support/load.bash'
 load '/usr/lib/bats/bats-assert/load.bash'
 
