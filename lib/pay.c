@@ -8,7 +8,10 @@
  * a process killed at any instruction, can neither lose an accepted voucher
  * nor store one twice.  The database runs with synchronous=FULL: in WAL
  * mode NORMAL already survives a killed process, FULL also survives a power
- * loss, at the price of one fsync per accepted voucher.
+ * loss, at the price of one fsync per commit (a batch, nn_pay_batch_begin,
+ * shares one among many vouchers).  Prepared statements are kept (by the
+ * address of their SQL literal) and the last contract loaded stays parsed,
+ * so that a voucher costs mostly its ed25519 work.
  */
 #include "pay.h"
 
@@ -1401,8 +1404,10 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	}
 	if ((rc = begin(p, err)) < 0)
 		goto out;
-	if ((rc = load_contract(p, contract, &r, err)) < 0)
+	if ((rc = load_contract(p, contract, &r, err)) < 0) {
+		kind = "unknown_contract";
 		goto refuse;
+	}
 	if (strcmp(r.role, "requester")) {
 		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its requester", contract);
 		goto refuse;
@@ -1417,6 +1422,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	if (!doc_sig_ok(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
 			  (long long)h.seq, contract);
+		kind = "bad_signature";
 		goto refuse;
 	}
 	if (!(text = nn_json_canon_str(report, err))) {
