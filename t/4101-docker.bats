@@ -16,7 +16,10 @@ teardown_file() {
 
 setup() {
 	common_setup
-	[ -n "${DOCKER_HOST:-}" ] || skip "no private docker engine"
+	case "$BATS_TEST_DESCRIPTION" in
+	*"log stream"*) ;;	# the decoder needs no engine
+	*) [ -n "${DOCKER_HOST:-}" ] || skip "no private docker engine" ;;
+	esac
 	ALLOC="$BATS_TEST_TMPDIR/alloc"
 }
 
@@ -248,4 +251,40 @@ after"
 	assert_output 400000
 	run jq -r '(.cpu_seconds > 0.1) and (.memory_peak > 100000)' "$BATS_TEST_TMPDIR/res"
 	assert_output true
+}
+
+# frame STREAM TEXT: one multiplexed frame (header + payload) on stdout.
+frame() {
+	local n=${#2}
+	printf "\\x0$1\\x00\\x00\\x00\\x$(printf %02x $((n >> 24 & 255)))\\x$(printf %02x $((n >> 16 & 255)))\\x$(printf %02x $((n >> 8 & 255)))\\x$(printf %02x $((n & 255)))"
+	printf '%s' "$2"
+}
+
+@test "docker: the log stream decoder splits stdout and stderr whatever the read sizes" {
+	big=$(head -c 70000 /dev/zero | tr '\0' x)
+	{ frame 1 "out one
+"; frame 2 "err one
+"; frame 1 "$big"; frame 1 "
+out two
+"; frame 2 ""; frame 2 "err two
+"; } >"$BATS_TEST_TMPDIR/stream"
+	for n in 1 3 8 9 4096 65536; do
+		test-tool docker demux "$n" <"$BATS_TEST_TMPDIR/stream" \
+			>"$BATS_TEST_TMPDIR/o.$n" 2>"$BATS_TEST_TMPDIR/e.$n"
+		assert_equal "$(cat "$BATS_TEST_TMPDIR/o.$n")" "out one
+$big
+out two"
+		assert_equal "$(cat "$BATS_TEST_TMPDIR/e.$n")" "err one
+err two"
+	done
+}
+
+@test "docker: a corrupt or cut log stream is an error" {
+	{ frame 1 "fine"; printf '\x07\x00\x00\x00\x00\x00\x00\x01z'; } >"$BATS_TEST_TMPDIR/bad"
+	run test-tool docker demux 5 <"$BATS_TEST_TMPDIR/bad"
+	assert_equal "$status" 65
+	frame 1 "cut short" | head -c 12 >"$BATS_TEST_TMPDIR/cut"
+	run test-tool docker demux 4 <"$BATS_TEST_TMPDIR/cut"
+	assert_equal "$status" 74
+	assert_output "cut "
 }

@@ -28,6 +28,7 @@ static const struct cmd cmds[] = {
 	{ "pay", cmd__pay },
 	{ "shs", cmd__shs },
 	{ "exec", cmd__exec },
+	{ "docker", cmd__docker },
 	{ "hwinfo", cmd__hwinfo },
 	/* more: one line each, keep sorted by family */
 };

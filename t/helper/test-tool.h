@@ -21,6 +21,7 @@ int cmd__cap(int argc, char **argv);
 int cmd__pay(int argc, char **argv);
 int cmd__shs(int argc, char **argv);
 int cmd__exec(int argc, char **argv);
+int cmd__docker(int argc, char **argv);
 int cmd__hwinfo(int argc, char **argv);
 /* more subcommands: one line here and one in the table in test-tool.c */
 
