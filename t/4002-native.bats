@@ -57,9 +57,10 @@ no_cgroups_left() {
 	run_job '{id:$id, dir:$dir, command:["ls","/proc"]}'
 	assert_success
 	assert_equal "$(grep -E '^[0-9]+$' <<<"$output" | paste -sd' ')" "1"
-	run_job '{id:$id, dir:$dir, command:["sh","-c","sleep 5 & ps -e -o pid=,comm="]}'
+	# pid 1 (the shell), its background child and ps: nothing of the host
+	run_job '{id:$id, dir:$dir, command:["sh","-c","sleep 5 & ps -e -o pid="]}'
 	assert_success
-	assert_equal "$(echo $output)" "1 sh 2 sleep 3 ps"
+	assert_equal "$(echo $output)" "1 2 3"
 	# the host's /proc was not touched by the job's mount
 	[ -d "/proc/$$" ]
 }
@@ -209,8 +210,8 @@ no_cgroups_left() {
 	run test-tool exec adopt "$BATS_TEST_TMPDIR/spec.json" 9
 	assert_success
 	assert_line --index 0 '{"adopted":true,"running":true}'
-	# its exit status went to its dead parent: reported as lost, not invented
-	assert_equal "$(jq -r .state <<<"${lines[1]}")" "lost"
+	# the job's monitor outlived the starter and kept the status
+	assert_equal "$(jq -r '[.state, .signal, .status] | @tsv' <<<"${lines[1]}")" "$(printf 'killed\t9\t137')"
 	! kill -0 "$pid" 2>/dev/null
 	no_cgroups_left
 	[ ! -e "$A/native.json" ]
@@ -227,4 +228,32 @@ no_cgroups_left() {
 	assert_equal "$stderr" "nunet-run: warn: stdout: cannot write: Broken pipe; the job's output stays in $A/stdout.log"
 	assert_equal "$(tail -1 "$A/stdout.log")" "end"
 	assert_equal "$(result .state)" "exited"
+}
+
+@test "adopt: a job that ended while nobody watched still reports its exit code" {
+	spec '{id:$id, dir:$dir, command:["sh","-c","echo ready; read x </dev/null; sleep 0.3; exit 5"]}'
+	nunet-run exec "$BATS_TEST_TMPDIR/spec.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+	BG=$!
+	local i
+	for i in $(seq 200); do
+		grep -q ready "$BATS_TEST_TMPDIR/out" 2>/dev/null && break
+		sleep 0.05
+	done
+	kill -KILL "$BG"
+	wait "$BG" || true
+	BG=
+	# wait for the job to end on its own, unwatched
+	local pid
+	pid=$(jq -r .pid "$A/native.json")
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	! kill -0 "$pid" 2>/dev/null
+	run test-tool exec adopt "$BATS_TEST_TMPDIR/spec.json"
+	assert_success
+	assert_line --index 0 '{"adopted":true,"running":false}'
+	assert_equal "$(jq -r '[.state, .code, .status] | @tsv' <<<"${lines[1]}")" "$(printf 'exited\t5\t5')"
+	no_cgroups_left
+	[ ! -e "$A/native.json" ] && [ ! -e "$A/exit.json" ]
 }

@@ -7,8 +7,11 @@
  * pids limits, v1 or v2), so every process it makes is limited and counted.
  * It runs in its working directory with exactly the spec's environment,
  * stdin from /dev/null and stdout/stderr appended to the allocation's log
- * files.  The pid, its start time and the cgroup paths are recorded in
- * DIR/native.json so another process can adopt the job.
+ * files.  Its parent is a small monitor process outside the namespaces
+ * that reaps it and writes its exit status to DIR/exit.json, so the status
+ * outlives whoever started the job.  The pids, their start times and the
+ * cgroup paths are recorded in DIR/native.json so another process can
+ * adopt the job.
  */
 #include "exec/exec.h"
 #include "exec/cgroup.h"
@@ -45,14 +48,17 @@
 #endif
 
 #define STATE_FILE "native.json"
+#define EXIT_FILE "exit.json"
 
 struct native {
 	struct nn_cgroup_layout lo;
 	struct nn_cgroup cg;
 	char *path;		/* the resolved command */
-	int pidfd;
-	int reaped;
-	unsigned long long starttime;
+	int pidfd;		/* the job's main process, for signals */
+	int monfd;		/* its monitor, which ends after it */
+	pid_t mon_pid;
+	int mon_done;		/* the monitor has ended (or is gone) */
+	unsigned long long starttime, mon_start;
 	struct nn_exec_result res;
 	struct rlimit rl[RLIM_NLIMITS];
 	int rl_set[RLIM_NLIMITS];
@@ -74,7 +80,7 @@ static struct native *priv(struct nn_exec_job *job)
 {
 	if (!job->priv) {
 		struct native *n = nn_xcalloc(1, sizeof *n);
-		n->pidfd = -1;
+		n->pidfd = n->monfd = -1;
 		job->priv = n;
 	}
 	return job->priv;
@@ -332,6 +338,8 @@ static int record(struct nn_exec_job *job, struct native *n, char *err)
 	o = jv_object_set(o, jv_string("id"), jv_string(job->spec->id));
 	o = jv_object_set(o, jv_string("pid"), jv_number(job->pid));
 	o = jv_object_set(o, jv_string("starttime"), jv_number((double)n->starttime));
+	o = jv_object_set(o, jv_string("monitor"), jv_number(n->mon_pid));
+	o = jv_object_set(o, jv_string("monitor_starttime"), jv_number((double)n->mon_start));
 	o = jv_object_set(o, jv_string("cgroups"), nn_cgroup_json(&n->cg));
 	text = nn_json_dump(o);
 	jv_free(o);
@@ -357,15 +365,85 @@ struct clone_args_nn {
 		tls, set_tid, set_tid_size, cgroup;
 };
 
+/*
+ * The monitor: a small process outside the job's namespaces whose only
+ * child is the job.  It reaps the job and writes its exit status to
+ * DIR/exit.json, so the status survives the death of whoever started the
+ * job (adopt() reads it).  It ignores the terminal's signals: those are
+ * for the job, through its starter.
+ */
+static void monitor(struct nn_exec_job *job, struct native *n, int syncp[2], int errp[2],
+		    int pidw, int out, int errlog, char **envp)
+{
+	struct clone_args_nn ca;
+	siginfo_t si;
+	long pid;
+	char buf[128], *path, *tmp;
+	int fd;
+
+	/* Hold nothing of the starter's: not its terminal, not its pipes. */
+	fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, 0);
+		dup2(fd, 1);
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	memset(&ca, 0, sizeof ca);
+	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
+		(job->spec->net ? CLONE_NEWNET : 0);
+	ca.exit_signal = SIGCHLD;
+	pid = syscall(SYS_clone3, &ca, sizeof ca);
+	if (pid == 0) {
+		close(pidw);
+		child(job, n, syncp[0], errp[1], out, errlog, envp);
+		_exit(127);
+	}
+	if (pid < 0)
+		child_fail(errp[1], "cannot create the job's namespaces", errno);
+	close(syncp[0]);
+	close(errp[1]);
+	close(out);
+	close(errlog);
+	{
+		int p = (int)pid;
+		if (write(pidw, &p, sizeof p) != sizeof p)
+			_exit(127);	/* the starter kills the job */
+	}
+	close(pidw);
+	syscall(SYS_close_range, 3U, ~0U, 0U);
+	memset(&si, 0, sizeof si);
+	while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
+		if (errno != EINTR)
+			_exit(127);
+	if (si.si_code == CLD_EXITED)
+		snprintf(buf, sizeof buf, "{\"code\":%d,\"signal\":null}\n", si.si_status);
+	else
+		snprintf(buf, sizeof buf, "{\"code\":null,\"signal\":%d}\n", si.si_status);
+	path = nn_exec_path(job->spec, EXIT_FILE);
+	tmp = nn_xasprintf("%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd >= 0 && nn_write_all(fd, buf, strlen(buf)) == 0 && fsync(fd) == 0 &&
+	    close(fd) == 0)
+		rename(tmp, path);
+	_exit(0);
+}
+
 static int native_start(struct nn_exec_job *job, char *err)
 {
 	struct native *n = priv(job);
 	const struct nn_exec_spec *s = job->spec;
-	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, out = -1, errlog = -1;
-	int pidfd = -1;
+	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidp[2] = { -1, -1 };
+	int out = -1, errlog = -1, monfd = -1, jobpid = 0;
 	char **envp = NULL;
 	struct clone_args_nn ca;
-	long pid;
+	long mon;
 	char msg[NN_ERRLEN];
 	ssize_t got = 0;
 
@@ -377,43 +455,68 @@ static int native_start(struct nn_exec_job *job, char *err)
 		job->ex_code = NN_EX_IOERR;
 		goto fail_early;
 	}
+	{
+		char *ep = nn_exec_path(s, EXIT_FILE);
+		unlink(ep);	/* a result of an earlier run is not ours */
+		free(ep);
+	}
 	if (nn_cgroup_create(&n->cg, &n->lo, s->id, &s->limits, s->allow_unlimited, err) < 0) {
 		job->ex_code = NN_EX_UNAVAILABLE;
 		goto fail_early;
 	}
-	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    pipe2(pidp, O_CLOEXEC) < 0) {
 		nn_seterr(err, "cannot make a pipe: %s", strerror(errno));
 		goto fail_cg;
 	}
 	envp = nn_exec_spec_envp(s);
 	memset(&ca, 0, sizeof ca);
-	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD |
-		(s->net ? CLONE_NEWNET : 0);
-	ca.pidfd = (uint64_t)(uintptr_t)&pidfd;
+	ca.flags = CLONE_PIDFD;
+	ca.pidfd = (uint64_t)(uintptr_t)&monfd;
 	ca.exit_signal = SIGCHLD;
-	pid = syscall(SYS_clone3, &ca, sizeof ca);
-	if (pid < 0) {
-		nn_seterr(err, "cannot create the job's namespaces: %s", strerror(errno));
-		job->ex_code = NN_EX_UNAVAILABLE;
+	mon = syscall(SYS_clone3, &ca, sizeof ca);
+	if (mon < 0) {
+		nn_seterr(err, "cannot start the job's monitor: %s", strerror(errno));
 		goto fail_cg;
 	}
-	if (pid == 0) {
+	if (mon == 0) {
 		close(syncp[1]);
 		close(errp[0]);
-		child(job, n, syncp[0], errp[1], out, errlog, envp);
+		close(pidp[0]);
+		monitor(job, n, syncp, errp, pidp[1], out, errlog, envp);
 		_exit(127);
 	}
+	n->mon_pid = (pid_t)mon;
+	n->monfd = monfd;
 	close(syncp[0]);
 	close(errp[1]);
-	syncp[0] = errp[1] = -1;
-	job->pid = (pid_t)pid;
-	n->pidfd = pidfd;
-	job->wait_fd = pidfd;
-	if (nn_cgroup_attach(&n->cg, job->pid, err) < 0)
-		goto fail_child;
-	if (write(syncp[1], "g", 1) != 1) {
-		nn_seterr(err, "cannot release the job: %s", strerror(errno));
-		goto fail_child;
+	close(pidp[1]);
+	syncp[0] = errp[1] = pidp[1] = -1;
+	/* The job's pid (as seen from here), or EOF when it could not be made. */
+	for (;;) {
+		ssize_t r = read(pidp[0], &jobpid, sizeof jobpid);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r != sizeof jobpid)
+			jobpid = 0;
+		break;
+	}
+	close(pidp[0]);
+	pidp[0] = -1;
+	if (jobpid > 0) {
+		job->pid = jobpid;
+		/* the job waits for us, so this is the job, not a reused pid */
+		n->pidfd = (int)syscall(SYS_pidfd_open, jobpid, 0);
+		if (n->pidfd < 0) {
+			nn_seterr(err, "cannot watch the job: %s", strerror(errno));
+			goto fail_child;
+		}
+		if (nn_cgroup_attach(&n->cg, job->pid, err) < 0)
+			goto fail_child;
+		if (write(syncp[1], "g", 1) != 1) {
+			nn_seterr(err, "cannot release the job: %s", strerror(errno));
+			goto fail_child;
+		}
 	}
 	close(syncp[1]);
 	syncp[1] = -1;
@@ -430,20 +533,21 @@ static int native_start(struct nn_exec_job *job, char *err)
 	}
 	close(errp[0]);
 	errp[0] = -1;
-	if (got > 0) {
+	if (got > 0 || jobpid <= 0) {
 		msg[got] = '\0';
-		nn_seterr(err, "cannot start '%s': %s", s->argv[0], msg);
+		nn_seterr(err, "cannot start '%s': %s", s->argv[0],
+			  got > 0 ? msg : "the monitor failed");
 		job->ex_code = NN_EX_UNAVAILABLE;
-		waitpid(job->pid, NULL, 0);
-		n->reaped = 1;
-		goto fail_cg;
+		goto fail_child;
 	}
 	n->starttime = proc_starttime(job->pid);
+	n->mon_start = proc_starttime(n->mon_pid);
 	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
 	if (record(job, n, err) < 0) {
 		job->ex_code = NN_EX_IOERR;
 		goto fail_child;
 	}
+	job->wait_fd = n->monfd;
 	nn_exec_strv_free(envp);
 	close(out);
 	close(errlog);
@@ -451,9 +555,17 @@ static int native_start(struct nn_exec_job *job, char *err)
 	return 0;
 
 fail_child:
-	kill(job->pid, SIGKILL);
-	waitpid(job->pid, NULL, 0);
-	n->reaped = 1;
+	if (n->pidfd >= 0)
+		syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
+	syscall(SYS_pidfd_send_signal, n->monfd, SIGKILL, NULL, 0);
+	waitpid(n->mon_pid, NULL, 0);
+	{
+		char *ep = nn_exec_path(s, EXIT_FILE), *tp = nn_xasprintf("%s.tmp", ep);
+		unlink(ep);
+		unlink(tp);
+		free(ep);
+		free(tp);
+	}
 fail_cg:
 	nn_cgroup_remove(&n->cg, NULL);
 	nn_cgroup_release(&n->cg);
@@ -463,10 +575,15 @@ fail_early:
 			close(syncp[i]);
 		if (errp[i] >= 0)
 			close(errp[i]);
+		if (pidp[i] >= 0)
+			close(pidp[i]);
 	}
 	if (n->pidfd >= 0)
 		close(n->pidfd);
-	n->pidfd = -1;
+	if (n->monfd >= 0)
+		close(n->monfd);
+	n->pidfd = n->monfd = -1;
+	n->mon_pid = 0;
 	job->wait_fd = -1;
 	job->pid = 0;
 	nn_exec_strv_free(envp);
@@ -475,6 +592,22 @@ fail_early:
 	if (errlog >= 0)
 		close(errlog);
 	return -1;
+}
+
+/* pidfd of a recorded process if it is still the same one, else -1. */
+static int reopen(pid_t pid, unsigned long long start)
+{
+	if (pid < 2 || !start || proc_starttime(pid) != start)
+		return -1;
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static long long get_num(jv o, const char *key)
+{
+	jv v = jv_object_get(jv_copy(o), jv_string(key));
+	long long r = jv_get_kind(v) == JV_KIND_NUMBER ? (long long)jv_number_value(v) : 0;
+	jv_free(v);
+	return r;
 }
 
 static int native_adopt(struct nn_exec_job *job, char *err)
@@ -496,17 +629,14 @@ static int native_adopt(struct nn_exec_job *job, char *err)
 		jv_free(o);
 		return fail(job, NN_EX_DATAERR, NULL, "-");
 	}
-	v = jv_object_get(jv_copy(o), jv_string("pid"));
-	if (jv_get_kind(v) != JV_KIND_NUMBER || jv_number_value(v) < 2) {
-		jv_free(v);
+	job->pid = (pid_t)get_num(o, "pid");
+	n->starttime = (unsigned long long)get_num(o, "starttime");
+	n->mon_pid = (pid_t)get_num(o, "monitor");
+	n->mon_start = (unsigned long long)get_num(o, "monitor_starttime");
+	if (job->pid < 2 || n->mon_pid < 2) {
 		fail(job, NN_EX_DATAERR, err, "%s: no pid recorded", STATE_FILE);
 		goto out;
 	}
-	job->pid = (pid_t)jv_number_value(v);
-	jv_free(v);
-	v = jv_object_get(jv_copy(o), jv_string("starttime"));
-	n->starttime = jv_get_kind(v) == JV_KIND_NUMBER ? (unsigned long long)jv_number_value(v) : 0;
-	jv_free(v);
 	nn_cgroup_release(&n->cg);
 	v = jv_object_get(jv_copy(o), jv_string("cgroups"));
 	if (nn_cgroup_from_json(&n->cg, v, err) < 0) {
@@ -516,12 +646,11 @@ static int native_adopt(struct nn_exec_job *job, char *err)
 	jv_free(v);
 	job->adopted = 1;
 	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
-	/* The same process (not a reused pid)?  Then watch it. */
-	if (n->starttime && proc_starttime(job->pid) == n->starttime)
-		n->pidfd = (int)syscall(SYS_pidfd_open, job->pid, 0);
-	if (n->pidfd < 0)
-		n->reaped = 1;	/* gone: wait() reports what the cgroups tell */
-	job->wait_fd = n->pidfd;
+	n->pidfd = reopen(job->pid, n->starttime);
+	n->monfd = reopen(n->mon_pid, n->mon_start);
+	if (n->monfd < 0)
+		n->mon_done = 1;	/* gone: its exit.json tells, if it wrote one */
+	job->wait_fd = n->monfd;
 	rc = 0;
 out:
 	jv_free(o);
@@ -554,8 +683,43 @@ static void finish(struct nn_exec_job *job, struct native *n, int code, int sig)
 		snprintf(r->reason, sizeof r->reason, "exited with code %d", code);
 	} else {
 		snprintf(r->reason, sizeof r->reason,
-			 "exit status lost: the job ended while no process of ours was its parent");
+			 "exit status lost: the job's monitor died before the job");
 	}
+}
+
+/* The monitor has ended: the job's status is in exit.json, if anywhere. */
+static void finish_from_file(struct nn_exec_job *job, struct native *n)
+{
+	char *path = nn_exec_path(job->spec, EXIT_FILE);
+	char *text = nn_read_file(path, 4096, NULL, NULL);
+	int code = -1, sig = 0;
+	free(path);
+	if (text) {
+		jv o = nn_json_parse(text, strlen(text), NULL);
+		if (jv_is_valid(o)) {
+			jv c = jv_object_get(jv_copy(o), jv_string("code"));
+			jv s = jv_object_get(jv_copy(o), jv_string("signal"));
+			if (jv_get_kind(c) == JV_KIND_NUMBER)
+				code = (int)jv_number_value(c);
+			if (jv_get_kind(s) == JV_KIND_NUMBER)
+				sig = (int)jv_number_value(s);
+			jv_free(c);
+			jv_free(s);
+		}
+		jv_free(o);
+		free(text);
+	}
+	finish(job, n, code, sig);
+}
+
+static void close_fds(struct nn_exec_job *job, struct native *n)
+{
+	if (n->monfd >= 0)
+		close(n->monfd);
+	if (n->pidfd >= 0)
+		close(n->pidfd);
+	n->monfd = n->pidfd = -1;
+	job->wait_fd = -1;
 }
 
 static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_result *res,
@@ -566,14 +730,15 @@ static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_r
 
 	if (n->res.done)
 		goto done;
-	if (n->reaped && n->pidfd < 0) {
-		finish(job, n, -1, 0);
+	if (n->mon_done) {
+		finish_from_file(job, n);
+		close_fds(job, n);
 		goto done;
 	}
-	if (n->pidfd < 0)
+	if (n->monfd < 0)
 		return fail(job, NN_EX_SOFTWARE, err, "native: wait() on a job that was not started");
 	for (;;) {
-		struct pollfd p = { n->pidfd, POLLIN, 0 };
+		struct pollfd p = { n->monfd, POLLIN, 0 };
 		int r = poll(&p, 1, timeout_ms);
 		if (r < 0 && errno == EINTR) {
 			if (timeout_ms < 0)
@@ -587,24 +752,17 @@ static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_r
 			return 0;
 		break;
 	}
-	if (job->adopted) {
-		finish(job, n, -1, 0);
-	} else {
+	if (!job->adopted) {
 		memset(&si, 0, sizeof si);
-		if (waitid((idtype_t)P_PIDFD, (id_t)n->pidfd, &si, WEXITED | WNOHANG) < 0)
+		if (waitid((idtype_t)P_PIDFD, (id_t)n->monfd, &si, WEXITED | WNOHANG) < 0)
 			return fail(job, NN_EX_SOFTWARE, err, "cannot wait for the job: %s",
 				    strerror(errno));
 		if (si.si_pid == 0)
 			return 0;
-		n->reaped = 1;
-		if (si.si_code == CLD_EXITED)
-			finish(job, n, si.si_status, 0);
-		else
-			finish(job, n, -1, si.si_status);
 	}
-	close(n->pidfd);
-	n->pidfd = -1;
-	job->wait_fd = -1;
+	n->mon_done = 1;
+	finish_from_file(job, n);
+	close_fds(job, n);
 done:
 	*res = n->res;
 	return 1;
@@ -616,7 +774,7 @@ static int native_signal(struct nn_exec_job *job, int sig, char *err)
 	if (sig == SIGKILL)
 		nn_cgroup_kill(&n->cg, NULL);
 	if (n->pidfd < 0)
-		return n->res.done || n->reaped ? 0
+		return n->res.done || n->mon_done ? 0
 			: fail(job, NN_EX_SOFTWARE, err, "native: no job to signal");
 	if (syscall(SYS_pidfd_send_signal, n->pidfd, sig, NULL, 0) < 0 && errno != ESRCH)
 		return fail(job, NN_EX_SOFTWARE, err, "cannot signal the job: %s", strerror(errno));
@@ -632,31 +790,29 @@ static int native_stats(struct nn_exec_job *job, struct nn_exec_stats *st, char 
 static int native_cleanup(struct nn_exec_job *job, char *err)
 {
 	struct native *n = priv(job);
-	char *path;
+	const char *files[] = { STATE_FILE, EXIT_FILE, EXIT_FILE ".tmp", NULL };
 	int rc;
 
-	if (n->pidfd >= 0) {
+	if (n->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
-		if (!job->adopted && !n->reaped) {
-			siginfo_t si;
-			memset(&si, 0, sizeof si);
-			while (waitid((idtype_t)P_PIDFD, (id_t)n->pidfd, &si, WEXITED) < 0 &&
-			       errno == EINTR)
-				;
-			n->reaped = 1;
-			if (!n->res.done)
-				finish(job, n, si.si_code == CLD_EXITED ? si.si_status : -1,
-				       si.si_code == CLD_EXITED ? 0 : si.si_status);
+	nn_cgroup_kill(&n->cg, NULL);
+	if (n->monfd >= 0 && !n->res.done) {
+		/* the monitor ends right after the job: let it, and reap it */
+		struct nn_exec_result r;
+		if (native_wait(job, 5000, &r, NULL) != 1) {
+			syscall(SYS_pidfd_send_signal, n->monfd, SIGKILL, NULL, 0);
+			if (!job->adopted)
+				waitpid(n->mon_pid, NULL, 0);
 		}
-		close(n->pidfd);
-		n->pidfd = -1;
-		job->wait_fd = -1;
 	}
+	close_fds(job, n);
 	rc = nn_cgroup_remove(&n->cg, err);
 	if (rc == 0 && job->spec && job->spec->dir) {
-		path = nn_exec_path(job->spec, STATE_FILE);
-		unlink(path);
-		free(path);
+		for (int i = 0; files[i]; i++) {
+			char *path = nn_exec_path(job->spec, files[i]);
+			unlink(path);
+			free(path);
+		}
 	}
 	if (rc < 0)
 		job->ex_code = NN_EX_SOFTWARE;
@@ -668,10 +824,7 @@ static void native_free(struct nn_exec_job *job)
 	struct native *n = job->priv;
 	if (!n)
 		return;
-	if (n->pidfd >= 0)
-		close(n->pidfd);
-	n->pidfd = -1;
-	job->wait_fd = -1;
+	close_fds(job, n);
 	nn_cgroup_layout_release(&n->lo);
 	nn_cgroup_release(&n->cg);
 	free(n->path);
