@@ -122,8 +122,9 @@ struct nn_exec_result {
 	int signal;		/* terminating signal, else 0 */
 	int oom;		/* 1: killed because it went over its memory */
 	char reason[NN_ERRLEN];	/* "exited with code 3", "killed by signal 9
-				 * (SIGKILL)", "out of memory (limit 33554432
-				 * bytes)", "exit status lost: ..." */
+				 * (SIGKILL)", "out of memory: the kernel killed
+				 * 1 process at the limit of 33554432 bytes",
+				 * "exit status lost: ..." */
 };
 /* Exit status a shell would show: code, or 128+signal; 137 for oom. */
 int nn_exec_result_status(const struct nn_exec_result *r);
@@ -188,7 +189,8 @@ struct nn_exec_job {
 	void *priv;		/* the executor's own state */
 	int adopted;		/* 1: found by adopt(), not started by us */
 	int wait_fd;		/* readable when the job may have ended (native:
-				 * its pidfd), for an event loop to watch, then
+				 * the pidfd of the job's monitor), for an event
+				 * loop to watch (EPOLLIN), then
 				 * call wait(job, 0, …); -1: poll wait() on a
 				 * timer.  Owned by the executor: never close. */
 	int ex_code;		/* set by a failing op: NN_EX_DATAERR when the
