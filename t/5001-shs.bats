@@ -129,7 +129,7 @@ field() {
 
 @test "a flipped bit in any handshake message fails the handshake" {
 	for msg in 1 2 3 4; do
-		for bit in 0 9 255 300 511 639 895; do
+		for bit in 0 300 639 895; do
 			run kat_pair --flip $msg $bit
 			assert_failure 1
 			refute_line ok
