@@ -3,6 +3,7 @@
 # confined to a base directory, progress events, and no partial files.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup

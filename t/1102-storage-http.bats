@@ -5,6 +5,7 @@
 # checksum, over the size limit) without leaving a partial file.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 load lib/httpd
 
 setup_file() {

@@ -5,6 +5,7 @@
 # outputs committed onto a branch.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 gitc() {
 	git -c user.name=t -c user.email=t@example.org -c init.defaultBranch=main "$@"
@@ -12,6 +13,10 @@ gitc() {
 
 setup() {
 	common_setup
+	# Debian's libgit2 1.5.1 leaves pcre2 match data behind when it builds
+	# a pack (clone, pack, migrate): not ours to free, so not ours to report.
+	printf 'leak:libpcre2-8.so\n' >"$BATS_TEST_TMPDIR/lsan.supp"
+	export LSAN_OPTIONS="suppressions=$BATS_TEST_TMPDIR/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 	cd "$BATS_TEST_TMPDIR"
 	gitc init -q src
 	echo one >src/a.txt

@@ -4,9 +4,14 @@
 # the receiving side lacks.
 
 load lib/common
+bats_require_minimum_version 1.5.0
 
 setup() {
 	common_setup
+	# Debian's libgit2 1.5.1 leaves pcre2 match data behind when it builds
+	# a pack (clone, pack, migrate): not ours to free, so not ours to report.
+	printf 'leak:libpcre2-8.so\n' >"$BATS_TEST_TMPDIR/lsan.supp"
+	export LSAN_OPTIONS="suppressions=$BATS_TEST_TMPDIR/lsan.supp:print_suppressions=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
 	cd "$BATS_TEST_TMPDIR"
 	mkdir -p state/sub
 	head -c 200000 /dev/urandom >state/blob

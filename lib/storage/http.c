@@ -10,11 +10,16 @@
  * bodies are sent from memory so that libcurl signs the same hash.  Files
  * over part_size go up as a multipart upload (initiate, parts with their own
  * retries, complete; abort on failure).
+ *
+ * Hashing runs in a second thread that reads back what was written (from
+ * the page cache) while the transfer goes on, so a download is not slowed
+ * to the speed of SHA-256 plus the network, only to the slower of the two.
  */
 #include "storage.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -178,6 +183,95 @@ static char *s3_url(const struct nn_s3_config *c, const char *url, char *err)
 	return nn_buf_detach(&out, NULL);
 }
 
+/* ---- the hashing thread ---- */
+
+struct hasher {
+	pthread_t th;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int fd;
+	crypto_hash_sha256_state *hs;
+	uint64_t hashed, written;	/* hashed: the thread's own; written: shared */
+	int done, started, err;
+};
+
+static void *hash_main(void *arg)
+{
+	struct hasher *h = arg;
+	const size_t bufsz = 1 << 20;
+	unsigned char *buf = nn_xmalloc(bufsz);
+	uint64_t upto;
+
+	pthread_mutex_lock(&h->mu);
+	for (;;) {
+		while (h->hashed == h->written && !h->done)
+			pthread_cond_wait(&h->cv, &h->mu);
+		if (h->hashed == h->written)
+			break;
+		upto = h->written;
+		pthread_mutex_unlock(&h->mu);
+		while (h->hashed < upto && !h->err) {
+			size_t n = upto - h->hashed < bufsz ? (size_t)(upto - h->hashed) : bufsz;
+			ssize_t k = pread(h->fd, buf, n, (off_t)h->hashed);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				h->err = k < 0 ? errno : EIO;
+				break;
+			}
+			crypto_hash_sha256_update(h->hs, buf, (size_t)k);
+			h->hashed += (uint64_t)k;
+		}
+		pthread_mutex_lock(&h->mu);
+		if (h->err)
+			break;
+	}
+	pthread_mutex_unlock(&h->mu);
+	free(buf);
+	return NULL;
+}
+
+static int hasher_start(struct hasher *h, int fd, crypto_hash_sha256_state *hs, uint64_t from)
+{
+	memset(h, 0, sizeof *h);
+	h->fd = fd;
+	h->hs = hs;
+	h->hashed = h->written = from;
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cv, NULL);
+	if (pthread_create(&h->th, NULL, hash_main, h) != 0) {
+		pthread_mutex_destroy(&h->mu);
+		pthread_cond_destroy(&h->cv);
+		return -1;
+	}
+	h->started = 1;
+	return 0;
+}
+
+static void hasher_wrote(struct hasher *h, uint64_t n)
+{
+	pthread_mutex_lock(&h->mu);
+	h->written += n;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Wait until everything written is hashed; 0, or an errno. */
+static int hasher_finish(struct hasher *h)
+{
+	if (!h->started)
+		return 0;
+	pthread_mutex_lock(&h->mu);
+	h->done = 1;
+	pthread_cond_signal(&h->cv);
+	pthread_mutex_unlock(&h->mu);
+	pthread_join(h->th, NULL);
+	pthread_mutex_destroy(&h->mu);
+	pthread_cond_destroy(&h->cv);
+	h->started = 0;
+	return h->err;
+}
+
 /* ---- GET into a file, resumable ---- */
 
 struct get {
@@ -194,6 +288,7 @@ struct get {
 	int fail;		/* 1 too large, 2 write error, 3 bad range, 4 cancelled */
 	int wr_errno;
 	struct nn_buf errbody;
+	struct hasher hash;
 };
 
 static size_t get_header(char *p, size_t size, size_t n, void *arg)
@@ -250,6 +345,12 @@ static size_t get_write(char *p, size_t size, size_t n, void *arg)
 
 	if (!g->checked && get_check(g) < 0)
 		return 0;
+	if (!g->hash.started && g->status >= 200 && g->status < 300 &&
+	    hasher_start(&g->hash, g->fd, g->hs, *g->have) < 0) {
+		g->fail = 2;
+		g->wr_errno = EAGAIN;
+		return 0;
+	}
 	if (g->status < 200 || g->status >= 300) {
 		size_t room = ERRBODY_MAX - g->errbody.len;
 		nn_buf_add(&g->errbody, p, len < room ? len : room);
@@ -264,7 +365,7 @@ static size_t get_write(char *p, size_t size, size_t n, void *arg)
 		g->wr_errno = errno;
 		return 0;
 	}
-	crypto_hash_sha256_update(g->hs, (const unsigned char *)p, len);
+	hasher_wrote(&g->hash, len);
 	*g->have += len;
 	return len;
 }
@@ -322,6 +423,13 @@ static int get_into(struct nn_xfer *x, CURL *h, const char *url, struct curl_sli
 	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &g);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	c = curl_easy_perform(h);
+	{
+		int he = hasher_finish(&g.hash);
+		if (he && !g.fail) {
+			g.fail = 2;
+			g.wr_errno = he;
+		}
+	}
 	if (g.fail == 1)
 		rc = nn_xfer_fail(x, NN_EX_DATAERR, 0, err, "'%s' is larger than %llu bytes", url,
 				  (unsigned long long)x->o->max_size);

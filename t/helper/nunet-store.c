@@ -88,7 +88,7 @@ int main(int argc, char **argv)
 	struct nn_storage_result r;
 	char err[NN_ERRLEN] = "";
 	const char *ref = NULL, *cmd;
-	jv haves = jv_array();
+	jv haves = jv_null();	/* an array once --have is given */
 	uint64_t u;
 	int64_t ms;
 	int c, rc;
@@ -125,7 +125,11 @@ int main(int argc, char **argv)
 			break;
 		case 'M': o.message = optarg; break;
 		case 'R': ref = optarg; break;
-		case 'H': haves = jv_array_append(haves, jv_string(optarg)); break;
+		case 'H':
+			if (jv_get_kind(haves) != JV_KIND_ARRAY)
+				haves = jv_array();
+			haves = jv_array_append(haves, jv_string(optarg));
+			break;
 		case 'p': o.progress = on_event; break;
 		case 'h': fputs(usage, stdout); return 0;
 		case 'V': printf("nunet-store %s\n", NN_VERSION); return 0;
@@ -173,9 +177,7 @@ int main(int argc, char **argv)
 		else
 			jv_free(h);
 	} else if (!strcmp(cmd, "pack") && argc == 4) {
-		rc = nn_snapshot_pack(argv[1], argv[2], jv_copy(haves), argv[3], &u, err);
-		jv_free(haves);
-		haves = jv_null();
+		rc = nn_snapshot_pack(argv[1], argv[2], haves, argv[3], &u, err);
 		if (rc == 0)
 			print_json(jv_object_set(jv_object(), jv_string("bytes"), jv_number((double)u)));
 		else
@@ -209,6 +211,7 @@ int main(int argc, char **argv)
 				rc = 0;
 			}
 			unlink(pack);
+			jv_free(h);
 		} else {
 			if (fd >= 0) {
 				close(fd);

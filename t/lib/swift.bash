@@ -46,6 +46,21 @@ swift_start() {
 	name = Policy-0
 	default = yes
 	CONF
+	# The three rings in one python process (swift-ring-builder would take
+	# nine): one device each, on 127.0.0.1.
+	local py
+	py=$(sed -n '1s/^#! *//p' "$(command -v swift-ring-builder)")
+	${py:-python3} - "$d/etc" "$SWIFT_ACC_PORT" "$SWIFT_CON_PORT" "$SWIFT_OBJ_PORT" <<-'PY' || return 1
+	import sys
+	from swift.common.ring import RingBuilder
+	etc = sys.argv[1]
+	for name, port in zip(("account", "container", "object"), sys.argv[2:5]):
+	    b = RingBuilder(0, 1, 1)
+	    b.add_dev({"id": 0, "region": 1, "zone": 1, "ip": "127.0.0.1",
+	               "port": int(port), "device": "d1", "weight": 100})
+	    b.rebalance()
+	    b.get_ring().save("%s/%s.ring.gz" % (etc, name))
+	PY
 	local ring port
 	for ring in account container object; do
 		case $ring in
@@ -53,9 +68,6 @@ swift_start() {
 		container) port=$SWIFT_CON_PORT ;;
 		object) port=$SWIFT_OBJ_PORT ;;
 		esac
-		swift-ring-builder "$d/etc/$ring.builder" create 0 1 1 >/dev/null &&
-		swift-ring-builder "$d/etc/$ring.builder" add "r1z1-127.0.0.1:$port/d1" 100 >/dev/null &&
-		swift-ring-builder "$d/etc/$ring.builder" rebalance >/dev/null || return 1
 		cat >"$d/etc/$ring-server.conf" <<-CONF
 		[DEFAULT]
 		bind_ip = 127.0.0.1
@@ -127,19 +139,24 @@ swift_start() {
 	export NUNET_S3_ENDPOINT="http://127.0.0.1:$SWIFT_PROXY_PORT"
 	export AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test:tester AWS_SECRET_ACCESS_KEY=testing
 	unset AWS_SESSION_TOKEN
-	# No readiness fd in Swift: poll the health check and each backend port.
-	local i
-	for ((i = 0; i < 300; i++)); do
-		if curl -sf "$NUNET_S3_ENDPOINT/healthcheck" >/dev/null 2>&1 &&
-			curl -s -o /dev/null "http://127.0.0.1:$SWIFT_OBJ_PORT/" 2>/dev/null &&
-			curl -s -o /dev/null "http://127.0.0.1:$SWIFT_CON_PORT/" 2>/dev/null &&
-			curl -s -o /dev/null "http://127.0.0.1:$SWIFT_ACC_PORT/" 2>/dev/null; then
+	# No readiness fd in Swift: wait until every port accepts a connection
+	# (bash's /dev/tcp, no process per probe), then for the health check.
+	local i up
+	for ((i = 0; i < 600; i++)); do
+		up=1
+		for p in $SWIFT_MC_PORT $SWIFT_ACC_PORT $SWIFT_CON_PORT $SWIFT_OBJ_PORT $SWIFT_PROXY_PORT; do
+			if ! (exec 9<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+				up=0
+				break
+			fi
+		done
+		if [ "$up" = 1 ] && curl -sf "$NUNET_S3_ENDPOINT/healthcheck" >/dev/null 2>&1; then
 			return 0
 		fi
 		for p in $SWIFT_PIDS; do
 			kill -0 "$p" 2>/dev/null || { swift_stop; return 1; }
 		done
-		sleep 0.1
+		sleep 0.2
 	done
 	swift_stop
 	return 1
@@ -168,4 +185,15 @@ swift_stop() {
 # swift_log: print the servers' logs (for failing tests).
 swift_log() {
 	tail -n 20 "$SWIFT_DIR"/log/*.log
+}
+
+# swift_token / swift_storage_url: Swift's own API (tempauth), for tests
+# that look at objects without going through S3.
+swift_token() {
+	curl -s -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' \
+		"$NUNET_S3_ENDPOINT/auth/v1.0" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-auth-token"{print $2}'
+}
+swift_storage_url() {
+	curl -s -D - -o /dev/null -H 'X-Auth-User: test:tester' -H 'X-Auth-Key: testing' \
+		"$NUNET_S3_ENDPOINT/auth/v1.0" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-storage-url"{print $2}'
 }
