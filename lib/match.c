@@ -1585,6 +1585,8 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 	int nfail;
 	char jerr[NN_ERRLEN];
 
+	if (len > 0x7fffffff)
+		return nn_seterr(err, "longer than 2147483647 bytes"), NN_MATCH_BAD;
 	if (m->deccap < len + 1) {
 		free(m->dec);
 		m->deccap = len + 1 > 4096 ? len + 1 : 4096;
