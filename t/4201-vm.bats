@@ -47,7 +47,7 @@ qemu_running() {
 	assert_output '{"available":true,"executor":"vm","why":null}'
 }
 
-@test "vm: boots under TCG, runs the command; adopted after its shim died, it gets a signal and reports its exit" {
+@test "vm: boots under TCG, runs the command; adopted after its shim died, it gets a signal and reports its exit; a VM beside it goes oom" {
 	# one boot for all of it: env, workdir, both streams streamed by
 	# nunet-run, then the shim killed (QEMU runs on in its own session), the
 	# VM adopted from its allocation directory, a SIGTERM forwarded to the
@@ -56,9 +56,15 @@ qemu_running() {
 		'{"env":{"GREETING":"hello vm"},"workdir":"w"}')
 	export HOST_ONLY=1
 	d="$BATS_TEST_TMPDIR/alloc/boot1"
+	# a second VM boots beside it (TCG uses one core each): its job goes
+	# over the VM's memory and the guest kernel kills it
+	o=$(vm_spec oom1 '["sh","-c","echo start; tail /dev/zero"]' '{"resources":{"memory":"96M"}}')
+	nunet-run exec --result "$BATS_TEST_TMPDIR/oom.res" "$o" >"$BATS_TEST_TMPDIR/oom.out" \
+		2>/dev/null 3>&- &
+	oompid=$!
 	nunet-run exec "$s" >"$BATS_TEST_TMPDIR/out" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
 	pid=$!
-	BG_PIDS=("$pid")
+	BG_PIDS=("$pid" "$oompid")
 	for i in $(seq 1 900); do
 		grep -q ready "$BATS_TEST_TMPDIR/out" 2>/dev/null && break
 		sleep 0.1
@@ -82,6 +88,12 @@ ready"
 got-term"
 	assert_equal "$(cat "$d/stderr.log")" "to-err
 bye"
+	rc=0
+	wait "$oompid" || rc=$?
+	assert_equal "$rc" 137
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/oom.out")" "start"
+	run jq -r '[.state, .signal, .status, .reason] | @tsv' "$BATS_TEST_TMPDIR/oom.res"
+	assert_output "oom	9	137	out of memory: the guest kernel killed 1 process in a VM of 96 MiB"
 	# the console is kept; the VM's files and process are gone
 	grep -aq 'nunet-exit-' "$d/vm-console.log"
 	[ ! -e "$d/vm-initrd" ] && [ ! -e "$d/vm.json" ] && [ ! -e "$d/vm-qemu.log" ]
