@@ -179,3 +179,15 @@ AMD EPYC 7B13 -4'
 	syn=$(mandoc -Tascii "$NUNET_SRC/man/nunet-match.1" | col -b | sed -n '/^SYNOPSIS/,/^DESCRIPTION/p' | sed '1d;$d' | tr -s ' \t\n' ' ' | sed 's/^ //;s/ $//')
 	assert_equal "usage: $syn" "$(nunet-match --help)"
 }
+
+@test "nunet-bench's document passes the schema check and matches a modest job" {
+	skip_unless "command -v nunet-bench" "nunet-bench not built"
+	nunet-bench --quick >"$BATS_TEST_TMPDIR/me.json" 2>/dev/null
+	run test-tool cap check <"$BATS_TEST_TMPDIR/me.json"
+	assert_output ok
+	run nunet-match '{"cpu":{"cores":1},"ram":{"size":"64M"}}' "$BATS_TEST_TMPDIR/me.json"
+	assert_success
+	run nunet-match --explain '{"cpu":{"cores":100000}}' "$BATS_TEST_TMPDIR/me.json"
+	assert_failure 1
+	assert_output --partial '"rejected":["cpu.cores: need 100000, have '
+}
