@@ -66,7 +66,9 @@ docker_engine_start() {
 	echo "$ENGINE_DIR" >"$BATS_FILE_TMPDIR/engine.dir"
 }
 
-# The containers.conf that Podman needs on this machine (MACHINE-NOTES.md).
+# The containers.conf that Podman needs on this machine (MACHINE-NOTES.md),
+# with file locks under the private --tmpdir: the default shm lock segment
+# is shared by every Podman of the machine, so two test runs would collide.
 podman_conf() {
 	cat >"$1" <<'EOF'
 [containers]
@@ -75,6 +77,7 @@ default_ulimits = ["nofile=20000:20000", "nproc=20000:20000"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+lock_type = "file"
 EOF
 }
 
