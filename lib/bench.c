@@ -3,7 +3,8 @@
  * kernel run on one thread and on every allowed CPU (pthreads), memcpy()
  * bandwidth over buffers far larger than caches, and sequential disk write
  * and read through a temporary file that bypasses (or is evicted from) the
- * page cache.  Each figure is the median of short trials; nn_bench_run()
+ * page cache.  Each figure is the upper quartile of short trials;
+ * nn_bench_run()
  * puts the figures together with hwinfo's detection.
  */
 #include "bench.h"
@@ -47,13 +48,15 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Median of n values (sorts v). */
-static uint64_t median(uint64_t *v, int n)
+/* The upper quartile of n values (sorts v): the value at rank
+ * round(3(n-1)/4), the 4th of 5, the 9th of 11.  Other work on the machine
+ * only ever slows a trial down, so a high quantile estimates the machine's
+ * own speed with less noise than the median, and one lucky trial cannot set
+ * it the way the maximum would. */
+static uint64_t upper_quartile(uint64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof *v, cmp_u64);
-	if (n % 2)
-		return v[n / 2];
-	return v[n / 2 - 1] / 2 + v[n / 2] / 2 + (v[n / 2 - 1] % 2 + v[n / 2] % 2) / 2;
+	return v[(3 * (n - 1) + 2) / 4];
 }
 
 /* ---- CPU ---- */
@@ -114,7 +117,7 @@ static void *cpu_thread_main(void *arg)
 	}
 	state = nn_xcalloc(NN_BENCH_STATE_WORDS, sizeof *state);
 	/* Run for trial_ns of wall time and at least a quarter of it on a CPU
-	 * (at most 4 x trial_ns in all); the rate is per second of CPU time
+	 * (at most 2 x trial_ns in all); the rate is per second of CPU time
 	 * this thread got, so time the scheduler gave to other processes
 	 * does not count against the machine. */
 	t0 = now_ns();
@@ -125,7 +128,7 @@ static void *cpu_thread_main(void *arg)
 		units += 4;
 		el = now_ns() - t0;
 		cel = thread_cpu_ns() - c0;
-	} while ((el < t->trial_ns || cel < t->trial_ns / 4) && el < 4 * t->trial_ns);
+	} while ((el < t->trial_ns || cel < t->trial_ns / 4) && el < 2 * t->trial_ns);
 	t->rate = (uint64_t)((double)units * 1e9 / (double)(cel > 0 ? cel : 1) + 0.5);
 	t->sink = sink ^ (uint64_t)acc;
 	free(state);
@@ -196,7 +199,7 @@ int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *scor
 			free(v);
 			return -1;
 		}
-	*score = median(v, trials);
+	*score = upper_quartile(v, trials);
 	free(v);
 	return 0;
 }
@@ -241,7 +244,7 @@ int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err)
 		sink += (i % 2 ? src : dst)[(size_t)i * 4096 % bytes];
 		v[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
 	}
-	*bps = median(v, trials);
+	*bps = upper_quartile(v, trials);
 	free(v);
 	free(src);
 	free(dst);
@@ -382,8 +385,8 @@ int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
 		el = now_ns() - t0;
 		rv[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
 	}
-	out->write = median(wv, trials);
-	out->read = median(rv, trials);
+	out->write = upper_quartile(wv, trials);
+	out->read = upper_quartile(rv, trials);
 	out->bytes = bytes;
 	rc = 0;
 done:
@@ -437,8 +440,8 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	}
 	if (o->measure) {
 		progress(o, "disk, sequential write and read");
-		if (nn_bench_disk(dir, (o->quick ? 16 : 256) * MIB, o->quick ? 3 : 5,
-				  o->quick ? 100 : 500, &disk, err) < 0) {
+		if (nn_bench_disk(dir, (o->quick ? 16 : 128) * MIB, o->quick ? 3 : 9,
+				  o->quick ? 100 : 250, &disk, err) < 0) {
 			*fail = NN_BENCH_FAIL_IO;
 			goto fail;
 		}
@@ -446,12 +449,12 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 		size_t mb = (o->quick ? 32 : 256) * MIB;
 		if (mb > ram / 8)
 			mb = (size_t)(ram / 8);
-		if (nn_bench_mem(mb, o->quick ? 5 : 9, &bw, err) < 0) {
+		if (nn_bench_mem(mb, o->quick ? 5 : 11, &bw, err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
 		progress(o, "cpu, single thread");
-		if (nn_bench_cpu(1, o->quick ? 5 : 7, o->quick ? 60 : 300, &single, err) < 0) {
+		if (nn_bench_cpu(1, o->quick ? 5 : 11, o->quick ? 50 : 200, &single, err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
@@ -463,7 +466,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 		int64_t quota = nn_hwinfo_cpu_quota(NULL);
 		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
 			n = (unsigned)((quota + 999) / 1000);
-		if (nn_bench_cpu(n, o->quick ? 5 : 7, o->quick ? 60 : 300, &multi, err) < 0) {
+		if (nn_bench_cpu(n, o->quick ? 5 : 11, o->quick ? 50 : 200, &multi, err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}

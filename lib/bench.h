@@ -5,12 +5,15 @@
  * document (man/nunet-capability.5).  Nothing here prints; progress is
  * reported through a callback the caller may set.
  *
- * Every figure is the median of several short trials, so one trial slowed by
- * a neighbour does not move the result.  Durations and sizes per mode:
+ * Every figure is the upper quartile of several short trials (the 4th of 5,
+ * the 9th of 11): other work on the machine only slows trials down, so a
+ * high quantile estimates the machine's own speed, and is steadier from run
+ * to run than the median on a busy machine; one lucky trial cannot set it
+ * as it would the maximum.  Durations and sizes per mode:
  *
  *	          full                     quick
- *	cpu       1 warm-up + 7 x 300 ms    1 + 5 x 60 ms   (single, then multi)
- *	memory    9 x memcpy 256 MiB        5 x 32 MiB
+ *	cpu       1 warm-up + 11 x 200 ms   1 + 5 x 50 ms   (single, then multi)
+ *	memory    11 x memcpy 256 MiB       5 x 32 MiB
  *	disk      5 x (write+read) 256 MiB  3 x 16 MiB   (after 1 allocating write;
  *	          or what the disk writes    or 100 ms     at least 4 MiB)
  *	          in 500 ms if less
@@ -43,16 +46,17 @@
 uint64_t nn_bench_cpu_unit(uint64_t *state, double *acc);
 
 /* CPU score: iterations per CPU-second summed over nthreads threads (each
- * its own kernel state), median of trials of trial_ms wall time each, after
- * one warm-up trial.  0, or -1 + err when a thread cannot be started. */
+ * its own kernel state), upper quartile of trials of trial_ms wall time
+ * each, after one warm-up trial.  0, or -1 + err when a thread cannot be
+ * started. */
 int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err);
 
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 unsigned nn_bench_ncpus(void);
 
 /* Memory bandwidth: bytes per CPU-second of memcpy() between two buffers
- * of bytes each (huge pages where possible, touched before timing), median
- * of trials.  Each byte copied
+ * of bytes each (huge pages where possible, touched before timing), upper
+ * quartile of trials.  Each byte copied
  * counts once (it is read once and written once). */
 int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err);
 
@@ -65,15 +69,16 @@ struct nn_bench_disk {
 
 /* Disk: in dir, a new unlinked temporary file is written once to allocate
  * it, then rewritten sequentially in 1 MiB blocks from the start and
- * fdatasync()ed (the write time includes the sync), then read back; median
- * of trials.  The page cache is bypassed with O_DIRECT where the filesystem
- * allows it; elsewhere the file is written buffered, fdatasync()ed, and
- * dropped from the cache with posix_fadvise(POSIX_FADV_DONTNEED) before
- * reading.  bytes is the most one pass uses: it shrinks to half of the
- * free space when that is less, and to what the first 32 MiB written say
- * the disk writes in pass_ms (at least 4 MiB), so a slow disk does not
- * make the run slow.  -1 + err ("cannot write in 'DIR': …") on any I/O
- * failure; nothing is left behind in dir. */
+ * fdatasync()ed (the write time includes the sync), then read back; upper
+ * quartile of trials.  The page cache is bypassed with O_DIRECT where the
+ * filesystem allows it; elsewhere the file is written buffered,
+ * fdatasync()ed, and dropped from the cache with
+ * posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes is the most one
+ * pass uses: it shrinks to half of the free space when that is less, and
+ * to what the first 32 MiB written say the disk writes in pass_ms (at
+ * least 4 MiB), so a slow disk does not make the run slow.  -1 + err
+ * ("cannot write in 'DIR': …") on any I/O failure; nothing is left behind
+ * in dir. */
 int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
 		  struct nn_bench_disk *out, char *err);
 
