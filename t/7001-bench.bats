@@ -274,8 +274,9 @@ field() {
 	skip_unless "script -qec true /dev/null" "script(1) cannot make a terminal here"
 	run script -qec "nunet-bench -q >'$BATS_TEST_TMPDIR/doc.json'" /dev/null
 	assert_success
-	assert_output --partial "nunet-bench: info: cpu, single thread..."
+	assert_output --partial "nunet-bench: info: detecting hardware..."
 	assert_output --partial "nunet-bench: info: disk, sequential write and read..."
+	assert_output --partial "nunet-bench: info: cpu, single thread..."
 	# the document still went to stdout alone
 	run jq -e -f "$FIX/shape.jq" "$BATS_TEST_TMPDIR/doc.json"
 	assert_output true
