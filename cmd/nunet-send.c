@@ -104,8 +104,6 @@ static int send_one(struct nn_client *c, const char *to, const char *be, const c
 		if (jv_get_kind(body) != JV_KIND_OBJECT)
 			nn_die(NN_EX_DATAERR, "BODY-JSON: expected an object, got a %s", nn_json_kind(body));
 	}
-	if (be[0] != '/')
-		nn_die(NN_EX_USAGE, "BEHAVIOR: '%s' is not a path such as /node/info", be);
 	env = nn_client_call(c, to, be, body, (int)timeout_ms, &code, err);
 	if (!jv_is_valid(env))
 		nn_die(exit_for(code), "%s", err);
@@ -408,6 +406,8 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1 || argc > 2 || (!strcmp(argv[0], "-") && argc != 1))
 		usage(NN_EX_USAGE);
+	if (strcmp(argv[0], "-") != 0 && argv[0][0] != '/')
+		nn_die(NN_EX_USAGE, "BEHAVIOR: '%s' is not a path such as /node/info", argv[0]);
 	if (nn_client_open(&c, home, keyfile, &code, err) < 0)
 		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
 	if (!strcmp(argv[0], "-"))

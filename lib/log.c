@@ -83,5 +83,7 @@ void nn_die(int code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vlog(NN_LOG_ERROR, fmt, ap);
 	va_end(ap);
-	exit(code);
+	/* leave at once: what the program still holds dies with it */
+	fflush(NULL);
+	_exit(code);
 }
