@@ -4,12 +4,20 @@
 load lib/common
 bats_require_minimum_version 1.5.0
 
+# two identities made once per file; each test gets its own copy
+setup_file() {
+	nunet-node --home "$BATS_FILE_TMPDIR/r" init >/dev/null
+	nunet-node --home "$BATS_FILE_TMPDIR/p" init >/dev/null
+}
+
 setup() {
 	common_setup
 	R=$BATS_TEST_TMPDIR/r
 	P=$BATS_TEST_TMPDIR/p
-	RD=$(nunet-node --home "$R" init)
-	PD=$(nunet-node --home "$P" init)
+	cp -a "$BATS_FILE_TMPDIR/r" "$R"
+	cp -a "$BATS_FILE_TMPDIR/p" "$P"
+	RD=$(nunet-node --home "$R" id)
+	PD=$(nunet-node --home "$P" id)
 	cd "$BATS_TEST_TMPDIR"
 }
 

@@ -4,14 +4,23 @@
 load lib/common
 bats_require_minimum_version 1.5.0
 
+# three identities made once per file; each test gets its own copies
+setup_file() {
+	local h
+	for h in r p q; do
+		nunet-node --home "$BATS_FILE_TMPDIR/$h" init >/dev/null
+	done
+}
+
 setup() {
 	common_setup
 	R=$BATS_TEST_TMPDIR/r
 	P=$BATS_TEST_TMPDIR/p
 	Q=$BATS_TEST_TMPDIR/q
-	RD=$(nunet-node --home "$R" init)
-	PD=$(nunet-node --home "$P" init)
-	QD=$(nunet-node --home "$Q" init)
+	cp -a "$BATS_FILE_TMPDIR/r" "$BATS_FILE_TMPDIR/p" "$BATS_FILE_TMPDIR/q" "$BATS_TEST_TMPDIR/"
+	RD=$(nunet-node --home "$R" id)
+	PD=$(nunet-node --home "$P" id)
+	QD=$(nunet-node --home "$Q" id)
 	cd "$BATS_TEST_TMPDIR"
 }
 
