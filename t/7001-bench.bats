@@ -12,14 +12,14 @@ FIX="$BATS_TEST_DIRNAME/fixtures/bench"
 
 setup_file() {
 	# One full run for the tests that look at it (the slow part of this
-	# file), as the man page's example "nunet-bench -l rack=b12 >
-	# capability.json".
+	# file), as the man page's example "nunet-bench --dir /var/lib/nunet
+	# -l rack=b12 > capability.json".
 	export FULL="$BATS_FILE_TMPDIR/capability.json"
-	mkdir -p "$BATS_FILE_TMPDIR/tmp"
+	mkdir -p "$BATS_FILE_TMPDIR/nunet" "$BATS_FILE_TMPDIR/tmp"
 	unset DOCKER_HOST NUNET_SYSROOT
 	(cd "$BATS_FILE_TMPDIR" && export TMPDIR="$BATS_FILE_TMPDIR/tmp" PATH="$NUNET_BUILD/bin:$PATH" &&
-		nunet-bench -l rack=b12 > capability.json) 2>"$BATS_FILE_TMPDIR/full.err" ||
-		echo "exit $?" >>"$BATS_FILE_TMPDIR/full.err"
+		nunet-bench --dir "$BATS_FILE_TMPDIR/nunet" -l rack=b12 > capability.json) \
+		2>"$BATS_FILE_TMPDIR/full.err" || echo "exit $?" >>"$BATS_FILE_TMPDIR/full.err"
 }
 
 setup() {
@@ -83,13 +83,14 @@ field() {
 	[ "$(field .ram.bandwidth)" -lt 10000000000000 ]
 }
 
-@test "disk size is that of the filesystem holding TMPDIR; rates are positive" {
+@test "disk size is that of the filesystem holding --dir; rates are positive" {
 	assert_equal "$(field .disk.size)" \
-		"$(df -B1 --output=size "$BATS_FILE_TMPDIR/tmp" | tail -1 | tr -d ' ')"
+		"$(df -B1 --output=size "$BATS_FILE_TMPDIR/nunet" | tail -1 | tr -d ' ')"
 	[ "$(field .disk.read)" -gt 1000000 ]
 	[ "$(field .disk.write)" -gt 1000000 ]
-	run ls -A "$BATS_FILE_TMPDIR/tmp"
-	assert_output ""
+	# nothing left behind, in --dir or in TMPDIR
+	run ls -A "$BATS_FILE_TMPDIR/nunet" "$BATS_FILE_TMPDIR/tmp"
+	refute_output --partial nunet-bench
 }
 
 @test "kernel is the numeric part of uname -r" {
@@ -393,11 +394,11 @@ fake_docker() {
 	assert_equal "$(echo "$output" | jq -c '.executors | index("docker")')" null
 }
 
-@test "the man page's examples: scores with jq, labels kept in a file" {
+@test "the man page's examples: scores with jq; a labelled document in a file" {
 	run sh -c 'nunet-bench -q | jq -c .cpu.score'
 	assert_success
 	assert_output --regexp '^\{"multi":[1-9][0-9]*,"single":[1-9][0-9]*\}$'
-	# setup_file ran the other: nunet-bench -l rack=b12 > capability.json
+	# setup_file ran the other one (with a test directory for --dir)
 	assert_equal "$(cat "$BATS_FILE_TMPDIR/full.err")" ""
 	assert_equal "$(jq -c .labels "$FULL")" '{"rack":"b12"}'
 	[ "$(jq .cpu.score.single "$FULL")" -gt 0 ]
