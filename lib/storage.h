@@ -151,7 +151,11 @@ int nn_s3_create_bucket(const char *bucket, const struct nn_s3_config *conf, cha
  * subdirectories; empty directories and special files are not kept) as a
  * commit on ref (e.g. "refs/heads/snapshots"; NULL for that default) whose
  * parent is the ref's previous commit; repo is created bare when missing.
- * Unchanged files are hashed but not rewritten.  out gets the commit id.
+ * Unchanged files are hashed but not rewritten; an unchanged directory
+ * gives the previous commit again.  Files over 2 MiB are stored as a
+ * subtree NAME.nunet-chunks of 1 MiB blobs (00000000, 00000001, …), so that
+ * a change inside a large file moves only the chunks it touched;
+ * nn_snapshot_restore joins them again.  out gets the commit id.
  */
 int nn_snapshot_commit(const char *dir, const char *repo, const char *ref,
 		       const char *message, char out[65], char *err);

@@ -94,6 +94,32 @@ setup() {
 	diff -r state moved
 }
 
+@test "a large file travels in chunks: 1 MiB changed inside sends about 1 MiB" {
+	head -c 6291456 /dev/urandom >state/disk.img
+	chmod +x state/disk.img
+	c1=$(nunet-store snapshot state a.git | jq -r .commit)
+	run git -C a.git ls-tree snapshots
+	assert_line --regexp "^040000 tree [0-9a-f]+	disk.img.nunet-chunks$"
+	nunet-store migrate a.git "$c1" b.git >/dev/null
+	head -c 1048576 /dev/urandom | dd of=state/disk.img bs=1M seek=3 conv=notrunc status=none
+	c2=$(nunet-store snapshot state a.git | jq -r .commit)
+	run --separate-stderr nunet-store migrate a.git "$c2" b.git
+	assert_success
+	delta=$(jq -r .bytes <<<"$output")
+	[ "$delta" -gt 1048576 ]
+	[ "$delta" -lt 1100000 ]
+	nunet-store restore b.git "$c2" moved >/dev/null
+	cmp state/disk.img moved/disk.img
+	[ -x moved/disk.img ]
+	diff -r state moved
+}
+
+@test "git outputs keep large files whole (no chunks)" {
+	head -c 3000000 /dev/urandom >state/big.bin
+	nunet-store put state "git+file://$PWD/out.git#main" >/dev/null
+	cmp state/big.bin <(git -C out.git show main:big.bin)
+}
+
 @test "a pack made against haves the target lacks is refused as incomplete" {
 	c1=$(nunet-store snapshot state a.git | jq -r .commit)
 	echo changed >state/sub/text

@@ -180,9 +180,79 @@ out:
 
 /* ---- a directory as a tree ---- */
 
+/*
+ * Snapshots store a file larger than CHUNK_MIN as a subtree NAME.nunet-chunks
+ * of CHUNK-byte blobs named by their index (%08x), so that changing 1 MiB in
+ * the middle of a large file sends about 1 MiB, not the whole file: git
+ * stores and transfers whole blobs.  Restore joins the chunks again.
+ */
+#define CHUNK_SUFFIX ".nunet-chunks"
+#define CHUNK (1u << 20)
+#define CHUNK_MIN (2u << 20)
+
+static int write_chunks(git_repository *repo, git_odb *odb, const char *path, int exec,
+			git_oid *out, char *err)
+{
+	git_treebuilder *tb = NULL;
+	git_filemode_t mode = exec ? GIT_FILEMODE_BLOB_EXECUTABLE : GIT_FILEMODE_BLOB;
+	char *buf = NULL, name[16];
+	unsigned idx = 0;
+	int fd, rc = -1;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return nn_seterr(err, "cannot open '%s': %s", path, strerror(errno));
+	if (git_treebuilder_new(&tb, repo, NULL) < 0) {
+		gfail(err, "cannot build a tree");
+		goto out;
+	}
+	buf = nn_xmalloc(CHUNK);
+	for (;;) {
+		size_t got = 0;
+		git_oid oid;
+		while (got < CHUNK) {
+			ssize_t k = read(fd, buf + got, CHUNK - got);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k < 0) {
+				nn_seterr(err, "cannot read '%s': %s", path, strerror(errno));
+				goto out;
+			}
+			if (k == 0)
+				break;
+			got += (size_t)k;
+		}
+		if (got == 0)
+			break;
+		if (git_odb_hash(&oid, buf, got, GIT_OBJECT_BLOB) < 0 ||
+		    (!git_odb_exists(odb, &oid) &&
+		     git_blob_create_from_buffer(&oid, repo, buf, got) < 0)) {
+			nn_seterr(err, "cannot store '%s': %s", path, gerr());
+			goto out;
+		}
+		snprintf(name, sizeof name, "%08x", idx++);
+		if (git_treebuilder_insert(NULL, tb, name, &oid, mode) < 0) {
+			gfail(err, "cannot add to a tree");
+			goto out;
+		}
+		if (got < CHUNK)
+			break;
+	}
+	if (git_treebuilder_write(out, tb) < 0) {
+		gfail(err, "cannot write a tree");
+		goto out;
+	}
+	rc = 0;
+out:
+	free(buf);
+	git_treebuilder_free(tb);
+	close(fd);
+	return rc;
+}
+
 /* Write dir as a tree into repo.  *empty is set when nothing was kept. */
-static int write_tree(git_repository *repo, git_odb *odb, const char *dir, git_oid *out,
-		      int *empty, char *err)
+static int write_tree(git_repository *repo, git_odb *odb, const char *dir, int chunked,
+		      git_oid *out, int *empty, char *err)
 {
 	git_treebuilder *tb = NULL;
 	struct dirent *de;
@@ -213,7 +283,7 @@ static int write_tree(git_repository *repo, git_odb *odb, const char *dir, git_o
 		}
 		if (S_ISDIR(st.st_mode)) {
 			int sub_empty;
-			if (write_tree(repo, odb, p, &oid, &sub_empty, err) < 0) {
+			if (write_tree(repo, odb, p, chunked, &oid, &sub_empty, err) < 0) {
 				free(p);
 				goto out;
 			}
@@ -222,6 +292,20 @@ static int write_tree(git_repository *repo, git_odb *odb, const char *dir, git_o
 				continue;
 			}
 			mode = GIT_FILEMODE_TREE;
+		} else if (S_ISREG(st.st_mode) && chunked && (uint64_t)st.st_size > CHUNK_MIN) {
+			char *cname = nn_xasprintf("%s" CHUNK_SUFFIX, de->d_name);
+			int bad = write_chunks(repo, odb, p, st.st_mode & 0111, &oid, err) < 0;
+			if (!bad && git_treebuilder_insert(NULL, tb, cname, &oid, GIT_FILEMODE_TREE) < 0)
+				bad = gfail(err, "cannot add to a tree");
+			if (bad) {
+				free(cname);
+				free(p);
+				goto out;
+			}
+			free(cname);
+			free(p);
+			*empty = 0;
+			continue;
 		} else if (S_ISREG(st.st_mode)) {
 			/* Hash first: an unchanged file is not rewritten. */
 			if (git_odb_hashfile(&oid, p, GIT_OBJECT_BLOB) < 0 ||
@@ -280,9 +364,10 @@ static int open_or_init(git_repository **repo, const char *path, char *err)
 }
 
 /* Commit the tree of src (a directory, or one file at the tree's root) onto
- * ref.  With skip_same, an unchanged tree makes no new commit. */
+ * ref.  For a snapshot, large files are chunked and an unchanged tree makes
+ * no new commit. */
 static int commit_path(const char *src, const char *repo_path, const char *ref,
-		       const char *message, int skip_same, git_oid *out, char *err)
+		       const char *message, int snapshot, git_oid *out, char *err)
 {
 	git_repository *repo = NULL;
 	git_odb *odb = NULL;
@@ -302,7 +387,7 @@ static int commit_path(const char *src, const char *repo_path, const char *ref,
 		goto out;
 	}
 	if (S_ISDIR(st.st_mode)) {
-		if (write_tree(repo, odb, src, &tree_oid, &empty, err) < 0)
+		if (write_tree(repo, odb, src, snapshot, &tree_oid, &empty, err) < 0)
 			goto out;
 	} else {
 		git_treebuilder *tb = NULL;
@@ -326,7 +411,7 @@ static int commit_path(const char *src, const char *repo_path, const char *ref,
 		gfail(err, ref);
 		goto out;
 	}
-	if (skip_same && parent && git_oid_equal(git_commit_tree_id(parent), &tree_oid)) {
+	if (snapshot && parent && git_oid_equal(git_commit_tree_id(parent), &tree_oid)) {
 		git_oid_cpy(out, &pid);
 		rc = 0;
 		goto out;
@@ -413,6 +498,50 @@ struct restore {
 	int failed;
 };
 
+/* Write the chunks of tree id, in order, as the file p. */
+static int join_chunks(struct restore *rs, const git_oid *id, const char *p)
+{
+	git_tree *t = NULL;
+	size_t i, n;
+	int fd = -1, rc = -1;
+
+	if (git_tree_lookup(&t, rs->repo, id) < 0)
+		return nn_seterr(rs->err, "missing object for '%s': %s", p, gerr());
+	n = git_tree_entrycount(t);
+	fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  n && git_tree_entry_filemode(git_tree_entry_byindex(t, 0)) ==
+		  GIT_FILEMODE_BLOB_EXECUTABLE ? 0755 : 0644);
+	if (fd < 0) {
+		nn_seterr(rs->err, "cannot create '%s': %s", p, strerror(errno));
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		git_blob *b = NULL;
+		if (git_blob_lookup(&b, rs->repo, git_tree_entry_id(git_tree_entry_byindex(t, i))) < 0) {
+			nn_seterr(rs->err, "missing object for '%s': %s", p, gerr());
+			goto out;
+		}
+		if (nn_write_all(fd, git_blob_rawcontent(b), (size_t)git_blob_rawsize(b)) < 0) {
+			nn_seterr(rs->err, "cannot write '%s': %s", p, strerror(errno));
+			git_blob_free(b);
+			goto out;
+		}
+		git_blob_free(b);
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		nn_seterr(rs->err, "cannot write '%s': %s", p, strerror(errno));
+		goto out;
+	}
+	fd = -1;
+	rc = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	git_tree_free(t);
+	return rc;
+}
+
 static int restore_entry(const char *prefix, const git_tree_entry *e, void *arg)
 {
 	struct restore *rs = arg;
@@ -421,7 +550,18 @@ static int restore_entry(const char *prefix, const git_tree_entry *e, void *arg)
 	git_blob *blob = NULL;
 	int rc = 0;
 
-	if (mode == GIT_FILEMODE_TREE) {
+	size_t nl = strlen(p), sl = strlen(CHUNK_SUFFIX);
+
+	if (mode == GIT_FILEMODE_TREE && nl > sl && !strcmp(p + nl - sl, CHUNK_SUFFIX)) {
+		p[nl - sl] = '\0';
+		rc = join_chunks(rs, git_tree_entry_id(e), p);
+		free(p);
+		if (rc < 0) {
+			rs->failed = 1;
+			return -1;
+		}
+		return 1;	/* do not walk into the chunks */
+	} else if (mode == GIT_FILEMODE_TREE) {
 		if (mkdir(p, 0755) < 0 && errno != EEXIST)
 			rc = nn_seterr(rs->err, "cannot create '%s': %s", p, strerror(errno));
 	} else if (mode == GIT_FILEMODE_BLOB || mode == GIT_FILEMODE_BLOB_EXECUTABLE ||
