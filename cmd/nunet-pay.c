@@ -124,7 +124,7 @@ static int open_input(const char *path)
  * stderr and processing goes on.  Lines are taken in batches (what is
  * buffered, at most BATCH_MAX) that commit together: results are printed
  * only once their batch is durable, and no transaction stays open while
- * waiting for input.  Returns the exit code of the first
+ * waiting for input.  Read-only runs (writes == 0) open no batch.  Returns the exit code of the first
  * failure (0 when all passed).
  */
 #define BATCH_MAX 256
@@ -133,13 +133,13 @@ typedef int line_fn(struct nn_pay *, jv, void *, jv *, char *);
 static void batch_flush(struct nn_pay *p, jv *pending)
 {
 	char err[NN_ERRLEN];
-	if (nn_pay_batch_commit(p, err) < 0)
+	if (p->batch && nn_pay_batch_commit(p, err) < 0)
 		nn_die(NN_EX_IOERR, "%s", err);
 	print_each(*pending);
 	*pending = jv_array();
 }
 
-static int each_line(const char *path, line_fn *fn, struct nn_pay *p, void *ctx)
+static int each_line(const char *path, line_fn *fn, struct nn_pay *p, void *ctx, int writes)
 {
 	struct nn_lines l;
 	char err[NN_ERRLEN];
@@ -179,7 +179,7 @@ static int each_line(const char *path, line_fn *fn, struct nn_pay *p, void *ctx)
 				first = NN_EX_DATAERR;
 			continue;
 		}
-		if (!n++ && nn_pay_batch_begin(p, err) < 0)
+		if (!n++ && writes && nn_pay_batch_begin(p, err) < 0)
 			nn_die(NN_EX_IOERR, "%s", err);
 		int rc = fn(p, v, ctx, &out, err);
 		if (rc < 0) {
@@ -480,7 +480,7 @@ static int usage_cmd(int argc, char **argv)
 		if (argc > 3)
 			usage(NN_EX_USAGE);
 		pay_open(&p);
-		rc = each_line(argc == 3 ? argv[2] : NULL, answer_one, &p, NULL);
+		rc = each_line(argc == 3 ? argv[2] : NULL, answer_one, &p, NULL, 1);
 		nn_pay_close(&p);
 		return rc;
 	}
@@ -541,7 +541,7 @@ static int voucher_cmd(int argc, char **argv)
 	if (argc - optind > 1)
 		usage(NN_EX_USAGE);
 	pay_open(&p);
-	rc = each_line(optind < argc ? argv[optind] : NULL, voucher_one, &p, &ctx);
+	rc = each_line(optind < argc ? argv[optind] : NULL, voucher_one, &p, &ctx, ctx.store);
 	nn_pay_close(&p);
 	return rc;
 }
