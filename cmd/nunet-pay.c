@@ -124,8 +124,8 @@ static int open_input(const char *path)
  * stderr and processing goes on.  Lines are taken in batches (what is
  * buffered, at most BATCH_MAX) that commit together: results are printed
  * only once their batch is durable, and no transaction stays open while
- * waiting for input.  Read-only runs (writes == 0) open no batch.  Returns the exit code of the first
- * failure (0 when all passed).
+ * waiting for input.  Read-only runs (writes == 0) open no batch.
+ * Returns the exit code of the first failure (0 when all passed).
  */
 #define BATCH_MAX 256
 typedef int line_fn(struct nn_pay *, jv, void *, jv *, char *);
