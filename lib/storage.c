@@ -619,3 +619,155 @@ int nn_s3_config_from_json(struct nn_s3_config *c, jv conf, char *err)
 	}
 	return s3_fill_env(c, err);
 }
+
+/* ---- staging a job's inputs and collecting its outputs ---- */
+
+static int item_opts(jv item, size_t i, const char *what, const struct nn_storage_opts *base_o,
+		     struct nn_storage_opts *o, const char **url, const char **path, char *err)
+{
+	jv v;
+
+	*o = *base_o;
+	if (jv_get_kind(item) != JV_KIND_OBJECT)
+		return nn_seterr(err, "%s[%zu]: expected object", what, i);
+	if (nn_json_get_str(item, "url", url, NULL) < 0)
+		return nn_seterr(err, "%s[%zu].url: expected string", what, i);
+	if (nn_json_get_str(item, "path", path, NULL) < 0)
+		return nn_seterr(err, "%s[%zu].path: expected string", what, i);
+	v = jv_object_get(jv_copy(item), jv_string("sha256"));
+	if (jv_get_kind(v) == JV_KIND_STRING) {
+		o->sha256 = jv_string_value(v);	/* lives as long as item */
+	} else if (jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL) {
+		jv_free(v);
+		return nn_seterr(err, "%s[%zu].sha256: expected string", what, i);
+	}
+	jv_free(v);
+	v = jv_object_get(jv_copy(item), jv_string("max_size"));
+	if (jv_get_kind(v) == JV_KIND_NUMBER && jv_number_value(v) >= 0 &&
+	    nn_json_is_int(jv_number_value(v))) {
+		o->max_size = (uint64_t)jv_number_value(v);
+	} else if (jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL) {
+		jv_free(v);
+		return nn_seterr(err, "%s[%zu].max_size: expected a non-negative integer", what, i);
+	}
+	jv_free(v);
+	return 0;
+}
+
+jv nn_storage_stage(jv inputs, const char *base, const struct nn_storage_opts *o, int *code,
+		    char *err)
+{
+	struct nn_storage_opts defaults, io;
+	struct nn_storage_result r;
+	jv out = jv_array();
+	char e[NN_ERRLEN];
+	int i, j, n;
+
+	if (!o) {
+		nn_storage_opts_init(&defaults);
+		o = &defaults;
+	}
+	*code = 0;
+	if (jv_get_kind(inputs) != JV_KIND_ARRAY) {
+		*code = NN_EX_DATAERR;
+		nn_seterr(err, "inputs: expected array");
+		jv_free(out);
+		return jv_invalid();
+	}
+	n = jv_array_length(jv_copy(inputs));
+	for (i = 0; i < n; i++) {
+		jv item = jv_array_get(jv_copy(inputs), i);
+		const char *url = NULL, *path = NULL;
+		int rc = item_opts(item, (size_t)i, "inputs", o, &io, &url, &path, e);
+		if (rc < 0) {
+			r.code = NN_EX_DATAERR;
+		} else {
+			io.base = base;
+			rc = nn_storage_fetch(url, path, &io, &r, e);
+		}
+		if (rc < 0) {
+			*code = r.code;
+			nn_seterr(err, "input %d (%s): %s", i + 1, url ? url : "?", e);
+			/* Take back what this call staged: all or nothing. */
+			for (j = 0; j < i; j++) {
+				jv done = jv_array_get(jv_copy(out), j);
+				jv full = jv_object_get(done, jv_string("full"));
+				if (jv_get_kind(full) == JV_KIND_STRING)
+					nn_storage_rmtree(jv_string_value(full));
+				jv_free(full);
+			}
+			jv_free(item);
+			jv_free(out);
+			return jv_invalid();
+		}
+		{
+			char *full = NULL;
+			jv res = nn_storage_result_json(&r, url, path);
+			if (nn_storage_join(base, path, &full, NULL) == 0) {
+				res = jv_object_set(res, jv_string("full"), jv_string(full));
+				free(full);
+			}
+			out = jv_array_append(out, res);
+		}
+		jv_free(item);
+	}
+	/* "full" served the rollback only. */
+	for (i = 0; i < n; i++)
+		out = jv_array_set(out, i, jv_object_delete(jv_array_get(jv_copy(out), i),
+							     jv_string("full")));
+	return out;
+}
+
+jv nn_storage_collect(jv outputs, const char *base, const struct nn_storage_opts *o, int *code,
+		      char *err)
+{
+	struct nn_storage_opts defaults, io;
+	struct nn_storage_result r;
+	jv out = jv_array();
+	char e[NN_ERRLEN];
+	int i, n;
+
+	if (!o) {
+		nn_storage_opts_init(&defaults);
+		o = &defaults;
+	}
+	*code = 0;
+	if (jv_get_kind(outputs) != JV_KIND_ARRAY) {
+		*code = NN_EX_DATAERR;
+		nn_seterr(err, "outputs: expected array");
+		jv_free(out);
+		return jv_invalid();
+	}
+	n = jv_array_length(jv_copy(outputs));
+	for (i = 0; i < n; i++) {
+		jv item = jv_array_get(jv_copy(outputs), i);
+		const char *url = NULL, *path = NULL;
+		jv res;
+		int rc = item_opts(item, (size_t)i, "outputs", o, &io, &url, &path, e);
+		memset(&r, 0, sizeof r);
+		if (rc < 0) {
+			r.code = NN_EX_DATAERR;
+		} else {
+			io.base = base;
+			rc = nn_storage_put(path, url, &io, &r, e);
+		}
+		if (rc == 0) {
+			res = nn_storage_result_json(&r, url, path);
+		} else {
+			/* Every output is tried; each failure is reported. */
+			res = jv_object();
+			if (url)
+				res = jv_object_set(res, jv_string("url"), jv_string(url));
+			if (path)
+				res = jv_object_set(res, jv_string("path"), jv_string(path));
+			res = jv_object_set(res, jv_string("error"), jv_string(e));
+			if (!*code) {
+				*code = r.code ? r.code : NN_EX_SOFTWARE;
+				nn_seterr(err, "output %d (%s): %s", i + 1, url ? url : "?", e);
+			}
+		}
+		out = jv_array_append(out, res);
+		jv_free(item);
+	}
+	return out;
+}

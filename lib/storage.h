@@ -122,6 +122,26 @@ int nn_storage_put(const char *path, const char *url,
 		   const struct nn_storage_opts *o, struct nn_storage_result *r,
 		   char *err);
 
+/*
+ * Staging for an allocation.  inputs (borrowed) is a JSON array of
+ * {"url":…, "path":… (relative to base), "sha256":… (optional),
+ * "max_size":… (optional, bytes)}; each is fetched inside base (o->base is
+ * ignored).  All or nothing: on the first failure the inputs this call
+ * already staged are removed, err names the input ("input 2 (URL): …"),
+ * *code gets the exit code, and the result is jv_invalid().  On success,
+ * an array of result objects (nn_storage_result_json), one per input.
+ */
+jv nn_storage_stage(jv inputs, const char *base, const struct nn_storage_opts *o,
+		    int *code, char *err);
+
+/* Collect outputs after exit: outputs (borrowed) is an array of
+ * {"path":… (relative to base), "url":…}.  Every output is tried; the
+ * result is an array of result objects, with "error" on those that failed;
+ * *code is 0 when all went up, else the code of the first failure (err
+ * names it). */
+jv nn_storage_collect(jv outputs, const char *base, const struct nn_storage_opts *o,
+		      int *code, char *err);
+
 /* {"url":…, "path":…, "size":…, "sha256":…, "commit":…, "attempts":…}
  * (empty fields left out); a new jv. */
 jv nn_storage_result_json(const struct nn_storage_result *r, const char *url,

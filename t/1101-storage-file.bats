@@ -140,3 +140,46 @@ leftovers() {
 	assert_equal "$status" 64
 	[[ "$stderr" == *"usage: nunet-store fetch URL PATH"* ]]
 }
+
+@test "stage fetches every input inside the allocation directory" {
+	mkdir alloc
+	printf '[{"url":"file://%s/src.bin","path":"in/a.bin","sha256":"%s"},{"url":"file://%s/src.bin","path":"b.bin"}]' \
+		"$PWD" "$SUM" "$PWD" >inputs.json
+	run --separate-stderr nunet-store stage alloc <inputs.json
+	assert_success
+	cmp src.bin alloc/in/a.bin
+	cmp src.bin alloc/b.bin
+	assert_equal "$(jq -r '.[].sha256' <<<"$output" | sort -u)" "$SUM"
+	assert_equal "$(jq -r '.[1].path' <<<"$output")" b.bin
+}
+
+@test "stage is all or nothing: a failing input removes those staged before it" {
+	mkdir alloc
+	printf '[{"url":"file://%s/src.bin","path":"in/a.bin"},{"url":"file://%s/missing","path":"b.bin"}]' \
+		"$PWD" "$PWD" >inputs.json
+	run --separate-stderr nunet-store stage alloc <inputs.json
+	assert_equal "$status" 69
+	assert_equal "$stderr" "nunet-store: error: input 2 (file://$PWD/missing): cannot open '$PWD/missing': No such file or directory"
+	[ ! -e alloc/in/a.bin ]
+	[ ! -e alloc/b.bin ]
+}
+
+@test "stage refuses an input path that escapes the allocation directory" {
+	mkdir alloc
+	printf '[{"url":"file://%s/src.bin","path":"../../etc/x"}]' "$PWD" >inputs.json
+	run --separate-stderr nunet-store stage alloc <inputs.json
+	assert_equal "$status" 65
+	assert_equal "$stderr" "nunet-store: error: input 1 (file://$PWD/src.bin): path '../../etc/x' escapes 'alloc'"
+}
+
+@test "collect uploads every output and reports each, failures included" {
+	mkdir -p alloc/out dest
+	cp src.bin alloc/out/result.bin
+	printf '[{"path":"out/result.bin","url":"file://%s/dest/r.bin"},{"path":"out/none","url":"file://%s/dest/n"}]' \
+		"$PWD" "$PWD" >outputs.json
+	run --separate-stderr nunet-store collect alloc <outputs.json
+	assert_equal "$status" 74
+	cmp src.bin dest/r.bin
+	assert_equal "$(jq -r '.[0].sha256' <<<"$output")" "$SUM"
+	assert_equal "$(jq -r '.[1].error' <<<"$output")" "cannot open '$PWD/alloc/out/none': No such file or directory"
+}

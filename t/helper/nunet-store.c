@@ -28,7 +28,9 @@ static const char usage[] =
 	"       nunet-store pack REPO COMMIT PACKFILE [--have COMMIT]...\n"
 	"       nunet-store unpack REPO PACKFILE COMMIT [--ref REF]\n"
 	"       nunet-store migrate FROM_REPO COMMIT TO_REPO\n"
-	"       nunet-store mkbucket BUCKET\n";
+	"       nunet-store mkbucket BUCKET\n"
+	"       nunet-store stage DIR < INPUTS.json\n"
+	"       nunet-store collect DIR < OUTPUTS.json\n";
 
 static void print_json(jv v)
 {
@@ -188,6 +190,21 @@ int main(int argc, char **argv)
 			print_json(jv_object_set(jv_object(), jv_string("commit"), jv_string(argv[3])));
 		else
 			rc = NN_EX_DATAERR;
+	} else if ((!strcmp(cmd, "stage") || !strcmp(cmd, "collect")) && argc == 2) {
+		size_t len;
+		char *text = nn_read_file("/dev/stdin", 1 << 20, &len, err);
+		jv list = text ? nn_json_parse(text, len, err) : jv_invalid();
+		free(text);
+		rc = NN_EX_DATAERR;
+		if (jv_is_valid(list)) {
+			jv res = !strcmp(cmd, "stage") ? nn_storage_stage(list, argv[1], &o, &rc, err)
+						       : nn_storage_collect(list, argv[1], &o, &rc, err);
+			if (jv_is_valid(res))
+				print_json(res);
+			else
+				jv_free(res);
+		}
+		jv_free(list);
 	} else if (!strcmp(cmd, "mkbucket") && argc == 2) {
 		rc = nn_s3_create_bucket(argv[1], NULL, err);
 		if (rc == 0)
