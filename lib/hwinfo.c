@@ -160,11 +160,28 @@ jv nn_hwinfo_cpu(const char *sysroot, char *err)
 		nn_seterr(err, "no processor listed in /proc/cpuinfo");
 		return jv_invalid();
 	}
-	for (long i = 0; i < threads; i++) {
-		char p[96];
-		snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%ld/cpufreq/cpuinfo_max_freq", i);
-		if (read_u64(sysroot, p, &khz) == 0 && khz > best_khz)
-			best_khz = khz;
+	/* The nominal clock, steadiest first: the cpufreq driver's base
+	 * (intel_pstate) or nominal (amd-pstate) frequency; the "@ 2.00GHz"
+	 * of the model name; the highest cpuinfo_max_freq; the highest
+	 * "cpu MHz" seen (a current clock: what a VM reports). */
+	static const char *const freq_files[] = {
+		"base_frequency", "amd_pstate_nominal_freq", NULL, "cpuinfo_max_freq"
+	};
+	for (size_t f = 0; f < sizeof freq_files / sizeof *freq_files && !best_khz; f++) {
+		if (!freq_files[f]) {
+			const char *at = model ? strstr(model, " @ ") : NULL;
+			char *end;
+			double ghz = at ? strtod(at + 3, &end) : 0;
+			if (at && ghz > 0 && !strncmp(end, "GHz", 3))
+				best_khz = (uint64_t)(ghz * 1e6 + 0.5);
+			continue;
+		}
+		for (long i = 0; i < threads; i++) {
+			char p[96];
+			snprintf(p, sizeof p, "/sys/devices/system/cpu/cpu%ld/cpufreq/%s", i, freq_files[f]);
+			if (read_u64(sysroot, p, &khz) == 0 && khz > best_khz)
+				best_khz = khz;
+		}
 	}
 	if (best_khz)
 		mhz = (double)((best_khz + 500) / 1000);

@@ -31,8 +31,10 @@ char *nn_hwinfo_path(const char *sysroot, const char *path);
 
 /* {"arch","model","cores","threads","mhz"}: arch from uname(2); model,
  * cores (distinct physical id + core id pairs) and threads (processor
- * entries) from proc/cpuinfo; mhz from cpufreq's cpuinfo_max_freq, else the
- * highest "cpu MHz".  Invalid + err when cpuinfo cannot be read. */
+ * entries) from proc/cpuinfo; mhz, the nominal clock, from cpufreq's
+ * base_frequency or amd_pstate_nominal_freq, else the model name's
+ * "@ 2.00GHz", else cpufreq's cpuinfo_max_freq, else the highest "cpu MHz".
+ * Invalid + err when cpuinfo cannot be read. */
 jv nn_hwinfo_cpu(const char *sysroot, char *err);
 
 /* The CPU time the cgroups of this process may use, in millicores (1000 =

@@ -287,16 +287,15 @@ field() {
 	run nunet-bench -n --sysroot "$FIX/intel"
 	assert_success
 	assert_equal "$(echo "$output" | jq -c '.cpu | [.model, .cores, .threads, .mhz]')" \
-		'["Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",2,4,3700]'
+		'["Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",2,4,2100]'
 	assert_equal "$(echo "$output" | jq .ram.size)" $((65843212 * 1024))
 	assert_equal "$(echo "$output" | jq -r .kernel)" 6.1.0
 	# no cgroups mounted, no net namespace, no kvm or tun in that tree
 	assert_equal "$(echo "$output" | jq -c .features)" '["namespaces"]'
 	NUNET_SYSROOT="$FIX/nvidia" run nunet-bench -n
 	assert_success
-	# cgroup2 with cpu and memory; cpu MHz from /proc/cpuinfo (no cpufreq)
+	# cgroup2 with cpu and memory
 	assert_equal "$(echo "$output" | jq -c .features)" '["cgroup2","namespaces","netns","kvm","tun"]'
-	assert_equal "$(echo "$output" | jq .cpu.mhz)" 3200
 	# --sysroot wins over NUNET_SYSROOT
 	NUNET_SYSROOT="$FIX/nvidia" run nunet-bench -n --sysroot "$FIX/amd"
 	assert_success
@@ -343,6 +342,26 @@ field() {
 	echo "single $single multi $multi"
 	[ "$multi" -gt $((single * 3 / 10)) ]
 	[ "$multi" -lt $((single * 7 / 10)) ]
+}
+
+@test "cpu mhz is the nominal clock: base, model name, max, current" {
+	local r="$BATS_TEST_TMPDIR/root" f=sys/devices/system/cpu/cpu1/cpufreq
+	mkdir -p "$r"
+	cp -R "$FIX/intel/proc" "$FIX/intel/sys" "$r/"
+	mhz() { nunet-bench -n --sysroot "$r" | jq .cpu.mhz; }
+	# cpufreq's base_frequency (2.1 GHz) before the model's "@ 2.00GHz"
+	assert_equal "$(mhz)" 2100
+	rm "$r/sys/devices/system/cpu/cpu0/cpufreq/base_frequency"
+	echo 2450000 >"$r/$f/amd_pstate_nominal_freq"
+	assert_equal "$(mhz)" 2450
+	rm "$r/$f/amd_pstate_nominal_freq"
+	assert_equal "$(mhz)" 2000
+	# no "@" in the model: the highest cpuinfo_max_freq (3.7 GHz on cpu1)
+	sed -i 's/ @ 2.00GHz//' "$r/proc/cpuinfo"
+	assert_equal "$(mhz)" 3700
+	# no cpufreq: the highest "cpu MHz", rounded
+	rm -r "$r/sys/devices"
+	assert_equal "$(mhz)" 3200
 }
 
 @test "a tree without /proc/cpuinfo is exit 74" {
