@@ -45,7 +45,9 @@ TOOL_OBJ := $(TOOL_SRC:%.c=$(B)/%.o)
 MAN1     := $(wildcard man/*.1)
 MAN5     := $(wildcard man/*.5)
 MAN7     := $(wildcard man/*.7)
+SUB_SRC  := $(sort $(wildcard cmd/*/*.c))
 DEPS     := $(LIB_OBJ:.o=.d) $(PROG_SRC:cmd/%.c=$(B)/cmd/%.d) $(HELP_SRC:%.c=$(B)/%.d) \
+            $(SUB_SRC:%.c=$(B)/%.d) \
             $(TOOL_OBJ:.o=.d)
 
 all: $(LIB) $(PROGS) $(HELPERS)
@@ -60,9 +62,12 @@ $(LIB): $(LIB_OBJ)
 	rm -f $@
 	$(AR) rcs $@ $^
 
-$(B)/bin/%: $(B)/cmd/%.o $(LIB)
+# a program is cmd/NAME.c plus, when it has grown, cmd/NAME/*.c
+subobjs = $(patsubst %.c,$(B)/%.o,$(wildcard cmd/$(1)/*.c))
+.SECONDEXPANSION:
+$(B)/bin/%: $(B)/cmd/%.o $$(call subobjs,$$*) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(filter %.o,$^) $(LIB) $(LDLIBS)
 
 # test-tool: t/helper/test-tool.c plus one t/helper/tool/NAME.c per unit
 $(B)/t/helper/test-tool: $(B)/t/helper/test-tool.o $(TOOL_OBJ) $(LIB)
@@ -99,7 +104,7 @@ uninstall:
 
 clean:
 	rm -f $(LIB_OBJ) $(LIB) $(PROGS) $(HELPERS) $(DEPS) $(TOOL_OBJ) \
-		$(PROG_SRC:cmd/%.c=$(B)/cmd/%.o) $(HELP_SRC:%.c=$(B)/%.o)
+		$(PROG_SRC:cmd/%.c=$(B)/cmd/%.o) $(HELP_SRC:%.c=$(B)/%.o) $(SUB_SRC:%.c=$(B)/%.o)
 	rm -rf $(B)/bin
 
 .PHONY: all check bench lint install uninstall clean

@@ -28,6 +28,16 @@ static const char usage_text[] =
 	"       nunet-node [--home DIR] status\n"
 	"       nunet-node -h | --help | --version\n";
 
+/*
+ * Parts of the toolkit that live in the daemon attach here, after the node
+ * is open and before it serves: each registers its behaviors, watches,
+ * tables (nn_db_migrate_module) and a closer.  One line per part.
+ */
+typedef int nn_attach_fn(struct nn_node *n, char *err);
+static nn_attach_fn *const attach[] = {
+	NULL
+};
+
 static const char *home_opt;
 static const char *passfile;
 
@@ -192,6 +202,11 @@ static int cmd_run(int argc, char **argv)
 	free_pass(pass);
 	if (!n)
 		nn_die(code, "%s", err);
+	for (size_t i = 0; attach[i]; i++)
+		if (attach[i](n, err) < 0) {
+			nn_node_close(n);
+			nn_die(NN_EX_SOFTWARE, "%s", err);
+		}
 	if (level >= 0)
 		nn_log_set_level(level);
 	code = nn_node_run(n) < 0 ? NN_EX_SOFTWARE : 0;

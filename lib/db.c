@@ -6,6 +6,7 @@
 #include "db.h"
 
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include "util.h"
 
@@ -19,6 +20,8 @@ const char *const nn_node_schema[] = {
 	"  trace TEXT,"
 	"  body TEXT NOT NULL);"
 	"CREATE INDEX events_ts ON events(ts);",
+	/* 1 -> 2 */
+	"CREATE TABLE nn_modules (name TEXT PRIMARY KEY, version INTEGER NOT NULL);",
 	NULL
 };
 
@@ -100,4 +103,53 @@ void nn_db_close(struct nn_db *db)
 	if (db->h)
 		sqlite3_close(db->h);
 	db->h = NULL;
+}
+
+int nn_db_migrate_module(struct nn_db *db, const char *name, const char *const *steps, char *err)
+{
+	sqlite3_stmt *st;
+	int known = 0, v = 0;
+	char e[NN_ERRLEN];
+
+	while (steps && steps[known])
+		known++;
+	if (nn_db_exec(db, "CREATE TABLE IF NOT EXISTS nn_modules (name TEXT PRIMARY KEY,"
+		       " version INTEGER NOT NULL)", e) < 0)
+		return nn_seterr(err, "module %s: %s", name, e);
+	if (sqlite3_prepare_v2(db->h, "SELECT version FROM nn_modules WHERE name = ?", -1, &st,
+			       NULL) != SQLITE_OK)
+		return nn_seterr(err, "module %s: sqlite: %s", name, sqlite3_errmsg(db->h));
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (v > known)
+		return nn_seterr(err, "module %s has schema version %d; this program knows up to %d",
+				 name, v, known);
+	for (; v < known; v++) {
+		int r = nn_db_exec(db, "BEGIN IMMEDIATE", e);
+		if (r == 0 && (r = nn_db_exec(db, steps[v], e)) == 0) {
+			if (sqlite3_prepare_v2(db->h, "INSERT INTO nn_modules (name, version) VALUES (?, ?)"
+					       " ON CONFLICT(name) DO UPDATE SET version = excluded.version",
+					       -1, &st, NULL) != SQLITE_OK) {
+				snprintf(e, sizeof e, "%s", sqlite3_errmsg(db->h));
+				r = -1;
+			} else {
+				sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+				sqlite3_bind_int(st, 2, v + 1);
+				if (sqlite3_step(st) != SQLITE_DONE) {
+					snprintf(e, sizeof e, "%s", sqlite3_errmsg(db->h));
+					r = -1;
+				}
+				sqlite3_finalize(st);
+			}
+		}
+		if (r == 0)
+			r = nn_db_exec(db, "COMMIT", e);
+		if (r < 0) {
+			nn_db_exec(db, "ROLLBACK", NULL);
+			return nn_seterr(err, "module %s: migration to version %d failed: %s", name, v + 1, e);
+		}
+	}
+	return 0;
 }

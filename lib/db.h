@@ -21,6 +21,16 @@ void nn_db_close(struct nn_db *db);
 /* Run SQL with no results. */
 int nn_db_exec(struct nn_db *db, const char *sql, char *err);
 
+/*
+ * A part of the toolkit that keeps its own tables in a shared store (the
+ * node's allocations, resources, peers…) migrates them on its own, as
+ * module `name`: its version lives in the table nn_modules, not in
+ * user_version, so parts can grow their schemas independently.  Same rules:
+ * steps[i] takes the module from version i to i+1, NULL-terminated, each
+ * step in one transaction; a newer module version than known is refused.
+ */
+int nn_db_migrate_module(struct nn_db *db, const char *name, const char *const *steps, char *err);
+
 /* The node's schema (all versions). */
 extern const char *const nn_node_schema[];
 

@@ -62,6 +62,15 @@ struct nn_node {
 	uint64_t requests, errors;
 	int ready_fd;
 	int stopping;
+	nn_router_fn *router;
+	void *router_arg;
+	nn_authorize_fn *authorizer;
+	void *authorizer_arg;
+	struct closer {
+		void (*fn)(struct nn_node *, void *);
+		void *arg;
+		struct closer *next;
+	} *closers;
 };
 
 static const struct nn_behavior core_behaviors[];
@@ -70,6 +79,29 @@ const char *nn_node_did(const struct nn_node *n) { return n->key.did; }
 struct nn_db *nn_node_db(struct nn_node *n) { return &n->db; }
 struct nn_loop *nn_node_loop(struct nn_node *n) { return n->loop; }
 const struct nn_config *nn_node_config(const struct nn_node *n) { return &n->cfg; }
+const struct nn_key *nn_node_key(const struct nn_node *n) { return &n->key; }
+const char *nn_node_home(const struct nn_node *n) { return n->home; }
+
+void nn_node_set_router(struct nn_node *n, nn_router_fn *fn, void *arg)
+{
+	n->router = fn;
+	n->router_arg = arg;
+}
+
+void nn_node_set_authorizer(struct nn_node *n, nn_authorize_fn *fn, void *arg)
+{
+	n->authorizer = fn;
+	n->authorizer_arg = arg;
+}
+
+void nn_node_on_close(struct nn_node *n, void (*fn)(struct nn_node *, void *), void *arg)
+{
+	struct closer *c = nn_xcalloc(1, sizeof *c);
+	c->fn = fn;
+	c->arg = arg;
+	c->next = n->closers;
+	n->closers = c;
+}
 
 void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b)
 {
@@ -154,30 +186,31 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-static void send_env(struct conn *c, jv env)
+void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
-	size_t before = c->out.len;
-	if (nn_env_sign_line(env, &c->node->key, &c->out, err) < 0) {
-		c->out.len = before;
-		nn_error("client %lu: cannot send a reply: %s", c->no, err);
-		c->closing = 1;
-	}
+	struct nn_buf b = NN_BUF_INIT;
+	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
+		nn_error("cannot send an answer: %s", err);
+	else
+		o->send(o, b.data, b.len);
+	nn_buf_release(&b);
 }
 
-static void send_error(struct conn *c, jv req, enum nn_code code, const char *msg)
+static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
+		       enum nn_code code, const char *msg)
 {
-	struct nn_node *n = c->node;
 	n->errors++;
-	nn_warn("client %lu: %s: %s", c->no, nn_code_name(code), msg);
-	send_env(c, nn_env_error(req, n->key.did, code, msg, n->cfg.ttl_ms));
+	if (o->kind == NN_ORIGIN_CLIENT)
+		nn_warn("client %lu: %s: %s", o->client, nn_code_name(code), msg);
+	else
+		nn_warn("peer %.80s: %s: %s", o->peer ? o->peer : "?", nn_code_name(code), msg);
+	nn_node_sign_send(n, nn_env_error(req, n->key.did, code, msg, n->cfg.ttl_ms), o);
 }
 
-static int authorized(struct nn_node *n, const char *from, const char *be)
+int nn_node_is_owner(const struct nn_node *n, const char *from)
 {
 	size_t len = nn_did_len(from);
-	if (!strncmp(be, "/public/", 8))
-		return 1;
 	if (len == strlen(n->key.did) && !strncmp(from, n->key.did, len))
 		return 1;
 	jv_array_foreach(n->cfg.owners, i, o) {
@@ -189,9 +222,8 @@ static int authorized(struct nn_node *n, const char *from, const char *be)
 	return 0;
 }
 
-static void handle(struct conn *c, jv env)
+void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 {
-	struct nn_node *n = c->node;
 	char err[NN_ERRLEN];
 	const char *type, *from, *to, *be, *id;
 	int64_t exp;
@@ -203,7 +235,7 @@ static void handle(struct conn *c, jv env)
 	code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
 	if (code != NN_OK) {
 		/* answer with re only when the envelope carried a usable id */
-		send_error(c, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
+		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
 	type = nn_env_str(env, "type");
@@ -214,32 +246,46 @@ static void handle(struct conn *c, jv env)
 	nn_json_get_int(env, "exp", &exp, NULL);
 
 	if (strcmp(type, "msg") != 0) {
-		send_error(c, env, NN_E_BAD_FIELD, "type: the control socket takes msg envelopes");
-		return;
-	}
-	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0) {
-		snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
-		send_error(c, env, NN_E_UNAVAILABLE, err);
+		send_error(n, o, env, NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
 		return;
 	}
 	switch (nn_replay_check(n->replay, from, id, exp, nn_now_ms())) {
 	case 1:
 		snprintf(err, sizeof err, "envelope %s from %.80s was seen before", id, from);
-		send_error(c, env, NN_E_REPLAY, err);
+		send_error(n, o, env, NN_E_REPLAY, err);
 		return;
 	case -1:
-		send_error(c, env, NN_E_BUSY, "replay cache is full: try again later");
+		send_error(n, o, env, NN_E_BUSY, "replay cache is full: try again later");
 		return;
 	}
-	if (!authorized(n, from, be)) {
-		snprintf(err, sizeof err, "%.80s may not invoke %.80s on this node", from, be);
-		send_error(c, env, NN_E_UNAUTHORIZED, err);
+	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0) {
+		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from)) {
+			snprintf(err, sizeof err, "%.80s may not send through this node", from);
+			send_error(n, o, env, NN_E_UNAUTHORIZED, err);
+			return;
+		}
+		err[0] = '\0';
+		if (!n->router || n->router(n, env, o, n->router_arg, err) < 0) {
+			if (!err[0])
+				snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
+			send_error(n, o, env, NN_E_UNAVAILABLE, err);
+		}
 		return;
+	}
+	if (strncmp(be, "/public/", 8) != 0 && !nn_node_is_owner(n, from)) {
+		err[0] = '\0';
+		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
+		if (code != NN_OK) {
+			if (!err[0])
+				snprintf(err, sizeof err, "%.80s may not invoke %.80s on this node", from, be);
+			send_error(n, o, env, code, err);
+			return;
+		}
 	}
 	b = find_behavior(n, be);
 	if (!b) {
 		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
-		send_error(c, env, NN_E_UNKNOWN_BEHAVIOR, err);
+		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
 		return;
 	}
 	reply = jv_invalid();
@@ -247,16 +293,57 @@ static void handle(struct conn *c, jv env)
 	code = b->fn(n, env, &reply, err);
 	if (code != NN_OK) {
 		jv_free(reply);
-		send_error(c, env, code, err[0] ? err : nn_code_name(code));
+		send_error(n, o, env, code, err[0] ? err : nn_code_name(code));
 		return;
 	}
 	if (jv_get_kind(reply) != JV_KIND_OBJECT) {
 		jv_free(reply);
-		send_error(c, env, NN_E_INTERNAL, "behavior returned no body");
+		send_error(n, o, env, NN_E_INTERNAL, "behavior returned no body");
 		return;
 	}
-	nn_debug("client %lu: %s %s", c->no, be, id);
-	send_env(c, nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms));
+	nn_debug("%s %s", be, id);
+	nn_node_sign_send(n, nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms), o);
+}
+
+/* The control socket's origin: answers go to the client's output buffer. */
+static void conn_send(const struct nn_origin *o, const char *line, size_t len)
+{
+	struct conn *c = o->arg;
+	nn_buf_add(&c->out, line, len);
+}
+
+static struct conn *conn_find(struct nn_node *n, unsigned long no)
+{
+	for (struct conn *c = n->conns; c; c = c->next)
+		if (c->no == no)
+			return c;
+	return NULL;
+}
+
+int nn_node_client_send(struct nn_node *n, unsigned long client, const char *line, size_t len)
+{
+	struct conn *c = conn_find(n, client);
+	if (!c || c->closing)
+		return -1;
+	nn_buf_add(&c->out, line, len);
+	if (conn_flush(c) < 0) {
+		conn_close(c);
+		return -1;
+	}
+	conn_events(c);
+	return 0;
+}
+
+static void handle(struct conn *c, jv env)
+{
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	nn_node_deliver(c->node, env, &o);
+}
+
+static void conn_error(struct conn *c, enum nn_code code, const char *msg)
+{
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	send_error(c->node, &o, jv_null(), code, msg);
 }
 
 /* Answer every complete line buffered, unless output is backed up. */
@@ -270,7 +357,7 @@ static void conn_process(struct conn *c)
 		if (r == NN_JSONL_NONE)
 			break;
 		if (r == NN_JSONL_ERROR) {
-			send_error(c, jv_null(), code, err);
+			conn_error(c, code, err);
 			continue;
 		}
 		handle(c, v);
@@ -358,10 +445,10 @@ static void on_accept(struct nn_loop *l, int lfd, uint32_t events, void *arg)
 		if (nn_sock_peer(fd, &uid, NULL) < 0 || uid != geteuid()) {
 			snprintf(err, sizeof err, "peer uid %ld is not the node's user (uid %ld)",
 				 (long)uid, (long)geteuid());
-			send_error(c, jv_null(), NN_E_UNAUTHORIZED, err);
+			conn_error(c, NN_E_UNAUTHORIZED, err);
 			c->closing = 1;
 		} else if (n->nconns > (unsigned long)n->cfg.max_clients) {
-			send_error(c, jv_null(), NN_E_BUSY, "too many clients: try again later");
+			conn_error(c, NN_E_BUSY, "too many clients: try again later");
 			c->closing = 1;
 		}
 		if (c->closing) {
@@ -592,6 +679,12 @@ void nn_node_close(struct nn_node *n)
 {
 	if (!n)
 		return;
+	while (n->closers) {
+		struct closer *c = n->closers;
+		n->closers = c->next;
+		c->fn(n, c->arg);
+		free(c);
+	}
 	while (n->conns)
 		conn_close(n->conns);
 	if (n->lfd >= 0) {

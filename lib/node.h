@@ -53,6 +53,62 @@ void nn_node_close(struct nn_node *n);
 /* Register a behavior (the table is copied by reference: keep it static). */
 void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b);
 
+/*
+ * Where an envelope came from, and how its answer goes back.  The control
+ * socket makes one per client line; a transport between nodes makes its own
+ * (kind NN_ORIGIN_PEER, with the peer's did) and sends answers over the
+ * connection the request came on.
+ */
+enum nn_origin_kind { NN_ORIGIN_CLIENT, NN_ORIGIN_PEER };
+struct nn_origin {
+	enum nn_origin_kind kind;
+	unsigned long client;	/* control-socket client number (CLIENT) */
+	const char *peer;	/* did of the connected peer (PEER) */
+	/* send one serialized envelope line ending in "\n" back to the origin */
+	void (*send)(const struct nn_origin *o, const char *line, size_t len);
+	void *arg;
+};
+
+/*
+ * Run an envelope through the node: verify, replay cache, routing,
+ * authority, behavior; every outcome answers through o->send (a reply or a
+ * signed error), except envelopes a router takes.  Borrows env.
+ */
+void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o);
+
+/*
+ * Routing of envelopes addressed to another actor (not "local", not this
+ * node's did).  The router returns 0 when it has taken the envelope (it
+ * answers later, e.g. with nn_node_client_send() when the remote reply
+ * arrives) or -1 with err, which the node answers as "unavailable".
+ * Without a router such envelopes are answered "unavailable".
+ */
+typedef int nn_router_fn(struct nn_node *n, jv env, const struct nn_origin *o, void *arg, char *err);
+void nn_node_set_router(struct nn_node *n, nn_router_fn *fn, void *arg);
+
+/*
+ * Authority beyond the owners: called for a signer that is not an owner on
+ * a behavior outside /public/.  Return NN_OK to allow, or a code (with err)
+ * to refuse.  Without one, such invocations are "unauthorized".
+ */
+typedef enum nn_code nn_authorize_fn(struct nn_node *n, jv env, const struct nn_origin *o,
+				     void *arg, char *err);
+void nn_node_set_authorizer(struct nn_node *n, nn_authorize_fn *fn, void *arg);
+
+/* Send a line to control-socket client number `client` (e.g. a reply that
+ * came back from another node); -1 when that client is gone. */
+int nn_node_client_send(struct nn_node *n, unsigned long client, const char *line, size_t len);
+/* Sign env (consumed) with the node's key and send it to o. */
+void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o);
+
+/* Call fn(n, arg) when the node closes, latest registered first: modules
+ * release what they attached. */
+void nn_node_on_close(struct nn_node *n, void (*fn)(struct nn_node *, void *), void *arg);
+
+const struct nn_key *nn_node_key(const struct nn_node *n);
+const char *nn_node_home(const struct nn_node *n);
+int nn_node_is_owner(const struct nn_node *n, const char *from);
+
 const char *nn_node_did(const struct nn_node *n);
 struct nn_db *nn_node_db(struct nn_node *n);
 struct nn_loop *nn_node_loop(struct nn_node *n);

@@ -287,6 +287,24 @@ int cmd__db(int argc, char **argv)
 	char err[NN_ERRLEN];
 	sqlite3_stmt *st;
 	int n;
+	if (argc == 4) {
+		/* db PATH MODULE N: the same steps as a module of a node store */
+		n = atoi(argv[3]);
+		for (int i = 0; i < n && i < 3; i++)
+			mig[i] = steps[i];
+		if (nn_db_open(&db, argv[1], nn_node_schema, err) < 0 ||
+		    nn_db_migrate_module(&db, argv[2], mig, err) < 0) {
+			printf("error: %s\n", err);
+			return 1;
+		}
+		printf("user_version %d\n", db.version);
+		sqlite3_prepare_v2(db.h, "SELECT name, version FROM nn_modules ORDER BY name", -1, &st, NULL);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			printf("module %s %d\n", sqlite3_column_text(st, 0), sqlite3_column_int(st, 1));
+		sqlite3_finalize(st);
+		nn_db_close(&db);
+		return 0;
+	}
 	if (argc != 3)
 		return 64;
 	n = atoi(argv[2]);
