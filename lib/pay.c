@@ -177,21 +177,20 @@ static int is_hex(const char *s, size_t n)
 /* Every key of obj must be in allowed (NULL-terminated).  Borrows obj. */
 static int only_keys(jv obj, const char *what, const char *const *allowed, char *err)
 {
-	int r = 0;
-	jv keys = jv_keys(jv_copy(obj));
-	for (int i = 0; r == 0 && i < jv_array_length(jv_copy(keys)); i++) {
-		jv k = jv_array_get(jv_copy(keys), i);
+	for (int i = jv_object_iter(obj); jv_object_iter_valid(obj, i); i = jv_object_iter_next(obj, i)) {
+		jv k = jv_object_iter_key(obj, i);
 		const char *ks = jv_string_value(k);
-		int ok = 0;
-		for (const char *const *a = allowed; *a; a++)
-			if (!strcmp(*a, ks))
-				ok = 1;
-		if (!ok)
-			r = nn_seterr(err, "%s: unknown field '%s'", what, ks);
+		const char *const *a;
+		for (a = allowed; *a && strcmp(*a, ks); a++)
+			;
+		if (!*a) {
+			nn_seterr(err, "%s: unknown field '%s'", what, ks);
+			jv_free(k);
+			return -1;
+		}
 		jv_free(k);
 	}
-	jv_free(keys);
-	return r;
+	return 0;
 }
 
 static int check_head(jv doc, const char *type, char *err)
