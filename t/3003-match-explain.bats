@@ -156,3 +156,30 @@ nunet-match: warn: $m: line 12: not JSON: unexpected 'x' at byte 65 (end of line
 ["AMD EPYC 7B13",["where: (.location.continent == \"EU\" # only Europe) and (.cpu.cores >= 4 # at least four) is false"]]
 ["Cortex-A76",["where: (.location.continent == \"EU\" # only Europe) and (.cpu.cores >= 4 # at least four) is false"]]'
 }
+
+@test "mutated offers: never a crash, every offer printed is what jq reads" {
+	skip_unless "command -v python3" "python3 not installed"
+	gen-offers 100 3 >"$BATS_TEST_TMPDIR/base.jsonl"
+	python3 - "$BATS_TEST_TMPDIR/base.jsonl" >"$BATS_TEST_TMPDIR/fuzz.jsonl" <<'PY'
+import random, sys
+random.seed(7)
+lines = open(sys.argv[1], 'rb').read().split(b'\n')[:-1]
+alpha = b'{}[]",:\\0123456789.eE+-tfnul \t\x00\x7f\xc3\xa9\xff\xed\xa0\x80'
+for i in range(600):
+    l = bytearray(random.choice(lines))
+    for _ in range(random.randint(1, 3)):
+        pos = random.randrange(len(l)); op = random.random()
+        if op < 0.4: l[pos] = random.choice(alpha)
+        elif op < 0.7: del l[pos]
+        else: l.insert(pos, random.choice(alpha))
+    sys.stdout.buffer.write(bytes(l).replace(b'\n', b' ') + b'\n')
+PY
+	run --separate-stderr nunet-match --rank 'tojson | explode | add' '{}' "$BATS_TEST_TMPDIR/fuzz.jsonl"
+	assert_success
+	[ "${#lines[@]}" -gt 50 ]
+	[ "${#stderr_lines[@]}" -gt 50 ]
+	# the scanner's jv and jq's parse of the printed text agree
+	run jq -c 'select(.score != (.offer | tojson | explode | add))' <<<"$output"
+	assert_success
+	assert_output ''
+}
