@@ -216,13 +216,26 @@ static int cmp_utf16(const char *a, int alen, const char *b, int blen)
 struct key {
 	const char *s;
 	int len;
-	jv name;
+	jv name, val;
 };
 
+/* UTF-8 byte order is code point order, which is UTF-16 order except
+ * between U+E000..U+FFFF (lead bytes 0xEE, 0xEF) and astral characters
+ * (lead bytes 0xF0..0xF4): only that case needs the slow comparison. */
 static int key_cmp(const void *x, const void *y)
 {
 	const struct key *a = x, *b = y;
-	return cmp_utf16(a->s, a->len, b->s, b->len);
+	const unsigned char *p = (const unsigned char *)a->s, *q = (const unsigned char *)b->s;
+	int n = a->len < b->len ? a->len : b->len;
+	for (int i = 0; i < n; i++) {
+		if (p[i] == q[i])
+			continue;
+		unsigned lo = p[i] < q[i] ? p[i] : q[i], hi = p[i] < q[i] ? q[i] : p[i];
+		if (lo >= 0xee && hi >= 0xf0)
+			return cmp_utf16(a->s, a->len, b->s, b->len);
+		return p[i] < q[i] ? -1 : 1;
+	}
+	return (a->len > n) - (b->len > n);
 }
 
 static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
@@ -270,30 +283,29 @@ static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
 				continue;
 			}
 			keys[i].name = k;
+			keys[i].val = val;
 			keys[i].s = jv_string_value(k);
 			keys[i].len = jv_string_length_bytes(jv_copy(k));
 			i++;
-			jv_free(val);
 		}
 		n = i;
 		qsort(keys, n, sizeof *keys, key_cmp);
 		if (nn_buf_addc(o, '{') < 0)
 			r = nn_seterr(err, "JSON too large");
 		for (i = 0; i < n && r == 0; i++) {
-			jv val;
 			if ((i && nn_buf_addc(o, ',') < 0) ||
 			    put_string(o, keys[i].s, keys[i].len) < 0 || nn_buf_addc(o, ':') < 0) {
 				r = nn_seterr(err, "JSON too large");
 				break;
 			}
-			val = jv_object_get(jv_copy(v), jv_copy(keys[i].name));
-			r = canon(val, o, depth + 1, NULL, err);
-			jv_free(val);
+			r = canon(keys[i].val, o, depth + 1, NULL, err);
 		}
 		if (r == 0 && nn_buf_addc(o, '}') < 0)
 			r = nn_seterr(err, "JSON too large");
-		for (i = 0; i < n; i++)
+		for (i = 0; i < n; i++) {
 			jv_free(keys[i].name);
+			jv_free(keys[i].val);
+		}
 		if (keys != small)
 			free(keys);
 		return r;
