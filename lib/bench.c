@@ -482,6 +482,8 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 		disk.size = (uint64_t)sv.f_blocks * sv.f_frsize;
 	}
 	progress(o, "detecting gpus, executors and features");
+	single = (single + NN_BENCH_SCORE_SCALE / 2) / NN_BENCH_SCORE_SCALE;
+	multi = (multi + NN_BENCH_SCORE_SCALE / 2) / NN_BENCH_SCORE_SCALE;
 	score = jv_object();
 	score = jv_object_set(score, jv_string("single"), num(single));
 	score = jv_object_set(score, jv_string("multi"), num(multi));

@@ -24,8 +24,10 @@
  * indexed by its low bits, and feeding its low 16 bits into a dependent
  * double-precision multiply-add chain.  The score is iterations per second
  * of the CPU time each thread was given (CLOCK_THREAD_CPUTIME_ID), so
- * other processes sharing the machine do not lower it; multi is the sum
- * over one thread per CPU this process may run on.  Memory bandwidth is
+ * other processes sharing the machine do not lower it, divided by
+ * NN_BENCH_SCORE_SCALE (one point is 100 iterations a second: a 2.6 GHz
+ * EPYC core scores about 1200 to 1400); multi is the sum over one thread
+ * per CPU this process may run on.  Memory bandwidth is
  * per second of CPU time too; disk rates are wall-clock.
  */
 #ifndef NN_BENCH_H
@@ -38,6 +40,7 @@
 #include "util.h"
 
 #define NN_BENCH_UNIT_STEPS 4096
+#define NN_BENCH_SCORE_SCALE 100	/* iterations per second per score point */
 
 /* One iteration of the CPU kernel.  state holds 1 + 1024/2 uint64_t words
  * of kernel state (start from zeros); returns a value that depends on all
@@ -45,10 +48,10 @@
 #define NN_BENCH_STATE_WORDS 520
 uint64_t nn_bench_cpu_unit(uint64_t *state, double *acc);
 
-/* CPU score: iterations per CPU-second summed over nthreads threads (each
+/* CPU rate: iterations per CPU-second summed over nthreads threads (each
  * its own kernel state), upper quartile of trials of trial_ms wall time
  * each, after one warm-up trial.  0, or -1 + err when a thread cannot be
- * started. */
+ * started.  The document's score is this divided by NN_BENCH_SCORE_SCALE. */
 int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err);
 
 /* CPUs this process may run on (sched_getaffinity), at least 1. */

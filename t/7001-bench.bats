@@ -186,6 +186,13 @@ field() {
 	[ "$(jq .disk.size "$BATS_TEST_TMPDIR/n.json")" -gt 0 ]
 }
 
+@test "a document that cannot be written is exit 74" {
+	[ -w /dev/full ] || skip "no /dev/full"
+	run --separate-stderr sh -c 'nunet-bench -n >/dev/full'
+	assert_failure 74
+	assert_equal "$stderr" "nunet-bench: error: cannot write the document: No space left on device"
+}
+
 @test "--label adds labels; a later one with the same key wins" {
 	run nunet-bench -n --label region=eu-west -l tier=silver --label tier=gold --label note=a=b
 	assert_success
