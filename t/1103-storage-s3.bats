@@ -126,3 +126,29 @@ leftovers() {
 	assert_equal "$status" 75
 	[ ! -e back.bin ]
 }
+
+@test "--s3-config: endpoint and credentials from a JSON file" {
+	echo data >obj.bin
+	printf '{"endpoint":"%s","region":"us-east-1","access_key_id":"test:tester","secret_access_key":"testing"}' \
+		"$NUNET_S3_ENDPOINT" >s3.json
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u NUNET_S3_ENDPOINT \
+		nunet-store --s3-config s3.json put obj.bin "s3://nunet/conf.bin" >/dev/null
+	env -u AWS_ACCESS_KEY_ID -u AWS_SECRET_ACCESS_KEY -u NUNET_S3_ENDPOINT \
+		nunet-store --s3-config s3.json fetch "s3://nunet/conf.bin" back.bin >/dev/null
+	cmp obj.bin back.bin
+}
+
+@test "--s3-config takes precedence over the environment: its wrong secret fails" {
+	echo data >obj.bin
+	printf '{"secret_access_key":"wrong"}' >s3.json
+	run --separate-stderr nunet-store --s3-config s3.json put obj.bin "s3://nunet/conf2.bin"
+	assert_equal "$status" 69
+	assert_equal "$stderr" "nunet-store: error: 's3://nunet/conf2.bin': HTTP 403: SignatureDoesNotMatch"
+}
+
+@test "--s3-config with an unknown key is a configuration error" {
+	printf '{"secret_key":"x"}' >s3.json
+	run --separate-stderr nunet-store --s3-config s3.json fetch "s3://nunet/x" back.bin
+	assert_equal "$status" 78
+	assert_equal "$stderr" "nunet-store: error: s3.json: s3.secret_key: unknown key"
+}

@@ -20,7 +20,7 @@
 static const char usage[] =
 	"usage: nunet-store fetch URL PATH [--sha256 HEX] [--max SIZE] [--base DIR]\n"
 	"                   [--retries N] [--backoff MS] [--stall DURATION] [--timeout DURATION]\n"
-	"                   [--progress]\n"
+	"                   [--s3-config FILE] [--progress]\n"
 	"       nunet-store put PATH URL [--part-size SIZE] [--message TEXT] [--sha256 HEX] [--progress]\n"
 	"       nunet-store snapshot DIR REPO [--ref REF] [--message TEXT]\n"
 	"       nunet-store restore REPO COMMIT DIR\n"
@@ -82,12 +82,15 @@ int main(int argc, char **argv)
 		{ "ref", required_argument, NULL, 'R' },
 		{ "have", required_argument, NULL, 'H' },
 		{ "progress", no_argument, NULL, 'p' },
+		{ "s3-config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct nn_storage_opts o;
 	struct nn_storage_result r;
+	struct nn_s3_config s3;
+	int have_s3 = 0;
 	char err[NN_ERRLEN] = "";
 	const char *ref = NULL, *cmd;
 	jv haves = jv_null();	/* an array once --have is given */
@@ -133,6 +136,25 @@ int main(int argc, char **argv)
 			haves = jv_array_append(haves, jv_string(optarg));
 			break;
 		case 'p': o.progress = on_event; break;
+		case 'C': {
+			size_t len;
+			char *text = nn_read_file(optarg, 1 << 16, &len, err);
+			jv conf = text ? nn_json_parse(text, len, err) : jv_invalid();
+			free(text);
+			if (have_s3)
+				nn_s3_config_release(&s3);
+			have_s3 = 0;
+			if (!jv_is_valid(conf) || nn_s3_config_from_json(&s3, conf, err) < 0) {
+				jv_free(conf);
+				jv_free(haves);
+				fprintf(stderr, "nunet-store: error: %s: %s\n", optarg, err);
+				return NN_EX_CONFIG;
+			}
+			jv_free(conf);
+			have_s3 = 1;
+			o.s3 = &s3;
+			break;
+		}
 		case 'h': fputs(usage, stdout); return 0;
 		case 'V': printf("nunet-store %s\n", NN_VERSION); return 0;
 		default: jv_free(haves); return bad_usage(NULL);
@@ -206,7 +228,7 @@ int main(int argc, char **argv)
 		}
 		jv_free(list);
 	} else if (!strcmp(cmd, "mkbucket") && argc == 2) {
-		rc = nn_s3_create_bucket(argv[1], NULL, err);
+		rc = nn_s3_create_bucket(argv[1], o.s3, err);
 		if (rc == 0)
 			print_json(jv_object_set(jv_object(), jv_string("bucket"), jv_string(argv[1])));
 		else
@@ -242,6 +264,8 @@ int main(int argc, char **argv)
 		return bad_usage(NULL);
 	}
 	jv_free(haves);
+	if (have_s3)
+		nn_s3_config_release(&s3);
 	if (rc != 0)
 		fprintf(stderr, "nunet-store: error: %s\n", err[0] ? err : "failed");
 	return rc;
