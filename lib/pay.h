@@ -192,6 +192,20 @@ int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
  * "/pay/voucher"); borrows body; *reply is the reply body on success. */
 int nn_pay_handle(struct nn_pay *p, const char *be, jv body, jv *reply, char *err);
 
+/* ---- inside the daemon (lib/pay/node.c) ---- */
+
+struct nn_node;
+/* Open $NUNET_HOME/ledger.db with the node's key, register /pay/usage and
+ * /pay/voucher (sender: the document's counterparty or an owner) and close
+ * the ledger with the node.  Meant for the attach table of
+ * cmd/nunet-node.c (one line).  One node per process. */
+int nn_pay_attach(struct nn_node *n, char *err);
+/* The attached node's ledger, for its other pay work (the metering timer:
+ * nn_pay_meter_record + nn_pay_usage_report; a voucher coming back in the
+ * reply to /pay/usage: nn_pay_voucher_accept; the deploy check:
+ * nn_pay_contract_require), or NULL when none is attached. */
+struct nn_pay *nn_pay_attached(void);
+
 /* ---- ledger ---- */
 
 /* One object per contract not yet settled (settled too when all):

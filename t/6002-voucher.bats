@@ -377,3 +377,38 @@ round() {
 	run test-tool pay require "$P" "$(printf '%064d' 1)"
 	assert_failure 1
 }
+
+# a node with pay attached (nn_pay_attach), serving R's control socket
+pay_node_start() {
+	local fifo=$BATS_TEST_TMPDIR/ready line
+	mkfifo "$fifo"
+	test-tool pay serve "$1" 3>"$fifo" 2>>"$BATS_TEST_TMPDIR/node.log" &
+	NODE_PIDS+=("$!")
+	read -r -t 10 line <"$fifo" || { cat "$BATS_TEST_TMPDIR/node.log" >&2; return 1; }
+	rm -f "$fifo"
+}
+
+@test "in the node: /pay/usage and /pay/voucher in envelopes through the control socket" {
+	pay_node_start "$R"
+	run env NUNET_HOME="$R" nunet-send /node/behaviors
+	assert_success
+	assert_equal "$(jq -r '[.behaviors[].be | select(startswith("/pay/"))] | sort | join(" ")' <<<"$output")" "/pay/usage /pay/voucher"
+	ppay usage record "$ID" --alloc a1 --cpu-seconds 10 --wall-seconds 10 >/dev/null
+	ppay usage report "$ID" >rep.json
+	# an owner relays the provider's report; the reply body is the voucher
+	run env NUNET_HOME="$R" nunet-send /pay/usage "$(cat rep.json)"
+	assert_success
+	echo "$output" >v.json
+	assert_equal "$(jq -r '.type + " " + .amount + " " + .contract' v.json)" "nunet/voucher 200 $ID"
+	run ppay voucher accept v.json
+	assert_success
+	# refusals come back as error envelopes
+	run --separate-stderr env NUNET_HOME="$R" nunet-send /pay/usage "$(jq -c '.amount = "9"' rep.json)"
+	assert_failure
+	[[ "$stderr" == *"bad_body"*"bad signature"* ]]
+	# the provider itself holds no authority on R's node without a capability
+	run --separate-stderr env NUNET_HOME="$R" nunet-send --key "$P/key" /pay/usage "$(cat rep.json)"
+	assert_failure
+	[[ "$stderr" == *"unauthorized"* ]]
+	assert_equal "$(rpay contract show "$ID" | jq -r .seq)" 1
+}

@@ -7,6 +7,8 @@
  *                                      tests can forge well-signed bad input
  *   test-tool pay handle BE HOME       nn_pay_handle(BE) on the body on stdin,
  *                                      with HOME's key and ledger
+ *   test-tool pay serve HOME           run a node with nn_pay_attach (ready
+ *                                      line on fd 3), as nunet-node run will
  *   test-tool pay require HOME ID      nn_pay_contract_require: "ok" or the error
  *   test-tool pay sync DB              PRAGMA synchronous of a ledger opened
  *                                      by nn_pay_open (2: FULL)
@@ -25,6 +27,7 @@
 #include "codec.h"
 #include "json.h"
 #include "key.h"
+#include "node.h"
 #include "pay.h"
 #include "util.h"
 #include "test-tool.h"
@@ -113,6 +116,27 @@ static int pay_require(const char *home, const char *id)
 		printf("ok\n");
 	nn_pay_close(&p);
 	return rc < 0 ? nn_pay_exit_code(rc) : 0;
+}
+
+/* serve HOME: a node (as `nunet-node run --ready-fd 3`) with pay attached */
+static int pay_serve(const char *home)
+{
+	struct nn_node_opts o = { home, NULL, 3 };
+	char err[NN_ERRLEN];
+	int code = 0;
+	struct nn_node *n = nn_node_open(&o, &code, err);
+	if (!n) {
+		fprintf(stderr, "test-tool pay: %s\n", err);
+		return code ? code : 70;
+	}
+	if (nn_pay_attach(n, err) < 0) {
+		fprintf(stderr, "test-tool pay: %s\n", err);
+		nn_node_close(n);
+		return 70;
+	}
+	code = nn_node_run(n) < 0 ? 70 : 0;
+	nn_node_close(n);
+	return code;
 }
 
 /* handle BE HOME: the node's behavior call on the body read from stdin */
@@ -284,6 +308,8 @@ int cmd__pay(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "sign") && argc == 4)
 		return pay_sign(argv[2], argv[3]);
+	if (!strcmp(argv[1], "serve") && argc == 3)
+		return pay_serve(argv[2]);
 	if (!strcmp(argv[1], "require") && argc == 4)
 		return pay_require(argv[2], argv[3]);
 	if (!strcmp(argv[1], "handle") && argc == 4)
