@@ -591,7 +591,7 @@ int nn_s3_config_from_json(struct nn_s3_config *c, jv conf, char *err)
 	slots[4] = &c->session_token;
 	if (jv_get_kind(conf) != JV_KIND_OBJECT)
 		return nn_seterr(err, "s3: expected object");
-	jv_object_foreach(jv_copy(conf), k, v) {
+	jv_object_foreach(conf, k, v) {
 		int found = 0;
 		for (i = 0; i < 5; i++) {
 			if (strcmp(jv_string_value(k), keys[i]))
