@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -458,9 +459,16 @@ static struct gpu *gpu_find(struct gpu *g, size_t n, const char *addr)
 	return NULL;
 }
 
-static int dirent_cmp(const void *a, const void *b)
+/* PCI address order; "0000:c1:00.0" and "00000000:C1:00.0" (nvidia-smi's
+ * spelling) compare as the same address. */
+static int addr_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct gpu *)a)->addr, ((const struct gpu *)b)->addr);
+	const char *x = ((const struct gpu *)a)->addr, *y = ((const struct gpu *)b)->addr;
+	unsigned long dx = strtoul(x, NULL, 16), dy = strtoul(y, NULL, 16);
+	const char *cx = strchr(x, ':'), *cy = strchr(y, ':');
+	if (dx != dy)
+		return dx < dy ? -1 : 1;
+	return strcasecmp(cx ? cx : x, cy ? cy : y);
 }
 
 static const char *vendor_name(unsigned v)
@@ -659,9 +667,9 @@ jv nn_hwinfo_gpus(const struct nn_hwinfo_opts *o)
 		}
 		closedir(d);
 	}
-	if (n > 1)
-		qsort(g, n, sizeof *g, dirent_cmp);
 	gpu_from_smi(o, &g, &n, &cap);
+	if (n > 1)
+		qsort(g, n, sizeof *g, addr_cmp);
 
 	for (size_t i = 0; i < n; i++) {
 		struct gpu *x = &g[i];

@@ -170,8 +170,11 @@ field() {
 	local w
 	w=$(echo "$output" | jq .disk.write)
 	echo "write: $w bytes/s under a 20971520 limit"
-	[ "$w" -gt 14000000 ]
-	[ "$w" -lt 28000000 ]
+	# The throttle lets short bursts through (its budget builds up while
+	# idle, and --quick passes are only 4 MiB here), so allow up to twice
+	# the limit: the page cache would show gigabytes per second.
+	[ "$w" -gt 10000000 ]
+	[ "$w" -lt 42000000 ]
 }
 
 @test "--detect-only measures nothing and writes nothing" {

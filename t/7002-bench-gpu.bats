@@ -32,16 +32,17 @@ gpus() {
 	run --separate-stderr nunet-bench -n --sysroot "$FIX/nvidia"
 	assert_success
 	assert_equal "$stderr" ""
-	# the ASPEED BMC display (vendor 0x1a03) and the ISA bridge are not GPUs
+	# in PCI order (nvidia-smi answered C1 first); the ASPEED BMC display
+	# (vendor 0x1a03) and the ISA bridge are not GPUs
 	assert_equal "$(gpus)" \
-		'[{"model":"NVIDIA H100 80GB HBM3","vendor":"nvidia","vram":85520809984},{"model":"NVIDIA H100 80GB HBM3","vendor":"nvidia","vram":85520809984}]'
+		'[{"model":"NVIDIA H100 80GB HBM3","vendor":"nvidia","vram":85520809984},{"model":"NVIDIA A100-SXM4-40GB","vendor":"nvidia","vram":42949672960}]'
 }
 
 @test "nvidia: without a working nvidia-smi, models from /proc/driver/nvidia" {
 	run --separate-stderr nunet-bench -n --sysroot "$FIX/nvidia"
 	assert_success
 	assert_equal "$(gpus)" \
-		'[{"model":"NVIDIA H100 80GB HBM3","vendor":"nvidia","vram":0},{"model":"NVIDIA H100 80GB HBM3","vendor":"nvidia","vram":0}]'
+		'[{"model":"NVIDIA H100 80GB HBM3","vendor":"nvidia","vram":0},{"model":"NVIDIA A100-SXM4-40GB","vendor":"nvidia","vram":0}]'
 }
 
 @test "nvidia: a hanging nvidia-smi is killed after the timeout" {
@@ -51,7 +52,7 @@ gpus() {
 	assert_success
 	# -q gives nvidia-smi 1 s; allow for a loaded machine, not for the whole sleep
 	[ $((SECONDS - t0)) -lt 15 ]
-	assert_equal "$(gpus | jq -c 'map(.model)')" '["NVIDIA H100 80GB HBM3","NVIDIA H100 80GB HBM3"]'
+	assert_equal "$(gpus | jq -c 'map(.model)')" '["NVIDIA H100 80GB HBM3","NVIDIA A100-SXM4-40GB"]'
 	run pgrep -f 'sleep 6071'
 	refute_output --regexp "."
 }
@@ -62,7 +63,7 @@ gpus() {
 	cp -R "$FIX/amd/proc" "$BATS_TEST_TMPDIR/root/"
 	run nunet-bench -n --sysroot "$BATS_TEST_TMPDIR/root"
 	assert_success
-	assert_equal "$(gpus | jq -c 'map([.vendor, .vram])')" '[["nvidia",85520809984],["nvidia",85520809984]]'
+	assert_equal "$(gpus | jq -c 'map([.vendor, .vram])')" '[["nvidia",85520809984],["nvidia",42949672960]]'
 }
 
 @test "amd: vram from mem_info_vram_total, model from product_name or pci.ids" {
