@@ -59,6 +59,7 @@ int nn_xfer_progress(struct nn_xfer *x, uint64_t bytes, uint64_t total, int forc
 	struct nn_storage_event ev;
 	int64_t now;
 
+	x->bytes = bytes;
 	if (!x->o->progress)
 		return 0;
 	now = nn_mono_ms();
@@ -120,7 +121,7 @@ static int backoff(struct nn_xfer *x, const char *why)
 		d += randombytes_uniform((uint32_t)(d / 4 + 1));
 	if (x->deadline && nn_mono_ms() + d >= x->deadline)
 		return -1;
-	if (event(x, "retry", 0, 0, d, why))
+	if (event(x, "retry", x->bytes, 0, d, why))
 		return -1;
 	if (d > 0) {
 		struct timespec ts = { d / 1000, (d % 1000) * 1000000L };
@@ -341,6 +342,8 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 		} else {
 			rc = nn_storage_s3_fetch(x, url, fd, &have, &hs, err);
 		}
+		if (s != S_FILE)
+			x->bytes = have;	/* what a retry resumes from */
 		if (rc == 0 || !may_retry(x) || backoff(x, err) < 0)
 			break;
 	}

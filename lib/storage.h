@@ -211,6 +211,7 @@ struct nn_xfer {
 	int attempt;
 	int64_t deadline;		/* monotonic ms, 0 none */
 	int64_t last_event;
+	uint64_t bytes;			/* last progress reported */
 	int temporary;			/* the last failure may be retried */
 	int code;			/* NN_EX_* of the last failure */
 };

@@ -44,6 +44,7 @@ leftovers() {
 	cmp "$WWW/data.bin" out.bin
 	assert_equal "$(tail -n1 <<<"$output" | jq -r .attempts)" 2
 	assert_equal "$(grep -c '"event":"retry"' <<<"$output")" 1
+	assert_equal "$(grep '"event":"retry"' <<<"$output" | jq -r .bytes)" 700000
 	grep -qF "GET /data.bin?flaky=700000&t=$BATS_TEST_NUMBER range=bytes=700000-" "$HTTPD_LOG"
 }
 
@@ -96,6 +97,15 @@ leftovers() {
 	[ $(( $(date +%s) - start )) -lt 10 ]
 	[ ! -e out.bin ]
 	assert_equal "$(leftovers .)" 0
+}
+
+@test "--timeout bounds the whole fetch, retries included" {
+	start=$(date +%s)
+	run --separate-stderr nunet-store fetch --timeout 2s --stall 60s "$HTTPD_URL/data.bin?stall=1000" out.bin
+	assert_equal "$status" 75
+	[[ "$stderr" == *"Operation timed out"* ]]
+	[ $(( $(date +%s) - start )) -lt 10 ]
+	[ ! -e out.bin ]
 }
 
 @test "a body always truncated fails after the retries and leaves nothing" {
