@@ -407,6 +407,10 @@ int nn_storage_fetch(const char *url, const char *path, const struct nn_storage_
 		nn_seterr(err, "empty destination path");
 		return finish(&x, -1, NN_EX_USAGE, err);
 	}
+	if (s == S_GIT && x.o->sha256) {
+		nn_seterr(err, "'%s': a git input is pinned by its commit, not by a sha256", url);
+		return finish(&x, -1, NN_EX_USAGE, err);
+	}
 	if (x.o->base) {
 		if (nn_storage_join(x.o->base, path, &dest, err) < 0)
 			return finish(&x, -1, NN_EX_DATAERR, err);

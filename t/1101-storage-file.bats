@@ -183,3 +183,12 @@ leftovers() {
 	assert_equal "$(jq -r '.[0].sha256' <<<"$output")" "$SUM"
 	assert_equal "$(jq -r '.[1].error' <<<"$output")" "cannot open '$PWD/alloc/out/none': No such file or directory"
 }
+
+@test "collect refuses an output path that escapes the allocation directory" {
+	mkdir -p alloc dest
+	printf '[{"path":"../src.bin","url":"file://%s/dest/x"}]' "$PWD" >outputs.json
+	run --separate-stderr nunet-store collect alloc <outputs.json
+	assert_equal "$status" 65
+	assert_equal "$(jq -r '.[0].error' <<<"$output")" "path '../src.bin' escapes 'alloc'"
+	[ ! -e dest/x ]
+}

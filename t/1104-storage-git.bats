@@ -78,6 +78,13 @@ setup() {
 	[ ! -e out ]
 }
 
+@test "a sha256 on a git input is refused: the commit pins it" {
+	run --separate-stderr nunet-store fetch --sha256 "$(printf 'a%.0s' $(seq 64))" "$REPO#$C1" out
+	assert_equal "$status" 64
+	assert_equal "$stderr" "nunet-store: error: '$REPO#$C1': a git input is pinned by its commit, not by a sha256"
+	[ ! -e out ]
+}
+
 @test "a missing repository fails with 69 and leaves nothing" {
 	run --separate-stderr nunet-store fetch "git+file://$PWD/nope#$C1" out
 	assert_equal "$status" 69
