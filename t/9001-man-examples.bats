@@ -62,6 +62,16 @@ setup() {
 	read -r _ <ready
 	run bash -c 'nunet-send /node/info | jq .uptime_ms'
 	assert_output --regexp '^[0-9]+$'
+	cp "$NUNET_SRC/share/nunet/requirements/web-service.json" job.json
+	mkdir more-offers
+	cp "$NUNET_SRC"/share/nunet/capability/*.json more-offers/
+	nunet-bench --quick > offers.jsonl
+	jq -c . more-offers/*.json >> offers.jsonl
+	run --separate-stderr nunet-match --explain job.json offers.jsonl
+	[ "$status" -le 1 ] || fail "nunet-match exited $status"
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" "$(wc -l < offers.jsonl)"
+	for l in "${lines[@]}"; do jq -e . <<<"$l" >/dev/null; done
 	printf '{"n":1}\n{"n":2}\n' >requests.jsonl
 	run bash -c "jq -c '{be: \"/node/ping\", body: .}' requests.jsonl | nunet-send - | jq -c .echo"
 	assert_output $'{"n":1}\n{"n":2}'
