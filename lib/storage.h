@@ -87,6 +87,8 @@ struct nn_storage_opts {
 	const char *base;		/* when set, the local path must lie inside
 					 * this directory (no "..", no symlink out) */
 	const struct nn_s3_config *s3;	/* NULL: from the environment */
+	const char *ca_file;		/* https: CA bundle to trust instead of
+					 * the system's (NULL: system default) */
 	const char *message;		/* git output: commit message */
 	/* Called with each event; a nonzero return cancels the transfer. */
 	int (*progress)(const struct nn_storage_event *ev, void *arg);

@@ -18,6 +18,14 @@ teardown_file() {
 	httpd_stop
 }
 
+teardown() {
+	if [ -n "${TLS_PID:-}" ]; then
+		kill "$TLS_PID" 2>/dev/null
+		wait "$TLS_PID" 2>/dev/null || true
+	fi
+	node_stop_all
+}
+
 setup() {
 	common_setup
 	cd "$BATS_TEST_TMPDIR"
@@ -156,4 +164,34 @@ leftovers() {
 	run --separate-stderr nunet-store put up.bin "$HTTPD_URL/u.bin?status=403"
 	assert_equal "$status" 69
 	assert_equal "$stderr" "nunet-store: error: '$HTTPD_URL/u.bin?status=403': HTTP 403 Forbidden"
+}
+
+# tls_server: a second server, over TLS with a fresh self-signed certificate
+# for 127.0.0.1; sets TLS_URL, TLS_PID, CERT.
+tls_server() {
+	skip_unless "command -v openssl" "openssl is not installed"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+		-addext subjectAltName=IP:127.0.0.1 -keyout key.pem -out cert.pem 2>/dev/null
+	CERT=$PWD/cert.pem
+	local pid=$HTTPD_PID url=$HTTPD_URL port=$HTTPD_PORT
+	httpd_start "$WWW" "$BATS_TEST_TMPDIR/tls.log" cert.pem key.pem
+	TLS_PID=$HTTPD_PID TLS_URL=$HTTPD_URL
+	HTTPD_PID=$pid HTTPD_URL=$url HTTPD_PORT=$port
+}
+
+@test "https with a trusted CA fetches the file" {
+	tls_server
+	[[ "$TLS_URL" == https://* ]]
+	run --separate-stderr nunet-store fetch --ca "$CERT" --sha256 "$SUM" "$TLS_URL/data.bin" out.bin
+	assert_success
+	cmp "$WWW/data.bin" out.bin
+}
+
+@test "https with a certificate nobody vouches for is refused and leaves nothing" {
+	tls_server
+	run --separate-stderr nunet-store fetch --retries 0 "$TLS_URL/data.bin" out.bin
+	assert_equal "$status" 69
+	[[ "$stderr" == "nunet-store: error: '$TLS_URL/data.bin': "*certificate* ]]
+	[ ! -e out.bin ]
+	assert_equal "$(leftovers .)" 0
 }

@@ -126,6 +126,8 @@ static CURL *handle(struct nn_xfer *x, char *cerr)
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "nunet/" NN_VERSION);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)x->o->connect_timeout_ms);
+	if (x->o->ca_file)
+		curl_easy_setopt(h, CURLOPT_CAINFO, x->o->ca_file);
 	if (x->o->stall_ms > 0) {
 		long s = (long)((x->o->stall_ms + 999) / 1000);
 		curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);

@@ -20,7 +20,7 @@
 static const char usage[] =
 	"usage: nunet-store fetch URL PATH [--sha256 HEX] [--max SIZE] [--base DIR]\n"
 	"                   [--retries N] [--backoff MS] [--stall DURATION] [--timeout DURATION]\n"
-	"                   [--s3-config FILE] [--progress]\n"
+	"                   [--s3-config FILE] [--ca FILE] [--progress]\n"
 	"       nunet-store put PATH URL [--part-size SIZE] [--message TEXT] [--sha256 HEX] [--progress]\n"
 	"       nunet-store snapshot DIR REPO [--ref REF] [--message TEXT]\n"
 	"       nunet-store restore REPO COMMIT DIR\n"
@@ -83,6 +83,7 @@ int main(int argc, char **argv)
 		{ "have", required_argument, NULL, 'H' },
 		{ "progress", no_argument, NULL, 'p' },
 		{ "s3-config", required_argument, NULL, 'C' },
+		{ "ca", required_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -136,6 +137,7 @@ int main(int argc, char **argv)
 			haves = jv_array_append(haves, jv_string(optarg));
 			break;
 		case 'p': o.progress = on_event; break;
+		case 'A': o.ca_file = optarg; break;
 		case 'C': {
 			size_t len;
 			char *text = nn_read_file(optarg, 1 << 16, &len, err);

@@ -2,8 +2,10 @@
 # (Range requests, PUT, and faults on demand: ?status=, ?truncate=,
 # ?stall=, ?flaky=, ?norange=).  Load after lib/common:
 #
-#   httpd_start DIR     serve DIR on 127.0.0.1 on a free port; sets
-#                       HTTPD_PID, HTTPD_PORT, HTTPD_URL, HTTPD_LOG
+#   httpd_start DIR [LOG [CERT KEY]]
+#                       serve DIR on 127.0.0.1 on a free port (over TLS
+#                       with CERT and KEY, PEM files); sets HTTPD_PID,
+#                       HTTPD_PORT, HTTPD_URL, HTTPD_LOG
 #   httpd_stop          stop it by PID
 #
 # Readiness is the port line the server prints once it listens (no sleep).
@@ -13,7 +15,9 @@ httpd_start() {
 	HTTPD_LOG=${2:-${BATS_FILE_TMPDIR:-$BATS_TEST_TMPDIR}/httpd.log}
 	fifo=$(mktemp -u "${BATS_FILE_TMPDIR:-${BATS_TEST_TMPDIR:-/tmp}}/httpd.XXXXXX")
 	mkfifo "$fifo"
-	httpd_script | python3 - "$root" --log "$HTTPD_LOG" >"$fifo" 2>>"$HTTPD_LOG.err" 3>&- &
+	local scheme=http
+	[ -n "${3:-}" ] && scheme=https
+	httpd_script | python3 - "$root" --log "$HTTPD_LOG" ${3:+--tls "$3" "$4"} >"$fifo" 2>>"$HTTPD_LOG.err" 3>&- &
 	HTTPD_PID=$!
 	if ! read -r -t 10 HTTPD_PORT <"$fifo"; then
 		rm -f "$fifo"
@@ -21,7 +25,7 @@ httpd_start() {
 		return 1
 	fi
 	rm -f "$fifo"
-	HTTPD_URL="http://127.0.0.1:$HTTPD_PORT"
+	HTTPD_URL="$scheme://127.0.0.1:$HTTPD_PORT"
 	export HTTPD_PID HTTPD_PORT HTTPD_URL HTTPD_LOG
 }
 
@@ -39,7 +43,7 @@ httpd_script() {
 """A small HTTP/1.1 file server for the storage tests, with Range requests
 (python3 -m http.server has none) and faults on demand.
 
-usage: python3 - ROOT [--log FILE] (this text on stdin)
+usage: python3 - ROOT [--log FILE] [--tls CERT KEY] (this text on stdin)
 
 Binds 127.0.0.1 on a free port and prints the port on stdout, one line, once
 it accepts connections (the tests' readiness signal).  GET and HEAD serve
@@ -61,8 +65,17 @@ import urllib.parse
 
 ROOT = os.path.abspath(sys.argv[1])
 LOG = None
-if len(sys.argv) > 3 and sys.argv[2] == "--log":
-    LOG = open(sys.argv[3], "a", buffering=1)
+TLS = None
+args = sys.argv[2:]
+while args:
+    if args[0] == "--log":
+        LOG = open(args[1], "a", buffering=1)
+        args = args[2:]
+    elif args[0] == "--tls":
+        TLS = (args[1], args[2])
+        args = args[3:]
+    else:
+        sys.exit("unknown argument " + args[0])
 SEEN = set()
 LOCK = threading.Lock()
 
@@ -188,6 +201,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             self.wfile.flush()
             sent = 0
+            if TLS:
+                f.seek(start)
+                while sent < length:
+                    chunk = f.read(min(length - sent, 1 << 20))
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                return
             while sent < length:
                 n = os.sendfile(self.connection.fileno(), f.fileno(), start + sent,
                                 min(length - sent, 1 << 24))
@@ -202,6 +224,11 @@ class Server(http.server.ThreadingHTTPServer):
 
 
 srv = Server(("127.0.0.1", 0), Handler)
+if TLS:
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(TLS[0], TLS[1])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 print(srv.server_address[1], flush=True)
 srv.serve_forever()
 PY
