@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
+#include "alloc.h"
 #include "client.h"
 #include "config.h"
 #include "db.h"
@@ -35,6 +36,7 @@ static const char usage_text[] =
  */
 typedef int nn_attach_fn(struct nn_node *n, char *err);
 static nn_attach_fn *const attach[] = {
+	nn_alloc_attach,
 	NULL
 };
 

@@ -1,11 +1,17 @@
 /*
- * nunet-run — run jobs.  For now one subcommand: `nunet-run exec SPEC`,
- * which runs one job spec (a JSON file, or - for stdin) in the foreground
- * through its executor, with no node: it checks the spec, starts the job,
- * streams the job's stdout and stderr (kept in the allocation directory as
- * stdout.log and stderr.log) to its own, forwards SIGINT/SIGTERM/SIGHUP,
- * writes the result as one JSON line (stderr, or --result FILE), cleans up
- * and exits with the job's exit status (128+signal when it was killed).
+ * nunet-run — run jobs.  The porcelain (`nunet-run -- CMD`, `ls`, `status`,
+ * `logs`, `wait`, `cancel`) asks the local node to start and stop
+ * allocations and follows them through the files in their directory
+ * (stdout.log, stderr.log, and state.json, which the node rewrites on every
+ * change), so a job's output streams while the node only decides.
+ * `nunet-run exec SPEC` runs one job spec (a JSON file, or - for stdin) in
+ * the foreground through its executor, with no node: it checks the spec,
+ * starts the job, streams the job's stdout and stderr to its own, forwards
+ * SIGINT/SIGTERM/SIGHUP, writes the result as one JSON line (stderr, or
+ * --result FILE), cleans up and exits with the job's exit status
+ * (128+signal when it was killed).  `nunet-run exec --shim` is the same
+ * job under the node: instead of streaming, it serves the node on
+ * DIR/shim.sock (lib/alloc.h describes the protocol) and outlives it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,18 +20,41 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/inotify.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "alloc.h"
+#include "client.h"
 #include "config.h"
 #include "exec/exec.h"
 #include "json.h"
+#include "lines.h"
 #include "log.h"
+#include "loop.h"
+#include "sock.h"
 #include "util.h"
 
 static const char usage_text[] =
+	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
+	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [-d] -- CMD [ARG ...]\n"
+	"       nunet-run ls [-a]\n"
+	"       nunet-run status ID\n"
+	"       nunet-run logs [-f] ID\n"
+	"       nunet-run wait ID\n"
+	"       nunet-run cancel [--grace DURATION] ID\n"
+	"       nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
+	"       nunet-run exec --available [EXECUTOR]\n"
+	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
+	"           [--adopt] SPEC\n"
+	"       nunet-run -h | --help | --version\n";
+
+static const char exec_usage_text[] =
 	"usage: nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
-	"       nunet-run -h | --help | --version\n";
+	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
+	"           [--adopt] SPEC\n";
 
 #define SPEC_MAX (1024 * 1024)
 
@@ -34,6 +63,12 @@ static volatile sig_atomic_t got_signal;
 static void usage(int code)
 {
 	fputs(usage_text, code ? stderr : stdout);
+	exit(code);
+}
+
+static void exec_usage(int code)
+{
+	fputs(exec_usage_text, code ? stderr : stdout);
 	exit(code);
 }
 
@@ -120,6 +155,397 @@ static void undo_dir(const struct nn_exec_spec *spec)
 	rmdir(spec->dir);
 }
 
+/* ---- the shim: one allocation's job, served to the node ---- */
+
+struct shim_opts {
+	int shim, ready_fd, run;
+	int64_t hb_ms;
+	const char *health;
+	int adopt;
+};
+
+struct shim {
+	const struct shim_opts *o;
+	struct nn_loop *l;
+	const struct nn_executor *ex;
+	const struct nn_exec_spec *spec;
+	struct nn_exec_job job;
+	int lfd, cfd;
+	struct nn_watch *lw, *cw, *jw, *poll_t, *hb_t, *hc_t;
+	struct nn_lines in;
+	int done, acked;
+	jv result;
+	int64_t t0, hc_from;
+	struct nn_alloc_health h;
+	int have_h, fails;
+	char *sock_path;
+};
+
+static void shim_ready(const struct shim_opts *o, const char *error)
+{
+	char *line;
+	if (o->ready_fd < 0)
+		return;
+	if (error) {
+		jv v = jv_object_set(jv_object(), jv_string("error"), jv_string(error));
+		char *s = nn_json_dump(v);
+		jv_free(v);
+		line = nn_xasprintf("%s\n", s);
+		free(s);
+	} else {
+		line = nn_xasprintf("{\"ready\":true,\"pid\":%ld}\n", (long)getpid());
+	}
+	nn_write_all(o->ready_fd, line, strlen(line));	/* a node gone is no reason to stop */
+	free(line);
+	close(o->ready_fd);
+}
+
+static void shim_send(struct shim *s, jv msg)
+{
+	char *t = nn_json_dump(msg);
+	size_t len = strlen(t);
+	jv_free(msg);
+	t[len] = '\n';
+	if (s->cfd >= 0 && nn_write_all(s->cfd, t, len + 1) < 0) {
+		nn_warn("lost the node: %s", strerror(errno));
+		nn_loop_remove(s->l, s->cw);
+		close(s->cfd);
+		nn_lines_release(&s->in);
+		s->cfd = -1;
+		s->cw = NULL;
+	}
+	free(t);
+}
+
+static jv shim_msg(const char *t)
+{
+	return jv_object_set(jv_object(), jv_string("t"), jv_string(t));
+}
+
+static void shim_send_result(struct shim *s)
+{
+	jv m = shim_msg("result");
+	m = jv_object_set(m, jv_string("run"), jv_number(s->o->run));
+	m = jv_object_set(m, jv_string("result"), jv_copy(s->result));
+	shim_send(s, m);
+}
+
+/* Write DIR/result.json (temp + rename) before telling anyone. */
+static void shim_keep_result(struct shim *s)
+{
+	jv o = jv_object_set(jv_object(), jv_string("run"), jv_number(s->o->run));
+	char *text, *tmp, *path;
+	int fd;
+	o = jv_object_set(o, jv_string("result"), jv_copy(s->result));
+	text = nn_json_dump(o);
+	jv_free(o);
+	tmp = nn_exec_path(s->spec, "." NN_ALLOC_RESULT ".tmp");
+	path = nn_exec_path(s->spec, NN_ALLOC_RESULT);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || nn_write_all(fd, text, strlen(text)) < 0 || nn_write_all(fd, "\n", 1) < 0 ||
+	    close(fd) < 0 || rename(tmp, path) < 0)
+		nn_warn("cannot write '%s': %s", path, strerror(errno));
+	free(text);
+	free(tmp);
+	free(path);
+}
+
+static void shim_done(struct shim *s, struct nn_exec_result *res)
+{
+	char err[NN_ERRLEN];
+	struct nn_exec_stats st;
+	jv out, stj;
+
+	s->done = 1;
+	if (s->jw)
+		nn_loop_remove(s->l, s->jw);
+	if (s->poll_t)
+		nn_loop_remove(s->l, s->poll_t);
+	if (s->hc_t)
+		nn_loop_remove(s->l, s->hc_t);
+	s->jw = s->poll_t = s->hc_t = NULL;
+	if (s->ex->stats(&s->job, &st, err) < 0) {
+		st.cpu_seconds = -1;
+		st.memory_peak = st.memory_current = st.pids_current = -1;
+	}
+	out = nn_exec_result_json(res);
+	stj = nn_exec_stats_json(&st);
+	jv_object_foreach(stj, k, v) {
+		if (strcmp(jv_string_value(k), "memory_current") && strcmp(jv_string_value(k), "pids_current"))
+			out = jv_object_set(out, k, v);
+		else {
+			jv_free(k);
+			jv_free(v);
+		}
+	}
+	jv_free(stj);
+	out = jv_object_set(out, jv_string("wall_seconds"),
+			    jv_number((double)(nn_mono_ms() - s->t0) / 1000.0));
+	out = jv_object_set(out, jv_string("status"), jv_number(nn_exec_result_status(res)));
+	s->result = out;
+	shim_keep_result(s);
+	/* tell first, then clean up: the node starts no new run before this
+	 * shim has gone, so nothing of the next run meets what is removed */
+	shim_send_result(s);
+	if (s->ex->cleanup(&s->job, err) < 0)
+		nn_warn("%s", err);
+}
+
+static void shim_check_job(struct shim *s)
+{
+	struct nn_exec_result res;
+	char err[NN_ERRLEN];
+	int r;
+	if (s->done)
+		return;
+	r = s->ex->wait(&s->job, 0, &res, err);
+	if (r < 0) {
+		nn_error("%s", err);
+		s->ex->signal(&s->job, SIGKILL, NULL);
+		r = s->ex->wait(&s->job, -1, &res, err);
+		if (r < 0) {
+			memset(&res, 0, sizeof res);
+			res.done = 1;
+			res.code = -1;
+			snprintf(res.reason, sizeof res.reason, "exit status lost: %.200s", err);
+			r = 1;
+		}
+	}
+	if (r == 1)
+		shim_done(s, &res);
+}
+
+static void shim_on_job(struct nn_loop *l, int fd, uint32_t ev, void *arg)
+{
+	shim_check_job(arg);
+}
+
+static void shim_on_poll(struct nn_loop *l, void *arg)
+{
+	shim_check_job(arg);
+}
+
+static void shim_on_hb(struct nn_loop *l, void *arg)
+{
+	struct shim *s = arg;
+	jv m;
+	if (s->cfd < 0)
+		return;
+	m = jv_object_set(shim_msg("hb"), jv_string("ts"), jv_number((double)nn_now_ms()));
+	if (!s->done) {
+		struct nn_exec_stats st;
+		if (s->ex->stats(&s->job, &st, NULL) == 0)
+			m = jv_object_set(m, jv_string("stats"), nn_exec_stats_json(&st));
+	}
+	shim_send(s, m);
+}
+
+static void shim_on_health(struct nn_loop *l, void *arg)
+{
+	struct shim *s = arg;
+	char msg[NN_ERRLEN];
+	int ok;
+	jv m;
+	if (s->done || nn_mono_ms() < s->hc_from)
+		return;
+	ok = nn_alloc_health_check(&s->h, s->spec, msg);
+	s->fails = ok ? 0 : s->fails + 1;
+	m = jv_object_set(shim_msg("health"), jv_string("ok"), jv_bool(ok));
+	m = jv_object_set(m, jv_string("failures"), jv_number(s->fails));
+	m = jv_object_set(m, jv_string("message"), jv_string(msg));
+	shim_send(s, m);
+}
+
+static void shim_on_conn(struct nn_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct shim *s = arg;
+	char err[NN_ERRLEN];
+	int eof = 0, code;
+	ssize_t r = nn_lines_read_fd(&s->in, fd);
+	if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		eof = 1;
+	for (;;) {
+		jv v;
+		const char *t;
+		int64_t n;
+		int k = nn_jsonl_next(&s->in, &v, &code, err);
+		if (k == NN_JSONL_NONE)
+			break;
+		if (k == NN_JSONL_ERROR) {
+			nn_warn("node: %s", err);
+			continue;
+		}
+		if (nn_json_get_str(v, "t", &t, NULL) == 0) {
+			if (!strcmp(t, "signal") && nn_json_get_int(v, "signal", &n, NULL) == 0 &&
+			    n > 0 && n < NSIG && !s->done) {
+				if (s->ex->signal(&s->job, (int)n, err) < 0)
+					nn_warn("%s", err);
+			} else if (!strcmp(t, "ack") && s->done &&
+				   nn_json_get_int(v, "run", &n, NULL) == 0 && n == s->o->run) {
+				s->acked = 1;
+				nn_loop_stop(l);
+			}
+		}
+		jv_free(v);
+	}
+	if (eof && s->cfd == fd) {
+		nn_loop_remove(l, s->cw);
+		close(s->cfd);
+		nn_lines_release(&s->in);
+		s->cfd = -1;
+		s->cw = NULL;
+	}
+}
+
+static void shim_on_accept(struct nn_loop *l, int lfd, uint32_t ev, void *arg)
+{
+	struct shim *s = arg;
+	char err[NN_ERRLEN];
+	jv m;
+	int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	uid_t uid;
+	if (fd < 0)
+		return;
+	if (nn_sock_peer(fd, &uid, NULL) < 0 || uid != geteuid()) {
+		close(fd);
+		return;
+	}
+	if (s->cfd >= 0) {	/* a new node replaces the old one */
+		nn_loop_remove(l, s->cw);
+		close(s->cfd);
+		nn_lines_release(&s->in);
+	}
+	s->cfd = fd;
+	nn_lines_init(&s->in, 64 * 1024);
+	s->cw = nn_loop_fd(l, fd, EPOLLIN | EPOLLRDHUP, shim_on_conn, s, err);
+	if (!s->cw) {
+		nn_warn("%s", err);
+		close(fd);
+		nn_lines_release(&s->in);
+		s->cfd = -1;
+		return;
+	}
+	m = jv_object_set(shim_msg("hello"), jv_string("id"), jv_string(s->spec->id));
+	m = jv_object_set(m, jv_string("pid"), jv_number(getpid()));
+	m = jv_object_set(m, jv_string("run"), jv_number(s->o->run));
+	m = jv_object_set(m, jv_string("done"), jv_bool(s->done));
+	m = jv_object_set(m, jv_string("job"), jv_string(s->job.handle));
+	shim_send(s, m);
+	if (s->done)
+		shim_send_result(s);
+}
+
+static void shim_on_signal(struct nn_loop *l, int sig, void *arg)
+{
+	struct shim *s = arg;
+	char err[NN_ERRLEN];
+	if (!s->done && s->ex->signal(&s->job, sig, err) < 0)
+		nn_warn("%s", err);
+}
+
+static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
+		     const struct nn_executor *ex)
+{
+	struct shim s;
+	char err[NN_ERRLEN];
+	int status = 0;
+
+	memset(&s, 0, sizeof s);
+	s.o = o;
+	s.ex = ex;
+	s.spec = spec;
+	s.lfd = s.cfd = -1;
+	s.result = jv_null();
+	signal(SIGPIPE, SIG_IGN);
+	if (o->health) {
+		jv h = nn_json_parse(o->health, strlen(o->health), err);
+		if (!jv_is_valid(h) || nn_alloc_health_parse(h, &s.h, err) < 0) {
+			jv_free(h);
+			shim_ready(o, err);
+			nn_error("--health: %s", err);
+			return NN_EX_USAGE;
+		}
+		jv_free(h);
+		s.have_h = 1;
+	}
+	nn_exec_job_init(&s.job, ex, spec);
+	if (ex->available(err) < 0) {
+		status = NN_EX_UNAVAILABLE;
+		goto fail;
+	}
+	s.t0 = nn_mono_ms();
+	if (o->adopt) {
+		if (ex->adopt(&s.job, err) < 0) {
+			status = NN_EX_UNAVAILABLE;
+			goto fail;
+		}
+	} else if (ex->prepare(&s.job, err) < 0 || nn_exec_dir_create(spec, err) < 0 ||
+		   ex->start(&s.job, err) < 0) {
+		status = s.job.ex_code ? s.job.ex_code : NN_EX_SOFTWARE;
+		goto fail;
+	}
+	s.l = nn_loop_new(err);
+	if (!s.l) {
+		status = NN_EX_SOFTWARE;
+		goto fail_job;
+	}
+	s.sock_path = nn_exec_path(spec, NN_ALLOC_SOCK);
+	unlink(s.sock_path);
+	s.lfd = nn_sock_listen(s.sock_path, 0600, err);
+	if (s.lfd < 0) {
+		status = NN_EX_IOERR;
+		goto fail_job;
+	}
+	if (!(s.lw = nn_loop_fd(s.l, s.lfd, EPOLLIN, shim_on_accept, &s, err)) ||
+	    !(s.hb_t = nn_loop_timer(s.l, o->hb_ms, o->hb_ms, shim_on_hb, &s, err)) ||
+	    nn_loop_signal(s.l, SIGTERM, shim_on_signal, &s, err) < 0 ||
+	    nn_loop_signal(s.l, SIGINT, shim_on_signal, &s, err) < 0 ||
+	    nn_loop_signal(s.l, SIGHUP, shim_on_signal, &s, err) < 0) {
+		status = NN_EX_SOFTWARE;
+		goto fail_job;
+	}
+	if (s.job.wait_fd >= 0)
+		s.jw = nn_loop_fd(s.l, s.job.wait_fd, EPOLLIN, shim_on_job, &s, err);
+	if (!s.jw)
+		s.poll_t = nn_loop_timer(s.l, 50, 50, shim_on_poll, &s, err);
+	if (s.have_h) {
+		s.hc_from = nn_mono_ms() + s.h.start_ms;
+		s.hc_t = nn_loop_timer(s.l, s.h.interval_ms, s.h.interval_ms, shim_on_health, &s, err);
+	}
+	shim_ready(o, NULL);
+	shim_check_job(&s);	/* it may be over already (adopted, or quick) */
+	if (nn_loop_run(s.l) < 0)
+		nn_error("event loop: %s", strerror(errno));
+	unlink(s.sock_path);
+	status = 0;
+	goto out;
+fail_job:
+	nn_error("%s", err);
+	shim_ready(o, err);
+	s.ex->signal(&s.job, SIGKILL, NULL);
+	s.ex->cleanup(&s.job, NULL);
+	if (!status)
+		status = NN_EX_SOFTWARE;
+	goto out;
+fail:
+	nn_error("%s", err);
+	shim_ready(o, err);
+out:
+	if (s.cfd >= 0) {
+		close(s.cfd);
+		nn_lines_release(&s.in);
+	}
+	if (s.lfd >= 0)
+		close(s.lfd);
+	nn_loop_free(s.l);
+	free(s.sock_path);
+	jv_free(s.result);
+	if (s.have_h)
+		nn_alloc_health_release(&s.h);
+	nn_exec_job_release(&s.job);
+	return status;
+}
+
 static int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -127,6 +553,12 @@ static int cmd_exec(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "grace", required_argument, NULL, 'g' },
 		{ "available", no_argument, NULL, 'a' },
+		{ "shim", no_argument, NULL, 'S' },
+		{ "ready-fd", required_argument, NULL, 'R' },
+		{ "run", required_argument, NULL, 'N' },
+		{ "heartbeat", required_argument, NULL, 'B' },
+		{ "health", required_argument, NULL, 'C' },
+		{ "adopt", no_argument, NULL, 'A' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -146,6 +578,8 @@ static int cmd_exec(int argc, char **argv)
 	struct stat sb;
 	int64_t t0, deadline = 0, kill_at = 0;
 	int forwarded = 0, out_gone = 0, err_gone = 0;
+	struct shim_opts so = { 0, -1, 1, 1000, NULL, 0 };
+	char *end;
 
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -154,27 +588,54 @@ static int cmd_exec(int argc, char **argv)
 		case 't':
 			if (nn_parse_duration_ms(optarg, &timeout_ms) < 0 || timeout_ms <= 0) {
 				nn_error("--timeout: '%s' is not a duration", optarg);
-				usage(NN_EX_USAGE);
+				exec_usage(NN_EX_USAGE);
 			}
 			break;
 		case 'g':
 			if (nn_parse_duration_ms(optarg, &grace_ms) < 0) {
 				nn_error("--grace: '%s' is not a duration", optarg);
-				usage(NN_EX_USAGE);
+				exec_usage(NN_EX_USAGE);
 			}
 			break;
 		case 'a': available = 1; break;
-		case 'h': usage(0); break;
-		default: usage(NN_EX_USAGE);
+		case 'S': so.shim = 1; break;
+		case 'R':
+			so.ready_fd = (int)strtol(optarg, &end, 10);
+			if (*end || so.ready_fd < 0 || fcntl(so.ready_fd, F_GETFD) < 0) {
+				nn_error("--ready-fd: '%s' is not an open file descriptor", optarg);
+				exec_usage(NN_EX_USAGE);
+			}
+			break;
+		case 'N':
+			so.run = (int)strtol(optarg, &end, 10);
+			if (*end || so.run < 1) {
+				nn_error("--run: '%s' is not a run number", optarg);
+				exec_usage(NN_EX_USAGE);
+			}
+			break;
+		case 'B':
+			if (nn_parse_duration_ms(optarg, &so.hb_ms) < 0 || so.hb_ms < 10) {
+				nn_error("--heartbeat: '%s' is not a duration of 10ms or more", optarg);
+				exec_usage(NN_EX_USAGE);
+			}
+			break;
+		case 'C': so.health = optarg; break;
+		case 'A': so.adopt = 1; break;
+		case 'h': exec_usage(0); break;
+		default: exec_usage(NN_EX_USAGE);
 		}
 	}
 	if (available) {
 		if (argc - optind > 1)
-			usage(NN_EX_USAGE);
+			exec_usage(NN_EX_USAGE);
 		return cmd_available(optind < argc ? argv[optind] : NULL);
 	}
 	if (argc - optind != 1)
-		usage(NN_EX_USAGE);
+		exec_usage(NN_EX_USAGE);
+	if (so.ready_fd >= 0)
+		fcntl(so.ready_fd, F_SETFD, FD_CLOEXEC);
+	if (!so.shim && (so.ready_fd >= 0 || so.adopt || so.health))
+		exec_usage(NN_EX_USAGE);
 
 	text = read_spec(argv[optind], &len);
 	json = nn_json_parse(text, len, err);
@@ -193,6 +654,11 @@ static int cmd_exec(int argc, char **argv)
 	if (!ex) {
 		nn_exec_spec_release(&spec);
 		nn_die(NN_EX_DATAERR, "%s", err);
+	}
+	if (so.shim) {
+		status = shim_main(&so, &spec, ex);
+		nn_exec_spec_release(&spec);
+		return status;
 	}
 	if (ex->available(err) < 0) {
 		nn_exec_spec_release(&spec);
@@ -342,6 +808,444 @@ fail:
 	return status;
 }
 
+/* ---- the porcelain: jobs through the local node ---- */
+
+static volatile sig_atomic_t got_stop;
+
+static void on_stop_signal(int sig)
+{
+	got_stop = sig;
+}
+
+static void node_open(struct nn_client *c)
+{
+	enum nn_code code;
+	char err[NN_ERRLEN];
+	if (nn_client_open(c, NULL, NULL, &code, err) < 0) {
+		nn_client_close(c);
+		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
+	}
+}
+
+/* One request; dies on a refusal.  Returns the reply body (caller's). */
+static jv node_call(struct nn_client *c, const char *be, jv body)
+{
+	enum nn_code code;
+	char err[NN_ERRLEN];
+	jv env = nn_client_call(c, "local", be, body, 30000, &code, err), b;
+	const char *msg = NULL, *cname = NULL;
+	int ex;
+	if (!jv_is_valid(env)) {
+		jv_free(env);
+		nn_client_close(c);
+		nn_die(code == NN_E_TIMEOUT ? NN_EX_TEMPFAIL : NN_EX_UNAVAILABLE, "%s", err);
+	}
+	b = jv_object_get(jv_copy(env), jv_string("body"));
+	if (!strcmp(nn_env_str(env, "type"), "reply")) {
+		jv_free(env);
+		return b;
+	}
+	nn_json_get_str(b, "message", &msg, NULL);
+	nn_json_get_str(b, "code", &cname, NULL);
+	code = cname ? nn_code_parse(cname) : NN_E_INTERNAL;
+	ex = code == NN_E_BAD_BODY ? NN_EX_DATAERR
+		: code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE
+		: code == NN_E_UNKNOWN_BEHAVIOR ? NN_EX_UNAVAILABLE
+		: code == NN_E_BUSY ? NN_EX_TEMPFAIL : NN_EX_SOFTWARE;
+	if (code == NN_E_UNKNOWN_BEHAVIOR)
+		nn_error("the node does not run allocations: %s", msg ? msg : "?");
+	else
+		nn_error("%s", msg ? msg : "the node refused");
+	jv_free(b);
+	jv_free(env);
+	nn_client_close(c);
+	exit(ex);
+}
+
+static void print_json(jv v)
+{
+	char *s = nn_json_dump(v);
+	jv_free(v);
+	printf("%s\n", s);
+	free(s);
+	fflush(stdout);
+}
+
+/*
+ * Follow an allocation through its directory until its state is final:
+ * copy what stdout.log and stderr.log gain to fds 1 and 2 (when logs),
+ * wake on inotify events, look at state.json.  On SIGINT/SIGTERM ask the
+ * node to cancel (a second signal: at once).  Returns the final state
+ * object (the caller's).
+ */
+static jv follow(struct nn_client *c, const char *id, const char *dir, int logs, int cancel_on_signal)
+{
+	struct nn_exec_follow fo, fe;
+	char *po = nn_xasprintf("%s/%s", dir, NN_EXEC_STDOUT);
+	char *pe = nn_xasprintf("%s/%s", dir, NN_EXEC_STDERR);
+	int in = inotify_init1(IN_NONBLOCK | IN_CLOEXEC), cancels = 0;
+	jv st = jv_invalid();
+	struct sigaction sa;
+
+	nn_exec_follow_init(&fo, po, 0);
+	nn_exec_follow_init(&fe, pe, 0);
+	free(po);
+	free(pe);
+	if (in >= 0 && inotify_add_watch(in, dir, IN_MODIFY | IN_CREATE | IN_MOVED_TO |
+					  IN_CLOSE_WRITE | IN_DELETE_SELF) < 0) {
+		close(in);
+		in = -1;
+	}
+	if (cancel_on_signal) {
+		memset(&sa, 0, sizeof sa);
+		sa.sa_handler = on_stop_signal;
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGINT, &sa, NULL);
+		sigaction(SIGTERM, &sa, NULL);
+		sigaction(SIGHUP, &sa, NULL);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		char err[NN_ERRLEN];
+		const char *s;
+		int final;
+		if (logs) {
+			nn_exec_follow_pump(&fo, 1, NULL);
+			nn_exec_follow_pump(&fe, 2, NULL);
+		}
+		jv_free(st);
+		st = nn_alloc_state_read(dir, err);
+		final = jv_is_valid(st) && nn_json_get_str(st, "state", &s, NULL) == 0 &&
+			nn_alloc_state_final(s);
+		if (final) {
+			if (logs) {
+				nn_exec_follow_pump(&fo, 1, NULL);
+				nn_exec_follow_pump(&fe, 2, NULL);
+			}
+			break;
+		}
+		if (got_stop && cancels < 2) {
+			jv b = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+			if (cancels == 1)
+				b = jv_object_set(b, jv_string("grace"), jv_string("0s"));
+			got_stop = 0;
+			cancels++;
+			/* a second cancel of the same allocation is a no-op at the
+			 * node; the first one's grace timer still applies */
+			jv_free(node_call(c, "/alloc/cancel", b));
+		}
+		{
+			struct pollfd p = { in, POLLIN, 0 };
+			int r = poll(&p, in >= 0 ? 1 : 0, in >= 0 ? 1000 : 20);
+			if (r > 0) {
+				char buf[4096];
+				while (read(in, buf, sizeof buf) > 0)
+					;
+			}
+		}
+	}
+	if (in >= 0)
+		close(in);
+	nn_exec_follow_release(&fo);
+	nn_exec_follow_release(&fe);
+	return st;
+}
+
+/* Exit status for a final state, with one line on stderr when it did not
+ * simply exit. */
+static int final_status(const char *id, jv st)
+{
+	const char *s = "?", *reason = NULL;
+	int status = nn_alloc_state_status(st);
+	nn_json_get_str(st, "state", &s, NULL);
+	nn_json_get_str(st, "reason", &reason, NULL);
+	if (strcmp(s, "exited") && strcmp(s, "killed"))
+		nn_error("allocation %s %s: %s", id, s, reason ? reason : "no reason given");
+	jv_free(st);
+	return status;
+}
+
+/* The directory of an allocation, from the node (checks the id). */
+static char *alloc_dir(struct nn_client *c, const char *id)
+{
+	jv r = node_call(c, "/alloc/logs", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
+	const char *d = NULL;
+	char *dir;
+	if (nn_json_get_str(r, "dir", &d, NULL) < 0) {
+		jv_free(r);
+		nn_client_close(c);
+		nn_die(NN_EX_SOFTWARE, "the node did not say where allocation %s is", id);
+	}
+	dir = nn_xstrdup(d);
+	jv_free(r);
+	return dir;
+}
+
+/* --restart POLICY[:MAX[/PERIOD]] */
+static jv restart_arg(const char *a)
+{
+	char *s = nn_xstrdup(a), *colon = strchr(s, ':');
+	jv r;
+	if (!colon) {
+		r = jv_string(s);
+	} else {
+		char *slash, *end;
+		long max;
+		*colon = '\0';
+		slash = strchr(colon + 1, '/');
+		if (slash)
+			*slash = '\0';
+		max = strtol(colon + 1, &end, 10);
+		if (*end || end == colon + 1 || max < 0) {
+			nn_error("--restart: '%s': expected POLICY[:MAX[/PERIOD]]", a);
+			free(s);
+			usage(NN_EX_USAGE);
+		}
+		r = jv_object_set(jv_object(), jv_string("policy"), jv_string(s));
+		r = jv_object_set(r, jv_string("max"), jv_number((double)max));
+		if (slash)
+			r = jv_object_set(r, jv_string("period"), jv_string(slash + 1));
+	}
+	free(s);
+	return r;
+}
+
+static int cmd_submit(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "executor", required_argument, NULL, 'e' },
+		{ "cpu", required_argument, NULL, 'c' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "image", required_argument, NULL, 'i' },
+		{ "restart", required_argument, NULL, 'r' },
+		{ "env", required_argument, NULL, 'E' },
+		{ "workdir", required_argument, NULL, 'w' },
+		{ "id", required_argument, NULL, 'I' },
+		{ "parent", required_argument, NULL, 'P' },
+		{ "detach", no_argument, NULL, 'd' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	jv spec = jv_object(), body = jv_object(), env = jv_object(), res = jv_object(), cmd, r, st;
+	int c, detach = 0, have_res = 0, status;
+	const char *id, *dir;
+	char *idc, *dirc;
+	struct nn_client cl;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+hd", opts, NULL)) != -1) {
+		switch (c) {
+		case 'e': spec = jv_object_set(spec, jv_string("executor"), jv_string(optarg)); break;
+		case 'c': {
+			char *end;
+			double v = strtod(optarg, &end);
+			if (*end || end == optarg || !(v > 0)) {
+				nn_error("--cpu: '%s' is not a positive number of cores", optarg);
+				usage(NN_EX_USAGE);
+			}
+			res = jv_object_set(res, jv_string("cpu"), jv_number(v));
+			have_res = 1;
+			break;
+		}
+		case 'm':
+			res = jv_object_set(res, jv_string("memory"), jv_string(optarg));
+			have_res = 1;
+			break;
+		case 'i': spec = jv_object_set(spec, jv_string("image"), jv_string(optarg)); break;
+		case 'r': body = jv_object_set(body, jv_string("restart"), restart_arg(optarg)); break;
+		case 'E': {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg) {
+				nn_error("--env: '%s' is not K=V", optarg);
+				usage(NN_EX_USAGE);
+			}
+			env = jv_object_set(env, jv_string_sized(optarg, (int)(eq - optarg)),
+					    jv_string(eq + 1));
+			break;
+		}
+		case 'w': spec = jv_object_set(spec, jv_string("workdir"), jv_string(optarg)); break;
+		case 'I': spec = jv_object_set(spec, jv_string("id"), jv_string(optarg)); break;
+		case 'P': body = jv_object_set(body, jv_string("parent"), jv_string(optarg)); break;
+		case 'd': detach = 1; break;
+		case 'h': usage(0); break;
+		default: usage(NN_EX_USAGE);
+		}
+	}
+	if (optind >= argc || strcmp(argv[optind - 1], "--")) {
+		if (optind >= argc)
+			nn_error("no command: give it after --");
+		else
+			nn_error("give the command after --");
+		usage(NN_EX_USAGE);
+	}
+	cmd = jv_array();
+	for (int i = optind; i < argc; i++)
+		cmd = jv_array_append(cmd, jv_string(argv[i]));
+	spec = jv_object_set(spec, jv_string("command"), cmd);
+	spec = jv_object_set(spec, jv_string("env"), env);
+	if (have_res)
+		spec = jv_object_set(spec, jv_string("resources"), res);
+	else
+		jv_free(res);
+	body = jv_object_set(body, jv_string("spec"), spec);
+
+	node_open(&cl);
+	r = node_call(&cl, "/alloc/start", body);
+	nn_json_get_str(r, "id", &id, NULL);
+	nn_json_get_str(r, "dir", &dir, NULL);
+	idc = nn_xstrdup(id ? id : "?");
+	dirc = nn_xstrdup(dir ? dir : "/");
+	jv_free(r);
+	if (detach) {
+		printf("%s\n", idc);
+		free(idc);
+		free(dirc);
+		nn_client_close(&cl);
+		return 0;
+	}
+	st = follow(&cl, idc, dirc, 1, 1);
+	status = final_status(idc, st);
+	free(idc);
+	free(dirc);
+	nn_client_close(&cl);
+	return status;
+}
+
+/* ls / status / logs / wait / cancel */
+static int cmd_ls(int argc, char **argv)
+{
+	struct nn_client c;
+	jv r, list;
+	int all = 0, o;
+	optind = 1;
+	while ((o = getopt(argc, argv, "+ah")) != -1) {
+		switch (o) {
+		case 'a': all = 1; break;
+		case 'h': usage(0); break;
+		default: usage(NN_EX_USAGE);
+		}
+	}
+	if (optind != argc)
+		usage(NN_EX_USAGE);
+	node_open(&c);
+	r = node_call(&c, "/alloc/list", jv_object_set(jv_object(), jv_string("all"), jv_bool(all)));
+	list = jv_object_get(r, jv_string("allocations"));
+	if (jv_get_kind(list) == JV_KIND_ARRAY)
+		jv_array_foreach(list, i, a)
+			print_json(a);
+	jv_free(list);
+	nn_client_close(&c);
+	return 0;
+}
+
+static const char *one_id(int argc, char **argv, const char *flags, int *flag)
+{
+	int o;
+	optind = 1;
+	while ((o = getopt(argc, argv, flags)) != -1) {
+		if (o == 'h')
+			usage(0);
+		if (o == '?' || !flag)
+			usage(NN_EX_USAGE);
+		*flag = 1;
+	}
+	if (argc - optind != 1)
+		usage(NN_EX_USAGE);
+	return argv[optind];
+}
+
+static int cmd_status(int argc, char **argv)
+{
+	struct nn_client c;
+	const char *id = one_id(argc, argv, "+h", NULL);
+	node_open(&c);
+	print_json(node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"),
+								   jv_string(id))));
+	nn_client_close(&c);
+	return 0;
+}
+
+static int cmd_logs(int argc, char **argv)
+{
+	struct nn_client c;
+	int f = 0;
+	const char *id = one_id(argc, argv, "+fh", &f);
+	char *dir;
+	node_open(&c);
+	dir = alloc_dir(&c, id);
+	if (f) {
+		jv_free(follow(&c, id, dir, 1, 0));
+	} else {
+		struct nn_exec_follow fo, fe;
+		char *po = nn_xasprintf("%s/%s", dir, NN_EXEC_STDOUT);
+		char *pe = nn_xasprintf("%s/%s", dir, NN_EXEC_STDERR);
+		nn_exec_follow_init(&fo, po, 0);
+		nn_exec_follow_init(&fe, pe, 0);
+		while (nn_exec_follow_pump(&fo, 1, NULL) > 0)
+			;
+		while (nn_exec_follow_pump(&fe, 2, NULL) > 0)
+			;
+		nn_exec_follow_release(&fo);
+		nn_exec_follow_release(&fe);
+		free(po);
+		free(pe);
+	}
+	free(dir);
+	nn_client_close(&c);
+	return 0;
+}
+
+static int cmd_wait(int argc, char **argv)
+{
+	struct nn_client c;
+	const char *id = one_id(argc, argv, "+h", NULL);
+	char *dir;
+	int status;
+	node_open(&c);
+	dir = alloc_dir(&c, id);
+	status = final_status(id, follow(&c, id, dir, 0, 0));
+	free(dir);
+	nn_client_close(&c);
+	return status;
+}
+
+static int cmd_cancel(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "grace", required_argument, NULL, 'g' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct nn_client c;
+	const char *grace = NULL;
+	int64_t ms;
+	int o;
+	jv b;
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+		switch (o) {
+		case 'g':
+			if (nn_parse_duration_ms(optarg, &ms) < 0) {
+				nn_error("--grace: '%s' is not a duration", optarg);
+				usage(NN_EX_USAGE);
+			}
+			grace = optarg;
+			break;
+		case 'h': usage(0); break;
+		default: usage(NN_EX_USAGE);
+		}
+	}
+	if (argc - optind != 1)
+		usage(NN_EX_USAGE);
+	b = jv_object_set(jv_object(), jv_string("id"), jv_string(argv[optind]));
+	if (grace)
+		b = jv_object_set(b, jv_string("grace"), jv_string(grace));
+	node_open(&c);
+	print_json(node_call(&c, "/alloc/cancel", b));
+	nn_client_close(&c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	nn_log_init(argv[0]);
@@ -355,6 +1259,18 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "exec"))
 		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "ls"))
+		return cmd_ls(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "status"))
+		return cmd_status(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "logs"))
+		return cmd_logs(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "wait"))
+		return cmd_wait(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "cancel"))
+		return cmd_cancel(argc - 1, argv + 1);
+	if (argv[1][0] == '-')
+		return cmd_submit(argc, argv);
 	nn_error("unknown command '%s'", argv[1]);
 	usage(NN_EX_USAGE);
 }

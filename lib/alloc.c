@@ -1,0 +1,1793 @@
+/*
+ * alloc — the node's allocations.  /alloc/start checks a job completely
+ * (spec, executor, command or image, limits, working directory) before it
+ * creates anything, then makes the allocation directory, records the
+ * allocation in node.db and spawns its shim (`nunet-run exec --shim`, in
+ * its own session) without waiting for it: the shim says it is ready on a
+ * pipe the loop watches, and the node then connects to its socket and
+ * follows its heartbeats, health reports and result.  Results decide, by
+ * the restart policy and its intensity, between a restart and a final
+ * state; every state goes to the store and to DIR/state.json.  A node that
+ * starts (after a crash or a clean stop) reconnects to the shim of every
+ * allocation the store says is live, or, when the shim is gone, takes the
+ * result it left in result.json or starts a shim that adopts the job.
+ */
+#include "alloc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include "db.h"
+#include "json.h"
+#include "lines.h"
+#include "log.h"
+#include "node.h"
+#include "sock.h"
+
+extern char **environ;
+
+#define SHIM_LINE_MAX (256 * 1024)
+#define HEARTBEAT_MS 1000
+#define HB_MISSES 5		/* heartbeats missed before a shim is killed */
+#define MAX_RECOVER 3
+#define DEFAULT_GRACE_MS 10000
+
+static const char *const schema[] = {
+	"CREATE TABLE allocations (id TEXT PRIMARY KEY, parent TEXT, dir TEXT NOT NULL,"
+	" executor TEXT NOT NULL, spec TEXT NOT NULL, opts TEXT NOT NULL, state TEXT NOT NULL,"
+	" reason TEXT, created INTEGER NOT NULL, updated INTEGER NOT NULL,"
+	" run INTEGER NOT NULL DEFAULT 0, shim_pid INTEGER, status INTEGER, result TEXT,"
+	" cancel INTEGER NOT NULL DEFAULT 0);"
+	"CREATE INDEX allocations_state ON allocations (state);"
+	"CREATE TABLE alloc_states (id TEXT NOT NULL, ts INTEGER NOT NULL, state TEXT NOT NULL,"
+	" reason TEXT);"
+	"CREATE INDEX alloc_states_id ON alloc_states (id);"
+	"CREATE TABLE alloc_links (parent TEXT NOT NULL, child TEXT NOT NULL,"
+	" PRIMARY KEY (parent, child));"
+	"CREATE TABLE alloc_restarts (id TEXT NOT NULL, ts INTEGER NOT NULL, run INTEGER NOT NULL,"
+	" reason TEXT);"
+	"CREATE TABLE alloc_results (id TEXT NOT NULL, run INTEGER NOT NULL, ts INTEGER NOT NULL,"
+	" result TEXT NOT NULL, PRIMARY KEY (id, run));",
+	NULL
+};
+
+struct amod;
+
+struct alloc {
+	struct amod *m;
+	char *id, *dir, *parent;
+	char state[16];
+	jv spec;		/* the executor spec (object) */
+	jv opts;		/* {"restart":…, "healthcheck":…} */
+	struct nn_alloc_restart rp;
+	int run;
+	pid_t shim_pid;
+	int ready_fd;
+	struct nn_watch *ready_w;
+	struct nn_buf ready_buf;
+	int adopting;
+	int fd;			/* connection to the shim, or -1 */
+	struct nn_watch *w;
+	struct nn_lines in;
+	int64_t last_msg;
+	int respawn;		/* start a new run once the shim is gone */
+	int cancel, cancel_wait, pending_sig;
+	int64_t grace_ms;
+	struct nn_watch *kill_timer, *delay_timer;
+	int unhealthy;
+	char health_msg[NN_ERRLEN];
+	int recoveries;
+	struct alloc *next;
+};
+
+struct reap {
+	pid_t pid;
+	int pidfd;
+	struct nn_watch *w;
+	struct amod *m;
+	struct reap *next;
+};
+
+struct amod {
+	struct nn_node *n;
+	struct alloc *list;
+	struct reap *reaps;
+	struct nn_watch *tick;
+	char *shim_path;
+	int64_t hb_ms;
+};
+
+static struct amod *the_mod;
+
+static void spawn(struct alloc *a, int adopt);
+static void recover(struct alloc *a);
+static void check_cancel_parent(struct amod *m, const char *parent);
+static void cancel_tree(struct alloc *a, int64_t grace_ms);
+
+/* ---- policies and checks (pure) ---- */
+
+/* o.key when o is an object holding key, else null (borrows o). */
+static jv jget(jv o, const char *key)
+{
+	jv v;
+	if (jv_get_kind(o) != JV_KIND_OBJECT)
+		return jv_null();
+	v = jv_object_get(jv_copy(o), jv_string(key));
+	return jv_is_valid(v) ? v : (jv_free(v), jv_null());
+}
+
+int nn_alloc_state_final(const char *s)
+{
+	return !strcmp(s, "exited") || !strcmp(s, "killed") || !strcmp(s, "oom") ||
+	       !strcmp(s, "failed");
+}
+
+const char *nn_alloc_policy_name(enum nn_alloc_policy p)
+{
+	return p == NN_RESTART_ALWAYS ? "always" : p == NN_RESTART_ON_FAILURE ? "on-failure" : "never";
+}
+
+static int parse_policy(const char *s, enum nn_alloc_policy *p, char *err)
+{
+	if (!strcmp(s, "never"))
+		*p = NN_RESTART_NEVER;
+	else if (!strcmp(s, "on-failure"))
+		*p = NN_RESTART_ON_FAILURE;
+	else if (!strcmp(s, "always"))
+		*p = NN_RESTART_ALWAYS;
+	else
+		return nn_seterr(err, "restart: unknown policy '%.60s' (known: never, on-failure, always)", s);
+	return 0;
+}
+
+static int get_duration(jv o, const char *key, int64_t *out, const char *what, char *err)
+{
+	jv v = jv_object_get(jv_copy(o), jv_string(key));
+	int rc = 0;
+	if (jv_get_kind(v) == JV_KIND_NULL || !jv_is_valid(v))
+		;
+	else if (jv_get_kind(v) != JV_KIND_STRING ||
+		 nn_parse_duration_ms(jv_string_value(v), out) < 0 || *out < 0)
+		rc = nn_seterr(err, "%s: %s: expected a duration such as \"30s\"", what, key);
+	jv_free(v);
+	return rc;
+}
+
+static int get_count(jv o, const char *key, int *out, int min, const char *what, char *err)
+{
+	jv v = jv_object_get(jv_copy(o), jv_string(key));
+	int rc = 0;
+	if (jv_get_kind(v) == JV_KIND_NULL || !jv_is_valid(v))
+		;
+	else if (jv_get_kind(v) != JV_KIND_NUMBER || !nn_json_is_int(jv_number_value(v)) ||
+		 jv_number_value(v) < min || jv_number_value(v) > 1000000)
+		rc = nn_seterr(err, "%s: %s: expected an integer from %d", what, key, min);
+	else
+		*out = (int)jv_number_value(v);
+	jv_free(v);
+	return rc;
+}
+
+static int only_keys(jv o, const char *const *keys, const char *what, const char *known, char *err)
+{
+	int rc = 0;
+	jv_object_foreach(o, k, v) {
+		int ok = 0;
+		for (int i = 0; keys[i]; i++)
+			ok |= !strcmp(keys[i], jv_string_value(k));
+		if (!ok && rc == 0)
+			rc = nn_seterr(err, "%s: unknown field '%.60s' (known: %s)", what,
+				       jv_string_value(k), known);
+		jv_free(k);
+		jv_free(v);
+	}
+	return rc;
+}
+
+int nn_alloc_restart_parse(jv v, struct nn_alloc_restart *r, char *err)
+{
+	static const char *const keys[] = { "policy", "max", "period", "delay", NULL };
+	r->policy = NN_RESTART_NEVER;
+	r->max = 5;
+	r->period_ms = 60000;
+	r->delay_ms = 0;
+	switch (jv_get_kind(v)) {
+	case JV_KIND_NULL:
+		return 0;
+	case JV_KIND_STRING:
+		return parse_policy(jv_string_value(v), &r->policy, err);
+	case JV_KIND_OBJECT: {
+		const char *p;
+		if (only_keys(v, keys, "restart", "policy, max, period, delay", err) < 0)
+			return -1;
+		if (nn_json_get_str(v, "policy", &p, NULL) == 0) {
+			if (parse_policy(p, &r->policy, err) < 0)
+				return -1;
+		} else if (nn_json_has(v, "policy")) {
+			return nn_seterr(err, "restart: policy: expected a string");
+		}
+		if (get_count(v, "max", &r->max, 0, "restart", err) < 0 ||
+		    get_duration(v, "period", &r->period_ms, "restart", err) < 0 ||
+		    get_duration(v, "delay", &r->delay_ms, "restart", err) < 0)
+			return -1;
+		if (r->period_ms <= 0)
+			return nn_seterr(err, "restart: period must be longer than 0");
+		return 0;
+	}
+	default:
+		return nn_seterr(err, "restart: expected a policy name or an object");
+	}
+}
+
+void nn_alloc_health_release(struct nn_alloc_health *h)
+{
+	nn_exec_strv_free(h->argv);
+	free(h->url);
+	h->argv = NULL;
+	h->url = NULL;
+}
+
+int nn_alloc_health_parse(jv v, struct nn_alloc_health *h, char *err)
+{
+	static const char *const keys[] = { "command", "http", "interval", "timeout", "retries",
+					    "start_period", NULL };
+	jv c;
+	memset(h, 0, sizeof *h);
+	h->interval_ms = 1000;
+	h->timeout_ms = 1000;
+	h->retries = 3;
+	if (jv_get_kind(v) != JV_KIND_OBJECT)
+		return nn_seterr(err, "healthcheck: expected an object");
+	if (only_keys(v, keys, "healthcheck", "command, http, interval, timeout, retries, start_period",
+		      err) < 0)
+		return -1;
+	c = jv_object_get(jv_copy(v), jv_string("command"));
+	if (jv_get_kind(c) == JV_KIND_ARRAY) {
+		int n = jv_array_length(jv_copy(c));
+		if (n == 0) {
+			jv_free(c);
+			return nn_seterr(err, "healthcheck: command: expected a non-empty array of strings");
+		}
+		h->argv = nn_xcalloc((size_t)n + 1, sizeof *h->argv);
+		jv_array_foreach(c, i, s) {
+			if (jv_get_kind(s) != JV_KIND_STRING) {
+				jv_free(s);
+				jv_free(c);
+				nn_alloc_health_release(h);
+				return nn_seterr(err, "healthcheck: command: expected a non-empty array of strings");
+			}
+			h->argv[i] = nn_xstrdup(jv_string_value(s));
+			jv_free(s);
+		}
+	} else if (jv_is_valid(c) && jv_get_kind(c) != JV_KIND_NULL) {
+		jv_free(c);
+		return nn_seterr(err, "healthcheck: command: expected a non-empty array of strings");
+	}
+	jv_free(c);
+	c = jv_object_get(jv_copy(v), jv_string("http"));
+	if (jv_get_kind(c) == JV_KIND_STRING) {
+		const char *u = jv_string_value(c);
+		if (strncmp(u, "http://", 7) && strncmp(u, "https://", 8)) {
+			jv_free(c);
+			nn_alloc_health_release(h);
+			return nn_seterr(err, "healthcheck: http: expected an http:// or https:// URL");
+		}
+		h->url = nn_xstrdup(u);
+	} else if (jv_is_valid(c) && jv_get_kind(c) != JV_KIND_NULL) {
+		jv_free(c);
+		nn_alloc_health_release(h);
+		return nn_seterr(err, "healthcheck: http: expected a URL");
+	}
+	jv_free(c);
+	if (!h->argv == !h->url) {
+		nn_alloc_health_release(h);
+		return nn_seterr(err, "healthcheck: give exactly one of command and http");
+	}
+	if (get_duration(v, "interval", &h->interval_ms, "healthcheck", err) < 0 ||
+	    get_duration(v, "timeout", &h->timeout_ms, "healthcheck", err) < 0 ||
+	    get_duration(v, "start_period", &h->start_ms, "healthcheck", err) < 0 ||
+	    get_count(v, "retries", &h->retries, 1, "healthcheck", err) < 0) {
+		nn_alloc_health_release(h);
+		return -1;
+	}
+	if (h->interval_ms < 10 || h->timeout_ms < 1) {
+		nn_alloc_health_release(h);
+		return nn_seterr(err, "healthcheck: interval must be at least 10ms and timeout positive");
+	}
+	return 0;
+}
+
+static size_t discard(char *p, size_t s, size_t n, void *arg)
+{
+	return s * n;
+}
+
+static int check_http(const struct nn_alloc_health *h, char *msg)
+{
+	CURL *c = curl_easy_init();
+	long code = 0;
+	CURLcode rc;
+	if (!c) {
+		snprintf(msg, NN_ERRLEN, "cannot make an HTTP client");
+		return 0;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, h->url);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)h->timeout_ms);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK) {
+		snprintf(msg, NN_ERRLEN, "GET %.100s: %s", h->url, curl_easy_strerror(rc));
+		return 0;
+	}
+	snprintf(msg, NN_ERRLEN, "GET %.100s: HTTP %ld", h->url, code);
+	return code >= 200 && code < 400;
+}
+
+static int check_command(const struct nn_alloc_health *h, const struct nn_exec_spec *spec, char *msg)
+{
+	char e[NN_ERRLEN];
+	char *path = nn_exec_resolve(h->argv[0], NULL, e);
+	char **envp;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none;
+	pid_t pid;
+	int rc, pidfd, status = 0;
+	struct pollfd p;
+
+	if (!path) {
+		snprintf(msg, NN_ERRLEN, "%s", e);
+		return 0;
+	}
+	envp = nn_exec_spec_envp(spec);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	posix_spawn_file_actions_addchdir_np(&fa, spec->workdir);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+	posix_spawnattr_setpgroup(&at, 0);
+	rc = posix_spawn(&pid, path, &fa, &at, h->argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	nn_exec_strv_free(envp);
+	if (rc != 0) {
+		snprintf(msg, NN_ERRLEN, "cannot run '%.80s': %s", path, strerror(rc));
+		free(path);
+		return 0;
+	}
+	free(path);
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	p.fd = pidfd;
+	p.events = POLLIN;
+	if (pidfd < 0 || poll(&p, 1, (int)h->timeout_ms) != 1) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		if (pidfd >= 0)
+			close(pidfd);
+		snprintf(msg, NN_ERRLEN, "'%.80s' did not answer within %lld ms", h->argv[0],
+			 (long long)h->timeout_ms);
+		return 0;
+	}
+	close(pidfd);
+	waitpid(pid, &status, 0);
+	if (WIFEXITED(status)) {
+		snprintf(msg, NN_ERRLEN, "'%.80s' exited with code %d", h->argv[0], WEXITSTATUS(status));
+		return WEXITSTATUS(status) == 0;
+	}
+	snprintf(msg, NN_ERRLEN, "'%.80s' was killed by signal %d", h->argv[0], WTERMSIG(status));
+	return 0;
+}
+
+int nn_alloc_health_check(const struct nn_alloc_health *h, const struct nn_exec_spec *spec, char *msg)
+{
+	return h->url ? check_http(h, msg) : check_command(h, spec, msg);
+}
+
+jv nn_alloc_state_read(const char *dir, char *err)
+{
+	char *path = nn_xasprintf("%s/%s", dir, NN_ALLOC_STATE);
+	char *text = nn_read_file(path, 1024 * 1024, NULL, err);
+	jv v;
+	free(path);
+	if (!text)
+		return jv_invalid();
+	v = nn_json_parse(text, strlen(text), err);
+	free(text);
+	return v;
+}
+
+int nn_alloc_state_status(jv st)
+{
+	int64_t s;
+	if (nn_json_get_int(st, "status", &s, NULL) == 0 && s >= 0 && s < 256)
+		return (int)s;
+	return NN_EX_SOFTWARE;
+}
+
+/* ---- the store ---- */
+
+static sqlite3 *dbh(struct amod *m)
+{
+	return nn_node_db(m->n)->h;
+}
+
+static sqlite3_stmt *prep(struct amod *m, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(dbh(m), sql, -1, &st, NULL) != SQLITE_OK) {
+		nn_error("alloc: %s: %s", sql, sqlite3_errmsg(dbh(m)));
+		return NULL;
+	}
+	return st;
+}
+
+static void step_done(struct amod *m, sqlite3_stmt *st)
+{
+	if (st && sqlite3_step(st) != SQLITE_DONE)
+		nn_error("alloc: cannot update the store: %s", sqlite3_errmsg(dbh(m)));
+	sqlite3_finalize(st);
+}
+
+/* Write DIR/state.json (temp + rename, no fsync: the store is what counts). */
+static void write_state_file(struct alloc *a, jv o)
+{
+	char *s = nn_json_dump(o);
+	char *tmp = nn_xasprintf("%s/.%s.tmp", a->dir, NN_ALLOC_STATE);
+	char *path = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_STATE);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		size_t len = strlen(s);
+		s[len] = '\n';
+		if (nn_write_all(fd, s, len + 1) < 0 || close(fd) < 0 || rename(tmp, path) < 0)
+			nn_warn("alloc %s: cannot write %s: %s", a->id, path, strerror(errno));
+		s[len] = '\0';
+	}
+	free(s);
+	free(tmp);
+	free(path);
+}
+
+/* Record a state: store, history, DIR/state.json, event.  result is
+ * consumed (null when none); status < 0: none. */
+static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
+{
+	struct amod *m = a->m;
+	int64_t now = nn_now_ms();
+	sqlite3_stmt *st;
+	char *rtext = jv_get_kind(result) == JV_KIND_OBJECT ? nn_json_dump(result) : NULL;
+	jv o;
+
+	snprintf(a->state, sizeof a->state, "%s", state);
+	st = prep(m, "UPDATE allocations SET state = ?2, reason = ?3, updated = ?4, run = ?5,"
+		  " shim_pid = ?6, status = coalesce(?7, status), result = coalesce(?8, result)"
+		  " WHERE id = ?1");
+	if (st) {
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC);
+		if (reason)
+			sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, now);
+		sqlite3_bind_int(st, 5, a->run);
+		sqlite3_bind_int(st, 6, (int)a->shim_pid);
+		if (status >= 0)
+			sqlite3_bind_int(st, 7, status);
+		if (rtext)
+			sqlite3_bind_text(st, 8, rtext, -1, SQLITE_STATIC);
+	}
+	step_done(m, st);
+	st = prep(m, "INSERT INTO alloc_states (id, ts, state, reason) VALUES (?, ?, ?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_text(st, 3, state, -1, SQLITE_STATIC);
+		if (reason)
+			sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	}
+	step_done(m, st);
+	free(rtext);
+
+	o = jv_object_set(jv_object(), jv_string("id"), jv_string(a->id));
+	o = jv_object_set(o, jv_string("state"), jv_string(state));
+	o = jv_object_set(o, jv_string("reason"), reason ? jv_string(reason) : jv_null());
+	o = jv_object_set(o, jv_string("run"), jv_number(a->run));
+	o = jv_object_set(o, jv_string("status"), status >= 0 ? jv_number(status) : jv_null());
+	o = jv_object_set(o, jv_string("ts"), jv_number((double)now));
+	o = jv_object_set(o, jv_string("result"), result);
+	write_state_file(a, o);
+	nn_node_event(m->n, "alloc.state", o);
+}
+
+/* ---- allocations in memory ---- */
+
+static struct alloc *find(struct amod *m, const char *id)
+{
+	for (struct alloc *a = m->list; a; a = a->next)
+		if (!strcmp(a->id, id))
+			return a;
+	return NULL;
+}
+
+static void conn_close(struct alloc *a)
+{
+	if (a->w)
+		nn_loop_remove(nn_node_loop(a->m->n), a->w);
+	if (a->fd >= 0) {
+		close(a->fd);
+		nn_lines_release(&a->in);
+	}
+	a->w = NULL;
+	a->fd = -1;
+}
+
+static void ready_close(struct alloc *a)
+{
+	if (a->ready_w)
+		nn_loop_remove(nn_node_loop(a->m->n), a->ready_w);
+	if (a->ready_fd >= 0)
+		close(a->ready_fd);
+	a->ready_w = NULL;
+	a->ready_fd = -1;
+	nn_buf_release(&a->ready_buf);
+}
+
+static void alloc_free(struct alloc *a)
+{
+	struct nn_loop *l = nn_node_loop(a->m->n);
+	conn_close(a);
+	ready_close(a);
+	if (a->kill_timer)
+		nn_loop_remove(l, a->kill_timer);
+	if (a->delay_timer)
+		nn_loop_remove(l, a->delay_timer);
+	jv_free(a->spec);
+	jv_free(a->opts);
+	free(a->id);
+	free(a->dir);
+	free(a->parent);
+	free(a);
+}
+
+static void alloc_drop(struct alloc *a)
+{
+	struct alloc **p = &a->m->list;
+	while (*p && *p != a)
+		p = &(*p)->next;
+	if (*p)
+		*p = a->next;
+	alloc_free(a);
+}
+
+static struct alloc *alloc_new(struct amod *m, const char *id, const char *dir, const char *parent,
+			       jv spec, jv opts)
+{
+	struct alloc *a = nn_xcalloc(1, sizeof *a);
+	jv r = jget(opts, "restart");
+	a->m = m;
+	a->id = nn_xstrdup(id);
+	a->dir = nn_xstrdup(dir);
+	a->parent = parent ? nn_xstrdup(parent) : NULL;
+	a->spec = spec;
+	a->opts = opts;
+	a->fd = a->ready_fd = -1;
+	a->grace_ms = DEFAULT_GRACE_MS;
+	if (nn_alloc_restart_parse(r, &a->rp, NULL) < 0)
+		nn_alloc_restart_parse(jv_null(), &a->rp, NULL);
+	jv_free(r);
+	snprintf(a->state, sizeof a->state, "pending");
+	a->next = m->list;
+	m->list = a;
+	return a;
+}
+
+static void shim_send(struct alloc *a, jv msg)
+{
+	char *s = nn_json_dump(msg);
+	size_t len = strlen(s);
+	jv_free(msg);
+	if (a->fd >= 0) {
+		s[len] = '\n';
+		if (send(a->fd, s, len + 1, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t)(len + 1))
+			nn_warn("alloc %s: cannot talk to the shim: %s", a->id, strerror(errno));
+	}
+	free(s);
+}
+
+static void signal_job(struct alloc *a, int sig)
+{
+	if (a->fd < 0) {
+		a->pending_sig = sig;
+		return;
+	}
+	shim_send(a, jv_object_set(jv_object_set(jv_object(), jv_string("t"), jv_string("signal")),
+				   jv_string("signal"), jv_number(sig)));
+}
+
+/* ---- reaping the shims we spawned ---- */
+
+static void reap_free(struct amod *m, struct reap *r)
+{
+	struct reap **p = &m->reaps;
+	while (*p && *p != r)
+		p = &(*p)->next;
+	if (*p)
+		*p = r->next;
+	nn_loop_remove(nn_node_loop(m->n), r->w);
+	close(r->pidfd);
+	free(r);
+}
+
+static void on_reap(struct nn_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct reap *r = arg;
+	if (waitpid(r->pid, NULL, WNOHANG) != 0)
+		reap_free(r->m, r);
+}
+
+static void reap_track(struct amod *m, pid_t pid)
+{
+	struct reap *r;
+	int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (fd < 0)
+		return;
+	r = nn_xcalloc(1, sizeof *r);
+	r->pid = pid;
+	r->pidfd = fd;
+	r->m = m;
+	r->w = nn_loop_fd(nn_node_loop(m->n), fd, EPOLLIN, on_reap, r, NULL);
+	if (!r->w) {
+		close(fd);
+		free(r);
+		return;
+	}
+	r->next = m->reaps;
+	m->reaps = r;
+}
+
+/* ---- the end of a run ---- */
+
+static void tell_parent(struct alloc *a, const char *state, const char *reason, int status)
+{
+	struct alloc *p;
+	char *path, *line;
+	jv o;
+	int fd;
+
+	if (!a->parent)
+		return;
+	o = jv_object_set(jv_object(), jv_string("child"), jv_string(a->id));
+	o = jv_object_set(o, jv_string("parent"), jv_string(a->parent));
+	o = jv_object_set(o, jv_string("state"), jv_string(state));
+	o = jv_object_set(o, jv_string("reason"), reason ? jv_string(reason) : jv_null());
+	o = jv_object_set(o, jv_string("status"), status >= 0 ? jv_number(status) : jv_null());
+	o = jv_object_set(o, jv_string("ts"), jv_number((double)nn_now_ms()));
+	line = nn_json_dump(o);
+	p = find(a->m, a->parent);
+	if (p) {
+		path = nn_xasprintf("%s/%s", p->dir, NN_ALLOC_CHILDREN);
+		fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		if (fd >= 0) {
+			size_t len = strlen(line);
+			line[len] = '\n';
+			nn_write_all(fd, line, len + 1);
+			line[len] = '\0';
+			close(fd);
+		}
+		free(path);
+	}
+	free(line);
+	nn_node_event(a->m->n, "alloc.child_failed", o);
+}
+
+static void finish(struct alloc *a, const char *state, const char *reason, jv result, int status)
+{
+	char *parent = a->parent ? nn_xstrdup(a->parent) : NULL;
+	if (a->kill_timer) {
+		nn_loop_remove(nn_node_loop(a->m->n), a->kill_timer);
+		a->kill_timer = NULL;
+	}
+	a->respawn = 0;
+	set_state(a, state, reason, result, status);
+	if (strcmp(state, "exited") || status != 0)
+		tell_parent(a, state, reason, status);
+	if (parent) {
+		check_cancel_parent(a->m, parent);
+		free(parent);
+	}
+}
+
+static int result_status(jv res, const char **state)
+{
+	int64_t code = -1, sig = 0;
+	jv oom = jget(res, "state");
+	const char *s = jv_get_kind(oom) == JV_KIND_STRING ? jv_string_value(oom) : "lost";
+	int status;
+	nn_json_get_int(res, "code", &code, NULL);
+	nn_json_get_int(res, "signal", &sig, NULL);
+	if (!strcmp(s, "oom")) {
+		*state = "oom";
+		status = 137;
+	} else if (!strcmp(s, "killed") || sig > 0) {
+		*state = "killed";
+		status = 128 + (int)sig;
+	} else if (!strcmp(s, "exited") && code >= 0) {
+		*state = "exited";
+		status = (int)code;
+	} else {
+		*state = "failed";
+		status = -1;
+	}
+	jv_free(oom);
+	return status;
+}
+
+static int restarts_in_window(struct alloc *a)
+{
+	sqlite3_stmt *st = prep(a->m, "SELECT count(*) FROM alloc_restarts WHERE id = ? AND ts > ?");
+	int n = 0;
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, nn_now_ms() - a->rp.period_ms);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		n = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return n;
+}
+
+/* A run's result (consumed): ack it, then restart or finish. */
+static void on_result(struct alloc *a, int run, jv res)
+{
+	struct amod *m = a->m;
+	sqlite3_stmt *st;
+	char *text = nn_json_dump(res);
+	const char *state;
+	const char *why;
+	char reason[NN_ERRLEN * 2];
+	int status, fresh, failed;
+
+	st = prep(m, "INSERT OR IGNORE INTO alloc_results (id, run, ts, result) VALUES (?, ?, ?, ?)");
+	fresh = 0;
+	if (st) {
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 2, run);
+		sqlite3_bind_int64(st, 3, nn_now_ms());
+		sqlite3_bind_text(st, 4, text, -1, SQLITE_STATIC);
+		fresh = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(dbh(m)) > 0;
+		sqlite3_finalize(st);
+	}
+	free(text);
+	shim_send(a, jv_object_set(jv_object_set(jv_object(), jv_string("t"), jv_string("ack")),
+				   jv_string("run"), jv_number(run)));
+	if (!fresh || run != a->run || nn_alloc_state_final(a->state)) {
+		jv_free(res);
+		return;
+	}
+	status = result_status(res, &state);
+	{
+		jv r = jget(res, "reason");
+		snprintf(reason, sizeof reason, "%s",
+			 jv_get_kind(r) == JV_KIND_STRING ? jv_string_value(r) : "no reason given");
+		jv_free(r);
+	}
+	if (a->unhealthy) {
+		char *tmp = nn_xasprintf("unhealthy (%.200s): %.200s", a->health_msg, reason);
+		snprintf(reason, sizeof reason, "%s", tmp);
+		free(tmp);
+	}
+	failed = status != 0 || a->unhealthy;
+	a->unhealthy = 0;
+	if (a->cancel || a->rp.policy == NN_RESTART_NEVER ||
+	    (a->rp.policy == NN_RESTART_ON_FAILURE && !failed)) {
+		finish(a, state, reason, res, status);
+		return;
+	}
+	if (restarts_in_window(a) >= a->rp.max) {
+		char r2[sizeof reason + 128];
+		snprintf(r2, sizeof r2, "restart intensity reached (%d restarts in %lld ms); last run: %s",
+			 a->rp.max, (long long)a->rp.period_ms, reason);
+		finish(a, "failed", r2, res, status);
+		return;
+	}
+	st = prep(m, "INSERT INTO alloc_restarts (id, ts, run, reason) VALUES (?, ?, ?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, nn_now_ms());
+		sqlite3_bind_int(st, 3, run);
+		sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	}
+	step_done(m, st);
+	why = reason;
+	set_state(a, "restarting", why, res, status);
+	a->respawn = 1;		/* once the shim is gone: see recover() */
+}
+
+/* ---- the shim's connection ---- */
+
+static void on_msg(struct alloc *a, jv msg)
+{
+	const char *t;
+	if (nn_json_get_str(msg, "t", &t, NULL) < 0)
+		return;
+	a->last_msg = nn_mono_ms();
+	if (!strcmp(t, "hello")) {
+		int64_t pid;
+		if (nn_json_get_int(msg, "pid", &pid, NULL) == 0)
+			a->shim_pid = (pid_t)pid;
+		if (!strcmp(a->state, "starting") || !strcmp(a->state, "pending"))
+			set_state(a, "running", NULL, jv_null(), -1);
+		if (a->pending_sig) {
+			int s = a->pending_sig;
+			a->pending_sig = 0;
+			signal_job(a, s);
+		}
+	} else if (!strcmp(t, "result")) {
+		int64_t run = a->run;
+		nn_json_get_int(msg, "run", &run, NULL);
+		on_result(a, (int)run, jv_object_get(jv_copy(msg), jv_string("result")));
+	} else if (!strcmp(t, "health")) {
+		jv ok = jv_object_get(jv_copy(msg), jv_string("ok"));
+		int64_t fails = 0;
+		const char *hm = "";
+		jv hc = jget(a->opts, "healthcheck");
+		struct nn_alloc_health h;
+		nn_json_get_int(msg, "failures", &fails, NULL);
+		nn_json_get_str(msg, "message", &hm, NULL);
+		if (jv_get_kind(ok) == JV_KIND_FALSE && !a->unhealthy && !a->cancel &&
+		    nn_alloc_health_parse(hc, &h, NULL) == 0) {
+			if (fails >= h.retries) {
+				a->unhealthy = 1;
+				snprintf(a->health_msg, sizeof a->health_msg, "%s", hm);
+				nn_warn("alloc %s: unhealthy after %lld failed checks: %s", a->id,
+					(long long)fails, hm);
+				nn_node_event(a->m->n, "alloc.unhealthy",
+					      jv_object_set(jv_object_set(jv_object(), jv_string("id"),
+									  jv_string(a->id)),
+							    jv_string("message"), jv_string(hm)));
+				signal_job(a, SIGKILL);
+			}
+			nn_alloc_health_release(&h);
+		}
+		jv_free(hc);
+		jv_free(ok);
+	}
+}
+
+static void on_shim(struct nn_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct alloc *a = arg;
+	char err[NN_ERRLEN];
+	int eof = 0, code;
+	for (int i = 0; i < 16; i++) {
+		ssize_t r = nn_lines_read_fd(&a->in, fd);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			eof = 1;
+			break;
+		}
+		if (r < 0)
+			break;
+	}
+	for (;;) {
+		jv v;
+		int r = nn_jsonl_next(&a->in, &v, &code, err);
+		if (r == NN_JSONL_NONE)
+			break;
+		if (r == NN_JSONL_ERROR) {
+			nn_warn("alloc %s: shim: %s", a->id, err);
+			continue;
+		}
+		on_msg(a, v);
+		jv_free(v);
+		if (a->fd < 0)
+			return;
+	}
+	if (!eof)
+		return;
+	conn_close(a);
+	if (nn_alloc_state_final(a->state) && !a->respawn) {
+		alloc_drop(a);
+		return;
+	}
+	recover(a);
+}
+
+static int shim_connect(struct alloc *a, char *err)
+{
+	char *path = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SOCK);
+	int fd = nn_sock_connect(path, err);
+	free(path);
+	if (fd < 0)
+		return -1;
+	nn_sock_nonblock(fd);
+	a->fd = fd;
+	nn_lines_init(&a->in, SHIM_LINE_MAX);
+	a->w = nn_loop_fd(nn_node_loop(a->m->n), fd, EPOLLIN | EPOLLRDHUP, on_shim, a, err);
+	if (!a->w) {
+		close(fd);
+		nn_lines_release(&a->in);
+		a->fd = -1;
+		return -1;
+	}
+	a->last_msg = nn_mono_ms();
+	return 0;
+}
+
+/* ---- starting shims ---- */
+
+static void on_ready(struct nn_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct alloc *a = arg;
+	char buf[4096], err[NN_ERRLEN];
+	ssize_t r;
+	char *nl;
+	jv v;
+
+	for (;;) {
+		r = read(fd, buf, sizeof buf);
+		if (r > 0) {
+			if (nn_buf_add(&a->ready_buf, buf, (size_t)r) < 0)
+				break;
+			if (memchr(buf, '\n', (size_t)r))
+				break;	/* the one line the shim writes */
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		break;		/* end of file or error */
+	}
+	nl = a->ready_buf.data ? memchr(a->ready_buf.data, '\n', a->ready_buf.len) : NULL;
+	v = nl ? nn_json_parse(a->ready_buf.data, (size_t)(nl - a->ready_buf.data), NULL) : jv_invalid();
+	ready_close(a);
+	if (jv_get_kind(v) == JV_KIND_OBJECT && nn_json_has(v, "ready")) {
+		jv_free(v);
+		if (shim_connect(a, err) < 0) {
+			nn_warn("alloc %s: %s", a->id, err);
+			recover(a);
+		}
+		return;
+	}
+	{
+		const char *msg = "the shim ended before it was ready (see shim.log)";
+		char reason[NN_ERRLEN + 32];
+		jv e = jv_get_kind(v) == JV_KIND_OBJECT ? jv_object_get(jv_copy(v), jv_string("error"))
+							  : jv_invalid();
+		if (jv_get_kind(e) == JV_KIND_STRING)
+			msg = jv_string_value(e);
+		if (a->adopting)
+			snprintf(reason, sizeof reason, "lost: %s", msg);
+		else
+			snprintf(reason, sizeof reason, "%s", msg);
+		finish(a, "failed", reason, jv_null(), -1);
+		jv_free(e);
+		jv_free(v);
+		alloc_drop(a);
+	}
+}
+
+static char *find_shim(void)
+{
+	char self[PATH_MAX];
+	const char *env = getenv("NUNET_SHIM");
+	ssize_t n;
+	if (env && *env)
+		return nn_xstrdup(env);
+	n = readlink("/proc/self/exe", self, sizeof self - 1);
+	if (n > 0) {
+		char *slash, *p;
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			p = nn_xasprintf("%s/nunet-run", self);
+			if (access(p, X_OK) == 0)
+				return p;
+			free(p);
+		}
+	}
+	return nn_xstrdup("nunet-run");
+}
+
+/* Start a shim: a new run, or (adopt) one that finds the running job. */
+static void spawn(struct alloc *a, int adopt)
+{
+	struct amod *m = a->m;
+	char hb[32], runs[24], *specpath, *logpath, *health = NULL;
+	const char *argv[20];
+	int argc = 0, p[2], rc;
+	pid_t pid;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	jv hc;
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		finish(a, "failed", "cannot make a pipe for the shim", jv_null(), -1);
+		return;
+	}
+	if (p[1] <= 3) {
+		int d = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
+		close(p[1]);
+		p[1] = d;
+	}
+	snprintf(hb, sizeof hb, "%lldms", (long long)m->hb_ms);
+	specpath = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SPEC);
+	logpath = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SHIMLOG);
+	hc = jget(a->opts, "healthcheck");
+	if (jv_get_kind(hc) == JV_KIND_OBJECT)
+		health = nn_json_dump(hc);
+	jv_free(hc);
+	argv[argc++] = m->shim_path;
+	argv[argc++] = "exec";
+	argv[argc++] = "--shim";
+	argv[argc++] = "--ready-fd";
+	argv[argc++] = "3";
+	argv[argc++] = "--heartbeat";
+	argv[argc++] = hb;
+	snprintf(runs, sizeof runs, "%d", adopt ? a->run : a->run + 1);
+	argv[argc++] = "--run";
+	argv[argc++] = runs;
+	if (adopt)
+		argv[argc++] = "--adopt";
+	if (health) {
+		argv[argc++] = "--health";
+		argv[argc++] = health;
+	}
+	argv[argc++] = "--";
+	argv[argc++] = specpath;
+	argv[argc] = NULL;
+
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, p[1], 3);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGHUP);
+	sigaddset(&def, SIGCHLD);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+				 POSIX_SPAWN_SETSIGDEF);
+	rc = strchr(m->shim_path, '/')
+		? posix_spawn(&pid, m->shim_path, &fa, &at, (char **)argv, environ)
+		: posix_spawnp(&pid, m->shim_path, &fa, &at, (char **)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	close(p[1]);
+	free(specpath);
+	free(logpath);
+	free(health);
+	if (rc != 0) {
+		char reason[NN_ERRLEN];
+		close(p[0]);
+		snprintf(reason, sizeof reason, "cannot start the shim '%s': %s", m->shim_path, strerror(rc));
+		finish(a, "failed", reason, jv_null(), -1);
+		alloc_drop(a);
+		return;
+	}
+	reap_track(m, pid);
+	a->shim_pid = pid;
+	a->adopting = adopt;
+	a->ready_fd = p[0];
+	nn_sock_nonblock(p[0]);
+	nn_buf_init(&a->ready_buf, 64 * 1024);
+	a->ready_w = nn_loop_fd(nn_node_loop(m->n), p[0], EPOLLIN, on_ready, a, NULL);
+	if (!adopt) {
+		a->run++;
+		set_state(a, "starting", NULL, jv_null(), -1);
+	}
+}
+
+static void on_delay(struct nn_loop *l, void *arg)
+{
+	struct alloc *a = arg;
+	nn_loop_remove(l, a->delay_timer);
+	a->delay_timer = NULL;
+	if (a->respawn && !nn_alloc_state_final(a->state)) {
+		a->respawn = 0;
+		spawn(a, 0);
+	}
+}
+
+/*
+ * The shim is gone (or was never reached): a new run when one is due; else
+ * the result it left on disk; else a shim that adopts the job.
+ */
+static void recover(struct alloc *a)
+{
+	char *path;
+	char *text;
+
+	if (nn_alloc_state_final(a->state)) {
+		alloc_drop(a);
+		return;
+	}
+	if (a->respawn) {
+		if (a->rp.delay_ms > 0 && !a->delay_timer)
+			a->delay_timer = nn_loop_timer(nn_node_loop(a->m->n), a->rp.delay_ms, 0,
+						       on_delay, a, NULL);
+		else if (!a->delay_timer) {
+			a->respawn = 0;
+			spawn(a, 0);
+		}
+		return;
+	}
+	if (!strcmp(a->state, "pending")) {
+		spawn(a, 0);
+		return;
+	}
+	path = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_RESULT);
+	text = nn_read_file(path, 64 * 1024, NULL, NULL);
+	free(path);
+	if (text) {
+		jv v = nn_json_parse(text, strlen(text), NULL);
+		int64_t run = -1;
+		free(text);
+		if (jv_get_kind(v) == JV_KIND_OBJECT && nn_json_get_int(v, "run", &run, NULL) == 0 &&
+		    run == a->run) {
+			on_result(a, (int)run, jv_object_get(v, jv_string("result")));
+			if (nn_alloc_state_final(a->state))
+				alloc_drop(a);
+			else if (a->respawn)
+				recover(a);
+			return;
+		}
+		jv_free(v);
+	}
+	if (++a->recoveries > MAX_RECOVER) {
+		finish(a, "failed", "lost: the shim died again and again", jv_null(), -1);
+		alloc_drop(a);
+		return;
+	}
+	nn_warn("alloc %s: no shim answers: starting one to adopt the job", a->id);
+	spawn(a, 1);
+}
+
+/* ---- cancelling ---- */
+
+static void on_kill_timer(struct nn_loop *l, void *arg)
+{
+	struct alloc *a = arg;
+	nn_loop_remove(l, a->kill_timer);
+	a->kill_timer = NULL;
+	if (!nn_alloc_state_final(a->state))
+		signal_job(a, SIGKILL);
+}
+
+static int live_children(struct amod *m, const char *id)
+{
+	sqlite3_stmt *st = prep(m, "SELECT l.child FROM alloc_links l JOIN allocations a"
+			       " ON a.id = l.child WHERE l.parent = ? AND a.state NOT IN"
+			       " ('exited', 'killed', 'oom', 'failed')");
+	int n = 0;
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (find(m, (const char *)sqlite3_column_text(st, 0)))
+			n++;
+	sqlite3_finalize(st);
+	return n;
+}
+
+static void stop_now(struct alloc *a)
+{
+	a->cancel_wait = 0;
+	if (a->respawn || a->delay_timer || !strcmp(a->state, "restarting")) {
+		/* between runs: nothing to signal */
+		if (a->delay_timer) {
+			nn_loop_remove(nn_node_loop(a->m->n), a->delay_timer);
+			a->delay_timer = NULL;
+		}
+		a->respawn = 0;
+		finish(a, "killed", "cancelled between runs", jv_null(), -1);
+		if (a->fd < 0 && a->ready_fd < 0)
+			alloc_drop(a);
+		return;
+	}
+	signal_job(a, SIGTERM);
+	if (!a->kill_timer)
+		a->kill_timer = nn_loop_timer(nn_node_loop(a->m->n), a->grace_ms > 0 ? a->grace_ms : 1,
+					      0, on_kill_timer, a, NULL);
+}
+
+static void check_cancel_parent(struct amod *m, const char *parent)
+{
+	struct alloc *p = find(m, parent);
+	if (p && p->cancel_wait && live_children(m, p->id) == 0)
+		stop_now(p);
+}
+
+/* Cancel a and, first, every live child of it. */
+static void cancel_tree(struct alloc *a, int64_t grace_ms)
+{
+	struct amod *m = a->m;
+	sqlite3_stmt *st;
+	char **kids = NULL;
+	size_t nk = 0;
+
+	if (a->cancel || nn_alloc_state_final(a->state))
+		return;
+	a->cancel = 1;
+	a->grace_ms = grace_ms;
+	st = prep(m, "UPDATE allocations SET cancel = 1 WHERE id = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+	step_done(m, st);
+	st = prep(m, "SELECT child FROM alloc_links WHERE parent = ?");
+	if (st) {
+		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			kids = nn_xrealloc(kids, (nk + 1) * sizeof *kids);
+			kids[nk++] = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
+		}
+		sqlite3_finalize(st);
+	}
+	for (size_t i = 0; i < nk; i++) {
+		struct alloc *c = find(m, kids[i]);
+		if (c)
+			cancel_tree(c, grace_ms);
+		free(kids[i]);
+	}
+	free(kids);
+	if (live_children(m, a->id) > 0)
+		a->cancel_wait = 1;
+	else
+		stop_now(a);
+}
+
+/* ---- watchdog ---- */
+
+static void on_tick(struct nn_loop *l, void *arg)
+{
+	struct amod *m = arg;
+	int64_t now = nn_mono_ms();
+	for (struct alloc *a = m->list; a; a = a->next) {
+		if (a->fd < 0 || now - a->last_msg < HB_MISSES * m->hb_ms)
+			continue;
+		nn_warn("alloc %s: no heartbeat from shim %ld for %lld ms: killing it", a->id,
+			(long)a->shim_pid, (long long)(now - a->last_msg));
+		nn_node_event(m->n, "alloc.unresponsive",
+			      jv_object_set(jv_object(), jv_string("id"), jv_string(a->id)));
+		if (a->shim_pid > 1)
+			kill(a->shim_pid, SIGKILL);
+		a->last_msg = now;	/* its end of file starts the recovery */
+	}
+}
+
+/* ---- behaviors ---- */
+
+static struct amod *mod(struct nn_node *n)
+{
+	return the_mod && the_mod->n == n ? the_mod : NULL;
+}
+
+static const char *body_id(jv req, jv *body, char *err)
+{
+	const char *id;
+	*body = jv_object_get(jv_copy(req), jv_string("body"));
+	if (nn_json_get_str(*body, "id", &id, NULL) < 0) {
+		nn_seterr(err, "id: expected the allocation id (a string)");
+		return NULL;
+	}
+	return id;
+}
+
+static int exists(struct amod *m, const char *id)
+{
+	sqlite3_stmt *st = prep(m, "SELECT 1 FROM allocations WHERE id = ?");
+	int r = 0;
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		r = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	return r;
+}
+
+static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", NULL };
+	struct amod *m = mod(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv specj = jv_invalid(), opts = jv_object(), tmp;
+	struct nn_exec_spec spec;
+	struct nn_exec_job job;
+	const struct nn_executor *ex;
+	struct nn_alloc_restart rp;
+	struct nn_alloc_health h;
+	const char *parent = NULL;
+	enum nn_code code = NN_E_BAD_BODY;
+	struct stat sb;
+	struct alloc *a;
+	sqlite3_stmt *st;
+	char *text;
+	int have_spec = 0, have_job = 0;
+
+	if (!m) {
+		jv_free(body);
+		jv_free(opts);
+		nn_seterr(err, "allocations are not attached");
+		return NN_E_INTERNAL;
+	}
+	if (jv_get_kind(body) != JV_KIND_OBJECT) {
+		nn_seterr(err, "body: expected an object");
+		goto out;
+	}
+	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent", err) < 0)
+		goto out;
+	specj = jv_object_get(jv_copy(body), jv_string("spec"));
+	if (jv_get_kind(specj) != JV_KIND_OBJECT) {
+		nn_seterr(err, "spec: expected the job spec (an object)");
+		goto out;
+	}
+	if (nn_json_has(specj, "dir")) {
+		nn_seterr(err, "spec: dir: the node puts allocations in %s/alloc/ID", nn_node_home(n));
+		goto out;
+	}
+	tmp = jv_object_get(jv_copy(body), jv_string("restart"));
+	if (nn_alloc_restart_parse(jv_is_valid(tmp) ? tmp : jv_null(), &rp, err) < 0) {
+		jv_free(tmp);
+		goto out;
+	}
+	if (jv_is_valid(tmp))
+		opts = jv_object_set(opts, jv_string("restart"), tmp);
+	else
+		jv_free(tmp);
+	tmp = jv_object_get(jv_copy(body), jv_string("healthcheck"));
+	if (jv_is_valid(tmp) && jv_get_kind(tmp) != JV_KIND_NULL) {
+		if (nn_alloc_health_parse(tmp, &h, err) < 0) {
+			jv_free(tmp);
+			goto out;
+		}
+		nn_alloc_health_release(&h);
+		opts = jv_object_set(opts, jv_string("healthcheck"), tmp);
+	} else {
+		jv_free(tmp);
+	}
+	if (nn_json_has(body, "parent")) {
+		if (nn_json_get_str(body, "parent", &parent, err) < 0)
+			goto out;
+		if (!exists(m, parent)) {
+			nn_seterr(err, "parent: no allocation '%.80s' on this node", parent);
+			goto out;
+		}
+		{
+			struct alloc *pa = find(m, parent);
+			if (!pa || nn_alloc_state_final(pa->state) || pa->cancel) {
+				nn_seterr(err, "parent: allocation '%.80s' is not running", parent);
+				goto out;
+			}
+		}
+	}
+	if (nn_exec_spec_parse(&spec, jv_copy(specj), nn_node_home(n), err) < 0)
+		goto out;
+	have_spec = 1;
+	if (exists(m, spec.id) || stat(spec.dir, &sb) == 0) {
+		nn_seterr(err, "id: allocation '%s' exists already", spec.id);
+		goto out;
+	}
+	ex = nn_exec_find(spec.executor, err);
+	if (!ex)
+		goto out;
+	if (ex->available(err) < 0) {
+		code = NN_E_UNAVAILABLE;
+		goto out;
+	}
+	nn_exec_job_init(&job, ex, &spec);
+	have_job = 1;
+	if (ex->prepare(&job, err) < 0) {
+		if (job.ex_code == NN_EX_UNAVAILABLE)
+			code = NN_E_UNAVAILABLE;
+		goto out;
+	}
+	/* checked: now make things */
+	if (nn_exec_dir_create(&spec, err) < 0) {
+		code = NN_E_INTERNAL;
+		goto out;
+	}
+	tmp = nn_exec_spec_json(&spec);
+	text = nn_json_dump(tmp);
+	{
+		char *path = nn_xasprintf("%s/%s", spec.dir, NN_ALLOC_SPEC);
+		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		int bad = fd < 0 || nn_write_all(fd, text, strlen(text)) < 0;
+		if (fd >= 0)
+			close(fd);
+		if (bad) {
+			nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
+			unlink(path);
+			free(path);
+			free(text);
+			jv_free(tmp);
+			rmdir(spec.workdir);
+			rmdir(spec.dir);
+			code = NN_E_INTERNAL;
+			goto out;
+		}
+		free(path);
+	}
+	st = prep(m, "INSERT INTO allocations (id, parent, dir, executor, spec, opts, state, created,"
+		  " updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)");
+	if (st) {
+		char *otext = nn_json_dump(opts);
+		int64_t now = nn_now_ms();
+		sqlite3_bind_text(st, 1, spec.id, -1, SQLITE_STATIC);
+		if (parent)
+			sqlite3_bind_text(st, 2, parent, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, spec.dir, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, spec.executor, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, text, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, otext, -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(st, 7, now);
+		sqlite3_bind_int64(st, 8, now);
+		free(otext);
+	}
+	step_done(m, st);
+	free(text);
+	if (parent) {
+		st = prep(m, "INSERT OR IGNORE INTO alloc_links (parent, child) VALUES (?, ?)");
+		if (st) {
+			sqlite3_bind_text(st, 1, parent, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, spec.id, -1, SQLITE_STATIC);
+		}
+		step_done(m, st);
+	}
+	a = alloc_new(m, spec.id, spec.dir, parent, tmp, jv_copy(opts));
+	*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(spec.id));
+	*reply = jv_object_set(*reply, jv_string("dir"), jv_string(spec.dir));
+	*reply = jv_object_set(*reply, jv_string("executor"), jv_string(spec.executor));
+	nn_node_event(n, "alloc.start", jv_copy(*reply));
+	spawn(a, 0);
+	code = NN_OK;
+out:
+	if (have_job)
+		nn_exec_job_release(&job);
+	if (have_spec)
+		nn_exec_spec_release(&spec);
+	jv_free(specj);
+	jv_free(opts);
+	jv_free(body);
+	return code;
+}
+
+static jv col_json(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	jv v;
+	if (!t)
+		return jv_null();
+	v = nn_json_parse(t, strlen(t), NULL);
+	return jv_is_valid(v) ? v : (jv_free(v), jv_null());
+}
+
+static jv col_str(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return t ? jv_string(t) : jv_null();
+}
+
+static jv col_int(sqlite3_stmt *st, int i)
+{
+	return sqlite3_column_type(st, i) == SQLITE_NULL ? jv_null()
+		: jv_number((double)sqlite3_column_int64(st, i));
+}
+
+#define ROW_COLS "id, parent, dir, executor, spec, state, reason, created, updated, run," \
+	" status, shim_pid, opts, result"
+
+static jv row_json(sqlite3_stmt *st, int full)
+{
+	jv o = jv_object(), spec = col_json(st, 4);
+	o = jv_object_set(o, jv_string("id"), col_str(st, 0));
+	o = jv_object_set(o, jv_string("state"), col_str(st, 5));
+	o = jv_object_set(o, jv_string("executor"), col_str(st, 3));
+	o = jv_object_set(o, jv_string("command"), jget(spec, "command"));
+	o = jv_object_set(o, jv_string("status"), col_int(st, 10));
+	o = jv_object_set(o, jv_string("run"), col_int(st, 9));
+	o = jv_object_set(o, jv_string("parent"), col_str(st, 1));
+	o = jv_object_set(o, jv_string("created"), col_int(st, 7));
+	o = jv_object_set(o, jv_string("updated"), col_int(st, 8));
+	o = jv_object_set(o, jv_string("reason"), col_str(st, 6));
+	if (full) {
+		jv opts = col_json(st, 12);
+		o = jv_object_set(o, jv_string("dir"), col_str(st, 2));
+		o = jv_object_set(o, jv_string("shim_pid"), col_int(st, 11));
+		o = jv_object_set(o, jv_string("spec"), jv_copy(spec));
+		o = jv_object_set(o, jv_string("restart"), jget(opts, "restart"));
+		o = jv_object_set(o, jv_string("healthcheck"), jget(opts, "healthcheck"));
+		o = jv_object_set(o, jv_string("result"), col_json(st, 13));
+		jv_free(opts);
+	}
+	jv_free(spec);
+	return o;
+}
+
+static jv id_list(struct amod *m, const char *sql, const char *id)
+{
+	sqlite3_stmt *st = prep(m, sql);
+	jv a = jv_array();
+	if (!st)
+		return a;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		a = jv_array_append(a, col_str(st, 0));
+	sqlite3_finalize(st);
+	return a;
+}
+
+static enum nn_code be_status(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct amod *m = mod(n);
+	jv body, o, hist;
+	const char *id = body_id(req, &body, err);
+	sqlite3_stmt *st;
+	if (!id) {
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	st = prep(m, "SELECT " ROW_COLS " FROM allocations WHERE id = ?");
+	if (!st) {
+		jv_free(body);
+		return NN_E_INTERNAL;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		nn_seterr(err, "no allocation '%.80s' on this node", id);
+		sqlite3_finalize(st);
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	o = row_json(st, 1);
+	sqlite3_finalize(st);
+	o = jv_object_set(o, jv_string("children"),
+			  id_list(m, "SELECT child FROM alloc_links WHERE parent = ? ORDER BY rowid", id));
+	{
+		sqlite3_stmt *c = prep(m, "SELECT count(*) FROM alloc_restarts WHERE id = ?");
+		int nr = 0;
+		if (c) {
+			sqlite3_bind_text(c, 1, id, -1, SQLITE_STATIC);
+			if (sqlite3_step(c) == SQLITE_ROW)
+				nr = sqlite3_column_int(c, 0);
+			sqlite3_finalize(c);
+		}
+		o = jv_object_set(o, jv_string("restarts"), jv_number(nr));
+	}
+	hist = jv_array();
+	st = prep(m, "SELECT state, ts, reason FROM alloc_states WHERE id = ? ORDER BY rowid");
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			jv h = jv_object_set(jv_object(), jv_string("state"), col_str(st, 0));
+			h = jv_object_set(h, jv_string("ts"), col_int(st, 1));
+			if (sqlite3_column_type(st, 2) != SQLITE_NULL)
+				h = jv_object_set(h, jv_string("reason"), col_str(st, 2));
+			hist = jv_array_append(hist, h);
+		}
+		sqlite3_finalize(st);
+	}
+	o = jv_object_set(o, jv_string("states"), hist);
+	{
+		jv f = jv_object_get(jv_copy(o), jv_string("state"));
+		o = jv_object_set(o, jv_string("final"),
+				  jv_bool(nn_alloc_state_final(jv_string_value(f))));
+		jv_free(f);
+	}
+	jv_free(body);
+	*reply = o;
+	return NN_OK;
+}
+
+static enum nn_code be_list(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct amod *m = mod(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body")), a = jv_array(), all;
+	sqlite3_stmt *st;
+	int every;
+	all = jget(body, "all");
+	every = jv_get_kind(all) == JV_KIND_TRUE;
+	jv_free(all);
+	jv_free(body);
+	st = prep(m, every ? "SELECT " ROW_COLS " FROM allocations ORDER BY created, rowid"
+		  : "SELECT " ROW_COLS " FROM allocations WHERE state NOT IN"
+		    " ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
+	if (!st) {
+		jv_free(a);
+		return NN_E_INTERNAL;
+	}
+	while (sqlite3_step(st) == SQLITE_ROW)
+		a = jv_array_append(a, row_json(st, 0));
+	sqlite3_finalize(st);
+	*reply = jv_object_set(jv_object(), jv_string("allocations"), a);
+	return NN_OK;
+}
+
+static enum nn_code be_logs(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct amod *m = mod(n);
+	jv body, o;
+	const char *id = body_id(req, &body, err);
+	sqlite3_stmt *st;
+	if (!id) {
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	st = prep(m, "SELECT dir, state FROM allocations WHERE id = ?");
+	if (!st) {
+		jv_free(body);
+		return NN_E_INTERNAL;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		nn_seterr(err, "no allocation '%.80s' on this node", id);
+		sqlite3_finalize(st);
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	{
+		const char *dir = (const char *)sqlite3_column_text(st, 0);
+		const char *state = (const char *)sqlite3_column_text(st, 1);
+		char *p;
+		o = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+		o = jv_object_set(o, jv_string("dir"), jv_string(dir));
+		o = jv_object_set(o, jv_string("state"), jv_string(state));
+		o = jv_object_set(o, jv_string("final"), jv_bool(nn_alloc_state_final(state)));
+		p = nn_xasprintf("%s/%s", dir, NN_EXEC_STDOUT);
+		o = jv_object_set(o, jv_string("stdout"), jv_string(p));
+		free(p);
+		p = nn_xasprintf("%s/%s", dir, NN_EXEC_STDERR);
+		o = jv_object_set(o, jv_string("stderr"), jv_string(p));
+		free(p);
+	}
+	sqlite3_finalize(st);
+	jv_free(body);
+	*reply = o;
+	return NN_OK;
+}
+
+static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct amod *m = mod(n);
+	jv body;
+	const char *id = body_id(req, &body, err);
+	struct alloc *a;
+	int64_t grace = DEFAULT_GRACE_MS;
+	if (!id) {
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	if (get_duration(body, "grace", &grace, "body", err) < 0) {
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	if (!exists(m, id)) {
+		nn_seterr(err, "no allocation '%.80s' on this node", id);
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	a = find(m, id);
+	*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+	if (a && !nn_alloc_state_final(a->state)) {
+		cancel_tree(a, grace);
+		*reply = jv_object_set(*reply, jv_string("cancelled"), jv_true());
+	} else {
+		*reply = jv_object_set(*reply, jv_string("cancelled"), jv_false());
+	}
+	jv_free(body);
+	return NN_OK;
+}
+
+static const struct nn_behavior behaviors[] = {
+	{ "/alloc/start", be_start, "check a job spec, then start it as an allocation", 0 },
+	{ "/alloc/list", be_list, "list live allocations (all with {\"all\":true})", 0 },
+	{ "/alloc/status", be_status, "one allocation: state, result, history, children", 0 },
+	{ "/alloc/logs", be_logs, "where an allocation's logs are", 0 },
+	{ "/alloc/cancel", be_cancel, "stop an allocation, its children first", 0 },
+};
+
+/* ---- attach, reconnect, close ---- */
+
+static void on_close(struct nn_node *n, void *arg)
+{
+	struct amod *m = arg;
+	while (m->list) {
+		struct alloc *a = m->list;
+		m->list = a->next;
+		alloc_free(a);
+	}
+	while (m->reaps)
+		reap_free(m, m->reaps);
+	if (m->tick)
+		nn_loop_remove(nn_node_loop(n), m->tick);
+	free(m->shim_path);
+	if (the_mod == m)
+		the_mod = NULL;
+	free(m);
+}
+
+/* Every allocation the store says is live: find its shim again. */
+static int reconnect_all(struct amod *m, char *err)
+{
+	sqlite3_stmt *st = prep(m, "SELECT id, parent, dir, spec, opts, state, run, cancel"
+			       " FROM allocations WHERE state NOT IN"
+			       " ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
+	if (!st)
+		return nn_seterr(err, "cannot read the allocations: %s", sqlite3_errmsg(dbh(m)));
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		struct alloc *a = alloc_new(m, (const char *)sqlite3_column_text(st, 0),
+					    (const char *)sqlite3_column_text(st, 2),
+					    (const char *)sqlite3_column_text(st, 1),
+					    col_json(st, 3), col_json(st, 4));
+		snprintf(a->state, sizeof a->state, "%s", sqlite3_column_text(st, 5));
+		a->run = sqlite3_column_int(st, 6);
+		a->cancel = sqlite3_column_int(st, 7);
+	}
+	sqlite3_finalize(st);
+	/* m->list now holds them; connect each (recover may drop one) */
+	for (struct alloc *a = m->list, *next; a; a = next) {
+		char e[NN_ERRLEN];
+		next = a->next;
+		if (!strcmp(a->state, "restarting")) {
+			a->respawn = 1;
+			recover(a);
+		} else if (shim_connect(a, e) < 0) {
+			recover(a);
+		}
+	}
+	return 0;
+}
+
+int nn_alloc_attach(struct nn_node *n, char *err)
+{
+	struct amod *m;
+	char e[NN_ERRLEN];
+	if (the_mod)
+		return nn_seterr(err, "alloc: attached twice");
+	if (nn_db_migrate_module(nn_node_db(n), "alloc", schema, e) < 0)
+		return nn_seterr(err, "alloc: %s", e);
+	m = nn_xcalloc(1, sizeof *m);
+	m->n = n;
+	m->hb_ms = HEARTBEAT_MS;
+	m->shim_path = find_shim();
+	the_mod = m;
+	nn_node_on_close(n, on_close, m);
+	for (size_t i = 0; i < sizeof behaviors / sizeof *behaviors; i++)
+		nn_node_behavior(n, &behaviors[i]);
+	m->tick = nn_loop_timer(nn_node_loop(n), m->hb_ms, m->hb_ms, on_tick, m, e);
+	if (!m->tick)
+		return nn_seterr(err, "alloc: %s", e);
+	{
+		char *dir = nn_xasprintf("%s/alloc", nn_node_home(n));
+		mkdir(dir, 0700);
+		free(dir);
+	}
+	return reconnect_all(m, err);
+}

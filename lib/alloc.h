@@ -1,0 +1,101 @@
+/*
+ * alloc — allocations on one node: the node module that starts each job
+ * under its own shim process (`nunet-run exec --shim`), talks with the shim
+ * over a unix socket in the allocation's directory, records every state in
+ * the node's store, restarts jobs by policy, stops parents after their
+ * children, and after a crash of the node finds every live shim again from
+ * what is on disk and in node.db.
+ *
+ * Files in an allocation's directory ($NUNET_HOME/alloc/ID):
+ *
+ *	spec.json	the executor spec the shim runs (written by the node)
+ *	shim.sock	the shim's socket (0600); the node connects to it
+ *	shim.log	the shim's own stderr
+ *	result.json	the last run's result, written by the shim before it
+ *			reports it (so a result survives the death of both)
+ *	state.json	the allocation's state as the node last decided it,
+ *			rewritten (atomically) on every change: what a local
+ *			client such as `nunet-run wait` watches
+ *	stdout.log, stderr.log, children.jsonl (failures of child allocations)
+ *
+ * The shim protocol: JSON lines, one object each, field "t" the kind.
+ *
+ *	shim → node	{"t":"hello","id":ID,"pid":P,"run":N,"done":bool}
+ *			{"t":"hb","ts":MS,"stats":{…}}             every heartbeat
+ *			{"t":"health","ok":bool,"failures":N,"message":S}
+ *			{"t":"result","run":N,"result":{…}}        at the end; again
+ *			                                    on every reconnect until acked
+ *	node → shim	{"t":"signal","signal":N}   signal the job
+ *			{"t":"ack","run":N}         result recorded: clean up and exit
+ *
+ * States: pending → starting → running → exited | killed | oom | failed,
+ * and running → restarting → starting when the restart policy says so.
+ */
+#ifndef NN_ALLOC_H
+#define NN_ALLOC_H
+
+#include <stdint.h>
+#include <jv.h>
+#include "exec/exec.h"
+#include "util.h"
+
+struct nn_node;
+
+#define NN_ALLOC_SOCK "shim.sock"
+#define NN_ALLOC_SPEC "spec.json"
+#define NN_ALLOC_STATE "state.json"
+#define NN_ALLOC_RESULT "result.json"
+#define NN_ALLOC_SHIMLOG "shim.log"
+#define NN_ALLOC_CHILDREN "children.jsonl"
+
+/* Register the /alloc/ behaviors, tables (module "alloc"), timers and a
+ * closer, and reconnect to the shims of every allocation still live. */
+int nn_alloc_attach(struct nn_node *n, char *err);
+
+/* 1 when state is final (exited, killed, oom, failed). */
+int nn_alloc_state_final(const char *state);
+
+/*
+ * Restart policy, from "never" | "on-failure" | "always", or an object
+ * {"policy":P,"max":R,"period":"60s","delay":"0s"}: at most R restarts in
+ * any window of T, then the allocation fails.  Defaults: never, 5, 60 s, 0.
+ */
+enum nn_alloc_policy { NN_RESTART_NEVER, NN_RESTART_ON_FAILURE, NN_RESTART_ALWAYS };
+struct nn_alloc_restart {
+	enum nn_alloc_policy policy;
+	int max;
+	int64_t period_ms, delay_ms;
+};
+/* Borrows v (null: the defaults).  -1 + err on anything else. */
+int nn_alloc_restart_parse(jv v, struct nn_alloc_restart *r, char *err);
+const char *nn_alloc_policy_name(enum nn_alloc_policy p);
+
+/*
+ * Health check: {"command":[…]} or {"http":"http://…"}, with "interval"
+ * (default 1s), "timeout" (1s), "retries" (3 failures in a row make the job
+ * unhealthy) and "start_period" (0s: failures in it do not count).
+ * A command runs on the host, in the job's working directory, with the
+ * job's environment; it is healthy when it exits 0 within the timeout.
+ * An HTTP check is healthy on a 2xx or 3xx answer within the timeout.
+ */
+struct nn_alloc_health {
+	char **argv;		/* NULL-terminated, or NULL */
+	char *url;		/* or NULL */
+	int64_t interval_ms, timeout_ms, start_ms;
+	int retries;
+};
+/* Borrows v.  -1 + err on an unknown field or a bad value. */
+int nn_alloc_health_parse(jv v, struct nn_alloc_health *h, char *err);
+void nn_alloc_health_release(struct nn_alloc_health *h);
+/* Run one check (blocks for at most its timeout).  1 healthy, 0 not, with
+ * a message in msg either way. */
+int nn_alloc_health_check(const struct nn_alloc_health *h, const struct nn_exec_spec *spec,
+			  char *msg);
+
+/* Read DIR/state.json; invalid jv + err when missing or unreadable. */
+jv nn_alloc_state_read(const char *dir, char *err);
+/* The exit status a shell would show for a final state object (borrows):
+ * the job's status, or 70 when the allocation failed without one. */
+int nn_alloc_state_status(jv state);
+
+#endif

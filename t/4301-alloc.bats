@@ -1,0 +1,132 @@
+#!/usr/bin/env bats
+# Allocations through the node: /alloc/start checks a job completely before
+# anything exists, runs it under its own shim (own session, socket in the
+# allocation directory), records states, results and history in node.db.
+load lib/common
+
+setup() {
+	common_setup
+	node_init
+	node_start
+}
+
+# Stop what is still running (cancel through the node, at once), then the
+# node; shims left by a test that killed its node are killed by pid.
+teardown() {
+	local id
+	for id in $(nunet-run ls 2>/dev/null | jq -r .id); do
+		nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
+		timeout 10 nunet-run wait "$id" >/dev/null 2>&1
+	done
+	node_stop_all
+	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+}
+
+start() {
+	nunet-send /alloc/start "$1"
+}
+
+@test "/alloc/start runs a job under its shim and /alloc/status shows its history" {
+	run start '{"spec":{"id":"a1","command":["sh","-c","echo hi; echo oops >&2; exit 3"]}}'
+	assert_success
+	assert_equal "$(jq -r '.id, .dir, .executor' <<<"$output")" "a1
+$NUNET_HOME/alloc/a1
+native"
+	run nunet-run wait a1
+	assert_failure 3
+	run nunet-send /alloc/status '{"id":"a1"}'
+	assert_success
+	assert_equal "$(jq -r '.state, .status, .final, .run, .result.code' <<<"$output")" "exited
+3
+true
+1
+3"
+	assert_equal "$(jq -c '[.states[].state]' <<<"$output")" '["starting","running","exited"]'
+	assert_equal "$(cat "$NUNET_HOME/alloc/a1/stdout.log")" hi
+	assert_equal "$(cat "$NUNET_HOME/alloc/a1/stderr.log")" oops
+	assert_equal "$(jq -r .state "$NUNET_HOME/alloc/a1/state.json")" exited
+	# the shim is gone, and took its socket with it
+	[ ! -e "$NUNET_HOME/alloc/a1/shim.sock" ]
+	run sqlite3 "$NUNET_HOME/node.db" "SELECT run FROM alloc_results WHERE id = 'a1'"
+	assert_output 1
+}
+
+@test "the shim runs in its own session, with its socket in the allocation directory" {
+	run start '{"spec":{"id":"s1","command":["sleep","30"]}}'
+	assert_success
+	for i in $(seq 100); do
+		[ "$(jq -r .state "$NUNET_HOME/alloc/s1/state.json")" = running ] && break
+		sleep 0.05
+	done
+	pid=$(nunet-send /alloc/status '{"id":"s1"}' | jq -r .shim_pid)
+	[ "$pid" -gt 1 ]
+	assert_equal "$(ps -o sid= -p "$pid" | tr -d ' ')" "$pid"
+	[ "$(ps -o sid= -p "$NODE_PID" | tr -d ' ')" != "$pid" ]
+	[ -S "$NUNET_HOME/alloc/s1/shim.sock" ]
+	assert_equal "$(stat -c %a "$NUNET_HOME/alloc/s1/shim.sock")" 600
+	run nunet-send /alloc/list
+	assert_success
+	assert_equal "$(jq -r '.allocations[].id' <<<"$output")" s1
+	run nunet-send /alloc/cancel '{"id":"s1","grace":"0s"}'
+	assert_success
+	assert_equal "$(jq -r .cancelled <<<"$output")" true
+	run nunet-run wait s1
+	assert_failure 137
+	run nunet-send /alloc/status '{"id":"s1"}'
+	assert_equal "$(jq -r .state <<<"$output")" killed
+	# a finished allocation is listed only with all
+	assert_equal "$(nunet-send /alloc/list | jq -c .allocations)" '[]'
+	assert_equal "$(nunet-send /alloc/list '{"all":true}' | jq -r '.allocations[].id')" s1
+}
+
+# refuse BODY MESSAGE-PART: refused with bad_body, no directory, no row
+refuse() {
+	run --separate-stderr nunet-send /alloc/start "$1"
+	assert_failure
+	[[ "$stderr" == *"$2"* ]] || fail "expected '$2' in: $stderr"
+	run ls -A "$NUNET_HOME/alloc"
+	assert_output ''
+	run sqlite3 "$NUNET_HOME/node.db" 'SELECT count(*) FROM allocations'
+	assert_output 0
+}
+
+@test "bad input fails before anything starts and leaves nothing behind" {
+	refuse '{"spec":{"command":["no-such-command-xyz"]}}' "no-such-command-xyz"
+	refuse '{"spec":{"command":["true"],"workdir":"../../x"}}' "workdir"
+	refuse '{"spec":{"command":["true"],"colour":"red"}}' "unknown field 'colour'"
+	refuse '{"spec":{"command":["true"]},"extra":1}' "unknown field 'extra'"
+	refuse '{"spec":{"executor":"zeppelin","command":["true"]}}' "unknown executor 'zeppelin'"
+	refuse '{"spec":{"command":["true"],"resources":{"memory":"64P"}}}' "memory"
+	refuse '{"spec":{"command":["true"],"dir":"/tmp/elsewhere"}}' "dir"
+	refuse '{"spec":{"command":["true"]},"restart":"sometimes"}' "unknown policy 'sometimes'"
+	refuse '{"spec":{"command":["true"]},"healthcheck":{"command":[]}}' "healthcheck"
+	refuse '{"spec":{"command":["true"]},"parent":"nobody"}' "no allocation 'nobody'"
+	refuse '{"nospec":true}' "unknown field 'nospec'"
+}
+
+@test "an allocation id is used once" {
+	run start '{"spec":{"id":"dup","command":["true"]}}'
+	assert_success
+	nunet-run wait dup
+	run --separate-stderr start '{"spec":{"id":"dup","command":["true"]}}'
+	assert_failure
+	[[ "$stderr" == *"allocation 'dup' exists already"* ]]
+}
+
+@test "status, logs and cancel of an unknown allocation are refused" {
+	for be in /alloc/status /alloc/logs /alloc/cancel; do
+		run --separate-stderr nunet-send "$be" '{"id":"ghost"}'
+		assert_failure
+		[[ "$stderr" == *"no allocation 'ghost'"* ]] || fail "$be: $stderr"
+	done
+	run --separate-stderr nunet-send /alloc/status '{}'
+	assert_failure
+	[[ "$stderr" == *"id: expected the allocation id"* ]]
+}
+
+@test "/alloc/behaviors are listed by the node" {
+	run nunet-send /node/behaviors
+	assert_success
+	assert_equal "$(jq -r '[.behaviors[].be | select(startswith("/alloc/"))] | sort | join(" ")' <<<"$output")" \
+		"/alloc/cancel /alloc/list /alloc/logs /alloc/start /alloc/status"
+}
