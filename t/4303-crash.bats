@@ -1,0 +1,110 @@
+#!/usr/bin/env bats
+# Node crash safety: kill -9 of nunet-node leaves shims and jobs running;
+# the restarted node reconnects to every live shim and loses no
+# allocation, log line or exit status.  A shim that dies is replaced by one
+# that adopts the job.
+load lib/common
+
+setup() {
+	common_setup
+	node_init
+	node_start
+}
+
+teardown() {
+	local id
+	for id in $(nunet-run ls 2>/dev/null | jq -r .id); do
+		nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
+		timeout 10 nunet-run wait "$id" >/dev/null 2>&1
+	done
+	node_stop_all
+	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+}
+
+# wait_state ID STATE: until the node's state.json says so (at most 10 s)
+wait_state() {
+	for i in $(seq 200); do
+		[ "$(jq -r .state "$NUNET_HOME/alloc/$1/state.json" 2>/dev/null)" = "$2" ] && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+crash_node() {
+	kill -9 "$NODE_PID"
+	wait "$NODE_PID" 2>/dev/null || true
+	NODE_PIDS=()
+}
+
+@test "kill -9 of the node leaves shims and jobs running; the new node re-adopts them" {
+	nunet-run -d --id long -- sh -c 'i=0; while [ $i -lt 30 ]; do echo tick$i; i=$((i+1)); sleep 0.1; done; exit 4' >/dev/null
+	nunet-run -d --id quick -- sh -c 'sleep 0.5; echo done; exit 6' >/dev/null
+	wait_state long running
+	wait_state quick running
+	shim=$(nunet-run status long | jq -r .shim_pid)
+	crash_node
+	# shims and jobs live on without the node
+	kill -0 "$shim"
+	sleep 1	# quick ends while no node runs
+	node_start
+	run nunet-run wait quick
+	assert_failure 6
+	run nunet-run logs quick
+	assert_output done
+	run nunet-run wait long
+	assert_failure 4
+	run nunet-run logs long
+	assert_equal "${#lines[@]}" 30
+	assert_equal "${lines[0]}" tick0
+	assert_equal "${lines[29]}" tick29
+	assert_equal "$(nunet-run status long | jq -c '[.states[].state]')" '["starting","running","exited"]'
+	assert_equal "$(nunet-run ls -a | jq -r .id | sort | tr '\n' ' ')" "long quick "
+}
+
+@test "a job that ended while the node was down reports its result on reconnect" {
+	nunet-run -d --id gone -- sh -c 'exit 9' >/dev/null
+	crash_node
+	sleep 0.5
+	[ -f "$NUNET_HOME/alloc/gone/result.json" ]
+	node_start
+	run nunet-run wait gone
+	assert_failure 9
+	# the shim was acked and went away
+	for i in $(seq 100); do [ -e "$NUNET_HOME/alloc/gone/shim.sock" ] || break; sleep 0.05; done
+	[ ! -e "$NUNET_HOME/alloc/gone/shim.sock" ]
+}
+
+@test "a node stopped cleanly leaves its jobs running too, and finds them again" {
+	nunet-run -d --id svc -- sh -c 'sleep 1; exit 2' >/dev/null
+	wait_state svc running
+	node_stop_all
+	node_start
+	run nunet-run wait svc
+	assert_failure 2
+}
+
+@test "a shim killed with -9 is replaced by one that adopts the job" {
+	nunet-run -d --id adopt -- sh -c 'echo a; sleep 1; echo b; exit 3' >/dev/null
+	wait_state adopt running
+	shim=$(nunet-run status adopt | jq -r .shim_pid)
+	kill -9 "$shim"
+	run nunet-run wait adopt
+	assert_failure 3
+	run nunet-run logs adopt
+	assert_output "a
+b"
+	new=$(nunet-run status adopt | jq -r .shim_pid)
+	[ "$new" != "$shim" ]
+	grep -q "starting one to adopt the job" "$BATS_TEST_TMPDIR/node.log"
+}
+
+@test "cancel after a crash still reaches the job" {
+	nunet-run -d --id c1 -- sleep 30 >/dev/null
+	wait_state c1 running
+	crash_node
+	node_start
+	nunet-run cancel --grace 0s c1 >/dev/null
+	run nunet-run wait c1
+	assert_failure 137
+	assert_equal "$(nunet-run status c1 | jq -r .state)" killed
+}
