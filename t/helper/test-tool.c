@@ -30,6 +30,7 @@ static const struct cmd cmds[] = {
 	{ "exec", cmd__exec },
 	{ "docker", cmd__docker },
 	{ "hwinfo", cmd__hwinfo },
+	{ "onboard", cmd__onboard },
 	/* more: one line each, keep sorted by family */
 };
 
