@@ -20,20 +20,17 @@
 #include "key.h"
 #include "log.h"
 #include "node.h"
-#include "onboard.h"
 #include "util.h"
-
-int nn_node_cmd_onboard(int argc, char **argv, const char *home);	/* cmd/nunet-node/onboard.c */
+#include "nunet-node/swarm.h"
 
 static const char usage_text[] =
 	"usage: nunet-node [--home DIR] init [--passphrase-file FILE]\n"
+	"                  [--swarm-key FILE | --new-swarm]\n"
 	"       nunet-node [--home DIR] id\n"
-	"       nunet-node [--home DIR] run [--ready-fd N] [--log-level LEVEL]\n"
+	"       nunet-node [--home DIR] run [--ready-fd N] [--log-level LEVEL] [--listen HOST:PORT]\n"
+	"                  [--bootstrap DID@HOST:PORT]...\n"
 	"       nunet-node [--home DIR] status\n"
-	"       nunet-node [--home DIR] onboard --cpu N --memory SIZE --disk SIZE [--gpu LIST]\n"
-	"                  [--price KEY=VALUE,...] [--location KEY=VALUE,...]\n"
-	"       nunet-node [--home DIR] onboard --show\n"
-	"       nunet-node [--home DIR] offboard [--force]\n"
+	"       nunet-node [--home DIR] peers\n"
 	"       nunet-node -h | --help | --version\n";
 
 /*
@@ -43,7 +40,7 @@ static const char usage_text[] =
  */
 typedef int nn_attach_fn(struct nn_node *n, char *err);
 static nn_attach_fn *const attach[] = {
-	nn_onboard_attach,
+	swarm_attach,
 	nn_alloc_attach,
 	NULL
 };
@@ -98,8 +95,12 @@ static int cmd_init(int argc, char **argv)
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "home", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "swarm-key", required_argument, NULL, 'S' },
+		{ "new-swarm", no_argument, NULL, 'N' },
 		{ NULL, 0, NULL, 0 }
 	};
+	const char *swarm_key = NULL;
+	int new_swarm = 0;
 	char err[NN_ERRLEN];
 	struct nn_key k;
 	struct nn_db db;
@@ -111,12 +112,15 @@ static int cmd_init(int argc, char **argv)
 		switch (c) {
 		case 'p': passfile = optarg; break;
 		case 'H': home_opt = optarg; break;
+		case 'S': swarm_key = optarg; break;
+		case 'N': new_swarm = 1; break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (swarm_key && new_swarm))
 		usage(NN_EX_USAGE);
+	swarm_init_check(swarm_key);
 	home = home_or_die();
 	keypath = nn_home_file(home, "key");
 	cfgpath = nn_home_file(home, "config.json");
@@ -141,6 +145,7 @@ static int cmd_init(int argc, char **argv)
 		nn_die(NN_EX_IOERR, "%s", err);
 	nn_db_close(&db);
 	printf("%s\n", k.did);
+	swarm_init_install(home, swarm_key, new_swarm);
 	nn_key_clear(&k);
 	free(home);
 	free(keypath);
@@ -178,6 +183,8 @@ static int cmd_run(int argc, char **argv)
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "home", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "listen", required_argument, NULL, 'L' },
+		{ "bootstrap", required_argument, NULL, 'B' },
 		{ NULL, 0, NULL, 0 }
 	};
 	struct nn_node_opts o = { NULL, NULL, -1 };
@@ -199,6 +206,8 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'p': passfile = optarg; break;
 		case 'H': home_opt = optarg; break;
+		case 'L': swarm_opt_listen(optarg); break;
+		case 'B': swarm_opt_bootstrap(optarg); break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
@@ -300,8 +309,8 @@ int main(int argc, char **argv)
 		return cmd_run(argc, argv);
 	if (!strcmp(argv[0], "status"))
 		return cmd_status(argc, argv);
-	if (!strcmp(argv[0], "onboard") || !strcmp(argv[0], "offboard"))
-		return nn_node_cmd_onboard(argc, argv, home_opt);
+	if (!strcmp(argv[0], "peers"))
+		return cmd_peers(argc, argv, home_opt, usage);
 	fprintf(stderr, "nunet-node: error: unknown command '%s'\n", argv[0]);
 	usage(NN_EX_USAGE);
 }

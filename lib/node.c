@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <sodium.h>
+#include "events.h"
 #include "json.h"
 #include "lines.h"
 #include "log.h"
@@ -41,6 +42,7 @@ struct conn {
 	struct nn_buf out;
 	int64_t last;		/* monotonic ms of last input */
 	int paused, closing;
+	uint64_t bytes_in, bytes_out;
 	struct conn *prev, *next;
 };
 
@@ -59,8 +61,18 @@ struct nn_node {
 	const struct nn_behavior *beh[MAX_BEHAVIORS];
 	int nbeh;
 	int64_t started_ms;
-	uint64_t requests, errors;
+	uint64_t requests, errors, errors_by[NN_E__COUNT];
+	uint64_t bytes_in, bytes_out, answers;
+	struct nn_events *ev;
+	struct nn_watch *evflush;
+	const struct nn_origin *cur;	/* origin of the envelope being handled */
+	struct metrics_hook {
+		void (*fn)(struct nn_node *, struct nn_buf *, void *);
+		void *arg;
+		struct metrics_hook *next;
+	} *metrics;
 	int ready_fd;
+	jv ready;		/* extra fields of the ready line */
 	int stopping;
 	nn_router_fn *router;
 	void *router_arg;
@@ -94,6 +106,11 @@ void nn_node_set_authorizer(struct nn_node *n, nn_authorize_fn *fn, void *arg)
 	n->authorizer_arg = arg;
 }
 
+void nn_node_ready_field(struct nn_node *n, const char *key, jv value)
+{
+	n->ready = jv_object_set(n->ready, jv_string(key), value);
+}
+
 void nn_node_on_close(struct nn_node *n, void (*fn)(struct nn_node *, void *), void *arg)
 {
 	struct closer *c = nn_xcalloc(1, sizeof *c);
@@ -124,21 +141,32 @@ static const struct nn_behavior *find_behavior(struct nn_node *n, const char *pa
 
 void nn_node_event(struct nn_node *n, const char *kind, jv body)
 {
-	sqlite3_stmt *st;
-	char *text = nn_json_dump(body);
-	jv_free(body);
-	if (sqlite3_prepare_v2(n->db.h, "INSERT INTO events (ts, kind, body) VALUES (?, ?, ?)",
-			       -1, &st, NULL) == SQLITE_OK) {
-		sqlite3_bind_int64(st, 1, nn_now_ms());
-		sqlite3_bind_text(st, 2, kind, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 3, text, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE)
-			nn_warn("cannot record event %s: %s", kind, sqlite3_errmsg(n->db.h));
-		sqlite3_finalize(st);
-	} else {
-		nn_warn("cannot record event %s: %s", kind, sqlite3_errmsg(n->db.h));
-	}
-	free(text);
+	nn_events_emit(n->ev, NN_LOG_INFO, kind, NULL, NULL, body);
+}
+
+void nn_node_emit(struct nn_node *n, enum nn_level lv, const char *kind, const char *trace, jv fields)
+{
+	nn_events_emit(n->ev, lv, kind, trace, NULL, fields);
+}
+
+struct nn_events *nn_node_events(struct nn_node *n)
+{
+	return n->ev;
+}
+
+const struct nn_origin *nn_node_origin(const struct nn_node *n)
+{
+	return n->cur;
+}
+
+void nn_node_metrics_hook(struct nn_node *n, void (*fn)(struct nn_node *, struct nn_buf *, void *),
+			  void *arg)
+{
+	struct metrics_hook *h = nn_xcalloc(1, sizeof *h);
+	h->fn = fn;
+	h->arg = arg;
+	h->next = n->metrics;
+	n->metrics = h;
 }
 
 /* ---- clients ---- */
@@ -181,15 +209,38 @@ static int conn_flush(struct conn *c)
 			return 0;
 		if (w < 0)
 			return -1;
+		c->bytes_out += (uint64_t)w;
+		c->node->bytes_out += (uint64_t)w;
 		nn_buf_consume(&c->out, (size_t)w);
 	}
 	return 0;
+}
+
+/* fields of a message event: what the envelope is, not what it carries */
+static jv msg_fields(jv env, const struct nn_origin *o)
+{
+	static const char *const keys[] = { "type", "id", "from", "to", "be", "re" };
+	jv f = jv_object();
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		const char *v = nn_env_str(env, keys[i]);
+		if (v)
+			f = jv_object_set(f, jv_string(keys[i]), jv_string(v));
+	}
+	if (o->kind == NN_ORIGIN_CLIENT)
+		f = jv_object_set(f, jv_string("client"), jv_number((double)o->client));
+	else if (o->peer)
+		f = jv_object_set(f, jv_string("peer"), jv_string(o->peer));
+	return f;
 }
 
 void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	struct nn_buf b = NN_BUF_INIT;
+	n->answers++;
+	if (n->cfg.events_messages)
+		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.out", nn_env_str(env, "trace"), NULL,
+			       msg_fields(env, o));
 	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
@@ -200,7 +251,15 @@ void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
 		       enum nn_code code, const char *msg)
 {
+	jv f = jv_get_kind(req) == JV_KIND_OBJECT ? msg_fields(req, o) : msg_fields(jv_null(), o);
+	int security = code == NN_E_UNAUTHORIZED || code == NN_E_BAD_SIGNATURE || code == NN_E_REPLAY ||
+		       code == NN_E_EXPIRED || code == NN_E_BAD_TIME;
 	n->errors++;
+	n->errors_by[code < NN_E__COUNT ? code : NN_E_INTERNAL]++;
+	f = jv_object_set(f, jv_string("code"), jv_string(nn_code_name(code)));
+	f = jv_object_set(f, jv_string("message"), jv_string(msg));
+	nn_events_emit(n->ev, NN_LOG_WARN, security ? "security.refused" : "msg.refused",
+		       jv_get_kind(req) == JV_KIND_OBJECT ? nn_env_str(req, "trace") : NULL, NULL, f);
 	if (o->kind == NN_ORIGIN_CLIENT)
 		nn_warn("client %lu: %s: %s", o->client, nn_code_name(code), msg);
 	else
@@ -244,6 +303,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	be = nn_env_str(env, "be");
 	id = nn_env_str(env, "id");
 	nn_json_get_int(env, "exp", &exp, NULL);
+	if (n->cfg.events_messages)
+		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.in", nn_env_str(env, "trace"), NULL,
+			       msg_fields(env, o));
 
 	if (strcmp(type, "msg") != 0) {
 		send_error(n, o, env, NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
@@ -258,7 +320,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		send_error(n, o, env, NN_E_BUSY, "replay cache is full: try again later");
 		return;
 	}
-	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0) {
+	/* "*" is a broadcast a peer passed on: it runs here like a local call */
+	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0 &&
+	    !(o->kind == NN_ORIGIN_PEER && !strcmp(to, "*") && !strncmp(be, "/broadcast/", 11))) {
 		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from)) {
 			snprintf(err, sizeof err, "%.80s may not send through this node", from);
 			send_error(n, o, env, NN_E_UNAUTHORIZED, err);
@@ -290,7 +354,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	}
 	reply = jv_invalid();
 	err[0] = '\0';
+	n->cur = o;
 	code = b->fn(n, env, &reply, err);
+	n->cur = NULL;
 	if (code != NN_OK) {
 		jv_free(reply);
 		send_error(n, o, env, code, err[0] ? err : nn_code_name(code));
@@ -325,13 +391,14 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 	struct conn *c = conn_find(n, client);
 	if (!c || c->closing)
 		return -1;
+	if (c->out.len + len > (size_t)n->cfg.max_pending)
+		return -1;	/* a client that does not read: drop, do not grow */
 	nn_buf_add(&c->out, line, len);
-	if (conn_flush(c) < 0) {
-		conn_close(c);
-		return -1;
-	}
+	/* closing happens in the loop, never under a caller that may hold c */
+	if (conn_flush(c) < 0)
+		c->closing = 1;
 	conn_events(c);
-	return 0;
+	return c->closing ? -1 : 0;
 }
 
 static void handle(struct conn *c, jv env)
@@ -394,6 +461,8 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				break;
 			}
 			c->last = nn_mono_ms();
+			c->bytes_in += (uint64_t)r;
+			c->node->bytes_in += (uint64_t)r;
 			conn_process(c);
 		}
 	}
@@ -474,6 +543,15 @@ static void on_sweep(struct nn_loop *l, void *arg)
 	}
 }
 
+/* Write queued events: one transaction per tick, never per event. */
+static void on_evflush(struct nn_loop *l, void *arg)
+{
+	struct nn_node *n = arg;
+	char err[NN_ERRLEN];
+	if (nn_events_queued(n->ev) && nn_events_flush(n->ev, err) < 0)
+		nn_error("%s", err);
+}
+
 /* ---- signals ---- */
 
 static void on_stop(struct nn_loop *l, int signo, void *arg)
@@ -550,7 +628,180 @@ static enum nn_code be_behaviors(struct nn_node *n, jv req, jv *reply, char *err
 	return NN_OK;
 }
 
+/* A follower of /node/events: pushes matching events to one client. */
+struct follow {
+	struct nn_node *n;
+	unsigned long client;
+	char to[NN_DID_MAX + 64];
+	struct nn_events_filter f;
+	char kind[64], trace[65];
+};
+
+static int push_event(void *arg, jv event)
+{
+	struct follow *fw = arg;
+	struct nn_node *n = fw->n;
+	char err[NN_ERRLEN];
+	struct nn_buf b = NN_BUF_INIT;
+	int r;
+	jv env;
+
+	if (!nn_events_match(&fw->f, event))
+		return 0;
+	env = nn_env_new("event", n->key.did, fw->to, "/node/events", jv_copy(event), n->cfg.ttl_ms);
+	if (nn_env_sign_line(env, &n->key, &b, err) < 0) {
+		nn_buf_release(&b);
+		return 0;
+	}
+	r = nn_node_client_send(n, fw->client, b.data, b.len);
+	nn_buf_release(&b);
+	if (r < 0 && !conn_find(n, fw->client)) {
+		free(fw);	/* the client is gone: stop following */
+		return -1;
+	}
+	return 0;
+}
+
+static int collect_event(void *arg, jv event)
+{
+	jv *a = arg;
+	*a = jv_array_append(*a, jv_copy(event));
+	return 0;
+}
+
+/* body: {"after":SEQ,"since":MS,"kind":K,"level":L,"trace":T,"limit":N,"follow":BOOL} */
+static enum nn_code be_events(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	struct nn_events_filter f = { 0, 0, NULL, NN_LOG_DEBUG, NULL, 1000 };
+	const char *kind = NULL, *level = NULL, *trace = NULL;
+	int64_t after = 0, since = 0, limit = 1000;
+	jv follow = jv_object_get(jv_copy(body), jv_string("follow"));
+	enum nn_code rc = NN_OK;
+	char e[NN_ERRLEN];
+
+	if ((nn_json_has(body, "after") && nn_json_get_int(body, "after", &after, e) < 0) ||
+	    (nn_json_has(body, "since") && nn_json_get_int(body, "since", &since, e) < 0) ||
+	    (nn_json_has(body, "limit") && nn_json_get_int(body, "limit", &limit, e) < 0) ||
+	    (nn_json_has(body, "kind") && nn_json_get_str(body, "kind", &kind, e) < 0) ||
+	    (nn_json_has(body, "level") && nn_json_get_str(body, "level", &level, e) < 0) ||
+	    (nn_json_has(body, "trace") && nn_json_get_str(body, "trace", &trace, e) < 0)) {
+		snprintf(err, NN_ERRLEN, "%s", e);
+		rc = NN_E_BAD_BODY;
+		goto out;
+	}
+	if (after < 0 || since < 0 || limit < 1 || limit > 10000 ||
+	    (level && nn_log_parse_level(level) < 0) || (kind && strlen(kind) >= 64) ||
+	    (trace && strlen(trace) > 64)) {
+		snprintf(err, NN_ERRLEN, "after, since: >= 0; limit: 1 to 10000; level: error, warn, info or debug");
+		rc = NN_E_BAD_BODY;
+		goto out;
+	}
+	f.after_seq = (uint64_t)after;
+	f.since_ms = since;
+	f.kind = kind;
+	f.level = level ? nn_log_parse_level(level) : NN_LOG_DEBUG;
+	f.trace = trace;
+	f.limit = limit;
+	if (jv_get_kind(follow) == JV_KIND_TRUE) {
+		const struct nn_origin *o = nn_node_origin(n);
+		struct follow *fw;
+		struct nn_events_stats st;
+		if (!o || o->kind != NN_ORIGIN_CLIENT) {
+			snprintf(err, NN_ERRLEN, "follow: only over the control socket");
+			rc = NN_E_BAD_BODY;
+			goto out;
+		}
+		fw = nn_xcalloc(1, sizeof *fw);
+		fw->n = n;
+		fw->client = o->client;
+		snprintf(fw->to, sizeof fw->to, "%s", nn_env_str(req, "from"));
+		fw->f = f;
+		if (kind) {
+			snprintf(fw->kind, sizeof fw->kind, "%s", kind);
+			fw->f.kind = fw->kind;
+		}
+		if (trace) {
+			snprintf(fw->trace, sizeof fw->trace, "%s", trace);
+			fw->f.trace = fw->trace;
+		}
+		nn_events_follow(n->ev, push_event, fw);
+		nn_events_stats(n->ev, &st);
+		*reply = jv_object_set(jv_object(), jv_string("following"), jv_true());
+		*reply = jv_object_set(*reply, jv_string("next_seq"), jv_number((double)st.next_seq));
+		goto out;
+	}
+	if (nn_events_flush(n->ev, e) < 0) {
+		snprintf(err, NN_ERRLEN, "%s", e);
+		rc = NN_E_INTERNAL;
+		goto out;
+	}
+	*reply = jv_array();
+	if (nn_events_query(&n->db, n->key.did, &f, collect_event, reply, e) < 0) {
+		jv_free(*reply);
+		*reply = jv_invalid();
+		snprintf(err, NN_ERRLEN, "%s", e);
+		rc = NN_E_INTERNAL;
+		goto out;
+	}
+	*reply = jv_object_set(jv_object(), jv_string("events"), *reply);
+out:
+	jv_free(follow);
+	jv_free(body);
+	return rc;
+}
+
+static void metric(struct nn_buf *b, const char *name, const char *type, const char *help, double v)
+{
+	nn_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+}
+
+static enum nn_code be_metrics(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	struct nn_events_stats st;
+	size_t queued = 0;
+
+	for (struct conn *c = n->conns; c; c = c->next)
+		queued += c->out.len;
+	nn_events_stats(n->ev, &st);
+	metric(&b, "nunet_uptime_seconds", "gauge", "Seconds since the node started.",
+	       (nn_now_ms() - n->started_ms) / 1000.0);
+	metric(&b, "nunet_messages_received_total", "counter", "Envelopes received by the node.",
+	       (double)n->requests);
+	metric(&b, "nunet_messages_sent_total", "counter", "Envelopes the node signed and sent.",
+	       (double)n->answers);
+	nn_buf_adds(&b, "# HELP nunet_errors_total Envelopes refused, by error code.\n"
+			"# TYPE nunet_errors_total counter\n");
+	for (int i = 1; i < NN_E__COUNT; i++)
+		nn_buf_addf(&b, "nunet_errors_total{code=\"%s\"} %llu\n", nn_code_name(i),
+			    (unsigned long long)n->errors_by[i]);
+	metric(&b, "nunet_clients", "gauge", "Clients connected to the control socket.", (double)n->nconns);
+	metric(&b, "nunet_control_received_bytes_total", "counter", "Bytes read from control clients.",
+	       (double)n->bytes_in);
+	metric(&b, "nunet_control_sent_bytes_total", "counter", "Bytes written to control clients.",
+	       (double)n->bytes_out);
+	metric(&b, "nunet_control_queued_bytes", "gauge", "Answers waiting to be written to clients.",
+	       (double)queued);
+	metric(&b, "nunet_replay_cache_entries", "gauge", "Envelopes remembered against replay.",
+	       (double)nn_replay_size(n->replay));
+	metric(&b, "nunet_events_emitted_total", "counter", "Events recorded.", (double)st.emitted);
+	metric(&b, "nunet_events_stored_total", "counter", "Events written to the store.", (double)st.stored);
+	metric(&b, "nunet_events_expired_total", "counter", "Events removed by retention.", (double)st.expired);
+	metric(&b, "nunet_events_queued", "gauge", "Events waiting to be written.",
+	       (double)nn_events_queued(n->ev));
+	metric(&b, "nunet_events_failed_flushes_total", "counter", "Failed writes of events to the store.",
+	       (double)st.failed_flushes);
+	for (struct metrics_hook *h = n->metrics; h; h = h->next)
+		h->fn(n, &b, h->arg);
+	*reply = jv_object_set(jv_object(), jv_string("text"), jv_string_sized(b.data, (int)b.len));
+	nn_buf_release(&b);
+	return NN_OK;
+}
+
 static const struct nn_behavior core_behaviors[] = {
+	{ "/node/events", be_events, "query the node's events, or follow them live", 0 },
+	{ "/node/metrics", be_metrics, "the node's metrics in the Prometheus text format", 0 },
 	{ "/node/info", be_info, "who this node is and how it is doing", 0 },
 	{ "/node/ping", be_ping, "answer at once, echoing the body", 0 },
 	{ "/node/behaviors", be_behaviors, "list the behaviors this node answers", 0 },
@@ -568,6 +819,7 @@ struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char 
 
 	n->lock_fd = n->lfd = -1;
 	n->ready_fd = o->ready_fd;
+	n->ready = jv_object();
 	nn_config_init(&n->cfg);
 	n->home = nn_home(o->home, e);
 	if (!n->home) {
@@ -632,8 +884,20 @@ struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char 
 		goto fail;
 	}
 	n->replay = nn_replay_new((size_t)n->cfg.replay_max);
+	{
+		struct nn_events_opts eo = NN_EVENTS_OPTS_DEFAULT;
+		eo.max_rows = n->cfg.events_max_rows;
+		eo.max_age_ms = n->cfg.events_max_age_ms;
+		eo.stderr_fd = o->events_fd;
+		if (!(n->ev = nn_events_open(&n->db, n->key.did, &eo, e))) {
+			*exit_code = NN_EX_IOERR;
+			nn_seterr(err, "%s", e);
+			goto fail;
+		}
+	}
 	if (!(n->lw = nn_loop_fd(n->loop, n->lfd, EPOLLIN, on_accept, n, e)) ||
 	    !(n->sweep = nn_loop_timer(n->loop, 250, 250, on_sweep, n, e)) ||
+	    !(n->evflush = nn_loop_timer(n->loop, 100, 100, on_evflush, n, e)) ||
 	    nn_loop_signal(n->loop, SIGTERM, on_stop, n, e) < 0 ||
 	    nn_loop_signal(n->loop, SIGINT, on_stop, n, e) < 0 ||
 	    nn_loop_signal(n->loop, SIGHUP, on_hup, n, e) < 0) {
@@ -659,10 +923,22 @@ int nn_node_run(struct nn_node *n)
 	nn_node_event(n, "node.start", ev);
 	nn_info("serving %s as %s", n->sock_path, n->key.did);
 	if (n->ready_fd >= 0) {
-		char *line = nn_xasprintf("{\"ready\":true,\"did\":\"%s\",\"sock\":\"%s\",\"pid\":%ld}\n",
+		char *line = nn_xasprintf("{\"ready\":true,\"did\":\"%s\",\"sock\":\"%s\",\"pid\":%ld",
 					  n->key.did, n->sock_path, (long)getpid());
-		if (nn_write_all(n->ready_fd, line, strlen(line)) < 0)
+		struct nn_buf b = NN_BUF_INIT;
+		nn_buf_adds(&b, line);
+		jv_object_foreach(n->ready, k, v) {
+			char *kt = nn_json_dump(k), *vt = nn_json_dump(v);
+			nn_buf_addf(&b, ",%s:%s", kt, vt);
+			free(kt);
+			free(vt);
+			jv_free(k);
+			jv_free(v);
+		}
+		nn_buf_adds(&b, "}\n");
+		if (nn_write_all(n->ready_fd, b.data, b.len) < 0)
 			nn_warn("cannot write the ready line: %s", strerror(errno));
+		nn_buf_release(&b);
 		free(line);
 		close(n->ready_fd);
 		n->ready_fd = -1;
@@ -687,6 +963,13 @@ void nn_node_close(struct nn_node *n)
 	}
 	while (n->conns)
 		conn_close(n->conns);
+	nn_events_close(n->ev);
+	n->ev = NULL;
+	while (n->metrics) {
+		struct metrics_hook *h = n->metrics;
+		n->metrics = h->next;
+		free(h);
+	}
 	if (n->lfd >= 0) {
 		close(n->lfd);
 		unlink(n->sock_path);
@@ -698,6 +981,7 @@ void nn_node_close(struct nn_node *n)
 		close(n->lock_fd);
 	nn_key_clear(&n->key);
 	nn_config_release(&n->cfg);
+	jv_free(n->ready);
 	free(n->home);
 	free(n->sock_path);
 	free(n->cfg_path);

@@ -17,6 +17,7 @@
 #include "db.h"
 #include "env.h"
 #include "key.h"
+#include "log.h"
 #include "loop.h"
 
 struct nn_node;
@@ -39,6 +40,7 @@ struct nn_node_opts {
 	const char *home;
 	const char *passphrase;	/* for a sealed key, or NULL */
 	int ready_fd;		/* -1: none */
+	int events_fd;		/* -1, or write every event there as a JSON line */
 };
 
 /* Load key, config and store; bind the control socket.  NULL + err.  *exit
@@ -101,6 +103,10 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 /* Sign env (consumed) with the node's key and send it to o. */
 void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o);
 
+/* Add "key":value (consumed) to the ready line written to --ready-fd, e.g.
+ * the address a transport bound; call before nn_node_run(). */
+void nn_node_ready_field(struct nn_node *n, const char *key, jv value);
+
 /* Call fn(n, arg) when the node closes, latest registered first: modules
  * release what they attached. */
 void nn_node_on_close(struct nn_node *n, void (*fn)(struct nn_node *, void *), void *arg);
@@ -114,7 +120,18 @@ struct nn_db *nn_node_db(struct nn_node *n);
 struct nn_loop *nn_node_loop(struct nn_node *n);
 const struct nn_config *nn_node_config(const struct nn_node *n);
 
-/* Record an event in the store ("node.start", …); body consumed. */
+/* Record an event ("node.start", …) at level info; body consumed. */
 void nn_node_event(struct nn_node *n, const char *kind, jv body);
+/* Record an event with a level and trace id (may be NULL); fields consumed.
+ * Kinds are dotted, family first: "alloc.state", "peer.dead" (man/nunet-events.5). */
+void nn_node_emit(struct nn_node *n, enum nn_level lv, const char *kind, const char *trace, jv fields);
+struct nn_events *nn_node_events(struct nn_node *n);
+/* The origin of the envelope whose behavior is running (NULL outside one). */
+const struct nn_origin *nn_node_origin(const struct nn_node *n);
+/* Add lines to /node/metrics (Prometheus text format: # HELP, # TYPE, samples
+ * named nunet_*). */
+struct nn_buf;
+void nn_node_metrics_hook(struct nn_node *n, void (*fn)(struct nn_node *, struct nn_buf *, void *),
+			  void *arg);
 
 #endif

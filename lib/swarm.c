@@ -1,0 +1,1345 @@
+/*
+ * swarm — peer connections, membership, routing and broadcast for the
+ * node (see swarm.h).  One struct swarm per node; one struct pconn per TCP
+ * connection, each with its nn_shs_conn and a loop watch; one struct member
+ * per node known.  A single tick timer drives handshake deadlines, the
+ * SWIM probe round, suspicion timeouts and the expiry of routing entries.
+ *
+ * Probing: every probe period the next live member in a shuffled round
+ * robin gets a ping (dialed first if no connection is open).  Without an
+ * ack by half the period, k=3 other members are asked to ping it for us
+ * (ping-req); without any ack by the end of the period it becomes suspect,
+ * and a suspect that does not refute (a higher incarnation) within the
+ * suspicion timeout is declared dead.  Each change is piggybacked on the
+ * following pings and acks a few times (about 3 log2 n), and a newly
+ * opened connection starts with a hello that lists every member known.
+ */
+#include "swarm.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sodium.h>
+#include "json.h"
+#include "log.h"
+#include "shs.h"
+
+#define ADDR_MAX 80
+#define OUT_MAX (16 * 1024 * 1024)
+#define TICK_MS 50
+#define PROBE_K 3
+#define MAX_UPDATES 12
+#define PENDING_MAX 65536
+
+enum { ALIVE = 0, SUSPECT = 1, DEAD = 2 };
+static const char *const state_names[] = { "alive", "suspect", "dead" };
+
+struct swarm;
+
+struct pconn {
+	struct swarm *s;
+	unsigned long no;
+	int fd;
+	struct nn_watch *w;
+	struct nn_shs_conn sc;
+	int outgoing, connecting, open, hello_sent, dead;
+	int64_t deadline;		/* handshake deadline, monotonic ms */
+	char addr[ADDR_MAX];		/* where the socket goes */
+	char did[NN_DID_MAX];		/* peer (dialed: known; accepted: once open) */
+	struct member *m;
+	struct pconn *next;
+};
+
+struct member {
+	char did[NN_DID_MAX];
+	char addr[ADDR_MAX];
+	char via[NN_DID_MAX];		/* a peer that vouched for it */
+	int state;
+	int64_t inc;
+	int64_t suspect_since;		/* monotonic ms */
+	int64_t last_dial;
+	int64_t db_written;
+	double rtt_ms;			/* smoothed direct ping round trip, <0: none */
+	int gossip;			/* piggyback this many more times */
+	int probe_now;			/* lost its connection: probe next */
+	int announced;			/* "joined" was logged */
+	/* the probe in flight */
+	int probing, indirect_sent;
+	uint32_t probe_seq;
+	int64_t probe_sent;		/* monotonic ms */
+	int64_t probe_sent_us;
+	unsigned long conn_no;		/* the connection it is reached by (0: none) */
+	struct member *next;
+};
+
+/* Where an answer goes back to: a control-socket client or a connection. */
+struct pending {
+	char id[65];
+	int to_client;
+	unsigned long no;
+	int64_t exp;			/* wall-clock ms */
+	int multi;			/* broadcast: many answers */
+};
+
+/* A ping we send on behalf of a ping-req. */
+struct relay_probe {
+	uint32_t seq, orig_seq;
+	unsigned long conn_no;		/* the requester's connection */
+	char target[NN_DID_MAX];
+	int64_t expires;
+};
+
+struct swarm {
+	struct nn_node *n;
+	struct nn_swarm_opts o;
+	uint8_t netkey[32];
+	int private_key;
+	int lfd;
+	struct nn_watch *lw, *tick;
+	char addr[ADDR_MAX];		/* what we advertise ("" if not listening) */
+	int64_t inc;			/* our incarnation */
+	int self_gossip;
+	struct pconn *conns;
+	unsigned long conn_seq;
+	struct member *members;
+	size_t nmembers;
+	uint32_t seq;
+	int64_t next_probe;
+	struct pending *pend;
+	size_t npend, cappend;
+	struct relay_probe relays[64];
+	struct nn_replay *bc_seen;
+	const char *cur_line;		/* the raw line being delivered, if any */
+	size_t cur_len;
+	char **boot;
+	size_t nboot;
+	sqlite3_stmt *upsert;
+};
+
+static int64_t mono_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+const char *const nn_swarm_schema[] = {
+	"CREATE TABLE swarm_edges ("
+	" src TEXT NOT NULL,"		/* this node */
+	" dst TEXT NOT NULL,"		/* the peer */
+	" addr TEXT NOT NULL DEFAULT '',"
+	" state TEXT NOT NULL,"		/* alive | suspect | dead */
+	" incarnation INTEGER NOT NULL DEFAULT 0,"
+	" rtt_ms REAL,"
+	" direct INTEGER NOT NULL DEFAULT 0,"	/* a connection is open */
+	" via TEXT,"
+	" updated INTEGER NOT NULL,"
+	" PRIMARY KEY (src, dst));",
+	NULL
+};
+
+/* ---- addresses and keys ---- */
+
+int nn_swarm_parse_addr(const char *s, char *host, size_t cap, int *port, char *err)
+{
+	const char *colon, *h = s;
+	size_t hl;
+	char *end;
+	long p;
+
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':')
+			return nn_seterr(err, "'%s': expected [ADDRESS]:PORT", s);
+		h = s + 1;
+		hl = (size_t)(rb - h);
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return nn_seterr(err, "'%s': expected HOST:PORT", s);
+		hl = (size_t)(colon - s);
+	}
+	if (hl == 0 || hl >= cap)
+		return nn_seterr(err, "'%s': bad host", s);
+	errno = 0;
+	p = strtol(colon + 1, &end, 10);
+	if (!colon[1] || *end || errno || p < 0 || p > 65535)
+		return nn_seterr(err, "'%s': bad port", s);
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+int nn_swarm_key(const char *home, uint8_t key[32], int *private_key, char *err)
+{
+	char *path = nn_home_file(home, "swarm.key");
+	struct stat st;
+	int r = 0;
+	if (stat(path, &st) == 0) {
+		r = nn_shs_netkey_load(path, key, err);
+		*private_key = 1;
+	} else {
+		memcpy(key, nn_shs_public_netkey, 32);
+		*private_key = 0;
+	}
+	free(path);
+	return r;
+}
+
+static void fmt_addr(char *out, size_t cap, const struct sockaddr_storage *ss)
+{
+	char h[INET6_ADDRSTRLEN];
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, h, sizeof h);
+		snprintf(out, cap, "[%s]:%d", h, ntohs(a->sin6_port));
+	} else {
+		const struct sockaddr_in *a = (const void *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, h, sizeof h);
+		snprintf(out, cap, "%s:%d", h, ntohs(a->sin_port));
+	}
+}
+
+static int resolve(const char *addr, int passive, struct sockaddr_storage *ss, socklen_t *len, char *err)
+{
+	char host[ADDR_MAX], port[8];
+	struct addrinfo hints, *res;
+	int p, r;
+	if (nn_swarm_parse_addr(addr, host, sizeof host, &p, err) < 0)
+		return -1;
+	snprintf(port, sizeof port, "%d", p);
+	memset(&hints, 0, sizeof hints);
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = passive ? AI_PASSIVE : 0;
+	if ((r = getaddrinfo(host, port, &hints, &res)) != 0)
+		return nn_seterr(err, "'%s': %s", addr, gai_strerror(r));
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* ---- members ---- */
+
+static struct member *member_find(struct swarm *s, const char *did, size_t len)
+{
+	for (struct member *m = s->members; m; m = m->next)
+		if (strlen(m->did) == len && !memcmp(m->did, did, len))
+			return m;
+	return NULL;
+}
+
+static int gossip_count(struct swarm *s)
+{
+	return 3 * (int)ceil(log2((double)s->nmembers + 2)) + 2;
+}
+
+static void member_save(struct swarm *s, struct member *m)
+{
+	sqlite3_stmt *st = s->upsert;
+	if (!st)
+		return;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, nn_node_did(s->n), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, m->did, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, m->addr, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, state_names[m->state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, m->inc);
+	if (m->rtt_ms >= 0)
+		sqlite3_bind_double(st, 6, m->rtt_ms);
+	else
+		sqlite3_bind_null(st, 6);
+	sqlite3_bind_int(st, 7, m->conn_no != 0);
+	if (m->via[0])
+		sqlite3_bind_text(st, 8, m->via, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 8);
+	sqlite3_bind_int64(st, 9, nn_now_ms());
+	if (sqlite3_step(st) != SQLITE_DONE)
+		nn_warn("swarm: cannot store peer %s: %s", m->did,
+			sqlite3_errmsg(nn_node_db(s->n)->h));
+	sqlite3_reset(st);
+	m->db_written = nn_mono_ms();
+}
+
+static struct member *member_add(struct swarm *s, const char *did, const char *addr)
+{
+	struct member *m = nn_xcalloc(1, sizeof *m);
+	snprintf(m->did, sizeof m->did, "%s", did);
+	snprintf(m->addr, sizeof m->addr, "%s", addr ? addr : "");
+	m->rtt_ms = -1;
+	m->state = ALIVE;
+	m->probe_now = 1;
+	m->next = s->members;
+	s->members = m;
+	s->nmembers++;
+	return m;
+}
+
+static void member_event(struct swarm *s, struct member *m, const char *kind)
+{
+	jv b = jv_object();
+	b = jv_object_set(b, jv_string("did"), jv_string(m->did));
+	b = jv_object_set(b, jv_string("addr"), jv_string(m->addr));
+	b = jv_object_set(b, jv_string("incarnation"), jv_number((double)m->inc));
+	nn_node_event(s->n, kind, b);
+}
+
+static void member_set_state(struct swarm *s, struct member *m, int st, int64_t inc)
+{
+	int was = m->state;
+	m->state = st;
+	m->inc = inc;
+	m->gossip = gossip_count(s);
+	if (st == SUSPECT && was != SUSPECT)
+		m->suspect_since = nn_mono_ms();
+	if (st == ALIVE && !m->announced) {
+		m->announced = 1;
+		nn_info("swarm: peer %s joined (%s)", m->did, m->addr[0] ? m->addr : "no address");
+		member_event(s, m, "peer.join");
+	} else if (st != was) {
+		if (st == DEAD) {
+			nn_info("swarm: peer %s is dead", m->did);
+			member_event(s, m, "peer.dead");
+		} else if (st == SUSPECT) {
+			nn_info("swarm: peer %s is suspect", m->did);
+		} else {
+			nn_info("swarm: peer %s is alive (%s)", m->did, m->addr[0] ? m->addr : "no address");
+			member_event(s, m, "peer.alive");
+		}
+	}
+	member_save(s, m);
+}
+
+/* ---- connections ---- */
+
+static struct pconn *conn_find(struct swarm *s, unsigned long no)
+{
+	if (!no)
+		return NULL;
+	for (struct pconn *c = s->conns; c; c = c->next)
+		if (c->no == no)
+			return c;
+	return NULL;
+}
+
+static const char *conn_name(struct pconn *c, char *buf, size_t cap)
+{
+	if (c->did[0])
+		snprintf(buf, cap, "peer %s@%s", c->did, c->addr);
+	else
+		snprintf(buf, cap, "peer %s", c->addr);
+	return buf;
+}
+
+static void conn_update_events(struct pconn *c)
+{
+	uint32_t ev = EPOLLIN | EPOLLRDHUP;
+	if (c->connecting || c->sc.out.len)
+		ev |= EPOLLOUT;
+	nn_loop_fd_events(nn_node_loop(c->s->n), c->w, ev);
+}
+
+static void conn_flush(struct pconn *c)
+{
+	while (c->sc.out.len && !c->connecting && !c->dead) {
+		ssize_t w = send(c->fd, c->sc.out.data, c->sc.out.len, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (w < 0) {
+			char nb[200];
+			nn_debug("swarm: %s: send: %s", conn_name(c, nb, sizeof nb), strerror(errno));
+			c->dead = 1;
+			break;
+		}
+		nn_buf_consume(&c->sc.out, (size_t)w);
+	}
+}
+
+/* Queue one line (without its newline) on c; 0 or -1 (logged). */
+static int conn_send(struct pconn *c, const char *line, size_t len)
+{
+	char err[NN_ERRLEN], nb[200];
+	if (c->dead)
+		return -1;
+	if (len && line[len - 1] == '\n')
+		len--;
+	if (nn_shs_conn_send(&c->sc, line, len, err) < 0) {
+		nn_warn("swarm: %s: dropped a line: %s", conn_name(c, nb, sizeof nb), err);
+		return -1;
+	}
+	return 0;
+}
+
+static void conn_send_jv(struct pconn *c, jv v)
+{
+	char *t = nn_json_dump(v);
+	jv_free(v);
+	conn_send(c, t, strlen(t));
+	free(t);
+}
+
+/* The open connection a member is reached by, if any. */
+static struct pconn *member_conn(struct swarm *s, struct member *m)
+{
+	struct pconn *c = conn_find(s, m->conn_no);
+	if (c && c->open && !c->dead)
+		return c;
+	m->conn_no = 0;
+	for (c = s->conns; c; c = c->next)
+		if (c->open && !c->dead && !strcmp(c->did, m->did)) {
+			m->conn_no = c->no;
+			return c;
+		}
+	return NULL;
+}
+
+static void conn_free(struct pconn *c)
+{
+	struct swarm *s = c->s;
+	struct pconn **pp;
+	for (pp = &s->conns; *pp; pp = &(*pp)->next)
+		if (*pp == c) {
+			*pp = c->next;
+			break;
+		}
+	if (c->w)
+		nn_loop_remove(nn_node_loop(s->n), c->w);
+	if (c->fd >= 0)
+		close(c->fd);
+	nn_shs_conn_release(&c->sc);
+	if (c->m && c->m->conn_no == c->no) {
+		c->m->conn_no = 0;
+		if (!member_conn(s, c->m)) {
+			c->m->probe_now = 1;	/* find out soon whether it is gone */
+			member_save(s, c->m);
+		}
+	}
+	free(c);
+}
+
+static void conn_fail(struct pconn *c, const char *why)
+{
+	char nb[200];
+	if (c->open)
+		nn_info("swarm: %s: connection lost: %s", conn_name(c, nb, sizeof nb), why);
+	else if (c->connecting)
+		nn_debug("swarm: %s: cannot connect: %s", conn_name(c, nb, sizeof nb), why);
+	else
+		nn_warn("swarm: %s: %s", conn_name(c, nb, sizeof nb), why);
+	conn_free(c);
+}
+
+static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg);
+
+static struct pconn *conn_new(struct swarm *s, int fd, int outgoing, const char *addr, char *err)
+{
+	struct pconn *c = nn_xcalloc(1, sizeof *c);
+	c->s = s;
+	c->fd = fd;
+	c->no = ++s->conn_seq;
+	c->outgoing = outgoing;
+	c->deadline = nn_mono_ms() + s->o.handshake_ms;
+	snprintf(c->addr, sizeof c->addr, "%s", addr);
+	c->w = nn_loop_fd(nn_node_loop(s->n), fd, EPOLLIN | EPOLLRDHUP | (outgoing ? EPOLLOUT : 0),
+			  on_conn, c, err);
+	if (!c->w) {
+		free(c);
+		return NULL;
+	}
+	c->next = s->conns;
+	s->conns = c;
+	return c;
+}
+
+static int dial(struct swarm *s, struct member *m)
+{
+	char err[NN_ERRLEN];
+	struct sockaddr_storage ss;
+	socklen_t len;
+	uint8_t pk[32];
+	struct pconn *c;
+	int fd, one = 1;
+
+	m->last_dial = nn_mono_ms();
+	if (!m->addr[0] || nn_did_to_pk(m->did, pk, err) < 0)
+		return -1;
+	for (c = s->conns; c; c = c->next)
+		if (c->outgoing && !c->open && !strcmp(c->did, m->did))
+			return 0;	/* already dialing */
+	if (resolve(m->addr, 0, &ss, &len, err) < 0) {
+		nn_debug("swarm: peer %s: %s", m->did, err);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		nn_warn("swarm: socket: %s", strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(fd, (struct sockaddr *)&ss, len) < 0 && errno != EINPROGRESS) {
+		nn_debug("swarm: peer %s@%s: cannot connect: %s", m->did, m->addr, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	c = conn_new(s, fd, 1, m->addr, err);
+	if (!c) {
+		nn_warn("swarm: %s", err);
+		close(fd);
+		return -1;
+	}
+	c->connecting = 1;
+	snprintf(c->did, sizeof c->did, "%s", m->did);
+	c->m = m;
+	nn_shs_conn_client_init(&c->sc, s->netkey, nn_node_key(s->n), pk,
+				(size_t)nn_node_config(s->n)->max_line, OUT_MAX);
+	return 0;
+}
+
+/* ---- membership lines ---- */
+
+static jv member_update(struct member *m)
+{
+	jv u = jv_object();
+	u = jv_object_set(u, jv_string("did"), jv_string(m->did));
+	u = jv_object_set(u, jv_string("addr"), jv_string(m->addr));
+	u = jv_object_set(u, jv_string("st"), jv_string(state_names[m->state]));
+	u = jv_object_set(u, jv_string("inc"), jv_number((double)m->inc));
+	return u;
+}
+
+static jv self_update(struct swarm *s)
+{
+	jv u = jv_object();
+	u = jv_object_set(u, jv_string("did"), jv_string(nn_node_did(s->n)));
+	u = jv_object_set(u, jv_string("addr"), jv_string(s->addr));
+	u = jv_object_set(u, jv_string("st"), jv_string("alive"));
+	u = jv_object_set(u, jv_string("inc"), jv_number((double)s->inc));
+	return u;
+}
+
+/* Up to MAX_UPDATES piggybacked updates, freshest first-come. */
+static jv piggyback(struct swarm *s)
+{
+	jv a = jv_array();
+	int k = 0;
+	if (s->self_gossip > 0) {
+		a = jv_array_append(a, self_update(s));
+		s->self_gossip--;
+		k++;
+	}
+	for (struct member *m = s->members; m && k < MAX_UPDATES; m = m->next)
+		if (m->gossip > 0) {
+			a = jv_array_append(a, member_update(m));
+			m->gossip--;
+			k++;
+		}
+	return a;
+}
+
+static jv swim_msg(const char *type, uint32_t seq)
+{
+	jv v = jv_object_set(jv_object(), jv_string("swim"), jv_string(type));
+	return jv_object_set(v, jv_string("seq"), jv_number(seq));
+}
+
+static void send_hello(struct swarm *s, struct pconn *c)
+{
+	jv v = jv_object_set(jv_object(), jv_string("swim"), jv_string("hello"));
+	jv all = jv_array();
+	v = jv_object_set(v, jv_string("addr"), jv_string(s->addr));
+	v = jv_object_set(v, jv_string("inc"), jv_number((double)s->inc));
+	for (struct member *m = s->members; m; m = m->next)
+		if (m->state != DEAD && strcmp(m->did, c->did) != 0)
+			all = jv_array_append(all, member_update(m));
+	v = jv_object_set(v, jv_string("members"), all);
+	conn_send_jv(c, v);
+	c->hello_sent = 1;
+}
+
+/* Apply one update heard from peer `via` (borrows u). */
+static void apply_update(struct swarm *s, jv u, const char *via)
+{
+	const char *did, *addr = "", *st;
+	int64_t inc;
+	int state;
+	struct member *m;
+	char e[NN_ERRLEN];
+	uint8_t pk[32];
+
+	if (nn_json_get_str(u, "did", &did, NULL) < 0 || nn_json_get_str(u, "st", &st, NULL) < 0 ||
+	    nn_json_get_int(u, "inc", &inc, NULL) < 0 || nn_did_to_pk(did, pk, e) < 0 ||
+	    strlen(did) >= NN_DID_MAX)
+		return;
+	nn_json_get_str(u, "addr", &addr, NULL);
+	if (strlen(addr) >= ADDR_MAX)
+		addr = "";
+	if (!strcmp(st, "alive"))
+		state = ALIVE;
+	else if (!strcmp(st, "suspect"))
+		state = SUSPECT;
+	else if (!strcmp(st, "dead"))
+		state = DEAD;
+	else
+		return;
+	if (!strcmp(did, nn_node_did(s->n))) {
+		if (state != ALIVE && inc >= s->inc) {
+			int64_t now = nn_now_ms();
+			s->inc = now > inc ? now : inc + 1;	/* refute */
+			s->self_gossip = gossip_count(s);
+			nn_info("swarm: refuting a rumour that this node is %s", st);
+		}
+		return;
+	}
+	m = member_find(s, did, strlen(did));
+	if (!m) {
+		if (state == DEAD)
+			return;
+		m = member_add(s, did, addr);
+		snprintf(m->via, sizeof m->via, "%s", via);
+		m->state = DEAD;	/* so the change below is announced */
+		member_set_state(s, m, state, inc);
+		return;
+	}
+	if (addr[0] && !m->addr[0])
+		snprintf(m->addr, sizeof m->addr, "%s", addr);
+	switch (state) {
+	case ALIVE:
+		if (inc > m->inc) {
+			if (!member_conn(s, m))
+				snprintf(m->via, sizeof m->via, "%s", via);
+			if (addr[0])
+				snprintf(m->addr, sizeof m->addr, "%s", addr);
+			member_set_state(s, m, ALIVE, inc);
+		}
+		break;
+	case SUSPECT:
+		if ((m->state == ALIVE && inc >= m->inc) || (m->state == SUSPECT && inc > m->inc))
+			member_set_state(s, m, SUSPECT, inc);
+		break;
+	case DEAD:
+		if (m->state != DEAD && inc >= m->inc)
+			member_set_state(s, m, DEAD, inc);
+		break;
+	}
+}
+
+static void apply_updates(struct swarm *s, jv msg, const char *key, const char *via)
+{
+	jv a = jv_object_get(jv_copy(msg), jv_string(key));
+	if (jv_get_kind(a) == JV_KIND_ARRAY) {
+		int k = 0;
+		jv_array_foreach(a, i, u) {
+			if (k++ < 4096 && jv_get_kind(u) == JV_KIND_OBJECT)
+				apply_update(s, u, via);
+			jv_free(u);
+		}
+	}
+	jv_free(a);
+}
+
+static void acked(struct swarm *s, struct member *m, uint32_t seq, int direct)
+{
+	if (!m || !m->probing || m->probe_seq != seq)
+		return;
+	m->probing = 0;
+	if (direct) {
+		int first = m->rtt_ms < 0;
+		double rtt = (double)(mono_us() - m->probe_sent_us) / 1000.0;
+		m->rtt_ms = first ? rtt : 0.8 * m->rtt_ms + 0.2 * rtt;
+		if (first)
+			m->db_written = 0;
+	}
+	if (m->state != ALIVE) {
+		/* it answered: our suspicion was wrong (it will refute too) */
+		member_set_state(s, m, ALIVE, m->inc);
+		return;
+	}
+	if (nn_mono_ms() - m->db_written > 2000)
+		member_save(s, m);
+}
+
+static void on_swim(struct swarm *s, struct pconn *c, jv msg, const char *type)
+{
+	int64_t seq = 0;
+	nn_json_get_int(msg, "seq", &seq, NULL);
+	if (!strcmp(type, "hello")) {
+		const char *addr = "";
+		int64_t inc = 0;
+		struct member *m;
+		nn_json_get_str(msg, "addr", &addr, NULL);
+		nn_json_get_int(msg, "inc", &inc, NULL);
+		m = member_find(s, c->did, strlen(c->did));
+		if (!m) {
+			m = member_add(s, c->did, "");
+			m->inc = -1;
+		}
+		if (addr[0] && strlen(addr) < ADDR_MAX) {
+			char host[ADDR_MAX];
+			int port;
+			if (nn_swarm_parse_addr(addr, host, sizeof host, &port, NULL) == 0 &&
+			    (!strcmp(host, "0.0.0.0") || !strcmp(host, "::"))) {
+				/* it listens everywhere: use the address it came from */
+				struct sockaddr_storage ss;
+				socklen_t len = sizeof ss;
+				char seen[ADDR_MAX];
+				if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+					fmt_addr(seen, sizeof seen, &ss);
+					if (nn_swarm_parse_addr(seen, host, sizeof host, &port, NULL) == 0)
+						snprintf(m->addr, sizeof m->addr, strchr(host, ':') ? "[%s]:%s" : "%s:%s",
+							 host, strrchr(addr, ':') + 1);
+				}
+			} else {
+				snprintf(m->addr, sizeof m->addr, "%s", addr);
+			}
+		}
+		c->m = m;
+		m->conn_no = c->no;
+		m->via[0] = '\0';
+		if (m->state != ALIVE || inc > m->inc)
+			member_set_state(s, m, ALIVE, inc > m->inc ? inc : m->inc);
+		else
+			member_save(s, m);
+		apply_updates(s, msg, "members", c->did);
+		return;
+	}
+	apply_updates(s, msg, "upd", c->did);
+	if (!strcmp(type, "ping")) {
+		jv a = swim_msg("ack", (uint32_t)seq);
+		conn_send_jv(c, jv_object_set(a, jv_string("upd"), piggyback(s)));
+	} else if (!strcmp(type, "ack")) {
+		const char *from = NULL;
+		/* an answer to a ping we sent for a ping-req? */
+		for (size_t i = 0; i < sizeof s->relays / sizeof *s->relays; i++) {
+			struct relay_probe *r = &s->relays[i];
+			if (r->expires && r->seq == (uint32_t)seq && !strcmp(r->target, c->did)) {
+				struct pconn *rc = conn_find(s, r->conn_no);
+				if (rc && rc->open) {
+					jv a = swim_msg("ack", r->orig_seq);
+					a = jv_object_set(a, jv_string("from"), jv_string(r->target));
+					conn_send_jv(rc, jv_object_set(a, jv_string("upd"), piggyback(s)));
+				}
+				r->expires = 0;
+				return;
+			}
+		}
+		if (nn_json_get_str(msg, "from", &from, NULL) == 0)
+			acked(s, member_find(s, from, strlen(from)), (uint32_t)seq, 0);
+		else
+			acked(s, c->m, (uint32_t)seq, 1);
+	} else if (!strcmp(type, "preq")) {
+		const char *target;
+		struct member *t;
+		struct pconn *tc;
+		if (nn_json_get_str(msg, "target", &target, NULL) < 0)
+			return;
+		t = member_find(s, target, strlen(target));
+		if (!t || !(tc = member_conn(s, t)))
+			return;		/* we cannot reach it either: say nothing */
+		for (size_t i = 0; i < sizeof s->relays / sizeof *s->relays; i++) {
+			struct relay_probe *r = &s->relays[i];
+			if (!r->expires || r->expires < nn_mono_ms()) {
+				r->seq = ++s->seq;
+				r->orig_seq = (uint32_t)seq;
+				r->conn_no = c->no;
+				snprintf(r->target, sizeof r->target, "%s", t->did);
+				r->expires = nn_mono_ms() + s->o.probe_ms;
+				conn_send_jv(tc, jv_object_set(swim_msg("ping", r->seq), jv_string("upd"),
+							       piggyback(s)));
+				break;
+			}
+		}
+	}
+}
+
+/* ---- routing ---- */
+
+static void pending_add(struct swarm *s, const char *id, int to_client, unsigned long no,
+			int64_t exp, int multi)
+{
+	struct pending *p;
+	if (s->npend >= PENDING_MAX)
+		return;
+	if (s->npend == s->cappend) {
+		s->cappend = s->cappend ? 2 * s->cappend : 64;
+		s->pend = nn_xrealloc(s->pend, s->cappend * sizeof *s->pend);
+	}
+	p = &s->pend[s->npend++];
+	snprintf(p->id, sizeof p->id, "%s", id);
+	p->to_client = to_client;
+	p->no = no;
+	p->exp = exp;
+	p->multi = multi;
+}
+
+static void pending_expire(struct swarm *s)
+{
+	int64_t now = nn_now_ms();
+	for (size_t i = 0; i < s->npend;)
+		if (s->pend[i].exp < now)
+			s->pend[i] = s->pend[--s->npend];
+		else
+			i++;
+}
+
+/* An answer came back: pass its bytes on the way its request came. */
+static void route_answer(struct swarm *s, jv env, const char *line, size_t len)
+{
+	const char *re = nn_env_str(env, "re");
+	if (!re)
+		return;
+	for (size_t i = 0; i < s->npend; i++) {
+		struct pending *p = &s->pend[i];
+		if (strcmp(p->id, re) != 0)
+			continue;
+		if (p->to_client) {
+			char *l = nn_xasprintf("%.*s\n", (int)len, line);
+			nn_node_client_send(s->n, p->no, l, len + 1);
+			free(l);
+		} else {
+			struct pconn *c = conn_find(s, p->no);
+			if (c && c->open)
+				conn_send(c, line, len);
+		}
+		if (!p->multi)
+			s->pend[i] = s->pend[--s->npend];
+		return;
+	}
+	nn_debug("swarm: an answer to %s that nobody waits for", re);
+}
+
+static void bc_forward(struct swarm *s, jv env, int hops, unsigned long except)
+{
+	char *e = nn_json_dump(env);
+	char *line = nn_xasprintf("{\"swim\":\"bc\",\"hops\":%d,\"env\":%s}", hops, e);
+	for (struct pconn *c = s->conns; c; c = c->next)
+		if (c->open && !c->dead && c->no != except)
+			conn_send(c, line, strlen(line));
+	free(line);
+	free(e);
+}
+
+static int open_conns(struct swarm *s)
+{
+	int k = 0;
+	for (struct pconn *c = s->conns; c; c = c->next)
+		k += c->open && !c->dead;
+	return k;
+}
+
+static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg, char *err)
+{
+	struct swarm *s = arg;
+	const char *to = nn_env_str(env, "to"), *be = nn_env_str(env, "be");
+	const char *id = nn_env_str(env, "id");
+	int64_t exp = 0;
+	struct member *m;
+	struct pconn *c;
+	int to_client = o->kind == NN_ORIGIN_CLIENT;
+	unsigned long back = to_client ? o->client : ((struct pconn *)o->arg)->no;
+
+	nn_json_get_int(env, "exp", &exp, NULL);
+	if (!strcmp(to, "*")) {
+		if (strncmp(be, "/broadcast/", 11) != 0)
+			return nn_seterr(err, "only /broadcast/ behaviors go to every node, not '%.80s'", be);
+		if (!open_conns(s))
+			return nn_seterr(err, "no peers to broadcast to");
+		nn_replay_check(s->bc_seen, nn_env_str(env, "from"), id, exp, nn_now_ms());
+		bc_forward(s, env, s->o.hops, 0);
+		pending_add(s, id, to_client, back, exp, 1);
+		return 0;
+	}
+	m = member_find(s, to, nn_did_len(to));
+	if (!m)
+		return nn_seterr(err, "no route to %.*s: not a known peer", (int)nn_did_len(to), to);
+	if (m->state == DEAD)
+		return nn_seterr(err, "no route to %s: the peer is dead", m->did);
+	c = member_conn(s, m);
+	if (!c && to_client && m->via[0]) {
+		struct member *v = member_find(s, m->via, strlen(m->via));
+		c = v ? member_conn(s, v) : NULL;	/* relay through a neighbour */
+	}
+	if (!c)
+		return nn_seterr(err, "no route to %s: not connected%s", m->did,
+				 to_client ? ", and no connected peer can relay" : "");
+	if (s->cur_line && !to_client) {
+		if (conn_send(c, s->cur_line, s->cur_len) < 0)
+			return nn_seterr(err, "cannot send to %s: its queue is full", m->did);
+	} else {
+		char *t = nn_json_dump(env);
+		int r = conn_send(c, t, strlen(t));
+		free(t);
+		if (r < 0)
+			return nn_seterr(err, "cannot send to %s: its queue is full", m->did);
+	}
+	pending_add(s, id, to_client, back, exp, 0);
+	conn_flush(c);
+	conn_update_events(c);
+	return 0;
+}
+
+/* The origin of an envelope that came over a connection. */
+static void origin_send(const struct nn_origin *o, const char *line, size_t len)
+{
+	conn_send(o->arg, line, len);
+}
+
+static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t len)
+{
+	char err[NN_ERRLEN];
+	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c };
+	jv v = nn_json_parse(line, len, err);
+	jv t;
+
+	if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		jv_free(v);
+		nn_node_sign_send(s->n, nn_env_error(jv_null(), nn_node_did(s->n), NN_E_PARSE, err,
+						     nn_node_config(s->n)->ttl_ms), &o);
+		return;
+	}
+	t = jv_object_get(jv_copy(v), jv_string("swim"));
+	if (jv_get_kind(t) == JV_KIND_STRING) {
+		if (!strcmp(jv_string_value(t), "bc")) {
+			jv env = jv_object_get(jv_copy(v), jv_string("env"));
+			int64_t hops = 0, exp = 0;
+			const char *from, *id;
+			nn_json_get_int(v, "hops", &hops, NULL);
+			if (jv_get_kind(env) == JV_KIND_OBJECT && (from = nn_env_str(env, "from")) &&
+			    (id = nn_env_str(env, "id")) && nn_json_get_int(env, "exp", &exp, NULL) == 0 &&
+			    nn_replay_check(s->bc_seen, from, id, exp, nn_now_ms()) == 0) {
+				enum nn_code code = nn_env_verify(env, &(struct nn_env_limits)NN_ENV_LIMITS_DEFAULT,
+								  nn_now_ms(), err);
+				if (code != NN_OK) {
+					nn_warn("swarm: peer %s: broadcast refused: %s", c->did, err);
+				} else {
+					if (hops > 1 && hops <= 64)
+						bc_forward(s, env, (int)hops - 1, c->no);
+					pending_add(s, id, 0, c->no, exp, 1);
+					nn_node_deliver(s->n, env, &o);
+				}
+			}
+			jv_free(env);
+		} else {
+			on_swim(s, c, v, jv_string_value(t));
+		}
+		jv_free(t);
+		jv_free(v);
+		return;
+	}
+	jv_free(t);
+	t = jv_object_get(jv_copy(v), jv_string("type"));
+	if (jv_get_kind(t) == JV_KIND_STRING &&
+	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
+		route_answer(s, v, line, len);
+	} else {
+		s->cur_line = line;
+		s->cur_len = len;
+		nn_node_deliver(s->n, v, &o);
+		s->cur_line = NULL;
+	}
+	jv_free(t);
+	jv_free(v);
+}
+
+static void conn_opened(struct swarm *s, struct pconn *c)
+{
+	char nb[200];
+	c->open = 1;
+	if (!c->outgoing)
+		nn_did_from_pk(c->did, c->sc.peer_pk);
+	nn_debug("swarm: %s: handshake done", conn_name(c, nb, sizeof nb));
+	send_hello(s, c);
+}
+
+static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
+{
+	struct pconn *c = arg;
+	struct swarm *s = c->s;
+	char err[NN_ERRLEN], buf[65536];
+	int eof = 0;
+
+	if (c->connecting) {
+		int e = 0;
+		socklen_t len = sizeof e;
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len);
+		if (e) {
+			conn_fail(c, strerror(e));
+			return;
+		}
+		c->connecting = 0;
+	}
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+		for (int i = 0; i < 8; i++) {
+			ssize_t r = recv(fd, buf, sizeof buf, 0);
+			if (r == 0) {
+				eof = 1;
+				break;
+			}
+			if (r < 0) {
+				if (errno == EINTR)
+					continue;
+				if (errno != EAGAIN && errno != EWOULDBLOCK) {
+					conn_fail(c, strerror(errno));
+					return;
+				}
+				break;
+			}
+			if (nn_shs_conn_recv(&c->sc, buf, (size_t)r, err) < 0) {
+				/* a wrong swarm key ends here, on the server side */
+				conn_flush(c);
+				conn_fail(c, err);
+				return;
+			}
+			if (!c->open && nn_shs_conn_state(&c->sc) == NN_SHS_CONN_OPEN)
+				conn_opened(s, c);
+			if (c->open) {
+				const char *line;
+				size_t len;
+				int k;
+				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
+					if (k == NN_LINES_OVERSIZE) {
+						nn_warn("swarm: peer %s: dropped a line over %lld bytes", c->did,
+							(long long)nn_node_config(s->n)->max_line);
+						continue;
+					}
+					on_line(s, c, line, len);
+				}
+			}
+			if ((size_t)r < sizeof buf)
+				break;
+		}
+	}
+	conn_flush(c);
+	if (eof) {
+		if (nn_shs_conn_eof(&c->sc, err) < 0)
+			conn_fail(c, err);	/* the client of a wrong swarm key ends here */
+		else
+			conn_fail(c, "the peer said goodbye");
+		return;
+	}
+	if (c->dead) {
+		conn_fail(c, "write failed");
+		return;
+	}
+	conn_update_events(c);
+}
+
+static void on_accept(struct nn_loop *l, int lfd, uint32_t events, void *arg)
+{
+	struct swarm *s = arg;
+	char err[NN_ERRLEN], addr[ADDR_MAX];
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int one = 1;
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct pconn *c;
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				nn_warn("swarm: accept: %s", strerror(errno));
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		fmt_addr(addr, sizeof addr, &ss);
+		c = conn_new(s, fd, 0, addr, err);
+		if (!c) {
+			nn_warn("swarm: %s", err);
+			close(fd);
+			continue;
+		}
+		nn_shs_conn_server_init(&c->sc, s->netkey, nn_node_key(s->n),
+					(size_t)nn_node_config(s->n)->max_line, OUT_MAX);
+	}
+}
+
+/* ---- the tick: deadlines, probes, suspicion ---- */
+
+static void probe_round(struct swarm *s)
+{
+	int64_t now = nn_mono_ms();
+	struct member *m, *target = NULL;
+	size_t alive = 0;
+
+	/* the probe in flight: indirect at half the period, suspect at its end */
+	for (m = s->members; m; m = m->next) {
+		if (!m->probing)
+			continue;
+		if (!m->indirect_sent && now - m->probe_sent >= s->o.probe_ms / 2) {
+			int k = 0;
+			m->indirect_sent = 1;
+			for (struct member *o = s->members; o && k < PROBE_K; o = o->next) {
+				struct pconn *oc;
+				if (o == m || o->state != ALIVE || !(oc = member_conn(s, o)))
+					continue;
+				jv r = swim_msg("preq", m->probe_seq);
+				r = jv_object_set(r, jv_string("target"), jv_string(m->did));
+				conn_send_jv(oc, jv_object_set(r, jv_string("upd"), piggyback(s)));
+				k++;
+			}
+		}
+		if (now - m->probe_sent >= s->o.probe_ms) {
+			m->probing = 0;
+			if (m->state == ALIVE) {
+				nn_debug("swarm: peer %s did not answer its probe", m->did);
+				member_set_state(s, m, SUSPECT, m->inc);
+			}
+		}
+	}
+	/* suspicion runs out */
+	for (m = s->members; m; m = m->next)
+		if (m->state == SUSPECT && now - m->suspect_since >= s->o.suspect_ms)
+			member_set_state(s, m, DEAD, m->inc);
+	if (now < s->next_probe)
+		return;
+	s->next_probe = now + s->o.probe_ms;
+	/* next target: one that lost its connection, else round robin */
+	for (m = s->members; m; m = m->next) {
+		if (m->state == DEAD || m->probing)
+			continue;
+		alive++;
+		if (m->probe_now) {
+			target = m;
+			break;
+		}
+	}
+	if (!target && alive) {
+		size_t pick = randombytes_uniform((uint32_t)alive);
+		for (m = s->members; m; m = m->next)
+			if (m->state != DEAD && !m->probing && pick-- == 0) {
+				target = m;
+				break;
+			}
+	}
+	if (!target)
+		return;
+	target->probe_now = 0;
+	target->probing = 1;
+	target->indirect_sent = 0;
+	target->probe_seq = ++s->seq;
+	target->probe_sent = now;
+	target->probe_sent_us = mono_us();
+	struct pconn *c = member_conn(s, target);
+	if (c)
+		conn_send_jv(c, jv_object_set(swim_msg("ping", target->probe_seq), jv_string("upd"),
+					      piggyback(s)));
+	else if (now - target->last_dial >= s->o.probe_ms)
+		dial(s, target);
+}
+
+static void on_tick(struct nn_loop *l, void *arg)
+{
+	struct swarm *s = arg;
+	int64_t now = nn_mono_ms();
+	struct pconn *c, *next;
+
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (!c->open && now > c->deadline) {
+			conn_fail(c, c->connecting ? "connection timed out"
+				  : "handshake timed out (is the peer in this swarm?)");
+			continue;
+		}
+		/* a hello waits for the handshake when we dialed */
+		if (c->open && !c->hello_sent)
+			send_hello(s, c);
+	}
+	probe_round(s);
+	pending_expire(s);
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		conn_flush(c);
+		if (c->dead)
+			conn_fail(c, "write failed");
+		else
+			conn_update_events(c);
+	}
+}
+
+/* ---- life cycle ---- */
+
+static struct swarm *the_swarm;	/* behaviors get no argument: one node per process */
+
+static void swarm_close(struct nn_node *n, void *arg)
+{
+	struct swarm *s = arg;
+	while (s->conns) {
+		struct pconn *c = s->conns;
+		if (c->open) {
+			nn_shs_conn_close(&c->sc, NULL);
+			conn_flush(c);
+		}
+		c->m = NULL;
+		conn_free(c);
+	}
+	while (s->members) {
+		struct member *m = s->members;
+		s->members = m->next;
+		free(m);
+	}
+	if (s->lw)
+		nn_loop_remove(nn_node_loop(n), s->lw);
+	if (s->tick)
+		nn_loop_remove(nn_node_loop(n), s->tick);
+	if (s->lfd >= 0)
+		close(s->lfd);
+	if (s->upsert)
+		sqlite3_finalize(s->upsert);
+	nn_replay_free(s->bc_seen);
+	for (size_t i = 0; i < s->nboot; i++)
+		free(s->boot[i]);
+	free(s->boot);
+	free(s->pend);
+	sodium_memzero(s->netkey, sizeof s->netkey);
+	nn_node_set_router(n, NULL, NULL);
+	if (the_swarm == s)
+		the_swarm = NULL;
+	free(s);
+}
+
+static int do_listen(struct swarm *s, const char *addr, char *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int one = 1;
+	if (resolve(addr, 1, &ss, &len, err) < 0)
+		return -1;
+	s->lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s->lfd < 0)
+		return nn_seterr(err, "socket: %s", strerror(errno));
+	setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(s->lfd, (struct sockaddr *)&ss, len) < 0)
+		return nn_seterr(err, "cannot listen on %s: %s", addr, strerror(errno));
+	if (listen(s->lfd, 128) < 0)
+		return nn_seterr(err, "cannot listen on %s: %s", addr, strerror(errno));
+	len = sizeof ss;
+	getsockname(s->lfd, (struct sockaddr *)&ss, &len);
+	fmt_addr(s->addr, sizeof s->addr, &ss);
+	return 0;
+}
+
+/* /swarm/peers: what this node knows, for operators and tests. */
+
+static enum nn_code be_peers(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct swarm *s = the_swarm;
+	jv a = jv_array();
+	for (struct member *m = s ? s->members : NULL; m; m = m->next) {
+		jv u = member_update(m);
+		u = jv_object_set(u, jv_string("direct"), member_conn(s, m) ? jv_true() : jv_false());
+		if (m->rtt_ms >= 0)
+			u = jv_object_set(u, jv_string("rtt_ms"), jv_number(m->rtt_ms));
+		a = jv_array_append(a, u);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("peers"), a);
+	return NN_OK;
+}
+
+static enum nn_code be_bc_ping(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv b = jv_object();
+	b = jv_object_set(b, jv_string("did"), jv_string(nn_node_did(n)));
+	b = jv_object_set(b, jv_string("echo"), jv_object_get(jv_copy(req), jv_string("body")));
+	*reply = b;
+	return NN_OK;
+}
+
+static const struct nn_behavior swarm_behaviors[] = {
+	{ "/swarm/peers", be_peers, "the peers this node knows, with state and round-trip time", 0 },
+	{ "/broadcast/ping", be_bc_ping, "answer a broadcast with this node's did", 0 },
+};
+
+int nn_swarm_attach(struct nn_node *n, const struct nn_swarm_opts *o, char *err)
+{
+	struct swarm *s = nn_xcalloc(1, sizeof *s);
+	struct nn_db *db = nn_node_db(n);
+	char e[NN_ERRLEN];
+
+	s->n = n;
+	s->o = *o;
+	s->o.bootstrap = NULL;
+	s->lfd = -1;
+	if (s->o.probe_ms <= 0)
+		s->o.probe_ms = 500;
+	if (s->o.suspect_ms <= 0)
+		s->o.suspect_ms = 3000;
+	if (s->o.handshake_ms <= 0)
+		s->o.handshake_ms = 5000;
+	if (s->o.hops <= 0)
+		s->o.hops = 8;
+	s->inc = nn_now_ms();
+	s->bc_seen = nn_replay_new(65536);
+	nn_node_on_close(n, swarm_close, s);
+	if (nn_swarm_key(nn_node_home(n), s->netkey, &s->private_key, e) < 0)
+		return nn_seterr(err, "swarm key: %s", e);
+	if (nn_db_migrate_module(db, "swarm", nn_swarm_schema, e) < 0)
+		return nn_seterr(err, "%s", e);
+	if (sqlite3_prepare_v2(db->h,
+			       "INSERT INTO swarm_edges (src, dst, addr, state, incarnation, rtt_ms, direct, via, updated)"
+			       " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (src, dst) DO UPDATE SET"
+			       " addr = ?3, state = ?4, incarnation = ?5, rtt_ms = ?6, direct = ?7, via = ?8,"
+			       " updated = ?9", -1, &s->upsert, NULL) != SQLITE_OK)
+		return nn_seterr(err, "swarm: %s", sqlite3_errmsg(db->h));
+	{
+		/* a new run starts from what it hears, not from stale rows */
+		sqlite3_stmt *st;
+		if (sqlite3_prepare_v2(db->h, "DELETE FROM swarm_edges WHERE src = ?", -1, &st, NULL) == SQLITE_OK) {
+			sqlite3_bind_text(st, 1, nn_node_did(n), -1, SQLITE_STATIC);
+			sqlite3_step(st);
+			sqlite3_finalize(st);
+		}
+	}
+	if (o->listen) {
+		if (do_listen(s, o->listen, e) < 0)
+			return nn_seterr(err, "%s", e);
+		if (!(s->lw = nn_loop_fd(nn_node_loop(n), s->lfd, EPOLLIN, on_accept, s, e)))
+			return nn_seterr(err, "%s", e);
+		nn_node_ready_field(n, "listen", jv_string(s->addr));
+		nn_info("swarm: listening on %s (%s swarm)", s->addr, s->private_key ? "private" : "public");
+	}
+	for (size_t i = 0; i < o->nbootstrap; i++) {
+		const char *b = o->bootstrap[i], *at = strchr(b, '@');
+		char did[NN_DID_MAX], host[ADDR_MAX];
+		uint8_t pk[32];
+		int port;
+		struct member *m;
+		if (!at || (size_t)(at - b) >= sizeof did)
+			return nn_seterr(err, "--bootstrap '%s': expected DID@HOST:PORT", b);
+		memcpy(did, b, (size_t)(at - b));
+		did[at - b] = '\0';
+		if (nn_did_to_pk(did, pk, e) < 0)
+			return nn_seterr(err, "--bootstrap '%s': %s", b, e);
+		if (nn_swarm_parse_addr(at + 1, host, sizeof host, &port, e) < 0)
+			return nn_seterr(err, "--bootstrap: %s", e);
+		if (!strcmp(did, nn_node_did(n)))
+			continue;
+		if (!(m = member_find(s, did, strlen(did))))
+			m = member_add(s, did, at + 1);
+		dial(s, m);
+	}
+	nn_node_set_router(n, route, s);
+	the_swarm = s;
+	if (!o->listen && !o->nbootstrap)
+		return 0;	/* a node on its own: nothing to probe or answer */
+	if (!(s->tick = nn_loop_timer(nn_node_loop(n), TICK_MS, TICK_MS, on_tick, s, e)))
+		return nn_seterr(err, "%s", e);
+	s->next_probe = nn_mono_ms() + s->o.probe_ms;
+	for (size_t i = 0; i < sizeof swarm_behaviors / sizeof *swarm_behaviors; i++)
+		nn_node_behavior(n, &swarm_behaviors[i]);
+	return 0;
+}
