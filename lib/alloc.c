@@ -34,6 +34,7 @@
 #include "lines.h"
 #include "log.h"
 #include "node.h"
+#include "onboard.h"
 #include "sock.h"
 
 extern char **environ;
@@ -709,6 +710,11 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 	}
 	a->respawn = 0;
 	set_state(a, state, reason, result, status);
+	{
+		char e[NN_ERRLEN];
+		if (nn_onboard_release(nn_node_db(a->m->n), a->id, e) < 0)
+			nn_warn("alloc %s: cannot release its resources: %s", a->id, e);
+	}
 	if (strcmp(state, "exited") || status != 0)
 		tell_parent(a, state, reason, status);
 	if (parent) {
@@ -1330,7 +1336,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	struct alloc *a;
 	sqlite3_stmt *st;
 	char *text;
-	int have_spec = 0, have_job = 0;
+	int have_spec = 0, have_job = 0, committed = 0;
 
 	if (!m) {
 		jv_free(body);
@@ -1409,6 +1415,27 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 			code = NN_E_UNAVAILABLE;
 		goto out;
 	}
+	/* an onboarded node commits what the job asks for, or refuses it */
+	{
+		struct nn_onboard_res ob;
+		char e[NN_ERRLEN];
+		if (nn_onboard_get(nn_node_db(n), &ob, e) < 0) {
+			nn_seterr(err, "resources: %s", e);
+			code = NN_E_INTERNAL;
+			goto out;
+		}
+		if (ob.onboarded) {
+			struct nn_res r = { (int64_t)spec.limits.cpu_milli, (int64_t)spec.limits.memory,
+					    0, 0, 0 };
+			int rc = nn_onboard_commit(nn_node_db(n), spec.id, &r, e);
+			if (rc < 0) {
+				nn_seterr(err, "resources: %s", e);
+				code = rc == NN_ONBOARD_REFUSED ? NN_E_UNAVAILABLE : NN_E_INTERNAL;
+				goto out;
+			}
+			committed = 1;
+		}
+	}
 	/* checked: now make things */
 	if (nn_exec_dir_create(&spec, err) < 0) {
 		code = NN_E_INTERNAL;
@@ -1469,6 +1496,8 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	spawn(a, 0);
 	code = NN_OK;
 out:
+	if (committed && code != NN_OK)
+		nn_onboard_release(nn_node_db(n), spec.id, NULL);
 	if (have_job)
 		nn_exec_job_release(&job);
 	if (have_spec)

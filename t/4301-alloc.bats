@@ -130,3 +130,18 @@ refuse() {
 	assert_equal "$(jq -r '[.behaviors[].be | select(startswith("/alloc/"))] | sort | join(" ")' <<<"$output")" \
 		"/alloc/cancel /alloc/list /alloc/logs /alloc/start /alloc/status"
 }
+
+@test "on an onboarded node an allocation commits its resources while it lives" {
+	nunet-node onboard --cpu 1 --memory 1G --disk 1G <"$NUNET_SRC/share/nunet/capability/small-vps.json" >/dev/null
+	run nunet-run -d --id big --memory 512M --cpu 0.5 -- sleep 30
+	assert_success
+	assert_equal "$(nunet-send /node/resources | jq -c '[.committed.cpu, .committed.ram]')" '[500,536870912]'
+	run --separate-stderr nunet-run --id bigger --memory 768M -- true
+	assert_failure 69
+	[[ "$stderr" == *"resources: "*"ram"* ]] || fail "$stderr"
+	[ ! -e "$NUNET_HOME/alloc/bigger" ]
+	nunet-run cancel --grace 0s big >/dev/null
+	run nunet-run wait big
+	assert_failure 137
+	assert_equal "$(nunet-send /node/resources | jq -c '[.committed.cpu, .committed.ram, .allocations]')" '[0,0,0]'
+}
