@@ -20,8 +20,11 @@
 #include "key.h"
 #include "log.h"
 #include "node.h"
+#include "onboard.h"
 #include "util.h"
 #include "nunet-node/swarm.h"
+
+int nn_node_cmd_onboard(int argc, char **argv, const char *home);	/* cmd/nunet-node/onboard.c */
 
 static const char usage_text[] =
 	"usage: nunet-node [--home DIR] init [--passphrase-file FILE]\n"
@@ -31,6 +34,10 @@ static const char usage_text[] =
 	"                  [--bootstrap DID@HOST:PORT]...\n"
 	"       nunet-node [--home DIR] status\n"
 	"       nunet-node [--home DIR] peers\n"
+	"       nunet-node [--home DIR] onboard --cpu N --memory SIZE --disk SIZE [--gpu LIST]\n"
+	"                  [--price KEY=VALUE,...] [--location KEY=VALUE,...]\n"
+	"       nunet-node [--home DIR] onboard --show\n"
+	"       nunet-node [--home DIR] offboard [--force]\n"
 	"       nunet-node -h | --help | --version\n";
 
 /*
@@ -41,6 +48,7 @@ static const char usage_text[] =
 typedef int nn_attach_fn(struct nn_node *n, char *err);
 static nn_attach_fn *const attach[] = {
 	swarm_attach,
+	nn_onboard_attach,
 	nn_alloc_attach,
 	NULL
 };
@@ -311,6 +319,8 @@ int main(int argc, char **argv)
 		return cmd_status(argc, argv);
 	if (!strcmp(argv[0], "peers"))
 		return cmd_peers(argc, argv, home_opt, usage);
+	if (!strcmp(argv[0], "onboard") || !strcmp(argv[0], "offboard"))
+		return nn_node_cmd_onboard(argc, argv, home_opt);
 	fprintf(stderr, "nunet-node: error: unknown command '%s'\n", argv[0]);
 	usage(NN_EX_USAGE);
 }

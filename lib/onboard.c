@@ -261,29 +261,27 @@ static int plan(jv req, jv machine, struct nn_res *r, jv *doc, char *err)
 			jv_free(chosen);
 			return nn_seterr(err, "gpus: expected an array of GPU indexes");
 		}
+		char *taken = nn_xcalloc((size_t)n + 1, 1);
+		int bad = 0;
 		jv_array_foreach(v, i, x) {
 			double d = jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : -1;
-			int bad = d < 0 || !nn_json_is_int(d) || d >= n;
-			for (int j = 0; !bad && j < i; j++) {
-				jv y = jv_array_get(jv_copy(v), j);
-				bad = jv_number_value(y) == d;
-				jv_free(y);
-				if (bad) {
-					nn_seterr(err, "gpus: GPU %d is named twice", (int)d);
-					bad = 2;
-				}
-			}
-			if (bad == 1)
-				nn_seterr(err, "gpus[%d]: the machine has %d GPU%s (indexes from 0)",
-					  i, n, n == 1 ? "" : "s");
 			jv_free(x);
-			if (bad) {
-				jv_free(v);
-				jv_free(gpus);
-				jv_free(chosen);
-				return -1;
-			}
-			chosen = jv_array_append(chosen, jv_array_get(jv_copy(gpus), (int)d));
+			if (bad)
+				continue;
+			if (d < 0 || !nn_json_is_int(d) || d >= n)
+				bad = nn_seterr(err, "gpus[%d]: the machine has %d GPU%s (indexes from 0)",
+						i, n, n == 1 ? "" : "s");
+			else if (taken[(int)d]++)
+				bad = nn_seterr(err, "gpus: GPU %d is named twice", (int)d);
+			else
+				chosen = jv_array_append(chosen, jv_array_get(jv_copy(gpus), (int)d));
+		}
+		free(taken);
+		if (bad) {
+			jv_free(v);
+			jv_free(gpus);
+			jv_free(chosen);
+			return -1;
 		}
 	}
 	jv_free(v);
@@ -566,6 +564,36 @@ int nn_onboard_release(struct nn_db *db, const char *id, char *err)
 
 /* ---- reading ---- */
 
+jv nn_onboard_commitments(struct nn_db *db, char *err)
+{
+	sqlite3_stmt *st;
+	jv a = jv_array();
+	int rc;
+
+	if (sqlite3_prepare_v2(db->h, "SELECT id, cpu, ram, disk, gpus, vram, ts FROM onboard_commit"
+			       " ORDER BY ts, id", -1, &st, NULL) != SQLITE_OK) {
+		jv_free(a);
+		sqlerr(db, err);
+		return jv_invalid();
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct nn_res r;
+		jv o = jv_object();
+		col_res(st, 1, &r);
+		o = jv_object_set(o, jv_string("id"), jv_string((const char *)sqlite3_column_text(st, 0)));
+		o = jv_object_set(o, jv_string("resources"), nn_res_to_json(&r));
+		o = jv_object_set(o, jv_string("ts"), jv_number((double)sqlite3_column_int64(st, 6)));
+		a = jv_array_append(a, o);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE) {
+		jv_free(a);
+		sqlerr(db, err);
+		return jv_invalid();
+	}
+	return a;
+}
+
 int nn_onboard_get(struct nn_db *db, struct nn_onboard_res *out, char *err)
 {
 	struct row row;
@@ -740,7 +768,21 @@ static enum nn_code be_offboard(struct nn_node *n, jv req, jv *reply, char *err)
 
 static enum nn_code be_resources(struct nn_node *n, jv req, jv *reply, char *err)
 {
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv want = jv_object_get(body, jv_string("commitments"));
+	int detail = jv_get_kind(want) == JV_KIND_TRUE;
+	jv_free(want);
 	*reply = nn_onboard_state(nn_node_db(n), err);
+	if (jv_is_valid(*reply) && detail) {
+		jv c = nn_onboard_commitments(nn_node_db(n), err);
+		if (!jv_is_valid(c)) {
+			jv_free(c);
+			jv_free(*reply);
+			*reply = jv_invalid();
+		} else {
+			*reply = jv_object_set(*reply, jv_string("commitments"), c);
+		}
+	}
 	return jv_is_valid(*reply) ? NN_OK : NN_E_INTERNAL;
 }
 

@@ -73,6 +73,11 @@ int nn_onboard_commit(struct nn_db *db, const char *id, const struct nn_res *r, 
  * none (releasing twice is harmless), -1 + err on a store failure. */
 int nn_onboard_release(struct nn_db *db, const char *id, char *err);
 
+/* The commitments held (a new array, oldest first):
+ * [{"id":ID,"resources":V,"ts":MS},…] with V the flat vector; for an
+ * allocation module that reconciles after a restart.  Invalid + err. */
+jv nn_onboard_commitments(struct nn_db *db, char *err);
+
 /* What is onboarded and in use (zero vectors when nothing is onboarded);
  * free = onboarded - committed, zero when committed exceeds it (after a
  * forced offboard).  -1 + err. */
@@ -88,7 +93,9 @@ int nn_onboard_get(struct nn_db *db, struct nn_onboard_res *out, char *err);
  * The reply of /node/resources (a new object):
  *   {"state":"onboarded"|"offboarded","total":V,"onboarded":V,
  *    "committed":V,"free":V,"allocations":N,"updated":MS}
- * with V in the flat form of nn_res_to_json().  Invalid + err on failure.
+ * with V in the flat form of nn_res_to_json(); /node/resources adds
+ * "commitments" (nn_onboard_commitments()) when its body asks
+ * {"commitments":true}.  Invalid + err on failure.
  */
 jv nn_onboard_state(struct nn_db *db, char *err);
 

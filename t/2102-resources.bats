@@ -39,6 +39,9 @@ vec() {	# vec FIELD: the flat vector of /node/resources' FIELD, as cpu,ram,disk,
 	assert_equal "$(vec committed)" 1500,1610612736,2147483648,0,0
 	assert_equal "$(vec free)" 500,2684354560,8589934592,0,0
 	assert_equal "$(nunet-send /node/resources | jq .allocations)" 2
+	run nunet-send /node/resources '{"commitments":true}'
+	assert_equal "$(jq -c '[.commitments[] | [.id, .resources.cpu, .resources.ram, (.ts > 0)]]' <<<"$output")" \
+		'[["a1",500,1073741824,true],["a2",1000,536870912,true]]'
 	run test-tool onboard release "$DB" a1
 	assert_output 1
 	run test-tool onboard release "$DB" a1
@@ -143,6 +146,9 @@ vec() {	# vec FIELD: the flat vector of /node/resources' FIELD, as cpu,ram,disk,
 	run --separate-stderr nunet-send /node/onboard '{"machine":{"v":1,"cpu":{"cores":2},"ram":{"size":1024}},"cpu":500,"ram":512,"gpus":[0]}'
 	assert_failure 65
 	assert_equal "$(jq -r .error.message <<<"$output")" 'onboard: gpus[0]: the machine has 0 GPUs (indexes from 0)'
+	run --separate-stderr nunet-send /node/onboard '{"machine":{"v":1,"cpu":{"cores":2},"ram":{"size":1024},"gpus":[{"vram":1},{"vram":2}]},"cpu":500,"ram":512,"gpus":[1,1]}'
+	assert_failure 65
+	assert_equal "$(jq -r .error.message <<<"$output")" 'onboard: gpus: GPU 1 is named twice'
 	run --separate-stderr nunet-send /node/onboard '{"machine":{"v":1,"cpu":{"cores":2},"ram":{"size":1024}},"cpu":500,"ram":512}'
 	assert_success
 	assert_equal "$(jq -c '.onboarded | [.cpu, .ram]' <<<"$output")" '[500,512]'
