@@ -22,6 +22,9 @@ void nn_config_init(struct nn_config *c)
 	c->replay_max = 1000000;
 	c->max_clients = 4096;
 	c->max_pending = 64 * 1024 * 1024;
+	c->events_max_rows = 1000000;
+	c->events_max_age_ms = 0;
+	c->events_messages = 1;
 	c->log_level = NN_LOG_INFO;
 	c->owners = jv_array();
 }
@@ -42,18 +45,22 @@ struct intkey {
 	const char *name;
 	size_t off;
 	int64_t min, max;
+	int boolean;	/* written true/false */
 };
 
 #define OFF(f) offsetof(struct nn_config, f)
 static const struct intkey keys[] = {
-	{ "max_line_bytes", OFF(max_line), 256, 1LL << 30 },
-	{ "client_timeout_ms", OFF(client_timeout_ms), 10, 86400000 },
-	{ "ttl_ms", OFF(ttl_ms), 1000, 86400000 },
-	{ "clock_skew_ms", OFF(skew_ms), 0, 3600000 },
-	{ "max_ttl_ms", OFF(max_ttl_ms), 1000, 7 * 86400000LL },
-	{ "replay_max", OFF(replay_max), 1, 100000000 },
-	{ "max_clients", OFF(max_clients), 1, 1000000 },
-	{ "max_pending_bytes", OFF(max_pending), 4096, 1LL << 34 },
+	{ "max_line_bytes", OFF(max_line), 256, 1LL << 30, 0 },
+	{ "client_timeout_ms", OFF(client_timeout_ms), 10, 86400000, 0 },
+	{ "ttl_ms", OFF(ttl_ms), 1000, 86400000, 0 },
+	{ "clock_skew_ms", OFF(skew_ms), 0, 3600000, 0 },
+	{ "max_ttl_ms", OFF(max_ttl_ms), 1000, 7 * 86400000LL, 0 },
+	{ "replay_max", OFF(replay_max), 1, 100000000, 0 },
+	{ "max_clients", OFF(max_clients), 1, 1000000, 0 },
+	{ "max_pending_bytes", OFF(max_pending), 4096, 1LL << 34, 0 },
+	{ "events_max_rows", OFF(events_max_rows), 0, 1LL << 40, 0 },
+	{ "events_max_age_ms", OFF(events_max_age_ms), 0, 1LL << 50, 0 },
+	{ "events_messages", OFF(events_messages), 0, 1, 1 },
 };
 
 int nn_config_load(struct nn_config *c, const char *path, char *err)
@@ -88,7 +95,12 @@ int nn_config_load(struct nn_config *c, const char *path, char *err)
 		for (i = 0; i < sizeof keys / sizeof *keys; i++)
 			if (!strcmp(keys[i].name, name))
 				break;
-		if (i < sizeof keys / sizeof *keys) {
+		if (i < sizeof keys / sizeof *keys && keys[i].boolean) {
+			if (jv_get_kind(v) != JV_KIND_TRUE && jv_get_kind(v) != JV_KIND_FALSE)
+				r = nn_seterr(err, "%s: %s: expected true or false", path, name);
+			else
+				*(int64_t *)((char *)&n + keys[i].off) = jv_get_kind(v) == JV_KIND_TRUE;
+		} else if (i < sizeof keys / sizeof *keys) {
 			double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1e300;
 			if (!nn_json_is_int(d) || d < keys[i].min || d > keys[i].max)
 				r = nn_seterr(err, "%s: %s: expected an integer from %lld to %lld", path,
@@ -138,9 +150,13 @@ char *nn_config_default_text(void)
 	struct nn_buf b = NN_BUF_INIT;
 	nn_config_init(&c);
 	nn_buf_adds(&b, "{\n");
-	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
-		nn_buf_addf(&b, "  \"%s\": %lld,\n", keys[i].name,
-			    (long long)*(int64_t *)((char *)&c + keys[i].off));
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		int64_t v = *(int64_t *)((char *)&c + keys[i].off);
+		if (keys[i].boolean)
+			nn_buf_addf(&b, "  \"%s\": %s,\n", keys[i].name, v ? "true" : "false");
+		else
+			nn_buf_addf(&b, "  \"%s\": %lld,\n", keys[i].name, (long long)v);
+	}
 	nn_buf_adds(&b, "  \"log_level\": \"info\",\n  \"owners\": []\n}\n");
 	nn_config_release(&c);
 	return nn_buf_detach(&b, NULL);

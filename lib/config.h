@@ -21,6 +21,9 @@ struct nn_config {
 	int64_t replay_max;		/* "replay_max": replay cache entries */
 	int64_t max_clients;		/* "max_clients": control socket clients */
 	int64_t max_pending;		/* "max_pending_bytes": unsent replies per client */
+	int64_t events_max_rows;	/* "events_max_rows": retention, 0 = no limit */
+	int64_t events_max_age_ms;	/* "events_max_age_ms": retention, 0 = no limit */
+	int64_t events_messages;	/* "events_messages": record msg.in/msg.out (true/false) */
 	int log_level;			/* "log_level": error|warn|info|debug */
 	jv owners;			/* "owners": DIDs with full authority */
 };

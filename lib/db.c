@@ -22,6 +22,10 @@ const char *const nn_node_schema[] = {
 	"CREATE INDEX events_ts ON events(ts);",
 	/* 1 -> 2 */
 	"CREATE TABLE nn_modules (name TEXT PRIMARY KEY, version INTEGER NOT NULL);",
+	/* 2 -> 3: events carry a level and a span (man/nunet-events.5) */
+	"ALTER TABLE events ADD COLUMN level TEXT NOT NULL DEFAULT 'info';"
+	"ALTER TABLE events ADD COLUMN span TEXT;"
+	"CREATE INDEX events_trace ON events(trace) WHERE trace IS NOT NULL;",
 	NULL
 };
 

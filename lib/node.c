@@ -888,7 +888,6 @@ struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char 
 		struct nn_events_opts eo = NN_EVENTS_OPTS_DEFAULT;
 		eo.max_rows = n->cfg.events_max_rows;
 		eo.max_age_ms = n->cfg.events_max_age_ms;
-		eo.stderr_fd = o->events_fd;
 		if (!(n->ev = nn_events_open(&n->db, n->key.did, &eo, e))) {
 			*exit_code = NN_EX_IOERR;
 			nn_seterr(err, "%s", e);

@@ -40,7 +40,6 @@ struct nn_node_opts {
 	const char *home;
 	const char *passphrase;	/* for a sealed key, or NULL */
 	int ready_fd;		/* -1: none */
-	int events_fd;		/* -1, or write every event there as a JSON line */
 };
 
 /* Load key, config and store; bind the control socket.  NULL + err.  *exit

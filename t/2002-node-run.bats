@@ -28,8 +28,11 @@ setup() {
 	assert_equal "$(jq -r .pid <<<"$output")" "$NODE_PID"
 	run nunet-send /node/behaviors
 	assert_success
-	assert_equal "$(jq -r '[.behaviors[].be] | sort | join(" ")' <<<"$output")" \
-		'/node/behaviors /node/info /node/ping /public/ping'
+	for be in /node/behaviors /node/info /node/ping /node/events /node/metrics /public/ping; do
+		jq -e --arg be "$be" 'any(.behaviors[]; .be == $be and (.about | length > 0))' <<<"$output" >/dev/null ||
+			fail "$be missing from /node/behaviors"
+	done
+	assert_equal "$(jq '[.behaviors[] | select(.public)] | map(.be | startswith("/public/")) | all' <<<"$output")" true
 }
 
 @test "status prints the running node's info, or running:false and exit 1" {
