@@ -3,6 +3,7 @@
 # with the job's status; -d, ls, status, logs [-f], wait, cancel; bad input
 # named and leaving nothing behind; the man page's examples.
 load lib/common
+load lib/docker
 
 setup() {
 	common_setup
@@ -18,6 +19,7 @@ teardown() {
 	done
 	node_stop_all
 	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	engine_stop
 }
 
 @test "nunet-run -- CMD streams stdout and stderr separately and exits with the job's code" {
@@ -136,14 +138,22 @@ line3"
 	assert_output ''
 }
 
-@test "a missing image is refused before anything starts" {
-	run nunet-run exec --available docker
-	[ "$status" -eq 0 ] || skip "docker executor unavailable here: $output"
+@test "docker through the node: a container's output and code; a missing image refused first" {
+	command -v dockerd >/dev/null || skip "dockerd is not installed (Debian: docker.io)"
+	docker_engine_start
+	# the node's shims reach the private engine through DOCKER_HOST
+	node_stop_all
+	node_start
+	run --separate-stderr nunet-run --executor docker --image bb:local -- sh -c 'echo in-container; echo e >&2; exit 4'
+	assert_failure 4
+	assert_equal "$output" in-container
+	assert_equal "$stderr" e
 	run --separate-stderr nunet-run --executor docker --image no-such-image:zz -- true
-	assert_failure
+	assert_failure 65
 	[[ "$stderr" == *"no-such-image"* ]]
-	run ls -A "$NUNET_HOME/alloc"
-	assert_output ''
+	assert_equal "$(nunet-run ls -a | jq -r .id | wc -l)" 1
+	# no container is left behind
+	assert_equal "$(engine_api GET '/containers/json?all=true' | jq length)" 0
 }
 
 @test "usage: -h to stdout, bad options and missing command to stderr with 64" {
