@@ -4,6 +4,7 @@
 # allocation, log line or exit status.  A shim that dies is replaced by one
 # that adopts the job.
 load lib/common
+load lib/docker
 
 setup() {
 	common_setup
@@ -19,6 +20,7 @@ teardown() {
 	done
 	node_stop_all
 	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	engine_stop
 }
 
 # wait_state ID STATE: until the node's state.json says so (at most 10 s)
@@ -107,4 +109,23 @@ b"
 	run nunet-run wait c1
 	assert_failure 137
 	assert_equal "$(nunet-run status c1 | jq -r .state)" killed
+}
+
+@test "docker: node and shim both killed; the new node adopts the container and gets its code" {
+	command -v dockerd >/dev/null || skip "dockerd is not installed (Debian: docker.io)"
+	docker_engine_start
+	node_stop_all
+	node_start
+	nunet-run -d --id dk --executor docker --image bb:local -- sh -c 'echo a; sleep 2; echo b; exit 3' >/dev/null
+	wait_state dk running
+	shim=$(nunet-run status dk | jq -r .shim_pid)
+	crash_node
+	kill -9 "$shim"
+	node_start
+	run nunet-run wait dk
+	assert_failure 3
+	run nunet-run logs dk
+	assert_output "a
+b"
+	assert_equal "$(engine_api GET '/containers/json?all=true' | jq length)" 0
 }
