@@ -47,14 +47,14 @@ static const char usage_text[] =
 	"       nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
-	"           [--adopt] SPEC\n"
+	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n"
 	"       nunet-run -h | --help | --version\n";
 
 static const char exec_usage_text[] =
 	"usage: nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
-	"           [--adopt] SPEC\n";
+	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n";
 
 #define SPEC_MAX (1024 * 1024)
 
@@ -162,6 +162,8 @@ struct shim_opts {
 	int64_t hb_ms;
 	const char *health;
 	int adopt;
+	uint64_t log_max;	/* 0: no cap */
+	int log_keep;
 };
 
 struct shim {
@@ -325,10 +327,65 @@ static void shim_on_poll(struct nn_loop *l, void *arg)
 	shim_check_job(arg);
 }
 
+/*
+ * Keep a log under its cap: when NAME is over it, NAME.(k-1) becomes
+ * NAME.k …, NAME's content is copied to NAME.1 and NAME is truncated.  The
+ * job keeps its descriptor (opened for appending), so it writes on at the
+ * new end; followers see the file shrink and start again at 0.  What the
+ * job writes between the copy and the truncation (a few microseconds) is
+ * lost: the price of rotating a file the shim does not sit in front of.
+ */
+static void rotate_log(struct shim *s, const char *name)
+{
+	char *path = nn_exec_path(s->spec, name), *from, *to;
+	struct stat st;
+	int in, out;
+	if (stat(path, &st) < 0 || (uint64_t)st.st_size <= s->o->log_max) {
+		free(path);
+		return;
+	}
+	for (int k = s->o->log_keep; k > 1; k--) {
+		from = nn_xasprintf("%s.%d", path, k - 1);
+		to = nn_xasprintf("%s.%d", path, k);
+		rename(from, to);
+		free(from);
+		free(to);
+	}
+	to = nn_xasprintf("%s.1", path);
+	in = open(path, O_RDWR | O_CLOEXEC);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (in >= 0 && out >= 0) {
+		char buf[65536];
+		ssize_t n;
+		while ((n = read(in, buf, sizeof buf)) > 0)
+			if (nn_write_all(out, buf, (size_t)n) < 0)
+				break;
+		if (ftruncate(in, 0) < 0)
+			nn_warn("cannot truncate '%s': %s", path, strerror(errno));
+	} else {
+		nn_warn("cannot rotate '%s': %s", path, strerror(errno));
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0)
+		close(out);
+	free(to);
+	free(path);
+}
+
+static void rotate_logs(struct shim *s)
+{
+	if (!s->o->log_max)
+		return;
+	rotate_log(s, NN_EXEC_STDOUT);
+	rotate_log(s, NN_EXEC_STDERR);
+}
+
 static void shim_on_hb(struct nn_loop *l, void *arg)
 {
 	struct shim *s = arg;
 	jv m;
+	rotate_logs(s);
 	if (s->cfd < 0)
 		return;
 	m = jv_object_set(shim_msg("hb"), jv_string("ts"), jv_number((double)nn_now_ms()));
@@ -559,6 +616,8 @@ static int cmd_exec(int argc, char **argv)
 		{ "heartbeat", required_argument, NULL, 'B' },
 		{ "health", required_argument, NULL, 'C' },
 		{ "adopt", no_argument, NULL, 'A' },
+		{ "log-max", required_argument, NULL, 'L' },
+		{ "log-keep", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -578,7 +637,7 @@ static int cmd_exec(int argc, char **argv)
 	struct stat sb;
 	int64_t t0, deadline = 0, kill_at = 0;
 	int forwarded = 0, out_gone = 0, err_gone = 0;
-	struct shim_opts so = { 0, -1, 1, 1000, NULL, 0 };
+	struct shim_opts so = { 0, -1, 1, 1000, NULL, 0, 0, 1 };
 	char *end;
 
 	optind = 1;
@@ -621,6 +680,19 @@ static int cmd_exec(int argc, char **argv)
 			break;
 		case 'C': so.health = optarg; break;
 		case 'A': so.adopt = 1; break;
+		case 'L':
+			if (nn_parse_size(optarg, &so.log_max) < 0) {
+				nn_error("--log-max: '%s' is not a size", optarg);
+				exec_usage(NN_EX_USAGE);
+			}
+			break;
+		case 'K':
+			so.log_keep = (int)strtol(optarg, &end, 10);
+			if (*end || so.log_keep < 1 || so.log_keep > 100) {
+				nn_error("--log-keep: '%s' is not a count from 1 to 100", optarg);
+				exec_usage(NN_EX_USAGE);
+			}
+			break;
 		case 'h': exec_usage(0); break;
 		default: exec_usage(NN_EX_USAGE);
 		}
@@ -634,7 +706,7 @@ static int cmd_exec(int argc, char **argv)
 		exec_usage(NN_EX_USAGE);
 	if (so.ready_fd >= 0)
 		fcntl(so.ready_fd, F_SETFD, FD_CLOEXEC);
-	if (!so.shim && (so.ready_fd >= 0 || so.adopt || so.health))
+	if (!so.shim && (so.ready_fd >= 0 || so.adopt || so.health || so.log_max))
 		exec_usage(NN_EX_USAGE);
 
 	text = read_spec(argv[optind], &len);

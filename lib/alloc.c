@@ -232,6 +232,39 @@ int nn_alloc_restart_parse(jv v, struct nn_alloc_restart *r, char *err)
 	}
 }
 
+int nn_alloc_logs_parse(jv v, struct nn_alloc_logs *lg, char *err)
+{
+	static const char *const keys[] = { "max", "keep", NULL };
+	jv m;
+	lg->max = 64 * 1024 * 1024;
+	lg->keep = 1;
+	if (jv_get_kind(v) == JV_KIND_NULL)
+		return 0;
+	if (jv_get_kind(v) != JV_KIND_OBJECT)
+		return nn_seterr(err, "logs: expected an object {\"max\":SIZE,\"keep\":N}");
+	if (only_keys(v, keys, "logs", "max, keep", err) < 0)
+		return -1;
+	m = jget(v, "max");
+	if (jv_get_kind(m) == JV_KIND_STRING) {
+		if (nn_parse_size(jv_string_value(m), &lg->max) < 0) {
+			jv_free(m);
+			return nn_seterr(err, "logs: max: expected a size such as \"64M\"");
+		}
+	} else if (jv_get_kind(m) == JV_KIND_NUMBER && nn_json_is_int(jv_number_value(m)) &&
+		   jv_number_value(m) >= 0) {
+		lg->max = (uint64_t)jv_number_value(m);
+	} else if (jv_get_kind(m) != JV_KIND_NULL) {
+		jv_free(m);
+		return nn_seterr(err, "logs: max: expected a size such as \"64M\" (0: no cap)");
+	}
+	jv_free(m);
+	if (get_count(v, "keep", &lg->keep, 1, "logs", err) < 0)
+		return -1;
+	if (lg->keep > 100)
+		return nn_seterr(err, "logs: keep: at most 100");
+	return 0;
+}
+
 void nn_alloc_health_release(struct nn_alloc_health *h)
 {
 	nn_exec_strv_free(h->argv);
@@ -1020,8 +1053,8 @@ static char *find_shim(void)
 static void spawn(struct alloc *a, int adopt)
 {
 	struct amod *m = a->m;
-	char hb[32], runs[24], *specpath, *logpath, *health = NULL;
-	const char *argv[20];
+	char hb[32], runs[24], lmax[32], lkeep[16], *specpath, *logpath, *health = NULL;
+	const char *argv[24];
 	int argc = 0, p[2], rc;
 	pid_t pid;
 	posix_spawn_file_actions_t fa;
@@ -1057,6 +1090,21 @@ static void spawn(struct alloc *a, int adopt)
 	argv[argc++] = runs;
 	if (adopt)
 		argv[argc++] = "--adopt";
+	{
+		struct nn_alloc_logs lg;
+		jv lj = jget(a->opts, "logs");
+		if (nn_alloc_logs_parse(lj, &lg, NULL) < 0)
+			nn_alloc_logs_parse(jv_null(), &lg, NULL);
+		jv_free(lj);
+		if (lg.max) {
+			snprintf(lmax, sizeof lmax, "%llu", (unsigned long long)lg.max);
+			snprintf(lkeep, sizeof lkeep, "%d", lg.keep);
+			argv[argc++] = "--log-max";
+			argv[argc++] = lmax;
+			argv[argc++] = "--log-keep";
+			argv[argc++] = lkeep;
+		}
+	}
 	if (health) {
 		argv[argc++] = "--health";
 		argv[argc++] = health;
@@ -1321,7 +1369,7 @@ static int exists(struct amod *m, const char *id)
 
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
-	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", NULL };
+	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
@@ -1348,8 +1396,20 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "body: expected an object");
 		goto out;
 	}
-	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent", err) < 0)
+	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs", err) < 0)
 		goto out;
+	tmp = jget(body, "logs");
+	{
+		struct nn_alloc_logs lg;
+		if (nn_alloc_logs_parse(tmp, &lg, err) < 0) {
+			jv_free(tmp);
+			goto out;
+		}
+	}
+	if (jv_get_kind(tmp) != JV_KIND_NULL)
+		opts = jv_object_set(opts, jv_string("logs"), tmp);
+	else
+		jv_free(tmp);
 	specj = jv_object_get(jv_copy(body), jv_string("spec"));
 	if (jv_get_kind(specj) != JV_KIND_OBJECT) {
 		nn_seterr(err, "spec: expected the job spec (an object)");

@@ -92,6 +92,17 @@ void nn_alloc_health_release(struct nn_alloc_health *h);
 int nn_alloc_health_check(const struct nn_alloc_health *h, const struct nn_exec_spec *spec,
 			  char *msg);
 
+/*
+ * Log cap: {"max":"64M","keep":1} (the defaults; max 0: no cap).  When a
+ * log grows over max, the shim moves its content to NAME.1 (older ones to
+ * NAME.2 … NAME.keep) and empties it.  Borrows v (null: the defaults).
+ */
+struct nn_alloc_logs {
+	uint64_t max;
+	int keep;
+};
+int nn_alloc_logs_parse(jv v, struct nn_alloc_logs *lg, char *err);
+
 /* Read DIR/state.json; invalid jv + err when missing or unreadable. */
 jv nn_alloc_state_read(const char *dir, char *err);
 /* The exit status a shell would show for a final state object (borrows):

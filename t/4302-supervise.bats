@@ -160,3 +160,25 @@ x"
 	grep -q "no heartbeat from shim $shim" "$BATS_TEST_TMPDIR/node.log"
 	[ "$(nunet-run status hb | jq -r .shim_pid)" != "$shim" ]
 }
+
+@test "logs over their cap are rotated, keeping as many as asked" {
+	run nunet-send /alloc/start '{"spec":{"id":"lg","command":["sh","-c",
+		"i=0; while [ $i -lt 60 ]; do printf \"%0999d\\n\" $i; i=$((i+1)); sleep 0.05; done"]},
+		"logs":{"max":"8K","keep":2}}'
+	assert_success
+	run nunet-run wait lg
+	assert_success
+	d="$NUNET_HOME/alloc/lg"
+	[ -s "$d/stdout.log.1" ]
+	[ -s "$d/stdout.log.2" ]
+	[ ! -e "$d/stdout.log.3" ]
+	# the live log was emptied at least twice: far less than the 60000 bytes written
+	[ "$(stat -c %s "$d/stdout.log")" -lt 40000 ]
+	# the lines kept are whole and in order, newest last
+	run bash -c "cat '$d/stdout.log.2' '$d/stdout.log.1' '$d/stdout.log' | awk '{ print \$0 + 0 }' | sort -n -c && echo sorted"
+	assert_output sorted
+	assert_equal "$(tail -n 1 "$d/stdout.log" | awk '{ print $0 + 0 }')" 59
+	run --separate-stderr nunet-send /alloc/start '{"spec":{"command":["true"]},"logs":{"max":"lots"}}'
+	assert_failure
+	[[ "$stderr" == *"logs: max: expected a size"* ]]
+}
