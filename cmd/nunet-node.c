@@ -21,10 +21,13 @@
 #include "log.h"
 #include "node.h"
 #include "onboard.h"
+#include "pay.h"
 #include "util.h"
 #include "nunet-node/swarm.h"
 
 int nn_node_cmd_onboard(int argc, char **argv, const char *home);	/* cmd/nunet-node/onboard.c */
+int nn_node_cmd_events(int argc, char **argv, const char *home);	/* cmd/nunet-node/events.c */
+int nn_node_cmd_metrics(int argc, char **argv, const char *home);	/* cmd/nunet-node/events.c */
 
 static const char usage_text[] =
 	"usage: nunet-node [--home DIR] init [--passphrase-file FILE]\n"
@@ -33,6 +36,9 @@ static const char usage_text[] =
 	"       nunet-node [--home DIR] run [--ready-fd N] [--log-level LEVEL] [--listen HOST:PORT]\n"
 	"                  [--bootstrap DID@HOST:PORT]...\n"
 	"       nunet-node [--home DIR] status\n"
+	"       nunet-node [--home DIR] events [-f] [--since T] [--kind K] [--level L] [--trace ID]\n"
+	"                  [--where JQ] [--limit N]\n"
+	"       nunet-node [--home DIR] metrics\n"
 	"       nunet-node [--home DIR] peers\n"
 	"       nunet-node [--home DIR] onboard --cpu N --memory SIZE --disk SIZE [--gpu LIST]\n"
 	"                  [--price KEY=VALUE,...] [--location KEY=VALUE,...]\n"
@@ -50,6 +56,7 @@ static nn_attach_fn *const attach[] = {
 	swarm_attach,
 	nn_onboard_attach,
 	nn_alloc_attach,
+	nn_pay_attach,
 	NULL
 };
 
@@ -317,6 +324,10 @@ int main(int argc, char **argv)
 		return cmd_run(argc, argv);
 	if (!strcmp(argv[0], "status"))
 		return cmd_status(argc, argv);
+	if (!strcmp(argv[0], "events"))
+		return nn_node_cmd_events(argc, argv, home_opt);
+	if (!strcmp(argv[0], "metrics"))
+		return nn_node_cmd_metrics(argc, argv, home_opt);
 	if (!strcmp(argv[0], "peers"))
 		return cmd_peers(argc, argv, home_opt, usage);
 	if (!strcmp(argv[0], "onboard") || !strcmp(argv[0], "offboard"))

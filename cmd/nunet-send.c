@@ -19,8 +19,11 @@
 #include "util.h"
 
 static const char usage_text[] =
-	"usage: nunet-send [-t SECONDS] [--to ADDR] [--raw] [--home DIR] [--key FILE] BEHAVIOR [BODY-JSON]\n"
-	"       nunet-send [-t SECONDS] [--raw] [--home DIR] [--key FILE] -\n"
+	"usage: nunet-send [-t SECONDS] [--to ADDR] [--raw] [--home DIR] [--key FILE] [--trace ID] BEHAVIOR\n"
+	"                  [BODY-JSON]\n"
+	"       nunet-send [-t SECONDS] --broadcast [--raw] [--home DIR] [--key FILE] [--trace ID] BEHAVIOR\n"
+	"                  [BODY-JSON]\n"
+	"       nunet-send [-t SECONDS] [--raw] [--home DIR] [--key FILE] [--trace ID] -\n"
 	"       nunet-send -h | --help | --version\n";
 
 #define WINDOW 4096
@@ -108,6 +111,76 @@ static int send_one(struct nn_client *c, const char *to, const char *be, const c
 	if (!jv_is_valid(env))
 		nn_die(exit_for(code), "%s", err);
 	return print_answer(env);
+}
+
+/*
+ * --broadcast: one envelope to "*", gossiped by the node to every node of
+ * the swarm; print every answer that arrives within the timeout (default
+ * 3 s).  0 when at least one node replied, else the exit of the last error
+ * (69 when nothing came back).
+ */
+static int send_broadcast(struct nn_client *c, const char *be, const char *bodytext, int64_t wait_ms)
+{
+	struct nn_buf out = NN_BUF_INIT;
+	char err[NN_ERRLEN], id[65];
+	int64_t deadline = nn_mono_ms() + wait_ms;
+	int replies = 0, rc = NN_EX_UNAVAILABLE, answers = 0, jcode;
+	jv body = jv_object(), env;
+
+	if (bodytext) {
+		jv_free(body);
+		body = nn_json_parse(bodytext, strlen(bodytext), err);
+		if (!jv_is_valid(body))
+			nn_die(NN_EX_DATAERR, "BODY-JSON: %s", err);
+		if (jv_get_kind(body) != JV_KIND_OBJECT)
+			nn_die(NN_EX_DATAERR, "BODY-JSON: expected an object, got a %s", nn_json_kind(body));
+	}
+	if (nn_client_request(c, "*", be, body, &out, id, err) < 0)
+		nn_die(NN_EX_DATAERR, "%s", err);
+	if (nn_write_all(c->fd, out.data, out.len) < 0)
+		nn_die(NN_EX_UNAVAILABLE, "cannot send to the node: %s", strerror(errno));
+	nn_buf_release(&out);
+	for (;;) {
+		int r = nn_jsonl_next(&c->in, &env, &jcode, err);
+		if (r == NN_JSONL_VALUE) {
+			const char *re = nn_env_str(env, "re");
+			if (re && !strcmp(re, id) && nn_client_check(c, env, err) == NN_OK) {
+				int error = !strcmp(nn_env_str(env, "type"), "error");
+				int k = print_answer(env);
+				fflush(stdout);
+				answers++;
+				if (!error)
+					replies++;
+				else
+					rc = k;
+				/* the node itself refused it: nothing more will come */
+				if (error && answers == 1 && !replies && nn_env_str(env, "from") &&
+				    !strcmp(nn_env_str(env, "from"), c->key.did))
+					break;
+			} else {
+				jv_free(env);
+			}
+			continue;
+		}
+		if (r == NN_JSONL_ERROR)
+			continue;
+		int64_t left = deadline - nn_mono_ms();
+		struct pollfd p = { .fd = c->fd, .events = POLLIN };
+		if (left <= 0)
+			break;
+		if (poll(&p, 1, (int)left) < 0 && errno != EINTR)
+			nn_die(NN_EX_UNAVAILABLE, "poll: %s", strerror(errno));
+		if (p.revents) {
+			ssize_t n = nn_lines_read_fd(&c->in, c->fd);
+			if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+				break;
+		}
+	}
+	if (replies)
+		return 0;
+	if (!answers)
+		nn_log(NN_LOG_ERROR, "no node answered the broadcast within %lld ms", (long long)wait_ms);
+	return rc;
 }
 
 /* ---- pipelined mode ---- */
@@ -368,18 +441,20 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "to", required_argument, NULL, 'T' },
+		{ "broadcast", no_argument, NULL, 'b' },
 		{ "raw", no_argument, NULL, 'r' },
+		{ "trace", required_argument, NULL, 'R' },
 		{ "home", required_argument, NULL, 'H' },
 		{ "key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *to = "local", *home = NULL, *keyfile = NULL;
+	const char *to = "local", *home = NULL, *keyfile = NULL, *trace = NULL;
 	char err[NN_ERRLEN], *end;
 	struct nn_client c;
 	enum nn_code code;
-	int opt, rc;
+	int opt, rc, broadcast = 0, timeout_set = 0, to_set = 0;
 	double t;
 
 	nn_log_init("nunet-send");
@@ -392,9 +467,16 @@ int main(int argc, char **argv)
 			if (*end || end == optarg || !(t > 0) || t > 86400)
 				nn_die(NN_EX_USAGE, "-t: '%s' is not a number of seconds", optarg);
 			timeout_ms = (int64_t)(t * 1000);
+			timeout_set = 1;
 			break;
-		case 'T': to = optarg; break;
+		case 'T': to = optarg; to_set = 1; break;
+		case 'b': broadcast = 1; break;
 		case 'r': raw = 1; break;
+		case 'R':
+			if (!*optarg || strlen(optarg) > 64 || strspn(optarg, "0123456789abcdefABCDEF") != strlen(optarg))
+				nn_die(NN_EX_USAGE, "--trace: expected up to 64 hex digits");
+			trace = optarg;
+			break;
 		case 'H': home = optarg; break;
 		case 'k': keyfile = optarg; break;
 		case 'h': usage(0); break;
@@ -406,11 +488,20 @@ int main(int argc, char **argv)
 	argv += optind;
 	if (argc < 1 || argc > 2 || (!strcmp(argv[0], "-") && argc != 1))
 		usage(NN_EX_USAGE);
+	if (broadcast && (to_set || !strcmp(argv[0], "-")))
+		usage(NN_EX_USAGE);
 	if (strcmp(argv[0], "-") != 0 && argv[0][0] != '/')
 		nn_die(NN_EX_USAGE, "BEHAVIOR: '%s' is not a path such as /node/info", argv[0]);
 	if (nn_client_open(&c, home, keyfile, &code, err) < 0)
 		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
-	if (!strcmp(argv[0], "-"))
+	/* every invocation is one trace: what it causes on any node carries it */
+	if (trace)
+		snprintf(c.trace, sizeof c.trace, "%s", trace);
+	else
+		nn_random_id(c.trace);
+	if (broadcast)
+		rc = send_broadcast(&c, argv[0], argc > 1 ? argv[1] : NULL, timeout_set ? timeout_ms : 3000);
+	else if (!strcmp(argv[0], "-"))
 		rc = send_stream(&c);
 	else
 		rc = send_one(&c, to, argv[0], argc > 1 ? argv[1] : NULL);

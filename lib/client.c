@@ -70,7 +70,10 @@ int nn_client_request(struct nn_client *c, const char *to, const char *be, jv bo
 		      struct nn_buf *out, char id[65], char *err)
 {
 	jv env = nn_env_new("msg", c->key.did, to ? to : "local", be, body, c->ttl_ms);
-	const char *s = nn_env_str(env, "id");
+	const char *s;
+	if (c->trace[0])
+		env = jv_object_set(env, jv_string("trace"), jv_string(c->trace));
+	s = nn_env_str(env, "id");
 	snprintf(id, 65, "%s", s ? s : "");
 	return nn_env_sign_line(env, &c->key, out, err);
 }

@@ -18,6 +18,7 @@ struct nn_client {
 	struct nn_key key;
 	struct nn_lines in;
 	int64_t ttl_ms;
+	char trace[65];		/* trace id put in every request ("" = none) */
 };
 
 /*

@@ -76,9 +76,12 @@ jv nn_env_answer(jv req, const char *type, const char *from, jv body, int64_t tt
 	const char *to = nn_env_str(req, "from");
 	const char *be = nn_env_str(req, "be");
 	const char *re = nn_env_str(req, "id");
+	const char *trace = nn_env_str(req, "trace");
 	jv e = nn_env_new(type, from, to ? to : "local", be, body, ttl_ms);
 	if (re)
 		e = jv_object_set(e, jv_string("re"), jv_string(re));
+	if (trace)	/* an answer stays in its request's trace */
+		e = jv_object_set(e, jv_string("trace"), jv_string(trace));
 	return e;
 }
 

@@ -46,7 +46,7 @@ enum nn_code nn_code_parse(const char *name);	/* NN_E_INTERNAL when unknown */
 jv nn_env_new(const char *type, const char *from, const char *to,
 	      const char *be, jv body, int64_t ttl_ms);
 /* A reply or error to req (borrows req): to = req.from, re = req.id,
- * be = req.be.  Consumes body.  req may be jv_null() for an error answering
+ * be = req.be, trace = req.trace.  Consumes body.  req may be jv_null() for an error answering
  * a line that had no usable envelope. */
 jv nn_env_answer(jv req, const char *type, const char *from, jv body, int64_t ttl_ms);
 /* An error answer with body {"code":…, "message":…}.  Borrows req. */

@@ -114,6 +114,6 @@ c, _ = s.accept(); time.sleep(10)' "$NUNET_HOME/node.sock" >"$BATS_TEST_TMPDIR/u
 	assert_failure 64
 	run nunet-send -h
 	assert_success
-	assert_line --index 0 'usage: nunet-send [-t SECONDS] [--to ADDR] [--raw] [--home DIR] [--key FILE] BEHAVIOR [BODY-JSON]'
+	assert_line --index 0 'usage: nunet-send [-t SECONDS] [--to ADDR] [--raw] [--home DIR] [--key FILE] [--trace ID] BEHAVIOR'
 	assert_equal "$(nunet-send /node/info | jq .requests)" 1
 }
