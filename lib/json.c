@@ -20,6 +20,14 @@ jv nn_json_parse(const char *s, size_t len, char *err)
 		nn_seterr(err, "not JSON: input too large");
 		return jv_invalid();
 	}
+	/* A raw NUL byte is never JSON (RFC 8259: control characters only
+	 * escaped, inside strings).  libjq 1.6 does not refuse it: it cuts the
+	 * token short and leaks the string it was building. */
+	const char *nul = memchr(s, '\0', len);
+	if (nul) {
+		nn_seterr(err, "not JSON: NUL byte at offset %zu", (size_t)(nul - s));
+		return jv_invalid();
+	}
 	v = jv_parse_sized(s, (int)len);
 	if (!jv_is_valid(v)) {
 		jv msg = jv_invalid_get_msg(v);
