@@ -187,6 +187,8 @@ static char *s3_url(const struct nn_s3_config *c, const char *url, char *err)
 
 /* ---- the hashing thread ---- */
 
+#define HASH_BATCH (1u << 20)
+
 struct hasher {
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -194,6 +196,7 @@ struct hasher {
 	int fd;
 	crypto_hash_sha256_state *hs;
 	uint64_t hashed, written;	/* hashed: the thread's own; written: shared */
+	uint64_t signalled;		/* written when the thread was last woken */
 	int done, started, err;
 };
 
@@ -206,7 +209,8 @@ static void *hash_main(void *arg)
 
 	pthread_mutex_lock(&h->mu);
 	for (;;) {
-		while (h->hashed == h->written && !h->done)
+		/* Wake for a batch, not for every 16 KiB the transfer writes. */
+		while (h->written - h->hashed < HASH_BATCH && !h->done)
 			pthread_cond_wait(&h->cv, &h->mu);
 		if (h->hashed == h->written)
 			break;
@@ -238,7 +242,7 @@ static int hasher_start(struct hasher *h, int fd, crypto_hash_sha256_state *hs, 
 	memset(h, 0, sizeof *h);
 	h->fd = fd;
 	h->hs = hs;
-	h->hashed = h->written = from;
+	h->hashed = h->written = h->signalled = from;
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cv, NULL);
 	if (pthread_create(&h->th, NULL, hash_main, h) != 0) {
@@ -254,7 +258,10 @@ static void hasher_wrote(struct hasher *h, uint64_t n)
 {
 	pthread_mutex_lock(&h->mu);
 	h->written += n;
-	pthread_cond_signal(&h->cv);
+	if (h->written - h->signalled >= HASH_BATCH) {
+		h->signalled = h->written;
+		pthread_cond_signal(&h->cv);
+	}
 	pthread_mutex_unlock(&h->mu);
 }
 
