@@ -44,6 +44,7 @@ extern char **environ;
 #define HB_MISSES 5		/* heartbeats missed before a shim is killed */
 #define MAX_RECOVER 3
 #define DEFAULT_GRACE_MS 10000
+#define READY_MS 120000		/* a shim not ready by then is killed */
 
 static const char *const schema[] = {
 	"CREATE TABLE allocations (id TEXT PRIMARY KEY, parent TEXT, dir TEXT NOT NULL,"
@@ -76,6 +77,7 @@ struct alloc {
 	int run;
 	pid_t shim_pid;
 	int ready_fd;
+	int64_t spawned;	/* monotonic ms the shim was started */
 	struct nn_watch *ready_w;
 	struct nn_buf ready_buf;
 	int adopting;
@@ -1149,6 +1151,7 @@ static void spawn(struct alloc *a, int adopt)
 	}
 	reap_track(m, pid);
 	a->shim_pid = pid;
+	a->spawned = nn_mono_ms();
 	a->adopting = adopt;
 	a->ready_fd = p[0];
 	nn_sock_nonblock(p[0]);
@@ -1325,6 +1328,14 @@ static void on_tick(struct nn_loop *l, void *arg)
 	struct amod *m = arg;
 	int64_t now = nn_mono_ms();
 	for (struct alloc *a = m->list; a; a = a->next) {
+		if (a->ready_fd >= 0 && now - a->spawned > READY_MS && a->shim_pid > 1) {
+			/* its end of file on the ready pipe fails the allocation */
+			nn_warn("alloc %s: shim %ld not ready after %d s: killing it", a->id,
+				(long)a->shim_pid, READY_MS / 1000);
+			kill(a->shim_pid, SIGKILL);
+			a->spawned = now;
+			continue;
+		}
 		if (a->fd < 0 || now - a->last_msg < HB_MISSES * m->hb_ms)
 			continue;
 		nn_warn("alloc %s: no heartbeat from shim %ld for %lld ms: killing it", a->id,
