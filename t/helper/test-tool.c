@@ -31,6 +31,7 @@ static const struct cmd cmds[] = {
 	{ "docker", cmd__docker },
 	{ "hwinfo", cmd__hwinfo },
 	{ "onboard", cmd__onboard },
+	{ "swarm", cmd__swarm },
 	/* more: one line each, keep sorted by family */
 };
 
