@@ -1855,12 +1855,12 @@ static int reconnect_all(struct amod *m, char *err)
 	for (struct alloc *a = m->list, *next; a; a = next) {
 		char e[NN_ERRLEN];
 		next = a->next;
-		if (!strcmp(a->state, "restarting")) {
+		/* between runs, the last run's shim may still wait for its
+		 * ack: let it have it (and go) before the next run starts */
+		if (!strcmp(a->state, "restarting"))
 			a->respawn = 1;
+		if (shim_connect(a, e) < 0)
 			recover(a);
-		} else if (shim_connect(a, e) < 0) {
-			recover(a);
-		}
 	}
 	return 0;
 }

@@ -129,3 +129,19 @@ b"
 b"
 	assert_equal "$(engine_api GET '/containers/json?all=true' | jq length)" 0
 }
+
+@test "a node killed between two runs of a restarting allocation carries on with the next run" {
+	run nunet-send /alloc/start '{"spec":{"id":"rs","command":["sh","-c","echo run; exit 1"]},
+		"restart":{"policy":"on-failure","max":2,"period":"60s","delay":"1s"}}'
+	assert_success
+	wait_state rs restarting
+	crash_node
+	node_start
+	run nunet-run wait rs
+	assert_failure 1
+	run nunet-run status rs
+	assert_equal "$(jq -r '.state, .restarts, .run' <<<"$output")" "failed
+2
+3"
+	assert_equal "$(grep -c run "$NUNET_HOME/alloc/rs/stdout.log")" 3
+}
