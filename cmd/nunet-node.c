@@ -19,6 +19,7 @@
 #include "json.h"
 #include "key.h"
 #include "log.h"
+#include "metrics_http.h"
 #include "node.h"
 #include "onboard.h"
 #include "pay.h"
@@ -57,6 +58,7 @@ static nn_attach_fn *const attach[] = {
 	nn_onboard_attach,
 	nn_alloc_attach,
 	nn_pay_attach,
+	nn_metrics_http_attach,
 	NULL
 };
 

@@ -25,6 +25,7 @@ void nn_config_init(struct nn_config *c)
 	c->events_max_rows = 1000000;
 	c->events_max_age_ms = 0;
 	c->events_messages = 1;
+	c->metrics_listen = NULL;
 	c->log_level = NN_LOG_INFO;
 	c->owners = jv_array();
 }
@@ -33,6 +34,8 @@ void nn_config_release(struct nn_config *c)
 {
 	jv_free(c->owners);
 	c->owners = jv_invalid();
+	free(c->metrics_listen);
+	c->metrics_listen = NULL;
 }
 
 void nn_config_limits(const struct nn_config *c, struct nn_env_limits *lim)
@@ -87,6 +90,7 @@ int nn_config_load(struct nn_config *c, const char *path, char *err)
 		return nn_seterr(err, "%s: expected a JSON object", path);
 	}
 	n.owners = jv_copy(c->owners);
+	n.metrics_listen = c->metrics_listen ? nn_xstrdup(c->metrics_listen) : NULL;
 	jv_object_foreach(doc, k, v) {
 		const char *name = jv_string_value(k);
 		size_t i;
@@ -113,6 +117,18 @@ int nn_config_load(struct nn_config *c, const char *path, char *err)
 				r = nn_seterr(err, "%s: log_level: expected error, warn, info or debug", path);
 			else
 				n.log_level = lv;
+		} else if (!strcmp(name, "metrics_listen")) {
+			const char *colon = jv_get_kind(v) == JV_KIND_STRING ? strrchr(jv_string_value(v), ':') : NULL;
+			if (jv_get_kind(v) == JV_KIND_NULL) {
+				free(n.metrics_listen);
+				n.metrics_listen = NULL;
+			} else if (!colon || colon == jv_string_value(v) || !colon[1] ||
+				   strspn(colon + 1, "0123456789") != strlen(colon + 1) || atoi(colon + 1) > 65535) {
+				r = nn_seterr(err, "%s: metrics_listen: expected HOST:PORT, such as 127.0.0.1:9464", path);
+			} else {
+				free(n.metrics_listen);
+				n.metrics_listen = nn_xstrdup(jv_string_value(v));
+			}
 		} else if (!strcmp(name, "owners")) {
 			uint8_t pk[32];
 			if (jv_get_kind(v) != JV_KIND_ARRAY)
@@ -137,9 +153,11 @@ next:
 	jv_free(doc);
 	if (r < 0) {
 		jv_free(n.owners);
+		free(n.metrics_listen);
 		return -1;
 	}
 	jv_free(c->owners);
+	free(c->metrics_listen);
 	*c = n;
 	return 0;
 }

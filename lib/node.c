@@ -725,6 +725,10 @@ static enum nn_code be_events(struct nn_node *n, jv req, jv *reply, char *err)
 			snprintf(fw->trace, sizeof fw->trace, "%s", trace);
 			fw->f.trace = fw->trace;
 		}
+		/* the store then holds every event before next_seq, so a reader
+		 * of the store plus this stream sees each event once */
+		if (nn_events_flush(n->ev, e) < 0)
+			nn_warn("%s", e);
 		nn_events_follow(n->ev, push_event, fw);
 		nn_events_stats(n->ev, &st);
 		*reply = jv_object_set(jv_object(), jv_string("following"), jv_true());
@@ -756,7 +760,7 @@ static void metric(struct nn_buf *b, const char *name, const char *type, const c
 	nn_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
 
-static enum nn_code be_metrics(struct nn_node *n, jv req, jv *reply, char *err)
+void nn_node_metrics_text(struct nn_node *n, struct nn_buf *out)
 {
 	struct nn_buf b = NN_BUF_INIT;
 	struct nn_events_stats st;
@@ -794,7 +798,15 @@ static enum nn_code be_metrics(struct nn_node *n, jv req, jv *reply, char *err)
 	       (double)st.failed_flushes);
 	for (struct metrics_hook *h = n->metrics; h; h = h->next)
 		h->fn(n, &b, h->arg);
-	*reply = jv_object_set(jv_object(), jv_string("text"), jv_string_sized(b.data, (int)b.len));
+	nn_buf_add(out, b.data, b.len);
+	nn_buf_release(&b);
+}
+
+static enum nn_code be_metrics(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	nn_node_metrics_text(n, &b);
+	*reply = jv_object_set(jv_object(), jv_string("text"), jv_string_sized(b.data ? b.data : "", (int)b.len));
 	nn_buf_release(&b);
 	return NN_OK;
 }

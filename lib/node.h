@@ -130,6 +130,8 @@ const struct nn_origin *nn_node_origin(const struct nn_node *n);
 /* Add lines to /node/metrics (Prometheus text format: # HELP, # TYPE, samples
  * named nunet_*). */
 struct nn_buf;
+/* The whole metrics text, appended to out. */
+void nn_node_metrics_text(struct nn_node *n, struct nn_buf *out);
 void nn_node_metrics_hook(struct nn_node *n, void (*fn)(struct nn_node *, struct nn_buf *, void *),
 			  void *arg);
 
