@@ -16,6 +16,7 @@
 #include "client.h"
 #include "config.h"
 #include "db.h"
+#include "events.h"
 #include "json.h"
 #include "key.h"
 #include "log.h"
@@ -34,7 +35,8 @@ static const char usage_text[] =
 	"usage: nunet-node [--home DIR] init [--passphrase-file FILE]\n"
 	"                  [--swarm-key FILE | --new-swarm]\n"
 	"       nunet-node [--home DIR] id\n"
-	"       nunet-node [--home DIR] run [--ready-fd N] [--log-level LEVEL] [--listen HOST:PORT]\n"
+	"       nunet-node [--home DIR] run [--ready-fd N] [--log-level LEVEL] [--log-format FORMAT]\n"
+	"                  [--listen HOST:PORT]\n"
 	"                  [--bootstrap DID@HOST:PORT]...\n"
 	"       nunet-node [--home DIR] status\n"
 	"       nunet-node [--home DIR] events [-f] [--since T] [--kind K] [--level L] [--trace ID]\n"
@@ -192,11 +194,17 @@ static int cmd_id(int argc, char **argv)
 	return 0;
 }
 
+static void log_event(enum nn_level lv, const char *msg, void *arg)
+{
+	nn_node_emit(arg, lv, "log", NULL, jv_object_set(jv_object(), jv_string("message"), jv_string(msg)));
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ready-fd", required_argument, NULL, 'r' },
 		{ "log-level", required_argument, NULL, 'l' },
+		{ "log-format", required_argument, NULL, 'F' },
 		{ "passphrase-file", required_argument, NULL, 'p' },
 		{ "home", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },
@@ -207,7 +215,7 @@ static int cmd_run(int argc, char **argv)
 	struct nn_node_opts o = { NULL, NULL, -1 };
 	char err[NN_ERRLEN], *end;
 	struct nn_node *n;
-	int c, code = 0, level = -1;
+	int c, code = 0, level = -1, json_log = 0;
 	char *pass;
 
 	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
@@ -216,6 +224,11 @@ static int cmd_run(int argc, char **argv)
 			o.ready_fd = (int)strtol(optarg, &end, 10);
 			if (*end || o.ready_fd < 0 || fcntl(o.ready_fd, F_GETFD) < 0)
 				nn_die(NN_EX_USAGE, "--ready-fd: '%s' is not an open file descriptor", optarg);
+			break;
+		case 'F':
+			if (strcmp(optarg, "text") && strcmp(optarg, "json"))
+				nn_die(NN_EX_USAGE, "--log-format: expected text or json");
+			json_log = !strcmp(optarg, "json");
 			break;
 		case 'l':
 			if ((level = nn_log_parse_level(optarg)) < 0)
@@ -245,7 +258,13 @@ static int cmd_run(int argc, char **argv)
 		}
 	if (level >= 0)
 		nn_log_set_level(level);
+	if (json_log) {
+		/* stderr becomes the event stream: log messages are events too */
+		nn_events_set_fd(nn_node_events(n), 2, nn_log_level());
+		nn_log_set_hook(log_event, n);
+	}
 	code = nn_node_run(n) < 0 ? NN_EX_SOFTWARE : 0;
+	nn_log_set_hook(NULL, NULL);
 	nn_node_close(n);
 	return code;
 }

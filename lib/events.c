@@ -39,6 +39,7 @@ struct nn_events {
 	int next_follower;
 	struct nn_events_stats st;
 	sqlite3_stmt *ins;
+	int fd_level;
 };
 
 static jv event_json(const char *did, uint64_t seq, int64_t ts, int level, const char *kind,
@@ -74,6 +75,7 @@ struct nn_events *nn_events_open(struct nn_db *db, const char *did,
 	if (ev->o.batch_max <= 0)
 		ev->o.batch_max = def.batch_max;
 	ev->next_seq = 1;
+	ev->fd_level = NN_LOG_DEBUG;
 	if (sqlite3_prepare_v2(db->h, "SELECT COALESCE(MAX(seq), 0) FROM events", -1, &st, NULL) != SQLITE_OK) {
 		nn_seterr(err, "events: %s", sqlite3_errmsg(db->h));
 		free(ev);
@@ -92,9 +94,10 @@ struct nn_events *nn_events_open(struct nn_db *db, const char *did,
 	return ev;
 }
 
-void nn_events_set_fd(struct nn_events *ev, int fd)
+void nn_events_set_fd(struct nn_events *ev, int fd, int max_level)
 {
 	ev->o.stderr_fd = fd;
+	ev->fd_level = max_level;
 }
 
 static void queued_free(struct queued *q)
@@ -150,7 +153,7 @@ uint64_t nn_events_emit(struct nn_events *ev, enum nn_level lv, const char *kind
 
 	if (ev->followers || ev->o.stderr_fd >= 0) {
 		jv e = event_json(ev->did, seq, ts, lv, kind, trace, span, fields);
-		if (ev->o.stderr_fd >= 0) {
+		if (ev->o.stderr_fd >= 0 && (int)lv <= ev->fd_level) {
 			char *line = nn_json_dump(e);
 			size_t n = strlen(line);
 			line = nn_xrealloc(line, n + 2);

@@ -31,8 +31,9 @@ struct nn_events_opts {
 /* db and did are borrowed and must outlive the events object. */
 struct nn_events *nn_events_open(struct nn_db *db, const char *did,
 				 const struct nn_events_opts *o, char *err);
-/* Also write each event to fd as a JSON line (-1: stop). */
-void nn_events_set_fd(struct nn_events *ev, int fd);
+/* Also write each event at or above level max_level to fd as a JSON line
+ * (fd -1: stop). */
+void nn_events_set_fd(struct nn_events *ev, int fd, int max_level);
 /* Flush and free. */
 void nn_events_close(struct nn_events *ev);
 

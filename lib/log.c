@@ -16,6 +16,14 @@ static const char *prog = "nunet";
 static enum nn_level level = NN_LOG_INFO;
 static int logfd = 2;
 static const char *const names[] = { "error", "warn", "info", "debug" };
+static void (*hook)(enum nn_level, const char *, void *);
+static void *hook_arg;
+
+void nn_log_set_hook(void (*fn)(enum nn_level lv, const char *msg, void *arg), void *arg)
+{
+	hook = fn;
+	hook_arg = arg;
+}
 
 void nn_log_init(const char *p)
 {
@@ -73,7 +81,13 @@ void nn_log(enum nn_level lv, const char *fmt, ...)
 	if (lv > level)
 		return;
 	va_start(ap, fmt);
-	vlog(lv, fmt, ap);
+	if (hook) {
+		char msg[1024];
+		vsnprintf(msg, sizeof msg, fmt, ap);
+		hook(lv, msg, hook_arg);
+	} else {
+		vlog(lv, fmt, ap);
+	}
 	va_end(ap);
 }
 

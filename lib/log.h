@@ -15,6 +15,9 @@ enum nn_level nn_log_level(void);
 int nn_log_parse_level(const char *s);
 /* Send log lines to fd (default 2); the fd stays the caller's. */
 void nn_log_set_fd(int fd);
+/* Hand each message (without the "prog: level: " prefix) to fn instead of
+ * writing it; NULL restores writing. */
+void nn_log_set_hook(void (*fn)(enum nn_level lv, const char *msg, void *arg), void *arg);
 
 void nn_log(enum nn_level lv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 #define nn_error(...) nn_log(NN_LOG_ERROR, __VA_ARGS__)

@@ -147,3 +147,21 @@ wait_for() {
 	timeout 1 nunet-node events -f --level info >"$BATS_TEST_TMPDIR/f" || true
 	assert_equal "$(jq -r .kind "$BATS_TEST_TMPDIR/f")" node.start
 }
+
+@test "--log-format json: stderr carries events as JSON lines, log messages included" {
+	node_start "$NUNET_HOME" --log-format json --log-level debug
+	nunet-send --trace abcd /node/ping >/dev/null
+	node_stop_all
+	run jq -r .kind "$BATS_TEST_TMPDIR/node.log"
+	assert_success	# every line is JSON
+	assert_line node.start
+	assert_line log
+	assert_line msg.in
+	assert_line node.stop
+	run jq -r 'select(.kind == "log") | .fields.message' "$BATS_TEST_TMPDIR/node.log"
+	assert_line --partial 'serving'
+	run jq -r 'select(.trace == "abcd") | .kind' "$BATS_TEST_TMPDIR/node.log"
+	assert_output $'msg.in\nmsg.out'
+	run --separate-stderr nunet-node run --log-format yaml
+	assert_failure 64
+}
