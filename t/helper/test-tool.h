@@ -17,6 +17,7 @@ int cmd__lines(int argc, char **argv);
 int cmd__db(int argc, char **argv);
 int cmd__loop(int argc, char **argv);
 int cmd__size(int argc, char **argv);
+int cmd__events_bench(int argc, char **argv);
 int cmd__cap(int argc, char **argv);
 int cmd__pay(int argc, char **argv);
 int cmd__shs(int argc, char **argv);

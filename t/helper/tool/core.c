@@ -13,6 +13,7 @@
 #include "config.h"
 #include "db.h"
 #include "env.h"
+#include "events.h"
 #include "json.h"
 #include "key.h"
 #include "lines.h"
@@ -412,5 +413,62 @@ int cmd__size(int argc, char **argv)
 		return 65;
 	}
 	printf("%lld\n", (long long)ms);
+	return 0;
+}
+
+/*
+ * events-bench N DB: emit N events (msg.in-like fields) through
+ * nn_events_emit into a node store, flushing in batches as the node does;
+ * then insert the same number of rows with one prepared statement in one
+ * transaction, the baseline.  Prints {"events_per_s":…,"baseline_per_s":…}.
+ */
+int cmd__events_bench(int argc, char **argv)
+{
+	struct nn_db db;
+	struct nn_events *ev;
+	char err[NN_ERRLEN];
+	long n;
+	int64_t t0, t1, t2;
+	sqlite3_stmt *st;
+
+	if (argc != 3)
+		return 64;
+	n = atol(argv[1]);
+	if (nn_db_open(&db, argv[2], nn_node_schema, err) < 0 ||
+	    !(ev = nn_events_open(&db, "did:key:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK", NULL, err))) {
+		printf("error: %s\n", err);
+		return 1;
+	}
+	t0 = nn_mono_ms();
+	for (long i = 0; i < n; i++) {
+		jv f = jv_object();
+		f = jv_object_set(f, jv_string("type"), jv_string("msg"));
+		f = jv_object_set(f, jv_string("be"), jv_string("/node/ping"));
+		f = jv_object_set(f, jv_string("id"), jv_string("0123456789abcdef0123456789abcdef"));
+		f = jv_object_set(f, jv_string("client"), jv_number((double)(i % 100)));
+		nn_events_emit(ev, NN_LOG_DEBUG, "msg.in", "5eed", NULL, f);
+	}
+	nn_events_close(ev);
+	t1 = nn_mono_ms();
+	nn_db_exec(&db, "CREATE TABLE base (seq INTEGER PRIMARY KEY, ts INTEGER, kind TEXT, trace TEXT,"
+		   " body TEXT, level TEXT, span TEXT)", NULL);
+	nn_db_exec(&db, "BEGIN", NULL);
+	sqlite3_prepare_v2(db.h, "INSERT INTO base VALUES (?, ?, ?, ?, ?, ?, NULL)", -1, &st, NULL);
+	for (long i = 0; i < n; i++) {
+		sqlite3_reset(st);
+		sqlite3_bind_int64(st, 1, i + 1);
+		sqlite3_bind_int64(st, 2, nn_now_ms());
+		sqlite3_bind_text(st, 3, "msg.in", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, "5eed", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 5, "{\"be\":\"/node/ping\",\"client\":1,\"id\":\"0123456789abcdef0123456789abcdef\",\"type\":\"msg\"}", -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, "debug", -1, SQLITE_STATIC);
+		sqlite3_step(st);
+	}
+	sqlite3_finalize(st);
+	nn_db_exec(&db, "COMMIT", NULL);
+	t2 = nn_mono_ms();
+	nn_db_close(&db);
+	printf("{\"events_per_s\":%.0f,\"baseline_per_s\":%.0f}\n", n * 1000.0 / (t1 - t0 ? t1 - t0 : 1),
+	       n * 1000.0 / (t2 - t1 ? t2 - t1 : 1));
 	return 0;
 }
