@@ -841,11 +841,39 @@ static const struct nn_behavior behaviors[] = {
 	  "requirements", 0 },
 };
 
+/* /node/metrics: the reservation, what allocations hold, and what is free. */
+static void resource_metrics(struct nn_node *n, struct nn_buf *b, void *arg)
+{
+	static const char *const names[] = { "cpu_millicores", "ram_bytes", "disk_bytes", "gpus", "vram_bytes" };
+	struct nn_onboard_res r;
+	const struct nn_res *sets[3];
+	static const char *const kinds[] = { "onboarded", "committed", "free" };
+
+	if (nn_onboard_get(nn_node_db(n), &r, NULL) < 0)
+		return;
+	sets[0] = &r.reserved;
+	sets[1] = &r.committed;
+	sets[2] = &r.free;
+	nn_buf_addf(b, "# HELP nunet_onboarded Whether this machine is offered to the network.\n"
+		    "# TYPE nunet_onboarded gauge\nnunet_onboarded %d\n", r.onboarded ? 1 : 0);
+	nn_buf_addf(b, "# HELP nunet_resources Resources onboarded, committed to allocations, and free.\n"
+		    "# TYPE nunet_resources gauge\n");
+	for (int k = 0; k < 3; k++) {
+		const int64_t v[] = { sets[k]->cpu, sets[k]->ram, sets[k]->disk, sets[k]->gpus, sets[k]->vram };
+		for (int i = 0; i < 5; i++)
+			nn_buf_addf(b, "nunet_resources{state=\"%s\",resource=\"%s\"} %lld\n", kinds[k],
+				    names[i], (long long)v[i]);
+	}
+	nn_buf_addf(b, "# HELP nunet_commitments Allocations holding resources.\n"
+		    "# TYPE nunet_commitments gauge\nnunet_commitments %lld\n", (long long)r.allocations);
+}
+
 int nn_onboard_attach(struct nn_node *n, char *err)
 {
 	if (nn_onboard_migrate(nn_node_db(n), err) < 0)
 		return -1;
 	for (size_t i = 0; i < sizeof behaviors / sizeof *behaviors; i++)
 		nn_node_behavior(n, &behaviors[i]);
+	nn_node_metrics_hook(n, resource_metrics, NULL);
 	return 0;
 }

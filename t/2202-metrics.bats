@@ -33,6 +33,9 @@ free_port() {
 	# the ping, the bad call, and this /node/metrics call
 	assert_equal "$(grep '^nunet_messages_received_total ' <<<"$metrics")" 'nunet_messages_received_total 3'
 	assert_equal "$(grep '^nunet_clients ' <<<"$metrics")" 'nunet_clients 1'
+	# parts of the node add theirs: resources from onboarding
+	assert_equal "$(grep '^nunet_onboarded ' <<<"$metrics")" 'nunet_onboarded 0'
+	grep -q '^nunet_resources{state="free",resource="cpu_millicores"} 0$' <<<"$metrics"
 }
 
 @test "metrics_listen serves GET /metrics; other paths and methods are refused" {
