@@ -923,7 +923,7 @@ static int parse_http(struct nn_sink *s, const char *url, char *err)
 		/* …/INDEX/_bulk: the index is the segment before _bulk */
 		size_t l = path ? strlen(path) : 0;
 		const char *e, *b;
-		if (l < 7 || strcmp(path + l - 6, "/_bulk")) {
+		if (l < 6 || strcmp(path + l - 6, "/_bulk")) {
 			nn_seterr(err, "esbulk: expected a path ending in /INDEX/_bulk");
 			goto out;
 		}
