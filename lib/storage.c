@@ -338,9 +338,9 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 		if (s == S_FILE) {
 			rc = nn_storage_file_fetch(x, url, tmp, err);
 		} else if (s == S_HTTP) {
-			rc = nn_storage_http_fetch(x, url, fd, &have, &hs, err);
+			rc = nn_storage_http_fetch(x, url, fd, &have, x->o->no_sha256 ? NULL : &hs, err);
 		} else {
-			rc = nn_storage_s3_fetch(x, url, fd, &have, &hs, err);
+			rc = nn_storage_s3_fetch(x, url, fd, &have, x->o->no_sha256 ? NULL : &hs, err);
 		}
 		if (s != S_FILE)
 			x->bytes = have;	/* what a retry resumes from */
@@ -349,13 +349,17 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 	}
 	if (rc == 0) {
 		struct stat st;
-		if (s == S_FILE) {
+		if (s == S_FILE && x->o->no_sha256) {
+			x->r->size = fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+		} else if (s == S_FILE) {
 			rc = nn_storage_sha256_file(tmp, x->r->sha256, &x->r->size, err);
 			if (rc < 0)
 				x->code = NN_EX_IOERR;
 		} else {
-			crypto_hash_sha256_final(&hs, md);
-			nn_hex_encode(x->r->sha256, md, 32);
+			if (!x->o->no_sha256) {
+				crypto_hash_sha256_final(&hs, md);
+				nn_hex_encode(x->r->sha256, md, 32);
+			}
 			x->r->size = have;
 		}
 		if (rc == 0 && fstat(fd, &st) == 0 && s != S_FILE && (uint64_t)st.st_size != have)
@@ -405,6 +409,10 @@ int nn_storage_fetch(const char *url, const char *path, const struct nn_storage_
 		return finish(&x, -1, NN_EX_USAGE, err);
 	if (!path || !*path) {
 		nn_seterr(err, "empty destination path");
+		return finish(&x, -1, NN_EX_USAGE, err);
+	}
+	if (x.o->sha256 && x.o->no_sha256) {
+		nn_seterr(err, "a checksum to verify needs the checksum computed");
 		return finish(&x, -1, NN_EX_USAGE, err);
 	}
 	if (s == S_GIT && x.o->sha256) {
@@ -517,10 +525,10 @@ jv nn_storage_result_json(const struct nn_storage_result *r, const char *url, co
 		o = jv_object_set(o, jv_string("url"), jv_string(url));
 	if (path)
 		o = jv_object_set(o, jv_string("path"), jv_string(path));
-	if (r->sha256[0]) {
+	if (!r->commit[0])
 		o = jv_object_set(o, jv_string("size"), jv_number((double)r->size));
+	if (r->sha256[0])
 		o = jv_object_set(o, jv_string("sha256"), jv_string(r->sha256));
-	}
 	if (r->commit[0])
 		o = jv_object_set(o, jv_string("commit"), jv_string(r->commit));
 	o = jv_object_set(o, jv_string("attempts"), jv_number(r->attempts));

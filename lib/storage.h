@@ -90,6 +90,8 @@ struct nn_storage_opts {
 	const char *ca_file;		/* https: CA bundle to trust instead of
 					 * the system's (NULL: system default) */
 	const char *message;		/* git output: commit message */
+	int no_sha256;			/* fetch: skip the checksum (result has
+					 * no sha256; refused with sha256) */
 	/* Called with each event; a nonzero return cancels the transfer. */
 	int (*progress)(const struct nn_storage_event *ev, void *arg);
 	void *progress_arg;

@@ -195,3 +195,14 @@ tls_server() {
 	[ ! -e out.bin ]
 	assert_equal "$(leftovers .)" 0
 }
+
+@test "--no-sha256 fetches without computing the checksum" {
+	run --separate-stderr nunet-store fetch --no-sha256 "$HTTPD_URL/data.bin" out.bin
+	assert_success
+	cmp "$WWW/data.bin" out.bin
+	assert_equal "$(jq -r .size <<<"$output")" 2000000
+	assert_equal "$(jq -r 'has("sha256")' <<<"$output")" false
+	run --separate-stderr nunet-store fetch --no-sha256 --sha256 "$SUM" "$HTTPD_URL/data.bin" out2.bin
+	assert_equal "$status" 64
+	assert_equal "$stderr" "nunet-store: error: a checksum to verify needs the checksum computed"
+}

@@ -20,7 +20,7 @@
 static const char usage[] =
 	"usage: nunet-store fetch URL PATH [--sha256 HEX] [--max SIZE] [--base DIR]\n"
 	"                   [--retries N] [--backoff MS] [--stall DURATION] [--timeout DURATION]\n"
-	"                   [--s3-config FILE] [--ca FILE] [--progress]\n"
+	"                   [--s3-config FILE] [--ca FILE] [--no-sha256] [--progress]\n"
 	"       nunet-store put PATH URL [--part-size SIZE] [--message TEXT] [--sha256 HEX] [--progress]\n"
 	"       nunet-store snapshot DIR REPO [--ref REF] [--message TEXT]\n"
 	"       nunet-store restore REPO COMMIT DIR\n"
@@ -84,6 +84,7 @@ int main(int argc, char **argv)
 		{ "progress", no_argument, NULL, 'p' },
 		{ "s3-config", required_argument, NULL, 'C' },
 		{ "ca", required_argument, NULL, 'A' },
+		{ "no-sha256", no_argument, NULL, 'N' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 }
@@ -138,6 +139,7 @@ int main(int argc, char **argv)
 			break;
 		case 'p': o.progress = on_event; break;
 		case 'A': o.ca_file = optarg; break;
+		case 'N': o.no_sha256 = 1; break;
 		case 'C': {
 			size_t len;
 			char *text = nn_read_file(optarg, 1 << 16, &len, err);
