@@ -30,6 +30,29 @@
  *
  * States: pending → starting → running → exited | killed | oom | failed,
  * and running → restarting → starting when the restart policy says so.
+ *
+ * Behaviors (bodies are objects; errors are bad_body unless noted):
+ *
+ *	/alloc/start   {"spec":SPEC, "restart":POLICY, "healthcheck":CHECK,
+ *	                "parent":ID, "logs":{"max":SIZE,"keep":N}}
+ *	               → {"id","dir","executor"}.  SPEC is an exec spec
+ *	               (exec.h) without "dir".  Refused before anything is
+ *	               made; "unavailable" when the executor or a limit cannot
+ *	               be had here or an onboarded node has not enough free.
+ *	/alloc/status  {"id"} → the allocation: state, reason, status, run,
+ *	               result, restarts, children, parent, states[] history,
+ *	               final, spec, restart, healthcheck, shim_pid, dir
+ *	/alloc/list    {"all":bool} → {"allocations":[…]} (live ones unless all)
+ *	/alloc/logs    {"id"} → {"dir","stdout","stderr","state","final"}:
+ *	               where to read (the logs are files on this machine)
+ *	/alloc/cancel  {"id","grace":"10s"} → {"id","cancelled":bool}:
+ *	               children first, then SIGTERM, SIGKILL after grace
+ *
+ * Waiting for the end is watching DIR/state.json (inotify) until its state
+ * is final: a behavior's answer cannot be deferred by the node yet, and a
+ * local client reads the logs from the directory anyway.
+ *
+ * The module keeps one state per process (one node per process).
  */
 #ifndef NN_ALLOC_H
 #define NN_ALLOC_H
