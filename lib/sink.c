@@ -89,15 +89,11 @@ static void sink_log(struct nn_sink *s, int warn, const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
-	int n;
 
 	if (!s->o.log)
 		return;
-	n = snprintf(msg, sizeof msg, "sink '%s': ", s->spec);
-	if (n < 0 || (size_t)n >= sizeof msg)
-		n = 0;
 	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof msg - (size_t)n, fmt, ap);
+	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	s->o.log(s->o.log_arg, warn, msg);
 }

@@ -50,9 +50,13 @@ struct nn_sink_opts {
 	int64_t log_interval_ms;	/* at most one log line per this (default 60000) */
 	const char *app_name;		/* syslog APP-NAME (default "nunet-node") */
 	const char *hostname;		/* syslog HOSTNAME (default gethostname()) */
-	/* Called on the sink's worker thread with one human sentence (no
-	 * newline), e.g. "dropped 120 lines in the last 60 s (queue full)".
-	 * warn is 1 for trouble, 0 for "delivering again".  May be NULL. */
+	/* Called on the sink's worker thread with one human sentence that
+	 * does not name the sink (no newline), e.g. "dropped 120 lines in the
+	 * last 60 s (queue full: 10000 held)"; prefix it with
+	 * nn_sink_spec() or your own name.  warn is 1 for trouble, 0 for
+	 * "delivering again".  It may run before nn_sink_open has returned
+	 * (so use log_arg, not the sink pointer you are about to get).  May
+	 * be NULL. */
 	void (*log)(void *arg, int warn, const char *msg);
 	void *log_arg;
 };

@@ -5,15 +5,15 @@
  * pass, prints the counters as one JSON line and closes the sink.
  *
  *   sink-push [-q LINES] [-b LINES] [-f MS] [-r MIN:MAX] [-t MS] [-l MS]
- *             [-w MS] [-d MS] [--app NAME] [--host NAME] SPEC
+ *             [-L BYTES] [-w MS] [-d MS] [--app NAME] [--host NAME] SPEC
  *
  * -q queue capacity, -b batch size, -f flush interval, -r retry backoff,
- * -t request timeout, -l log interval (sink options); -w how long to wait
+ * -t request timeout, -l log interval, -L longest line (sink options); -w how long to wait
  * for the queue to drain (default 10000); -d drain time given to close
  * (default 0).  Output: {"pushed","sent","failed","dropped","rejected",
  * "queued","push_ms","push_max_us"} where push_ms is the time spent in
  * nn_sink_push over all lines and push_max_us the longest single call.
- * The sink's log lines go to stderr as "sink-push: warn: …".
+ * The sink's log lines go to stderr as "sink-push: warn: sink 'SPEC': …".
  * Exit 0 when drained, 75 when -w passed first, 64 on usage or a bad SPEC.
  */
 #include <stdio.h>
@@ -26,11 +26,12 @@
 #include "util.h"
 
 #define USAGE "usage: sink-push [-q LINES] [-b LINES] [-f MS] [-r MIN:MAX] [-t MS] [-l MS]\n" \
-	      "                 [-w MS] [-d MS] [--app NAME] [--host NAME] SPEC\n"
+	      "                 [-L BYTES] [-w MS] [-d MS] [--app NAME] [--host NAME] SPEC\n"
 
 static void on_log(void *arg, int warn, const char *msg)
 {
-	fprintf(stderr, "sink-push: %s: %s\n", warn ? "warn" : "info", msg);
+	fprintf(stderr, "sink-push: %s: sink '%s': %s\n", warn ? "warn" : "info",
+		(const char *)arg, msg);
 	fflush(stderr);
 }
 
@@ -81,6 +82,8 @@ int main(int argc, char **argv)
 			o.flush_ms = num(argv[++i]);
 		else if (!strcmp(a, "-t"))
 			o.timeout_ms = num(argv[++i]);
+		else if (!strcmp(a, "-L"))
+			o.line_max = (size_t)num(argv[++i]);
 		else if (!strcmp(a, "-l"))
 			o.log_interval_ms = num(argv[++i]);
 		else if (!strcmp(a, "-w"))
@@ -109,12 +112,14 @@ int main(int argc, char **argv)
 		fputs(USAGE, stderr);
 		return 64;
 	}
+	o.log_arg = argv[i];
 	s = nn_sink_open(argv[i], &o, err);
 	if (!s) {
 		fprintf(stderr, "sink-push: error: %s\n", err);
 		return 64;
 	}
-	nn_lines_init(&in, o.line_max + 1);
+	/* longer than the sink takes, so nn_sink_push sees (and rejects) them */
+	nn_lines_init(&in, o.line_max < (4u << 20) ? (4u << 20) : o.line_max + 1);
 	for (;;) {
 		const char *line;
 		size_t len;
