@@ -24,6 +24,7 @@
 #include "node.h"
 #include "onboard.h"
 #include "pay.h"
+#include "ship.h"
 #include "util.h"
 #include "nunet-node/swarm.h"
 
@@ -61,6 +62,7 @@ static nn_attach_fn *const attach[] = {
 	nn_alloc_attach,
 	nn_pay_attach,
 	nn_metrics_http_attach,
+	nn_ship_attach,
 	NULL
 };
 

@@ -26,6 +26,7 @@ void nn_config_init(struct nn_config *c)
 	c->events_max_age_ms = 0;
 	c->events_messages = 1;
 	c->metrics_listen = NULL;
+	c->sinks = jv_array();
 	c->log_level = NN_LOG_INFO;
 	c->owners = jv_array();
 }
@@ -36,6 +37,8 @@ void nn_config_release(struct nn_config *c)
 	c->owners = jv_invalid();
 	free(c->metrics_listen);
 	c->metrics_listen = NULL;
+	jv_free(c->sinks);
+	c->sinks = jv_invalid();
 }
 
 void nn_config_limits(const struct nn_config *c, struct nn_env_limits *lim)
@@ -66,6 +69,46 @@ static const struct intkey keys[] = {
 	{ "events_messages", OFF(events_messages), 0, 1, 1 },
 };
 
+/* "sinks": an array of {"url": STRING, "what": "events"|"metrics",
+ * "level": LEVEL, "kind": STRING, "interval_ms": INT}; the url itself is
+ * checked when the node opens the sink. */
+static int check_sinks(jv v, const char *path, char *err)
+{
+	int r = 0;
+	if (jv_get_kind(v) != JV_KIND_ARRAY)
+		return nn_seterr(err, "%s: sinks: expected an array", path);
+	jv_array_foreach(v, i, d) {
+		const char *s;
+		int64_t iv;
+		if (r < 0)
+			;
+		else if (jv_get_kind(d) != JV_KIND_OBJECT || nn_json_get_str(d, "url", &s, NULL) < 0)
+			r = nn_seterr(err, "%s: sinks[%d]: expected {\"url\": …}", path, i);
+		else if (nn_json_has(d, "what") && (nn_json_get_str(d, "what", &s, NULL) < 0 ||
+						    (strcmp(s, "events") && strcmp(s, "metrics"))))
+			r = nn_seterr(err, "%s: sinks[%d].what: expected events or metrics", path, i);
+		else if (nn_json_has(d, "level") && (nn_json_get_str(d, "level", &s, NULL) < 0 ||
+						     nn_log_parse_level(s) < 0))
+			r = nn_seterr(err, "%s: sinks[%d].level: expected error, warn, info or debug", path, i);
+		else if (nn_json_has(d, "kind") && nn_json_get_str(d, "kind", &s, NULL) < 0)
+			r = nn_seterr(err, "%s: sinks[%d].kind: expected a string", path, i);
+		else if (nn_json_has(d, "interval_ms") && (nn_json_get_int(d, "interval_ms", &iv, NULL) < 0 ||
+							   iv < 100 || iv > 86400000))
+			r = nn_seterr(err, "%s: sinks[%d].interval_ms: expected 100 to 86400000", path, i);
+		else
+			jv_object_foreach(d, k, x) {
+				const char *kn = jv_string_value(k);
+				if (r == 0 && strcmp(kn, "url") && strcmp(kn, "what") && strcmp(kn, "level") &&
+				    strcmp(kn, "kind") && strcmp(kn, "interval_ms"))
+					r = nn_seterr(err, "%s: sinks[%d]: unknown key '%.32s'", path, i, kn);
+				jv_free(k);
+				jv_free(x);
+			}
+		jv_free(d);
+	}
+	return r;
+}
+
 int nn_config_load(struct nn_config *c, const char *path, char *err)
 {
 	size_t len;
@@ -91,6 +134,7 @@ int nn_config_load(struct nn_config *c, const char *path, char *err)
 	}
 	n.owners = jv_copy(c->owners);
 	n.metrics_listen = c->metrics_listen ? nn_xstrdup(c->metrics_listen) : NULL;
+	n.sinks = jv_copy(c->sinks);
 	jv_object_foreach(doc, k, v) {
 		const char *name = jv_string_value(k);
 		size_t i;
@@ -129,6 +173,12 @@ int nn_config_load(struct nn_config *c, const char *path, char *err)
 				free(n.metrics_listen);
 				n.metrics_listen = nn_xstrdup(jv_string_value(v));
 			}
+		} else if (!strcmp(name, "sinks")) {
+			r = check_sinks(v, path, err);
+			if (r == 0) {
+				jv_free(n.sinks);
+				n.sinks = jv_copy(v);
+			}
 		} else if (!strcmp(name, "owners")) {
 			uint8_t pk[32];
 			if (jv_get_kind(v) != JV_KIND_ARRAY)
@@ -154,10 +204,12 @@ next:
 	if (r < 0) {
 		jv_free(n.owners);
 		free(n.metrics_listen);
+		jv_free(n.sinks);
 		return -1;
 	}
 	jv_free(c->owners);
 	free(c->metrics_listen);
+	jv_free(c->sinks);
 	*c = n;
 	return 0;
 }
