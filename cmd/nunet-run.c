@@ -38,7 +38,8 @@
 
 static const char usage_text[] =
 	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
-	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [-d] -- CMD [ARG ...]\n"
+	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [--health-cmd CMD]\n"
+	"           [--health-url URL] [-d] -- CMD [ARG ...]\n"
 	"       nunet-run ls [-a]\n"
 	"       nunet-run status ID\n"
 	"       nunet-run logs [-f] ID\n"
@@ -1031,7 +1032,8 @@ static int final_status(const char *id, jv st)
 	int status = nn_alloc_state_status(st);
 	nn_json_get_str(st, "state", &s, NULL);
 	nn_json_get_str(st, "reason", &reason, NULL);
-	if (strcmp(s, "exited") && strcmp(s, "killed"))
+	if ((strcmp(s, "exited") && strcmp(s, "killed")) ||
+	    (reason && !strncmp(reason, "unhealthy", 9)))
 		nn_error("allocation %s %s: %s", id, s, reason ? reason : "no reason given");
 	jv_free(st);
 	return status;
@@ -1094,6 +1096,8 @@ static int cmd_submit(int argc, char **argv)
 		{ "workdir", required_argument, NULL, 'w' },
 		{ "id", required_argument, NULL, 'I' },
 		{ "parent", required_argument, NULL, 'P' },
+		{ "health-cmd", required_argument, NULL, 'H' },
+		{ "health-url", required_argument, NULL, 'U' },
 		{ "detach", no_argument, NULL, 'd' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -1138,6 +1142,16 @@ static int cmd_submit(int argc, char **argv)
 		case 'w': spec = jv_object_set(spec, jv_string("workdir"), jv_string(optarg)); break;
 		case 'I': spec = jv_object_set(spec, jv_string("id"), jv_string(optarg)); break;
 		case 'P': body = jv_object_set(body, jv_string("parent"), jv_string(optarg)); break;
+		case 'H':
+			body = jv_object_set(body, jv_string("healthcheck"),
+				jv_object_set(jv_object(), jv_string("command"),
+					      jv_array_append(jv_array_append(jv_array_append(jv_array(),
+						jv_string("sh")), jv_string("-c")), jv_string(optarg))));
+			break;
+		case 'U':
+			body = jv_object_set(body, jv_string("healthcheck"),
+				jv_object_set(jv_object(), jv_string("http"), jv_string(optarg)));
+			break;
 		case 'd': detach = 1; break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);

@@ -194,3 +194,10 @@ line3"
 	run nunet-run wait "$id"
 	assert_failure 137
 }
+
+@test "--health-cmd: a job found unhealthy is killed and the reason told" {
+	run --separate-stderr nunet-run --id hc --health-cmd 'test -e ok' -- sh -c 'touch ok; sleep 0.5; rm ok; sleep 30'
+	assert_failure 137
+	[[ "$stderr" == *"unhealthy ('sh' exited with code 1)"* ]] || fail "$stderr"
+	assert_equal "$(nunet-run status hc | jq -c .healthcheck)" '{"command":["sh","-c","test -e ok"]}'
+}
