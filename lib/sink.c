@@ -485,7 +485,8 @@ static void esbulk_items(struct nn_sink *s, const struct nn_buf *resp, size_t n,
 		if (jv_get_kind(it) == JV_KIND_OBJECT) {
 			int k = jv_object_iter(it);
 			if (jv_object_iter_valid(it, k)) {
-				jv a = jv_object_iter_value(jv_copy(it), k);
+				/* borrows it (jq 1.6) */
+				jv a = jv_object_iter_value(it, k);
 				jv sv = jv_get_kind(a) == JV_KIND_OBJECT ?
 					jv_object_get(a, jv_string("status")) : (jv_free(a), jv_invalid());
 				if (jv_get_kind(sv) == JV_KIND_NUMBER)

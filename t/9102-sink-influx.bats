@@ -22,9 +22,13 @@ vm_export() {
 	curl -sf "$VM_URL/api/v1/export" --data-urlencode "match[]=$1" | jq -Sc . | sort
 }
 
-# wait until the selector MATCH has N series
+# wait until the selector MATCH has N series (force_flush makes what
+# VictoriaMetrics took searchable now rather than within seconds)
 vm_wait_series() {
-	_vm_has() { [ "$(vm_export "$1" | wc -l)" -ge "$2" ]; }
+	_vm_has() {
+		curl -sf "$VM_URL/internal/force_flush" >/dev/null
+		[ "$(vm_export "$1" | wc -l)" -ge "$2" ]
+	}
 	wait_until 15 _vm_has "$1" "$2"
 }
 
@@ -51,10 +55,14 @@ vm_wait_series() {
 	assert_success
 	assert_equal "$(jq .sent <<<"$output")" 1
 	vm_wait_series '{__name__="nunet_queue_depth_value"}' 1
-	run curl -sf "$VM_URL/api/v1/query" --data-urlencode 'query=nunet_queue_depth_value{node="n2"}'
-	assert_success
-	assert_equal "$(jq -r '.data.result[0].value[1]' <<<"$output")" 7
-	assert_equal "$(jq -r '.data.result[0].metric.queue' <<<"$output")" sink
+	# a new series reaches the query path a moment after export sees it
+	_vm_query() {
+		curl -sf "$VM_URL/api/v1/query" --data-urlencode 'query=nunet_queue_depth_value{node="n2"}' >q &&
+			[ "$(jq '.data.result | length' q)" -ge 1 ]
+	}
+	wait_until 15 _vm_query
+	assert_equal "$(jq -r '.data.result[0].value[1]' q)" 7
+	assert_equal "$(jq -r '.data.result[0].metric.queue' q)" sink
 }
 
 @test "five thousand samples in batches of 700 all arrive" {
