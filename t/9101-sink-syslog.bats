@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
-# Events shipped to syslog (lib/sink: syslog+tcp://, syslog+unix://) and
-# received by a real rsyslogd started here with its own config (imtcp on a
-# loopback port, imuxsock on a socket in the test dir), which writes every
-# message's parsed RFC 5424 fields to a file the tests read back.
+# Events shipped to syslog (lib/sink: syslog+tcp://, syslog+unix://,
+# syslog+udp://) and received by a real rsyslogd started here with its own
+# config (imtcp and imudp on loopback ports, imuxsock on a socket in the
+# test dir), which writes every message's parsed RFC 5424 fields to a file
+# the tests read back.
 
 load lib/common
 load lib/sinks
@@ -66,6 +67,21 @@ field() {
 	assert_equal "$(field 1 4)" nunetd
 	assert_equal "$(field 1 6)" usage
 	assert_equal "$(field 1 8)" "$(cat events)"
+}
+
+@test "events reach rsyslogd over UDP, one datagram each" {
+	printf '%s\n' '{"ts":1763769600900,"level":"notice","kind":"udp","n":1}' \
+		'{"ts":1763769600901,"level":"info","kind":"udp","n":2}' >events
+	run --separate-stderr sink-push -f 10 --host node-c \
+		"syslog+udp://127.0.0.1:$RSYSLOG_UDP_PORT?facility=local7" <events
+	assert_success
+	assert_equal "$(jq .sent <<<"$output")" 2
+	wait_lines "$RSYSLOG_OUT" 2
+	# local7 (23) * 8 + notice (5), + info (6)
+	assert_equal "$(cut -d'|' -f1 "$RSYSLOG_OUT" | tr '\n' ' ')" "189 190 "
+	assert_equal "$(field 1 2)" "2025-11-22T00:00:00.900Z"
+	assert_equal "$(field 1 3)" node-c
+	assert_equal "$(cut -d'|' -f8- "$RSYSLOG_OUT")" "$(cat events)"
 }
 
 @test "levels map to syslog severities; the facility defaults to daemon" {

@@ -2,9 +2,11 @@
 # all stopped by PID.  Load after lib/common:
 #
 #   free_port                 print a TCP port nothing listens on now
+#   free_udp_port             the same for UDP
 #   rsyslog_start DIR [PORT]  rsyslogd with its own config in DIR: imtcp on
 #                             PORT or a free one (RSYSLOG_PORT), imuxsock on
-#                             DIR/log.sock (RSYSLOG_SOCK), every message
+#                             DIR/log.sock (RSYSLOG_SOCK), imudp on a free
+#                             port (RSYSLOG_UDP_PORT), every message
 #                             written to RSYSLOG_OUT as
 #                             PRI|TIMESTAMP|HOST|APP|PROCID|MSGID|SD|MSG
 #   rsyslog_stop
@@ -19,11 +21,15 @@
 #   wait_lines FILE N [SECS]  wait until FILE has at least N lines
 #
 # rsyslogd and victoria-metrics have no readiness fd: their readiness is
-# the port file rsyslog writes once it listens, and victoria-metrics'
-# /health answering, both waited for with a deadline.
+# the port file rsyslog writes once it listens (its UDP port showing in
+# ss), and victoria-metrics' /health answering, waited for with a deadline.
 
 free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+free_udp_port() {
+	python3 -c 'import socket; s = socket.socket(type=socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
 # wait_until SECS CMD...: run CMD every 50 ms until it succeeds or SECS pass.
@@ -49,10 +55,13 @@ rsyslog_start() {
 	RSYSLOG_SOCK="$d/log.sock"
 	RSYSLOG_OUT="$d/out.log"
 	rm -f "$d/port" "$d/want-port" "$RSYSLOG_SOCK" "$RSYSLOG_OUT"
+	RSYSLOG_UDP_PORT=$(free_udp_port)
 	cat >"$d/rsyslog.conf" <<EOF
 global(workDirectory="$d" maxMessageSize="64k")
 module(load="imuxsock" SysSock.Use="off")
 module(load="imtcp")
+module(load="imudp")
+input(type="imudp" address="127.0.0.1" port="$RSYSLOG_UDP_PORT")
 input(type="imuxsock" Socket="$RSYSLOG_SOCK" UseSpecialParser="off"
       ParseHostname="on" IgnoreTimestamp="off")
 input(type="imtcp" address="127.0.0.1" port="$port" listenPortFileName="$d/port")
@@ -67,6 +76,7 @@ EOF
 	[ "$port" = 0 ] || echo "$port" >"$d/want-port"
 	_rsyslog_ready() {
 		[ -S "$RSYSLOG_SOCK" ] || return 1
+		[ -n "$(ss -Huln "sport = :$RSYSLOG_UDP_PORT")" ] || return 1
 		if [ -s "$d/want-port" ]; then
 			(exec 9<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null
 		else
@@ -83,7 +93,7 @@ EOF
 	else
 		RSYSLOG_PORT=$port
 	fi
-	export RSYSLOG_PID RSYSLOG_PORT RSYSLOG_SOCK RSYSLOG_OUT
+	export RSYSLOG_PID RSYSLOG_PORT RSYSLOG_UDP_PORT RSYSLOG_SOCK RSYSLOG_OUT
 }
 
 rsyslog_stop() {
