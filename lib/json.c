@@ -13,19 +13,68 @@
 #include <stdlib.h>
 #include <string.h>
 
+/*
+ * Two kinds of input that libjq 1.6 mishandles are refused before it sees
+ * them; neither is JSON.  A raw NUL byte: libjq reads it as U+0000 inside a
+ * string (two byte strings would parse as one document) and leaks the
+ * string it was building when the NUL cuts a token short.  A string right
+ * after a complete value with no separator between them ("[1\"x\"]"):
+ * libjq's value() returns "Expected separator between values" without
+ * freeing the string (fixed in jq 1.7), so a peer could leak up to a line
+ * cap per line it sends.  Returns NULL, or what is wrong with *at set.
+ */
+static const char *libjq_trap(const char *s, size_t len, size_t *at)
+{
+	int in_str = 0, esc = 0, after_value = 0;
+	size_t i = 0;
+
+	if (len >= 3 && !memcmp(s, "\xef\xbb\xbf", 3))	/* libjq skips a BOM */
+		i = 3;
+	for (; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		*at = i;
+		if (c == 0)
+			return "NUL byte";
+		if (in_str) {
+			if (esc)
+				esc = 0;
+			else if (c == '\\')
+				esc = 1;
+			else if (c == '"')
+				in_str = 0, after_value = 1;
+			continue;
+		}
+		switch (c) {
+		case ' ': case '\t': case '\n': case '\r':
+			break;
+		case '"':
+			if (after_value)
+				return "a string right after a value";
+			in_str = 1;
+			break;
+		case '[': case '{': case ',': case ':':
+			after_value = 0;
+			break;
+		default:	/* ']', '}', a number or a literal */
+			after_value = 1;
+			break;
+		}
+	}
+	return NULL;
+}
+
 jv nn_json_parse(const char *s, size_t len, char *err)
 {
+	const char *trap;
+	size_t at = 0;
 	jv v;
+
 	if (len > 0x7fffffff) {
 		nn_seterr(err, "not JSON: input too large");
 		return jv_invalid();
 	}
-	/* A raw NUL byte is never JSON (RFC 8259: control characters only
-	 * escaped, inside strings).  libjq 1.6 does not refuse it: it cuts the
-	 * token short and leaks the string it was building. */
-	const char *nul = memchr(s, '\0', len);
-	if (nul) {
-		nn_seterr(err, "not JSON: NUL byte at offset %zu", (size_t)(nul - s));
+	if ((trap = libjq_trap(s, len, &at))) {
+		nn_seterr(err, "not JSON: %s at offset %zu", trap, at);
 		return jv_invalid();
 	}
 	v = jv_parse_sized(s, (int)len);
