@@ -60,6 +60,8 @@ ssize_t nn_lines_read_fd(struct nn_lines *l, int fd)
 
 int nn_lines_next(struct nn_lines *l, const char **line, size_t *len)
 {
+	if (!l->buf.data)	/* nothing fed yet: no NULL + 0 below */
+		return NN_LINES_NONE;
 	for (;;) {
 		char *start = l->buf.data + l->off;
 		size_t avail = l->buf.len - l->off;
