@@ -75,6 +75,7 @@ struct nn_sink {
 	int64_t drop_log_at, trouble_log_at, drop_since;
 	int trouble;			/* a trouble line was logged, not yet cleared */
 	uint64_t trouble_fails;
+	unsigned seed;			/* jitter */
 	char why[NN_ERRLEN];
 };
 
@@ -623,7 +624,7 @@ static int64_t backoff(struct nn_sink *s, unsigned attempt)
 		d = 1;
 	/* "equal jitter": half fixed, half random, so retries from many
 	 * nodes spread out but still back off */
-	r = (uint32_t)rand_r(&(unsigned){ (unsigned)nn_mono_ms() ^ (unsigned)(uintptr_t)s });
+	r = (uint32_t)rand_r(&s->seed);
 	return d / 2 + (int64_t)(r % (uint32_t)(d / 2 + 1));
 }
 
@@ -693,20 +694,26 @@ static void *worker(void *arg)
 		unlock(s);
 
 		while (n) {
+			size_t sent = 0, refused = 0, done_bytes = 0;
+
 			deliver(s, b, n, st);
-			lock(s);
+			/* free outside the lock: pushes never wait for it */
 			for (i = k = 0; i < n; i++) {
 				if (st[i] == ST_RETRY) {
 					b[k++] = b[i];
 					continue;
 				}
 				if (st[i] == ST_SENT)
-					s->st.sent++;
+					sent++;
 				else
-					s->st.rejected++;
-				s->inflight_bytes -= b[i].len;
+					refused++;
+				done_bytes += b[i].len;
 				free(b[i].data);
 			}
+			lock(s);
+			s->st.sent += sent;
+			s->st.rejected += refused;
+			s->inflight_bytes -= done_bytes;
 			s->inflight = k;
 			if (k < n && !k)
 				pthread_cond_broadcast(&s->idle);
@@ -1088,6 +1095,7 @@ struct nn_sink *nn_sink_open(const char *spec, const struct nn_sink_opts *o, cha
 		nn_seterr(err, "sink '%s': eventfd: %s", spec, strerror(errno));
 		goto fail;
 	}
+	s->seed = (unsigned)nn_now_ms() ^ (unsigned)getpid() ^ (unsigned)(uintptr_t)s;
 	s->qcap = s->o.queue_max;
 	s->q = nn_xcalloc(s->qcap, sizeof *s->q);
 	/* the worker takes no signals: the node handles them on its loop */

@@ -19,6 +19,11 @@
  * What is pushed is one line without its newline: an event JSON object for
  * syslog and esbulk, one Influx line-protocol line for influx.
  *
+ * Limits: a syslog message is not truncated here (rsyslog's default
+ * maxMessageSize is 8 KiB: raise it for large events); syslog+unix speaks
+ * datagrams only (rsyslog imuxsock, journald); a spec with credentials in
+ * its URL (https://user:pass@…) shows them wherever the spec is logged.
+ *
  * Threads: each sink owns one worker thread that batches, delivers and
  * retries.  nn_sink_push() never blocks on the network: it copies the line
  * into a bounded queue under a short mutex and returns; when the queue is
@@ -81,7 +86,8 @@ struct nn_sink_stats {
 struct nn_sink *nn_sink_open(const char *spec, const struct nn_sink_opts *o, char *err);
 
 /* Queue one line (len bytes, no newline needed; one trailing "\n" is
- * stripped).  Never blocks on I/O; safe from any thread.  Returns 0 when
+ * stripped).  Never blocks on I/O; safe from any thread, not after
+ * nn_sink_close.  Returns 0 when
  * queued, -1 when dropped (queue full, or counted as rejected: empty,
  * longer than line_max, or holding a newline). */
 int nn_sink_push(struct nn_sink *s, const char *line, size_t len);
@@ -95,8 +101,9 @@ void nn_sink_stats(struct nn_sink *s, struct nn_sink_stats *st);
 int nn_sink_flush(struct nn_sink *s, int64_t timeout_ms);
 
 /* Stop the worker: keep delivering for at most drain_ms (0: stop now,
- * aborting a request in flight), count what is left as dropped, fill *st
- * (may be NULL) with the final counters and free the sink. */
+ * aborting a request in flight), count what is left as dropped (the log
+ * callback may not hear of those: read *st), fill *st (may be NULL) with
+ * the final counters and free the sink.  NULL is a no-op. */
 void nn_sink_close(struct nn_sink *s, int64_t drain_ms, struct nn_sink_stats *st);
 
 /* The spec the sink was opened with (borrowed, valid until close). */
