@@ -51,7 +51,7 @@ setup() {
 	node_init
 	node_start
 	run bash -c "nunet-send --raw /node/ping | jq -c 'del(.sig) | keys'"
-	assert_output '["be","body","exp","from","id","re","to","ts","type","v"]'
+	assert_output '["be","body","exp","from","id","re","to","trace","ts","type","v"]'
 }
 
 @test "nunet(7): composing from a shell" {
