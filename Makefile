@@ -87,6 +87,51 @@ bench: all
 lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN5) $(MAN7)
 
+# make fuzz FUZZ_SECONDS=N: build every libFuzzer target t/fuzz/*.c with
+# clang against a libcommon built with sanitizers and coverage in FUZZ_BUILD,
+# and run each for N seconds (t/fuzz/run says more).
+FUZZ_SECONDS ?= 10
+FUZZ_BUILD   ?= build-fuzz
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) t/fuzz/run
+
+# make valgrind: the library's unit tests (VALGRIND_T) with every program
+# and test helper of this build run under memcheck, then the fuzz corpora
+# and regression inputs replayed under it.  Any memory error or definite or
+# indirect leak fails; suppressions, for dependencies only, are in
+# t/valgrind.supp.  Logs: $(B)/valgrind/log/PROGRAM.PID.
+VALGRIND   ?= valgrind
+VALGRIND_T ?= $(sort $(wildcard t/000[1-6]-*.bats))
+VG_DIR      = $(abspath $(B))/valgrind
+VG_OPTS     = -q --leak-check=full --show-leak-kinds=definite,indirect \
+	      --errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+	      --suppressions=$(abspath t/valgrind.supp)
+valgrind: all
+	rm -rf $(VG_DIR) && mkdir -p $(VG_DIR)/bin $(VG_DIR)/t/helper $(VG_DIR)/lib $(VG_DIR)/log
+	ln -s $(abspath $(LIB)) $(VG_DIR)/lib/libcommon.a
+	for p in $(abspath $(PROGS) $(HELPERS)); do \
+		w=$(VG_DIR)/$${p#$(abspath $(B))/}; \
+		printf '#!/bin/sh\nexec %s %s --log-file=%s/log/%s.%%p %s "$$@"\n' \
+			'$(VALGRIND)' '$(VG_OPTS)' $(VG_DIR) $${p##*/} $$p >$$w && chmod +x $$w; \
+	done
+	NUNET_BUILD=$(VG_DIR) t/run-tests $(VALGRIND_T) || touch $(VG_DIR)/failed
+	NUNET_BUILD=$(abspath $(B)) t/run-tests t/0900-fuzz-regress.bats || touch $(VG_DIR)/failed
+	for f in t/fuzz/*.c; do \
+		t=$${f#t/fuzz/}; t=$${t%.c}; [ $$t = replay ] && continue; \
+		d=t/fuzz/corpus/$$t; [ -d t/fuzz/regress/$$t ] && d="$$d t/fuzz/regress/$$t"; \
+		$(VALGRIND) $(VG_OPTS) --log-file=$(VG_DIR)/log/replay-$$t.%p \
+			$(B)/t/fuzz/replay-$$t $$d || touch $(VG_DIR)/failed; \
+	done
+	@bad=$$(grep -l 'lost in loss record\|Invalid \|uninitialised\|Mismatched\|overlap\|Syscall param' \
+		$(VG_DIR)/log/* 2>/dev/null); \
+	if [ -n "$$bad" ]; then \
+		for f in $$bad; do echo "--- $$f"; head -40 $$f; done; \
+		echo "valgrind: errors in $$(echo $$bad | wc -w) of $$(ls $(VG_DIR)/log | wc -l) runs"; exit 1; \
+	fi; \
+	if [ -e $(VG_DIR)/failed ]; then echo "valgrind: tests failed"; exit 1; fi; \
+	echo "valgrind: $$(ls $(VG_DIR)/log | wc -l) runs, no errors, no leaks"
+.PHONY: fuzz valgrind
+
 install: $(PROGS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 		$(DESTDIR)$(MANDIR)/man7 $(DESTDIR)$(DATADIR)/nunet

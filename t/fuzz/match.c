@@ -1,0 +1,81 @@
+/*
+ * Fuzz target: the matcher (lib/match.h).  Input: a requirements document,
+ * a line "--", then offers, one per line.  The requirements are compiled
+ * (or refused with a message) and each offer's text goes through the fast
+ * scanner (nn_match_text, with and without the reasons); an offer that also
+ * parses as JSON goes through nn_match_eval, which must reach the same
+ * answer and score: the scanner is an optimisation, not a second opinion.
+ *
+ * jq expressions are not bounded (nunet-match(1), CAVEATS), so the fuzzer
+ * must not write them: the requirements' "where" and "rank" are replaced by
+ * fixed expressions, and offers that could carry their own "where" are
+ * skipped.
+ */
+#include <math.h>
+#include <jv.h>
+#include "match.h"
+#include "json.h"
+#include "fuzz.h"
+
+static int has(const uint8_t *p, size_t n, const char *s)
+{
+	return memmem(p, n, s, strlen(s)) != NULL;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	const uint8_t *rq, *offers;
+	size_t rqlen, olen;
+	char err[NN_ERRLEN];
+	int ex = 0;
+
+	fuzz_split(data, size, &rq, &rqlen, &offers, &olen);
+	jv req = nn_json_parse((const char *)rq, rqlen, err);
+	if (!jv_is_valid(req)) {
+		jv_free(req);
+		return 0;
+	}
+	if (jv_get_kind(req) == JV_KIND_OBJECT) {
+		if (nn_json_has(req, "where"))
+			req = jv_object_set(req, jv_string("where"), jv_string(".ram.size >= 0"));
+		if (nn_json_has(req, "rank"))
+			req = jv_object_set(req, jv_string("rank"), jv_string("-(.price.cpu_second // \"0\" | tonumber? // 0)"));
+	}
+	struct nn_match *m = nn_match_compile(req, size & 1 ? "true" : NULL, NULL, &ex, err);
+	if (!m) {
+		FUZZ_CHECK(err[0] && (ex == NN_EX_USAGE || ex == NN_EX_DATAERR));
+		return 0;
+	}
+	(void)nn_match_default_rank(m);
+	while (olen > 0) {
+		const uint8_t *nl = memchr(offers, '\n', olen);
+		size_t n = nl ? (size_t)(nl - offers) : olen;
+		if (!has(offers, n, "where") && !has(offers, n, "\\u")) {
+			double s1 = 0, s2 = 0, s3 = 0;
+			jv why = jv_invalid();
+			int r1 = nn_match_text(m, (const char *)offers, n, &s1, NULL, err);
+			int r2 = nn_match_text(m, (const char *)offers, n, &s2, &why, err);
+			FUZZ_CHECK(r1 == r2);
+			if (r2 == NN_MATCH_NO)
+				FUZZ_CHECK(jv_get_kind(why) == JV_KIND_ARRAY && jv_array_length(jv_copy(why)) > 0);
+			if (r1 == NN_MATCH_YES)
+				FUZZ_CHECK(s1 == s2 || (isnan(s1) && isnan(s2)));
+			jv_free(why);
+			jv offer = nn_json_parse((const char *)offers, n, err);
+			if (jv_is_valid(offer)) {
+				int r3 = nn_match_eval(m, offer, &s3, NULL, err);
+				if (r1 != NN_MATCH_BAD)
+					FUZZ_CHECK(r3 == r1);
+				if (r1 == NN_MATCH_YES && r3 == NN_MATCH_YES)
+					FUZZ_CHECK(s1 == s3 || (isnan(s1) && isnan(s3)));
+			} else {
+				FUZZ_CHECK(r1 == NN_MATCH_BAD);
+			}
+			jv_free(offer);
+		}
+		offers += n + (nl ? 1 : 0);
+		olen -= n + (nl ? 1 : 0);
+	}
+	nn_match_free(m);
+	return 0;
+}
