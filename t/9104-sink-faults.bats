@@ -114,3 +114,30 @@ teardown() {
 {"n":2}'
 
 }
+
+@test "drops are logged at most once per interval, and every drop is accounted for" {
+	port=$(free_port)
+	mkfifo in
+	sink-push -q 100 -b 10 -f 10 -r 20:50 -l 1000 -w 1500 \
+		"esbulk+http://127.0.0.1:$port/ev/_bulk" <in >stats 2>log 3>&- &
+	pid=$!
+	exec 7>in
+	head -1000 events >&7
+	_dropped() { [ "$(grep -c 'dropped' log)" -ge "$1" ]; }
+	wait_until 5 _dropped 1
+	# a second wave at once: no second line before the interval is over
+	head -1000 events >&7
+	[ "$(grep -c 'dropped' log)" -eq 1 ]
+	wait_until 5 _dropped 2
+	exec 7>&-
+	wait "$pid" || true
+	grep -q '^sink-push: warn: sink .*: dropped [0-9]* lines (queue full: [0-9]* held)$' log
+	grep -q 'dropped [0-9]* lines in the last [12] s (queue full' log
+	# the lines held at close are dropped too, and logged once the
+	# interval allows: the logged counts add up to everything not sent
+	total=$(sed -n 's/.*dropped \([0-9]*\) lines.*/\1/p' log | awk '{ t += $1 } END { print t }')
+	assert_equal "$total" "$(jq '.dropped + .queued' stats)"
+	assert_equal "$(jq '.pushed' stats)" 2000
+	# trouble is logged at most once per interval too (the run took < 10 s)
+	[ "$(grep -c 'cannot deliver' log)" -le 11 ]
+}
