@@ -45,6 +45,7 @@ static const char usage_text[] =
 	"       nunet-run logs [-f] ID\n"
 	"       nunet-run wait ID\n"
 	"       nunet-run cancel [--grace DURATION] ID\n"
+	"       nunet-run trace ID\n"
 	"       nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
@@ -894,10 +895,16 @@ static void node_open(struct nn_client *c)
 {
 	enum nn_code code;
 	char err[NN_ERRLEN];
+	const char *t = getenv("NUNET_TRACE");
 	if (nn_client_open(c, NULL, NULL, &code, err) < 0) {
 		nn_client_close(c);
 		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
 	}
+	/* each invocation is a trace, unless the caller already is in one */
+	if (t && *t && strlen(t) <= 64 && strspn(t, "0123456789abcdefABCDEF") == strlen(t))
+		snprintf(c->trace, sizeof c->trace, "%s", t);
+	else
+		nn_random_id(c->trace);
 }
 
 /* One request; dies on a refusal.  Returns the reply body (caller's). */
@@ -1082,6 +1089,140 @@ static jv restart_arg(const char *a)
 	}
 	free(s);
 	return r;
+}
+
+/* A did mentioned by an event (borrowed) in field f, appended to dids
+ * (a jv array of strings) when new and not ours. */
+static jv note_did(jv dids, jv fields, const char *f, const char *self)
+{
+	const char *v = NULL;
+	size_t n;
+	if (nn_json_get_str(fields, f, &v, NULL) < 0 || strncmp(v, "did:key:", 8) != 0)
+		return dids;
+	n = nn_did_len(v);
+	jv d = jv_string_sized(v, (int)n);
+	if (!strcmp(jv_string_value(d), self)) {
+		jv_free(d);
+		return dids;
+	}
+	jv_array_foreach(dids, i, x) {
+		int same = !strcmp(jv_string_value(x), jv_string_value(d));
+		jv_free(x);
+		if (same) {
+			jv_free(d);
+			return dids;
+		}
+	}
+	return jv_array_append(dids, d);
+}
+
+static int by_time(const void *a, const void *b)
+{
+	const jv *x = a, *y = b;
+	int64_t tx = 0, ty = 0, sx = 0, sy = 0;
+	const char *nx = "", *ny = "";
+	nn_json_get_int(*x, "ts", &tx, NULL);
+	nn_json_get_int(*y, "ts", &ty, NULL);
+	if (tx != ty)
+		return tx < ty ? -1 : 1;
+	nn_json_get_str(*x, "node", &nx, NULL);
+	nn_json_get_str(*y, "node", &ny, NULL);
+	if (strcmp(nx, ny))
+		return strcmp(nx, ny);
+	nn_json_get_int(*x, "seq", &sx, NULL);
+	nn_json_get_int(*y, "seq", &sy, NULL);
+	return (sx > sy) - (sx < sy);
+}
+
+/*
+ * trace ID: the events of one trace, from this node and from every node
+ * they name (senders, receivers, peers), asked in turn over the swarm,
+ * merged into one list in time order.
+ */
+static int cmd_trace(int argc, char **argv)
+{
+	struct nn_client c;
+	char err[NN_ERRLEN];
+	enum nn_code code;
+	const char *id;
+	jv all = jv_array(), todo = jv_array(), asked = jv_array();
+	int nodes = 0, refused = 0;
+	size_t n;
+	jv *v;
+
+	if (argc != 2 || !*argv[1] || strlen(argv[1]) > 64 ||
+	    strspn(argv[1], "0123456789abcdefABCDEF") != strlen(argv[1])) {
+		fputs("usage: nunet-run trace ID\n", stderr);
+		return NN_EX_USAGE;
+	}
+	id = argv[1];
+	node_open(&c);
+	c.trace[0] = '\0';	/* looking at a trace is not part of it */
+	todo = jv_array_append(todo, jv_string("local"));
+	while (jv_array_length(jv_copy(todo)) > 0 && nodes < 64) {
+		jv who = jv_array_get(jv_copy(todo), 0), body, env, evs;
+		todo = jv_array_slice(todo, 1, jv_array_length(jv_copy(todo)));
+		asked = jv_array_append(asked, jv_copy(who));
+		nodes++;
+		body = jv_object_set(jv_object(), jv_string("trace"), jv_string(id));
+		body = jv_object_set(body, jv_string("limit"), jv_number(10000));
+		env = nn_client_call(&c, jv_string_value(who), "/node/events", body, 10000, &code, err);
+		if (!jv_is_valid(env) || strcmp(nn_env_str(env, "type"), "reply") != 0) {
+			jv b = jv_is_valid(env) ? jv_object_get(jv_copy(env), jv_string("body")) : jv_null();
+			const char *m = NULL;
+			nn_json_get_str(b, "message", &m, NULL);
+			nn_log(NN_LOG_WARN, "%.80s: %s", jv_string_value(who), m ? m : err);
+			refused++;
+			jv_free(b);
+			jv_free(env);
+			jv_free(who);
+			continue;
+		}
+		evs = jv_object_get(jv_object_get(jv_copy(env), jv_string("body")), jv_string("events"));
+		jv_array_foreach(evs, i, e) {
+			jv f = jv_object_get(jv_copy(e), jv_string("fields"));
+			jv found = jv_array();
+			found = note_did(found, f, "from", c.key.did);
+			found = note_did(found, f, "to", c.key.did);
+			found = note_did(found, f, "peer", c.key.did);
+			jv_array_foreach(found, k, d) {
+				int seen = 0;
+				jv_array_foreach(asked, a, x) {
+					seen |= !strcmp(jv_string_value(x), jv_string_value(d));
+					jv_free(x);
+				}
+				jv_array_foreach(todo, a, x) {
+					seen |= !strcmp(jv_string_value(x), jv_string_value(d));
+					jv_free(x);
+				}
+				todo = seen ? todo : jv_array_append(todo, jv_copy(d));
+				jv_free(d);
+			}
+			jv_free(found);
+			jv_free(f);
+			all = jv_array_append(all, e);
+		}
+		jv_free(evs);
+		jv_free(env);
+		jv_free(who);
+	}
+	n = (size_t)jv_array_length(jv_copy(all));
+	v = nn_xcalloc(n ? n : 1, sizeof *v);
+	for (size_t i = 0; i < n; i++)
+		v[i] = jv_array_get(jv_copy(all), (int)i);
+	qsort(v, n, sizeof *v, by_time);
+	for (size_t i = 0; i < n; i++) {
+		char *line = nn_json_dump(v[i]);
+		puts(line);
+		free(line);
+		jv_free(v[i]);
+	}
+	free(v);
+	jv_free(all);
+	jv_free(todo);
+	jv_free(asked);
+	nn_client_close(&c);
+	return n ? (refused ? NN_EX_NO : 0) : NN_EX_NO;
 }
 
 static int cmd_submit(int argc, char **argv)
@@ -1345,6 +1486,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "exec"))
 		return cmd_exec(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "trace"))
+		return cmd_trace(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
