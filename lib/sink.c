@@ -654,6 +654,7 @@ static void *worker(void *arg)
 	struct nn_sink *s = arg;
 	struct item *b = nn_xcalloc(s->o.batch_max, sizeof *b);
 	unsigned char *st = nn_xmalloc(s->o.batch_max);
+	uint64_t left = 0, full;
 
 	for (;;) {
 		size_t n = 0, i, k;
@@ -755,13 +756,13 @@ static void *worker(void *arg)
 		}
 		if (n) {
 			/* stopped with a batch still failing */
+			for (i = 0; i < n; i++)
+				free(b[i].data);
 			lock(s);
-			s->st.dropped += n;
 			s->inflight = 0;
 			s->inflight_bytes = 0;
 			unlock(s);
-			for (i = 0; i < n; i++)
-				free(b[i].data);
+			left = n;
 			break;
 		}
 		lock(s);
@@ -769,18 +770,25 @@ static void *worker(void *arg)
 			pthread_cond_broadcast(&s->idle);
 		unlock(s);
 	}
-	/* what is left when stopping is dropped */
+	/* what is left when stopping is dropped, and said once, whatever the
+	 * interval: these are the last words of the sink */
 	lock(s);
+	full = s->st.dropped - s->drop_seen;
 	while (s->qlen) {
 		free(s->q[s->qhead].data);
 		s->qhead = (s->qhead + 1) % s->qcap;
 		s->qlen--;
-		s->st.dropped++;
+		left++;
 	}
+	s->st.dropped += left;
+	s->drop_seen = s->st.dropped;
 	s->qbytes = 0;
 	pthread_cond_broadcast(&s->idle);
 	unlock(s);
-	log_drops(s);
+	if (full)
+		sink_log(s, 1, "dropped %llu lines (queue full)", (unsigned long long)full);
+	if (left)
+		sink_log(s, 1, "dropped %llu lines still held at close", (unsigned long long)left);
 	free(b);
 	free(st);
 	return NULL;

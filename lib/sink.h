@@ -101,8 +101,8 @@ void nn_sink_stats(struct nn_sink *s, struct nn_sink_stats *st);
 int nn_sink_flush(struct nn_sink *s, int64_t timeout_ms);
 
 /* Stop the worker: keep delivering for at most drain_ms (0: stop now,
- * aborting a request in flight), count what is left as dropped (the log
- * callback may not hear of those: read *st), fill *st (may be NULL) with
+ * aborting a request in flight), count what is left as dropped (and log
+ * it, one last line whatever the interval), fill *st (may be NULL) with
  * the final counters and free the sink.  NULL is a no-op. */
 void nn_sink_close(struct nn_sink *s, int64_t drain_ms, struct nn_sink_stats *st);
 
