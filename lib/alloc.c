@@ -1865,6 +1865,29 @@ static int reconnect_all(struct amod *m, char *err)
 	return 0;
 }
 
+/* /node/metrics: allocations by state, and restarts so far. */
+static void alloc_metrics(struct nn_node *n, struct nn_buf *b, void *arg)
+{
+	sqlite3_stmt *st;
+	sqlite3 *h = nn_node_db(n)->h;
+	nn_buf_adds(b, "# HELP nunet_allocations Allocations on this node, by state.\n"
+		       "# TYPE nunet_allocations gauge\n");
+	if (sqlite3_prepare_v2(h, "SELECT state, count(*) FROM allocations GROUP BY state ORDER BY state",
+			       -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW)
+			nn_buf_addf(b, "nunet_allocations{state=\"%s\"} %lld\n", sqlite3_column_text(st, 0),
+				    (long long)sqlite3_column_int64(st, 1));
+		sqlite3_finalize(st);
+	}
+	if (sqlite3_prepare_v2(h, "SELECT count(*) FROM alloc_restarts", -1, &st, NULL) == SQLITE_OK) {
+		if (sqlite3_step(st) == SQLITE_ROW)
+			nn_buf_addf(b, "# HELP nunet_allocation_restarts_total Restarts by supervision.\n"
+				    "# TYPE nunet_allocation_restarts_total counter\n"
+				    "nunet_allocation_restarts_total %lld\n", (long long)sqlite3_column_int64(st, 0));
+		sqlite3_finalize(st);
+	}
+}
+
 int nn_alloc_attach(struct nn_node *n, char *err)
 {
 	struct amod *m;
@@ -1879,6 +1902,7 @@ int nn_alloc_attach(struct nn_node *n, char *err)
 	m->shim_path = find_shim();
 	the_mod = m;
 	nn_node_on_close(n, on_close, m);
+	nn_node_metrics_hook(n, alloc_metrics, m);
 	for (size_t i = 0; i < sizeof behaviors / sizeof *behaviors; i++)
 		nn_node_behavior(n, &behaviors[i]);
 	m->tick = nn_loop_timer(nn_node_loop(n), m->hb_ms, m->hb_ms, on_tick, m, e);

@@ -36,6 +36,12 @@ free_port() {
 	# parts of the node add theirs: resources from onboarding
 	assert_equal "$(grep '^nunet_onboarded ' <<<"$metrics")" 'nunet_onboarded 0'
 	grep -q '^nunet_resources{state="free",resource="cpu_millicores"} 0$' <<<"$metrics"
+	# and allocations by state
+	nunet-run -- true
+	run nunet-node metrics
+	assert_line 'nunet_allocations{state="exited"} 1'
+	run promtool check metrics <<<"$output"
+	assert_success
 }
 
 @test "metrics_listen serves GET /metrics; other paths and methods are refused" {
