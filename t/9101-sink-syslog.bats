@@ -16,6 +16,8 @@ setup() {
 }
 
 teardown() {
+	# a sink-push left in the background by a failed test
+	[ -z "${BG_PID:-}" ] || kill "$BG_PID" 2>/dev/null || true
 	sinks_stop_all
 }
 
@@ -128,7 +130,7 @@ field() {
 @test "a TCP sink reconnects when rsyslogd restarts" {
 	mkfifo in
 	sink-push -f 10 -r 20:100 -w 20000 "syslog+tcp://127.0.0.1:$RSYSLOG_PORT" <in >stats 2>log 3>&- &
-	pid=$!
+	BG_PID=$!
 	exec 7>in
 	echo '{"kind":"before","n":1}' >&7
 	wait_lines "$RSYSLOG_OUT" 1
@@ -139,7 +141,7 @@ field() {
 	echo '{"kind":"after","n":2}' >&7
 	echo '{"kind":"after","n":3}' >&7
 	exec 7>&-
-	wait "$pid"
+	wait "$BG_PID"
 	wait_lines "$RSYSLOG_OUT" 2
 	assert_equal "$(cut -d'|' -f6 "$RSYSLOG_OUT" | tr '\n' ' ')" "after after "
 	assert_equal "$(jq -c '[.sent,.dropped,.queued]' stats)" "[3,0,0]"

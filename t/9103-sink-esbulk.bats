@@ -19,6 +19,8 @@ setup() {
 }
 
 teardown() {
+	# a sink-push left in the background by a failed test
+	[ -z "${BG_PID:-}" ] || kill "$BG_PID" 2>/dev/null || true
 	sinks_stop_all
 }
 
@@ -62,14 +64,14 @@ teardown() {
 @test "a partial batch goes out after the flush interval" {
 	mkfifo in
 	sink-push -b 500 -f 100 -w 10000 "esbulk+http://127.0.0.1:$CAPTURE_PORT/ev/_bulk" <in >stats 3>&- &
-	pid=$!
+	BG_PID=$!
 	exec 7>in
 	echo '{"kind":"one"}' >&7
 	wait_lines requests 1 5
 	echo '{"kind":"two"}' >&7
 	wait_lines requests 2 5
 	exec 7>&-
-	wait "$pid"
+	wait "$BG_PID"
 	assert_equal "$(jq -r '.body | split("\n")[1]' requests | tr '\n' ' ')" '{"kind":"one"} {"kind":"two"} '
 	assert_equal "$(jq .sent stats)" 2
 }

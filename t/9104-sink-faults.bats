@@ -16,6 +16,8 @@ setup() {
 }
 
 teardown() {
+	# a sink-push left in the background by a failed test
+	[ -z "${BG_PID:-}" ] || kill "$BG_PID" 2>/dev/null || true
 	sinks_stop_all
 }
 
@@ -88,11 +90,11 @@ teardown() {
 	head -300 events >some
 	sink-push -b 100 -f 10 -r 50:200 -w 20000 "esbulk+http://127.0.0.1:$port/ev/_bulk" \
 		<some >stats 2>log 3>&- &
-	pid=$!
+	BG_PID=$!
 	_refused() { grep -q 'cannot deliver' log; }
 	wait_until 10 _refused
 	capture_start requests --port "$port"
-	wait "$pid"
+	wait "$BG_PID"
 	assert_equal "$(jq -c '[.pushed,.sent,.dropped,.queued]' stats)" "[300,300,0,0]"
 	[ "$(jq .failed stats)" -ge 1 ]
 	grep -q 'delivering again after' log
@@ -125,7 +127,7 @@ teardown() {
 	mkfifo in
 	sink-push -q 100 -b 10 -f 10 -r 20:50 -l 1000 -w 1500 \
 		"esbulk+http://127.0.0.1:$port/ev/_bulk" <in >stats 2>log 3>&- &
-	pid=$!
+	BG_PID=$!
 	exec 7>in
 	head -1000 events >&7
 	_dropped() { [ "$(grep -c 'dropped' log)" -ge "$1" ]; }
@@ -135,7 +137,7 @@ teardown() {
 	[ "$(grep -c 'dropped' log)" -eq 1 ]
 	wait_until 5 _dropped 2
 	exec 7>&-
-	wait "$pid" || true
+	wait "$BG_PID" || true
 	grep -q '^sink-push: warn: sink .*: dropped [0-9]* lines (queue full: [0-9]* held)$' log
 	grep -q 'dropped [0-9]* lines in the last [12] s (queue full' log
 	# the lines held at close are dropped too, and logged once the
