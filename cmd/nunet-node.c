@@ -44,6 +44,10 @@ static const char usage_text[] =
 	"                  [--where JQ] [--limit N]\n"
 	"       nunet-node [--home DIR] metrics\n"
 	"       nunet-node [--home DIR] peers\n"
+	"       nunet-node [--home DIR] cap grant DID --cap BEHAVIOR... [--expiry DURATION] [--depth N]\n"
+	"       nunet-node [--home DIR] cap delegate TOKEN-FILE DID --cap BEHAVIOR... [--expiry DURATION]\n"
+	"                  [--depth N] [--key FILE]\n"
+	"       nunet-node [--home DIR] cap list | revoke NONCE\n"
 	"       nunet-node [--home DIR] onboard --cpu N --memory SIZE --disk SIZE [--gpu LIST]\n"
 	"                  [--price KEY=VALUE,...] [--location KEY=VALUE,...]\n"
 	"       nunet-node [--home DIR] onboard --show\n"
@@ -353,6 +357,8 @@ int main(int argc, char **argv)
 		return nn_node_cmd_metrics(argc, argv, home_opt);
 	if (!strcmp(argv[0], "peers"))
 		return cmd_peers(argc, argv, home_opt, usage);
+	if (!strcmp(argv[0], "cap"))
+		return cmd_cap(argc, argv, home_opt, usage);
 	if (!strcmp(argv[0], "onboard") || !strcmp(argv[0], "offboard"))
 		return nn_node_cmd_onboard(argc, argv, home_opt);
 	fprintf(stderr, "nunet-node: error: unknown command '%s'\n", argv[0]);

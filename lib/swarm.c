@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
+#include "captoken.h"
 #include "json.h"
 #include "log.h"
 #include "shs.h"
@@ -145,6 +146,11 @@ const char *const nn_swarm_schema[] = {
 	" via TEXT,"
 	" updated INTEGER NOT NULL,"
 	" PRIMARY KEY (src, dst));",
+	/* capability tokens this home issued, and revocations */
+	"CREATE TABLE cap_tokens ("
+	" nonce TEXT PRIMARY KEY, iss TEXT NOT NULL, aud TEXT NOT NULL, cap TEXT NOT NULL,"
+	" exp INTEGER NOT NULL, depth INTEGER NOT NULL, token TEXT NOT NULL, created INTEGER NOT NULL);"
+	"CREATE TABLE cap_revoked (nonce TEXT PRIMARY KEY, revoked INTEGER NOT NULL);",
 	NULL
 };
 
@@ -892,6 +898,54 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 	return 0;
 }
 
+/* ---- authority: capability tokens ---- */
+
+static int cap_is_root(const char *did, void *arg)
+{
+	return nn_node_is_owner(arg, did);
+}
+
+static int cap_revoked(const char *nonce, void *arg)
+{
+	sqlite3 *h = nn_node_db(arg)->h;
+	sqlite3_stmt *st;
+	int r = 1;	/* when in doubt, refuse */
+	if (sqlite3_prepare_v2(h, "SELECT 1 FROM cap_revoked WHERE nonce = ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_text(st, 1, nonce, -1, SQLITE_STATIC);
+		r = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	return r;
+}
+
+/* The node's authorizer: a non-owner needs a token in "cap" that covers the
+ * behavior, granted to it, in a chain rooted in an owner of this node. */
+static enum nn_code authorize(struct nn_node *n, jv env, const struct nn_origin *o, void *arg, char *err)
+{
+	struct nn_captoken_ctx ctx = { cap_is_root, cap_revoked, n };
+	const char *from = nn_env_str(env, "from"), *be = nn_env_str(env, "be");
+	jv caps = jv_object_get(jv_copy(env), jv_string("cap"));
+	enum nn_code code = NN_E_UNAUTHORIZED;
+	char e[NN_ERRLEN] = "";
+	int k = 0;
+
+	if (jv_get_kind(caps) == JV_KIND_ARRAY) {
+		jv_array_foreach(caps, i, t) {
+			if (code != NN_OK && k++ < 16)
+				code = nn_captoken_check(t, from, be, nn_now_ms(), &ctx, e);
+			jv_free(t);
+		}
+	}
+	jv_free(caps);
+	if (code == NN_OK)
+		return NN_OK;
+	if (e[0])
+		nn_seterr(err, "%.80s may not invoke %.80s on this node: %s", from, be, e);
+	else
+		nn_seterr(err, "%.80s may not invoke %.80s on this node: no capability token", from, be);
+	return code == NN_E_BAD_SIGNATURE || code == NN_E_EXPIRED ? NN_E_UNAUTHORIZED : code;
+}
+
 /* The origin of an envelope that came over a connection. */
 static void origin_send(const struct nn_origin *o, const char *line, size_t len)
 {
@@ -1207,6 +1261,7 @@ static void swarm_close(struct nn_node *n, void *arg)
 	free(s->pend);
 	sodium_memzero(s->netkey, sizeof s->netkey);
 	nn_node_set_router(n, NULL, NULL);
+	nn_node_set_authorizer(n, NULL, NULL);
 	if (the_swarm == s)
 		the_swarm = NULL;
 	free(s);
@@ -1333,6 +1388,7 @@ int nn_swarm_attach(struct nn_node *n, const struct nn_swarm_opts *o, char *err)
 		dial(s, m);
 	}
 	nn_node_set_router(n, route, s);
+	nn_node_set_authorizer(n, authorize, NULL);
 	the_swarm = s;
 	if (!o->listen && !o->nbootstrap)
 		return 0;	/* a node on its own: nothing to probe or answer */

@@ -73,7 +73,7 @@ ${DID[a]}
 	run --separate-stderr nunet-send --to "${DID[b]}" /node/info
 	assert_failure 1
 	assert_equal "$(jq -r .error.code <<<"$output")" unauthorized
-	assert_equal "$stderr" "nunet-send: error: unauthorized: ${DID[a]} may not invoke /node/info on this node"
+	assert_equal "$stderr" "nunet-send: error: unauthorized: ${DID[a]} may not invoke /node/info on this node: no capability token"
 	run nunet-send --to "${DID[b]}" /public/ping
 	assert_success
 }

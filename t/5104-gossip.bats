@@ -65,7 +65,7 @@ envelope() {
 	swarm_node c --bootstrap "${DID[a]}@${ADDR[a]}"
 	for n in a b c; do within 5 "test \"\$(alive $n)\" = 2"; done
 	export NUNET_HOME="$BATS_TEST_TMPDIR/a"
-	run --separate-stderr nunet-send -t 2 --broadcast /broadcast/ping
+	run --separate-stderr nunet-send -t 4 --broadcast /broadcast/ping
 	assert_failure 1
 	assert_equal "$(jq -r .error.code <<<"$output")" "unauthorized
 unauthorized"

@@ -18,5 +18,7 @@ void swarm_init_check(const char *keyfile);
 void swarm_init_install(const char *home, const char *keyfile, int new_swarm);
 /* `nunet-node peers`. */
 int cmd_peers(int argc, char **argv, const char *home_opt, void (*usage)(int));
+/* `nunet-node cap grant|delegate|list|revoke` (cmd/nunet-node/cap.c). */
+int cmd_cap(int argc, char **argv, const char *home_opt, void (*usage)(int));
 
 #endif

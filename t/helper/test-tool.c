@@ -33,6 +33,7 @@ static const struct cmd cmds[] = {
 	{ "hwinfo", cmd__hwinfo },
 	{ "onboard", cmd__onboard },
 	{ "swarm", cmd__swarm },
+	{ "captoken", cmd__captoken },
 	/* more: one line each, keep sorted by family */
 };
 
