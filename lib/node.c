@@ -239,7 +239,9 @@ void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 	struct nn_buf b = NN_BUF_INIT;
 	n->answers++;
 	if (n->cfg.events_messages)
-		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.out", nn_env_str(env, "trace"), NULL,
+		/* span: the request being handled (an answer's re, else its own id) */
+		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.out", nn_env_str(env, "trace"),
+			       nn_env_str(env, "re") ? nn_env_str(env, "re") : nn_env_str(env, "id"),
 			       msg_fields(env, o));
 	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
@@ -304,7 +306,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	id = nn_env_str(env, "id");
 	nn_json_get_int(env, "exp", &exp, NULL);
 	if (n->cfg.events_messages)
-		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.in", nn_env_str(env, "trace"), NULL,
+		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.in", nn_env_str(env, "trace"), id,
 			       msg_fields(env, o));
 
 	if (strcmp(type, "msg") != 0) {

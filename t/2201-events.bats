@@ -37,6 +37,9 @@ wait_for() {
 	wait_for '[ "$(nunet-node events --trace 5eed0001 | wc -l)" -eq 2 ]'
 	run nunet-node events --trace 5eed0001
 	assert_equal "$(jq -r .kind <<<"$output" | tr '\n' ' ')" 'msg.in msg.out '
+	# a request and its answer share a span: the request's id
+	assert_equal "$(jq -r .span <<<"$output" | sort -u | wc -l)" 1
+	assert_equal "$(jq -r .span <<<"${lines[0]}")" "$(jq -r .fields.id <<<"${lines[0]}")"
 	# without --trace every invocation makes its own
 	nunet-send /node/ping >/dev/null
 	nunet-send /node/ping >/dev/null
