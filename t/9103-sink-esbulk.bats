@@ -99,3 +99,17 @@ teardown() {
 	assert_failure 64
 	[[ "$stderr" == *"expected a path ending in /INDEX/_bulk"* ]]
 }
+
+@test "close with a drain time delivers what is still queued" {
+	seq 30 | jq -c '{n:.}' >events
+	# -w 0: no waiting before close; -d: close delivers for up to 10 s
+	run --separate-stderr sink-push -b 10 -f 60000 -w 0 -d 10000 \
+		"esbulk+http://127.0.0.1:$CAPTURE_PORT/ev/_bulk" <events
+	assert_failure 75
+	assert_equal "$(jq '.sent + .queued' <<<"$output")" 30
+	[ "$(jq .queued <<<"$output")" -gt 0 ]
+	jq -j .body requests | sed -n '2~2p' >got
+	run cmp got events
+	assert_success
+	assert_equal "$(wc -l <requests)" 3
+}
