@@ -11,10 +11,19 @@
  *   esbulk+http://HOST:PORT/INDEX/_bulk      (also https)
  *
  * Syslog specs take ?facility=NAME (default daemon) and ?app=NAME (default
- * the opts' app_name).  Each syslog message is
+ * the opts' app_name); the port defaults to 514.  Each syslog message is
  * "<PRI>1 TIMESTAMP HOST APP PID KIND - JSON": the event JSON is the MSG,
- * unchanged; its "level" picks the severity, its "kind" the MSGID and its
- * "ts" (milliseconds) the TIMESTAMP; no structured data.
+ * unchanged (no BOM); its "level" picks the severity (emerg alert crit
+ * error|err warn|warning notice info debug; anything else is info), its
+ * "kind" the MSGID (printable ASCII, 32 at most, "-" without one) and its
+ * "ts" (milliseconds) the TIMESTAMP (UTC, milliseconds; the time of
+ * sending without one); no structured data: the JSON carries it all.
+ *
+ * HTTP sinks POST one batch per request (at most batch_max lines and
+ * 4 MiB): Influx lines joined by "\n" as text/plain; _bulk bodies as
+ * {"index":{"_index":"INDEX"}} "\n" DOCUMENT "\n" per line, newline-ended,
+ * as application/x-ndjson.  2xx is delivered; a _bulk answer with
+ * "errors":true is read item by item ("status" of each).
  *
  * What is pushed is one line without its newline: an event JSON object for
  * syslog and esbulk, one Influx line-protocol line for influx.
