@@ -75,6 +75,22 @@ teardown() {
 	[[ "$stderr" == *"delivering again after 3 failed attempts"* ]]
 }
 
+@test "retries back off exponentially up to the maximum" {
+	capture_start requests --fail-first 5
+	head -3 events >three
+	run --separate-stderr sink-push -f 10 -r 100:400 "esbulk+http://127.0.0.1:$CAPTURE_PORT/ev/_bulk" <three
+	assert_success
+	assert_equal "$(jq -c '[.sent,.failed]' <<<"$output")" "[3,5]"
+	# delays are [d/2, d] with d = 100, 200, 400, 400, 400 ms (equal jitter)
+	jq -s '[range(1; length) as $i | .[$i].t - .[$i - 1].t]' requests >gaps
+	assert_equal "$(jq 'length' gaps)" 5
+	[ "$(jq '.[0] >= 50 and .[1] >= 100 and .[2] >= 200 and .[3] >= 200 and .[4] >= 200' gaps)" = true ]
+	# capped: no delay much over 400 ms (slack for a loaded machine)
+	[ "$(jq 'max < 1400' gaps)" = true ]
+	# more waiting in all than the first delay five times over
+	[ "$(jq 'add >= 750' gaps)" = true ]
+}
+
 @test "a sink refusing a request (HTTP 400): counted as rejected, not retried" {
 	capture_start requests --status 400
 	head -10 events >ten

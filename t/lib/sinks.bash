@@ -175,7 +175,8 @@ usage: python3 - --log FILE [--port P] [--status CODE] [--fail-first N]
 
 Binds 127.0.0.1 (port P, default a free one) and prints the port once it
 listens.  Every request is appended to FILE as one JSON line:
-{"method","path","ctype","body","answer"}.
+{"t","method","path","ctype","body","answer"} (t: when it arrived,
+monotonic milliseconds).
 
 POST …/_bulk is answered the way Elasticsearch answers the _bulk API: the
 body must be NDJSON pairs (an action line {"index":{"_index":…}}, then a
@@ -283,7 +284,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             code, resp = 204, None
         if LOG:
-            LOG.write(json.dumps({"method": self.command, "path": self.path,
+            LOG.write(json.dumps({"t": int(time.monotonic() * 1000),
+                                  "method": self.command, "path": self.path,
                                   "ctype": self.headers.get("Content-Type"),
                                   "body": body.decode("utf-8", "replace"),
                                   "answer": code}) + "\n")
