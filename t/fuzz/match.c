@@ -7,9 +7,9 @@
  * answer and score: the scanner is an optimisation, not a second opinion.
  *
  * jq expressions are not bounded (nunet-match(1), CAVEATS), so the fuzzer
- * must not write them: the requirements' "where" and "rank" are replaced by
- * fixed expressions, and offers that could carry their own "where" are
- * skipped.
+ * must not write them: the requirements' "where" and "rank" are dropped
+ * (one input in 16 gets a fixed "where"), and offers that could carry their
+ * own "where" are skipped.
  */
 #include <math.h>
 #include <jv.h>
@@ -35,13 +35,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		jv_free(req);
 		return 0;
 	}
+	/* a fixed where, 1 input in 16: jq_compile costs milliseconds */
+	int jq = jv_get_kind(req) == JV_KIND_OBJECT && (rqlen & 15) == 0;
 	if (jv_get_kind(req) == JV_KIND_OBJECT) {
-		if (nn_json_has(req, "where"))
-			req = jv_object_set(req, jv_string("where"), jv_string(".ram.size >= 0"));
-		if (nn_json_has(req, "rank"))
-			req = jv_object_set(req, jv_string("rank"), jv_string("-(.price.cpu_second // \"0\" | tonumber? // 0)"));
+		req = jv_object_delete(req, jv_string("where"));
+		req = jv_object_delete(req, jv_string("rank"));
 	}
-	struct nn_match *m = nn_match_compile(req, size & 1 ? "true" : NULL, NULL, &ex, err);
+	struct nn_match *m = nn_match_compile(req, jq ? ".ram.size >= 0" : NULL, NULL, &ex, err);
 	if (!m) {
 		FUZZ_CHECK(err[0] && (ex == NN_EX_USAGE || ex == NN_EX_DATAERR));
 		return 0;
