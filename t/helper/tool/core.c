@@ -293,9 +293,13 @@ int cmd__db(int argc, char **argv)
 		n = atoi(argv[3]);
 		for (int i = 0; i < n && i < 3; i++)
 			mig[i] = steps[i];
-		if (nn_db_open(&db, argv[1], nn_node_schema, err) < 0 ||
-		    nn_db_migrate_module(&db, argv[2], mig, err) < 0) {
+		if (nn_db_open(&db, argv[1], nn_node_schema, err) < 0) {
 			printf("error: %s\n", err);
+			return 1;
+		}
+		if (nn_db_migrate_module(&db, argv[2], mig, err) < 0) {
+			printf("error: %s\n", err);
+			nn_db_close(&db);
 			return 1;
 		}
 		printf("user_version %d\n", db.version);
