@@ -96,10 +96,10 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) t/fuzz/run
 
 # make valgrind: the library's unit tests (VALGRIND_T) with every program
-# and test helper of this build run under memcheck, then the fuzz corpora
-# and regression inputs replayed under it.  Any memory error or definite or
-# indirect leak fails; suppressions, for dependencies only, are in
-# t/valgrind.supp.  Logs: $(B)/valgrind/log/PROGRAM.PID.
+# and test helper of this build run under memcheck, then t/0900, which
+# replays the fuzz corpora and regression inputs under it.  Any memory
+# error or definite or indirect leak fails; suppressions, for dependencies
+# only, are in t/valgrind.supp.  Logs: $(B)/valgrind/log/PROGRAM.PID.
 VALGRIND   ?= valgrind
 VALGRIND_T ?= $(sort $(wildcard t/000[1-6]-*.bats))
 VG_DIR      = $(abspath $(B))/valgrind
@@ -116,12 +116,6 @@ valgrind: all
 	done
 	NUNET_BUILD=$(VG_DIR) t/run-tests $(VALGRIND_T) || touch $(VG_DIR)/failed
 	NUNET_BUILD=$(abspath $(B)) t/run-tests t/0900-fuzz-regress.bats || touch $(VG_DIR)/failed
-	for f in t/fuzz/*.c; do \
-		t=$${f#t/fuzz/}; t=$${t%.c}; [ $$t = replay ] && continue; \
-		d=t/fuzz/corpus/$$t; [ -d t/fuzz/regress/$$t ] && d="$$d t/fuzz/regress/$$t"; \
-		$(VALGRIND) $(VG_OPTS) --log-file=$(VG_DIR)/log/replay-$$t.%p \
-			$(B)/t/fuzz/replay-$$t $$d || touch $(VG_DIR)/failed; \
-	done
 	@bad=$$(grep -l 'lost in loss record\|Invalid \|uninitialised\|Mismatched\|overlap\|Syscall param' \
 		$(VG_DIR)/log/* 2>/dev/null); \
 	if [ -n "$$bad" ]; then \

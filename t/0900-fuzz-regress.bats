@@ -101,6 +101,28 @@ targets() {
 	assert_equal "$status" 66
 }
 
+@test "fuzz: seed corpora and regression inputs replay under valgrind without an error or leak" {
+	command -v valgrind >/dev/null || skip "valgrind is not installed"
+	command -v "${CC:-cc}" >/dev/null || skip "no C compiler to build the replay programs"
+	if nm "$NUNET_BUILD/t/fuzz/replay-json" 2>/dev/null | grep -q '__asan_'; then
+		skip "a sanitized build: valgrind cannot run AddressSanitizer programs"
+	fi
+	local t dirs failed=""
+	for t in $(targets); do
+		dirs="$NUNET_SRC/t/fuzz/corpus/$t"
+		[ -d "$NUNET_SRC/t/fuzz/regress/$t" ] && dirs="$dirs $NUNET_SRC/t/fuzz/regress/$t"
+		if ! valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
+			--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
+			--suppressions="$NUNET_SRC/t/valgrind.supp" \
+			"$NUNET_BUILD/t/fuzz/replay-$t" $dirs >"$BATS_TEST_TMPDIR/$t.out" 2>&1; then
+			failed="$failed $t"
+			echo "--- $t" >&2
+			head -40 "$BATS_TEST_TMPDIR/$t.out" >&2
+		fi
+	done
+	assert_equal "$failed" ""
+}
+
 # Found by the json and pay targets: libjq 1.6 took a raw NUL byte inside
 # a JSON string as U+0000 (and leaked when the string was cut short), so
 # two different byte strings could read as one document.  nn_json_parse
