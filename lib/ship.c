@@ -23,6 +23,7 @@
 
 struct target {
 	struct nn_sink *sink;
+	char *url;		/* for messages: the worker may speak before open returns */
 	int metrics;		/* 1: metrics, 0: events */
 	int level;		/* events at or above */
 	char *kind;		/* events of this kind family, or NULL */
@@ -48,7 +49,7 @@ static void sink_log(void *arg, int warn, const char *msg)
 	struct ship *s = t->ship;
 	pthread_mutex_lock(&s->mu);
 	if (s->nparked < PARKED_MAX) {
-		snprintf(s->parked[s->nparked], sizeof s->parked[0], "sink %s: %s", nn_sink_spec(t->sink), msg);
+		snprintf(s->parked[s->nparked], sizeof s->parked[0], "sink %s: %s", t->url, msg);
 		s->parked_warn[s->nparked++] = warn;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -158,10 +159,9 @@ static void push_metrics(struct ship *s, struct target *t)
 	nn_buf_release(&text);
 }
 
-static void on_tick(struct nn_loop *l, void *arg)
+/* Log what the sink workers parked (on the loop thread). */
+static void drain_parked(struct ship *s)
 {
-	struct ship *s = arg;
-	int64_t now = nn_mono_ms();
 	char msgs[PARKED_MAX][256];
 	int warn[PARKED_MAX], n;
 
@@ -173,6 +173,14 @@ static void on_tick(struct nn_loop *l, void *arg)
 	pthread_mutex_unlock(&s->mu);
 	for (int i = 0; i < n; i++)
 		nn_log(warn[i] ? NN_LOG_WARN : NN_LOG_INFO, "%s", msgs[i]);
+}
+
+static void on_tick(struct nn_loop *l, void *arg)
+{
+	struct ship *s = arg;
+	int64_t now = nn_mono_ms();
+
+	drain_parked(s);
 	for (int i = 0; i < s->nt; i++)
 		if (s->t[i].metrics && now >= s->t[i].due) {
 			push_metrics(s, &s->t[i]);
@@ -183,16 +191,24 @@ static void on_tick(struct nn_loop *l, void *arg)
 static void sink_metrics(struct nn_node *n, struct nn_buf *b, void *arg)
 {
 	struct ship *s = arg;
-	static const char *const names[] = { "pushed", "sent", "failed", "dropped", "rejected", "queued" };
+	static const char *const names[] = { "pushed", "sent", "dropped", "rejected", "queued" };
 	nn_buf_adds(b, "# HELP nunet_sink_lines Lines handed to each sink, by what became of them.\n"
 		       "# TYPE nunet_sink_lines gauge\n");
 	for (int i = 0; i < s->nt; i++) {
 		struct nn_sink_stats st;
 		nn_sink_stats(s->t[i].sink, &st);
-		const uint64_t v[] = { st.pushed, st.sent, st.failed, st.dropped, st.rejected, st.queued };
-		for (int k = 0; k < 6; k++)
+		const uint64_t v[] = { st.pushed, st.sent, st.dropped, st.rejected, st.queued };
+		for (int k = 0; k < 5; k++)
 			nn_buf_addf(b, "nunet_sink_lines{sink=\"%d\",state=\"%s\"} %llu\n", i, names[k],
 				    (unsigned long long)v[k]);
+	}
+	nn_buf_adds(b, "# HELP nunet_sink_failed_attempts_total Deliveries that failed and were retried.\n"
+		       "# TYPE nunet_sink_failed_attempts_total counter\n");
+	for (int i = 0; i < s->nt; i++) {
+		struct nn_sink_stats st;
+		nn_sink_stats(s->t[i].sink, &st);
+		nn_buf_addf(b, "nunet_sink_failed_attempts_total{sink=\"%d\"} %llu\n", i,
+			    (unsigned long long)st.failed);
 	}
 }
 
@@ -209,7 +225,9 @@ static void ship_close(struct nn_node *n, void *arg)
 	for (int i = 0; i < s->nt; i++) {
 		nn_sink_close(s->t[i].sink, 1000, NULL);
 		free(s->t[i].kind);
+		free(s->t[i].url);
 	}
+	drain_parked(s);	/* what the sinks said while closing */
 	free(s->t);
 	pthread_mutex_destroy(&s->mu);
 	free(s);
@@ -246,6 +264,7 @@ int nn_ship_attach(struct nn_node *n, char *err)
 		t->level = lv ? nn_log_parse_level(lv) : NN_LOG_INFO;
 		t->kind = kind ? nn_xstrdup(kind) : NULL;
 		t->interval_ms = iv;
+		t->url = nn_xstrdup(url ? url : "");
 		nn_sink_opts_init(&o);
 		o.log = sink_log;
 		o.log_arg = t;
@@ -254,6 +273,7 @@ int nn_ship_attach(struct nn_node *n, char *err)
 		if (!t->sink) {
 			s->nt = i;
 			free(t->kind);
+			free(t->url);
 			ship_close(n, s);
 			return nn_seterr(err, "sinks[%d]: %s", i, e);
 		}

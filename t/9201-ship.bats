@@ -66,9 +66,10 @@ set_sinks() {
 	assert_success
 	assert_equal "${#lines[@]}" 3000
 	run nunet-node metrics
-	failed=$(grep '^nunet_sink_lines{sink="0",state="failed"}' <<<"$output" | cut -d' ' -f2)
+	failed=$(grep '^nunet_sink_failed_attempts_total{sink="0"}' <<<"$output" | cut -d' ' -f2)
 	queued=$(grep '^nunet_sink_lines{sink="0",state="queued"}' <<<"$output" | cut -d' ' -f2)
 	dropped=$(grep '^nunet_sink_lines{sink="0",state="dropped"}' <<<"$output" | cut -d' ' -f2)
+	[ "$failed" -ge 1 ] || fail "no failed delivery attempt counted"
 	[ "$queued" -le 10000 ] || fail "queue grew to $queued"
 	[ "$((queued + dropped))" -ge 6000 ] || fail "lost count: queued $queued dropped $dropped"
 	_warned() { grep -q 'sink esbulk' "$BATS_TEST_TMPDIR/node.log"; }
