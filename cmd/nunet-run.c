@@ -1116,22 +1116,20 @@ static jv note_did(jv dids, jv fields, const char *f, const char *self)
 	return jv_array_append(dids, d);
 }
 
+struct gathered {
+	jv ev;
+	int64_t ts;
+	size_t order;	/* when gathered: the asking node first, then the ones it named */
+};
+
+/* Time order; within one millisecond, the order of gathering, which follows
+ * the trace from the node where it began. */
 static int by_time(const void *a, const void *b)
 {
-	const jv *x = a, *y = b;
-	int64_t tx = 0, ty = 0, sx = 0, sy = 0;
-	const char *nx = "", *ny = "";
-	nn_json_get_int(*x, "ts", &tx, NULL);
-	nn_json_get_int(*y, "ts", &ty, NULL);
-	if (tx != ty)
-		return tx < ty ? -1 : 1;
-	nn_json_get_str(*x, "node", &nx, NULL);
-	nn_json_get_str(*y, "node", &ny, NULL);
-	if (strcmp(nx, ny))
-		return strcmp(nx, ny);
-	nn_json_get_int(*x, "seq", &sx, NULL);
-	nn_json_get_int(*y, "seq", &sy, NULL);
-	return (sx > sy) - (sx < sy);
+	const struct gathered *x = a, *y = b;
+	if (x->ts != y->ts)
+		return x->ts < y->ts ? -1 : 1;
+	return (x->order > y->order) - (x->order < y->order);
 }
 
 /*
@@ -1145,16 +1143,19 @@ static int cmd_trace(int argc, char **argv)
 	char err[NN_ERRLEN];
 	enum nn_code code;
 	const char *id;
-	jv all = jv_array(), todo = jv_array(), asked = jv_array();
+	jv all, todo, asked;
 	int nodes = 0, refused = 0;
 	size_t n;
-	jv *v;
+	struct gathered *v;
 
 	if (argc != 2 || !*argv[1] || strlen(argv[1]) > 64 ||
 	    strspn(argv[1], "0123456789abcdefABCDEF") != strlen(argv[1])) {
 		fputs("usage: nunet-run trace ID\n", stderr);
 		return NN_EX_USAGE;
 	}
+	all = jv_array();
+	todo = jv_array();
+	asked = jv_array();
 	id = argv[1];
 	node_open(&c);
 	c.trace[0] = '\0';	/* looking at a trace is not part of it */
@@ -1208,14 +1209,17 @@ static int cmd_trace(int argc, char **argv)
 	}
 	n = (size_t)jv_array_length(jv_copy(all));
 	v = nn_xcalloc(n ? n : 1, sizeof *v);
-	for (size_t i = 0; i < n; i++)
-		v[i] = jv_array_get(jv_copy(all), (int)i);
+	for (size_t i = 0; i < n; i++) {
+		v[i].ev = jv_array_get(jv_copy(all), (int)i);
+		v[i].order = i;
+		nn_json_get_int(v[i].ev, "ts", &v[i].ts, NULL);
+	}
 	qsort(v, n, sizeof *v, by_time);
 	for (size_t i = 0; i < n; i++) {
-		char *line = nn_json_dump(v[i]);
+		char *line = nn_json_dump(v[i].ev);
 		puts(line);
 		free(line);
-		jv_free(v[i]);
+		jv_free(v[i].ev);
 	}
 	free(v);
 	jv_free(all);
