@@ -146,16 +146,16 @@ static int send_broadcast(struct nn_client *c, const char *be, const char *bodyt
 			const char *re = nn_env_str(env, "re");
 			if (re && !strcmp(re, id) && nn_client_check(c, env, err) == NN_OK) {
 				int error = !strcmp(nn_env_str(env, "type"), "error");
-				int k = print_answer(env);
+				/* the node itself refused it: nothing more will come */
+				int local = error && !answers && !strcmp(nn_env_str(env, "from"), c->key.did);
+				int k = print_answer(env);	/* consumes env */
 				fflush(stdout);
 				answers++;
 				if (!error)
 					replies++;
 				else
 					rc = k;
-				/* the node itself refused it: nothing more will come */
-				if (error && answers == 1 && !replies && nn_env_str(env, "from") &&
-				    !strcmp(nn_env_str(env, "from"), c->key.did))
+				if (local)
 					break;
 			} else {
 				jv_free(env);

@@ -414,6 +414,15 @@ static struct pconn *member_conn(struct swarm *s, struct member *m)
 	return NULL;
 }
 
+/* A connection to m being dialed (connecting or in its handshake)? */
+static int dialing(struct swarm *s, struct member *m)
+{
+	for (struct pconn *c = s->conns; c; c = c->next)
+		if (c->outgoing && !c->open && !c->dead && !strcmp(c->did, m->did))
+			return 1;
+	return 0;
+}
+
 static void conn_free(struct pconn *c)
 {
 	struct swarm *s = c->s;
@@ -428,6 +437,11 @@ static void conn_free(struct pconn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	nn_shs_conn_release(&c->sc);
+	if (c->m && c->outgoing && !c->open && c->m->probing) {
+		/* the dial for a probe failed: go indirect at once */
+		c->m->probe_sent = nn_mono_ms() - s->o.probe_ms / 2;
+		c->m->indirect_sent = 0;
+	}
 	if (c->m && c->m->conn_no == c->no) {
 		c->m->conn_no = 0;
 		if (!member_conn(s, c->m)) {
@@ -1017,6 +1031,14 @@ static void conn_opened(struct swarm *s, struct pconn *c)
 		nn_did_from_pk(c->did, c->sc.peer_pk);
 	nn_debug("swarm: %s: handshake done", conn_name(c, nb, sizeof nb));
 	send_hello(s, c);
+	if (c->outgoing && c->m && c->m->probing) {
+		/* the probe that dialed: ping now, timed from now */
+		struct member *m = c->m;
+		m->conn_no = c->no;
+		m->probe_sent = nn_mono_ms();
+		m->probe_sent_us = mono_us();
+		conn_send_jv(c, jv_object_set(swim_msg("ping", m->probe_seq), jv_string("upd"), piggyback(s)));
+	}
 }
 
 static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
@@ -1132,8 +1154,8 @@ static void probe_round(struct swarm *s)
 
 	/* the probe in flight: indirect at half the period, suspect at its end */
 	for (m = s->members; m; m = m->next) {
-		if (!m->probing)
-			continue;
+		if (!m->probing || dialing(s, m))
+			continue;	/* a probe waits for its dial (bounded by the handshake deadline) */
 		if (!m->indirect_sent && now - m->probe_sent >= s->o.probe_ms / 2) {
 			int k = 0;
 			m->indirect_sent = 1;

@@ -37,8 +37,10 @@ static void open_db(struct nn_db *db, const char *home)
 static void record(struct nn_db *db, jv tok)
 {
 	sqlite3_stmt *st;
-	char *caps = nn_json_dump(jv_object_get(jv_copy(tok), jv_string("cap")));
-	char *text = nn_json_dump(jv_copy(tok));
+	jv cv = jv_object_get(jv_copy(tok), jv_string("cap"));
+	char *caps = nn_json_dump(cv);	/* borrows */
+	char *text = nn_json_dump(tok);
+	jv_free(cv);
 	int64_t exp = 0, depth = 0;
 	nn_json_get_int(tok, "exp", &exp, NULL);
 	nn_json_get_int(tok, "depth", &depth, NULL);
@@ -139,6 +141,7 @@ static int issue(int argc, char **argv, const char *home, int delegate, void (*u
 	char *s = nn_json_dump(tok);
 	printf("%s\n", s);
 	free(s);
+	jv_free(tok);
 	free(keypath);
 	return 0;
 }
