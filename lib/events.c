@@ -179,6 +179,39 @@ uint64_t nn_events_emit(struct nn_events *ev, enum nn_level lv, const char *kind
 	return seq;
 }
 
+uint64_t nn_events_emit_text(struct nn_events *ev, enum nn_level lv, const char *kind,
+			     const char *trace, const char *span, const char *fields, size_t len)
+{
+	struct queued *q;
+	uint64_t seq;
+
+	if (ev->followers || ev->o.stderr_fd >= 0) {
+		/* someone looks at the event itself: take the general path */
+		jv f = jv_parse_sized(fields, (int)len);
+		return nn_events_emit(ev, lv, kind, trace, span, f);
+	}
+	seq = ev->next_seq++;
+	if (ev->nq == ev->capq) {
+		ev->capq = ev->capq ? ev->capq * 2 : 256;
+		ev->q = nn_xrealloc(ev->q, ev->capq * sizeof *ev->q);
+	}
+	q = &ev->q[ev->nq++];
+	q->seq = seq;
+	q->ts = nn_now_ms();
+	q->level = lv;
+	q->kind = nn_xstrdup(kind);
+	q->trace = trace ? nn_xstrdup(trace) : NULL;
+	q->span = span ? nn_xstrdup(span) : NULL;
+	q->fields = nn_xmalloc(len + 1);
+	memcpy(q->fields, fields, len);
+	q->fields[len] = '\0';
+	ev->st.emitted++;
+	ev->st.next_seq = ev->next_seq;
+	if (ev->nq >= (size_t)ev->o.batch_max)
+		nn_events_flush(ev, NULL);
+	return seq;
+}
+
 size_t nn_events_queued(const struct nn_events *ev)
 {
 	return ev->nq;

@@ -41,6 +41,10 @@ void nn_events_close(struct nn_events *ev);
  * be NULL.  Returns the event's sequence number. */
 uint64_t nn_events_emit(struct nn_events *ev, enum nn_level lv, const char *kind,
 			const char *trace, const char *span, jv fields);
+/* The same with fields already serialized (a JSON object as text, len
+ * bytes): the cheap path for events recorded on every message. */
+uint64_t nn_events_emit_text(struct nn_events *ev, enum nn_level lv, const char *kind,
+			     const char *trace, const char *span, const char *fields, size_t len);
 /* Write queued events now (one transaction) and apply retention. */
 int nn_events_flush(struct nn_events *ev, char *err);
 size_t nn_events_queued(const struct nn_events *ev);

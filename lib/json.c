@@ -372,6 +372,11 @@ static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
 	}
 }
 
+int nn_json_put_string(struct nn_buf *out, const char *s, size_t len)
+{
+	return put_string(out, s, (int)len);
+}
+
 int nn_json_canon(jv v, struct nn_buf *out, char *err)
 {
 	return canon(v, out, 0, NULL, err);

@@ -24,6 +24,9 @@ int nn_json_canon(jv v, struct nn_buf *out, char *err);
  * what a signature over "everything but sig" covers. */
 int nn_json_canon_without(jv v, const char *key, struct nn_buf *out, char *err);
 
+/* Append s[0..len) as a JSON string (quotes and minimal escapes, as JCS). */
+int nn_json_put_string(struct nn_buf *out, const char *s, size_t len);
+
 /* Canonical form as a new string (caller frees), or NULL + err. Borrows v. */
 char *nn_json_canon_str(jv v, char *err);
 

@@ -233,6 +233,40 @@ static jv msg_fields(jv env, const struct nn_origin *o)
 	return f;
 }
 
+/* The same fields as text, straight into b: message events are recorded
+ * for every envelope, so they skip building a jv. */
+static void msg_fields_text(struct nn_buf *b, jv env, const struct nn_origin *o)
+{
+	static const char *const keys[] = { "be", "from", "id", "re", "to", "type" };
+	int first = 1;
+	nn_buf_reset(b);
+	nn_buf_addc(b, '{');
+	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+		const char *v = nn_env_str(env, keys[i]);
+		if (!v)
+			continue;
+		nn_buf_addf(b, "%s\"%s\":", first ? "" : ",", keys[i]);
+		nn_json_put_string(b, v, strlen(v));
+		first = 0;
+	}
+	if (o->kind == NN_ORIGIN_CLIENT)
+		nn_buf_addf(b, ",\"client\":%lu", o->client);
+	else if (o->peer) {
+		nn_buf_adds(b, ",\"peer\":");
+		nn_json_put_string(b, o->peer, strlen(o->peer));
+	}
+	nn_buf_addc(b, '}');
+}
+
+static void msg_event(struct nn_node *n, const char *kind, jv env, const char *span,
+		      const struct nn_origin *o)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	msg_fields_text(&b, env, o);
+	nn_events_emit_text(n->ev, NN_LOG_DEBUG, kind, nn_env_str(env, "trace"), span, b.data, b.len);
+	nn_buf_release(&b);
+}
+
 void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
@@ -240,9 +274,7 @@ void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 	n->answers++;
 	if (n->cfg.events_messages)
 		/* span: the request being handled (an answer's re, else its own id) */
-		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.out", nn_env_str(env, "trace"),
-			       nn_env_str(env, "re") ? nn_env_str(env, "re") : nn_env_str(env, "id"),
-			       msg_fields(env, o));
+		msg_event(n, "msg.out", env, nn_env_str(env, "re") ? nn_env_str(env, "re") : nn_env_str(env, "id"), o);
 	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
@@ -306,8 +338,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	id = nn_env_str(env, "id");
 	nn_json_get_int(env, "exp", &exp, NULL);
 	if (n->cfg.events_messages)
-		nn_events_emit(n->ev, NN_LOG_DEBUG, "msg.in", nn_env_str(env, "trace"), id,
-			       msg_fields(env, o));
+		msg_event(n, "msg.in", env, id, o);
 
 	if (strcmp(type, "msg") != 0) {
 		send_error(n, o, env, NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
