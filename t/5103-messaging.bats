@@ -201,3 +201,46 @@ ${DID[c]}"
 	run test-tool env verify <<<"$output"
 	assert_output ok
 }
+
+@test "bad input from the network: garbage, a stalled handshake, non-JSON and oversize lines" {
+	jq '.max_line_bytes = 4096' "$BATS_TEST_TMPDIR/b/config.json" >"$BATS_TEST_TMPDIR/cfg" &&
+		mv "$BATS_TEST_TMPDIR/cfg" "$BATS_TEST_TMPDIR/b/config.json"
+	swarm_node b
+	C=$(nunet-node --home "$BATS_TEST_TMPDIR/c" id)
+	key="$BATS_TEST_TMPDIR/c/key"
+	host=${ADDR[b]%:*} port=${ADDR[b]##*:}
+	# 64 bytes that are no handshake: refused and logged, nothing written back
+	exec 5<>/dev/tcp/$host/$port
+	head -c 64 /dev/urandom >&5
+	run timeout 5 cat <&5
+	assert_success
+	assert_output ''
+	exec 5<&-
+	grep -q "warn: swarm: peer 127.0.0.1:[0-9]*: handshake failed" "$BATS_TEST_TMPDIR/node.log"
+	# half a hello, then silence: dropped at the handshake deadline (5 s)
+	exec 6<>/dev/tcp/$host/$port
+	head -c 10 /dev/urandom >&6
+	run timeout 8 cat <&6
+	assert_success
+	exec 6<&-
+	grep -q "handshake timed out" "$BATS_TEST_TMPDIR/node.log"
+	# over the handshake: a line that is not JSON gets a parse error; the
+	# connection goes on and the next request is answered
+	good=$(envelope "$C" "${DID[b]}" /public/ping | test-tool env sign "$key")
+	run test-tool swarm "${ADDR[b]}" "${DID[b]}" "$key" public 2 5000 <<<"this is not json
+$good"
+	assert_success
+	assert_equal "$(jq -r '.type + " " + (.body.code // "")' <<<"$output")" "error parse
+reply "
+	# a line over max_line_bytes is dropped (and logged); the next is answered
+	big=$(envelope "$C" "${DID[b]}" /public/ping | jq -c --arg pad "$(head -c 6000 /dev/zero | tr '\0' x)" '.body.pad = $pad' | test-tool env sign "$key")
+	good=$(envelope "$C" "${DID[b]}" /public/ping | test-tool env sign "$key")
+	run test-tool swarm "${ADDR[b]}" "${DID[b]}" "$key" public 1 5000 <<<"$big
+$good"
+	assert_success
+	assert_equal "$(jq -r .type <<<"$output")" reply
+	grep -q "swarm: peer $C: dropped a line over 4096 bytes" "$BATS_TEST_TMPDIR/node.log"
+	# and the node still serves its control socket
+	run env NUNET_HOME="$BATS_TEST_TMPDIR/b" nunet-send /node/ping
+	assert_success
+}
