@@ -23,6 +23,8 @@ static const char usage_text[] =
 	"                  [BODY-JSON]\n"
 	"       nunet-send [-t SECONDS] --broadcast [--raw] [--home DIR] [--key FILE] [--trace ID] BEHAVIOR\n"
 	"                  [BODY-JSON]\n"
+	"       nunet-send [-t SECONDS] [--to ADDR | --broadcast] --cap FILE... [--raw] [--home DIR] [--key FILE]\n"
+	"                  [--trace ID] BEHAVIOR [BODY-JSON]\n"
 	"       nunet-send [-t SECONDS] [--raw] [--home DIR] [--key FILE] [--trace ID] -\n"
 	"       nunet-send -h | --help | --version\n";
 
@@ -113,13 +115,53 @@ static int send_one(struct nn_client *c, const char *to, const char *be, const c
 	return print_answer(env);
 }
 
+/* --cap FILE: capability tokens carried in the envelope's "cap" array */
+static jv caps;
+
+static void add_cap_file(const char *path)
+{
+	char err[NN_ERRLEN];
+	size_t len;
+	char *text = nn_read_file(path, 1024 * 1024, &len, err);
+	jv t;
+	if (!text)
+		nn_die(NN_EX_IOERR, "--cap: %s", err);
+	t = nn_json_parse(text, len, err);
+	free(text);
+	if (!jv_is_valid(caps))
+		caps = jv_array();
+	if (jv_get_kind(t) == JV_KIND_OBJECT) {
+		caps = jv_array_append(caps, t);
+	} else if (jv_get_kind(t) == JV_KIND_ARRAY) {
+		caps = jv_array_concat(caps, t);
+	} else {
+		jv_free(t);
+		nn_die(NN_EX_DATAERR, "--cap: '%s' holds no capability token", path);
+	}
+}
+
+/* As nn_client_request, with the tokens of --cap. */
+static int request_with_caps(struct nn_client *c, const char *to, const char *be, jv body,
+			     struct nn_buf *out, char id[65], char *err)
+{
+	jv env = nn_env_new("msg", c->key.did, to, be, body, c->ttl_ms);
+	if (c->trace[0])
+		env = jv_object_set(env, jv_string("trace"), jv_string(c->trace));
+	if (jv_is_valid(caps))
+		env = jv_object_set(env, jv_string("cap"), jv_copy(caps));
+	snprintf(id, 65, "%s", nn_env_str(env, "id"));
+	return nn_env_sign_line(env, &c->key, out, err);
+}
+
 /*
- * --broadcast: one envelope to "*", gossiped by the node to every node of
- * the swarm; print every answer that arrives within the timeout (default
- * 3 s).  0 when at least one node replied, else the exit of the last error
+ * --broadcast (to "*", many answers) and requests carrying --cap tokens
+ * (one answer): print every answer to our request that arrives within
+ * wait_ms.  For a broadcast, gossiped by the node to every node of the
+ * swarm, 0 when at least one node replied, else the exit of the last error
  * (69 when nothing came back).
  */
-static int send_broadcast(struct nn_client *c, const char *be, const char *bodytext, int64_t wait_ms)
+static int send_collect(struct nn_client *c, const char *to, const char *be, const char *bodytext,
+			int64_t wait_ms, int many)
 {
 	struct nn_buf out = NN_BUF_INIT;
 	char err[NN_ERRLEN], id[65];
@@ -135,7 +177,7 @@ static int send_broadcast(struct nn_client *c, const char *be, const char *bodyt
 		if (jv_get_kind(body) != JV_KIND_OBJECT)
 			nn_die(NN_EX_DATAERR, "BODY-JSON: expected an object, got a %s", nn_json_kind(body));
 	}
-	if (nn_client_request(c, "*", be, body, &out, id, err) < 0)
+	if (request_with_caps(c, to, be, body, &out, id, err) < 0)
 		nn_die(NN_EX_DATAERR, "%s", err);
 	if (nn_write_all(c->fd, out.data, out.len) < 0)
 		nn_die(NN_EX_UNAVAILABLE, "cannot send to the node: %s", strerror(errno));
@@ -155,7 +197,7 @@ static int send_broadcast(struct nn_client *c, const char *be, const char *bodyt
 					replies++;
 				else
 					rc = k;
-				if (local)
+				if (local || !many)
 					break;
 			} else {
 				jv_free(env);
@@ -178,8 +220,11 @@ static int send_broadcast(struct nn_client *c, const char *be, const char *bodyt
 	}
 	if (replies)
 		return 0;
-	if (!answers)
-		nn_log(NN_LOG_ERROR, "no node answered the broadcast within %lld ms", (long long)wait_ms);
+	if (!answers) {
+		nn_log(NN_LOG_ERROR, many ? "no node answered the broadcast within %lld ms"
+		       : "no answer from the node within %lld ms", (long long)wait_ms);
+		rc = many ? NN_EX_UNAVAILABLE : NN_EX_TEMPFAIL;
+	}
 	return rc;
 }
 
@@ -442,6 +487,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "to", required_argument, NULL, 'T' },
 		{ "broadcast", no_argument, NULL, 'b' },
+		{ "cap", required_argument, NULL, 'C' },
 		{ "raw", no_argument, NULL, 'r' },
 		{ "trace", required_argument, NULL, 'R' },
 		{ "home", required_argument, NULL, 'H' },
@@ -458,6 +504,7 @@ int main(int argc, char **argv)
 	double t;
 
 	nn_log_init("nunet-send");
+	caps = jv_invalid();
 	if (sodium_init() < 0)
 		nn_die(NN_EX_SOFTWARE, "cannot initialise libsodium");
 	while ((opt = getopt_long(argc, argv, "+ht:", opts, NULL)) != -1) {
@@ -471,6 +518,7 @@ int main(int argc, char **argv)
 			break;
 		case 'T': to = optarg; to_set = 1; break;
 		case 'b': broadcast = 1; break;
+		case 'C': add_cap_file(optarg); break;
 		case 'r': raw = 1; break;
 		case 'R':
 			if (!*optarg || strlen(optarg) > 64 || strspn(optarg, "0123456789abcdefABCDEF") != strlen(optarg))
@@ -500,12 +548,15 @@ int main(int argc, char **argv)
 	else
 		nn_random_id(c.trace);
 	if (broadcast)
-		rc = send_broadcast(&c, argv[0], argc > 1 ? argv[1] : NULL, timeout_set ? timeout_ms : 3000);
+		rc = send_collect(&c, "*", argv[0], argc > 1 ? argv[1] : NULL, timeout_set ? timeout_ms : 3000, 1);
+	else if (jv_is_valid(caps) && strcmp(argv[0], "-") != 0)
+		rc = send_collect(&c, to, argv[0], argc > 1 ? argv[1] : NULL, timeout_ms, 0);
 	else if (!strcmp(argv[0], "-"))
 		rc = send_stream(&c);
 	else
 		rc = send_one(&c, to, argv[0], argc > 1 ? argv[1] : NULL);
 	nn_client_close(&c);
+	jv_free(caps);
 	fflush(stdout);
 	return rc;
 }

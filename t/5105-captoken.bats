@@ -121,3 +121,26 @@ start_b() {
 	assert_equal "$(call v /node/info "[$tok2]")" "error: $V may not invoke /node/info on this node: capability token $(jq -r .nonce "$BATS_TEST_TMPDIR/tok") was revoked"
 	assert_equal "$(nunet-node --home "$BATS_TEST_TMPDIR/b" cap list | jq -r 'select(.revoked) | .nonce')" "$(jq -r .nonce "$BATS_TEST_TMPDIR/tok")"
 }
+
+@test "nunet-send --cap carries a token: the remote node grants what the token covers, through the swarm" {
+	start_b
+	node_init "$BATS_TEST_TMPDIR/a"
+	node_start "$BATS_TEST_TMPDIR/a" --listen 127.0.0.1:0 --bootstrap "${DID[b]}@${ADDR[b]}"
+	A=$(jq -r .did <<<"$READY_LINE")
+	for i in $(seq 50); do
+		nunet-node --home "$BATS_TEST_TMPDIR/a" peers | grep -q '"state":"alive"' && break
+		sleep 0.1
+	done
+	nunet-node --home "$BATS_TEST_TMPDIR/b" cap grant "$A" --cap /node/info >"$BATS_TEST_TMPDIR/tok"
+	export NUNET_HOME="$BATS_TEST_TMPDIR/a"
+	run nunet-send --to "${DID[b]}" --cap "$BATS_TEST_TMPDIR/tok" /node/info
+	assert_success
+	assert_equal "$(jq -r .did <<<"$output")" "${DID[b]}"
+	run --separate-stderr nunet-send --to "${DID[b]}" --cap "$BATS_TEST_TMPDIR/tok" /node/ping
+	assert_failure 1
+	assert_equal "$stderr" "nunet-send: error: unauthorized: $A may not invoke /node/ping on this node: capability token does not cover /node/ping"
+	run --separate-stderr nunet-send --to "${DID[b]}" /node/info
+	assert_failure 1
+	run nunet-send --to "${DID[b]}" --cap "$BATS_TEST_TMPDIR/nothing" /node/info
+	assert_failure 74
+}
