@@ -67,6 +67,10 @@ struct nn_env_limits {
  * code, with a sentence in err. */
 __attribute__((warn_unused_result))
 enum nn_code nn_env_verify(jv env, const struct nn_env_limits *lim, int64_t now, char *err);
+/* The same without the signature, for an envelope a node only passes on
+ * from its own user to another actor: the receiver verifies it. */
+__attribute__((warn_unused_result))
+enum nn_code nn_env_check_forward(jv env, const struct nn_env_limits *lim, int64_t now, char *err);
 
 /*
  * Replay cache keyed by from+id, each entry kept until its envelope's exp.

@@ -325,7 +325,13 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	jv reply;
 
 	n->requests++;
-	code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
+	/* what the node's own user hands it for another actor is verified by
+	 * that actor: here only its shape and time are checked */
+	to = jv_get_kind(env) == JV_KIND_OBJECT ? nn_env_str(env, "to") : NULL;
+	if (o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") && strcmp(to, n->key.did))
+		code = nn_env_check_forward(env, &n->lim, nn_now_ms(), err);
+	else
+		code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
 	if (code != NN_OK) {
 		/* answer with re only when the envelope carried a usable id */
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
