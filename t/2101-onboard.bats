@@ -35,6 +35,11 @@ onboard() {
 	# the offered document: the machine's, cut to the reservation, signed by this node's did
 	assert_equal "$(jq -c '.capability | [.cpu.millicores, .cpu.cores, .ram.size, .disk.size, .cpu.model, .did]' <<<"$output")" \
 		"[1500,1,2147483648,10737418240,\"AMD EPYC 7B13\",\"$(nunet-node id)\"]"
+	# events reach the store in batches, within 100 ms
+	for i in $(seq 50); do
+		[ "$(sqlite3 "$NUNET_HOME/node.db" "SELECT kind FROM events WHERE kind LIKE 'onboard.%'")" = onboard.set ] && break
+		sleep 0.05
+	done
 	run sqlite3 "$NUNET_HOME/node.db" "SELECT kind FROM events WHERE kind LIKE 'onboard.%'"
 	assert_output 'onboard.set'
 }
@@ -109,6 +114,10 @@ onboard() {
 	assert_equal "$(jq -c '[.state, .committed.cpu, .free.cpu]' <<<"$output")" '["offboarded",1000,0]'
 	run nunet-node onboard --show
 	assert_failure 1
+	for i in $(seq 50); do
+		[ "$(sqlite3 "$NUNET_HOME/node.db" "SELECT group_concat(kind, ' ') FROM events WHERE kind LIKE 'onboard.%'")" = 'onboard.set onboard.offboard' ] && break
+		sleep 0.05
+	done
 	run sqlite3 "$NUNET_HOME/node.db" "SELECT group_concat(kind, ' ') FROM events WHERE kind LIKE 'onboard.%'"
 	assert_output 'onboard.set onboard.offboard'
 }
