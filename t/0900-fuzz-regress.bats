@@ -9,7 +9,11 @@ load lib/common
 
 FUZZ_PKGS="libsodium sqlite3 libcurl libgit2 yaml-0.1"
 
-# Build $NUNET_BUILD/t/fuzz/replay-NAME for each target that changed.
+# The replay programs live in the build's t/helper/fuzz-replay/ (ignored by
+# git in an in-tree build, like every built test helper).
+R="$NUNET_BUILD/t/helper/fuzz-replay"
+
+# Build $R/replay-NAME for each target that changed.
 setup_file() {
 	local lib="$NUNET_BUILD/lib/libcommon.a" cc=${CC:-cc} san="" out t f
 	command -v "$cc" >/dev/null || return 0
@@ -25,7 +29,7 @@ setup_file() {
 	fi
 	local flags="-O1 -g -std=c11 -D_GNU_SOURCE -I$NUNET_SRC/lib -I$NUNET_SRC/t/fuzz -pthread"
 	[ -n "$san" ] && flags="$flags -fsanitize=${san#,} -fno-sanitize-recover=all -fno-omit-frame-pointer"
-	out="$NUNET_BUILD/t/fuzz"
+	out="$R"
 	mkdir -p "$out"
 	local pids=()
 	for f in "$NUNET_SRC"/t/fuzz/*.c; do
@@ -61,8 +65,8 @@ targets() {
 	command -v "${CC:-cc}" >/dev/null || skip "no C compiler to build the replay programs"
 	local t missing=""
 	for t in $(targets); do
-		[ -x "$NUNET_BUILD/t/fuzz/replay-$t" ] ||
-			missing="$missing $t ($(cat "$NUNET_BUILD/t/fuzz/replay-$t.log" 2>/dev/null | head -5))"
+		[ -x "$R/replay-$t" ] ||
+			missing="$missing $t ($(cat "$R/replay-$t.log" 2>/dev/null | head -5))"
 	done
 	assert_equal "$missing" ""
 }
@@ -81,7 +85,7 @@ targets() {
 	for t in $(targets); do
 		dirs="$NUNET_SRC/t/fuzz/corpus/$t"
 		[ -d "$NUNET_SRC/t/fuzz/regress/$t" ] && dirs="$dirs $NUNET_SRC/t/fuzz/regress/$t"
-		if ! "$NUNET_BUILD/t/fuzz/replay-$t" $dirs >"$BATS_TEST_TMPDIR/$t.out" 2>&1; then
+		if ! "$R/replay-$t" $dirs >"$BATS_TEST_TMPDIR/$t.out" 2>&1; then
 			failed="$failed $t"
 			echo "--- $t" >&2
 			tail -30 "$BATS_TEST_TMPDIR/$t.out" >&2
@@ -94,17 +98,17 @@ targets() {
 
 @test "fuzz: a replay program says how many inputs it ran and fails on a missing one" {
 	command -v "${CC:-cc}" >/dev/null || skip "no C compiler to build the replay programs"
-	run "$NUNET_BUILD/t/fuzz/replay-json" "$NUNET_SRC/t/fuzz/corpus/json"
+	run "$R/replay-json" "$NUNET_SRC/t/fuzz/corpus/json"
 	assert_success
 	assert_output "replay-json: $(ls "$NUNET_SRC/t/fuzz/corpus/json" | wc -l) inputs"
-	run "$NUNET_BUILD/t/fuzz/replay-json" "$BATS_TEST_TMPDIR/nothing"
+	run "$R/replay-json" "$BATS_TEST_TMPDIR/nothing"
 	assert_equal "$status" 66
 }
 
 @test "fuzz: seed corpora and regression inputs replay under valgrind without an error or leak" {
 	command -v valgrind >/dev/null || skip "valgrind is not installed"
 	command -v "${CC:-cc}" >/dev/null || skip "no C compiler to build the replay programs"
-	if nm "$NUNET_BUILD/t/fuzz/replay-json" 2>/dev/null | grep -q '__asan_'; then
+	if nm "$R/replay-json" 2>/dev/null | grep -q '__asan_'; then
 		skip "a sanitized build: valgrind cannot run AddressSanitizer programs"
 	fi
 	local t dirs failed=""
@@ -114,7 +118,7 @@ targets() {
 		if ! valgrind -q --leak-check=full --show-leak-kinds=definite,indirect \
 			--errors-for-leak-kinds=definite,indirect --error-exitcode=99 \
 			--suppressions="$NUNET_SRC/t/valgrind.supp" \
-			"$NUNET_BUILD/t/fuzz/replay-$t" $dirs >"$BATS_TEST_TMPDIR/$t.out" 2>&1; then
+			"$R/replay-$t" $dirs >"$BATS_TEST_TMPDIR/$t.out" 2>&1; then
 			failed="$failed $t"
 			echo "--- $t" >&2
 			head -40 "$BATS_TEST_TMPDIR/$t.out" >&2
