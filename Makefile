@@ -87,13 +87,15 @@ bench: all
 lint:
 	mandoc -Tlint -Wwarning $(MAN1) $(MAN5) $(MAN7)
 
-# make fuzz FUZZ_SECONDS=N: build every libFuzzer target t/fuzz/*.c with
-# clang against a libcommon built with sanitizers and coverage in FUZZ_BUILD,
-# and run each for N seconds (t/fuzz/run says more).
+# make fuzz FUZZ_SECONDS=N: build every libFuzzer target t/fuzz/*.c (or
+# those named in FUZZ_TARGETS) with clang against a libcommon built with
+# sanitizers and coverage in FUZZ_BUILD, and run each for N seconds
+# (t/fuzz/run says more).
 FUZZ_SECONDS ?= 10
 FUZZ_BUILD   ?= build-fuzz
+FUZZ_TARGETS ?=
 fuzz:
-	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) t/fuzz/run
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_BUILD=$(FUZZ_BUILD) t/fuzz/run $(FUZZ_TARGETS)
 
 # make valgrind: the library's unit tests (VALGRIND_T) with every program
 # and test helper of this build run under memcheck, then t/0900, which
