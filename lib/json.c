@@ -295,7 +295,7 @@ static int key_cmp(const void *x, const void *y)
 	return (a->len > n) - (b->len > n);
 }
 
-static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
+static int canon(jv v, struct nn_buf *o, int depth, const char *skip, size_t *at, char *err)
 {
 	if (depth > 256)
 		return nn_seterr(err, "JSON nested too deeply");
@@ -323,7 +323,7 @@ static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
 		for (int i = 0; i < n; i++) {
 			jv e = jv_array_get(jv_copy(v), i);
 			int r = (i && nn_buf_addc(o, ',') < 0) ? nn_seterr(err, "JSON too large")
-							      : canon(e, o, depth + 1, NULL, err);
+							      : canon(e, o, depth + 1, NULL, NULL, err);
 			jv_free(e);
 			if (r < 0)
 				return -1;
@@ -350,13 +350,20 @@ static int canon(jv v, struct nn_buf *o, int depth, const char *skip, char *err)
 		if (nn_buf_addc(o, '{') < 0)
 			r = nn_seterr(err, "JSON too large");
 		for (i = 0; i < n && r == 0; i++) {
+			if (at && *at == (size_t)-1) {
+				struct key sk = { skip, (int)strlen(skip), jv_null(), jv_null() };
+				if (key_cmp(&sk, &keys[i]) < 0)
+					*at = o->len;
+			}
 			if ((i && nn_buf_addc(o, ',') < 0) ||
 			    put_string(o, keys[i].s, keys[i].len) < 0 || nn_buf_addc(o, ':') < 0) {
 				r = nn_seterr(err, "JSON too large");
 				break;
 			}
-			r = canon(keys[i].val, o, depth + 1, NULL, err);
+			r = canon(keys[i].val, o, depth + 1, NULL, NULL, err);
 		}
+		if (at && *at == (size_t)-1)
+			*at = o->len;
 		if (r == 0 && nn_buf_addc(o, '}') < 0)
 			r = nn_seterr(err, "JSON too large");
 		for (i = 0; i < n; i++) {
@@ -379,18 +386,26 @@ int nn_json_put_string(struct nn_buf *out, const char *s, size_t len)
 
 int nn_json_canon(jv v, struct nn_buf *out, char *err)
 {
-	return canon(v, out, 0, NULL, err);
+	return canon(v, out, 0, NULL, NULL, err);
 }
 
 int nn_json_canon_without(jv v, const char *key, struct nn_buf *out, char *err)
 {
-	return canon(v, out, 0, key, err);
+	return canon(v, out, 0, key, NULL, err);
+}
+
+int nn_json_canon_without_at(jv v, const char *key, struct nn_buf *out, size_t *at, char *err)
+{
+	*at = (size_t)-1;
+	if (jv_get_kind(v) != JV_KIND_OBJECT)
+		return nn_seterr(err, "expected an object");
+	return canon(v, out, 0, key, at, err);
 }
 
 char *nn_json_canon_str(jv v, char *err)
 {
 	struct nn_buf b = NN_BUF_INIT;
-	if (canon(v, &b, 0, NULL, err) < 0) {
+	if (canon(v, &b, 0, NULL, NULL, err) < 0) {
 		nn_buf_release(&b);
 		return NULL;
 	}

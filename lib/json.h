@@ -27,6 +27,11 @@ int nn_json_canon_without(jv v, const char *key, struct nn_buf *out, char *err);
 /* Append s[0..len) as a JSON string (quotes and minimal escapes, as JCS). */
 int nn_json_put_string(struct nn_buf *out, const char *s, size_t len);
 
+/* The same, also giving in *at the offset in out where member key would
+ * stand in canonical order (v must be an object): a signature can then be
+ * spliced in without canonicalizing twice. */
+int nn_json_canon_without_at(jv v, const char *key, struct nn_buf *out, size_t *at, char *err);
+
 /* Canonical form as a new string (caller frees), or NULL + err. Borrows v. */
 char *nn_json_canon_str(jv v, char *err);
 
