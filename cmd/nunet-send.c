@@ -370,14 +370,18 @@ static void print_ready(struct pipe_state *p)
 
 /* Turn buffered stdin lines into requests while the window has room.
  * Returns 1 when something was queued. */
+/* Sign at most a small batch of buffered stdin lines, so that writing to
+ * the node, the node's work and reading its answers overlap instead of
+ * taking turns.  Returns how many lines it took. */
+#define BATCH 16
 static int take_lines(struct pipe_state *p)
 {
 	const char *line;
 	size_t len;
 	int r, any = 0;
-	while (p->count < WINDOW && p->out.len < (1 << 20) &&
+	while (any < BATCH && p->count < WINDOW && p->out.len < (1 << 20) &&
 	       (r = nn_lines_next(&p->in, &line, &len)) != NN_LINES_NONE) {
-		any = 1;
+		any++;
 		if (r == NN_LINES_OVERSIZE) {
 			char msg[128];
 			snprintf(msg, sizeof msg, "line %lu: longer than %zu bytes", p->in.lineno, p->in.max);
@@ -408,14 +412,22 @@ static int send_stream(struct nn_client *c)
 	nn_lines_init(&p.in, NN_LINE_MAX_DEFAULT);
 	nn_sock_nonblock(c->fd);
 	for (;;) {
+		int took = take_lines(&p);
+		if (took)
+			last = nn_mono_ms();
+		if (p.out.len) {	/* send what is signed at once */
+			ssize_t w = write(c->fd, p.out.data, p.out.len);
+			if (w > 0)
+				nn_buf_consume(&p.out, (size_t)w);
+			else if (w < 0 && errno != EAGAIN && errno != EINTR)
+				nn_die(NN_EX_UNAVAILABLE, "the node closed the connection: %s", strerror(errno));
+		}
 		struct pollfd fds[2] = {
 			{ .fd = in_eof || p.count >= WINDOW / 2 || p.out.len > (1 << 20) ? -1 : 0, .events = POLLIN },
 			{ .fd = c->fd, .events = POLLIN | (p.out.len ? POLLOUT : 0) },
 		};
 		int64_t left = last + timeout_ms - nn_mono_ms();
-		if (take_lines(&p))
-			last = nn_mono_ms();
-		if (in_eof && p.count == 0)
+		if (in_eof && p.count == 0 && took == 0)
 			break;
 		if (p.count && left <= 0) {
 			nn_log(NN_LOG_ERROR, "no answer from the node within %lld ms", (long long)timeout_ms);
@@ -430,7 +442,7 @@ static int send_stream(struct nn_client *c)
 			print_ready(&p);
 			break;
 		}
-		if (poll(fds, 2, p.count ? (int)(left > 0 ? left : 0) : -1) < 0) {
+		if (poll(fds, 2, took == BATCH ? 0 : p.count ? (int)(left > 0 ? left : 0) : -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			nn_die(NN_EX_SOFTWARE, "poll: %s", strerror(errno));
@@ -445,8 +457,6 @@ static int send_stream(struct nn_client *c)
 				nn_die(NN_EX_IOERR, "cannot read stdin: %s", strerror(errno));
 			}
 		}
-		if (take_lines(&p))
-			last = nn_mono_ms();
 		if (fds[1].revents & POLLOUT) {
 			ssize_t w = write(c->fd, p.out.data, p.out.len);
 			if (w > 0)

@@ -468,6 +468,10 @@ static void conn_process(struct conn *c)
 		}
 		handle(c, v);
 		jv_free(v);
+		/* hand answers over as they are made, so the client can work on
+		 * them while the next lines are handled */
+		if (c->out.len >= 8192 && conn_flush(c) < 0)
+			c->closing = 1;
 	}
 	c->paused = c->out.len >= OUT_HIGH;
 }
