@@ -95,20 +95,27 @@ static int print_answer(jv env)
 	return rc;
 }
 
+/* BODY-JSON as a jv object ({} when absent); dies on anything else. */
+static jv body_arg(const char *text)
+{
+	char err[NN_ERRLEN];
+	jv body;
+	if (!text)
+		return jv_object();
+	body = nn_json_parse(text, strlen(text), err);
+	if (!jv_is_valid(body))
+		nn_die(NN_EX_DATAERR, "BODY-JSON: %s", err);
+	if (jv_get_kind(body) != JV_KIND_OBJECT)
+		nn_die(NN_EX_DATAERR, "BODY-JSON: expected an object, got a %s", nn_json_kind(body));
+	return body;
+}
+
 static int send_one(struct nn_client *c, const char *to, const char *be, const char *bodytext)
 {
 	char err[NN_ERRLEN];
 	enum nn_code code;
-	jv body = jv_object(), env;
+	jv body = body_arg(bodytext), env;
 
-	if (bodytext) {
-		jv_free(body);
-		body = nn_json_parse(bodytext, strlen(bodytext), err);
-		if (!jv_is_valid(body))
-			nn_die(NN_EX_DATAERR, "BODY-JSON: %s", err);
-		if (jv_get_kind(body) != JV_KIND_OBJECT)
-			nn_die(NN_EX_DATAERR, "BODY-JSON: expected an object, got a %s", nn_json_kind(body));
-	}
 	env = nn_client_call(c, to, be, body, (int)timeout_ms, &code, err);
 	if (!jv_is_valid(env))
 		nn_die(exit_for(code), "%s", err);
@@ -167,16 +174,8 @@ static int send_collect(struct nn_client *c, const char *to, const char *be, con
 	char err[NN_ERRLEN], id[65];
 	int64_t deadline = nn_mono_ms() + wait_ms;
 	int replies = 0, rc = NN_EX_UNAVAILABLE, answers = 0, jcode;
-	jv body = jv_object(), env;
+	jv body = body_arg(bodytext), env;
 
-	if (bodytext) {
-		jv_free(body);
-		body = nn_json_parse(bodytext, strlen(bodytext), err);
-		if (!jv_is_valid(body))
-			nn_die(NN_EX_DATAERR, "BODY-JSON: %s", err);
-		if (jv_get_kind(body) != JV_KIND_OBJECT)
-			nn_die(NN_EX_DATAERR, "BODY-JSON: expected an object, got a %s", nn_json_kind(body));
-	}
 	if (request_with_caps(c, to, be, body, &out, id, err) < 0)
 		nn_die(NN_EX_DATAERR, "%s", err);
 	if (nn_write_all(c->fd, out.data, out.len) < 0)
