@@ -178,7 +178,7 @@ enum nn_code nn_env_check_forward(jv env, const struct nn_env_limits *lim, int64
 static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now, int check_sig, char *err)
 {
 	static const struct nn_env_limits deflim = NN_ENV_LIMITS_DEFAULT;
-	const char *type, *id, *from, *to, *be = NULL, *sig, *re;
+	const char *type, *id, *from, *to, *be = NULL, *sig;
 	int64_t v, ts, exp;
 	uint8_t pk[32], sigb[64];
 	struct nn_buf b = NN_BUF_INIT;
@@ -191,14 +191,47 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 		nn_seterr(err, "envelope is a JSON %s, not an object", nn_json_kind(env));
 		return NN_E_NOT_OBJECT;
 	}
-	if (nn_json_get_int(env, "v", &v, ferr) < 0 || nn_json_get_str(env, "type", &type, ferr) < 0 ||
-	    nn_json_get_str(env, "id", &id, ferr) < 0 || nn_json_get_str(env, "from", &from, ferr) < 0 ||
-	    nn_json_get_str(env, "to", &to, ferr) < 0 || nn_json_get_int(env, "ts", &ts, ferr) < 0 ||
-	    nn_json_get_int(env, "exp", &exp, ferr) < 0 || nn_json_get_obj(env, "body", ferr) < 0 ||
-	    nn_json_get_str(env, "sig", &sig, ferr) < 0) {
-		nn_seterr(err, "bad envelope: %s", ferr);
+	/* one walk over the members instead of a lookup per field */
+	struct fld { const char *name; int kind; jv val; } f[] = {
+		{ "v", 0, jv_null() }, { "type", 0, jv_null() }, { "id", 0, jv_null() },
+		{ "from", 0, jv_null() }, { "to", 0, jv_null() }, { "ts", 0, jv_null() },
+		{ "exp", 0, jv_null() }, { "body", 0, jv_null() }, { "sig", 0, jv_null() },
+		{ "be", 0, jv_null() }, { "re", 0, jv_null() }, { "cap", 0, jv_null() },
+	};
+	enum { F_V, F_TYPE, F_ID, F_FROM, F_TO, F_TS, F_EXP, F_BODY, F_SIG, F_BE, F_RE, F_CAP, F_N };
+	jv_object_foreach(env, k, val) {
+		const char *name = jv_string_value(k);
+		for (int i = 0; i < F_N; i++)
+			if (!strcmp(name, f[i].name)) {
+				f[i].kind = jv_get_kind(val);
+				f[i].val = val;	/* env holds it; pointers stay valid */
+				break;
+			}
+		jv_free(k);
+		jv_free(val);
+	}
+	/* the required fields, in order, each with its type */
+	static const int want[] = { JV_KIND_NUMBER, JV_KIND_STRING, JV_KIND_STRING, JV_KIND_STRING,
+				    JV_KIND_STRING, JV_KIND_NUMBER, JV_KIND_NUMBER, JV_KIND_OBJECT,
+				    JV_KIND_STRING };
+	for (int i = 0; i <= F_SIG; i++) {
+		if (f[i].kind == want[i] &&
+		    (want[i] != JV_KIND_NUMBER || nn_json_is_int(jv_number_value(f[i].val))))
+			continue;
+		nn_seterr(err, "bad envelope: %s: %s", f[i].name,
+			  f[i].kind == 0 ? "missing" : want[i] == JV_KIND_NUMBER ? "expected an integer" :
+			  want[i] == JV_KIND_STRING ? "expected a string" : "expected an object");
 		return NN_E_BAD_FIELD;
 	}
+	v = (int64_t)jv_number_value(f[F_V].val);
+	ts = (int64_t)jv_number_value(f[F_TS].val);
+	exp = (int64_t)jv_number_value(f[F_EXP].val);
+	type = jv_string_value(f[F_TYPE].val);
+	id = jv_string_value(f[F_ID].val);
+	from = jv_string_value(f[F_FROM].val);
+	to = jv_string_value(f[F_TO].val);
+	sig = jv_string_value(f[F_SIG].val);
+	(void)to;
 	if (v != NN_ENV_VERSION) {
 		nn_seterr(err, "bad envelope: v: unsupported version %lld", (long long)v);
 		return NN_E_BAD_FIELD;
@@ -211,30 +244,26 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 		nn_seterr(err, "bad envelope: id: expected 8 to 64 letters or digits");
 		return NN_E_BAD_FIELD;
 	}
-	if (nn_json_has(env, "be") && nn_json_get_str(env, "be", &be, ferr) < 0) {
-		nn_seterr(err, "bad envelope: %s", ferr);
+	if (f[F_BE].kind && f[F_BE].kind != JV_KIND_STRING) {
+		nn_seterr(err, "bad envelope: be: expected a string");
 		return NN_E_BAD_FIELD;
 	}
+	be = f[F_BE].kind ? jv_string_value(f[F_BE].val) : NULL;
 	if ((!strcmp(type, "msg") || !strcmp(type, "event")) && (!be || be[0] != '/')) {
 		nn_seterr(err, "bad envelope: be: expected a behavior path such as /node/info");
 		return NN_E_BAD_FIELD;
 	}
-	if (nn_json_has(env, "re") && nn_json_get_str(env, "re", &re, ferr) < 0) {
-		nn_seterr(err, "bad envelope: %s", ferr);
+	if (f[F_RE].kind && f[F_RE].kind != JV_KIND_STRING) {
+		nn_seterr(err, "bad envelope: re: expected a string");
 		return NN_E_BAD_FIELD;
 	}
-	if (!strcmp(type, "reply") && !nn_json_has(env, "re")) {
+	if (!strcmp(type, "reply") && !f[F_RE].kind) {
 		nn_seterr(err, "bad envelope: re: missing");
 		return NN_E_BAD_FIELD;
 	}
-	if (nn_json_has(env, "cap")) {
-		jv c = jv_object_get(jv_copy(env), jv_string("cap"));
-		int k = jv_get_kind(c);
-		jv_free(c);
-		if (k != JV_KIND_ARRAY) {
-			nn_seterr(err, "bad envelope: cap: expected an array of tokens");
-			return NN_E_BAD_FIELD;
-		}
+	if (f[F_CAP].kind && f[F_CAP].kind != JV_KIND_ARRAY) {
+		nn_seterr(err, "bad envelope: cap: expected an array of tokens");
+		return NN_E_BAD_FIELD;
 	}
 	if (nn_did_to_pk(from, pk, ferr) < 0) {
 		nn_seterr(err, "bad envelope: from: %s", ferr);
