@@ -187,7 +187,7 @@ uint64_t nn_events_emit_text(struct nn_events *ev, enum nn_level lv, const char 
 
 	if (ev->followers || ev->o.stderr_fd >= 0) {
 		/* someone looks at the event itself: take the general path */
-		jv f = jv_parse_sized(fields, (int)len);
+		jv f = nn_json_parse(fields, len, NULL);
 		return nn_events_emit(ev, lv, kind, trace, span, f);
 	}
 	seq = ev->next_seq++;

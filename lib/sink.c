@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 #include <jv.h>
 #include "sink.h"
+#include "json.h"
 #include "util.h"
 
 #define BATCH_BYTES (4u << 20)		/* body size of one request */
@@ -258,7 +259,7 @@ static char *header_field(const char *v, size_t len, size_t max)
 /* Append one RFC 5424 message for the event JSON line to b. */
 static void syslog_format(struct nn_sink *s, const struct item *it, struct nn_buf *b)
 {
-	jv ev = jv_parse_sized(it->data, (int)it->len);
+	jv ev = nn_json_parse(it->data, it->len, NULL);
 	int sev = 6;
 	int64_t ts = nn_now_ms();
 	char stamp[40], *msgid = NULL;
@@ -464,7 +465,7 @@ static size_t on_body(char *p, size_t sz, size_t nm, void *arg)
 static void esbulk_items(struct nn_sink *s, const struct nn_buf *resp, size_t n,
 			 unsigned char *st, size_t *refused)
 {
-	jv r = jv_parse_sized(resp->data ? resp->data : "", (int)resp->len);
+	jv r = nn_json_parse(resp->data ? resp->data : "", resp->len, NULL);
 	jv items;
 	size_t i, m;
 
