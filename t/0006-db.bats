@@ -39,11 +39,11 @@ load lib/common
 @test "modules migrate their own tables independently of user_version" {
 	run test-tool db "$BATS_TEST_TMPDIR/n.db" alpha 1
 	assert_success
-	assert_output $'user_version 3\nmodule alpha 1'
+	assert_output $'user_version 4\nmodule alpha 1'
 	run test-tool db "$BATS_TEST_TMPDIR/n.db" alpha 2
-	assert_output $'user_version 3\nmodule alpha 2'
+	assert_output $'user_version 4\nmodule alpha 2'
 	run test-tool db "$BATS_TEST_TMPDIR/n.db" beta 0
-	assert_output $'user_version 3\nmodule alpha 2'
+	assert_output $'user_version 4\nmodule alpha 2'
 	run test-tool db "$BATS_TEST_TMPDIR/n.db" alpha 3
 	assert_failure
 	assert_output --partial 'module alpha: migration to version 3 failed'

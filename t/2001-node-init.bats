@@ -10,7 +10,7 @@ load lib/common
 	assert_equal "$(stat -c %a "$NUNET_HOME")" 700
 	assert_equal "$(stat -c %a "$NUNET_HOME/key")" 600
 	jq -e '.max_line_bytes == 1048576' "$NUNET_HOME/config.json"
-	assert_equal "$(sqlite3 "$NUNET_HOME/node.db" 'PRAGMA journal_mode; PRAGMA user_version')" $'wal\n3'
+	assert_equal "$(sqlite3 "$NUNET_HOME/node.db" 'PRAGMA journal_mode; PRAGMA user_version')" $'wal\n4'
 	run nunet-node id
 	assert_success
 	assert_output "$did"
