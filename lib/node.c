@@ -233,20 +233,41 @@ static jv msg_fields(jv env, const struct nn_origin *o)
 	return f;
 }
 
-/* The same fields as text, straight into b: message events are recorded
- * for every envelope, so they skip building a jv. */
-static void msg_fields_text(struct nn_buf *b, jv env, const struct nn_origin *o)
+/* What a message event says about an envelope; the node fills it from
+ * values it already holds where it can, since it records one for every
+ * envelope in and out. */
+struct msgf {
+	const char *be, *from, *id, *re, *to, *type, *trace;
+};
+
+static void msgf_of(struct msgf *m, jv env)
 {
-	static const char *const keys[] = { "be", "from", "id", "re", "to", "type" };
+	m->be = nn_env_str(env, "be");
+	m->from = nn_env_str(env, "from");
+	m->id = nn_env_str(env, "id");
+	m->re = nn_env_str(env, "re");
+	m->to = nn_env_str(env, "to");
+	m->type = nn_env_str(env, "type");
+	m->trace = nn_env_str(env, "trace");
+}
+
+/* The fields as JSON text, straight into b, without building a jv. */
+static void msg_fields_text(struct nn_buf *b, const struct msgf *m, const struct nn_origin *o)
+{
+	const char *const keys[] = { "be", "from", "id", "re", "to", "type" };
+	const char *const vals[] = { m->be, m->from, m->id, m->re, m->to, m->type };
 	int first = 1;
 	nn_buf_reset(b);
 	nn_buf_addc(b, '{');
 	for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
-		const char *v = nn_env_str(env, keys[i]);
-		if (!v)
+		if (!vals[i])
 			continue;
-		nn_buf_addf(b, "%s\"%s\":", first ? "" : ",", keys[i]);
-		nn_json_put_string(b, v, strlen(v));
+		if (!first)
+			nn_buf_addc(b, ',');
+		nn_buf_addc(b, '"');
+		nn_buf_adds(b, keys[i]);
+		nn_buf_adds(b, "\":");
+		nn_json_put_string(b, vals[i], strlen(vals[i]));
 		first = 0;
 	}
 	if (o->kind == NN_ORIGIN_CLIENT)
@@ -258,28 +279,36 @@ static void msg_fields_text(struct nn_buf *b, jv env, const struct nn_origin *o)
 	nn_buf_addc(b, '}');
 }
 
-static void msg_event(struct nn_node *n, const char *kind, jv env, const char *span,
+static void msg_event(struct nn_node *n, const char *kind, const struct msgf *m, const char *span,
 		      const struct nn_origin *o)
 {
 	struct nn_buf b = NN_BUF_INIT;
-	msg_fields_text(&b, env, o);
-	nn_events_emit_text(n->ev, NN_LOG_DEBUG, kind, nn_env_str(env, "trace"), span, b.data, b.len);
+	msg_fields_text(&b, m, o);
+	nn_events_emit_text(n->ev, NN_LOG_DEBUG, kind, m->trace, span, b.data, b.len);
 	nn_buf_release(&b);
 }
 
-void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
+/* Record msg.out (when asked) with m, sign env (consumed), send it. */
+static void send_signed(struct nn_node *n, jv env, const struct msgf *m, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	struct nn_buf b = NN_BUF_INIT;
 	n->answers++;
 	if (n->cfg.events_messages)
 		/* span: the request being handled (an answer's re, else its own id) */
-		msg_event(n, "msg.out", env, nn_env_str(env, "re") ? nn_env_str(env, "re") : nn_env_str(env, "id"), o);
+		msg_event(n, "msg.out", m, m->re ? m->re : m->id, o);
 	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
 		o->send(o, b.data, b.len);
 	nn_buf_release(&b);
+}
+
+void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
+{
+	struct msgf m;
+	msgf_of(&m, env);	/* env lives until send_signed has used m */
+	send_signed(n, env, &m, o);
 }
 
 static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
@@ -318,7 +347,7 @@ int nn_node_is_owner(const struct nn_node *n, const char *from)
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
-	const char *type, *from, *to, *be, *id;
+	const char *type, *from, *to, *be, *id, *trace;
 	int64_t exp;
 	const struct nn_behavior *b;
 	enum nn_code code;
@@ -343,8 +372,11 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	be = nn_env_str(env, "be");
 	id = nn_env_str(env, "id");
 	nn_json_get_int(env, "exp", &exp, NULL);
-	if (n->cfg.events_messages)
-		msg_event(n, "msg.in", env, id, o);
+	trace = nn_env_str(env, "trace");
+	if (n->cfg.events_messages) {
+		struct msgf m = { be, from, id, nn_env_str(env, "re"), to, type, trace };
+		msg_event(n, "msg.in", &m, id, o);
+	}
 
 	if (strcmp(type, "msg") != 0) {
 		send_error(n, o, env, NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
@@ -407,7 +439,12 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		return;
 	}
 	nn_debug("%s %s", be, id);
-	nn_node_sign_send(n, nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms), o);
+	{
+		/* the answer's event fields are known without looking them up */
+		jv ans = nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms);
+		struct msgf m = { be, n->key.did, nn_env_str(ans, "id"), id, from, "reply", trace };
+		send_signed(n, ans, &m, o);
+	}
 }
 
 /* The control socket's origin: answers go to the client's output buffer. */
