@@ -281,50 +281,16 @@ static jv container_config(struct nn_exec_job *job, struct dock *k)
 	return c;
 }
 
-/* The start time of pid (clock ticks since boot), 0 when it is gone or a
- * zombie (a follower whose parent died stays one until init reaps it). */
-static unsigned long long proc_starttime(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd, field = 2;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');	/* the command name may hold anything */
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;
-	for (p++; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return strtoull(p, NULL, 10);
-}
-
 static int record(struct nn_exec_job *job, struct dock *k, char *err)
 {
 	jv o = jv_object();
-	char *text, *path;
-	int rc;
 	o = jv_object_set(o, jv_string("executor"), jv_string("docker"));
 	o = jv_object_set(o, jv_string("id"), jv_string(job->spec->id));
 	o = jv_object_set(o, jv_string("container"), jv_string(k->cid));
 	o = jv_object_set(o, jv_string("host"), jv_string(k->d.host));
 	o = jv_object_set(o, jv_string("follower"), jv_number(k->follower));
 	o = jv_object_set(o, jv_string("follower_start"), jv_number((double)k->follower_start));
-	text = nn_json_dump(o);
-	jv_free(o);
-	path = nn_exec_path(job->spec, STATE_FILE);
-	rc = nn_write_file(path, text, strlen(text), 0644, err);
-	free(path);
-	free(text);
-	return rc;
+	return nn_exec_write_state(job->spec, STATE_FILE, o, err);
 }
 
 static int open_log(const struct nn_exec_spec *s, const char *name, int trunc, char *err)
@@ -382,7 +348,7 @@ static int copy_logs(struct nn_exec_job *job, struct dock *k, int follow, int tr
 	} else {
 		k->follower = pid;
 		k->follower_ours = 1;
-		k->follower_start = proc_starttime(pid);
+		k->follower_start = nn_exec_proc_starttime(pid, 1);
 	}
 	close(out);
 	close(errfd);
@@ -403,7 +369,7 @@ static int follower_alive(struct dock *k)
 		}
 		return 1;
 	}
-	if (proc_starttime(k->follower) != k->follower_start) {
+	if (nn_exec_proc_starttime(k->follower, 1) != k->follower_start) {
 		k->follower = 0;
 		return 0;
 	}

@@ -799,3 +799,38 @@ copy:
 	close(fd);
 	return 0;
 }
+
+unsigned long long nn_exec_proc_starttime(pid_t pid, int live_only)
+{
+	char path[64], buf[1024], *p;
+	ssize_t n;
+	int fd, field = 2;
+
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	p = strrchr(buf, ')');	/* the command name may hold anything */
+	if (!p || (live_only && (p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')))
+		return 0;
+	/* fields after the command: 3 state … 22 starttime */
+	for (p++; *p && field < 22; p++)
+		if (*p == ' ')
+			field++;
+	return strtoull(p, NULL, 10);
+}
+
+int nn_exec_write_state(const struct nn_exec_spec *s, const char *name, jv o, char *err)
+{
+	char *text = nn_json_dump(o), *path = nn_exec_path(s, name);
+	int rc = nn_write_file(path, text, strlen(text), 0644, err);
+	jv_free(o);
+	free(path);
+	free(text);
+	return rc;
+}

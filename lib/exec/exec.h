@@ -216,6 +216,13 @@ extern const struct nn_executor nn_exec_docker;
 extern const struct nn_executor nn_exec_vm;
 
 /* Paths inside the allocation directory (caller frees). */
+/* The start time of pid (clock ticks since boot, field 22 of
+ * /proc/PID/stat), which with the pid names a process without doubt; 0
+ * when it is gone, or, with live_only, a zombie. */
+unsigned long long nn_exec_proc_starttime(pid_t pid, int live_only);
+/* Write the state object o (consumed) to DIR/name, mode 0644. */
+int nn_exec_write_state(const struct nn_exec_spec *s, const char *name, jv o, char *err);
+
 char *nn_exec_path(const struct nn_exec_spec *spec, const char *name);
 #define NN_EXEC_STDOUT "stdout.log"
 #define NN_EXEC_STDERR "stderr.log"

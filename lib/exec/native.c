@@ -304,36 +304,9 @@ static void child(struct nn_exec_job *job, struct native *n, int syncfd, int err
 
 /* ---- start / record / adopt ---------------------------------------- */
 
-static unsigned long long proc_starttime(pid_t pid)
-{
-	char path[64], buf[1024];
-	char *p;
-	int fd, field = 2;
-	ssize_t r;
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	r = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (r <= 0)
-		return 0;
-	buf[r] = '\0';
-	p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	/* fields after the command: 3 state … 22 starttime */
-	for (p++; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return strtoull(p, NULL, 10);
-}
-
 static int record(struct nn_exec_job *job, struct native *n, char *err)
 {
 	jv o = jv_object();
-	char *text, *path;
-	int rc;
 	o = jv_object_set(o, jv_string("executor"), jv_string("native"));
 	o = jv_object_set(o, jv_string("id"), jv_string(job->spec->id));
 	o = jv_object_set(o, jv_string("pid"), jv_number(job->pid));
@@ -341,13 +314,7 @@ static int record(struct nn_exec_job *job, struct native *n, char *err)
 	o = jv_object_set(o, jv_string("monitor"), jv_number(n->mon_pid));
 	o = jv_object_set(o, jv_string("monitor_starttime"), jv_number((double)n->mon_start));
 	o = jv_object_set(o, jv_string("cgroups"), nn_cgroup_json(&n->cg));
-	text = nn_json_dump(o);
-	jv_free(o);
-	path = nn_exec_path(job->spec, STATE_FILE);
-	rc = nn_write_file(path, text, strlen(text), 0644, err);
-	free(path);
-	free(text);
-	return rc;
+	return nn_exec_write_state(job->spec, STATE_FILE, o, err);
 }
 
 static int open_log(const struct nn_exec_spec *s, const char *name, char *err)
@@ -540,8 +507,8 @@ static int native_start(struct nn_exec_job *job, char *err)
 		job->ex_code = NN_EX_UNAVAILABLE;
 		goto fail_child;
 	}
-	n->starttime = proc_starttime(job->pid);
-	n->mon_start = proc_starttime(n->mon_pid);
+	n->starttime = nn_exec_proc_starttime(job->pid, 0);
+	n->mon_start = nn_exec_proc_starttime(n->mon_pid, 0);
 	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
 	if (record(job, n, err) < 0) {
 		job->ex_code = NN_EX_IOERR;
@@ -597,7 +564,7 @@ fail_early:
 /* pidfd of a recorded process if it is still the same one, else -1. */
 static int reopen(pid_t pid, unsigned long long start)
 {
-	if (pid < 2 || !start || proc_starttime(pid) != start)
+	if (pid < 2 || !start || nn_exec_proc_starttime(pid, 0) != start)
 		return -1;
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }

@@ -476,48 +476,16 @@ static char **qemu_argv(struct nn_exec_job *job, struct vm *v)
 	return a;
 }
 
-static unsigned long long proc_starttime(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	ssize_t n;
-	int fd, field = 2;
-
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	p = strrchr(buf, ')');
-	if (!p || p[1] != ' ' || p[2] == 'Z' || p[2] == 'X')
-		return 0;
-	for (p++; *p && field < 22; p++)
-		if (*p == ' ')
-			field++;
-	return strtoull(p, NULL, 10);
-}
-
 static int record(struct nn_exec_job *job, struct vm *v, char *err)
 {
 	jv o = jv_object();
-	char *text, *path;
-	int rc;
 	o = jv_object_set(o, jv_string("executor"), jv_string("vm"));
 	o = jv_object_set(o, jv_string("id"), jv_string(job->spec->id));
 	o = jv_object_set(o, jv_string("pid"), jv_number(v->pid));
 	o = jv_object_set(o, jv_string("starttime"), jv_number((double)v->starttime));
 	o = jv_object_set(o, jv_string("qmp"), jv_string(v->sock));
 	o = jv_object_set(o, jv_string("token"), jv_string(v->token));
-	text = nn_json_dump(o);
-	jv_free(o);
-	path = nn_exec_path(job->spec, STATE_FILE);
-	rc = nn_write_file(path, text, strlen(text), 0644, err);
-	free(path);
-	free(text);
-	return rc;
+	return nn_exec_write_state(job->spec, STATE_FILE, o, err);
 }
 
 /* The last line of DIR/vm-qemu.log, for messages. */
@@ -577,7 +545,7 @@ static void vm_stop_now(struct vm *v)
 		if (v->pidfd >= 0)
 			poll(&p, 1, 3000);
 	}
-	if (v->pid && proc_starttime(v->pid) == v->starttime)
+	if (v->pid && nn_exec_proc_starttime(v->pid, 1) == v->starttime)
 		kill(v->pid, SIGKILL);
 	reap(v, 1);
 }
@@ -630,7 +598,7 @@ static int vm_start(struct nn_exec_job *job, char *err)
 	}
 	v->pid = pid;
 	v->ours = 1;
-	v->starttime = proc_starttime(pid);
+	v->starttime = nn_exec_proc_starttime(pid, 1);
 	v->pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	job->pid = pid;
 	snprintf(job->handle, sizeof job->handle, "qemu pid %d", (int)pid);
@@ -838,7 +806,7 @@ static int vm_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_resul
 		if (v->pidfd >= 0) {
 			r = poll(&p, 1, (int)left);
 		} else {
-			r = proc_starttime(v->pid) == v->starttime ? 0 : 1;
+			r = nn_exec_proc_starttime(v->pid, 1) == v->starttime ? 0 : 1;
 			if (r == 0 && left > 0)
 				r = poll(NULL, 0, (int)left) < 0 ? -1 : 0;
 		}
@@ -867,7 +835,7 @@ static int vm_signal(struct nn_exec_job *job, int sig, char *err)
 	if (sig == SIGKILL) {
 		v->killed = 1;
 		if (v->q.fd < 0 || nn_qmp_execute(&v->q, "quit", jv_invalid(), NULL, 2000, NULL) < 0)
-			if (proc_starttime(v->pid) == v->starttime)
+			if (nn_exec_proc_starttime(v->pid, 1) == v->starttime)
 				kill(v->pid, SIGKILL);
 		return 0;
 	}
@@ -948,7 +916,7 @@ static int vm_adopt(struct nn_exec_job *job, char *err)
 	job->adopted = 1;
 	job->pid = v->pid;
 	snprintf(job->handle, sizeof job->handle, "qemu pid %d", (int)v->pid);
-	if (v->starttime && proc_starttime(v->pid) == v->starttime) {
+	if (v->starttime && nn_exec_proc_starttime(v->pid, 1) == v->starttime) {
 		v->pidfd = (int)syscall(SYS_pidfd_open, v->pid, 0);
 		if (v->sock[0] == '@')
 			nn_qmp_connect(&v->q, v->sock, 2000, NULL);
