@@ -385,6 +385,20 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 	return rc;
 }
 
+/* The scheme of url, or S_NONE with err saying why it is not one we take. */
+static enum scheme known_scheme(const char *url, char *err)
+{
+	enum scheme s = url ? scheme_of(url) : S_NONE;
+	if (s == S_NONE) {
+		const char *colon = url ? strstr(url, "://") : NULL;
+		if (colon)
+			nn_seterr(err, "unsupported URL scheme '%.*s' in '%s'", (int)(colon - url), url, url);
+		else
+			nn_seterr(err, "not a URL: '%s'", url ? url : "");
+	}
+	return s;
+}
+
 int nn_storage_fetch(const char *url, const char *path, const struct nn_storage_opts *o,
 		     struct nn_storage_result *r, char *err)
 {
@@ -396,15 +410,8 @@ int nn_storage_fetch(const char *url, const char *path, const struct nn_storage_
 	int rc;
 
 	setup(&x, url, o, &defaults, r, &scratch);
-	s = url ? scheme_of(url) : S_NONE;
-	if (s == S_NONE) {
-		const char *colon = url ? strstr(url, "://") : NULL;
-		if (colon)
-			nn_seterr(err, "unsupported URL scheme '%.*s' in '%s'", (int)(colon - url), url, url);
-		else
-			nn_seterr(err, "not a URL: '%s'", url ? url : "");
+	if ((s = known_scheme(url, err)) == S_NONE)
 		return finish(&x, -1, NN_EX_DATAERR, err);
-	}
 	if (check_sha(x.o->sha256, err) < 0)
 		return finish(&x, -1, NN_EX_USAGE, err);
 	if (!path || !*path) {
@@ -455,15 +462,8 @@ int nn_storage_put(const char *path, const char *url, const struct nn_storage_op
 	int rc;
 
 	setup(&x, url, o, &defaults, r, &scratch);
-	s = url ? scheme_of(url) : S_NONE;
-	if (s == S_NONE) {
-		const char *colon = url ? strstr(url, "://") : NULL;
-		if (colon)
-			nn_seterr(err, "unsupported URL scheme '%.*s' in '%s'", (int)(colon - url), url, url);
-		else
-			nn_seterr(err, "not a URL: '%s'", url ? url : "");
+	if ((s = known_scheme(url, err)) == S_NONE)
 		return finish(&x, -1, NN_EX_DATAERR, err);
-	}
 	if (check_sha(x.o->sha256, err) < 0)
 		return finish(&x, -1, NN_EX_USAGE, err);
 	if (x.o->base) {
