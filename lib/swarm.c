@@ -83,10 +83,12 @@ struct member {
 	struct member *next;
 };
 
-/* Where an answer goes back to: a control-socket client or a connection. */
+/* Where an answer goes back to: a control-socket client, a connection, or
+ * the node itself (its own requests). */
+enum { BACK_CONN, BACK_CLIENT, BACK_SELF };
 struct pending {
 	char id[65];
-	int to_client;
+	int to_client;		/* BACK_* */
 	unsigned long no;
 	int64_t exp;			/* wall-clock ms */
 	int multi;			/* broadcast: many answers */
@@ -826,7 +828,13 @@ static void route_answer(struct swarm *s, jv env, const char *line, size_t len)
 		struct pending *p = &s->pend[i];
 		if (strcmp(p->id, re) != 0)
 			continue;
-		if (p->to_client) {
+		if (p->to_client == BACK_SELF) {
+			/* the node's callback may route more: settle the table first */
+			if (!p->multi)
+				s->pend[i] = s->pend[--s->npend];
+			nn_node_answer_in(s->n, env);
+			return;
+		} else if (p->to_client == BACK_CLIENT) {
 			char *l = nn_xasprintf("%.*s\n", (int)len, line);
 			nn_node_client_send(s->n, p->no, l, len + 1);
 			free(l);
@@ -869,8 +877,8 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 	int64_t exp = 0;
 	struct member *m;
 	struct pconn *c;
-	int to_client = o->kind == NN_ORIGIN_CLIENT;
-	unsigned long back = to_client ? o->client : ((struct pconn *)o->arg)->no;
+	int to_client = o->kind == NN_ORIGIN_CLIENT ? BACK_CLIENT : o->kind == NN_ORIGIN_SELF ? BACK_SELF : BACK_CONN;
+	unsigned long back = o->kind == NN_ORIGIN_PEER ? ((struct pconn *)o->arg)->no : o->client;
 
 	nn_json_get_int(env, "exp", &exp, NULL);
 	if (!strcmp(to, "*")) {
@@ -996,7 +1004,7 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 				} else {
 					if (hops > 1 && hops <= 64)
 						bc_forward(s, env, (int)hops - 1, c->no);
-					pending_add(s, id, 0, c->no, exp, 1);
+					pending_add(s, id, BACK_CONN, c->no, exp, 1);
 					nn_node_deliver(s->n, env, &o);
 				}
 			}
