@@ -1165,9 +1165,11 @@ static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
 	jv_object_foreach(allocs, name, id) {
 		jv a = jv_object_get(jv_copy(ens_allocs), jv_copy(name));
 		const char *type = ens_str(a, "type");
-		sqlite3_stmt *st = orch_prep(d->o, "INSERT OR REPLACE INTO orch_alloc (dep, name, slot, grp, type,"
+		/* a state pushed before this answer came is kept */
+		sqlite3_stmt *st = orch_prep(d->o, "INSERT INTO orch_alloc (dep, name, slot, grp, type,"
 					     " provider, lease, alloc, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-					     " 'starting', ?)");
+					     " 'starting', ?) ON CONFLICT (dep, name, slot) DO UPDATE SET"
+					     " provider = excluded.provider, lease = excluded.lease, alloc = excluded.alloc");
 		if (st && jv_get_kind(id) == JV_KIND_STRING) {
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, jv_string_value(name), -1, SQLITE_STATIC);
@@ -1446,12 +1448,42 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 	sqlite3_bind_text(st, 8, from, -1, SQLITE_STATIC);
 	orch_step(o, st);
 	changed = sqlite3_changes(nn_node_db(n)->h);
+	d = dep_find(o, dep);
+	if (!changed && d && slot >= 0 && slot < d->nslots && !strcmp(d->slots[slot].prov, from) &&
+	    d->slots[slot].st >= S_PROVISIONING) {
+		/* the state can overtake the answer to /deploy/provision */
+		jv a = jv_object_get(jget(d->ens, "allocations"), jv_string(name));
+		const char *type = ens_str(a, "type");
+		st = orch_prep(o, "INSERT OR IGNORE INTO orch_alloc (dep, name, slot, grp, type, provider, lease,"
+			       " alloc, state, status, reason, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		if (st && jv_is_valid(a)) {
+			sqlite3_bind_text(st, 1, dep, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, slot);
+			sqlite3_bind_text(st, 4, d->slots[slot].grp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, type ? type : "task", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, from, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, d->slots[slot].lease, -1, SQLITE_STATIC);
+			if (ens_str(body, "alloc"))
+				sqlite3_bind_text(st, 8, ens_str(body, "alloc"), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
+			if (status >= 0)
+				sqlite3_bind_int64(st, 10, status);
+			if (ens_str(body, "reason"))
+				sqlite3_bind_text(st, 11, ens_str(body, "reason"), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 12, nn_now_ms());
+			orch_step(o, st);
+			changed = sqlite3_changes(nn_node_db(n)->h);
+		} else if (st) {
+			sqlite3_finalize(st);
+		}
+		jv_free(a);
+	}
 	if (!changed) {
 		jv_free(body);
 		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
 		return NN_E_UNAUTHORIZED;
 	}
-	d = dep_find(o, dep);
 	if (d) {
 		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
 		f = jv_object_set(f, jv_string("provider"), jv_string(from));
