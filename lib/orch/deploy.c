@@ -72,6 +72,7 @@ static void dep_fail(struct orch_dep *d, const char *why, jv extra);
 static void dep_select(struct orch_dep *d);
 static void dep_provision(struct orch_dep *d);
 static void dep_bid(struct orch_dep *d);
+static void dep_check_done(struct orch_dep *d);
 
 /* ---- small things ---- */
 
@@ -1344,6 +1345,8 @@ static void dep_provision(struct orch_dep *d)
 		d->state = D_RUNNING;
 		dep_save(d, NULL, -1);
 		emit(d, NN_LOG_INFO, "deploy.running", jv_object_set(jv_object(), jv_string("placements"), pl));
+		/* tasks may have ended before the last answer came */
+		dep_check_done(d);
 	}
 }
 
