@@ -235,3 +235,103 @@ nodes.a.peer: not a did:key ("x")'
 	assert_equal "${#lines[@]}" 200
 	assert_line --index 199 --regexp ': too many errors, the rest are not reported$'
 }
+
+@test "YAML: plain scalars are typed (core schema), quoted ones stay strings" {
+	run test-tool ensemble yaml <<'Y'
+a: 1
+b: "1"
+c: true
+d: ~
+e: 0x10
+f: 1.5
+g: 12345678901234567890
+h: yes
+i: !!str 5
+j: [1, two]
+k: -3
+l: 1e3
+m: .inf
+n:
+o: 'null'
+Y
+	assert_success
+	assert_output '{"a":1,"b":"1","c":true,"d":null,"e":16,"f":1.5,"g":"12345678901234567890","h":"yes","i":"5","j":[1,"two"],"k":-3,"l":1000,"m":".inf","n":null,"o":"null"}'
+}
+
+@test "YAML: an ensemble reads the same as its JSON" {
+	yaml='name: web-app
+allocations:
+  web:
+    type: service
+    executor: docker
+    image: "nginx:1.25"
+    resources: {cpu: 0.5, ram: 512MiB}
+    env:
+      PORT: 8080
+      DEBUG: "false"
+    ports: [8080]
+    healthcheck:
+      http: http://127.0.0.1:8080/
+      interval: 5s
+  job:
+    command: [sh, -c, "echo hi"]
+    depends_on: [web]
+edges:
+  - {from: web, to: job, max_rtt: 50ms}
+'
+	json='{"name":"web-app","allocations":{"web":{"type":"service","executor":"docker","image":"nginx:1.25","resources":{"cpu":0.5,"ram":"512MiB"},"env":{"PORT":"8080","DEBUG":"false"},"ports":[8080],"healthcheck":{"http":"http://127.0.0.1:8080/","interval":"5s"}},"job":{"command":["sh","-c","echo hi"],"depends_on":["web"]}},"edges":[{"from":"web","to":"job","max_rtt_ms":50}]}'
+	run ens "$yaml"
+	assert_success
+	y=$output
+	run ens "$json"
+	assert_success
+	assert_equal "$y" "$output"
+	run jq -c '.allocations.web.env' <<<"$y"
+	assert_output '{"DEBUG":"false","PORT":"8080"}'
+}
+
+@test "YAML: flow style that is not JSON is read as YAML" {
+	run ens '{allocations: {a: {command: [true]}}}'
+	assert_failure 65
+	assert_output 'allocations.a.command[0]: expected a string, not a boolean'
+	run ens '{allocations: {a: {command: ["true"]}}}'
+	assert_success
+}
+
+@test "YAML: aliases, several documents, duplicate keys, deep nesting are refused" {
+	run ens $'allocations:\n  a: &x {command: [x]}\n  b: *x\n'
+	assert_failure 65
+	assert_output 'line 3 column 6: aliases (*name) are not supported'
+	run ens $'allocations: {a: {command: [x]}}\n---\nallocations: {b: {command: [x]}}\n'
+	assert_failure 65
+	assert_output 'line 2 column 1: more than one YAML document (one ensemble per file)'
+	run ens $'allocations: {a: {command: [x]}}\nallocations: {}\n'
+	assert_failure 65
+	assert_output "line 2 column 1: duplicate key 'allocations'"
+	run ens "a: $(printf '%.0s[' {1..70})"
+	assert_failure 65
+	assert_output 'line 1 column 68: nested deeper than 64 levels'
+	# a billion laughs needs aliases: refused at the first one
+	run ens $'a: &a ["lol","lol"]\nb: &b [*a,*a]\nc: [*b,*b]\n'
+	assert_failure 65
+	assert_output 'line 2 column 8: aliases (*name) are not supported'
+}
+
+@test "YAML: syntax errors say where" {
+	run ens $'allocations:\n  a: {command: [x]\n  b: 1\n'
+	assert_failure 65
+	assert_output --regexp '^line [0-9]+ column [0-9]+: '
+	run ens $'allocations:\n\ta: 1\n'
+	assert_failure 65
+	assert_output --regexp '^line 2 column 1: found character that cannot start any token'
+	run ens ''
+	assert_failure 65
+	assert_output '.: expected an object, not null'
+}
+
+@test "too large a text is refused before parsing" {
+	head -c 5000000 /dev/zero | tr '\0' ' ' >"$BATS_TEST_TMPDIR/big"
+	run test-tool ensemble parse <"$BATS_TEST_TMPDIR/big"
+	assert_failure 65
+	assert_output '.: larger than 4194304 bytes'
+}
