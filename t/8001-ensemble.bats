@@ -335,3 +335,41 @@ edges:
 	assert_failure 65
 	assert_output '.: larger than 4194304 bytes'
 }
+
+# requirements of a group, matched by nunet-match against the example offers
+match_group() {
+	local r
+	r=$(test-tool ensemble reqs "$2" <<<"$1") || { echo "$r"; return 1; }
+	cat "$NUNET_SRC"/share/nunet/capability/*.json | jq -c . |
+		nunet-match "$r" | jq -r '.offer.cpu.model'
+}
+
+@test "group requirements: summed resources, executors, location, price, where/rank" {
+	doc='{"allocations":{"api":{"executor":"docker","image":"x","resources":{"cpu":0.25,"ram":"1G","disk":"1G"}},"side":{"command":["x"],"resources":{"cpu":0.5,"ram":"512M","gpus":1}},"edge":{"command":["x"],"resources":{"cpu":1}}},"nodes":{"big":{"allocations":["api","side"]},"eu":{"allocations":["edge"],"location":{"accept":[{"continent":"EU"}]}}},"max_price":{"cpu_second":"20"},"where":".ram.size > 0","rank":".cpu.cores"}'
+	run test-tool ensemble reqs big <<<"$doc"
+	assert_success
+	assert_output '{"cpu":{"cores":0.75},"disk":{"size":1073741824},"gpus":{"count":1},"price":{"max":{"cpu_second":"20"}},"ram":{"size":1610612736},"rank":".cpu.cores","v":1,"where":"(.ram.size > 0) and ((.executors // []) as $e | [\"docker\",\"native\"] | all(. as $x | $e | index($x) != null))"}'
+	run test-tool ensemble reqs eu <<<"$doc"
+	assert_success
+	assert_output '{"cpu":{"cores":1},"executors":["native"],"location":{"accept":[{"continent":"EU"}]},"price":{"max":{"cpu_second":"20"}},"ram":{"size":268435456},"rank":".cpu.cores","v":1,"where":".ram.size > 0"}'
+	run test-tool ensemble reqs nope <<<"$doc"
+	assert_failure 65
+	assert_output 'error: no node group named "nope"'
+}
+
+@test "group requirements go through nunet-match: a group needing two executors gets nodes with both" {
+	doc='{"allocations":{"api":{"executor":"docker","image":"x"},"side":{"command":["x"]},"solo":{"command":["x"]},"eu":{"command":["x"]}},"nodes":{"both":{"allocations":["api","side"]},"solo":{"allocations":["solo"]},"eu":{"allocations":["eu"],"location":{"accept":[{"continent":"EU"}],"reject":[{"country":"NL"}]}}}}'
+	# arm-edge (Cortex-A76) has only native
+	run match_group "$doc" both
+	assert_success
+	assert_output 'AMD EPYC 7B13
+AMD Ryzen 9 7950X'
+	run match_group "$doc" solo
+	assert_success
+	assert_output 'Cortex-A76
+AMD EPYC 7B13
+AMD Ryzen 9 7950X'
+	run match_group "$doc" eu
+	assert_success
+	assert_output 'AMD EPYC 7B13'
+}
