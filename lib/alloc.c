@@ -690,23 +690,56 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 	free(p);
 }
 
-/* The environment that hands the credentials to the job, added to the
- * spec's env (specj, consumed and returned): paths as the job sees them. */
+/* Where a container finds the control socket and DIR/cred (read-only). */
+#define CONTAINER_SOCK "/run/nunet/node.sock"
+#define CONTAINER_CRED "/run/nunet/cred"
+
+/*
+ * The environment that hands the credentials to the job, added to the
+ * spec's env (specj, consumed and returned): paths as the job sees them.
+ * A native job shares the host's files; a container gets the socket and
+ * DIR/cred bind-mounted read-only (options.binds).
+ */
 static jv cred_env(struct amod *m, const struct nn_exec_spec *spec, jv specj)
 {
 	jv env = jv_object_get(jv_copy(specj), jv_string("env"));
 	char *sock = nn_home_file(nn_node_home(m->n), "node.sock");
-	char *key = nn_xasprintf("%s/%s", spec->dir, NN_ALLOC_KEY);
-	char *cap = nn_xasprintf("%s/%s", spec->dir, NN_ALLOC_CAP);
+	char *cred = nn_xasprintf("%s/%s", spec->dir, NN_ALLOC_CRED);
+	char *key, *cap;
 	if (jv_get_kind(env) != JV_KIND_OBJECT) {
 		jv_free(env);
 		env = jv_object();
 	}
+	if (!strcmp(spec->executor, "docker")) {
+		jv o = jv_object_get(jv_copy(specj), jv_string("options"));
+		jv b = jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string("binds")) : jv_null();
+		char *sb = nn_xasprintf("%s:" CONTAINER_SOCK ":ro", sock);
+		char *cb = nn_xasprintf("%s:" CONTAINER_CRED ":ro", cred);
+		if (jv_get_kind(o) != JV_KIND_OBJECT) {
+			jv_free(o);
+			o = jv_object();
+		}
+		if (jv_get_kind(b) != JV_KIND_ARRAY) {
+			jv_free(b);
+			b = jv_array();
+		}
+		b = jv_array_append(jv_array_append(b, jv_string(sb)), jv_string(cb));
+		specj = jv_object_set(specj, jv_string("options"), jv_object_set(o, jv_string("binds"), b));
+		free(sb);
+		free(cb);
+		free(sock);
+		free(cred);
+		sock = nn_xstrdup(CONTAINER_SOCK);
+		cred = nn_xstrdup(CONTAINER_CRED);
+	}
+	key = nn_xasprintf("%s/key", cred);
+	cap = nn_xasprintf("%s/cap", cred);
 	env = jv_object_set(env, jv_string("NUNET_SOCKET"), jv_string(sock));
 	env = jv_object_set(env, jv_string("NUNET_KEY"), jv_string(key));
 	env = jv_object_set(env, jv_string("NUNET_CAP"), jv_string(cap));
 	env = jv_object_set(env, jv_string("NUNET_ALLOC"), jv_string(spec->id));
 	free(sock);
+	free(cred);
 	free(key);
 	free(cap);
 	return jv_object_set(specj, jv_string("env"), env);
