@@ -6,6 +6,7 @@
 # failures reach it; cancelling it tears its subtree down; its tokens die
 # with it; the node's owner still sees everything.
 load lib/common
+load lib/docker
 
 setup() {
 	common_setup
@@ -27,6 +28,7 @@ teardown() {
 	done
 	node_stop_all
 	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	engine_stop
 }
 
 wait_state() {	# ID STATE
@@ -257,4 +259,39 @@ children: 0 2"
 	id=$(nunet-run ls -a | jq -r 'select(.parent == null) | .id')
 	assert_equal "$(nunet-run status "$id" | jq '.children | length')" 2
 	assert_equal "$(nunet-run status "$id" | jq '.failed_children[].status')" 2
+}
+
+@test "a container gets the socket and its credentials read-only, and talks to the node as its allocation" {
+	command -v dockerd >/dev/null || skip "dockerd is not installed (Debian: docker.io)"
+	docker_engine_start
+	# the node's shims reach the private engine through DOCKER_HOST
+	node_stop_all
+	node_start
+	# the host's libraries (and loader) and the build's programs, so that
+	# nunet-send runs in the busybox image
+	ld=/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2
+	[ -x "$ld" ] || skip "no $ld to run the build's programs in a container"
+	body=$(jq -nc --arg b "$NUNET_BUILD/bin" --arg ld "$ld" '{spec: {executor: "docker", image: "bb:local",
+		id: "box", options: {binds: ["/usr/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:ro", ($b + ":/nn:ro")]},
+		command: ["sh", "-c", ("echo $NUNET_SOCKET $NUNET_KEY $NUNET_CAP $NUNET_ALLOC; "
+			+ "touch $NUNET_CAP 2>/dev/null || echo read-only; "
+			+ $ld + " /nn/nunet-send /alloc/list; " + $ld + " /nn/nunet-send /node/info; echo info: $?")]}}')
+	nunet-send /alloc/start "$body" >/dev/null
+	run --separate-stderr nunet-run wait box
+	assert_success
+	run nunet-run logs box
+	assert_equal "${lines[0]}" "/run/nunet/node.sock /run/nunet/cred/key /run/nunet/cred/cap box"
+	assert_equal "${lines[1]}" read-only
+	assert_equal "$(jq -r '.allocations[].id' <<<"${lines[2]}")" box
+	[[ "${lines[3]}" == *'"error":'*"not cover /node/info"* ]]
+	assert_equal "${lines[4]}" "info: 1"
+	# and its token is revoked now that it ended
+	run nunet-node cap list
+	assert_equal "$(jq -r --arg a "$(nunet-run status box | jq -r .did)" 'select(.aud == $a) | .revoked' <<<"$output")" true
+	assert_equal "$(engine_api GET '/containers/json?all=true' | jq length)" 0
+	# binds are checked before anything starts
+	run --separate-stderr nunet-send /alloc/start \
+		'{"spec":{"executor":"docker","image":"bb:local","command":["true"],"options":{"binds":["/no/such:/x"]}}}'
+	assert_failure 65
+	[[ "$stderr" == *"options.binds: expected an array of \"HOST:CONTAINER[:ro]\""* ]]
 }
