@@ -2282,6 +2282,7 @@ int nn_alloc_attach(struct nn_node *n, char *err)
 	m->n = n;
 	m->hb_ms = HEARTBEAT_MS;
 	m->cap_ttl_ms = CAP_TTL_MS;
+	m->orphans = 1;		/* parents may have ended while the node was down */
 	{
 		/* for tests: tokens that must be renewed within seconds */
 		const char *t = getenv("NUNET_ALLOC_CAP_TTL");
