@@ -934,7 +934,8 @@ static jv node_call(struct nn_client *c, const char *be, jv body)
 	ex = code == NN_E_BAD_BODY ? NN_EX_DATAERR
 		: code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE
 		: code == NN_E_UNKNOWN_BEHAVIOR ? NN_EX_UNAVAILABLE
-		: code == NN_E_BUSY ? NN_EX_TEMPFAIL : NN_EX_SOFTWARE;
+		: code == NN_E_BUSY ? NN_EX_TEMPFAIL
+		: code == NN_E_UNAUTHORIZED ? NN_EX_NO : NN_EX_SOFTWARE;
 	if (code == NN_E_UNKNOWN_BEHAVIOR)
 		nn_error("the node does not run allocations: %s", msg ? msg : "?");
 	else
