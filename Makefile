@@ -17,7 +17,7 @@ DATADIR  ?= $(PREFIX)/share
 VERSION  := 0.1.0
 
 CC       ?= cc
-PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1
+PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1 libcrypto
 WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter -Wvla \
             -Wimplicit-fallthrough -Wundef
