@@ -115,6 +115,23 @@ void nn_node_set_authorizer(struct nn_node *n, nn_authorize_fn *fn, void *arg);
 typedef void nn_answer_fn(struct nn_node *n, jv answer, void *arg);
 int nn_node_request(struct nn_node *n, const char *to, const char *be, jv body, const char *trace,
 		    int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id, char *err);
+/* The same with capability tokens (an array, consumed; null: none) in the
+ * envelope's "cap", for behaviors the receiver guards (/deploy/…). */
+int nn_node_request_cap(struct nn_node *n, const char *to, const char *be, jv body, jv cap,
+			const char *trace, int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id,
+			char *err);
+/*
+ * Run behavior be of this node now, as the node itself (an owner): the
+ * envelope is built and not signed, the handler runs synchronously, and its
+ * reply body comes back in *reply (the caller's; invalid on a refusal).
+ * For a module that drives another module's behavior (the orchestrator's
+ * provisioning starts allocations through /alloc/start).  Consumes body;
+ * trace may be NULL.  Returns the handler's code, err set on a refusal.
+ */
+enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const char *trace,
+			    jv *reply, char *err);
+/* Behaviors anyone may invoke: under /public/ or /broadcast/public/. */
+int nn_node_public_path(const char *be);
 /* Forget request id: its callback is not called again. */
 void nn_node_request_cancel(struct nn_node *n, const char *id);
 /* An answer envelope (borrowed, not yet verified) that came back from
