@@ -314,8 +314,8 @@ void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 	send_signed(n, env, &m, o);
 }
 
-static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
-		       enum nn_code code, const char *msg)
+void nn_node_refused(struct nn_node *n, const struct nn_origin *o, jv req,
+		     enum nn_code code, const char *msg)
 {
 	jv f = jv_get_kind(req) == JV_KIND_OBJECT ? msg_fields(req, o) : msg_fields(jv_null(), o);
 	int security = code == NN_E_UNAUTHORIZED || code == NN_E_BAD_SIGNATURE || code == NN_E_REPLAY ||
@@ -332,7 +332,19 @@ static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
 		nn_warn("own request: %s: %s", nn_code_name(code), msg);
 	else
 		nn_warn("peer %.80s: %s: %s", o->peer ? o->peer : "?", nn_code_name(code), msg);
+}
+
+void nn_node_refuse(struct nn_node *n, const struct nn_origin *o, jv req,
+		    enum nn_code code, const char *msg)
+{
+	nn_node_refused(n, o, req, code, msg);
 	nn_node_sign_send(n, nn_env_error(req, n->key.did, code, msg, n->cfg.ttl_ms), o);
+}
+
+static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
+		       enum nn_code code, const char *msg)
+{
+	nn_node_refuse(n, o, req, code, msg);
 }
 
 int nn_node_is_owner(const struct nn_node *n, const char *from)

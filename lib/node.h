@@ -145,6 +145,18 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 /* Sign env (consumed) with the node's key and send it to o. */
 void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o);
 
+/*
+ * A refusal of what o sent (req borrowed: the envelope, or jv_null() when
+ * there was none): nn_node_refused records it (event security.refused for
+ * the codes of authority and integrity, msg.refused for the others, and a
+ * warning in the log) without answering; nn_node_refuse records it and
+ * answers o with a signed error envelope.
+ */
+void nn_node_refused(struct nn_node *n, const struct nn_origin *o, jv req,
+		     enum nn_code code, const char *msg);
+void nn_node_refuse(struct nn_node *n, const struct nn_origin *o, jv req,
+		    enum nn_code code, const char *msg);
+
 /* Add "key":value (consumed) to the ready line written to --ready-fd, e.g.
  * the address a transport bound; call before nn_node_run(). */
 void nn_node_ready_field(struct nn_node *n, const char *key, jv value);
