@@ -1092,8 +1092,10 @@ static void commit_slot(struct orch_dep *d, int i)
 	b = jv_object_set(b, jv_string("deployment"), jv_string(d->id));
 	b = jv_object_set(b, jv_string("group"), jv_string(s->grp));
 	b = jv_object_set(b, jv_string("resources"), nn_res_to_json(&res));
-	/* the lease outlives the deadline a little, never much */
-	b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)(left > 0 ? left + 1000 : 1000)));
+	/* the lease covers the time to the deadline, at most ORCH_LEASE_MS */
+	b = jv_object_set(b, jv_string("lease_ms"),
+			  jv_number((double)(left + 1000 < ORCH_LEASE_MS ? (left > 0 ? left + 1000 : 1000)
+					     : ORCH_LEASE_MS)));
 	if (contract)
 		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
@@ -1365,6 +1367,13 @@ static void dep_check_done(struct orch_dep *d)
 		dep_final(d, D_DONE, "deploy.done", NULL, status, jv_null());
 }
 
+static void stale_released(struct nn_node *n, jv ans, void *arg)
+{
+	(void)n;
+	(void)ans;
+	(void)arg;
+}
+
 static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct orch *o = orch_of(n);
@@ -1433,6 +1442,25 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		jv_free(a);
 	}
 	if (!changed) {
+		/* a provider that came back late runs what was given up: its
+		 * lease is released (the release may have been lost with it) */
+		const char *lease = ens_str(body, "lease");
+		char e[NN_ERRLEN];
+		if (lease && strlen(lease) < 72 && !nn_alloc_state_final(state)) {
+			sqlite3_stmt *q = orch_prep(o, "SELECT 1 FROM orch_alloc WHERE dep = ? AND lease = ?");
+			int ours = 0;
+			if (q) {
+				sqlite3_bind_text(q, 1, dep, -1, SQLITE_STATIC);
+				sqlite3_bind_text(q, 2, lease, -1, SQLITE_STATIC);
+				ours = sqlite3_step(q) == SQLITE_ROW;
+				sqlite3_finalize(q);
+			}
+			if (!ours && nn_node_request_cap(n, from, "/deploy/release",
+							 jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)),
+							 tokens_for(o, from), nn_env_str(req, "trace"), 10000,
+							 stale_released, NULL, NULL, e) < 0)
+				nn_debug("orch: cannot release stale lease %s: %s", lease, e);
+		}
 		jv_free(body);
 		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
 		return NN_E_UNAUTHORIZED;
