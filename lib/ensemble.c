@@ -1453,6 +1453,14 @@ static jv normalize(jv doc, const char *defname, jv *errors)
 	doc = want_object(&c, doc, "");
 	if (!jv_is_valid(doc))
 		goto done;
+	if (absent(doc, "allocations") && (!absent(doc, "Job") ||
+					   (!absent(doc, "kind") && !absent(doc, "apiVersion")))) {
+		err(&c, "", "a %s, not an ensemble (nunet-run convert --from %s makes one of it)",
+		    absent(doc, "Job") ? "Kubernetes manifest" : "Nomad job",
+		    absent(doc, "Job") ? "kubernetes" : "nomad");
+		jv_free(doc);
+		goto done;
+	}
 	unknown_keys(&c, doc, "", top_keys);
 
 	v = field(doc, "version");

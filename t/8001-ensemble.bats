@@ -304,7 +304,7 @@ edges:
 	assert_output 'line 3 column 6: aliases (*name) are not supported'
 	run ens $'allocations: {a: {command: [x]}}\n---\nallocations: {b: {command: [x]}}\n'
 	assert_failure 65
-	assert_output 'line 2 column 1: more than one YAML document (one ensemble per file)'
+	assert_output 'line 2 column 1: more than one YAML document (give one per file)'
 	run ens $'allocations: {a: {command: [x]}}\nallocations: {}\n'
 	assert_failure 65
 	assert_output "line 2 column 1: duplicate key 'allocations'"
