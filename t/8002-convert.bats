@@ -231,3 +231,26 @@ Y
 	assert_output ''
 	assert_equal "$stderr" 'bad.yaml: allocations.a.image: required with the docker executor'
 }
+
+@test "nunet-ensemble(5) and nunet-run(1): the examples, as written" {
+	cd "$NUNET_SRC"
+	run nunet-run validate share/nunet/examples/web.yaml
+	assert_success
+	assert_output 'ok: 2 allocations in 2 node groups'
+	run bash -c "nunet-run validate --json share/nunet/examples/web.yaml |
+    jq -c '.allocations.web.healthcheck'"
+	assert_output '{"http":"http://127.0.0.1:8080/","interval_ms":2000,"retries":3,"timeout_ms":1000}'
+	run bash -c "printf 'allocations:\n  web: {executor: docker, resources: {ram: lots}}\n' |
+    nunet-run validate - 2>&1; echo \$?"
+	assert_output 'stdin: allocations.web.image: required with the docker executor
+stdin: allocations.web.resources.ram: not a size
+65'
+	run bash -c "nunet-run convert --from kubernetes share/nunet/examples/k8s-job.yaml \
+    2>/dev/null | jq -c '.allocations.pi.resources'"
+	assert_output '{"cpu":0.5,"disk":0,"gpus":0,"ram":268435456}'
+	run bash -c "nunet-run convert --from nomad share/nunet/examples/nomad.json 2>&1 >/dev/null | head -1"
+	assert_output 'convert: Job.TaskGroups[0].RestartPolicy.Delay: not converted: restarts are not delayed'
+	run bash -c "nunet-run convert --from nomad share/nunet/examples/nomad.json 2>/dev/null |
+    jq -c '.nodes.frontend'"
+	assert_output '{"allocations":["migrate","server"],"location":null,"peer":null,"redundancy":2}'
+}
