@@ -24,6 +24,7 @@ static const struct cmd cmds[] = {
 	{ "db", cmd__db },
 	{ "loop", cmd__loop },
 	{ "size", cmd__size },
+	{ "dlcurl", cmd__dlcurl },
 	{ "events-bench", cmd__events_bench },
 	{ "cap", cmd__cap },
 	{ "pay", cmd__pay },
