@@ -657,7 +657,7 @@ static int cred_make(struct amod *m, const char *dir, char did[NN_DID_MAX], int6
 	free(path);
 	nn_key_generate(&k);
 	path = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
-	rc = nn_key_save(&k, path, NULL, err);
+	rc = nn_key_save_nosync(&k, path, err);
 	free(path);
 	if (rc == 0)
 		snprintf(did, NN_DID_MAX, "%s", k.did);
