@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "captoken.h"
+#include "dlcurl.h"
 #include "db.h"
 #include "json.h"
 #include "lines.h"
@@ -364,9 +365,12 @@ static size_t discard(char *p, size_t s, size_t n, void *arg)
 
 static int check_http(const struct nn_alloc_health *h, char *msg)
 {
-	CURL *c = curl_easy_init();
+	CURL *c;
 	long code = 0;
 	CURLcode rc;
+	if (nn_dlcurl_load(msg) < 0)
+		return 0;
+	c = curl_easy_init();
 	if (!c) {
 		snprintf(msg, NN_ERRLEN, "cannot make an HTTP client");
 		return 0;
