@@ -67,7 +67,9 @@ static const char *const schema[] = {
 	" result TEXT NOT NULL, PRIMARY KEY (id, run));",
 	/* 2: the allocation's own identity (its tokens are in cap_tokens) */
 	"ALTER TABLE allocations ADD COLUMN did TEXT;"
-	"CREATE INDEX allocations_did ON allocations (did);",
+	"CREATE INDEX allocations_did ON allocations (did);"
+	/* the swarm module's table (attached first): revoked by audience */
+	"CREATE INDEX IF NOT EXISTS cap_tokens_aud ON cap_tokens (aud);",
 	NULL
 };
 
@@ -571,16 +573,18 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 
 /* ---- credentials: an identity and a token for each allocation ---- */
 
-/* Write text and a newline to path through a temporary file and a rename,
- * mode 0600 (no fsync: a node that starts issues a new token anyway). */
-static int put_file(const char *path, const char *text, char *err)
+/* Write text and a newline to path, mode 0600: a new file, or (replace)
+ * through a temporary file and a rename, so a reader never sees half of
+ * it.  No fsync: a node that starts issues a new token anyway, and file
+ * creations are what an allocation's start costs most here. */
+static int put_file(const char *path, const char *text, int replace, char *err)
 {
-	char *tmp = nn_xasprintf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char *tmp = replace ? nn_xasprintf("%s.tmp", path) : nn_xstrdup(path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL), 0600);
 	int bad = fd < 0 || nn_write_all(fd, text, strlen(text)) < 0 || nn_write_all(fd, "\n", 1) < 0;
 	if (fd >= 0 && close(fd) < 0)
 		bad = 1;
-	if (!bad && rename(tmp, path) < 0)
+	if (!bad && replace && rename(tmp, path) < 0)
 		bad = 1;
 	if (bad) {
 		nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
@@ -596,7 +600,8 @@ static int put_file(const char *path, const char *text, char *err)
  * end of the allocation revokes it), then write it to DIR/cred/cap.
  * *exp gets its expiry.
  */
-static int cred_token(struct amod *m, const char *dir, const char *did, int64_t *exp, char *err)
+static int cred_token(struct amod *m, const char *dir, const char *did, int64_t *exp, int renew,
+		      char *err)
 {
 	jv caps = jv_array_append(jv_array_append(jv_array(), jv_string("/alloc")), jv_string("/deploy"));
 	int64_t e = nn_now_ms() + m->cap_ttl_ms;
@@ -631,7 +636,7 @@ static int cred_token(struct amod *m, const char *dir, const char *did, int64_t 
 	}
 	if (rc == 0) {
 		path = nn_xasprintf("%s/%s", dir, NN_ALLOC_CAP);
-		rc = put_file(path, text, err);
+		rc = put_file(path, text, renew, err);
 		free(path);
 	}
 	if (rc == 0)
@@ -661,12 +666,12 @@ static int cred_make(struct amod *m, const char *dir, char did[NN_DID_MAX], int6
 	free(path);
 	nn_key_generate(&k);
 	path = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
-	rc = nn_key_save(&k, path, NULL, err);
+	rc = nn_key_save_nosync(&k, path, err);
 	free(path);
 	if (rc == 0)
 		snprintf(did, NN_DID_MAX, "%s", k.did);
 	nn_key_clear(&k);
-	return rc < 0 ? -1 : cred_token(m, dir, did, exp, err);
+	return rc < 0 ? -1 : cred_token(m, dir, did, exp, 0, err);
 }
 
 /* Revoke every token the identity did was given; remove DIR/cred. */
@@ -839,7 +844,7 @@ static void cred_renew(struct alloc *a)
 	char e[NN_ERRLEN];
 	if (!a->did[0] || nn_alloc_state_final(a->state))
 		return;
-	if (cred_token(a->m, a->dir, a->did, &a->cap_exp, e) < 0)
+	if (cred_token(a->m, a->dir, a->did, &a->cap_exp, 1, e) < 0)
 		nn_warn("alloc %s: cannot renew its token: %s", a->id, e);
 }
 
