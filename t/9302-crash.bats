@@ -146,3 +146,103 @@ node.stop|1"
 	[ "$(wc -l <acknowledged)" -ge 10 ]
 	assert_equal "$(comm -23 acknowledged stored | wc -l)" 0
 }
+
+@test "kill -9 while a node writes its peers and edges: one row per peer, none that was listed lost, and it rejoins" {
+	declare -A DID
+	for n in a b c d; do
+		node_init "$BATS_TEST_TMPDIR/$n"
+		DID[$n]=$(nunet-node --home "$BATS_TEST_TMPDIR/$n" id)
+	done
+	cd "$BATS_TEST_TMPDIR"
+	export NUNET_SWARM_PROBE_MS=100	# probes, and so edge writes, five times as often
+	node_start a --listen 127.0.0.1:0
+	A="${DID[a]}@$(jq -r .listen <<<"$READY_LINE")"
+	node_start c --listen 127.0.0.1:0 --bootstrap "$A"
+	node_start d --listen 127.0.0.1:0 --bootstrap "$A"
+	others=("${NODE_PIDS[@]}")
+	rounds=10
+	for r in $(seq 1 $rounds); do
+		node_start b --listen 127.0.0.1:0 --bootstrap "$A"
+		# what b lists before it dies was written: it must survive
+		end=$(( $(date +%s%3N) + 100 + RANDOM % 1500 ))
+		: >"seen.$r"
+		while [ "$(date +%s%3N)" -lt "$end" ]; do
+			nunet-node --home b peers | jq -r .did >>"seen.$r"
+		done
+		crash
+		NODE_PIDS=("${others[@]}")
+		integrity b
+		sqlite3 b/node.db 'SELECT dst FROM swarm_edges' | sort >"held.$r"
+		assert_equal "$(sort -u "seen.$r" | comm -23 - "held.$r" | wc -l)" 0
+		assert_equal "$(sort -u "held.$r" | wc -l)" "$(wc -l <"held.$r")"
+		assert_equal "$(sqlite3 b/node.db "SELECT COUNT(*) FROM swarm_edges WHERE src != '${DID[b]}' OR dst = '${DID[b]}'")" 0
+	done
+	# some rounds ended with peers stored, and b comes back to all of them
+	[ "$(cat held.* | sort -u | wc -l)" -eq 3 ]
+	node_start b --listen 127.0.0.1:0 --bootstrap "$A"
+	within 10 '[ "$(nunet-node --home b peers | jq -r "select(.state == \"alive\") | .did" | wc -l)" -eq 3 ]'
+	within 10 '[ "$(nunet-node --home a peers | jq -r "select(.state == \"alive\") | .did" | grep -c "${DID[b]}")" -eq 1 ]'
+	for n in a b c d; do integrity "$n"; done
+}
+
+# feed FILE: its lines one by one with a pause every few, so that a kill
+# lands in the middle of the stream (as t/6004 does)
+feed() {
+	local l n=0
+	while IFS= read -r l; do
+		printf '%s\n' "$l" || return 0
+		n=$((n + 1))
+		[ $((n % 6)) -ne 0 ] || sleep 0.002
+	done <"$1"
+}
+
+@test "kill -9 of the node while it stores vouchers sent as /pay/voucher: each kept once, none acknowledged lost" {
+	N=60
+	cd "$BATS_TEST_TMPDIR"
+	PD=$(nunet-node --home p init)
+	nunet-node --home r init >/dev/null
+	nunet-pay --home r contract propose --provider "$PD" --cpu-rate 3 --cap 1000000 --duration 24h >prop.json
+	nunet-pay --home p contract accept prop.json >acc.json
+	nunet-pay --home r contract accept acc.json >/dev/null
+	ID=$(jq -r .id acc.json)
+	for i in $(seq 1 $N); do
+		nunet-pay --home p usage record "$ID" --alloc a --cpu-seconds "$i" --wall-seconds 1 >/dev/null
+		nunet-pay --home p usage report "$ID"
+	done >reports.jsonl
+	nunet-pay --home r usage answer reports.jsonl >vouchers.jsonl
+	[ "$(wc -l <vouchers.jsonl)" -eq $N ]
+	jq -c '{be: "/pay/voucher", body: .}' vouchers.jsonl >requests.jsonl
+	export NUNET_HOME="$BATS_TEST_TMPDIR/p"
+	cut=0
+	for r in $(seq 1 15); do
+		# resend from the first voucher not acknowledged, as a requester would
+		start=$(cat out.* 2>/dev/null | jq -s 'map(select(.seq) | .seq) | max // 0')
+		tail -n +"$((start + 1))" requests.jsonl >"feed.$r"
+		[ -s "feed.$r" ] || break
+		node_start
+		feed "feed.$r" | nunet-send - >"out.$r" 2>/dev/null &
+		BG_PIDS="${BG_PIDS:-} $!"
+		pause_random 5 60
+		crash
+		wait || true
+		integrity "$NUNET_HOME"
+		[ "$(grep -c '"seq"' "out.$r")" -lt "$(wc -l <"feed.$r")" ] && cut=$((cut + 1))
+	done
+	[ "$cut" -ge 1 ]
+	# one uninterrupted pass takes what is left
+	node_start
+	nunet-send - <requests.jsonl >out.final 2>/dev/null || true
+	node_stop_all
+	integrity "$NUNET_HOME"
+	run nunet-pay --home p ledger --verify
+	assert_success
+	assert_equal "$(sqlite3 p/ledger.db "SELECT COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq) FROM vouchers WHERE role = 'received'")" "$N|$N|1|$N"
+	# every voucher the node acknowledged is in the ledger
+	cat out.* | jq -r 'select(.seq) | .seq' | sort -n -u >acked
+	[ "$(wc -l <acked)" -ge 1 ]
+	while read -r s; do
+		[ "$(sqlite3 p/ledger.db "SELECT COUNT(*) FROM vouchers WHERE role = 'received' AND seq = $s")" = 1 ]
+	done <acked
+	last=$(tail -n 1 vouchers.jsonl | jq -r .amount)
+	assert_equal "$(nunet-pay --home p contract show "$ID" | jq -r '(.seq|tostring) + " " + .amount')" "$N $last"
+}
