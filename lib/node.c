@@ -32,6 +32,7 @@
 
 #define MAX_BEHAVIORS 256
 #define OUT_HIGH (1024 * 1024)	/* pause a client's input above this */
+#define CONN_BUDGET_MS 10	/* reading one client, per wakeup */
 
 struct conn {
 	struct nn_node *node;
@@ -773,7 +774,12 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 		}
 	}
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->paused) {
-		for (int i = 0; i < 16 && !c->paused; i++) {
+		/* a few reads per wakeup, within a time budget: a client that
+		 * streams as fast as it can must not hold the loop (and with it
+		 * the event flush, the swarm's probes and other clients) for
+		 * the seconds that 16 full reads take on a busy machine */
+		int64_t t0 = nn_mono_ms();
+		for (int i = 0; i < 16 && !c->paused && nn_mono_ms() - t0 < CONN_BUDGET_MS; i++) {
 			ssize_t r = nn_lines_read_fd(&c->in, fd);
 			if (r == 0) {
 				eof = 1;

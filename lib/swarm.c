@@ -1091,7 +1091,10 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 		c->connecting = 0;
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		for (int i = 0; i < 8; i++) {
+		/* within a time budget, so that one busy peer cannot hold the
+		 * loop (probes, events, other peers) */
+		int64_t t0 = nn_mono_ms();
+		for (int i = 0; i < 8 && (i == 0 || nn_mono_ms() - t0 < 10); i++) {
 			ssize_t r = recv(fd, buf, sizeof buf, 0);
 			if (r == 0) {
 				eof = 1;
