@@ -344,12 +344,33 @@ int nn_node_is_owner(const struct nn_node *n, const char *from)
 	return 0;
 }
 
+/* The answer to a request verified into h: built and signed straight from
+ * the fields (nn_env_answer_line), its msg.out event from the same values. */
+static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
+		       const struct nn_origin *o)
+{
+	char err[NN_ERRLEN], id[33];
+	struct nn_buf b = NN_BUF_INIT;
+	struct msgf m = { h->be, n->key.did, id, h->id, h->from, "reply", h->trace };
+	nn_random_id(id);
+	n->answers++;
+	if (n->cfg.events_messages)
+		msg_event(n, "msg.out", &m, h->id, o);
+	if (nn_env_answer_line(h, "reply", n->key.did, body, id, nn_now_ms(), n->cfg.ttl_ms,
+			       &n->key, &b, err) < 0)
+		nn_error("cannot send an answer: %s", err);
+	else
+		o->send(o, b.data, b.len);
+	nn_buf_release(&b);
+}
+
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	const char *type, *from, *to, *be, *id, *trace;
 	int64_t exp;
 	const struct nn_behavior *b;
+	struct nn_env_head h;
 	enum nn_code code;
 	jv reply;
 
@@ -357,24 +378,23 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	/* what the node's own user hands it for another actor is verified by
 	 * that actor: here only its shape and time are checked */
 	to = jv_get_kind(env) == JV_KIND_OBJECT ? nn_env_str(env, "to") : NULL;
-	if (o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") && strcmp(to, n->key.did))
-		code = nn_env_check_forward(env, &n->lim, nn_now_ms(), err);
-	else
-		code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
+	code = nn_env_verify_head(env, &n->lim, nn_now_ms(),
+				  !(o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") &&
+				    strcmp(to, n->key.did)), &h, err);
 	if (code != NN_OK) {
 		/* answer with re only when the envelope carried a usable id */
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
-	type = nn_env_str(env, "type");
-	from = nn_env_str(env, "from");
-	to = nn_env_str(env, "to");
-	be = nn_env_str(env, "be");
-	id = nn_env_str(env, "id");
-	nn_json_get_int(env, "exp", &exp, NULL);
-	trace = nn_env_str(env, "trace");
+	type = h.type;
+	from = h.from;
+	to = h.to;
+	be = h.be;
+	id = h.id;
+	exp = h.exp;
+	trace = h.trace;
 	if (n->cfg.events_messages) {
-		struct msgf m = { be, from, id, nn_env_str(env, "re"), to, type, trace };
+		struct msgf m = { be, from, id, h.re, to, type, trace };
 		msg_event(n, "msg.in", &m, id, o);
 	}
 
@@ -439,12 +459,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		return;
 	}
 	nn_debug("%s %s", be, id);
-	{
-		/* the answer's event fields are known without looking them up */
-		jv ans = nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms);
-		struct msgf m = { be, n->key.did, nn_env_str(ans, "id"), id, from, "reply", trace };
-		send_signed(n, ans, &m, o);
-	}
+	send_reply(n, &h, reply, o);
 }
 
 /* The control socket's origin: answers go to the client's output buffer. */
