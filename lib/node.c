@@ -492,15 +492,15 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 	return c->closing ? -1 : 0;
 }
 
-static void handle(struct conn *c, jv env)
+static void handle(struct conn *c, jv env, const char *line, size_t len)
 {
-	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, line, len };
 	nn_node_deliver(c->node, env, &o);
 }
 
 static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 {
-	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, NULL, 0 };
 	send_error(c->node, &o, jv_null(), code, msg);
 }
 
@@ -508,17 +508,19 @@ static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 static void conn_process(struct conn *c)
 {
 	char err[NN_ERRLEN];
+	const char *line;
+	size_t len;
 	int code;
 	jv v;
 	while (!c->closing && c->out.len < OUT_HIGH) {
-		int r = nn_jsonl_next(&c->in, &v, &code, err);
+		int r = nn_jsonl_next_line(&c->in, &v, &line, &len, &code, err);
 		if (r == NN_JSONL_NONE)
 			break;
 		if (r == NN_JSONL_ERROR) {
 			conn_error(c, code, err);
 			continue;
 		}
-		handle(c, v);
+		handle(c, v, line, len);
 		jv_free(v);
 		/* hand answers over as they are made, so the client can work on
 		 * them while the next lines are handled */
