@@ -170,9 +170,8 @@ static void put_member(struct nn_buf *b, const char *key, const char *s)
 	nn_json_put_string(b, s, strlen(s));
 }
 
-int nn_env_answer_line(const struct nn_env_head *req, const char *type, const char *from, jv body,
-		       const char *id, int64_t ts, int64_t ttl_ms, const struct nn_key *k,
-		       struct nn_buf *out, char *err)
+int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
+		struct nn_buf *out, char *err)
 {
 	struct nn_buf b = NN_BUF_INIT;
 	size_t plen = strlen(NN_ENV_SIG_PREFIX), at;
@@ -183,9 +182,9 @@ int nn_env_answer_line(const struct nn_env_head *req, const char *type, const ch
 	/* the members in canonical order: be body exp from id re [sig] to
 	 * trace ts type v (ASCII keys: byte order is RFC 8785's order) */
 	nn_buf_adds(&b, NN_ENV_SIG_PREFIX "{");
-	if (req->be) {
+	if (h->be) {
 		nn_buf_adds(&b, "\"be\":");
-		nn_json_put_string(&b, req->be, strlen(req->be));
+		nn_json_put_string(&b, h->be, strlen(h->be));
 		nn_buf_addc(&b, ',');
 	}
 	nn_buf_adds(&b, "\"body\":");
@@ -195,17 +194,17 @@ int nn_env_answer_line(const struct nn_env_head *req, const char *type, const ch
 		nn_buf_release(&b);
 		return -1;
 	}
-	nn_buf_addf(&b, ",\"exp\":%lld", (long long)(ts + ttl_ms));
-	put_member(&b, "from", from);
-	put_member(&b, "id", id);
-	if (req->id)
-		put_member(&b, "re", req->id);
+	nn_buf_addf(&b, ",\"exp\":%lld", (long long)h->exp);
+	put_member(&b, "from", h->from);
+	put_member(&b, "id", h->id);
+	if (h->re)
+		put_member(&b, "re", h->re);
 	at = b.len;
-	put_member(&b, "to", req->from ? req->from : "local");
-	if (req->trace)
-		put_member(&b, "trace", req->trace);
-	nn_buf_addf(&b, ",\"ts\":%lld", (long long)ts);
-	put_member(&b, "type", type);
+	put_member(&b, "to", h->to);
+	if (h->trace)
+		put_member(&b, "trace", h->trace);
+	nn_buf_addf(&b, ",\"ts\":%lld", (long long)h->ts);
+	put_member(&b, "type", h->type);
 	nn_buf_addf(&b, ",\"v\":%d}", NN_ENV_VERSION);
 	nn_key_sign(k, sig, b.data, b.len);
 	nn_b64_encode(s64, sig, sizeof sig);
@@ -217,6 +216,17 @@ int nn_env_answer_line(const struct nn_env_head *req, const char *type, const ch
 	}
 	nn_buf_release(&b);
 	return 0;
+}
+
+int nn_env_answer_line(const struct nn_env_head *req, const char *type, const char *from, jv body,
+		       const char *id, int64_t ts, int64_t ttl_ms, const struct nn_key *k,
+		       struct nn_buf *out, char *err)
+{
+	struct nn_env_head a = {
+		.type = type, .id = id, .from = from, .to = req->from ? req->from : "local",
+		.be = req->be, .re = req->id, .trace = req->trace, .ts = ts, .exp = ts + ttl_ms,
+	};
+	return nn_env_line(&a, body, k, out, err);
 }
 
 static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now, int check_sig,

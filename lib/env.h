@@ -87,6 +87,16 @@ enum nn_code nn_env_verify_head(jv env, const struct nn_env_limits *lim, int64_t
 				struct nn_env_head *h, char *err);
 
 /*
+ * The signed line of the envelope h describes (type, id, from, to, ts and
+ * exp set; be, re and trace when not NULL) with body (consumed), appended
+ * to out with its "\n": the bytes nn_env_sign_line gives for the same
+ * envelope as a jv, written straight from the fields (only body goes
+ * through the canonical writer).  0, or -1 with err.
+ */
+int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
+		struct nn_buf *out, char *err);
+
+/*
  * The signed line of an answer to the request read into req, appended to
  * out with its "\n": exactly the bytes of nn_env_sign_line(nn_env_answer(
  * req, type, from, body, ttl_ms)) with that envelope's id and ts set to id
