@@ -17,7 +17,7 @@ DATADIR  ?= $(PREFIX)/share
 VERSION  := 0.1.0
 
 CC       ?= cc
-PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1
+PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1 libcrypto
 # libcurl is compiled against but not linked: lib/dlcurl.c loads it when
 # first used (dlcurl.h says why)
 LINK_PKGS := $(filter-out libcurl,$(PKGS))

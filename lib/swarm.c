@@ -83,10 +83,12 @@ struct member {
 	struct member *next;
 };
 
-/* Where an answer goes back to: a control-socket client or a connection. */
+/* Where an answer goes back to: a control-socket client, a connection, or
+ * the node itself (its own requests). */
+enum { BACK_CONN, BACK_CLIENT, BACK_SELF };
 struct pending {
 	char id[65];
-	int to_client;
+	int to_client;		/* BACK_* */
 	unsigned long no;
 	int64_t exp;			/* wall-clock ms */
 	int multi;			/* broadcast: many answers */
@@ -450,15 +452,30 @@ static void conn_free(struct pconn *c)
 	free(c);
 }
 
+/* A handshake that failed is a refusal: an event as well as a warning. */
+static void handshake_refused(struct pconn *c, const char *why)
+{
+	jv f = jv_object();
+	if (c->did[0])
+		f = jv_object_set(f, jv_string("peer"), jv_string(c->did));
+	f = jv_object_set(f, jv_string("addr"), jv_string(c->addr));
+	f = jv_object_set(f, jv_string("dir"), jv_string(c->outgoing ? "out" : "in"));
+	f = jv_object_set(f, jv_string("code"), jv_string("handshake"));
+	f = jv_object_set(f, jv_string("message"), jv_string(why));
+	nn_node_emit(c->s->n, NN_LOG_WARN, "security.refused", NULL, f);
+}
+
 static void conn_fail(struct pconn *c, const char *why)
 {
 	char nb[200];
-	if (c->open)
+	if (c->open) {
 		nn_info("swarm: %s: connection lost: %s", conn_name(c, nb, sizeof nb), why);
-	else if (c->connecting)
+	} else if (c->connecting) {
 		nn_debug("swarm: %s: cannot connect: %s", conn_name(c, nb, sizeof nb), why);
-	else
+	} else {
 		nn_warn("swarm: %s: %s", conn_name(c, nb, sizeof nb), why);
+		handshake_refused(c, why);
+	}
 	conn_free(c);
 }
 
@@ -824,7 +841,13 @@ static void route_answer(struct swarm *s, jv env, const char *line, size_t len)
 		struct pending *p = &s->pend[i];
 		if (strcmp(p->id, re) != 0)
 			continue;
-		if (p->to_client) {
+		if (p->to_client == BACK_SELF) {
+			/* the node's callback may route more: settle the table first */
+			if (!p->multi)
+				s->pend[i] = s->pend[--s->npend];
+			nn_node_answer_in(s->n, env);
+			return;
+		} else if (p->to_client == BACK_CLIENT) {
 			char *l = nn_xasprintf("%.*s\n", (int)len, line);
 			nn_node_client_send(s->n, p->no, l, len + 1);
 			free(l);
@@ -867,8 +890,8 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 	int64_t exp = 0;
 	struct member *m;
 	struct pconn *c;
-	int to_client = o->kind == NN_ORIGIN_CLIENT;
-	unsigned long back = to_client ? o->client : ((struct pconn *)o->arg)->no;
+	int to_client = o->kind == NN_ORIGIN_CLIENT ? BACK_CLIENT : o->kind == NN_ORIGIN_SELF ? BACK_SELF : BACK_CONN;
+	unsigned long back = o->kind == NN_ORIGIN_PEER ? ((struct pconn *)o->arg)->no : o->client;
 
 	nn_json_get_int(env, "exp", &exp, NULL);
 	if (!strcmp(to, "*")) {
@@ -973,9 +996,13 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	jv t;
 
 	if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		/* valid JSON of another kind leaves err unset */
+		enum nn_code code = jv_is_valid(v) ? NN_E_NOT_OBJECT : NN_E_PARSE;
+		if (code == NN_E_NOT_OBJECT)
+			nn_seterr(err, "an envelope is a JSON object, not %s",
+				  jv_kind_name(jv_get_kind(v)));
 		jv_free(v);
-		nn_node_sign_send(s->n, nn_env_error(jv_null(), nn_node_did(s->n), NN_E_PARSE, err,
-						     nn_node_config(s->n)->ttl_ms), &o);
+		nn_node_refuse(s->n, &o, jv_null(), code, err);
 		return;
 	}
 	t = jv_object_get(jv_copy(v), jv_string("swim"));
@@ -991,11 +1018,14 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 				enum nn_code code = nn_env_verify(env, &(struct nn_env_limits)NN_ENV_LIMITS_DEFAULT,
 								  nn_now_ms(), err);
 				if (code != NN_OK) {
-					nn_warn("swarm: peer %s: broadcast refused: %s", c->did, err);
+					/* a broadcast gets no answer, but its refusal is recorded */
+					char m[NN_ERRLEN];
+					snprintf(m, sizeof m, "broadcast refused: %.200s", err);
+					nn_node_refused(s->n, &o, env, code, m);
 				} else {
 					if (hops > 1 && hops <= 64)
 						bc_forward(s, env, (int)hops - 1, c->no);
-					pending_add(s, id, 0, c->no, exp, 1);
+					pending_add(s, id, BACK_CONN, c->no, exp, 1);
 					nn_node_deliver(s->n, env, &o);
 				}
 			}
@@ -1088,8 +1118,10 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				int k;
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
-						nn_warn("swarm: peer %s: dropped a line over %lld bytes", c->did,
-							(long long)nn_node_config(s->n)->max_line);
+						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
+						snprintf(err, sizeof err, "dropped a line over %lld bytes",
+							 (long long)nn_node_config(s->n)->max_line);
+						nn_node_refused(s->n, &o, jv_null(), NN_E_OVERSIZE, err);
 						continue;
 					}
 					on_line(s, c, line, len);

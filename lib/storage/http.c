@@ -30,7 +30,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include "dlcurl.h"
-#include <sodium.h>
+#include "sha256.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ERRBODY_MAX 8192
@@ -198,7 +198,7 @@ struct hasher {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int fd;
-	crypto_hash_sha256_state *hs;
+	struct nn_sha256 *hs;
 	uint64_t hashed, written;	/* hashed: the thread's own; written: shared */
 	uint64_t signalled;		/* written when the thread was last woken */
 	int done, started, err;
@@ -229,7 +229,7 @@ static void *hash_main(void *arg)
 				h->err = k < 0 ? errno : EIO;
 				break;
 			}
-			crypto_hash_sha256_update(h->hs, buf, (size_t)k);
+			nn_sha256_update(h->hs, buf, (size_t)k);
 			h->hashed += (uint64_t)k;
 		}
 		pthread_mutex_lock(&h->mu);
@@ -241,7 +241,7 @@ static void *hash_main(void *arg)
 	return NULL;
 }
 
-static int hasher_start(struct hasher *h, int fd, crypto_hash_sha256_state *hs, uint64_t from)
+static int hasher_start(struct hasher *h, int fd, struct nn_sha256 *hs, uint64_t from)
 {
 	memset(h, 0, sizeof *h);
 	h->fd = fd;
@@ -292,7 +292,7 @@ struct get {
 	CURL *h;
 	int fd;
 	uint64_t *have;
-	crypto_hash_sha256_state *hs;
+	struct nn_sha256 *hs;
 	uint64_t start;		/* *have when the attempt began */
 	uint64_t total;
 	int64_t range_start;	/* from Content-Range, -1 when none */
@@ -339,7 +339,7 @@ static int get_check(struct get *g)
 			return -1;
 		}
 		if (g->hs)
-			crypto_hash_sha256_init(g->hs);
+			nn_sha256_reset(g->hs);
 		*g->have = 0;
 		g->start = 0;
 	}
@@ -657,7 +657,7 @@ static int s3_request(struct nn_xfer *x, const struct nn_s3_config *c, const cha
 	if (!h)
 		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
 				    "%s", cerr[0] ? cerr : "cannot start libcurl");
-	crypto_hash_sha256(md, data ? data : (const void *)"", len);
+	nn_sha256(md, data ? data : (const void *)"", len);
 	nn_hex_encode(hex, md, 32);
 	s3_auth(h, c, &hdrs, hex);
 	/* No "Expect:" to suppress 100-continue: libcurl would sign the

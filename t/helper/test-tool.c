@@ -35,6 +35,7 @@ static const struct cmd cmds[] = {
 	{ "onboard", cmd__onboard },
 	{ "swarm", cmd__swarm },
 	{ "captoken", cmd__captoken },
+	{ "ensemble", cmd__ensemble },
 	/* more: one line each, keep sorted by family */
 };
 
