@@ -122,8 +122,6 @@ struct swarm {
 	size_t npend, cappend;
 	struct relay_probe relays[64];
 	struct nn_replay *bc_seen;
-	const char *cur_line;		/* the raw line being delivered, if any */
-	size_t cur_len;
 	char **boot;
 	size_t nboot;
 	sqlite3_stmt *upsert;
@@ -919,8 +917,9 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 	if (!c)
 		return nn_seterr(err, "no route to %s: not connected%s", m->did,
 				 to_client ? ", and no connected peer can relay" : "");
-	if (s->cur_line && !to_client) {
-		if (conn_send(c, s->cur_line, s->cur_len) < 0)
+	if (o->line) {	/* as it came: it was parsed and checked, and the
+			 * receiver verifies what was signed, not its spelling */
+		if (conn_send(c, o->line, o->len) < 0)
 			return nn_seterr(err, "cannot send to %s: its queue is full", m->did);
 	} else {
 		char *t = nn_json_dump(env);
@@ -992,7 +991,7 @@ static void origin_send(const struct nn_origin *o, const char *line, size_t len)
 static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t len)
 {
 	char err[NN_ERRLEN];
-	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c };
+	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
 	jv v = nn_json_parse(line, len, err);
 	jv t;
 
@@ -1044,10 +1043,9 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
 		route_answer(s, v, line, len);
 	} else {
-		s->cur_line = line;
-		s->cur_len = len;
+		o.line = line;
+		o.len = len;
 		nn_node_deliver(s->n, v, &o);
-		s->cur_line = NULL;
 	}
 	jv_free(t);
 	jv_free(v);
@@ -1123,7 +1121,7 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				int k;
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
-						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c };
+						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
 						snprintf(err, sizeof err, "dropped a line over %lld bytes",
 							 (long long)nn_node_config(s->n)->max_line);
 						nn_node_refused(s->n, &o, jv_null(), NN_E_OVERSIZE, err);
