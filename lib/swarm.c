@@ -59,6 +59,16 @@ struct pconn {
 	char did[NN_DID_MAX];		/* peer (dialed: known; accepted: once open) */
 	struct member *m;
 	struct pconn *next;
+	/* lines held back by an artificial delay (NUNET_SWARM_DELAY) */
+	int64_t delay_ms;		/* -1: not looked up yet */
+	struct held *held, **held_tail;
+};
+
+struct held {
+	int64_t due;			/* monotonic ms */
+	size_t len;
+	struct held *next;
+	char line[];
 };
 
 struct member {
@@ -376,6 +386,38 @@ static void conn_flush(struct pconn *c)
 	}
 }
 
+/*
+ * An artificial delay for tests of distance (t/8101): NUNET_SWARM_DELAY is
+ * "DID=MS,DID=MS…"; every line this node sends to such a peer waits MS
+ * (rounded up to the 50 ms tick) before it is written, so round trips
+ * measured to it, and everything else sent to it, really take longer.
+ */
+static int64_t delay_for(const char *did)
+{
+	const char *e = getenv("NUNET_SWARM_DELAY"), *p;
+	size_t dl = strlen(did);
+	if (!e || !dl)
+		return 0;
+	for (p = e; (p = strstr(p, did)); p += dl)
+		if ((p == e || p[-1] == ',') && p[dl] == '=')
+			return atoll(p + dl + 1);
+	return 0;
+}
+
+static void held_flush(struct pconn *c, int64_t now)
+{
+	char err[NN_ERRLEN];
+	while (c->held && c->held->due <= now) {
+		struct held *h = c->held;
+		c->held = h->next;
+		if (!c->held)
+			c->held_tail = &c->held;
+		if (!c->dead && nn_shs_conn_send(&c->sc, h->line, h->len, err) < 0)
+			nn_warn("swarm: dropped a delayed line: %s", err);
+		free(h);
+	}
+}
+
 /* Queue one line (without its newline) on c; 0 or -1 (logged). */
 static int conn_send(struct pconn *c, const char *line, size_t len)
 {
@@ -384,6 +426,18 @@ static int conn_send(struct pconn *c, const char *line, size_t len)
 		return -1;
 	if (len && line[len - 1] == '\n')
 		len--;
+	if (c->delay_ms < 0 && c->did[0])
+		c->delay_ms = delay_for(c->did);
+	if (c->delay_ms > 0) {
+		struct held *h = nn_xmalloc(sizeof *h + len + 1);
+		h->due = nn_mono_ms() + c->delay_ms;
+		h->len = len;
+		h->next = NULL;
+		memcpy(h->line, line, len);
+		*c->held_tail = h;
+		c->held_tail = &h->next;
+		return 0;
+	}
 	if (nn_shs_conn_send(&c->sc, line, len, err) < 0) {
 		nn_warn("swarm: %s: dropped a line: %s", conn_name(c, nb, sizeof nb), err);
 		return -1;
@@ -437,6 +491,11 @@ static void conn_free(struct pconn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	nn_shs_conn_release(&c->sc);
+	while (c->held) {
+		struct held *h = c->held;
+		c->held = h->next;
+		free(h);
+	}
 	if (c->m && c->outgoing && !c->open && c->m->probing) {
 		/* the dial for a probe failed: go indirect at once */
 		c->m->probe_sent = nn_mono_ms() - s->o.probe_ms / 2;
@@ -488,6 +547,8 @@ static struct pconn *conn_new(struct swarm *s, int fd, int outgoing, const char 
 	c->fd = fd;
 	c->no = ++s->conn_seq;
 	c->outgoing = outgoing;
+	c->delay_ms = -1;
+	c->held_tail = &c->held;
 	c->deadline = nn_mono_ms() + s->o.handshake_ms;
 	snprintf(c->addr, sizeof c->addr, "%s", addr);
 	c->w = nn_loop_fd(nn_node_loop(s->n), fd, EPOLLIN | EPOLLRDHUP | (outgoing ? EPOLLOUT : 0),
@@ -1272,6 +1333,7 @@ static void on_tick(struct nn_loop *l, void *arg)
 	pending_expire(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
+		held_flush(c, now);
 		conn_flush(c);
 		if (c->dead)
 			conn_fail(c, "write failed");
