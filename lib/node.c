@@ -412,7 +412,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		}
 		return;
 	}
-	if (strncmp(be, "/public/", 8) != 0 && !nn_node_is_owner(n, from)) {
+	/* a behavior registered as public needs no authority, as /public/… */
+	b = find_behavior(n, be);
+	if (!(b && b->public) && strncmp(be, "/public/", 8) != 0 && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
 		if (code != NN_OK) {
@@ -422,7 +424,6 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 			return;
 		}
 	}
-	b = find_behavior(n, be);
 	if (!b) {
 		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
 		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
