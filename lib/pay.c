@@ -1151,7 +1151,7 @@ int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *allo
 
 	if (!alloc || !*alloc)
 		return fail(NN_PAY_EBAD, err, "an allocation id is required");
-	if (s->cpu_ms > (uint64_t)COUNTER_MAX || s->ts < 0)
+	if ((s->cpu_ms > (uint64_t)COUNTER_MAX && s->cpu_ms != NN_PAY_UNKNOWN) || s->ts < 0)
 		return fail(NN_PAY_EBAD, err, "sample out of range");
 	if ((rc = begin(p, err)) < 0)
 		return rc;

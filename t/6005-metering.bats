@@ -20,8 +20,14 @@ setup() {
 	cd "$BATS_TEST_TMPDIR"
 }
 
+# stop what still runs on P (through P, at once), then the nodes
 teardown() {
-	local p
+	local p id
+	[ -n "${BATS_TEST_COMPLETED:-}" ] || tail -n 40 "$BATS_TEST_TMPDIR/node.log"
+	for id in $(NUNET_HOME=$P nunet-send /alloc/list 2>/dev/null | jq -r '.allocations[].id'); do
+		NUNET_HOME=$P nunet-send /alloc/cancel "{\"id\":\"$id\",\"grace\":\"0s\"}" >/dev/null 2>&1
+		within 10 "alloc_status $id | jq -e .final >/dev/null" || true
+	done
 	node_stop_all
 	for p in $(pgrep -f -- "$BATS_TEST_TMPDIR/p/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
 }
@@ -50,8 +56,13 @@ start_r() {
 		--bootstrap "$PD@$PADDR"
 	PID[r]=$NODE_PID
 }
+# some: at least one line on stdin matches jq's select ARGS (jq -e alone
+# passes on no input at all)
+some() {
+	jq -c "$@" | grep -q .
+}
 peer_alive() {
-	nunet-node --home "$1" peers | jq -e --arg d "$2" 'select(.did == $d and .state == "alive")' >/dev/null
+	nunet-node --home "$1" peers | some --arg d "$2" 'select(.did == $d and .state == "alive")'
 }
 
 # contract CAP: R proposes, P accepts, R takes P's signature; sets ID
@@ -63,12 +74,14 @@ contract() {
 	ID=$(jq -r .id acc.json)
 }
 
-# run_job ID SECONDS: R starts, on P, a job burning CPU for SECONDS under
-# contract ID (R holds a capability for /alloc on P)
+# run_job SECONDS: R starts, on P, a job burning CPU for SECONDS under
+# contract ID (R holds a capability for /alloc on P); sets JOB to its id
+# (the node picks it: cgroups are the machine's, ids must not collide)
 run_job() {
 	nunet-node --home "$P" cap grant "$RD" --cap /alloc >r.tok
 	NUNET_HOME=$R nunet-send --cap r.tok --to "$PD" /alloc/start \
-		"{\"spec\":{\"id\":\"$1\",\"command\":[\"timeout\",\"$2\",\"sh\",\"-c\",\"while :; do :; done\"]},\"contract\":\"$ID\"}"
+		"{\"spec\":{\"command\":[\"timeout\",\"$1\",\"sh\",\"-c\",\"while :; do :; done\"]},\"contract\":\"$ID\"}" >job.json || return
+	JOB=$(jq -r .id job.json)
 }
 
 alloc_status() {
@@ -85,11 +98,10 @@ p_vouchers() {
 	start_r
 	within 10 'peer_alive "$P" "$RD"'
 	contract 100000000
-	run run_job j1 3
-	assert_success
+	run_job 3
 	# the provider meters while it runs: vouchers arrive before the end
 	within 20 '[ "$(p_vouchers | wc -l)" -ge 2 ]'
-	within 30 'alloc_status j1 | jq -e .final >/dev/null'
+	within 30 'alloc_status $JOB | jq -e .final >/dev/null'
 	# the final report is answered; nothing more changes after it
 	within 10 '[ "$(ppay contract show "$ID" | jq -r .amount)" = "$(rpay contract show "$ID" | jq -r .amount)" ]'
 	sleep 1.5
@@ -108,7 +120,7 @@ p_vouchers() {
 	assert_equal "$(jq -r .amount <<<"$rep")" "$want"
 	assert_equal "$(tail -1 v.txt | cut -d' ' -f2)" "$want"
 	# the CPU metered is the CPU the executor measured for the job
-	res_cpu=$(alloc_status j1 | jq -r '.result.cpu_seconds * 1000 | round')
+	res_cpu=$(alloc_status $JOB | jq -r '.result.cpu_seconds * 1000 | round')
 	assert_equal "$cpu" "$res_cpu"
 	[ "$cpu" -gt 100 ]
 	[ "$(jq -r .usage.wall_ms <<<"$rep")" -ge 2500 ]
@@ -119,6 +131,77 @@ p_vouchers() {
 	ppay ledger --verify
 	rpay ledger --verify
 	# events on both sides
-	nunet-node --home "$P" events --kind pay.voucher | head -1 | jq -e .
-	nunet-node --home "$R" events --kind pay.issued | head -1 | jq -e .
+	nunet-node --home "$P" events --kind pay.voucher | some --arg c "$ID" 'select(.fields.contract == $c)'
+	nunet-node --home "$R" events --kind pay.issued | some --arg c "$ID" 'select(.fields.contract == $c)'
+}
+
+@test "over the cap: the report is refused and logged, the provider stops the work and keeps its last voucher" {
+	start_p
+	start_r
+	within 10 'peer_alive "$P" "$RD"'
+	# 1 per cpu-ms: a few hundred ms of CPU reach the cap
+	contract 400
+	run_job 60
+	# the requester refuses the report over the cap, and logs it
+	within 30 'rpay refusals | some "select(.kind == \"over_cap\")"'
+	run rpay refusals
+	echo "$output"
+	[[ "$output" == *"is over the contract's cap of 400"* ]]
+	# the provider stops the job long before its 60 s
+	within 30 'alloc_status $JOB | jq -e .final >/dev/null'
+	assert_equal "$(alloc_status $JOB | jq -r '.result.wall_seconds < 50')" true
+	nunet-node --home "$P" events --kind pay.stop | some --arg c "$ID" --arg j "$JOB" 'select(.fields.contract == $c and .fields.reason == "its cap is reached" and .fields.allocations == [$j])'
+	nunet-node --home "$P" events --kind pay.refused | some 'select(.fields.code == "bad_body")'
+	# what it holds never goes over the cap, and both sides agree on it
+	p_vouchers >v.txt
+	run awk '$2 + 0 > 400 { bad = 1 } END { exit bad }' v.txt
+	assert_success
+	assert_equal "$(ppay contract show "$ID" | jq -r .amount)" "$(rpay contract show "$ID" | jq -r .amount)"
+	ppay ledger --verify
+	rpay ledger --verify
+	# no new work under a contract whose usage is worth its cap
+	run --separate-stderr run_job 1
+	assert_failure
+	[[ "$stderr" == *"unavailable"*"its cap is 400"* ]]
+}
+
+@test "/alloc/start under a contract: refused unless the node accepted it as provider and the sender is its requester" {
+	start_p
+	contract 1000
+	# unknown contract
+	run --separate-stderr env NUNET_HOME="$P" nunet-send /alloc/start "{\"spec\":{\"command\":[\"true\"]},\"contract\":\"$(printf '%064d' 7)\"}"
+	assert_failure
+	[[ "$stderr" == *"unauthorized: contract: unknown contract"* ]]
+	# only proposed to P, not accepted by it
+	rpay contract propose --provider "$PD" --cap 5 --duration 1h >p2.json
+	ppay contract propose --requester "$RD" --cap 5 --duration 1h >p3.json
+	run --separate-stderr env NUNET_HOME="$P" nunet-send /alloc/start "{\"spec\":{\"command\":[\"true\"]},\"contract\":\"$(jq -r .id p3.json)\"}"
+	assert_failure
+	[[ "$stderr" == *"is proposed, not accepted"* ]]
+	# P is not the provider of a contract it is the requester of
+	nunet-node --home "$BATS_TEST_TMPDIR/x" init >/dev/null
+	XD=$(nunet-node --home "$BATS_TEST_TMPDIR/x" id)
+	ppay contract propose --provider "$XD" --cap 5 --duration 1h >p4.json
+	nunet-pay --home "$BATS_TEST_TMPDIR/x" contract accept p4.json >a4.json
+	ppay contract accept a4.json >/dev/null
+	run --separate-stderr env NUNET_HOME="$P" nunet-send /alloc/start "{\"spec\":{\"command\":[\"true\"]},\"contract\":\"$(jq -r .id a4.json)\"}"
+	assert_failure
+	[[ "$stderr" == *"this node is not its provider"* ]]
+	# a contract id that is not a string
+	run --separate-stderr env NUNET_HOME="$P" nunet-send /alloc/start '{"spec":{"command":["true"]},"contract":7}'
+	assert_failure
+	[[ "$stderr" == *"bad_body"*"contract"* ]]
+	# a holder of /alloc that is not the contract's requester
+	nunet-node --home "$P" cap grant "$XD" --cap /alloc >x.tok
+	run --separate-stderr env NUNET_HOME="$P" nunet-send --key "$BATS_TEST_TMPDIR/x/key" --cap x.tok /alloc/start "{\"spec\":{\"command\":[\"true\"]},\"contract\":\"$ID\"}"
+	assert_failure
+	[[ "$stderr" == *"unauthorized: contract: only its requester ($RD) or an owner of this node may start work under contract $ID"* ]]
+	# nothing was started
+	assert_equal "$(NUNET_HOME=$P nunet-send /alloc/list '{"all":true}' | jq '.allocations | length')" 0
+	# an owner may (on the requester's behalf)
+	run env NUNET_HOME="$P" nunet-send /alloc/start "{\"spec\":{\"command\":[\"true\"]},\"contract\":\"$ID\"}"
+	assert_success
+	JOB=$(jq -r .id <<<"$output")
+	within 10 'alloc_status $JOB | jq -e .final >/dev/null'
+	within 10 '[ "$(sqlite3 "$P/ledger.db" "SELECT ended FROM usage WHERE alloc = '"'$JOB'"'")" = 1 ]'
 }
