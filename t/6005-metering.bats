@@ -205,3 +205,62 @@ p_vouchers() {
 	within 10 'alloc_status $JOB | jq -e .final >/dev/null'
 	within 10 '[ "$(sqlite3 "$P/ledger.db" "SELECT ended FROM usage WHERE alloc = '"'$JOB'"'")" = 1 ]'
 }
+
+# the final state, once the job has ended: P's newest voucher is R's newest,
+# worth the last report's usage at the rates, with the executor's CPU
+settled_check() {
+	within 30 'alloc_status $JOB | jq -e .final >/dev/null'
+	within 20 '[ "$(ppay contract show "$ID" | jq -r .amount)" = "$(rpay contract show "$ID" | jq -r .amount)" ] &&
+		[ "$(ppay contract show "$ID" | jq -r .seq)" = "$(rpay contract show "$ID" | jq -r .seq)" ]'
+	rep=$(sqlite3 "$P/ledger.db" "SELECT doc FROM reports WHERE contract = '$ID' AND dir = 'sent' ORDER BY seq DESC LIMIT 1")
+	cpu=$(jq -r .usage.cpu_ms <<<"$rep")
+	mem=$(jq -r .usage.mem_mib_ms <<<"$rep")
+	want=$(( cpu + mem * 1024 / 1024000 + 7 ))
+	assert_equal "$(jq -r .amount <<<"$rep")" "$want"
+	assert_equal "$(ppay contract show "$ID" | jq -r .amount)" "$want"
+	# counted once: the CPU metered across the crash is the executor's
+	assert_equal "$cpu" "$(alloc_status $JOB | jq -r '.result.cpu_seconds * 1000 | round')"
+	ppay ledger --verify
+	rpay ledger --verify
+	# every voucher held before the crash is still held
+	p_vouchers >after.txt
+	run comm -23 before.txt after.txt
+	assert_output ""
+}
+
+@test "kill -9 of the provider mid-run: no accepted voucher lost, no usage counted twice" {
+	start_p
+	start_r
+	within 10 'peer_alive "$P" "$RD"'
+	contract 100000000
+	run_job 8
+	within 20 '[ "$(p_vouchers | wc -l)" -ge 2 ]'
+	kill -9 "${PID[p]}"
+	wait "${PID[p]}" 2>/dev/null || true
+	p_vouchers >before.txt
+	[ -s before.txt ]
+	# the job runs on under its shim; the node comes back on the same address
+	start_p
+	within 20 'peer_alive "$P" "$RD"'
+	settled_check
+	[ "$(wc -l <after.txt)" -gt "$(wc -l <before.txt)" ]
+}
+
+@test "kill -9 of the requester mid-run: reports go unanswered, then resume; nothing lost or doubled" {
+	start_p
+	start_r
+	within 10 'peer_alive "$P" "$RD"'
+	contract 100000000
+	run_job 8
+	within 20 '[ "$(p_vouchers | wc -l)" -ge 2 ]'
+	kill -9 "${PID[r]}"
+	wait "${PID[r]}" 2>/dev/null || true
+	p_vouchers >before.txt
+	rpay ledger --verify
+	within 20 'nunet-node --home "$P" events --kind pay.unanswered | some --arg c "$ID" "select(.fields.contract == \$c)"'
+	start_r
+	settled_check
+	[ "$(wc -l <after.txt)" -gt "$(wc -l <before.txt)" ]
+	# R issued every voucher once, numbered 1..n without a gap
+	assert_equal "$(sqlite3 "$R/ledger.db" "SELECT count(*) = max(seq) FROM vouchers WHERE contract = '$ID' AND role = 'issued'")" 1
+}

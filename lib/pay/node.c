@@ -178,8 +178,21 @@ static void on_answer(struct nn_node *n, jv answer, void *arg)
 	char err[NN_ERRLEN];
 	const char *type = jv_is_valid(answer) ? nn_env_str(answer, "type") : NULL;
 	jv body = type ? jv_object_get(jv_copy(answer), jv_string("body")) : jv_invalid();
+	int owned = 0;
 
 	c->req[0] = '\0';
+	if (type && strcmp(type, "reply")) {
+		/* an error from the way there, not from the requester: unanswered */
+		const char *code = "";
+		nn_json_get_str(body, "code", &code, NULL);
+		if (!strcmp(code, "unavailable") || !strcmp(code, "busy") || !strcmp(code, "timeout")) {
+			const char *m = "";
+			nn_json_get_str(body, "message", &m, NULL);
+			answer = jv_invalid_with_msg(jv_string_fmt("%s: %s", code, m));
+			type = NULL;
+			owned = 1;
+		}
+	}
 	if (!jv_is_valid(answer)) {
 		jv msg = jv_invalid_get_msg(jv_copy(answer));
 		const char *m = jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "no answer";
@@ -188,6 +201,8 @@ static void on_answer(struct nn_node *n, jv answer, void *arg)
 		emit(NN_LOG_WARN, "pay.unanswered", JV_OBJECT(jv_string("contract"), jv_string(c->id),
 			jv_string("seq"), jv_number((double)c->sent_seq), jv_string("message"), jv_string(m)));
 		jv_free(msg);
+		if (owned)
+			jv_free(answer);
 	} else if (!strcmp(type, "reply")) {
 		struct nn_pay_voucher_info info;
 		if (nn_pay_voucher_accept(&ledger, body, c->id, &info, err) < 0) {
