@@ -1147,7 +1147,7 @@ int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *allo
 	int rc, step;
 	uint64_t cpu = 0, mem = 0, wall = 0, cpu_raw = 0, mem_last = 0;
 	int64_t run = 0, ts_last = s->ts;
-	char a[8][24];
+	char a[8][24], dep[128];
 
 	if (!alloc || !*alloc)
 		return fail(NN_PAY_EBAD, err, "an allocation id is required");
@@ -1162,8 +1162,8 @@ int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *allo
 		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", contract);
 		goto out;
 	}
-	st = prep(p, err, "SELECT cpu_ms, mem_mib_ms, wall_ms, run, cpu_raw, mem_last, ts_last, ended "
-		  "FROM usage WHERE contract = ?1 AND alloc = ?2", 2, contract, alloc);
+	st = prep(p, err, "SELECT cpu_ms, mem_mib_ms, wall_ms, run, cpu_raw, mem_last, ts_last, ended, "
+		  "deployment FROM usage WHERE contract = ?1 AND alloc = ?2", 2, contract, alloc);
 	if (!st) {
 		rc = NN_PAY_ESTORE;
 		goto out;
@@ -1181,6 +1181,9 @@ int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *allo
 		cpu_raw = (uint64_t)sqlite3_column_int64(st, 4);
 		mem_last = (uint64_t)sqlite3_column_int64(st, 5);
 		ts_last = sqlite3_column_type(st, 6) == SQLITE_NULL ? s->ts : sqlite3_column_int64(st, 6);
+		/* an allocation stays in the deployment it was first seen in */
+		snprintf(dep, sizeof dep, "%s", (const char *)sqlite3_column_text(st, 8));
+		deployment = dep;
 	}
 	unprep(p, st);
 	if (step != SQLITE_ROW && step != SQLITE_DONE) {

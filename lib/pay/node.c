@@ -330,8 +330,10 @@ static const char *opts_contract(jv opts)
 	return c;
 }
 
-/* A sample from an allocation's counters (borrowed; null: none). */
-static void sample(const char *contract, const char *id, int run, jv data, int end)
+/* A sample from an allocation's counters (borrowed; null: none);
+ * deployment may be NULL. */
+static void sample(const char *contract, const char *id, const char *deployment, int run, jv data,
+		   int end)
 {
 	struct nn_pay_sample s = { run, NN_PAY_UNKNOWN, -1, nn_now_ms(), end };
 	char err[NN_ERRLEN];
@@ -348,7 +350,7 @@ static void sample(const char *contract, const char *id, int run, jv data, int e
 			s.mem_bytes = (int64_t)jv_number_value(v);
 		jv_free(v);
 	}
-	if (nn_pay_meter_sample(&ledger, contract, id, NULL, &s, err) < 0) {
+	if (nn_pay_meter_sample(&ledger, contract, id, deployment, &s, err) < 0) {
 		nn_warn("pay: allocation %s: usage under contract %s not recorded: %s", id, contract, err);
 		emit(NN_LOG_WARN, "pay.meter_failed", JV_OBJECT(jv_string("contract"), jv_string(contract),
 			jv_string("alloc"), jv_string(id), jv_string("message"), jv_string(err)));
@@ -358,19 +360,23 @@ static void sample(const char *contract, const char *id, int run, jv data, int e
 static void on_alloc(struct nn_node *n, enum nn_alloc_event ev, const char *id, jv opts, int run,
 		     jv data, void *arg)
 {
-	const char *contract = opts_contract(opts);
+	const char *contract = opts_contract(opts), *dep = NULL;
+	jv zero;
 	if (!contract)
 		return;
+	nn_json_get_str(opts, "deployment", &dep, NULL);
 	switch (ev) {
 	case NN_ALLOC_STARTED:
-		sample(contract, id, 0, JV_OBJECT(jv_string("cpu_seconds"), jv_number(0),
-						  jv_string("memory_current"), jv_number(0)), 0);
+		zero = JV_OBJECT(jv_string("cpu_seconds"), jv_number(0), jv_string("memory_current"),
+				 jv_number(0));
+		sample(contract, id, dep, 0, zero, 0);
+		jv_free(zero);
 		break;
 	case NN_ALLOC_STATS:
-		sample(contract, id, run, data, 0);
+		sample(contract, id, dep, run, data, 0);
 		break;
 	case NN_ALLOC_ENDED:
-		sample(contract, id, run, data, 1);
+		sample(contract, id, dep, run, data, 1);
 		mc_report(mc_get(contract));	/* the final report */
 		break;
 	}
@@ -438,7 +444,7 @@ static void on_status(struct nn_node *n, jv answer, void *arg)
 		const char *contract = id + strlen(id) + 1;
 		int64_t run = 0;
 		nn_json_get_int(body, "run", &run, NULL);
-		sample(contract, id, (int)run, res, 1);
+		sample(contract, id, NULL, (int)run, res, 1);
 		mc_report(mc_get(contract));
 		jv_free(res);
 	}
