@@ -122,6 +122,8 @@ struct amod {
 	int64_t hb_ms;
 	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
 	int orphans;		/* a parent ended with live children */
+	const struct nn_alloc_observer *obs[4];
+	int nobs;
 };
 
 static struct amod *the_mod;
@@ -131,6 +133,14 @@ static void recover(struct alloc *a);
 static void check_cancel_parent(struct amod *m, const char *parent);
 static void cancel_tree(struct alloc *a, int64_t grace_ms);
 static int live_children(struct amod *m, const char *id);
+
+/* Tell the observers (data borrowed). */
+static void notify(struct alloc *a, enum nn_alloc_event ev, jv data)
+{
+	for (int i = 0; i < a->m->nobs; i++)
+		if (a->m->obs[i]->event)
+			a->m->obs[i]->event(a->m->n, ev, a->id, a->opts, a->run, data, a->m->obs[i]->arg);
+}
 
 /* ---- policies and checks (pure) ---- */
 
@@ -955,6 +965,8 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 		a->kill_timer = NULL;
 	}
 	a->respawn = 0;
+	if (a->m->nobs)
+		notify(a, NN_ALLOC_ENDED, result);
 	set_state(a, state, reason, result, status);
 	cred_remove(a->m, a->dir, a->did);
 	a->cap_exp = 0;
@@ -1040,6 +1052,7 @@ static void on_result(struct alloc *a, int run, jv res)
 		jv_free(res);
 		return;
 	}
+	notify(a, NN_ALLOC_STATS, res);
 	status = result_status(res, &state);
 	{
 		jv r = jget(res, "reason");
@@ -1097,6 +1110,12 @@ static void on_msg(struct alloc *a, jv msg)
 			int s = a->pending_sig;
 			a->pending_sig = 0;
 			signal_job(a, s);
+		}
+	} else if (!strcmp(t, "hb")) {
+		if (a->m->nobs && nn_json_has(msg, "stats")) {
+			jv st = jv_object_get(jv_copy(msg), jv_string("stats"));
+			notify(a, NN_ALLOC_STATS, st);
+			jv_free(st);
 		}
 	} else if (!strcmp(t, "result")) {
 		int64_t run = a->run;
@@ -1693,7 +1712,8 @@ static enum nn_code check_scope(struct nn_node *n, jv req, const char *id, char 
 
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
-	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs", NULL };
+	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
+					    "contract", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
@@ -1721,8 +1741,39 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "body: expected an object");
 		goto out;
 	}
-	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs", err) < 0)
+	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs, contract", err) < 0)
 		goto out;
+	if (nn_json_has(body, "contract")) {
+		const char *c;
+		int checked = 0;
+		if (nn_json_get_str(body, "contract", &c, err) < 0)
+			goto out;
+		for (int i = 0; i < m->nobs; i++) {
+			if (!m->obs[i]->check)
+				continue;
+			checked = 1;
+			if ((code = m->obs[i]->check(n, req, c, m->obs[i]->arg, err)) != NN_OK)
+				goto out;
+		}
+		code = NN_E_BAD_BODY;
+		if (!checked) {
+			nn_seterr(err, "contract: this node does not work under contracts");
+			code = NN_E_UNAVAILABLE;
+			goto out;
+		}
+		opts = jv_object_set(opts, jv_string("contract"), jv_string(c));
+		/* metered per deployment, when a deployment started it */
+		{
+			jv sp = jget(body, "spec"), lb = jget(sp, "labels");
+			tmp = jget(lb, "nunet.deployment");
+			jv_free(lb);
+			jv_free(sp);
+		}
+		if (jv_get_kind(tmp) == JV_KIND_STRING)
+			opts = jv_object_set(opts, jv_string("deployment"), tmp);
+		else
+			jv_free(tmp);
+	}
 	tmp = jget(body, "logs");
 	{
 		struct nn_alloc_logs lg;
@@ -1904,6 +1955,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	if (parent)
 		*reply = jv_object_set(*reply, jv_string("parent"), jv_string(parent));
 	nn_node_event(n, "alloc.start", jv_copy(*reply));
+	notify(a, NN_ALLOC_STARTED, jv_null());
 	spawn(a, 0);
 	code = NN_OK;
 out:
@@ -2277,6 +2329,17 @@ static void alloc_metrics(struct nn_node *n, struct nn_buf *b, void *arg)
 				    "nunet_allocation_restarts_total %lld\n", (long long)sqlite3_column_int64(st, 0));
 		sqlite3_finalize(st);
 	}
+}
+
+int nn_alloc_observe(struct nn_node *n, const struct nn_alloc_observer *o, char *err)
+{
+	struct amod *m = mod(n);
+	if (!m)
+		return nn_seterr(err, "allocations are not attached");
+	if (m->nobs == (int)(sizeof m->obs / sizeof *m->obs))
+		return nn_seterr(err, "alloc: too many observers");
+	m->obs[m->nobs++] = o;
+	return 0;
 }
 
 int nn_alloc_attach(struct nn_node *n, char *err)

@@ -445,7 +445,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		}
 		return;
 	}
-	if (!nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
+	/* a behavior registered as public needs no authority, as /public/… */
+	b = find_behavior(n, be);
+	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
 		if (code != NN_OK) {
@@ -455,7 +457,6 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 			return;
 		}
 	}
-	b = find_behavior(n, be);
 	if (!b) {
 		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
 		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
