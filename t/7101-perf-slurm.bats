@@ -81,27 +81,31 @@ gone() {
 	. "$LIB"
 	slurm_start
 	echo "\$SLURM_DIR" >"$BATS_TEST_TMPDIR/dir"
-	(cd "\$SLURM_DIR/work" && sbatch -Q --wrap 'sleep 300')
-	until [ "\$(squeue -h -o %T)" = RUNNING ]; do sleep 0.1; done
-	echo running >"$BATS_TEST_TMPDIR/state"
+	(cd "\$SLURM_DIR/work" && sbatch -Q --wrap 'echo \$\$ >"$BATS_TEST_TMPDIR/job"; exec sleep 300')
 	sleep 300
 	SH
 	bash "$BATS_TEST_TMPDIR/bench" 3>&- &
 	pid=$!
 	for _ in $(seq 600); do
-		[ -s "$BATS_TEST_TMPDIR/state" ] && break
+		[ -s "$BATS_TEST_TMPDIR/job" ] && break
 		sleep 0.1
 	done
-	assert_equal "$(cat "$BATS_TEST_TMPDIR/state")" running
 	d=$(cat "$BATS_TEST_TMPDIR/dir")
-	pgrep -f -- "$d/spool/job" >/dev/null
+	job=$(cat "$BATS_TEST_TMPDIR/job")
+	for _ in $(seq 100); do
+		[ "$(cat "/proc/$job/comm" 2>/dev/null)" = sleep ] && break
+		sleep 0.1
+	done
+	assert_equal "$(cat "/proc/$job/comm")" sleep
 	kill -KILL "$pid"
 	wait "$pid" || true
 	for _ in $(seq 300); do
-		gone "$d" && break
+		gone "$d" && ! _slurm_alive "$job" && break
 		sleep 0.1
 	done
 	gone "$d"
+	# the job's process is gone too (or a zombie its new parent has not reaped)
+	! _slurm_alive "$job"
 }
 
 @test "the shell's own EXIT trap still runs, after the cluster is stopped, with its exit status" {
