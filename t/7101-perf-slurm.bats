@@ -38,8 +38,10 @@ gone() {
 @test "slurm_start brings up a private cluster that runs srun and sbatch jobs; slurm_stop leaves nothing" {
 	etc_before=$(ls -la --time-style=full-iso /etc/slurm /etc/munge 2>&1 || true)
 	unset SLURM_CONF
+	trap_before=$(trap -p EXIT)
 	slurm_start
 	d=$SLURM_DIR
+	assert_equal "$(trap -p EXIT)" "trap -- '_slurm_on_exit' EXIT"
 	[ -d "$d" ]
 	assert_equal "$SLURM_CONF" "$d/etc/slurm.conf"
 	run sinfo -h -o '%P %T %N %c'
@@ -70,6 +72,7 @@ gone() {
 	gone "$d"
 	[ -z "${SLURM_CONF+set}" ]
 	assert_equal "$SLURM_DIR" ""
+	assert_equal "$(trap -p EXIT)" "$trap_before"
 	assert_equal "$(ls -la --time-style=full-iso /etc/slurm /etc/munge 2>&1 || true)" "$etc_before"
 	# stopping twice is harmless
 	slurm_stop
