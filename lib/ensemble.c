@@ -1742,8 +1742,8 @@ jv nn_ensemble_group_requirements(jv ens, const char *group)
 		req = jv_object_set(req, jv_string("executors"), jv_copy(exs));
 	} else if (jv_array_length(jv_copy(exs)) > 1) {
 		char *list_s = nn_json_dump(exs);
-		nn_buf_addf(&w, "((.executors // []) as $e | %s | all(. as $x | $e | index($x) != null))",
-			    list_s);
+		/* not all(…): libjq 1.6 leaks when all() stops early */
+		nn_buf_addf(&w, "(%s - (.executors // []) | length == 0)", list_s);
 		free(list_s);
 	}
 	jv_free(exs);
