@@ -35,17 +35,23 @@
 #include "loop.h"
 #include "sock.h"
 #include "util.h"
+#include "nunet-run/deploy.h"
+#include "nunet-run/ensemble_cmd.h"
 
 static const char usage_text[] =
 	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
 	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [--health-cmd CMD]\n"
-	"           [--health-url URL] [-d] -- CMD [ARG ...]\n"
+	"           [--health-url URL] [--swarm] [-d] -- CMD [ARG ...]\n"
+	"       nunet-run deploy [--wait] [--hops N] FILE\n"
 	"       nunet-run ls [-a]\n"
 	"       nunet-run status ID\n"
-	"       nunet-run logs [-f] ID\n"
+	"       nunet-run logs [-f] ID [ALLOC]\n"
 	"       nunet-run wait ID\n"
 	"       nunet-run cancel [--grace DURATION] ID\n"
+	"       nunet-run results ID DIR\n"
 	"       nunet-run trace ID\n"
+	"       nunet-run validate [--json] FILE\n"
+	"       nunet-run convert --from nomad|kubernetes FILE\n"
 	"       nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
@@ -931,7 +937,8 @@ static jv node_call(struct nn_client *c, const char *be, jv body)
 	ex = code == NN_E_BAD_BODY ? NN_EX_DATAERR
 		: code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE
 		: code == NN_E_UNKNOWN_BEHAVIOR ? NN_EX_UNAVAILABLE
-		: code == NN_E_BUSY ? NN_EX_TEMPFAIL : NN_EX_SOFTWARE;
+		: code == NN_E_BUSY ? NN_EX_TEMPFAIL
+		: code == NN_E_UNAUTHORIZED ? NN_EX_NO : NN_EX_SOFTWARE;
 	if (code == NN_E_UNKNOWN_BEHAVIOR)
 		nn_error("the node does not run allocations: %s", msg ? msg : "?");
 	else
@@ -949,6 +956,27 @@ static void print_json(jv v)
 	printf("%s\n", s);
 	free(s);
 	fflush(stdout);
+}
+
+/*
+ * Close an inotify instance without waiting for the kernel.  The last close
+ * of one that had a watch waits until the watch is freed after an SRCU
+ * grace period (fsnotify_destroy_group): 8 to 20 ms here, as long as the
+ * rest of a short job's round trip, spent after the job is over.  So a
+ * child that holds nothing else takes the last reference and waits
+ * instead, and the caller goes on (to exit).  Without a child: close.
+ */
+static void inotify_drop(int in)
+{
+	pid_t p = fork();
+	if (p == 0) {
+		if (in > 0)
+			close_range(0, (unsigned)in - 1, 0);
+		close_range((unsigned)in + 1, ~0U, 0);
+		close(in);
+		_exit(0);
+	}
+	close(in);
 }
 
 /*
@@ -1025,7 +1053,7 @@ static jv follow(struct nn_client *c, const char *id, const char *dir, int logs,
 		}
 	}
 	if (in >= 0)
-		close(in);
+		inotify_drop(in);
 	nn_exec_follow_release(&fo);
 	nn_exec_follow_release(&fe);
 	return st;
@@ -1244,11 +1272,12 @@ static int cmd_submit(int argc, char **argv)
 		{ "health-cmd", required_argument, NULL, 'H' },
 		{ "health-url", required_argument, NULL, 'U' },
 		{ "detach", no_argument, NULL, 'd' },
+		{ "swarm", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	jv spec = jv_object(), body = jv_object(), env = jv_object(), res = jv_object(), cmd, r, st;
-	int c, detach = 0, have_res = 0, status;
+	int c, detach = 0, have_res = 0, status, swarm = 0;
 	const char *id, *dir;
 	char *idc, *dirc;
 	struct nn_client cl;
@@ -1298,6 +1327,7 @@ static int cmd_submit(int argc, char **argv)
 				jv_object_set(jv_object(), jv_string("http"), jv_string(optarg)));
 			break;
 		case 'd': detach = 1; break;
+		case 'S': swarm = 1; break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
@@ -1320,8 +1350,37 @@ static int cmd_submit(int argc, char **argv)
 		jv_free(res);
 	body = jv_object_set(body, jv_string("spec"), spec);
 
+	if (swarm)
+		return nn_run_swarm(body, detach);
 	node_open(&cl);
-	r = node_call(&cl, "/alloc/start", body);
+	/* here when it fits; else anywhere in the swarm that it fits */
+	{
+		enum nn_code code;
+		char err[NN_ERRLEN];
+		jv env2 = nn_client_call(&cl, "local", "/alloc/start", jv_copy(body), 30000, &code, err), b;
+		const char *cname = NULL, *msg = NULL;
+		r = jv_invalid();
+		if (jv_is_valid(env2) && !strcmp(nn_env_str(env2, "type"), "reply")) {
+			r = jv_object_get(jv_copy(env2), jv_string("body"));
+		} else if (jv_is_valid(env2)) {
+			b = jv_object_get(jv_copy(env2), jv_string("body"));
+			nn_json_get_str(b, "code", &cname, NULL);
+			nn_json_get_str(b, "message", &msg, NULL);
+			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10)) {
+				jv_free(b);
+				jv_free(env2);
+				nn_client_close(&cl);
+				return nn_run_swarm(body, detach);
+			}
+			jv_free(b);
+		}
+		jv_free(env2);
+	}
+	/* a refusal is reported (and a lost answer retried once) as before */
+	if (!jv_is_valid(r))
+		r = node_call(&cl, "/alloc/start", body);
+	else
+		jv_free(body);
 	nn_json_get_str(r, "id", &id, NULL);
 	nn_json_get_str(r, "dir", &dir, NULL);
 	idc = nn_xstrdup(id ? id : "?");
@@ -1366,6 +1425,7 @@ static int cmd_ls(int argc, char **argv)
 			print_json(a);
 	jv_free(list);
 	nn_client_close(&c);
+	nn_run_ls_deployments(all);
 	return 0;
 }
 
@@ -1492,6 +1552,25 @@ int main(int argc, char **argv)
 		return cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "deploy")) {
+		int r = nn_run_deploy(argc - 1, argv + 1);
+		if (r < 0)
+			usage(0);
+		if (r == NN_EX_USAGE)
+			usage(r);
+		return r;
+	}
+	/* deployment ids first, then allocation ids */
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "logs") || !strcmp(argv[1], "wait") ||
+	    !strcmp(argv[1], "cancel") || !strcmp(argv[1], "results")) {
+		int r = nn_run_on_deployment(argv[1], argc - 1, argv + 1);
+		if (r >= 0)
+			return r;
+		if (!strcmp(argv[1], "results")) {
+			nn_error("results: '%s' is not a deployment of this node", argc > 2 ? argv[2] : "");
+			usage(NN_EX_USAGE);
+		}
+	}
 	if (!strcmp(argv[1], "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
@@ -1502,6 +1581,10 @@ int main(int argc, char **argv)
 		return cmd_wait(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "cancel"))
 		return cmd_cancel(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "validate"))
+		return cmd_validate(argc - 1, argv + 1, usage);
+	if (!strcmp(argv[1], "convert"))
+		return cmd_convert(argc - 1, argv + 1, usage);
 	if (argv[1][0] == '-')
 		return cmd_submit(argc, argv);
 	nn_error("unknown command '%s'", argv[1]);

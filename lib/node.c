@@ -84,6 +84,9 @@ struct nn_node {
 		void *arg;
 		struct closer *next;
 	} *closers;
+	struct req *reqs;	/* the node's own requests waiting for answers */
+	struct nn_watch *reqtimer;
+	jv selfq;		/* answers to them made here, not yet handed over */
 };
 
 static const struct nn_behavior core_behaviors[];
@@ -326,6 +329,8 @@ void nn_node_refused(struct nn_node *n, const struct nn_origin *o, jv req,
 		       jv_get_kind(req) == JV_KIND_OBJECT ? nn_env_str(req, "trace") : NULL, NULL, f);
 	if (o->kind == NN_ORIGIN_CLIENT)
 		nn_warn("client %lu: %s: %s", o->client, nn_code_name(code), msg);
+	else if (o->kind == NN_ORIGIN_SELF)
+		nn_warn("own request: %s: %s", nn_code_name(code), msg);
 	else
 		nn_warn("peer %.80s: %s: %s", o->peer ? o->peer : "?", nn_code_name(code), msg);
 }
@@ -357,12 +362,33 @@ int nn_node_is_owner(const struct nn_node *n, const char *from)
 	return 0;
 }
 
+/* The answer to a request verified into h: built and signed straight from
+ * the fields (nn_env_answer_line), its msg.out event from the same values. */
+static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
+		       const struct nn_origin *o)
+{
+	char err[NN_ERRLEN], id[33];
+	struct nn_buf b = NN_BUF_INIT;
+	struct msgf m = { h->be, n->key.did, id, h->id, h->from, "reply", h->trace };
+	nn_random_id(id);
+	n->answers++;
+	if (n->cfg.events_messages)
+		msg_event(n, "msg.out", &m, h->id, o);
+	if (nn_env_answer_line(h, "reply", n->key.did, body, id, nn_now_ms(), n->cfg.ttl_ms,
+			       &n->key, &b, err) < 0)
+		nn_error("cannot send an answer: %s", err);
+	else
+		o->send(o, b.data, b.len);
+	nn_buf_release(&b);
+}
+
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	const char *type, *from, *to, *be, *id, *trace;
 	int64_t exp;
 	const struct nn_behavior *b;
+	struct nn_env_head h;
 	enum nn_code code;
 	jv reply;
 
@@ -370,24 +396,23 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	/* what the node's own user hands it for another actor is verified by
 	 * that actor: here only its shape and time are checked */
 	to = jv_get_kind(env) == JV_KIND_OBJECT ? nn_env_str(env, "to") : NULL;
-	if (o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") && strcmp(to, n->key.did))
-		code = nn_env_check_forward(env, &n->lim, nn_now_ms(), err);
-	else
-		code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
+	code = nn_env_verify_head(env, &n->lim, nn_now_ms(),
+				  !(o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") &&
+				    strcmp(to, n->key.did)), &h, err);
 	if (code != NN_OK) {
 		/* answer with re only when the envelope carried a usable id */
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
-	type = nn_env_str(env, "type");
-	from = nn_env_str(env, "from");
-	to = nn_env_str(env, "to");
-	be = nn_env_str(env, "be");
-	id = nn_env_str(env, "id");
-	nn_json_get_int(env, "exp", &exp, NULL);
-	trace = nn_env_str(env, "trace");
+	type = h.type;
+	from = h.from;
+	to = h.to;
+	be = h.be;
+	id = h.id;
+	exp = h.exp;
+	trace = h.trace;
 	if (n->cfg.events_messages) {
-		struct msgf m = { be, from, id, nn_env_str(env, "re"), to, type, trace };
+		struct msgf m = { be, from, id, h.re, to, type, trace };
 		msg_event(n, "msg.in", &m, id, o);
 	}
 
@@ -420,7 +445,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		}
 		return;
 	}
-	if (strncmp(be, "/public/", 8) != 0 && !nn_node_is_owner(n, from)) {
+	/* a behavior registered as public needs no authority, as /public/… */
+	b = find_behavior(n, be);
+	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
 		if (code != NN_OK) {
@@ -430,7 +457,6 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 			return;
 		}
 	}
-	b = find_behavior(n, be);
 	if (!b) {
 		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
 		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
@@ -452,12 +478,234 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		return;
 	}
 	nn_debug("%s %s", be, id);
-	{
-		/* the answer's event fields are known without looking them up */
-		jv ans = nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms);
-		struct msgf m = { be, n->key.did, nn_env_str(ans, "id"), id, from, "reply", trace };
-		send_signed(n, ans, &m, o);
+	send_reply(n, &h, reply, o);
+}
+
+/* ---- the node's own requests ---- */
+
+struct req {
+	char id[NN_ID_MAX];
+	char to[NN_DID_MAX];
+	int multi;
+	int64_t deadline;	/* monotonic ms */
+	nn_answer_fn *cb;
+	void *arg;
+	struct req *next;
+};
+
+static struct req *req_take(struct nn_node *n, const char *id, int unlink)
+{
+	for (struct req **pp = &n->reqs; *pp; pp = &(*pp)->next)
+		if (!strcmp((*pp)->id, id)) {
+			struct req *r = *pp;
+			if (unlink)
+				*pp = r->next;
+			return r;
+		}
+	return NULL;
+}
+
+static void req_arm(struct nn_node *n)
+{
+	int64_t first = INT64_MAX, now = nn_mono_ms();
+	if (!n->reqtimer)
+		return;
+	for (struct req *r = n->reqs; r; r = r->next)
+		if (r->deadline < first)
+			first = r->deadline;
+	if (jv_array_length(jv_copy(n->selfq)) > 0)
+		first = now;
+	if (first == INT64_MAX)
+		nn_loop_timer_arm(n->loop, n->reqtimer, 0, 0);
+	else
+		nn_loop_timer_arm(n->loop, n->reqtimer, first > now ? first - now : 1, 0);
+}
+
+/* The origin of the node's own requests: answers made on this node (a
+ * local behavior's reply, a refusal before routing) wait in selfq until
+ * the loop hands them over, so no callback runs inside nn_node_request. */
+static void self_send(const struct nn_origin *o, const char *line, size_t len)
+{
+	struct nn_node *n = o->arg;
+	char err[NN_ERRLEN];
+	jv v = nn_json_parse(line, len && line[len - 1] == '\n' ? len - 1 : len, err);
+	if (!jv_is_valid(v)) {
+		nn_error("own request: unreadable answer: %s", err);
+		jv_free(v);
+		return;
 	}
+	n->selfq = jv_array_append(n->selfq, v);
+	req_arm(n);
+}
+
+int nn_node_answer_in(struct nn_node *n, jv env)
+{
+	char err[NN_ERRLEN];
+	const char *re, *from, *type;
+	struct req *r;
+	nn_answer_fn *cb;
+	void *arg;
+
+	if (jv_get_kind(env) != JV_KIND_OBJECT || !(re = nn_env_str(env, "re")) ||
+	    !(r = req_take(n, re, 0)))
+		return -1;
+	if (nn_env_verify(env, &n->lim, nn_now_ms(), err) != NN_OK) {
+		nn_warn("answer to own request %s refused: %s", re, err);
+		return -1;
+	}
+	from = nn_env_str(env, "from");
+	type = nn_env_str(env, "type");
+	if (strcmp(type, "reply") != 0 && strcmp(type, "error") != 0)
+		return -1;
+	/* a unicast is answered by the node asked, or refused by this one */
+	if (!r->multi && strcmp(from, r->to) != 0 && strcmp(from, n->key.did) != 0) {
+		nn_warn("answer to own request %s from %.80s, not from %.80s: ignored", re, from, r->to);
+		return -1;
+	}
+	cb = r->cb;
+	arg = r->arg;
+	if (!r->multi) {
+		req_take(n, re, 1);
+		free(r);
+	}
+	cb(n, env, arg);	/* may cancel or make requests: r is not touched again */
+	return 0;
+}
+
+static void on_reqtimer(struct nn_loop *l, void *arg)
+{
+	struct nn_node *n = arg;
+	jv q = n->selfq;
+	int64_t now;
+	(void)l;
+	n->selfq = jv_array();
+	jv_array_foreach(q, i, v) {
+		nn_node_answer_in(n, v);
+		jv_free(v);
+	}
+	jv_free(q);
+	now = nn_mono_ms();
+	for (;;) {
+		struct req *r = n->reqs;
+		while (r && r->deadline > now)
+			r = r->next;
+		if (!r)
+			break;
+		req_take(n, r->id, 1);
+		{
+			nn_answer_fn *cb = r->cb;
+			void *a = r->arg;
+			jv why = r->multi ? jv_string("window closed")
+					  : jv_string_fmt("no answer from %s within the time allowed", r->to);
+			free(r);
+			cb(n, jv_invalid_with_msg(why), a);
+		}
+	}
+	req_arm(n);
+}
+
+int nn_node_public_path(const char *be)
+{
+	return !strncmp(be, "/public/", 8) || !strncmp(be, "/broadcast/public/", 18);
+}
+
+int nn_node_request(struct nn_node *n, const char *to, const char *be, jv body, const char *trace,
+		    int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id, char *err)
+{
+	return nn_node_request_cap(n, to, be, body, jv_null(), trace, timeout_ms, cb, arg, id, err);
+}
+
+enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const char *trace,
+			    jv *reply, char *err)
+{
+	const struct nn_behavior *b = find_behavior(n, be);
+	const struct nn_origin *was = n->cur;
+	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n, NULL, 0 };
+	enum nn_code code;
+	jv env;
+
+	*reply = jv_invalid();
+	if (!b) {
+		jv_free(body);
+		nn_seterr(err, "no behavior '%.100s' on this node", be);
+		return NN_E_UNKNOWN_BEHAVIOR;
+	}
+	env = nn_env_new("msg", n->key.did, n->key.did, be, body, n->cfg.ttl_ms);
+	if (trace && *trace)
+		env = jv_object_set(env, jv_string("trace"), jv_string(trace));
+	err[0] = '\0';
+	n->cur = &o;
+	code = b->fn(n, env, reply, err);
+	n->cur = was;
+	jv_free(env);
+	if (code == NN_OK && jv_get_kind(*reply) != JV_KIND_OBJECT) {
+		jv_free(*reply);
+		*reply = jv_invalid();
+		nn_seterr(err, "behavior returned no body");
+		return NN_E_INTERNAL;
+	}
+	if (code != NN_OK) {
+		jv_free(*reply);
+		*reply = jv_invalid();
+		if (!err[0])
+			nn_seterr(err, "%s", nn_code_name(code));
+	}
+	return code;
+}
+
+int nn_node_request_cap(struct nn_node *n, const char *to, const char *be, jv body, jv cap,
+			const char *trace, int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id,
+			char *err)
+{
+	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n, NULL, 0 };
+	int64_t ttl = timeout_ms > n->cfg.ttl_ms ? timeout_ms : n->cfg.ttl_ms;
+	struct req *r;
+	jv env;
+
+	if (!to || !be || !cb || timeout_ms <= 0 || strlen(to) >= NN_DID_MAX) {
+		jv_free(body);
+		jv_free(cap);
+		return nn_seterr(err, "a request needs a recipient, a behavior, a callback and a time");
+	}
+	if (!strcmp(to, "*") && strncmp(be, "/broadcast/", 11) != 0) {
+		jv_free(body);
+		jv_free(cap);
+		return nn_seterr(err, "only /broadcast/ behaviors go to every node, not '%.80s'", be);
+	}
+	env = nn_env_new("msg", n->key.did, to, be, body, ttl);
+	if (trace && *trace)
+		env = jv_object_set(env, jv_string("trace"), jv_string(trace));
+	if (jv_get_kind(cap) == JV_KIND_ARRAY && jv_array_length(jv_copy(cap)) > 0)
+		env = jv_object_set(env, jv_string("cap"), cap);
+	else
+		jv_free(cap);
+	env = nn_env_sign(env, &n->key, err);
+	if (!jv_is_valid(env)) {
+		jv_free(env);
+		return -1;
+	}
+	r = nn_xcalloc(1, sizeof *r);
+	snprintf(r->id, sizeof r->id, "%s", nn_env_str(env, "id"));
+	snprintf(r->to, sizeof r->to, "%s", !strcmp(to, "local") ? n->key.did : to);
+	r->multi = !strcmp(to, "*");
+	r->deadline = nn_mono_ms() + timeout_ms;
+	r->cb = cb;
+	r->arg = arg;
+	r->next = n->reqs;
+	n->reqs = r;
+	if (id)
+		snprintf(id, NN_ID_MAX, "%s", r->id);
+	/* the same path as a client's envelope: here, or routed to the peer */
+	nn_node_deliver(n, env, &o);
+	jv_free(env);
+	req_arm(n);
+	return 0;
+}
+
+void nn_node_request_cancel(struct nn_node *n, const char *id)
+{
+	free(req_take(n, id, 1));
+	req_arm(n);
 }
 
 /* The control socket's origin: answers go to the client's output buffer. */
@@ -490,15 +738,15 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 	return c->closing ? -1 : 0;
 }
 
-static void handle(struct conn *c, jv env)
+static void handle(struct conn *c, jv env, const char *line, size_t len)
 {
-	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, line, len };
 	nn_node_deliver(c->node, env, &o);
 }
 
 static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 {
-	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, NULL, 0 };
 	send_error(c->node, &o, jv_null(), code, msg);
 }
 
@@ -506,17 +754,19 @@ static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 static void conn_process(struct conn *c)
 {
 	char err[NN_ERRLEN];
+	const char *line;
+	size_t len;
 	int code;
 	jv v;
 	while (!c->closing && c->out.len < OUT_HIGH) {
-		int r = nn_jsonl_next(&c->in, &v, &code, err);
+		int r = nn_jsonl_next_line(&c->in, &v, &line, &len, &code, err);
 		if (r == NN_JSONL_NONE)
 			break;
 		if (r == NN_JSONL_ERROR) {
 			conn_error(c, code, err);
 			continue;
 		}
-		handle(c, v);
+		handle(c, v, line, len);
 		jv_free(v);
 		/* hand answers over as they are made, so the client can work on
 		 * them while the next lines are handled */
@@ -930,6 +1180,7 @@ struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char 
 	n->lock_fd = n->lfd = -1;
 	n->ready_fd = o->ready_fd;
 	n->ready = jv_object();
+	n->selfq = jv_array();
 	nn_config_init(&n->cfg);
 	n->home = nn_home(o->home, e);
 	if (!n->home) {
@@ -1007,6 +1258,7 @@ struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char 
 	if (!(n->lw = nn_loop_fd(n->loop, n->lfd, EPOLLIN, on_accept, n, e)) ||
 	    !(n->sweep = nn_loop_timer(n->loop, 250, 250, on_sweep, n, e)) ||
 	    !(n->evflush = nn_loop_timer(n->loop, 100, 100, on_evflush, n, e)) ||
+	    !(n->reqtimer = nn_loop_timer(n->loop, 0, 0, on_reqtimer, n, e)) ||
 	    nn_loop_signal(n->loop, SIGTERM, on_stop, n, e) < 0 ||
 	    nn_loop_signal(n->loop, SIGINT, on_stop, n, e) < 0 ||
 	    nn_loop_signal(n->loop, SIGHUP, on_hup, n, e) < 0) {
@@ -1072,6 +1324,12 @@ void nn_node_close(struct nn_node *n)
 	}
 	while (n->conns)
 		conn_close(n->conns);
+	while (n->reqs) {
+		struct req *r = n->reqs;
+		n->reqs = r->next;
+		free(r);
+	}
+	jv_free(n->selfq);
 	nn_events_close(n->ev);
 	n->ev = NULL;
 	while (n->metrics) {

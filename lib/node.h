@@ -58,9 +58,10 @@ void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b);
  * Where an envelope came from, and how its answer goes back.  The control
  * socket makes one per client line; a transport between nodes makes its own
  * (kind NN_ORIGIN_PEER, with the peer's did) and sends answers over the
- * connection the request came on.
+ * connection the request came on.  NN_ORIGIN_SELF carries the node's own
+ * requests (nn_node_request): their answers go back to the module that asked.
  */
-enum nn_origin_kind { NN_ORIGIN_CLIENT, NN_ORIGIN_PEER };
+enum nn_origin_kind { NN_ORIGIN_CLIENT, NN_ORIGIN_PEER, NN_ORIGIN_SELF };
 struct nn_origin {
 	enum nn_origin_kind kind;
 	unsigned long client;	/* control-socket client number (CLIENT) */
@@ -68,6 +69,11 @@ struct nn_origin {
 	/* send one serialized envelope line ending in "\n" back to the origin */
 	void (*send)(const struct nn_origin *o, const char *line, size_t len);
 	void *arg;
+	/* the line the envelope was parsed from (no "\n"), when the envelope
+	 * is that whole line: a router passes it on as it came instead of
+	 * serializing the envelope again.  NULL otherwise. */
+	const char *line;
+	size_t len;
 };
 
 /*
@@ -95,6 +101,48 @@ void nn_node_set_router(struct nn_node *n, nn_router_fn *fn, void *arg);
 typedef enum nn_code nn_authorize_fn(struct nn_node *n, jv env, const struct nn_origin *o,
 				     void *arg, char *err);
 void nn_node_set_authorizer(struct nn_node *n, nn_authorize_fn *fn, void *arg);
+
+/*
+ * Requests from the node itself (an orchestrator asking for bids, a meter
+ * sending usage reports): a "msg" envelope from this node's did to `to` (a
+ * node's did, this node's own included, or "*" with a /broadcast/
+ * behavior), signed with the node's key and routed like a client's.  Every
+ * answer (a reply or error envelope whose signature was verified, borrowed)
+ * goes to cb.  A unicast gets exactly one call: the answer, or
+ * jv_invalid_with_msg(reason) when it could not be sent or nothing came back
+ * within timeout_ms.  A broadcast gets one call per answer, then one with
+ * jv_invalid_with_msg("window closed") when timeout_ms has passed.  cb is
+ * never called before nn_node_request returns.  Consumes body; trace may be
+ * NULL.  Returns 0 and the envelope's id into id (NN_ID_MAX bytes, may be
+ * NULL), or -1 + err.
+ */
+#define NN_ID_MAX 65
+typedef void nn_answer_fn(struct nn_node *n, jv answer, void *arg);
+int nn_node_request(struct nn_node *n, const char *to, const char *be, jv body, const char *trace,
+		    int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id, char *err);
+/* The same with capability tokens (an array, consumed; null: none) in the
+ * envelope's "cap", for behaviors the receiver guards (/deploy/…). */
+int nn_node_request_cap(struct nn_node *n, const char *to, const char *be, jv body, jv cap,
+			const char *trace, int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id,
+			char *err);
+/*
+ * Run behavior be of this node now, as the node itself (an owner): the
+ * envelope is built and not signed, the handler runs synchronously, and its
+ * reply body comes back in *reply (the caller's; invalid on a refusal).
+ * For a module that drives another module's behavior (the orchestrator's
+ * provisioning starts allocations through /alloc/start).  Consumes body;
+ * trace may be NULL.  Returns the handler's code, err set on a refusal.
+ */
+enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const char *trace,
+			    jv *reply, char *err);
+/* Behaviors anyone may invoke: under /public/ or /broadcast/public/. */
+int nn_node_public_path(const char *be);
+/* Forget request id: its callback is not called again. */
+void nn_node_request_cancel(struct nn_node *n, const char *id);
+/* An answer envelope (borrowed, not yet verified) that came back from
+ * another node for one of the node's own requests: the swarm hands it here.
+ * 0 when it answered a waiting request, -1 otherwise. */
+int nn_node_answer_in(struct nn_node *n, jv env);
 
 /* Send a line to control-socket client number `client` (e.g. a reply that
  * came back from another node); -1 when that client is gone. */

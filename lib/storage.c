@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <sodium.h>
+#include "sha256.h"
 #include "json.h"
 
 enum scheme { S_NONE, S_FILE, S_HTTP, S_S3, S_GIT };
@@ -187,7 +188,7 @@ int nn_storage_join(const char *base, const char *rel, char **out, char *err)
 
 int nn_storage_sha256_file(const char *path, char hex[65], uint64_t *size, char *err)
 {
-	crypto_hash_sha256_state st;
+	struct nn_sha256 st;
 	unsigned char md[32];
 	static const size_t bufsz = 1 << 20;
 	unsigned char *buf;
@@ -198,7 +199,7 @@ int nn_storage_sha256_file(const char *path, char hex[65], uint64_t *size, char 
 	if (fd < 0)
 		return nn_seterr(err, "cannot open '%s': %s", path, strerror(errno));
 	buf = nn_xmalloc(bufsz);
-	crypto_hash_sha256_init(&st);
+	nn_sha256_init(&st);
 	for (;;) {
 		n = read(fd, buf, bufsz);
 		if (n < 0 && errno == EINTR)
@@ -207,16 +208,17 @@ int nn_storage_sha256_file(const char *path, char hex[65], uint64_t *size, char 
 			int e = errno;
 			free(buf);
 			close(fd);
+			nn_sha256_release(&st);
 			return nn_seterr(err, "cannot read '%s': %s", path, strerror(e));
 		}
 		if (n == 0)
 			break;
-		crypto_hash_sha256_update(&st, buf, (size_t)n);
+		nn_sha256_update(&st, buf, (size_t)n);
 		total += (uint64_t)n;
 	}
 	free(buf);
 	close(fd);
-	crypto_hash_sha256_final(&st, md);
+	nn_sha256_final(&st, md);
 	nn_hex_encode(hex, md, 32);
 	if (size)
 		*size = total;
@@ -315,7 +317,7 @@ static int fetch_git(struct nn_xfer *x, const char *url, const char *dest, char 
 
 static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const char *dest, char *err)
 {
-	crypto_hash_sha256_state hs;
+	struct nn_sha256 hs;
 	unsigned char md[32];
 	char *tmp;
 	uint64_t have = 0;
@@ -330,7 +332,7 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 		return nn_xfer_fail(x, NN_EX_IOERR, 0, err, "cannot create a file beside '%s': %s",
 				    dest, strerror(e));
 	}
-	crypto_hash_sha256_init(&hs);
+	nn_sha256_init(&hs);
 	for (x->attempt = 1;; x->attempt++) {
 		x->r->attempts = x->attempt;
 		if (x->attempt == 1)
@@ -357,7 +359,7 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 				x->code = NN_EX_IOERR;
 		} else {
 			if (!x->o->no_sha256) {
-				crypto_hash_sha256_final(&hs, md);
+				nn_sha256_final(&hs, md);
 				nn_hex_encode(x->r->sha256, md, 32);
 			}
 			x->r->size = have;
@@ -382,6 +384,7 @@ static int fetch_file(struct nn_xfer *x, enum scheme s, const char *url, const c
 	if (rc < 0)
 		unlink(tmp);
 	free(tmp);
+	nn_sha256_release(&hs);
 	return rc;
 }
 

@@ -227,8 +227,9 @@ int nn_xfer_fail(struct nn_xfer *x, int code, int temporary, char *err,
 
 /* Providers: one attempt each; storage.c retries.  Fetchers write to tmp
  * (a file they may append to when resuming: *have bytes are already there
- * and already hashed into the state; see http.c). */
-struct crypto_hash_sha256_state;
+ * and already hashed into hash_state, a struct nn_sha256 from sha256.h;
+ * see http.c). */
+
 int nn_storage_file_fetch(struct nn_xfer *x, const char *src, const char *tmp, char *err);
 int nn_storage_file_put(struct nn_xfer *x, const char *path, const char *dst, char *err);
 int nn_storage_http_fetch(struct nn_xfer *x, const char *url, int fd, uint64_t *have,

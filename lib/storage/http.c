@@ -29,7 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
-#include <sodium.h>
+#include "dlcurl.h"
+#include "sha256.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 #define ERRBODY_MAX 8192
@@ -113,6 +114,9 @@ static CURL *handle(struct nn_xfer *x, char *cerr)
 	CURL *h;
 	int64_t left;
 
+	cerr[0] = '\0';
+	if (nn_dlcurl_load(cerr) < 0)
+		return NULL;
 	global_init();
 	h = curl_easy_init();
 	if (!h)
@@ -194,7 +198,7 @@ struct hasher {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int fd;
-	crypto_hash_sha256_state *hs;
+	struct nn_sha256 *hs;
 	uint64_t hashed, written;	/* hashed: the thread's own; written: shared */
 	uint64_t signalled;		/* written when the thread was last woken */
 	int done, started, err;
@@ -225,7 +229,7 @@ static void *hash_main(void *arg)
 				h->err = k < 0 ? errno : EIO;
 				break;
 			}
-			crypto_hash_sha256_update(h->hs, buf, (size_t)k);
+			nn_sha256_update(h->hs, buf, (size_t)k);
 			h->hashed += (uint64_t)k;
 		}
 		pthread_mutex_lock(&h->mu);
@@ -237,7 +241,7 @@ static void *hash_main(void *arg)
 	return NULL;
 }
 
-static int hasher_start(struct hasher *h, int fd, crypto_hash_sha256_state *hs, uint64_t from)
+static int hasher_start(struct hasher *h, int fd, struct nn_sha256 *hs, uint64_t from)
 {
 	memset(h, 0, sizeof *h);
 	h->fd = fd;
@@ -288,7 +292,7 @@ struct get {
 	CURL *h;
 	int fd;
 	uint64_t *have;
-	crypto_hash_sha256_state *hs;
+	struct nn_sha256 *hs;
 	uint64_t start;		/* *have when the attempt began */
 	uint64_t total;
 	int64_t range_start;	/* from Content-Range, -1 when none */
@@ -335,7 +339,7 @@ static int get_check(struct get *g)
 			return -1;
 		}
 		if (g->hs)
-			crypto_hash_sha256_init(g->hs);
+			nn_sha256_reset(g->hs);
 		*g->have = 0;
 		g->start = 0;
 	}
@@ -476,7 +480,8 @@ int nn_storage_http_fetch(struct nn_xfer *x, const char *url, int fd, uint64_t *
 	int rc;
 
 	if (!h)
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	rc = get_into(x, h, url, NULL, fd, have, hash_state, cerr, err);
 	curl_easy_cleanup(h);
 	return rc;
@@ -517,7 +522,8 @@ int nn_storage_s3_fetch(struct nn_xfer *x, const char *url, int fd, uint64_t *ha
 	if (!h) {
 		free(u);
 		nn_s3_config_release(&own);
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	}
 	s3_auth(h, c, &hdrs, EMPTY_SHA256);
 	rc = get_into(x, h, u, hdrs, fd, have, hash_state, cerr, err);
@@ -581,7 +587,8 @@ int nn_storage_http_put(struct nn_xfer *x, const char *path, const char *url, ch
 	h = handle(x, cerr);
 	if (!h) {
 		fclose(f);
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	}
 	nn_buf_init(&body, ERRBODY_MAX + 1);
 	hdrs = curl_slist_append(hdrs, "Expect:");
@@ -648,8 +655,9 @@ static int s3_request(struct nn_xfer *x, const struct nn_s3_config *c, const cha
 
 	h = handle(x, cerr);
 	if (!h)
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
-	crypto_hash_sha256(md, data ? data : (const void *)"", len);
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
+	nn_sha256(md, data ? data : (const void *)"", len);
 	nn_hex_encode(hex, md, 32);
 	s3_auth(h, c, &hdrs, hex);
 	/* No "Expect:" to suppress 100-continue: libcurl would sign the

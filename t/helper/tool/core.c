@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <curl/curl.h>
 #include "codec.h"
 #include "config.h"
 #include "db.h"
+#include "dlcurl.h"
 #include "env.h"
 #include "events.h"
 #include "json.h"
@@ -201,6 +203,99 @@ int cmd__env(int argc, char **argv)
 		fputs(out.data, stdout);
 		nn_buf_release(&out);
 		return 0;
+	}
+	if (!strcmp(argv[1], "request")) {
+		/* request SEED ID TS TO BE BODY [TRACE] (stdin unused): a
+		 * request line written by nn_env_line and through a jv
+		 * (nn_env_new + nn_env_sign_line): prints both, exit 0 when
+		 * they are the same bytes */
+		uint8_t seed[32];
+		struct nn_key k;
+		struct nn_buf direct = NN_BUF_INIT, via = NN_BUF_INIT;
+		struct nn_env_head h = { .type = "msg" };
+		jv body, env;
+		int same;
+		jv_free(e);
+		if (argc < 8 || argc > 9 || nn_hex_decode(seed, 32, argv[2]) != 0)
+			return 64;
+		nn_key_from_seed(&k, seed);
+		h.id = argv[3];
+		h.ts = strtoll(argv[4], NULL, 10);
+		h.exp = h.ts + 60000;
+		h.from = k.did;
+		h.to = argv[5];
+		h.be = *argv[6] ? argv[6] : NULL;
+		h.trace = argc == 9 ? argv[8] : NULL;
+		body = nn_json_parse(argv[7], strlen(argv[7]), err);
+		if (!jv_is_valid(body)) {
+			printf("parse: %s\n", err);
+			return 65;
+		}
+		env = nn_env_new("msg", k.did, h.to, h.be, jv_copy(body), 60000);
+		env = jv_object_set(env, jv_string("id"), jv_string(h.id));
+		env = jv_object_set(env, jv_string("ts"), jv_number((double)h.ts));
+		env = jv_object_set(env, jv_string("exp"), jv_number((double)h.exp));
+		if (h.trace)
+			env = jv_object_set(env, jv_string("trace"), jv_string(h.trace));
+		if (nn_env_line(&h, body, &k, &direct, err) < 0 ||
+		    nn_env_sign_line(env, &k, &via, err) < 0) {
+			printf("error: %s\n", err);
+			return 65;
+		}
+		fputs(direct.data, stdout);
+		fputs(via.data, stdout);
+		same = direct.len == via.len && !memcmp(direct.data, via.data, via.len);
+		nn_buf_release(&direct);
+		nn_buf_release(&via);
+		return same ? 0 : 1;
+	}
+	if (!strcmp(argv[1], "answer")) {
+		/* answer SEED ID TS BODY: the reply line to the envelope on
+		 * stdin, written by nn_env_answer_line and through a jv
+		 * (nn_env_answer + nn_env_sign_line): prints both, exit 0
+		 * when they are the same bytes */
+		uint8_t seed[32];
+		struct nn_key k;
+		struct nn_env_head h;
+		struct nn_buf direct = NN_BUF_INIT, via = NN_BUF_INIT;
+		int64_t ts;
+		jv body, ans;
+		enum nn_code c;
+		int same;
+		if (argc != 6 || nn_hex_decode(seed, 32, argv[2]) != 0)
+			return 64;
+		nn_key_from_seed(&k, seed);
+		ts = strtoll(argv[4], NULL, 10);
+		body = nn_json_parse(argv[5], strlen(argv[5]), err);
+		if (!jv_is_valid(e) || !jv_is_valid(body)) {
+			printf("parse: %s\n", err);
+			return 65;
+		}
+		c = nn_env_verify_head(e, NULL, ts, 1, &h, err);
+		if (c != NN_OK) {
+			printf("%s: %s\n", nn_code_name(c), err);
+			return 1;
+		}
+		if (nn_env_answer_line(&h, "reply", k.did, jv_copy(body), argv[3], ts, 60000, &k,
+				       &direct, err) < 0) {
+			printf("error: %s\n", err);
+			return 65;
+		}
+		ans = nn_env_answer(e, "reply", k.did, body, 60000);
+		ans = jv_object_set(ans, jv_string("id"), jv_string(argv[3]));
+		ans = jv_object_set(ans, jv_string("ts"), jv_number((double)ts));
+		ans = jv_object_set(ans, jv_string("exp"), jv_number((double)(ts + 60000)));
+		if (nn_env_sign_line(ans, &k, &via, err) < 0) {
+			printf("error: %s\n", err);
+			return 65;
+		}
+		fputs(direct.data, stdout);
+		fputs(via.data, stdout);
+		same = direct.len == via.len && !memcmp(direct.data, via.data, via.len);
+		nn_buf_release(&direct);
+		nn_buf_release(&via);
+		jv_free(e);
+		return same ? 0 : 1;
 	}
 	if (!strcmp(argv[1], "verify")) {
 		int64_t now = argc > 2 ? strtoll(argv[2], NULL, 10) : nn_now_ms();
@@ -474,5 +569,50 @@ int cmd__events_bench(int argc, char **argv)
 	nn_db_close(&db);
 	printf("{\"events_per_s\":%.0f,\"baseline_per_s\":%.0f}\n", n * 1000.0 / (t1 - t0 ? t1 - t0 : 1),
 	       n * 1000.0 / (t2 - t1 ? t2 - t1 : 1));
+	return 0;
+}
+
+/*
+ * dlcurl: load libcurl through lib/dlcurl.c and call it: escape "a b&c",
+ * parse a URL and print its host, set options of each argument type on an
+ * easy handle.  dlcurl SONAME: only try to load SONAME, print why not.
+ */
+int cmd__dlcurl(int argc, char **argv)
+{
+	char err[NN_ERRLEN], *esc, *host = NULL;
+	CURL *c;
+	CURLU *u;
+	if (argc == 2) {
+		if (nn_dlcurl_probe(argv[1], err) < 0) {
+			printf("%s\n", err);
+			return 69;
+		}
+		printf("loaded\n");
+		return 0;
+	}
+	if (nn_dlcurl_load(err) < 0) {
+		printf("%s\n", err);
+		return 69;
+	}
+	c = curl_easy_init();
+	if (!c)
+		return 70;
+	esc = curl_easy_escape(c, "a b&c", 0);
+	printf("%s\n", esc);
+	curl_free(esc);
+	u = curl_url();
+	if (curl_url_set(u, CURLUPART_URL, "http://example.invalid:8080/x", 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		return 70;
+	printf("%s\n", host);
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_URL, "http://127.0.0.1:1/") != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)1 << 40) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "nosuchproto") != CURLE_UNSUPPORTED_PROTOCOL)
+		return 70;
+	printf("%s\n", curl_easy_strerror(CURLE_COULDNT_CONNECT));
+	curl_easy_cleanup(c);
 	return 0;
 }
