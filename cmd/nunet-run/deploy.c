@@ -22,6 +22,7 @@
 #include "alloc.h"
 #include "client.h"
 #include "codec.h"
+#include "ensemble.h"
 #include "json.h"
 #include "lines.h"
 #include "log.h"
@@ -105,20 +106,24 @@ static void print_line(jv v)
 	fflush(stdout);
 }
 
-/* The ensemble's text parsed (JSON): invalid + err naming the file. */
+/* The ensemble's text parsed and normalized (JSON or YAML, lib/ensemble):
+ * invalid with every error on stderr. */
 static jv ensemble_parse(const char *text, size_t len, const char *name, char *err)
 {
-	char e[NN_ERRLEN];
-	jv v = nn_json_parse(text, len, e);
+	jv errors = jv_invalid();
+	jv v = nn_ensemble_parse(text, len, name, &errors);
 	if (!jv_is_valid(v)) {
-		nn_seterr(err, "%s: not a JSON ensemble: %s", name, e);
-		return v;
+		int n = 0;
+		if (jv_get_kind(errors) == JV_KIND_ARRAY)
+			jv_array_foreach(errors, i, e) {
+				if (jv_get_kind(e) == JV_KIND_STRING)
+					nn_error("%s: %s", name, jv_string_value(e));
+				n++;
+				jv_free(e);
+			}
+		nn_seterr(err, "%s: %d error%s: nothing was deployed", name, n, n == 1 ? "" : "s");
 	}
-	if (jv_get_kind(v) != JV_KIND_OBJECT) {
-		jv_free(v);
-		nn_seterr(err, "%s: an ensemble is an object", name);
-		return jv_invalid();
-	}
+	jv_free(errors);
 	return v;
 }
 
