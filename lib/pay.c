@@ -251,34 +251,73 @@ static int sig_ok(const uint8_t pk[32], const char *sig64, const struct nn_buf *
 	return nn_sig_verify(pk, sig, msg->data, msg->len) == 0;
 }
 
-static const char *const drop_sig[] = { "sig", NULL };
 static const char *const drop_contract[] = { "id", "sigs", NULL };
 
-/* Sign doc (consumed) with k: returns doc + "sig". */
-static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char *err)
+/*
+ * prefix || canon(doc without "sig") into b (borrows doc), and in *at the
+ * offset where "sig" stands in canonical order, so that the canonical text
+ * of the signed document is made by splicing the signature in: one
+ * canonicalization per document, not one for the signature and one for
+ * the ledger.
+ */
+static int sig_input(jv doc, const char *prefix, struct nn_buf *b, size_t *at, char *err)
+{
+	nn_buf_reset(b);
+	nn_buf_adds(b, prefix);
+	return nn_json_canon_without_at(doc, "sig", b, at, err);
+}
+
+/* The canonical text of the document whose signing input is b (prefix of
+ * plen bytes) with "sig":s64 at at.  s64 is base64: no escapes.  Caller
+ * frees. */
+static char *splice_sig(const struct nn_buf *b, size_t plen, size_t at, const char *s64)
+{
+	int first = b->data[at - 1] == '{', last = b->data[at] == '}';
+	return nn_xasprintf("%.*s%s\"sig\":\"%s\"%s%.*s", (int)(at - plen), b->data + plen,
+			    first ? "" : ",", s64, first && !last ? "," : "", (int)(b->len - at),
+			    b->data + at);
+}
+
+/* Sign doc (consumed) with k: returns doc + "sig"; its canonical text into
+ * *text when text is not NULL (caller frees). */
+static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char **text, char *err)
 {
 	struct nn_buf b = NN_BUF_INIT;
-	if (signing_input(doc, prefix, drop_sig, &b, err) < 0) {
+	size_t at;
+	jv sig;
+	if (sig_input(doc, prefix, &b, &at, err) < 0) {
 		nn_buf_release(&b);
 		jv_free(doc);
 		return jv_invalid();
 	}
-	doc = jv_object_set(doc, jv_string("sig"), sign_b64(k, &b));
+	sig = sign_b64(k, &b);
+	if (text)
+		*text = splice_sig(&b, strlen(prefix), at, jv_string_value(sig));
+	doc = jv_object_set(doc, jv_string("sig"), sig);
 	nn_buf_release(&b);
 	return doc;
 }
 
-/* 1 when doc's "sig" is pk's signature (borrows doc). */
-static int doc_sig_ok(jv doc, const char *prefix, const uint8_t pk[32])
+/* 1 when doc's "sig" is pk's signature (borrows doc); then, when text is
+ * not NULL, the document's canonical text into *text (caller frees). */
+static int doc_sig_text(jv doc, const char *prefix, const uint8_t pk[32], char **text)
 {
 	struct nn_buf b = NN_BUF_INIT;
 	const char *s;
+	size_t at;
 	int ok = 0;
 	if (nn_json_get_str(doc, "sig", &s, NULL) == 0 &&
-	    signing_input(doc, prefix, drop_sig, &b, NULL) == 0)
+	    sig_input(doc, prefix, &b, &at, NULL) == 0)
 		ok = sig_ok(pk, s, &b);
+	if (ok && text)
+		*text = splice_sig(&b, strlen(prefix), at, s);
 	nn_buf_release(&b);
 	return ok;
+}
+
+static int doc_sig_ok(jv doc, const char *prefix, const uint8_t pk[32])
+{
+	return doc_sig_text(doc, prefix, pk, NULL);
 }
 
 /* ---- the database ---- */
@@ -1387,8 +1426,8 @@ int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *e
 			jv_string("ts"), jv_number((double)now));
 	doc = jv_object_set(doc, jv_string("usage"), usage_jv(&u));
 	doc = jv_object_set(doc, jv_string("amount"), amount_jv(amount));
-	doc = sign_doc(doc, NN_PAY_USAGE_PREFIX, &p->key, err);
-	if (!jv_is_valid(doc) || !(text = nn_json_canon_str(doc, err))) {
+	doc = sign_doc(doc, NN_PAY_USAGE_PREFIX, &p->key, &text, err);
+	if (!jv_is_valid(doc)) {
 		rc = NN_PAY_EBAD;
 		goto out;
 	}
@@ -1466,14 +1505,12 @@ static int still_open(struct nn_pay *p, const struct row *r, int grace, char *er
 	return 0;
 }
 
+/* Store a voucher whose canonical text is text. */
 static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
-			  uint64_t amount, int64_t report_seq, jv doc, char *err)
+			  uint64_t amount, int64_t report_seq, const char *text, char *err)
 {
 	char s_seq[24], s_amt[NN_PAY_AMOUNT_MAX], s_rep[24], s_now[24];
-	char *text = nn_json_canon_str(doc, err);
 	sqlite3_stmt *st;
-	if (!text)
-		return NN_PAY_EBAD;
 	snprintf(s_seq, sizeof s_seq, "%lld", (long long)seq);
 	nn_pay_amount_fmt(s_amt, amount);
 	snprintf(s_rep, sizeof s_rep, "%lld", (long long)report_seq);
@@ -1481,7 +1518,6 @@ static int insert_voucher(struct nn_pay *p, const char *contract, const char *ro
 	st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, report_seq, doc, ts) "
 		  "VALUES (?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER),?6,CAST(?7 AS INTEGER))",
 		  7, contract, role, s_seq, s_amt, report_seq > 0 ? s_rep : NULL, text, s_now);
-	free(text);
 	if (!st)
 		return NN_PAY_ESTORE;
 	return run_done(p, st, err);
@@ -1521,7 +1557,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	struct nn_pay_usage u, last = { 0 };
 	uint64_t amount, vamount;
 	int64_t last_seq, vseq;
-	char *text = NULL, *prev = NULL, contract[NN_PAY_ID_LEN] = "";
+	char *text = NULL, *vtext = NULL, *prev = NULL, contract[NN_PAY_ID_LEN] = "";
 	const char *kind = "usage";
 	jv v = jv_invalid(), uj;
 	int rc;
@@ -1556,14 +1592,10 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	}
 	if ((rc = still_open(p, &r, 1, err)) < 0)
 		goto refuse;
-	if (!doc_sig_ok(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk)) {
+	if (!doc_sig_text(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk, &text)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
 			  (long long)h.seq, contract);
 		kind = "bad_signature";
-		goto refuse;
-	}
-	if (!(text = nn_json_canon_str(report, err))) {
-		rc = NN_PAY_EBAD;
 		goto refuse;
 	}
 	if ((rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
@@ -1651,7 +1683,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 		      jv_string("seq"), jv_number((double)(vseq + 1)),
 		      jv_string("amount"), amount_jv(amount),
 		      jv_string("ts"), jv_number((double)p->now()));
-	v = sign_doc(v, NN_PAY_VOUCHER_PREFIX, &p->key, err);
+	v = sign_doc(v, NN_PAY_VOUCHER_PREFIX, &p->key, &vtext, err);
 	if (!jv_is_valid(v)) {
 		rc = NN_PAY_EBAD;
 		goto out;
@@ -1669,7 +1701,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 			goto out;
 		}
 	}
-	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, v, err)) < 0 ||
+	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, vtext, err)) < 0 ||
 	    (rc = activate(p, contract, err)) < 0 || (rc = commit(p, err)) < 0)
 		goto out;
 	*out = v;
@@ -1682,6 +1714,7 @@ out:
 		rollback(p);
 	row_release(&r);
 	free(text);
+	free(vtext);
 	free(prev);
 	jv_free(v);
 	jv_free(report);
@@ -1689,15 +1722,15 @@ out:
 }
 
 /* The checks of a voucher against the ledger; inside a transaction when
- * storing.  *kind names the refusal for the log. */
+ * storing.  *kind names the refusal for the log; *text gets the voucher's
+ * canonical text once its signature is checked (caller frees). */
 static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_pay_voucher_info *info,
-			 const char **kind, char *err)
+			 const char **kind, char **text, char *err)
 {
 	struct head h;
 	struct row r;
 	int64_t seq;
 	uint64_t amount;
-	char *doc = NULL;
 	int rc;
 
 	*kind = "voucher";
@@ -1731,7 +1764,7 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 			    h.requester, r.id, r.t.requester);
 	}
 	rc = still_open(p, &r, 0, err);
-	if (rc == 0 && !doc_sig_ok(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk)) {
+	if (rc == 0 && !doc_sig_text(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk, text)) {
 		*kind = "bad_signature";
 		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
 			  "(not signed by its requester %s)", (long long)h.seq, r.id, r.t.requester);
@@ -1745,12 +1778,12 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 	row_release(&r);
 	if (rc < 0)
 		return rc;
-	if ((rc = newest_voucher(p, h.contract, "received", &seq, &amount, &doc, err)) < 0)
+	if ((rc = newest_voucher(p, h.contract, "received", &seq, &amount, NULL, err)) < 0)
 		return rc;
 	if (h.seq == seq) {
-		char *text = nn_json_canon_str(v, NULL);
-		int same = text && doc && !strcmp(text, doc);
-		free(text);
+		char *doc = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND role = ?2 "
+				       "AND seq = ?3", h.contract, "received", seq);
+		int same = *text && doc && !strcmp(*text, doc);
 		free(doc);
 		*kind = "replay";
 		return fail(NN_PAY_EREFUSED, err, same ?
@@ -1758,7 +1791,6 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 			    "voucher seq %lld of contract %s is already taken by another voucher",
 			    (long long)h.seq, h.contract);
 	}
-	free(doc);
 	if (h.seq < seq) {
 		*kind = "lower_seq";
 		return fail(NN_PAY_EREFUSED, err, "voucher seq %lld is below the newest accepted "
@@ -1778,7 +1810,10 @@ int nn_pay_voucher_check(struct nn_pay *p, jv v, const char *expect_contract,
 {
 	struct nn_pay_voucher_info tmp;
 	const char *kind;
-	return voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, err);
+	char *text = NULL;
+	int rc = voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, &text, err);
+	free(text);
+	return rc;
 }
 
 int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
@@ -1786,6 +1821,7 @@ int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
 {
 	struct nn_pay_voucher_info tmp;
 	const char *kind;
+	char *text = NULL;
 	int rc;
 
 	if (!info)
@@ -1793,14 +1829,18 @@ int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
 	memset(info, 0, sizeof *info);
 	if ((rc = begin(p, err)) < 0)
 		return rc;
-	rc = voucher_check(p, v, expect_contract, info, &kind, err);
-	if (rc < 0)
+	rc = voucher_check(p, v, expect_contract, info, &kind, &text, err);
+	if (rc < 0) {
+		free(text);
 		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
-	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, v, err)) < 0 ||
+	}
+	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, text, err)) < 0 ||
 	    (rc = activate(p, info->contract, err)) < 0 || (rc = commit(p, err)) < 0) {
+		free(text);
 		rollback(p);
 		return rc;
 	}
+	free(text);
 	return 0;
 }
 
