@@ -425,10 +425,41 @@ static int run_done(struct nn_pay *p, sqlite3_stmt *st, char *err)
  * caller's transaction and become durable together at nn_pay_batch_commit()
  * (group commit: one fsync for many vouchers).
  */
+/* One transaction-control statement (sql a literal: its prepared form is
+ * kept, so a voucher does not parse BEGIN and COMMIT again).  -1 + e. */
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE", SQL_COMMIT[] = "COMMIT",
+	SQL_ROLLBACK[] = "ROLLBACK", SQL_SAVEPOINT[] = "SAVEPOINT pay",
+	SQL_RELEASE[] = "RELEASE pay", SQL_ROLLBACK_TO[] = "ROLLBACK TO pay";
+
+static int tx(struct nn_pay *p, const char *sql, char *e)
+{
+	sqlite3_stmt *st = prep(p, NULL, sql, 0);
+	int r;
+	if (!st)
+		return nn_seterr(e, "%s", sqlite3_errmsg(p->db.h));
+	r = sqlite3_step(st);
+	if (r != SQLITE_DONE)
+		nn_seterr(e, "%s", sqlite3_errmsg(p->db.h));
+	unprep(p, st);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
+static void undo(struct nn_pay *p)
+{
+	p->prev_seq = 0;
+	if (p->batch) {
+		tx(p, SQL_ROLLBACK_TO, NULL);
+		tx(p, SQL_RELEASE, NULL);
+	} else if (!sqlite3_get_autocommit(p->db.h)) {
+		tx(p, SQL_ROLLBACK, NULL);
+	}
+	p->open = 0;
+}
+
 static int begin(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
-	if (nn_db_exec(&p->db, p->batch ? "SAVEPOINT pay" : "BEGIN IMMEDIATE", e) < 0)
+	if (tx(p, p->batch ? SQL_SAVEPOINT : SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->open = 1;
 	return 0;
@@ -437,12 +468,8 @@ static int begin(struct nn_pay *p, char *err)
 static int commit(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
-	if (nn_db_exec(&p->db, p->batch ? "RELEASE pay" : "COMMIT", e) < 0) {
-		if (p->batch)
-			nn_db_exec(&p->db, "ROLLBACK TO pay; RELEASE pay", NULL);
-		else
-			nn_db_exec(&p->db, "ROLLBACK", NULL);
-		p->open = 0;
+	if (tx(p, p->batch ? SQL_RELEASE : SQL_COMMIT, e) < 0) {
+		undo(p);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
 	p->open = 0;
@@ -451,13 +478,8 @@ static int commit(struct nn_pay *p, char *err)
 
 static void rollback(struct nn_pay *p)
 {
-	if (!p->open)
-		return;
-	if (p->batch)
-		nn_db_exec(&p->db, "ROLLBACK TO pay; RELEASE pay", NULL);
-	else if (!sqlite3_get_autocommit(p->db.h))
-		nn_db_exec(&p->db, "ROLLBACK", NULL);
-	p->open = 0;
+	if (p->open)
+		undo(p);
 }
 
 int nn_pay_batch_begin(struct nn_pay *p, char *err)
@@ -465,7 +487,7 @@ int nn_pay_batch_begin(struct nn_pay *p, char *err)
 	char e[NN_ERRLEN];
 	if (p->batch)
 		return fail(NN_PAY_EBAD, err, "a batch is already open");
-	if (nn_db_exec(&p->db, "BEGIN IMMEDIATE", e) < 0)
+	if (tx(p, SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->batch = 1;
 	return 0;
@@ -477,8 +499,9 @@ int nn_pay_batch_commit(struct nn_pay *p, char *err)
 	if (!p->batch)
 		return fail(NN_PAY_EBAD, err, "no batch is open");
 	p->batch = 0;
-	if (nn_db_exec(&p->db, "COMMIT", e) < 0) {
-		nn_db_exec(&p->db, "ROLLBACK", NULL);
+	if (tx(p, SQL_COMMIT, e) < 0) {
+		p->prev_seq = 0;
+		tx(p, SQL_ROLLBACK, NULL);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
 	return 0;
@@ -489,7 +512,8 @@ void nn_pay_batch_abort(struct nn_pay *p)
 	if (!p->batch)
 		return;
 	p->batch = 0;
-	nn_db_exec(&p->db, "ROLLBACK", NULL);
+	p->prev_seq = 0;
+	tx(p, SQL_ROLLBACK, NULL);
 }
 
 /* Record a refusal (outside any transaction); the refusal's message stays
@@ -1624,7 +1648,9 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 		kind = "replay";
 		goto refuse;
 	}
-	if (last_seq > 0) {
+	if (last_seq > 0 && p->prev_seq == last_seq && !strcmp(p->prev_contract, contract)) {
+		memcpy(&last.cpu_ms, p->prev_usage, sizeof p->prev_usage);
+	} else if (last_seq > 0) {
 		prev = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
 				  "AND seq = ?3", contract, REPORT_DIR_RECEIVED, last_seq);
 		jv pd = prev ? nn_json_parse(prev, strlen(prev), NULL) : jv_invalid();
@@ -1704,6 +1730,9 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, vtext, err)) < 0 ||
 	    (rc = activate(p, contract, err)) < 0 || (rc = commit(p, err)) < 0)
 		goto out;
+	snprintf(p->prev_contract, sizeof p->prev_contract, "%s", contract);
+	p->prev_seq = h.seq;
+	memcpy(p->prev_usage, &u.cpu_ms, sizeof p->prev_usage);
 	*out = v;
 	v = jv_invalid();
 	goto out;
