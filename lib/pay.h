@@ -62,7 +62,7 @@ enum { NN_PAY_EBAD = -1, NN_PAY_EREFUSED = -2, NN_PAY_ESTORE = -3 };
 /* Exit code (sysexits) for a return value of this module. */
 int nn_pay_exit_code(int rc);
 
-#define NN_PAY_STMTS 48
+#define NN_PAY_STMTS 64
 
 struct nn_pay_terms {
 	char id[NN_PAY_ID_LEN];
@@ -85,6 +85,9 @@ struct nn_pay {
 	char *cache_doc;	/* the contract last loaded, as stored… */
 	jv cache_jv;		/* …parsed… */
 	struct nn_pay_terms cache_terms;	/* …and checked */
+	char prev_contract[NN_PAY_ID_LEN];	/* the report last answered… */
+	int64_t prev_seq;		/* …its seq (0: none)… */
+	uint64_t prev_usage[5];		/* …and usage, so it is not parsed again */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
