@@ -24,6 +24,7 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "alloc.h"
 #include "client.h"
@@ -34,12 +35,14 @@
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
+#include "stage.h"
 #include "util.h"
 
 static const char usage_text[] =
 	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
 	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [--health-cmd CMD]\n"
-	"           [--health-url URL] [-d] -- CMD [ARG ...]\n"
+	"           [--health-url URL] [--input URL:PATH] [--output PATH:URL]\n"
+	"           [--stage-timeout DURATION] [-d] -- CMD [ARG ...]\n"
 	"       nunet-run ls [-a]\n"
 	"       nunet-run status ID\n"
 	"       nunet-run logs [-f] ID\n"
@@ -183,7 +186,20 @@ struct shim {
 	struct nn_alloc_health h;
 	int have_h, fails;
 	char *sock_path;
+	/* staging (stage.h): inputs before the job, outputs after it */
+	jv stage;		/* DIR/stage.json, or null */
+	pid_t st_pid;		/* the staging child, or 0 */
+	int st_fd, st_sig, st_timed_out;
+	struct nn_watch *st_w, *st_timer;
+	struct nn_lines st_in;
+	jv st_done;		/* the child's last line ({"t":"done",…}) */
+	int staging, collecting, job_started;
+	int64_t st_t0, st_ms;	/* staging began; it took (ms) */
+	jv inputs;		/* what staging fetched (results), or null */
 };
+
+static void shim_finish(struct shim *s);
+static int shim_start_job(struct shim *s, char *err);
 
 static void shim_ready(const struct shim_opts *o, const char *error)
 {
@@ -254,6 +270,204 @@ static void shim_keep_result(struct shim *s)
 	free(path);
 }
 
+/* ---- staging: a child moves the bytes, the loop stays free ---- */
+
+static int stage_list_len(struct shim *s, const char *which)
+{
+	jv l;
+	int n;
+	if (jv_get_kind(s->stage) != JV_KIND_OBJECT)
+		return 0;
+	l = jv_object_get(jv_copy(s->stage), jv_string(which));
+	n = jv_get_kind(l) == JV_KIND_ARRAY ? jv_array_length(jv_copy(l)) : 0;
+	jv_free(l);
+	return n;
+}
+
+static void stage_signal(struct shim *s, int sig)
+{
+	if (s->st_pid > 0) {
+		if (!s->st_sig && !s->st_timed_out)
+			s->st_sig = sig;
+		kill(s->st_pid, sig == SIGKILL ? SIGKILL : SIGTERM);
+	}
+}
+
+static void stage_on_timer(struct nn_loop *l, void *arg)
+{
+	struct shim *s = arg;
+	nn_loop_remove(l, s->st_timer);
+	s->st_timer = NULL;
+	if (s->st_pid > 0 && !s->st_sig) {
+		s->st_timed_out = 1;
+		kill(s->st_pid, SIGTERM);
+	}
+}
+
+/* The staging child is done (its pipe ended): reap it and go on. */
+static void stage_end(struct shim *s)
+{
+	char err[NN_ERRLEN], why[NN_ERRLEN * 2];
+	const char *e = NULL;
+	jv done = s->st_done, ok, results;
+	int status = 0, collect = s->collecting;
+	int64_t tmo = 0;
+
+	nn_loop_remove(s->l, s->st_w);
+	if (s->st_timer)
+		nn_loop_remove(s->l, s->st_timer);
+	s->st_w = s->st_timer = NULL;
+	close(s->st_fd);
+	s->st_fd = -1;
+	nn_lines_release(&s->st_in);
+	while (waitpid(s->st_pid, &status, 0) < 0 && errno == EINTR)
+		;
+	s->st_pid = 0;
+	s->st_done = jv_null();
+	if (!collect)
+		s->st_ms = nn_mono_ms() - s->st_t0;
+	ok = jv_get_kind(done) == JV_KIND_OBJECT ? jv_object_get(jv_copy(done), jv_string("ok"))
+						   : jv_false();
+	results = jv_get_kind(done) == JV_KIND_OBJECT
+		? jv_object_get(jv_copy(done), jv_string("results")) : jv_array();
+	if (!jv_is_valid(results) || jv_get_kind(results) != JV_KIND_ARRAY) {
+		jv_free(results);
+		results = jv_array();
+	}
+	nn_json_get_int(s->stage, "timeout_ms", &tmo, NULL);
+	if (jv_get_kind(ok) != JV_KIND_TRUE) {
+		if (s->st_timed_out && jv_get_kind(done) == JV_KIND_OBJECT &&
+		    nn_json_get_str(done, "error", &e, NULL) == 0)
+			snprintf(why, sizeof why, "timed out after %lld ms: %.300s", (long long)tmo, e);
+		else if (s->st_timed_out)
+			snprintf(why, sizeof why, "timed out after %lld ms", (long long)tmo);
+		else if (jv_get_kind(done) == JV_KIND_OBJECT &&
+			 nn_json_get_str(done, "error", &e, NULL) == 0)
+			snprintf(why, sizeof why, "%s", e);
+		else if (WIFSIGNALED(status))
+			snprintf(why, sizeof why, "the staging process was killed by signal %d",
+				 WTERMSIG(status));
+		else
+			snprintf(why, sizeof why, "the staging process ended without a report");
+	}
+	if (collect) {
+		s->collecting = 0;
+		s->result = jv_object_set(s->result, jv_string("outputs"), results);
+		if (jv_get_kind(ok) != JV_KIND_TRUE)
+			s->result = jv_object_set(s->result, jv_string("outputs_error"), jv_string(why));
+		shim_finish(s);
+	} else if (jv_get_kind(ok) == JV_KIND_TRUE) {
+		s->staging = 0;
+		s->inputs = results;
+		shim_send(s, shim_msg("staged"));
+		if (shim_start_job(s, err) < 0) {
+			nn_error("%s", err);
+			s->done = 1;
+			s->result = jv_object_set(jv_object(), jv_string("state"), jv_string("lost"));
+			s->result = jv_object_set(s->result, jv_string("code"), jv_number(-1));
+			s->result = jv_object_set(s->result, jv_string("signal"), jv_number(0));
+			s->result = jv_object_set(s->result, jv_string("reason"), jv_string(err));
+			shim_finish(s);
+		} else {
+			shim_send(s, shim_msg("started"));
+		}
+	} else {
+		/* nothing was started; staging took back what it fetched */
+		jv r = jv_object();
+		char *reason;
+		s->staging = 0;
+		s->done = 1;
+		jv_free(results);
+		if (s->st_sig) {
+			r = jv_object_set(r, jv_string("state"), jv_string("killed"));
+			r = jv_object_set(r, jv_string("signal"), jv_number(s->st_sig));
+			reason = nn_xasprintf("cancelled while staging (signal %d)", s->st_sig);
+		} else {
+			r = jv_object_set(r, jv_string("state"), jv_string("failed"));
+			r = jv_object_set(r, jv_string("signal"), jv_number(0));
+			r = jv_object_set(r, jv_string("step"), jv_string("staging"));
+			reason = nn_xasprintf("staging: %s", why);
+		}
+		r = jv_object_set(r, jv_string("code"), jv_number(-1));
+		r = jv_object_set(r, jv_string("reason"), jv_string(reason));
+		free(reason);
+		s->result = r;
+		shim_finish(s);
+	}
+	jv_free(ok);
+	jv_free(done);
+}
+
+static void stage_on_pipe(struct nn_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct shim *s = arg;
+	char err[NN_ERRLEN];
+	int eof = 0, code;
+	for (int i = 0; i < 16; i++) {
+		ssize_t r = nn_lines_read_fd(&s->st_in, fd);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			eof = 1;
+			break;
+		}
+		if (r < 0)
+			break;
+	}
+	for (;;) {
+		jv v;
+		const char *t;
+		int k = nn_jsonl_next(&s->st_in, &v, &code, err);
+		if (k == NN_JSONL_NONE)
+			break;
+		if (k == NN_JSONL_ERROR) {
+			nn_warn("staging: %s", err);
+			continue;
+		}
+		if (nn_json_get_str(v, "t", &t, NULL) == 0 && !strcmp(t, "done")) {
+			jv_free(s->st_done);
+			s->st_done = v;
+			continue;
+		}
+		shim_send(s, v);	/* progress: the node makes it an event */
+	}
+	if (eof)
+		stage_end(s);
+}
+
+/* Start the child for inputs (collect 0) or outputs (1). */
+static int stage_begin(struct shim *s, int collect, char *err)
+{
+	jv items = jv_object_get(jv_copy(s->stage), jv_string(collect ? "outputs" : "inputs"));
+	int64_t tmo = 0;
+	nn_json_get_int(s->stage, "timeout_ms", &tmo, NULL);
+	s->st_pid = nn_stage_spawn(items, s->spec->dir, collect, tmo, &s->st_fd, err);
+	jv_free(items);
+	if (s->st_pid < 0) {
+		s->st_pid = 0;
+		return -1;
+	}
+	nn_lines_init(&s->st_in, 4 * 1024 * 1024);
+	s->st_done = jv_null();
+	s->st_sig = s->st_timed_out = 0;
+	s->st_w = nn_loop_fd(s->l, s->st_fd, EPOLLIN, stage_on_pipe, s, err);
+	if (!s->st_w) {
+		kill(s->st_pid, SIGKILL);
+		waitpid(s->st_pid, NULL, 0);
+		close(s->st_fd);
+		nn_lines_release(&s->st_in);
+		s->st_pid = 0;
+		return -1;
+	}
+	if (tmo > 0)
+		s->st_timer = nn_loop_timer(s->l, tmo, 0, stage_on_timer, s, NULL);
+	if (collect)
+		s->collecting = 1;
+	else {
+		s->staging = 1;
+		s->st_t0 = nn_mono_ms();
+	}
+	return 0;
+}
+
 static void shim_done(struct shim *s, struct nn_exec_result *res)
 {
 	char err[NN_ERRLEN];
@@ -287,11 +501,28 @@ static void shim_done(struct shim *s, struct nn_exec_result *res)
 			    jv_number((double)(nn_mono_ms() - s->t0) / 1000.0));
 	out = jv_object_set(out, jv_string("status"), jv_number(nn_exec_result_status(res)));
 	s->result = out;
+	if (stage_list_len(s, "outputs") > 0 && stage_begin(s, 1, err) < 0) {
+		s->result = jv_object_set(s->result, jv_string("outputs_error"), jv_string(err));
+		shim_finish(s);
+	} else if (!s->collecting) {
+		shim_finish(s);
+	}
+}
+
+/* The result is complete: keep it, tell the node, clean up. */
+static void shim_finish(struct shim *s)
+{
+	char err[NN_ERRLEN];
+	if (s->st_ms >= 0 && jv_get_kind(s->stage) == JV_KIND_OBJECT)
+		s->result = jv_object_set(s->result, jv_string("stage_seconds"),
+					  jv_number((double)s->st_ms / 1000.0));
+	if (jv_get_kind(s->inputs) == JV_KIND_ARRAY)
+		s->result = jv_object_set(s->result, jv_string("inputs"), jv_copy(s->inputs));
 	shim_keep_result(s);
 	/* tell first, then clean up: the node starts no new run before this
 	 * shim has gone, so nothing of the next run meets what is removed */
 	shim_send_result(s);
-	if (s->ex->cleanup(&s->job, err) < 0)
+	if (s->job_started && s->ex->cleanup(&s->job, err) < 0)
 		nn_warn("%s", err);
 }
 
@@ -391,7 +622,7 @@ static void shim_on_hb(struct nn_loop *l, void *arg)
 	if (s->cfd < 0)
 		return;
 	m = jv_object_set(shim_msg("hb"), jv_string("ts"), jv_number((double)nn_now_ms()));
-	if (!s->done) {
+	if (!s->done && !s->staging) {
 		struct nn_exec_stats st;
 		if (s->ex->stats(&s->job, &st, NULL) == 0)
 			m = jv_object_set(m, jv_string("stats"), nn_exec_stats_json(&st));
@@ -437,7 +668,9 @@ static void shim_on_conn(struct nn_loop *l, int fd, uint32_t ev, void *arg)
 		if (nn_json_get_str(v, "t", &t, NULL) == 0) {
 			if (!strcmp(t, "signal") && nn_json_get_int(v, "signal", &n, NULL) == 0 &&
 			    n > 0 && n < NSIG && !s->done) {
-				if (s->ex->signal(&s->job, (int)n, err) < 0)
+				if (s->staging)
+					stage_signal(s, (int)n);
+				else if (s->ex->signal(&s->job, (int)n, err) < 0)
 					nn_warn("%s", err);
 			} else if (!strcmp(t, "ack") && s->done &&
 				   nn_json_get_int(v, "run", &n, NULL) == 0 && n == s->o->run) {
@@ -487,10 +720,12 @@ static void shim_on_accept(struct nn_loop *l, int lfd, uint32_t ev, void *arg)
 	m = jv_object_set(shim_msg("hello"), jv_string("id"), jv_string(s->spec->id));
 	m = jv_object_set(m, jv_string("pid"), jv_number(getpid()));
 	m = jv_object_set(m, jv_string("run"), jv_number(s->o->run));
-	m = jv_object_set(m, jv_string("done"), jv_bool(s->done));
+	m = jv_object_set(m, jv_string("done"), jv_bool(s->done && !s->collecting));
+	m = jv_object_set(m, jv_string("staging"), jv_bool(s->staging));
+	m = jv_object_set(m, jv_string("started"), jv_bool(s->job_started));
 	m = jv_object_set(m, jv_string("job"), jv_string(s->job.handle));
 	shim_send(s, m);
-	if (s->done)
+	if (s->done && !s->collecting)
 		shim_send_result(s);
 }
 
@@ -498,8 +733,40 @@ static void shim_on_signal(struct nn_loop *l, int sig, void *arg)
 {
 	struct shim *s = arg;
 	char err[NN_ERRLEN];
-	if (!s->done && s->ex->signal(&s->job, sig, err) < 0)
+	if (s->staging)
+		stage_signal(s, sig);
+	else if (!s->done && s->ex->signal(&s->job, sig, err) < 0)
 		nn_warn("%s", err);
+}
+
+/* Watch the started job: its wait fd, or a timer; and health checks. */
+static int shim_watch_job(struct shim *s, char *err)
+{
+	if (s->job.wait_fd >= 0)
+		s->jw = nn_loop_fd(s->l, s->job.wait_fd, EPOLLIN, shim_on_job, s, err);
+	if (!s->jw)
+		s->poll_t = nn_loop_timer(s->l, 50, 50, shim_on_poll, s, err);
+	if (s->have_h) {
+		s->hc_from = nn_mono_ms() + s->h.start_ms;
+		s->hc_t = nn_loop_timer(s->l, s->h.interval_ms, s->h.interval_ms, shim_on_health, s, err);
+	}
+	return s->jw || s->poll_t ? 0 : -1;
+}
+
+/* After staging: start the job (run time counts from here). */
+static int shim_start_job(struct shim *s, char *err)
+{
+	if (s->ex->prepare(&s->job, err) < 0 || nn_exec_dir_create(s->spec, err) < 0 ||
+	    s->ex->start(&s->job, err) < 0)
+		return -1;
+	s->job_started = 1;
+	s->t0 = nn_mono_ms();
+	if (shim_watch_job(s, err) < 0) {
+		s->ex->signal(&s->job, SIGKILL, NULL);
+		return -1;
+	}
+	shim_check_job(s);
+	return 0;
 }
 
 static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
@@ -513,8 +780,10 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 	s.o = o;
 	s.ex = ex;
 	s.spec = spec;
-	s.lfd = s.cfd = -1;
+	s.lfd = s.cfd = s.st_fd = -1;
 	s.result = jv_null();
+	s.stage = s.st_done = s.inputs = jv_null();
+	s.st_ms = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (o->health) {
 		jv h = nn_json_parse(o->health, strlen(o->health), err);
@@ -532,16 +801,31 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 		status = NN_EX_UNAVAILABLE;
 		goto fail;
 	}
+	s.stage = nn_stage_read(spec->dir, err);
+	if (!jv_is_valid(s.stage)) {
+		status = NN_EX_IOERR;
+		goto fail;
+	}
+	/* inputs are fetched once, before the first run */
+	s.staging = !o->adopt && o->run == 1 && stage_list_len(&s, "inputs") > 0;
 	s.t0 = nn_mono_ms();
 	if (o->adopt) {
 		if (ex->adopt(&s.job, err) < 0) {
 			status = NN_EX_UNAVAILABLE;
 			goto fail;
 		}
+		s.job_started = 1;
+	} else if (s.staging) {
+		if (ex->prepare(&s.job, err) < 0) {	/* checked now, started later */
+			status = s.job.ex_code ? s.job.ex_code : NN_EX_SOFTWARE;
+			goto fail;
+		}
 	} else if (ex->prepare(&s.job, err) < 0 || nn_exec_dir_create(spec, err) < 0 ||
 		   ex->start(&s.job, err) < 0) {
 		status = s.job.ex_code ? s.job.ex_code : NN_EX_SOFTWARE;
 		goto fail;
+	} else {
+		s.job_started = 1;
 	}
 	s.l = nn_loop_new(err);
 	if (!s.l) {
@@ -563,16 +847,19 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 		status = NN_EX_SOFTWARE;
 		goto fail_job;
 	}
-	if (s.job.wait_fd >= 0)
-		s.jw = nn_loop_fd(s.l, s.job.wait_fd, EPOLLIN, shim_on_job, &s, err);
-	if (!s.jw)
-		s.poll_t = nn_loop_timer(s.l, 50, 50, shim_on_poll, &s, err);
-	if (s.have_h) {
-		s.hc_from = nn_mono_ms() + s.h.start_ms;
-		s.hc_t = nn_loop_timer(s.l, s.h.interval_ms, s.h.interval_ms, shim_on_health, &s, err);
+	if (s.staging) {
+		s.staging = 0;
+		if (stage_begin(&s, 0, err) < 0) {
+			status = NN_EX_SOFTWARE;
+			goto fail_job;
+		}
+	} else if (shim_watch_job(&s, err) < 0) {
+		status = NN_EX_SOFTWARE;
+		goto fail_job;
 	}
 	shim_ready(o, NULL);
-	shim_check_job(&s);	/* it may be over already (adopted, or quick) */
+	if (!s.staging)
+		shim_check_job(&s);	/* it may be over already (adopted, or quick) */
 	if (nn_loop_run(s.l) < 0)
 		nn_error("event loop: %s", strerror(errno));
 	unlink(s.sock_path);
@@ -581,8 +868,10 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 fail_job:
 	nn_error("%s", err);
 	shim_ready(o, err);
-	s.ex->signal(&s.job, SIGKILL, NULL);
-	s.ex->cleanup(&s.job, NULL);
+	if (s.job_started) {
+		s.ex->signal(&s.job, SIGKILL, NULL);
+		s.ex->cleanup(&s.job, NULL);
+	}
 	if (!status)
 		status = NN_EX_SOFTWARE;
 	goto out;
@@ -599,6 +888,13 @@ out:
 	nn_loop_free(s.l);
 	free(s.sock_path);
 	jv_free(s.result);
+	jv_free(s.stage);
+	jv_free(s.st_done);
+	jv_free(s.inputs);
+	if (s.st_pid > 0) {
+		kill(s.st_pid, SIGKILL);
+		waitpid(s.st_pid, NULL, 0);
+	}
 	if (s.have_h)
 		nn_alloc_health_release(&s.h);
 	nn_exec_job_release(&s.job);
@@ -1091,6 +1387,41 @@ static jv restart_arg(const char *a)
 	return r;
 }
 
+/*
+ * --input URL:PATH and --output PATH:URL.  The allocation's path never
+ * holds ':' and a URL usually does (scheme, port), so an input splits at
+ * its last ':' and an output at its first.
+ */
+static jv stage_arg(const char *a, int input)
+{
+	const char *c = input ? strrchr(a, ':') : strchr(a, ':');
+	const char *url, *path;
+	size_t ulen, plen;
+	jv o;
+	if (!c || c == a || !c[1]) {
+		nn_error("--%s: '%s': expected %s", input ? "input" : "output", a,
+			 input ? "URL:PATH" : "PATH:URL");
+		usage(NN_EX_USAGE);
+	}
+	if (input) {
+		url = a, ulen = (size_t)(c - a), path = c + 1, plen = strlen(c + 1);
+		const char *host = strstr(a, "://");
+		/* no scheme before the last ':', or only a host: PATH was left out
+		 * and the last ':' is the URL's own (its scheme or port) */
+		if (!memchr(a, ':', ulen) ||
+		    (host && host < c && !memchr(host + 3, '/', (size_t)(c - host - 3)) &&
+		     strspn(path, "0123456789") > 0 &&
+		     (path[strspn(path, "0123456789")] == '/' || !path[strspn(path, "0123456789")]))) {
+			nn_error("--input: '%s': expected URL:PATH (PATH after the last ':')", a);
+			usage(NN_EX_USAGE);
+		}
+	} else {
+		path = a, plen = (size_t)(c - a), url = c + 1, ulen = strlen(c + 1);
+	}
+	o = jv_object_set(jv_object(), jv_string("url"), jv_string_sized(url, (int)ulen));
+	return jv_object_set(o, jv_string("path"), jv_string_sized(path, (int)plen));
+}
+
 /* A did mentioned by an event (borrowed) in field f, appended to dids
  * (a jv array of strings) when new and not ours. */
 static jv note_did(jv dids, jv fields, const char *f, const char *self)
@@ -1244,10 +1575,14 @@ static int cmd_submit(int argc, char **argv)
 		{ "health-cmd", required_argument, NULL, 'H' },
 		{ "health-url", required_argument, NULL, 'U' },
 		{ "detach", no_argument, NULL, 'd' },
+		{ "input", required_argument, NULL, 'n' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "stage-timeout", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	jv spec = jv_object(), body = jv_object(), env = jv_object(), res = jv_object(), cmd, r, st;
+	jv inputs = jv_array(), outputs = jv_array();
 	int c, detach = 0, have_res = 0, status;
 	const char *id, *dir;
 	char *idc, *dirc;
@@ -1298,10 +1633,27 @@ static int cmd_submit(int argc, char **argv)
 				jv_object_set(jv_object(), jv_string("http"), jv_string(optarg)));
 			break;
 		case 'd': detach = 1; break;
+		case 'n': inputs = jv_array_append(inputs, stage_arg(optarg, 1)); break;
+		case 'o': outputs = jv_array_append(outputs, stage_arg(optarg, 0)); break;
+		case 'T': {
+			int64_t ms;
+			if (nn_parse_duration_ms(optarg, &ms) < 0 || ms <= 0) {
+				nn_error("--stage-timeout: '%s' is not a duration", optarg);
+				usage(NN_EX_USAGE);
+			}
+			body = jv_object_set(body, jv_string("stage_timeout"), jv_string(optarg));
+			break;
+		}
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
 	}
+	if (jv_array_length(jv_copy(inputs)) > 0)
+		body = jv_object_set(body, jv_string("inputs"), jv_copy(inputs));
+	if (jv_array_length(jv_copy(outputs)) > 0)
+		body = jv_object_set(body, jv_string("outputs"), jv_copy(outputs));
+	jv_free(inputs);
+	jv_free(outputs);
 	if (optind >= argc || strcmp(argv[optind - 1], "--")) {
 		if (optind >= argc)
 			nn_error("no command: give it after --");

@@ -262,8 +262,16 @@ static jv container_config(struct nn_exec_job *job, struct dock *k)
 	if (k->mount) {
 		char *wd = nn_xasprintf("%s%s", k->mount, s->workdir + strlen(s->dir));
 		char *bind = nn_xasprintf("%s:%s", s->dir, k->mount);
+		jv binds = jv_array_append(jv_array(), jv_string(bind));
+		/* inputs the job may not change: bound again over the first, read-only */
+		for (int i = 0; s->readonly && s->readonly[i]; i++) {
+			char *ro = nn_xasprintf("%s/%s:%s/%s:ro", s->dir, s->readonly[i], k->mount,
+						s->readonly[i]);
+			binds = jv_array_append(binds, jv_string(ro));
+			free(ro);
+		}
 		c = jv_object_set(c, jv_string("WorkingDir"), jv_string(wd));
-		host = jv_object_set(host, jv_string("Binds"), jv_array_append(jv_array(), jv_string(bind)));
+		host = jv_object_set(host, jv_string("Binds"), binds);
 		free(wd);
 		free(bind);
 	}
