@@ -18,13 +18,16 @@ VERSION  := 0.1.0
 
 CC       ?= cc
 PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1 libcrypto
+# libcurl is compiled against but not linked: lib/dlcurl.c loads it when
+# first used (dlcurl.h says why)
+LINK_PKGS := $(filter-out libcurl,$(PKGS))
 WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter -Wvla \
             -Wimplicit-fallthrough -Wundef
 CFLAGS   ?= -O2 -g
 CFLAGS   += $(WARN) -std=c11 -D_GNU_SOURCE -Ilib -pthread \
             -DNN_VERSION='"$(VERSION)"' $(shell pkg-config --cflags $(PKGS))
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -ljq -lm -pthread
+LDLIBS   += $(shell pkg-config --libs $(LINK_PKGS)) -ljq -lm -pthread
 ifdef SANITIZE
 CFLAGS   += -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS  += -fsanitize=$(SANITIZE)

@@ -23,6 +23,7 @@
 #include "metrics_http.h"
 #include "node.h"
 #include "onboard.h"
+#include "orch.h"
 #include "pay.h"
 #include "ship.h"
 #include "util.h"
@@ -65,6 +66,7 @@ static nn_attach_fn *const attach[] = {
 	nn_onboard_attach,
 	nn_alloc_attach,
 	nn_pay_attach,
+	nn_orch_attach,
 	nn_metrics_http_attach,
 	nn_ship_attach,
 	NULL

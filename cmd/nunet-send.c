@@ -122,42 +122,18 @@ static int send_one(struct nn_client *c, const char *to, const char *be, const c
 	return print_answer(env);
 }
 
-/* --cap FILE: capability tokens carried in the envelope's "cap" array */
+/* --cap FILE: capability tokens carried in the envelope's "cap" array,
+ * besides those of $NUNET_CAP (lib/client.h) */
 static jv caps;
 
 static void add_cap_file(const char *path)
 {
 	char err[NN_ERRLEN];
-	size_t len;
-	char *text = nn_read_file(path, 1024 * 1024, &len, err);
-	jv t;
-	if (!text)
-		nn_die(NN_EX_IOERR, "--cap: %s", err);
-	t = nn_json_parse(text, len, err);
-	free(text);
+	if (access(path, R_OK) < 0)
+		nn_die(NN_EX_IOERR, "--cap: cannot read '%s': %s", path, strerror(errno));
+	caps = nn_client_caps_load(jv_is_valid(caps) ? caps : jv_null(), path, err);
 	if (!jv_is_valid(caps))
-		caps = jv_array();
-	if (jv_get_kind(t) == JV_KIND_OBJECT) {
-		caps = jv_array_append(caps, t);
-	} else if (jv_get_kind(t) == JV_KIND_ARRAY) {
-		caps = jv_array_concat(caps, t);
-	} else {
-		jv_free(t);
-		nn_die(NN_EX_DATAERR, "--cap: '%s' holds no capability token", path);
-	}
-}
-
-/* As nn_client_request, with the tokens of --cap. */
-static int request_with_caps(struct nn_client *c, const char *to, const char *be, jv body,
-			     struct nn_buf *out, char id[65], char *err)
-{
-	jv env = nn_env_new("msg", c->key.did, to, be, body, c->ttl_ms);
-	if (c->trace[0])
-		env = jv_object_set(env, jv_string("trace"), jv_string(c->trace));
-	if (jv_is_valid(caps))
-		env = jv_object_set(env, jv_string("cap"), jv_copy(caps));
-	snprintf(id, 65, "%s", nn_env_str(env, "id"));
-	return nn_env_sign_line(env, &c->key, out, err);
+		nn_die(NN_EX_DATAERR, "--cap: %s", err);
 }
 
 /*
@@ -176,7 +152,7 @@ static int send_collect(struct nn_client *c, const char *to, const char *be, con
 	int replies = 0, rc = NN_EX_UNAVAILABLE, answers = 0, jcode;
 	jv body = body_arg(bodytext), env;
 
-	if (request_with_caps(c, to, be, body, &out, id, err) < 0)
+	if (nn_client_request(c, to, be, body, &out, id, err) < 0)
 		nn_die(NN_EX_DATAERR, "%s", err);
 	if (nn_write_all(c->fd, out.data, out.len) < 0)
 		nn_die(NN_EX_UNAVAILABLE, "cannot send to the node: %s", strerror(errno));
@@ -551,6 +527,9 @@ int main(int argc, char **argv)
 		nn_die(NN_EX_USAGE, "BEHAVIOR: '%s' is not a path such as /node/info", argv[0]);
 	if (nn_client_open(&c, home, keyfile, &code, err) < 0)
 		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
+	if (jv_is_valid(caps))
+		c.caps = jv_get_kind(c.caps) == JV_KIND_ARRAY ? jv_array_concat(c.caps, jv_copy(caps))
+							     : jv_copy(caps);
 	/* every invocation is one trace: what it causes on any node carries it */
 	if (trace)
 		snprintf(c.trace, sizeof c.trace, "%s", trace);

@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "captoken.h"
+#include "dlcurl.h"
 #include "db.h"
 #include "json.h"
 #include "lines.h"
@@ -47,6 +49,7 @@ extern char **environ;
 #define MAX_RECOVER 3
 #define DEFAULT_GRACE_MS 10000
 #define READY_MS 120000		/* a shim not ready by then is killed */
+#define CAP_TTL_MS 3600000	/* an allocation's token, renewed at half */
 
 static const char *const schema[] = {
 	"CREATE TABLE allocations (id TEXT PRIMARY KEY, parent TEXT, dir TEXT NOT NULL,"
@@ -64,6 +67,9 @@ static const char *const schema[] = {
 	" reason TEXT);"
 	"CREATE TABLE alloc_results (id TEXT NOT NULL, run INTEGER NOT NULL, ts INTEGER NOT NULL,"
 	" result TEXT NOT NULL, PRIMARY KEY (id, run));",
+	/* 2: the allocation's own identity (its tokens are in cap_tokens) */
+	"ALTER TABLE allocations ADD COLUMN did TEXT;"
+	"CREATE INDEX allocations_did ON allocations (did);",
 	NULL
 };
 
@@ -94,6 +100,8 @@ struct alloc {
 	int unhealthy;
 	char health_msg[NN_ERRLEN];
 	int recoveries;
+	char did[NN_DID_MAX];	/* its identity ("" when it has none) */
+	int64_t cap_exp;	/* expiry of its latest token (ms), 0: none */
 	struct alloc *next;
 };
 
@@ -112,6 +120,8 @@ struct amod {
 	struct nn_watch *tick;
 	char *shim_path;
 	int64_t hb_ms;
+	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
+	int orphans;		/* a parent ended with live children */
 };
 
 static struct amod *the_mod;
@@ -120,6 +130,7 @@ static void spawn(struct alloc *a, int adopt);
 static void recover(struct alloc *a);
 static void check_cancel_parent(struct amod *m, const char *parent);
 static void cancel_tree(struct alloc *a, int64_t grace_ms);
+static int live_children(struct amod *m, const char *id);
 
 /* ---- policies and checks (pure) ---- */
 
@@ -354,9 +365,12 @@ static size_t discard(char *p, size_t s, size_t n, void *arg)
 
 static int check_http(const struct nn_alloc_health *h, char *msg)
 {
-	CURL *c = curl_easy_init();
+	CURL *c;
 	long code = 0;
 	CURLcode rc;
+	if (nn_dlcurl_load(msg) < 0)
+		return 0;
+	c = curl_easy_init();
 	if (!c) {
 		snprintf(msg, NN_ERRLEN, "cannot make an HTTP client");
 		return 0;
@@ -557,6 +571,186 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 	nn_node_event(m->n, "alloc.state", o);
 }
 
+/* ---- credentials: an identity and a token for each allocation ---- */
+
+/* Write text and a newline to path through a temporary file and a rename,
+ * mode 0600 (no fsync: a node that starts issues a new token anyway). */
+static int put_file(const char *path, const char *text, char *err)
+{
+	char *tmp = nn_xasprintf("%s.tmp", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	int bad = fd < 0 || nn_write_all(fd, text, strlen(text)) < 0 || nn_write_all(fd, "\n", 1) < 0;
+	if (fd >= 0 && close(fd) < 0)
+		bad = 1;
+	if (!bad && rename(tmp, path) < 0)
+		bad = 1;
+	if (bad) {
+		nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
+		unlink(tmp);
+	}
+	free(tmp);
+	return bad ? -1 : 0;
+}
+
+/*
+ * Issue a token from the node's key to the identity did for /alloc and
+ * /deploy on this node, record it with the tokens the node issued (so the
+ * end of the allocation revokes it), then write it to DIR/cred/cap.
+ * *exp gets its expiry.
+ */
+static int cred_token(struct amod *m, const char *dir, const char *did, int64_t *exp, char *err)
+{
+	jv caps = jv_array_append(jv_array_append(jv_array(), jv_string("/alloc")), jv_string("/deploy"));
+	int64_t e = nn_now_ms() + m->cap_ttl_ms;
+	jv tok = nn_captoken_make(nn_node_key(m->n), did, jv_copy(caps), e, 0, jv_null(), err);
+	char *text, *ctext, *path;
+	sqlite3_stmt *st;
+	int rc = -1;
+
+	if (!jv_is_valid(tok)) {
+		jv_free(caps);
+		return -1;
+	}
+	text = nn_json_dump(tok);
+	ctext = nn_json_dump(caps);
+	st = prep(m, "INSERT OR IGNORE INTO cap_tokens (nonce, iss, aud, cap, exp, depth, token, created)"
+		  " VALUES (?, ?, ?, ?, ?, 0, ?, ?)");
+	if (!st) {
+		nn_seterr(err, "cannot record the token: %s", sqlite3_errmsg(dbh(m)));
+	} else {
+		sqlite3_bind_text(st, 1, nn_env_str(tok, "nonce"), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, nn_node_did(m->n), -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, did, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, ctext, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, e);
+		sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, nn_now_ms());
+		if (sqlite3_step(st) != SQLITE_DONE)
+			nn_seterr(err, "cannot record the token: %s", sqlite3_errmsg(dbh(m)));
+		else
+			rc = 0;
+		sqlite3_finalize(st);
+	}
+	if (rc == 0) {
+		path = nn_xasprintf("%s/%s", dir, NN_ALLOC_CAP);
+		rc = put_file(path, text, err);
+		free(path);
+	}
+	if (rc == 0)
+		*exp = e;
+	free(text);
+	free(ctext);
+	jv_free(tok);
+	jv_free(caps);
+	return rc;
+}
+
+/* Make a new allocation's identity in DIR/cred (0700): the key (0600) and
+ * a first token.  did gets the identity (also when a later step fails, so
+ * that what was issued can be revoked). */
+static int cred_make(struct amod *m, const char *dir, char did[NN_DID_MAX], int64_t *exp, char *err)
+{
+	char *path = nn_xasprintf("%s/%s", dir, NN_ALLOC_CRED);
+	struct nn_key k;
+	int rc;
+
+	did[0] = '\0';
+	if (mkdir(path, 0700) < 0) {
+		nn_seterr(err, "cannot make '%s': %s", path, strerror(errno));
+		free(path);
+		return -1;
+	}
+	free(path);
+	nn_key_generate(&k);
+	path = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
+	rc = nn_key_save(&k, path, NULL, err);
+	free(path);
+	if (rc == 0)
+		snprintf(did, NN_DID_MAX, "%s", k.did);
+	nn_key_clear(&k);
+	return rc < 0 ? -1 : cred_token(m, dir, did, exp, err);
+}
+
+/* Revoke every token the identity did was given; remove DIR/cred. */
+static void cred_remove(struct amod *m, const char *dir, const char *did)
+{
+	sqlite3_stmt *st;
+	char *p;
+	if (did[0]) {
+		st = prep(m, "INSERT OR IGNORE INTO cap_revoked (nonce, revoked)"
+			  " SELECT nonce, ? FROM cap_tokens WHERE aud = ?");
+		if (st) {
+			sqlite3_bind_int64(st, 1, nn_now_ms());
+			sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
+		}
+		step_done(m, st);
+	}
+	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
+	unlink(p);
+	free(p);
+	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CAP);
+	unlink(p);
+	free(p);
+	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CRED);
+	rmdir(p);
+	free(p);
+}
+
+/* Where a container finds the control socket and DIR/cred (read-only). */
+#define CONTAINER_SOCK "/run/nunet/node.sock"
+#define CONTAINER_CRED "/run/nunet/cred"
+
+/*
+ * The environment that hands the credentials to the job, added to the
+ * spec's env (specj, consumed and returned): paths as the job sees them.
+ * A native job shares the host's files; a container gets the socket and
+ * DIR/cred bind-mounted read-only (options.binds).
+ */
+static jv cred_env(struct amod *m, const struct nn_exec_spec *spec, jv specj)
+{
+	jv env = jv_object_get(jv_copy(specj), jv_string("env"));
+	char *sock = nn_home_file(nn_node_home(m->n), "node.sock");
+	char *cred = nn_xasprintf("%s/%s", spec->dir, NN_ALLOC_CRED);
+	char *key, *cap;
+	if (jv_get_kind(env) != JV_KIND_OBJECT) {
+		jv_free(env);
+		env = jv_object();
+	}
+	if (!strcmp(spec->executor, "docker")) {
+		jv o = jv_object_get(jv_copy(specj), jv_string("options"));
+		jv b = jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string("binds")) : jv_null();
+		char *sb = nn_xasprintf("%s:" CONTAINER_SOCK ":ro", sock);
+		char *cb = nn_xasprintf("%s:" CONTAINER_CRED ":ro", cred);
+		if (jv_get_kind(o) != JV_KIND_OBJECT) {
+			jv_free(o);
+			o = jv_object();
+		}
+		if (jv_get_kind(b) != JV_KIND_ARRAY) {
+			jv_free(b);
+			b = jv_array();
+		}
+		b = jv_array_append(jv_array_append(b, jv_string(sb)), jv_string(cb));
+		specj = jv_object_set(specj, jv_string("options"), jv_object_set(o, jv_string("binds"), b));
+		free(sb);
+		free(cb);
+		free(sock);
+		free(cred);
+		sock = nn_xstrdup(CONTAINER_SOCK);
+		cred = nn_xstrdup(CONTAINER_CRED);
+	}
+	key = nn_xasprintf("%s/key", cred);
+	cap = nn_xasprintf("%s/cap", cred);
+	env = jv_object_set(env, jv_string("NUNET_SOCKET"), jv_string(sock));
+	env = jv_object_set(env, jv_string("NUNET_KEY"), jv_string(key));
+	env = jv_object_set(env, jv_string("NUNET_CAP"), jv_string(cap));
+	env = jv_object_set(env, jv_string("NUNET_ALLOC"), jv_string(spec->id));
+	free(sock);
+	free(cred);
+	free(key);
+	free(cap);
+	return jv_object_set(specj, jv_string("env"), env);
+}
+
 /* ---- allocations in memory ---- */
 
 static struct alloc *find(struct amod *m, const char *id)
@@ -637,6 +831,18 @@ static struct alloc *alloc_new(struct amod *m, const char *id, const char *dir, 
 	a->next = m->list;
 	m->list = a;
 	return a;
+}
+
+/* A fresh token for a live allocation: a new run, a start of the node,
+ * or half of the last one's time gone.  The older ones stay valid until
+ * they expire (a program may have read one just now). */
+static void cred_renew(struct alloc *a)
+{
+	char e[NN_ERRLEN];
+	if (!a->did[0] || nn_alloc_state_final(a->state))
+		return;
+	if (cred_token(a->m, a->dir, a->did, &a->cap_exp, e) < 0)
+		nn_warn("alloc %s: cannot renew its token: %s", a->id, e);
 }
 
 static void shim_send(struct alloc *a, jv msg)
@@ -747,6 +953,10 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 	}
 	a->respawn = 0;
 	set_state(a, state, reason, result, status);
+	cred_remove(a->m, a->dir, a->did);
+	a->cap_exp = 0;
+	if (live_children(a->m, a->id) > 0)
+		a->m->orphans = 1;	/* the next tick tears them down */
 	{
 		char e[NN_ERRLEN];
 		if (nn_onboard_release(nn_node_db(a->m->n), a->id, e) < 0)
@@ -1194,6 +1404,8 @@ static void spawn(struct alloc *a, int adopt)
 	nn_buf_init(&a->ready_buf, 64 * 1024);
 	a->ready_w = nn_loop_fd(nn_node_loop(m->n), p[0], EPOLLIN, on_ready, a, NULL);
 	if (!adopt) {
+		if (a->run > 0)
+			cred_renew(a);
 		a->run++;
 		/* the first run fetches the inputs before it starts (stage.h) */
 		set_state(a, a->run == 1 && nn_stage_has(a->opts, "inputs") ? "staging" : "starting",
@@ -1321,13 +1533,32 @@ static void check_cancel_parent(struct amod *m, const char *parent)
 		stop_now(p);
 }
 
+/* The ids sql (one text parameter: id) selects, as a NULL-terminated
+ * array; the caller frees each and the array. */
+static char **ids_of(struct amod *m, const char *sql, const char *id)
+{
+	sqlite3_stmt *st = prep(m, sql);
+	char **v = nn_xcalloc(1, sizeof *v);
+	size_t n = 0;
+	if (!st)
+		return v;
+	if (id)
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		v = nn_xrealloc(v, (n + 2) * sizeof *v);
+		v[n++] = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
+		v[n] = NULL;
+	}
+	sqlite3_finalize(st);
+	return v;
+}
+
 /* Cancel a and, first, every live child of it. */
 static void cancel_tree(struct alloc *a, int64_t grace_ms)
 {
 	struct amod *m = a->m;
 	sqlite3_stmt *st;
-	char **kids = NULL;
-	size_t nk = 0;
+	char **kids;
 
 	if (a->cancel || nn_alloc_state_final(a->state))
 		return;
@@ -1337,16 +1568,8 @@ static void cancel_tree(struct alloc *a, int64_t grace_ms)
 	if (st)
 		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
 	step_done(m, st);
-	st = prep(m, "SELECT child FROM alloc_links WHERE parent = ?");
-	if (st) {
-		sqlite3_bind_text(st, 1, a->id, -1, SQLITE_STATIC);
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			kids = nn_xrealloc(kids, (nk + 1) * sizeof *kids);
-			kids[nk++] = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
-		}
-		sqlite3_finalize(st);
-	}
-	for (size_t i = 0; i < nk; i++) {
+	kids = ids_of(m, "SELECT child FROM alloc_links WHERE parent = ?", a->id);
+	for (size_t i = 0; kids[i]; i++) {
 		struct alloc *c = find(m, kids[i]);
 		if (c)
 			cancel_tree(c, grace_ms);
@@ -1357,6 +1580,26 @@ static void cancel_tree(struct alloc *a, int64_t grace_ms)
 		a->cancel_wait = 1;
 	else
 		stop_now(a);
+}
+
+/* Children whose parent has ended are torn down (a supervisor that ends
+ * takes its subtree with it), with the default grace. */
+static void reap_orphans(struct amod *m)
+{
+	char **v;
+	m->orphans = 0;
+	v = ids_of(m, "SELECT c.id FROM allocations c JOIN allocations p ON p.id = c.parent"
+		   " WHERE c.cancel = 0 AND c.state NOT IN ('exited', 'killed', 'oom', 'failed')"
+		   " AND p.state IN ('exited', 'killed', 'oom', 'failed')", NULL);
+	for (size_t i = 0; v[i]; i++) {
+		struct alloc *c = find(m, v[i]);
+		if (c) {
+			nn_info("alloc %s: its parent has ended: cancelling it", c->id);
+			cancel_tree(c, DEFAULT_GRACE_MS);
+		}
+		free(v[i]);
+	}
+	free(v);
 }
 
 /* ---- watchdog ---- */
@@ -1384,6 +1627,11 @@ static void on_tick(struct nn_loop *l, void *arg)
 			kill(a->shim_pid, SIGKILL);
 		a->last_msg = now;	/* its end of file starts the recovery */
 	}
+	for (struct alloc *a = m->list; a; a = a->next)
+		if (a->cap_exp && a->cap_exp - nn_now_ms() < m->cap_ttl_ms / 2)
+			cred_renew(a);
+	if (m->orphans)
+		reap_orphans(m);
 }
 
 /* ---- behaviors ---- */
@@ -1416,6 +1664,66 @@ static int exists(struct amod *m, const char *id)
 	return r;
 }
 
+char *nn_alloc_of_did(const char *did)
+{
+	struct amod *m = the_mod;
+	sqlite3_stmt *st;
+	char *id = NULL;
+	if (!m || !did || strncmp(did, "did:key:", 8) != 0)
+		return NULL;
+	st = prep(m, "SELECT id FROM allocations WHERE did = ?");
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, did, (int)nn_did_len(did), SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return id;
+}
+
+/* The allocation to whose subtree the signer of req is held: its own when
+ * it signs as an allocation (caller frees), NULL for the node's owners and
+ * any other holder of a token (the whole node). */
+static char *scope_of(struct nn_node *n, jv req)
+{
+	const char *from = nn_env_str(req, "from");
+	if (!from || nn_node_is_owner(n, from))
+		return NULL;
+	return nn_alloc_of_did(from);
+}
+
+#define SUBTREE "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION SELECT l.child FROM alloc_links l" \
+	" JOIN sub ON l.parent = sub.id) "
+
+/* Is id root itself or one of its descendants? */
+static int in_subtree(struct amod *m, const char *root, const char *id)
+{
+	sqlite3_stmt *st = prep(m, SUBTREE "SELECT 1 FROM sub WHERE id = ?2");
+	int r = 0;
+	if (st) {
+		sqlite3_bind_text(st, 1, root, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+		r = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	return r;
+}
+
+/* NN_OK when the signer of req may see or act on allocation id; else
+ * unauthorized, with err (whether id exists is not told). */
+static enum nn_code check_scope(struct nn_node *n, jv req, const char *id, char *err)
+{
+	char *root = scope_of(n, req);
+	enum nn_code c = NN_OK;
+	if (root && !in_subtree(mod(n), root, id)) {
+		nn_seterr(err, "allocation %.80s may act only on itself and its descendants, not on '%.80s'",
+			  root, id);
+		c = NN_E_UNAUTHORIZED;
+	}
+	free(root);
+	return c;
+}
+
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
@@ -1433,7 +1741,8 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	struct stat sb;
 	struct alloc *a;
 	sqlite3_stmt *st;
-	char *text;
+	char *text, *root = NULL, did[NN_DID_MAX] = "";
+	int64_t cap_exp = 0;
 	int have_spec = 0, have_job = 0, committed = 0;
 
 	if (!m) {
@@ -1492,9 +1801,21 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	} else {
 		jv_free(tmp);
 	}
+	root = scope_of(n, req);
 	if (nn_json_has(body, "parent")) {
 		if (nn_json_get_str(body, "parent", &parent, err) < 0)
 			goto out;
+		/* an allocation starts children in its own subtree only */
+		if (root && !in_subtree(m, root, parent)) {
+			nn_seterr(err, "parent: allocation %.80s may start children only under itself and"
+				  " its descendants, not under '%.80s'", root, parent);
+			code = NN_E_UNAUTHORIZED;
+			goto out;
+		}
+	} else if (root) {
+		parent = root;	/* what an allocation starts is its child */
+	}
+	if (parent) {
 		if (!exists(m, parent)) {
 			nn_seterr(err, "parent: no allocation '%.80s' on this node", parent);
 			goto out;
@@ -1554,7 +1875,14 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		code = NN_E_INTERNAL;
 		goto out;
 	}
-	tmp = nn_exec_spec_json(&spec);
+	if (cred_make(m, spec.dir, did, &cap_exp, err) < 0) {
+		cred_remove(m, spec.dir, did);
+		rmdir(spec.workdir);
+		rmdir(spec.dir);
+		code = NN_E_INTERNAL;
+		goto out;
+	}
+	tmp = cred_env(m, &spec, nn_exec_spec_json(&spec));
 	text = nn_json_dump(tmp);
 	{
 		char *path = nn_xasprintf("%s/%s", spec.dir, NN_ALLOC_SPEC);
@@ -1568,6 +1896,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 			free(path);
 			free(text);
 			jv_free(tmp);
+			cred_remove(m, spec.dir, did);
 			rmdir(spec.workdir);
 			rmdir(spec.dir);
 			code = NN_E_INTERNAL;
@@ -1583,7 +1912,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		goto out;
 	}
 	st = prep(m, "INSERT INTO allocations (id, parent, dir, executor, spec, opts, state, created,"
-		  " updated) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?)");
+		  " updated, did) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)");
 	if (st) {
 		char *otext = nn_json_dump(opts);
 		int64_t now = nn_now_ms();
@@ -1596,6 +1925,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		sqlite3_bind_text(st, 6, otext, -1, SQLITE_TRANSIENT);
 		sqlite3_bind_int64(st, 7, now);
 		sqlite3_bind_int64(st, 8, now);
+		sqlite3_bind_text(st, 9, did, -1, SQLITE_STATIC);
 		free(otext);
 	}
 	step_done(m, st);
@@ -1609,9 +1939,14 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		step_done(m, st);
 	}
 	a = alloc_new(m, spec.id, spec.dir, parent, tmp, jv_copy(opts));
+	snprintf(a->did, sizeof a->did, "%s", did);
+	a->cap_exp = cap_exp;
 	*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(spec.id));
 	*reply = jv_object_set(*reply, jv_string("dir"), jv_string(spec.dir));
 	*reply = jv_object_set(*reply, jv_string("executor"), jv_string(spec.executor));
+	*reply = jv_object_set(*reply, jv_string("did"), jv_string(did));
+	if (parent)
+		*reply = jv_object_set(*reply, jv_string("parent"), jv_string(parent));
 	nn_node_event(n, "alloc.start", jv_copy(*reply));
 	spawn(a, 0);
 	code = NN_OK;
@@ -1622,6 +1957,7 @@ out:
 		nn_exec_job_release(&job);
 	if (have_spec)
 		nn_exec_spec_release(&spec);
+	free(root);
 	jv_free(specj);
 	jv_free(opts);
 	jv_free(body);
@@ -1651,7 +1987,7 @@ static jv col_int(sqlite3_stmt *st, int i)
 }
 
 #define ROW_COLS "id, parent, dir, executor, spec, state, reason, created, updated, run," \
-	" status, shim_pid, opts, result"
+	" status, shim_pid, opts, result, did"
 
 static jv row_json(sqlite3_stmt *st, int full)
 {
@@ -1676,6 +2012,7 @@ static jv row_json(sqlite3_stmt *st, int full)
 		o = jv_object_set(o, jv_string("inputs"), jget(opts, "inputs"));
 		o = jv_object_set(o, jv_string("outputs"), jget(opts, "outputs"));
 		o = jv_object_set(o, jv_string("result"), col_json(st, 13));
+		o = jv_object_set(o, jv_string("did"), col_str(st, 14));
 		jv_free(opts);
 	}
 	jv_free(spec);
@@ -1701,9 +2038,14 @@ static enum nn_code be_status(struct nn_node *n, jv req, jv *reply, char *err)
 	jv body, o, hist;
 	const char *id = body_id(req, &body, err);
 	sqlite3_stmt *st;
+	enum nn_code code;
 	if (!id) {
 		jv_free(body);
 		return NN_E_BAD_BODY;
+	}
+	if ((code = check_scope(n, req, id, err)) != NN_OK) {
+		jv_free(body);
+		return code;
 	}
 	st = prep(m, "SELECT " ROW_COLS " FROM allocations WHERE id = ?");
 	if (!st) {
@@ -1721,6 +2063,25 @@ static enum nn_code be_status(struct nn_node *n, jv req, jv *reply, char *err)
 	sqlite3_finalize(st);
 	o = jv_object_set(o, jv_string("children"),
 			  id_list(m, "SELECT child FROM alloc_links WHERE parent = ? ORDER BY rowid", id));
+	{
+		/* what reached it of its children's ends (children.jsonl too) */
+		jv f = jv_array();
+		st = prep(m, "SELECT a.id, a.state, a.reason, a.status FROM alloc_links l JOIN allocations a"
+			  " ON a.id = l.child WHERE l.parent = ? AND a.state IN ('exited', 'killed', 'oom',"
+			  " 'failed') AND NOT (a.state = 'exited' AND a.status = 0) ORDER BY a.updated, l.rowid");
+		if (st) {
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				jv c = jv_object_set(jv_object(), jv_string("id"), col_str(st, 0));
+				c = jv_object_set(c, jv_string("state"), col_str(st, 1));
+				c = jv_object_set(c, jv_string("reason"), col_str(st, 2));
+				c = jv_object_set(c, jv_string("status"), col_int(st, 3));
+				f = jv_array_append(f, c);
+			}
+			sqlite3_finalize(st);
+		}
+		o = jv_object_set(o, jv_string("failed_children"), f);
+	}
 	{
 		sqlite3_stmt *c = prep(m, "SELECT count(*) FROM alloc_restarts WHERE id = ?");
 		int nr = 0;
@@ -1763,17 +2124,29 @@ static enum nn_code be_list(struct nn_node *n, jv req, jv *reply, char *err)
 	jv body = jv_object_get(jv_copy(req), jv_string("body")), a = jv_array(), all;
 	sqlite3_stmt *st;
 	int every;
+	char *root = scope_of(n, req);
 	all = jget(body, "all");
 	every = jv_get_kind(all) == JV_KIND_TRUE;
 	jv_free(all);
 	jv_free(body);
-	st = prep(m, every ? "SELECT " ROW_COLS " FROM allocations ORDER BY created, rowid"
-		  : "SELECT " ROW_COLS " FROM allocations WHERE state NOT IN"
-		    " ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
+	/* an allocation sees its own subtree */
+	if (root)
+		st = prep(m, every ? SUBTREE "SELECT " ROW_COLS " FROM allocations WHERE id IN"
+			  " (SELECT id FROM sub) ORDER BY created, rowid"
+			  : SUBTREE "SELECT " ROW_COLS " FROM allocations WHERE id IN (SELECT id FROM sub)"
+			    " AND state NOT IN ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
+	else
+		st = prep(m, every ? "SELECT " ROW_COLS " FROM allocations ORDER BY created, rowid"
+			  : "SELECT " ROW_COLS " FROM allocations WHERE state NOT IN"
+			    " ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
 	if (!st) {
+		free(root);
 		jv_free(a);
 		return NN_E_INTERNAL;
 	}
+	if (root)
+		sqlite3_bind_text(st, 1, root, -1, SQLITE_TRANSIENT);
+	free(root);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		a = jv_array_append(a, row_json(st, 0));
 	sqlite3_finalize(st);
@@ -1787,9 +2160,14 @@ static enum nn_code be_logs(struct nn_node *n, jv req, jv *reply, char *err)
 	jv body, o;
 	const char *id = body_id(req, &body, err);
 	sqlite3_stmt *st;
+	enum nn_code code;
 	if (!id) {
 		jv_free(body);
 		return NN_E_BAD_BODY;
+	}
+	if ((code = check_scope(n, req, id, err)) != NN_OK) {
+		jv_free(body);
+		return code;
 	}
 	st = prep(m, "SELECT dir, state FROM allocations WHERE id = ?");
 	if (!st) {
@@ -1831,9 +2209,14 @@ static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
 	const char *id = body_id(req, &body, err);
 	struct alloc *a;
 	int64_t grace = DEFAULT_GRACE_MS;
+	enum nn_code code;
 	if (!id) {
 		jv_free(body);
 		return NN_E_BAD_BODY;
+	}
+	if ((code = check_scope(n, req, id, err)) != NN_OK) {
+		jv_free(body);
+		return code;
 	}
 	if (get_duration(body, "grace", &grace, "body", err) < 0) {
 		jv_free(body);
@@ -1887,7 +2270,7 @@ static void on_close(struct nn_node *n, void *arg)
 /* Every allocation the store says is live: find its shim again. */
 static int reconnect_all(struct amod *m, char *err)
 {
-	sqlite3_stmt *st = prep(m, "SELECT id, parent, dir, spec, opts, state, run, cancel"
+	sqlite3_stmt *st = prep(m, "SELECT id, parent, dir, spec, opts, state, run, cancel, did"
 			       " FROM allocations WHERE state NOT IN"
 			       " ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
 	if (!st)
@@ -1900,6 +2283,8 @@ static int reconnect_all(struct amod *m, char *err)
 		snprintf(a->state, sizeof a->state, "%s", sqlite3_column_text(st, 5));
 		a->run = sqlite3_column_int(st, 6);
 		a->cancel = sqlite3_column_int(st, 7);
+		if (sqlite3_column_text(st, 8))
+			snprintf(a->did, sizeof a->did, "%s", sqlite3_column_text(st, 8));
 	}
 	sqlite3_finalize(st);
 	/* m->list now holds them; connect each (recover may drop one) */
@@ -1910,6 +2295,7 @@ static int reconnect_all(struct amod *m, char *err)
 		 * ack: let it have it (and go) before the next run starts */
 		if (!strcmp(a->state, "restarting"))
 			a->respawn = 1;
+		cred_renew(a);	/* renewed at every start of the node */
 		if (shim_connect(a, e) < 0)
 			recover(a);
 	}
@@ -1950,6 +2336,15 @@ int nn_alloc_attach(struct nn_node *n, char *err)
 	m = nn_xcalloc(1, sizeof *m);
 	m->n = n;
 	m->hb_ms = HEARTBEAT_MS;
+	m->cap_ttl_ms = CAP_TTL_MS;
+	m->orphans = 1;		/* parents may have ended while the node was down */
+	{
+		/* for tests: tokens that must be renewed within seconds */
+		const char *t = getenv("NUNET_ALLOC_CAP_TTL");
+		int64_t ms;
+		if (t && *t && nn_parse_duration_ms(t, &ms) == 0 && ms >= 1000)
+			m->cap_ttl_ms = ms;
+	}
 	m->shim_path = find_shim();
 	the_mod = m;
 	nn_node_on_close(n, on_close, m);

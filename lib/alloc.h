@@ -18,6 +18,22 @@
  *			rewritten (atomically) on every change: what a local
  *			client such as `nunet-run wait` watches
  *	stdout.log, stderr.log, children.jsonl (failures of child allocations)
+ *	cred/key	the allocation's own ed25519 identity (0600, in a 0700
+ *			directory), made when the allocation is started
+ *	cred/cap	its capability token: issued by the node's key to that
+ *			identity for /alloc and /deploy on this node, depth 0,
+ *			valid for NUNET_ALLOC_CAP_TTL (default 1h) and renewed
+ *			(rewritten) at every run, at every start of the node
+ *			and when half its time is gone; every token it was
+ *			given is revoked, and cred/ removed, when it ends
+ *
+ * Credentials: the job's environment gets NUNET_SOCKET (the node's control
+ * socket), NUNET_KEY, NUNET_CAP (the two files) and NUNET_ALLOC (its id),
+ * which lib/client honours, so programs run by the job talk to the node as
+ * the allocation.  A request signed by an allocation's identity acts on its
+ * own subtree only: /alloc/start makes a child of the signer (or of the
+ * descendant named in "parent"), and /alloc/status, list, logs and cancel
+ * see only the signer and its descendants.  The node's owners see all.
  *
  * The shim protocol: JSON lines, one object each, field "t" the kind.
  *
@@ -52,7 +68,9 @@
  *	               be had here or an onboarded node has not enough free.
  *	/alloc/status  {"id"} → the allocation: state, reason, status, run,
  *	               result, restarts, children, parent, states[] history,
- *	               final, spec, restart, healthcheck, shim_pid, dir
+ *	               final, spec, restart, healthcheck, shim_pid, dir, did,
+ *	               failed_children[] ({id,state,reason,status} of each
+ *	               child that ended other than by exiting 0)
  *	/alloc/list    {"all":bool} → {"allocations":[…]} (live ones unless all)
  *	/alloc/logs    {"id"} → {"dir","stdout","stderr","state","final"}:
  *	               where to read (the logs are files on this machine)
@@ -81,10 +99,18 @@ struct nn_node;
 #define NN_ALLOC_RESULT "result.json"
 #define NN_ALLOC_SHIMLOG "shim.log"
 #define NN_ALLOC_CHILDREN "children.jsonl"
+#define NN_ALLOC_CRED "cred"
+#define NN_ALLOC_KEY "cred/key"
+#define NN_ALLOC_CAP "cred/cap"
 
 /* Register the /alloc/ behaviors, tables (module "alloc"), timers and a
  * closer, and reconnect to the shims of every allocation still live. */
 int nn_alloc_attach(struct nn_node *n, char *err);
+
+/* The id of the allocation whose identity is did (the did part of an
+ * address is used), or NULL when did is not one; the caller frees it.
+ * Ended allocations keep their identity (their tokens are revoked). */
+char *nn_alloc_of_did(const char *did);
 
 /* 1 when state is final (exited, killed, oom, failed). */
 int nn_alloc_state_final(const char *state);

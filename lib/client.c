@@ -16,18 +16,61 @@
 #include "sock.h"
 #include "util.h"
 
+#define CAPS_MAX (1024 * 1024)
+
+jv nn_client_caps_load(jv caps, const char *path, char *err)
+{
+	char e[NN_ERRLEN];
+	size_t len;
+	char *text = nn_read_file(path, CAPS_MAX, &len, e);
+	jv t;
+	if (!text) {
+		jv_free(caps);
+		nn_seterr(err, "%s", e);
+		return jv_invalid();
+	}
+	t = nn_json_parse(text, len, e);
+	free(text);
+	if (jv_get_kind(caps) != JV_KIND_ARRAY) {
+		jv_free(caps);
+		caps = jv_array();
+	}
+	if (jv_get_kind(t) == JV_KIND_OBJECT)
+		return jv_array_append(caps, t);
+	if (jv_get_kind(t) == JV_KIND_ARRAY)
+		return jv_array_concat(caps, t);
+	jv_free(t);
+	jv_free(caps);
+	nn_seterr(err, "'%s' holds no capability token", path);
+	return jv_invalid();
+}
+
+/* An environment variable's value, or NULL when unset or empty. */
+static const char *env_of(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
 int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
 		   enum nn_code *code, char *err)
 {
 	char e[NN_ERRLEN];
+	const char *sock = home ? NULL : env_of("NUNET_SOCKET");
+	const char *capfile = home ? NULL : env_of("NUNET_CAP");
+	const char *where;
 	char *path;
 
 	memset(c, 0, sizeof *c);
 	c->fd = -1;
 	c->ttl_ms = 60000;
+	c->caps = jv_null();
 	nn_lines_init(&c->in, 64 * 1024 * 1024);
+	if (!keyfile && !home)
+		keyfile = env_of("NUNET_KEY");
+	/* with a socket and a key given, no home is needed */
 	c->home = nn_home(home, e);
-	if (!c->home) {
+	if (!c->home && (!sock || !keyfile)) {
 		*code = NN_E_BAD_FIELD;
 		return nn_seterr(err, "%s", e);
 	}
@@ -40,12 +83,22 @@ int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
 		return nn_seterr(err, "%s", e);
 	}
 	free(path);
-	path = nn_home_file(c->home, "node.sock");
+	if (capfile) {
+		c->caps = nn_client_caps_load(c->caps, capfile, e);
+		if (!jv_is_valid(c->caps)) {
+			c->caps = jv_null();
+			*code = NN_E_BAD_FIELD;
+			return nn_seterr(err, "NUNET_CAP: %s", e);
+		}
+	}
+	path = sock ? nn_xstrdup(sock) : nn_home_file(c->home, "node.sock");
+	where = sock ? sock : c->home;
 	c->fd = nn_sock_connect(path, e);
 	if (c->fd < 0) {
 		*code = NN_E_UNAVAILABLE;
 		if (errno == ENOENT || errno == ECONNREFUSED)
-			nn_seterr(err, "no node is running in '%s' (is 'nunet-node run' started?)", c->home);
+			nn_seterr(err, "no node is running %s '%s' (is 'nunet-node run' started?)",
+				  sock ? "at" : "in", where);
 		else
 			nn_seterr(err, "%s", e);
 		free(path);
@@ -62,6 +115,8 @@ void nn_client_close(struct nn_client *c)
 	c->fd = -1;
 	nn_lines_release(&c->in);
 	nn_key_clear(&c->key);
+	jv_free(c->caps);
+	c->caps = jv_null();
 	free(c->home);
 	c->home = NULL;
 }
@@ -73,6 +128,8 @@ int nn_client_request(struct nn_client *c, const char *to, const char *be, jv bo
 	const char *s;
 	if (c->trace[0])
 		env = jv_object_set(env, jv_string("trace"), jv_string(c->trace));
+	if (jv_get_kind(c->caps) == JV_KIND_ARRAY && jv_array_length(jv_copy(c->caps)) > 0)
+		env = jv_object_set(env, jv_string("cap"), jv_copy(c->caps));
 	s = nn_env_str(env, "id");
 	snprintf(id, 65, "%s", s ? s : "");
 	return nn_env_sign_line(env, &c->key, out, err);

@@ -3,6 +3,14 @@
  * home and the caller's identity, connect, send signed requests and read
  * verified answers.  Used by nunet-send, nunet-node status and every
  * program that asks the node for something.
+ *
+ * A program run by an allocation has no home of its own: the node hands it
+ * NUNET_SOCKET (the control socket), NUNET_KEY (the allocation's identity)
+ * and NUNET_CAP (a file holding its capability token, or an array of
+ * them), and the client uses each of these, when set, instead of what the
+ * home would give, unless a home is named explicitly (--home); --key
+ * (keyfile) always wins over NUNET_KEY.  The tokens go into the "cap" of
+ * every request.
  */
 #ifndef NN_CLIENT_H
 #define NN_CLIENT_H
@@ -19,11 +27,18 @@ struct nn_client {
 	struct nn_lines in;
 	int64_t ttl_ms;
 	char trace[65];		/* trace id put in every request ("" = none) */
+	jv caps;		/* tokens put in every request's "cap" (array), or null */
 };
 
+/* Read capability tokens from path: a token, or an array of them; add them
+ * to caps (consumed; null: none yet) and return it, or an invalid jv + err. */
+jv nn_client_caps_load(jv caps, const char *path, char *err);
+
 /*
- * Load the identity (keyfile, or $NUNET_HOME/key when NULL; passphrase from
- * NUNET_PASSPHRASE) and connect to the node of home (NULL: $NUNET_HOME…).
+ * Load the identity (keyfile, else $NUNET_KEY when home is NULL, else
+ * HOME/key; passphrase from NUNET_PASSPHRASE) and connect to the node of
+ * home (NULL: $NUNET_SOCKET, else $NUNET_HOME…), with the tokens of
+ * $NUNET_CAP when home is NULL.
  * On failure *code is NN_E_UNAVAILABLE (no node listening) or
  * NN_E_BAD_FIELD (no usable identity) and err says why.
  */

@@ -26,6 +26,7 @@ void nn_config_init(struct nn_config *c)
 	c->events_max_age_ms = 0;
 	c->events_messages = 1;
 	c->stage_timeout_ms = 600000;
+	c->deploy_require_contract = 0;
 	c->metrics_listen = NULL;
 	c->sinks = jv_array();
 	c->log_level = NN_LOG_INFO;
@@ -69,6 +70,7 @@ static const struct intkey keys[] = {
 	{ "events_max_age_ms", OFF(events_max_age_ms), 0, 1LL << 50, 0 },
 	{ "events_messages", OFF(events_messages), 0, 1, 1 },
 	{ "stage_timeout_ms", OFF(stage_timeout_ms), 1000, 7 * 86400000LL, 0 },
+	{ "deploy_require_contract", OFF(deploy_require_contract), 0, 1, 1 },
 };
 
 /* "sinks": an array of {"url": STRING, "what": "events"|"metrics",

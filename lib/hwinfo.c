@@ -25,6 +25,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "dlcurl.h"
 
 #define SMALL_MAX (64 * 1024)		/* a sysfs attribute, a ping reply */
 #define CPUINFO_MAX (8 * 1024 * 1024)	/* ~1.5 KiB per CPU */
@@ -878,12 +879,15 @@ static size_t ping_write(char *p, size_t size, size_t n, void *arg)
 
 int nn_hwinfo_docker_ping(const char *sock, int64_t timeout_ms, char *err)
 {
-	CURL *c = curl_easy_init();
+	CURL *c;
 	struct nn_buf body;
 	long code = 0;
 	CURLcode rc;
 	int ret = -1;
 
+	if (nn_dlcurl_load(err) < 0)
+		return -1;
+	c = curl_easy_init();
 	if (!c)
 		return nn_seterr(err, "cannot start libcurl");
 	nn_buf_init(&body, 256);

@@ -314,8 +314,8 @@ void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o)
 	send_signed(n, env, &m, o);
 }
 
-static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
-		       enum nn_code code, const char *msg)
+void nn_node_refused(struct nn_node *n, const struct nn_origin *o, jv req,
+		     enum nn_code code, const char *msg)
 {
 	jv f = jv_get_kind(req) == JV_KIND_OBJECT ? msg_fields(req, o) : msg_fields(jv_null(), o);
 	int security = code == NN_E_UNAUTHORIZED || code == NN_E_BAD_SIGNATURE || code == NN_E_REPLAY ||
@@ -332,7 +332,19 @@ static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
 		nn_warn("own request: %s: %s", nn_code_name(code), msg);
 	else
 		nn_warn("peer %.80s: %s: %s", o->peer ? o->peer : "?", nn_code_name(code), msg);
+}
+
+void nn_node_refuse(struct nn_node *n, const struct nn_origin *o, jv req,
+		    enum nn_code code, const char *msg)
+{
+	nn_node_refused(n, o, req, code, msg);
 	nn_node_sign_send(n, nn_env_error(req, n->key.did, code, msg, n->cfg.ttl_ms), o);
+}
+
+static void send_error(struct nn_node *n, const struct nn_origin *o, jv req,
+		       enum nn_code code, const char *msg)
+{
+	nn_node_refuse(n, o, req, code, msg);
 }
 
 int nn_node_is_owner(const struct nn_node *n, const char *from)
@@ -412,7 +424,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		}
 		return;
 	}
-	if (strncmp(be, "/public/", 8) != 0 && !nn_node_is_owner(n, from)) {
+	if (!nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
 		if (code != NN_OK) {
@@ -575,8 +587,58 @@ static void on_reqtimer(struct nn_loop *l, void *arg)
 	req_arm(n);
 }
 
+int nn_node_public_path(const char *be)
+{
+	return !strncmp(be, "/public/", 8) || !strncmp(be, "/broadcast/public/", 18);
+}
+
 int nn_node_request(struct nn_node *n, const char *to, const char *be, jv body, const char *trace,
 		    int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id, char *err)
+{
+	return nn_node_request_cap(n, to, be, body, jv_null(), trace, timeout_ms, cb, arg, id, err);
+}
+
+enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const char *trace,
+			    jv *reply, char *err)
+{
+	const struct nn_behavior *b = find_behavior(n, be);
+	const struct nn_origin *was = n->cur;
+	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n };
+	enum nn_code code;
+	jv env;
+
+	*reply = jv_invalid();
+	if (!b) {
+		jv_free(body);
+		nn_seterr(err, "no behavior '%.100s' on this node", be);
+		return NN_E_UNKNOWN_BEHAVIOR;
+	}
+	env = nn_env_new("msg", n->key.did, n->key.did, be, body, n->cfg.ttl_ms);
+	if (trace && *trace)
+		env = jv_object_set(env, jv_string("trace"), jv_string(trace));
+	err[0] = '\0';
+	n->cur = &o;
+	code = b->fn(n, env, reply, err);
+	n->cur = was;
+	jv_free(env);
+	if (code == NN_OK && jv_get_kind(*reply) != JV_KIND_OBJECT) {
+		jv_free(*reply);
+		*reply = jv_invalid();
+		nn_seterr(err, "behavior returned no body");
+		return NN_E_INTERNAL;
+	}
+	if (code != NN_OK) {
+		jv_free(*reply);
+		*reply = jv_invalid();
+		if (!err[0])
+			nn_seterr(err, "%s", nn_code_name(code));
+	}
+	return code;
+}
+
+int nn_node_request_cap(struct nn_node *n, const char *to, const char *be, jv body, jv cap,
+			const char *trace, int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id,
+			char *err)
 {
 	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n };
 	int64_t ttl = timeout_ms > n->cfg.ttl_ms ? timeout_ms : n->cfg.ttl_ms;
@@ -585,15 +647,21 @@ int nn_node_request(struct nn_node *n, const char *to, const char *be, jv body, 
 
 	if (!to || !be || !cb || timeout_ms <= 0 || strlen(to) >= NN_DID_MAX) {
 		jv_free(body);
+		jv_free(cap);
 		return nn_seterr(err, "a request needs a recipient, a behavior, a callback and a time");
 	}
 	if (!strcmp(to, "*") && strncmp(be, "/broadcast/", 11) != 0) {
 		jv_free(body);
+		jv_free(cap);
 		return nn_seterr(err, "only /broadcast/ behaviors go to every node, not '%.80s'", be);
 	}
 	env = nn_env_new("msg", n->key.did, to, be, body, ttl);
 	if (trace && *trace)
 		env = jv_object_set(env, jv_string("trace"), jv_string(trace));
+	if (jv_get_kind(cap) == JV_KIND_ARRAY && jv_array_length(jv_copy(cap)) > 0)
+		env = jv_object_set(env, jv_string("cap"), cap);
+	else
+		jv_free(cap);
 	env = nn_env_sign(env, &n->key, err);
 	if (!jv_is_valid(env)) {
 		jv_free(env);

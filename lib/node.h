@@ -115,6 +115,23 @@ void nn_node_set_authorizer(struct nn_node *n, nn_authorize_fn *fn, void *arg);
 typedef void nn_answer_fn(struct nn_node *n, jv answer, void *arg);
 int nn_node_request(struct nn_node *n, const char *to, const char *be, jv body, const char *trace,
 		    int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id, char *err);
+/* The same with capability tokens (an array, consumed; null: none) in the
+ * envelope's "cap", for behaviors the receiver guards (/deploy/…). */
+int nn_node_request_cap(struct nn_node *n, const char *to, const char *be, jv body, jv cap,
+			const char *trace, int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id,
+			char *err);
+/*
+ * Run behavior be of this node now, as the node itself (an owner): the
+ * envelope is built and not signed, the handler runs synchronously, and its
+ * reply body comes back in *reply (the caller's; invalid on a refusal).
+ * For a module that drives another module's behavior (the orchestrator's
+ * provisioning starts allocations through /alloc/start).  Consumes body;
+ * trace may be NULL.  Returns the handler's code, err set on a refusal.
+ */
+enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const char *trace,
+			    jv *reply, char *err);
+/* Behaviors anyone may invoke: under /public/ or /broadcast/public/. */
+int nn_node_public_path(const char *be);
 /* Forget request id: its callback is not called again. */
 void nn_node_request_cancel(struct nn_node *n, const char *id);
 /* An answer envelope (borrowed, not yet verified) that came back from
@@ -127,6 +144,18 @@ int nn_node_answer_in(struct nn_node *n, jv env);
 int nn_node_client_send(struct nn_node *n, unsigned long client, const char *line, size_t len);
 /* Sign env (consumed) with the node's key and send it to o. */
 void nn_node_sign_send(struct nn_node *n, jv env, const struct nn_origin *o);
+
+/*
+ * A refusal of what o sent (req borrowed: the envelope, or jv_null() when
+ * there was none): nn_node_refused records it (event security.refused for
+ * the codes of authority and integrity, msg.refused for the others, and a
+ * warning in the log) without answering; nn_node_refuse records it and
+ * answers o with a signed error envelope.
+ */
+void nn_node_refused(struct nn_node *n, const struct nn_origin *o, jv req,
+		     enum nn_code code, const char *msg);
+void nn_node_refuse(struct nn_node *n, const struct nn_origin *o, jv req,
+		    enum nn_code code, const char *msg);
 
 /* Add "key":value (consumed) to the ready line written to --ready-fd, e.g.
  * the address a transport bound; call before nn_node_run(). */

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "dlcurl.h"
 #include <jv.h>
 #include "sink.h"
 #include "json.h"
@@ -1070,12 +1071,18 @@ struct nn_sink *nn_sink_open(const char *spec, const struct nn_sink_opts *o, cha
 		r = parse_syslog(s, spec + 13, err);
 	} else if (!strncmp(spec, "influx+", 7)) {
 		s->kind = K_INFLUX;
-		pthread_once(&curl_once, curl_init_once);
-		r = parse_http(s, spec + 7, err);
+		r = nn_dlcurl_load(err);
+		if (r == 0) {
+			pthread_once(&curl_once, curl_init_once);
+			r = parse_http(s, spec + 7, err);
+		}
 	} else if (!strncmp(spec, "esbulk+", 7)) {
 		s->kind = K_ESBULK;
-		pthread_once(&curl_once, curl_init_once);
-		r = parse_http(s, spec + 7, err);
+		r = nn_dlcurl_load(err);
+		if (r == 0) {
+			pthread_once(&curl_once, curl_init_once);
+			r = parse_http(s, spec + 7, err);
+		}
 	} else {
 		nn_seterr(err, "sink '%s': unknown kind (syslog+unix://, syslog+tcp://, "
 			  "syslog+udp://, influx+http://, esbulk+http://)", spec);

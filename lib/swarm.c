@@ -454,15 +454,30 @@ static void conn_free(struct pconn *c)
 	free(c);
 }
 
+/* A handshake that failed is a refusal: an event as well as a warning. */
+static void handshake_refused(struct pconn *c, const char *why)
+{
+	jv f = jv_object();
+	if (c->did[0])
+		f = jv_object_set(f, jv_string("peer"), jv_string(c->did));
+	f = jv_object_set(f, jv_string("addr"), jv_string(c->addr));
+	f = jv_object_set(f, jv_string("dir"), jv_string(c->outgoing ? "out" : "in"));
+	f = jv_object_set(f, jv_string("code"), jv_string("handshake"));
+	f = jv_object_set(f, jv_string("message"), jv_string(why));
+	nn_node_emit(c->s->n, NN_LOG_WARN, "security.refused", NULL, f);
+}
+
 static void conn_fail(struct pconn *c, const char *why)
 {
 	char nb[200];
-	if (c->open)
+	if (c->open) {
 		nn_info("swarm: %s: connection lost: %s", conn_name(c, nb, sizeof nb), why);
-	else if (c->connecting)
+	} else if (c->connecting) {
 		nn_debug("swarm: %s: cannot connect: %s", conn_name(c, nb, sizeof nb), why);
-	else
+	} else {
 		nn_warn("swarm: %s: %s", conn_name(c, nb, sizeof nb), why);
+		handshake_refused(c, why);
+	}
 	conn_free(c);
 }
 
@@ -982,9 +997,13 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	jv t;
 
 	if (jv_get_kind(v) != JV_KIND_OBJECT) {
+		/* valid JSON of another kind leaves err unset */
+		enum nn_code code = jv_is_valid(v) ? NN_E_NOT_OBJECT : NN_E_PARSE;
+		if (code == NN_E_NOT_OBJECT)
+			nn_seterr(err, "an envelope is a JSON object, not %s",
+				  jv_kind_name(jv_get_kind(v)));
 		jv_free(v);
-		nn_node_sign_send(s->n, nn_env_error(jv_null(), nn_node_did(s->n), NN_E_PARSE, err,
-						     nn_node_config(s->n)->ttl_ms), &o);
+		nn_node_refuse(s->n, &o, jv_null(), code, err);
 		return;
 	}
 	t = jv_object_get(jv_copy(v), jv_string("swim"));
@@ -1000,7 +1019,10 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 				enum nn_code code = nn_env_verify(env, &(struct nn_env_limits)NN_ENV_LIMITS_DEFAULT,
 								  nn_now_ms(), err);
 				if (code != NN_OK) {
-					nn_warn("swarm: peer %s: broadcast refused: %s", c->did, err);
+					/* a broadcast gets no answer, but its refusal is recorded */
+					char m[NN_ERRLEN];
+					snprintf(m, sizeof m, "broadcast refused: %.200s", err);
+					nn_node_refused(s->n, &o, env, code, m);
 				} else {
 					if (hops > 1 && hops <= 64)
 						bc_forward(s, env, (int)hops - 1, c->no);
@@ -1098,8 +1120,10 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				int k;
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
-						nn_warn("swarm: peer %s: dropped a line over %lld bytes", c->did,
-							(long long)nn_node_config(s->n)->max_line);
+						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c };
+						snprintf(err, sizeof err, "dropped a line over %lld bytes",
+							 (long long)nn_node_config(s->n)->max_line);
+						nn_node_refused(s->n, &o, jv_null(), NN_E_OVERSIZE, err);
 						continue;
 					}
 					on_line(s, c, line, len);

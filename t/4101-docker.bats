@@ -155,7 +155,7 @@ more-out"
 	s=$(spec opt1 '["true"]' '{"options":{"hostnam":"x"}}')
 	run --separate-stderr nunet-run exec "$s"
 	assert_equal "$status" 65
-	assert_equal "$stderr" "nunet-run: error: options: unknown field 'hostnam' for the docker executor (known: host, mount, network, user)"
+	assert_equal "$stderr" "nunet-run: error: options: unknown field 'hostnam' for the docker executor (known: binds, host, mount, network, user)"
 	s=$(spec opt2 '["true"]' '{"image":null}')
 	jq 'del(.image)' "$s" >"$s.2"
 	run --separate-stderr nunet-run exec "$s.2"

@@ -239,7 +239,7 @@ reply "
 $good"
 	assert_success
 	assert_equal "$(jq -r .type <<<"$output")" reply
-	grep -q "swarm: peer $C: dropped a line over 4096 bytes" "$BATS_TEST_TMPDIR/node.log"
+	grep -q "warn: peer $C: oversize: dropped a line over 4096 bytes" "$BATS_TEST_TMPDIR/node.log"
 	# and the node still serves its control socket
 	run env NUNET_HOME="$BATS_TEST_TMPDIR/b" nunet-send /node/ping
 	assert_success

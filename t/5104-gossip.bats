@@ -114,5 +114,5 @@ unauthorized"
 	env3=$(envelope "$X" /broadcast/ping | test-tool env sign "$key" | jq -c '.body.x = 1')
 	run test-tool swarm "${ADDR[b]}" "${DID[b]}" "$key" public 1 1000 <<<"$(bc 8 <<<"$env3")"
 	assert_failure 1
-	grep -q "swarm: peer $X: broadcast refused: " "$BATS_TEST_TMPDIR/node.log"
+	grep -q "warn: peer $X: bad_signature: broadcast refused: " "$BATS_TEST_TMPDIR/node.log"
 }

@@ -8,7 +8,9 @@
  * passed as is (the engine adds PATH when the env has none), the allocation
  * directory is bind-mounted at /alloc (options.mount) and the workdir is the
  * same place below it, and the limits become Memory (= MemorySwap),
- * NanoCpus and PidsLimit.  "net":true gives NetworkMode none (own network
+ * NanoCpus and PidsLimit.  options.binds adds bind mounts
+ * ("HOST:CONTAINER:ro", as the engine's Binds: the node hands a job its
+ * control socket and credentials so).  "net":true gives NetworkMode none (own network
  * namespace, loopback only); otherwise the engine's default network, or
  * options.network.
  *
@@ -57,6 +59,7 @@ struct dock {
 	char *user;		/* options.user */
 	char *network;		/* options.network */
 	char *mount;		/* where DIR appears in the container, or NULL */
+	jv binds;		/* options.binds: more "HOST:CONTAINER[:ro]", or null */
 	int drop_memory, drop_cpu, drop_pids;	/* allow_unlimited said so */
 	char cid[65];		/* container id, "" when none */
 	pid_t follower;		/* log follower, 0 when none */
@@ -73,6 +76,7 @@ static struct dock *priv(struct nn_exec_job *job)
 	if (!job->priv) {
 		struct dock *k = nn_xcalloc(1, sizeof *k);
 		k->st.cpu_seconds = -1;
+		k->binds = jv_null();
 		k->st.memory_peak = k->st.memory_current = k->st.pids_current = -1;
 		job->priv = k;
 	}
@@ -119,13 +123,33 @@ static int docker_available(char *why)
 	return rc;
 }
 
+/* A bind "HOST:CONTAINER" or "HOST:CONTAINER:ro": two absolute paths
+ * (CONTAINER not '/'), HOST existing. */
+static int bind_ok(const char *b)
+{
+	const char *c = strchr(b, ':'), *m;
+	char *host;
+	int ok;
+	if (b[0] != '/' || !c || c[1] != '/' || c[2] == '\0' || c[2] == ':')
+		return 0;
+	m = strchr(c + 1, ':');
+	if (m && strcmp(m, ":ro") != 0 && strcmp(m, ":rw") != 0)
+		return 0;
+	host = nn_xasprintf("%.*s", (int)(c - b), b);
+	ok = access(host, F_OK) == 0;
+	free(host);
+	return ok;
+}
+
 /* options: {"host":"unix:///…","user":"1000:1000","network":"host",
- * "mount":"/alloc" (or "" for no bind mount)} */
+ * "mount":"/alloc" (or "" for no bind mount), "binds":["HOST:CONTAINER:ro"]} */
 static int parse_options(struct nn_exec_job *job, struct dock *k, char *err)
 {
 	int rc = 0;
 	free(k->mount);
 	k->mount = nn_xstrdup("/alloc");
+	jv_free(k->binds);
+	k->binds = jv_null();
 	jv_object_foreach(job->spec->options, key, v) {
 		const char *name = jv_string_value(key);
 		char **slot = !strcmp(name, "host") ? &k->host : !strcmp(name, "user") ? &k->user
@@ -133,10 +157,22 @@ static int parse_options(struct nn_exec_job *job, struct dock *k, char *err)
 			: NULL;
 		if (rc < 0) {
 			;
+		} else if (!strcmp(name, "binds")) {
+			int good = jv_get_kind(v) == JV_KIND_ARRAY;
+			if (good)
+				jv_array_foreach(v, i, b) {
+					good &= jv_get_kind(b) == JV_KIND_STRING && bind_ok(jv_string_value(b));
+					jv_free(b);
+				}
+			if (!good)
+				rc = fail(job, NN_EX_DATAERR, err, "options.binds: expected an array of "
+					  "\"HOST:CONTAINER[:ro]\" with absolute paths, HOST existing");
+			else
+				k->binds = jv_copy(v);
 		} else if (!slot) {
 			rc = fail(job, NN_EX_DATAERR, err,
 				  "options: unknown field '%s' for the docker executor "
-				  "(known: host, mount, network, user)", name);
+				  "(known: binds, host, mount, network, user)", name);
 		} else if (jv_get_kind(v) != JV_KIND_STRING ||
 			   (strcmp(name, "mount") && !*jv_string_value(v))) {
 			rc = fail(job, NN_EX_DATAERR, err, "options.%s: expected a%s string", name,
@@ -259,21 +295,27 @@ static jv container_config(struct nn_exec_job *job, struct dock *k)
 	c = jv_object_set(c, jv_string("AttachStdin"), jv_false());
 	if (k->user)
 		c = jv_object_set(c, jv_string("User"), jv_string(k->user));
-	if (k->mount) {
-		char *wd = nn_xasprintf("%s%s", k->mount, s->workdir + strlen(s->dir));
-		char *bind = nn_xasprintf("%s:%s", s->dir, k->mount);
-		jv binds = jv_array_append(jv_array(), jv_string(bind));
-		/* inputs the job may not change: bound again over the first, read-only */
-		for (int i = 0; s->readonly && s->readonly[i]; i++) {
-			char *ro = nn_xasprintf("%s/%s:%s/%s:ro", s->dir, s->readonly[i], k->mount,
-						s->readonly[i]);
-			binds = jv_array_append(binds, jv_string(ro));
-			free(ro);
+	{
+		jv binds = jv_get_kind(k->binds) == JV_KIND_ARRAY ? jv_copy(k->binds) : jv_array();
+		if (k->mount) {
+			char *wd = nn_xasprintf("%s%s", k->mount, s->workdir + strlen(s->dir));
+			char *bind = nn_xasprintf("%s:%s", s->dir, k->mount);
+			c = jv_object_set(c, jv_string("WorkingDir"), jv_string(wd));
+			binds = jv_array_concat(jv_array_append(jv_array(), jv_string(bind)), binds);
+			/* inputs the job may not change: bound again over the first, read-only */
+			for (int i = 0; s->readonly && s->readonly[i]; i++) {
+				char *ro = nn_xasprintf("%s/%s:%s/%s:ro", s->dir, s->readonly[i], k->mount,
+							s->readonly[i]);
+				binds = jv_array_append(binds, jv_string(ro));
+				free(ro);
+			}
+			free(wd);
+			free(bind);
 		}
-		c = jv_object_set(c, jv_string("WorkingDir"), jv_string(wd));
-		host = jv_object_set(host, jv_string("Binds"), binds);
-		free(wd);
-		free(bind);
+		if (jv_array_length(jv_copy(binds)) > 0)
+			host = jv_object_set(host, jv_string("Binds"), binds);
+		else
+			jv_free(binds);
 	}
 	if (l->memory && !k->drop_memory) {
 		host = jv_object_set(host, jv_string("Memory"), jv_number((double)l->memory));
@@ -800,6 +842,7 @@ static void docker_free(struct nn_exec_job *job)
 	free(k->user);
 	free(k->network);
 	free(k->mount);
+	jv_free(k->binds);
 }
 
 const struct nn_executor nn_exec_docker = {

@@ -9,6 +9,7 @@
 #include "json.h"
 
 #include <curl/curl.h>
+#include "dlcurl.h"
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +99,11 @@ static CURL *begin(struct nn_docker *d, const char *method, const char *path,
 	char *url;
 
 	if (!d->curl) {
+		char why[NN_ERRLEN];
+		if (nn_dlcurl_load(why) < 0) {
+			nn_seterr(err, "docker: %s", why);
+			return NULL;
+		}
 		d->curl = curl_easy_init();
 		if (!d->curl) {
 			nn_seterr(err, "docker: cannot initialise libcurl");

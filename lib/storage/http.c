@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <curl/curl.h>
+#include "dlcurl.h"
 #include "sha256.h"
 
 #define EMPTY_SHA256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -113,6 +114,9 @@ static CURL *handle(struct nn_xfer *x, char *cerr)
 	CURL *h;
 	int64_t left;
 
+	cerr[0] = '\0';
+	if (nn_dlcurl_load(cerr) < 0)
+		return NULL;
 	global_init();
 	h = curl_easy_init();
 	if (!h)
@@ -476,7 +480,8 @@ int nn_storage_http_fetch(struct nn_xfer *x, const char *url, int fd, uint64_t *
 	int rc;
 
 	if (!h)
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	rc = get_into(x, h, url, NULL, fd, have, hash_state, cerr, err);
 	curl_easy_cleanup(h);
 	return rc;
@@ -517,7 +522,8 @@ int nn_storage_s3_fetch(struct nn_xfer *x, const char *url, int fd, uint64_t *ha
 	if (!h) {
 		free(u);
 		nn_s3_config_release(&own);
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	}
 	s3_auth(h, c, &hdrs, EMPTY_SHA256);
 	rc = get_into(x, h, u, hdrs, fd, have, hash_state, cerr, err);
@@ -581,7 +587,8 @@ int nn_storage_http_put(struct nn_xfer *x, const char *path, const char *url, ch
 	h = handle(x, cerr);
 	if (!h) {
 		fclose(f);
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	}
 	nn_buf_init(&body, ERRBODY_MAX + 1);
 	hdrs = curl_slist_append(hdrs, "Expect:");
@@ -648,7 +655,8 @@ static int s3_request(struct nn_xfer *x, const struct nn_s3_config *c, const cha
 
 	h = handle(x, cerr);
 	if (!h)
-		return nn_xfer_fail(x, NN_EX_SOFTWARE, 0, err, "cannot start libcurl");
+		return nn_xfer_fail(x, cerr[0] ? NN_EX_UNAVAILABLE : NN_EX_SOFTWARE, 0, err,
+				    "%s", cerr[0] ? cerr : "cannot start libcurl");
 	nn_sha256(md, data ? data : (const void *)"", len);
 	nn_hex_encode(hex, md, 32);
 	s3_auth(h, c, &hdrs, hex);

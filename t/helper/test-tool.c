@@ -24,6 +24,7 @@ static const struct cmd cmds[] = {
 	{ "db", cmd__db },
 	{ "loop", cmd__loop },
 	{ "size", cmd__size },
+	{ "dlcurl", cmd__dlcurl },
 	{ "events-bench", cmd__events_bench },
 	{ "cap", cmd__cap },
 	{ "pay", cmd__pay },
@@ -34,6 +35,7 @@ static const struct cmd cmds[] = {
 	{ "onboard", cmd__onboard },
 	{ "swarm", cmd__swarm },
 	{ "captoken", cmd__captoken },
+	{ "ensemble", cmd__ensemble },
 	/* more: one line each, keep sorted by family */
 };
 

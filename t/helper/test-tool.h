@@ -27,6 +27,8 @@ int cmd__hwinfo(int argc, char **argv);
 int cmd__onboard(int argc, char **argv);
 int cmd__swarm(int argc, char **argv);
 int cmd__captoken(int argc, char **argv);
+int cmd__ensemble(int argc, char **argv);
+int cmd__dlcurl(int argc, char **argv);
 /* more subcommands: one line here and one in the table in test-tool.c */
 
 #endif

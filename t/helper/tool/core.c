@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <curl/curl.h>
 #include "codec.h"
 #include "config.h"
 #include "db.h"
+#include "dlcurl.h"
 #include "env.h"
 #include "events.h"
 #include "json.h"
@@ -474,5 +476,50 @@ int cmd__events_bench(int argc, char **argv)
 	nn_db_close(&db);
 	printf("{\"events_per_s\":%.0f,\"baseline_per_s\":%.0f}\n", n * 1000.0 / (t1 - t0 ? t1 - t0 : 1),
 	       n * 1000.0 / (t2 - t1 ? t2 - t1 : 1));
+	return 0;
+}
+
+/*
+ * dlcurl: load libcurl through lib/dlcurl.c and call it: escape "a b&c",
+ * parse a URL and print its host, set options of each argument type on an
+ * easy handle.  dlcurl SONAME: only try to load SONAME, print why not.
+ */
+int cmd__dlcurl(int argc, char **argv)
+{
+	char err[NN_ERRLEN], *esc, *host = NULL;
+	CURL *c;
+	CURLU *u;
+	if (argc == 2) {
+		if (nn_dlcurl_probe(argv[1], err) < 0) {
+			printf("%s\n", err);
+			return 69;
+		}
+		printf("loaded\n");
+		return 0;
+	}
+	if (nn_dlcurl_load(err) < 0) {
+		printf("%s\n", err);
+		return 69;
+	}
+	c = curl_easy_init();
+	if (!c)
+		return 70;
+	esc = curl_easy_escape(c, "a b&c", 0);
+	printf("%s\n", esc);
+	curl_free(esc);
+	u = curl_url();
+	if (curl_url_set(u, CURLUPART_URL, "http://example.invalid:8080/x", 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK)
+		return 70;
+	printf("%s\n", host);
+	curl_free(host);
+	curl_url_cleanup(u);
+	if (curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 1000L) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_URL, "http://127.0.0.1:1/") != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_MAX_RECV_SPEED_LARGE, (curl_off_t)1 << 40) != CURLE_OK ||
+	    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "nosuchproto") != CURLE_UNSUPPORTED_PROTOCOL)
+		return 70;
+	printf("%s\n", curl_easy_strerror(CURLE_COULDNT_CONNECT));
+	curl_easy_cleanup(c);
 	return 0;
 }

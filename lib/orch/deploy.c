@@ -1,0 +1,1892 @@
+/*
+ * orch/deploy — the orchestrator's half of the deployment protocol
+ * (orch.h): one struct orch_dep per deployment not yet final, driven by
+ * the answers of the node's own requests (nn_node_request) and by the
+ * module's timer.  Every step is a deploy.* event carrying the deployment's
+ * trace, and every decision is written to node.db before the next request
+ * goes out, so a restarted node knows what it holds.
+ *
+ *   bidding ──window closed / all answered──▶ select ──▶ committing
+ *   committing ──all leases──▶ provisioning (depends_on order) ──▶ running
+ *   any failure before running: release every lease, drop the provider
+ *   that failed, select again from the bids (new bids when none is left)
+ *   until the deadline; then "failed" with the reason.
+ *   running ──tasks final──▶ done;  a service final or a lost provider:
+ *   redeploy (services, tasks with retries) or failed.
+ */
+#include "orch/orch_int.h"
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "alloc.h"
+#include "json.h"
+#include "log.h"
+
+enum { D_BIDDING, D_COMMITTING, D_PROVISIONING, D_RUNNING, D_DONE, D_FAILED, D_CANCELLED };
+static const char *const dstate[] = { "bidding", "committing", "provisioning", "running", "done",
+				      "failed", "cancelled" };
+enum { S_NONE, S_COMMITTING, S_COMMITTED, S_PROVISIONING, S_RUNNING };
+static const char *const sstate[] = { "none", "committing", "committed", "provisioning", "running" };
+enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE };
+
+struct slot {
+	char grp[72];
+	char prov[NN_DID_MAX];
+	char lease[72];
+	int st;
+	int failed;
+};
+
+struct orch_dep {
+	struct orch *o;
+	char id[40], trace[72];
+	jv ens;
+	int state, gen, attempts;
+	int64_t deadline;		/* wall ms */
+	int64_t bid_close;		/* monotonic ms; 0: not bidding */
+	int hops;
+	jv bids;			/* did → bid body */
+	jv asked;			/* did → depth */
+	jv expect;			/* did → true: answers awaited before the window's end */
+	int inflight;
+	jv excluded;			/* did → why */
+	struct slot *slots;
+	int nslots;
+	int redeploys;
+	struct orch_dep *next;
+};
+
+struct orch_rq {
+	struct orch *o;
+	char dep[40];
+	int gen, kind, slot;
+	char to[NN_DID_MAX];
+	int depth;
+	struct orch_rq *next;
+};
+
+static void dep_fail(struct orch_dep *d, const char *why, jv extra);
+static void dep_select(struct orch_dep *d);
+static void dep_provision(struct orch_dep *d);
+static void dep_bid(struct orch_dep *d);
+
+/* ---- small things ---- */
+
+static jv jget(jv o, const char *k)
+{
+	return jv_object_get(jv_copy(o), jv_string(k));
+}
+
+static void emit(struct orch_dep *d, enum nn_level lv, const char *kind, jv f)
+{
+	f = jv_object_set(f, jv_string("deployment"), jv_string(d->id));
+	nn_node_emit(d->o->n, lv, kind, d->trace, f);
+}
+
+static struct orch_dep *dep_find(struct orch *o, const char *id)
+{
+	for (struct orch_dep *d = o->deps; d; d = d->next)
+		if (!strcmp(d->id, id))
+			return d;
+	return NULL;
+}
+
+static void dep_save(struct orch_dep *d, const char *reason, int status)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "UPDATE orch_deploy SET state = ?, updated = ?,"
+				     " reason = coalesce(?, reason), status = coalesce(?, status),"
+				     " attempts = ? WHERE id = ?");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, dstate[d->state], -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, nn_now_ms());
+	if (reason)
+		sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+	if (status >= 0)
+		sqlite3_bind_int(st, 4, status);
+	sqlite3_bind_int(st, 5, d->attempts);
+	sqlite3_bind_text(st, 6, d->id, -1, SQLITE_STATIC);
+	orch_step(d->o, st);
+}
+
+static void slot_save(struct orch_dep *d, int i)
+{
+	struct slot *s = &d->slots[i];
+	sqlite3_stmt *st = orch_prep(d->o, "INSERT OR REPLACE INTO orch_slot (dep, slot, grp, provider, lease,"
+				     " state) VALUES (?, ?, ?, ?, ?, ?)");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, i);
+	sqlite3_bind_text(st, 3, s->grp, -1, SQLITE_STATIC);
+	if (s->prov[0])
+		sqlite3_bind_text(st, 4, s->prov, -1, SQLITE_STATIC);
+	if (s->lease[0])
+		sqlite3_bind_text(st, 5, s->lease, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, sstate[s->st], -1, SQLITE_STATIC);
+	orch_step(d->o, st);
+}
+
+static void dep_free(struct orch_dep *d)
+{
+	jv_free(d->ens);
+	jv_free(d->bids);
+	jv_free(d->asked);
+	jv_free(d->expect);
+	jv_free(d->excluded);
+	free(d->slots);
+	free(d);
+}
+
+static void dep_unlink(struct orch_dep *d)
+{
+	for (struct orch_dep **pp = &d->o->deps; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			break;
+		}
+	dep_free(d);
+}
+
+void orch_deploy_free_all(struct orch *o)
+{
+	while (o->deps) {
+		struct orch_dep *d = o->deps;
+		o->deps = d->next;
+		dep_free(d);
+	}
+	while (o->rqs) {
+		struct orch_rq *r = o->rqs;
+		o->rqs = r->next;
+		free(r);
+	}
+}
+
+static struct orch_rq *rq_new(struct orch_dep *d, int kind, int slot, const char *to)
+{
+	struct orch_rq *r = nn_xcalloc(1, sizeof *r);
+	r->o = d->o;
+	snprintf(r->dep, sizeof r->dep, "%s", d->id);
+	r->gen = d->gen;
+	r->kind = kind;
+	r->slot = slot;
+	snprintf(r->to, sizeof r->to, "%s", to);
+	r->next = d->o->rqs;
+	d->o->rqs = r;
+	return r;
+}
+
+static void rq_free(struct orch_rq *r)
+{
+	for (struct orch_rq **pp = &r->o->rqs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	free(r);
+}
+
+/* The deployment a request was for, when it is still at that step. */
+static struct orch_dep *rq_dep(struct orch_rq *r)
+{
+	struct orch_dep *d = dep_find(r->o, r->dep);
+	return d && d->gen == r->gen ? d : NULL;
+}
+
+/* The reason of an answer that is not a reply (borrowed answer). */
+static void answer_why(jv ans, char *why, size_t cap)
+{
+	const char *m = NULL;
+	jv b;
+	if (!jv_is_valid(ans)) {
+		jv msg = jv_invalid_get_msg(jv_copy(ans));
+		snprintf(why, cap, "%s", jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "no answer");
+		jv_free(msg);
+		return;
+	}
+	b = jget(ans, "body");
+	nn_json_get_str(b, "message", &m, NULL);
+	snprintf(why, cap, "%s", m ? m : "refused");
+	jv_free(b);
+}
+
+static int is_reply(jv ans)
+{
+	const char *t;
+	return jv_is_valid(ans) && (t = nn_env_str(ans, "type")) && !strcmp(t, "reply");
+}
+
+/* ---- capability tokens this node holds ---- */
+
+/* Tokens in $NUNET_HOME/tokens/ *.json granted to this node whose chain
+ * starts at `root` (the provider's own key, an owner there). */
+static jv tokens_for(struct orch *o, const char *root)
+{
+	char *dir = nn_xasprintf("%s/tokens", nn_node_home(o->n));
+	DIR *dp = opendir(dir);
+	struct dirent *de;
+	jv out = jv_array();
+	int k = 0;
+	while (dp && (de = readdir(dp)) && k < 8) {
+		size_t len = strlen(de->d_name), tl;
+		char *path, *text;
+		jv t, p;
+		if (len < 6 || strcmp(de->d_name + len - 5, ".json"))
+			continue;
+		path = nn_xasprintf("%s/%s", dir, de->d_name);
+		text = nn_read_file(path, 64 * 1024, &tl, NULL);
+		free(path);
+		if (!text)
+			continue;
+		t = nn_json_parse(text, tl, NULL);
+		free(text);
+		if (jv_get_kind(t) != JV_KIND_OBJECT) {
+			jv_free(t);
+			continue;
+		}
+		{
+			const char *aud = NULL, *iss = NULL;
+			int depth = 0;
+			nn_json_get_str(t, "aud", &aud, NULL);
+			p = jv_copy(t);
+			for (;;) {
+				jv par = jget(p, "parent");
+				if (jv_get_kind(par) != JV_KIND_OBJECT || depth++ > 16) {
+					jv_free(par);
+					break;
+				}
+				jv_free(p);
+				p = par;
+			}
+			nn_json_get_str(p, "iss", &iss, NULL);
+			if (aud && iss && !strcmp(aud, nn_node_did(o->n)) && !strcmp(iss, root)) {
+				out = jv_array_append(out, jv_copy(t));
+				k++;
+			}
+			jv_free(p);
+		}
+		jv_free(t);
+	}
+	if (dp)
+		closedir(dp);
+	free(dir);
+	return out;
+}
+
+/* ---- the ensemble ---- */
+
+/* Checks the parts of a normalized ensemble the orchestrator reads and
+ * fills the defaults it relies on; consumes e.  Invalid + err. */
+static jv check_ensemble(jv e, char *err)
+{
+	jv allocs = jget(e, "allocations"), nodes;
+	int na = 0;
+	if (jv_get_kind(e) != JV_KIND_OBJECT || jv_get_kind(allocs) != JV_KIND_OBJECT) {
+		jv_free(allocs);
+		jv_free(e);
+		nn_seterr(err, "ensemble: expected an object with allocations");
+		return jv_invalid();
+	}
+	jv_object_foreach(allocs, k, a) {
+		const char *name = jv_string_value(k);
+		jv cmd = jget(a, "command"), img = jget(a, "image");
+		size_t ln = strlen(name);
+		na++;
+		if (!err[0] && (ln == 0 || ln > 63 || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != ln))
+			nn_seterr(err, "allocations.%.64s: not a valid name", name);
+		else if (!err[0] && jv_get_kind(a) != JV_KIND_OBJECT)
+			nn_seterr(err, "allocations.%s: expected an object", name);
+		else if (!err[0] && jv_get_kind(cmd) != JV_KIND_ARRAY && jv_get_kind(img) != JV_KIND_STRING)
+			nn_seterr(err, "allocations.%s: needs a command or an image", name);
+		jv_free(cmd);
+		jv_free(img);
+		jv_free(k);
+		jv_free(a);
+	}
+	if (!err[0] && (na == 0 || na > ORCH_MAX_ALLOCS))
+		nn_seterr(err, "allocations: expected 1 to %d allocations", ORCH_MAX_ALLOCS);
+	nodes = jget(e, "nodes");
+	if (!err[0] && jv_get_kind(nodes) != JV_KIND_OBJECT) {
+		/* one group per allocation, of the same name */
+		jv_free(nodes);
+		nodes = jv_object();
+		jv_object_foreach(allocs, k, a) {
+			jv g = jv_object_set(jv_object(), jv_string("allocations"),
+					     jv_array_append(jv_array(), jv_copy(k)));
+			g = jv_object_set(g, jv_string("redundancy"), jv_number(1));
+			nodes = jv_object_set(nodes, k, g);
+			jv_free(a);
+		}
+		e = jv_object_set(e, jv_string("nodes"), jv_copy(nodes));
+	}
+	if (!err[0]) {
+		int ng = 0;
+		jv_object_foreach(nodes, k, g) {
+			jv as = jget(g, "allocations");
+			ng++;
+			if (!err[0] && (jv_get_kind(as) != JV_KIND_ARRAY || jv_array_length(jv_copy(as)) < 1))
+				nn_seterr(err, "nodes.%.64s.allocations: expected allocation names", jv_string_value(k));
+			if (!err[0])
+				jv_array_foreach(as, i, an) {
+					jv a = jv_get_kind(an) == JV_KIND_STRING ? jv_object_get(jv_copy(allocs), jv_copy(an))
+						: jv_invalid();
+					if (!err[0] && !jv_is_valid(a))
+						nn_seterr(err, "nodes.%.64s.allocations[%d]: not an allocation of the ensemble",
+							  jv_string_value(k), i);
+					jv_free(a);
+					jv_free(an);
+				}
+			jv_free(as);
+			jv_free(k);
+			jv_free(g);
+		}
+		if (!err[0] && ng > ORCH_MAX_GROUPS)
+			nn_seterr(err, "nodes: at most %d groups", ORCH_MAX_GROUPS);
+	}
+	jv_free(nodes);
+	jv_free(allocs);
+	if (err[0]) {
+		jv_free(e);
+		return jv_invalid();
+	}
+	return e;
+}
+
+static int64_t ens_int(jv e, const char *k, int64_t dflt)
+{
+	int64_t v;
+	return nn_json_get_int(e, k, &v, NULL) == 0 ? v : dflt;
+}
+
+static const char *ens_str(jv e, const char *k)
+{
+	const char *s;
+	return nn_json_get_str(e, k, &s, NULL) == 0 ? s : NULL;
+}
+
+/* Sum of a group's allocations' resources as a requirements document
+ * (man/nunet-capability.5), with the executors, location and price cap. */
+static jv group_req(jv ens, const char *grp, jv *vec)
+{
+	jv g = jv_object_get(jget(ens, "nodes"), jv_string(grp));
+	jv names = jget(g, "allocations"), allocs = jget(ens, "allocations");
+	jv req = jv_object(), exs = jv_array(), loc = jget(g, "location"), mp = jget(ens, "max_price");
+	double cpu = 0, ram = 0, disk = 0, gpus = 0;
+	if (jv_get_kind(names) == JV_KIND_ARRAY)
+		jv_array_foreach(names, i, n) {
+			jv a = jv_object_get(jv_copy(allocs), n);
+			jv r = jget(a, "resources"), x;
+			const char *ex = ens_str(a, "executor");
+			x = jget(r, "cpu");
+			cpu += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
+			jv_free(x);
+			x = jget(r, "ram");
+			ram += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
+			jv_free(x);
+			x = jget(r, "disk");
+			disk += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
+			jv_free(x);
+			x = jget(r, "gpus");
+			gpus += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
+			jv_free(x);
+			{
+				int have = 0;
+				const char *e = ex ? ex : "native";
+				jv_array_foreach(exs, k, s) {
+					have |= !strcmp(jv_string_value(s), e);
+					jv_free(s);
+				}
+				if (!have)
+					exs = jv_array_append(exs, jv_string(e));
+			}
+			jv_free(r);
+			jv_free(a);
+		}
+	cpu = round(cpu * 1000) / 1000;
+	if (cpu > 0)
+		req = jv_object_set(req, jv_string("cpu"), jv_object_set(jv_object(), jv_string("cores"), jv_number(cpu)));
+	if (ram > 0)
+		req = jv_object_set(req, jv_string("ram"), jv_object_set(jv_object(), jv_string("size"), jv_number(ram)));
+	if (disk > 0)
+		req = jv_object_set(req, jv_string("disk"), jv_object_set(jv_object(), jv_string("size"), jv_number(disk)));
+	if (gpus > 0)
+		req = jv_object_set(req, jv_string("gpus"), jv_object_set(jv_object(), jv_string("count"), jv_number(gpus)));
+	req = jv_object_set(req, jv_string("executors"), exs);
+	if (jv_get_kind(loc) == JV_KIND_OBJECT)
+		req = jv_object_set(req, jv_string("location"), loc);
+	else
+		jv_free(loc);
+	if (jv_get_kind(mp) == JV_KIND_OBJECT)
+		req = jv_object_set(req, jv_string("price"), jv_object_set(jv_object(), jv_string("max"), mp));
+	else
+		jv_free(mp);
+	if (vec) {
+		jv v = jv_object();
+		v = jv_object_set(v, jv_string("cpu"), jv_number(round(cpu * 1000)));
+		v = jv_object_set(v, jv_string("ram"), jv_number(ram));
+		v = jv_object_set(v, jv_string("disk"), jv_number(disk));
+		v = jv_object_set(v, jv_string("gpus"), jv_number(gpus));
+		*vec = v;
+	}
+	jv_free(allocs);
+	jv_free(names);
+	jv_free(g);
+	return req;
+}
+
+/* The /alloc/start body for allocation `a` (borrowed) of the ensemble. */
+static jv start_body(struct orch_dep *d, const char *name, jv a)
+{
+	jv spec = jv_object(), body = jv_object(), r = jget(a, "resources"), x, hc, rs;
+	const char *s;
+	spec = jv_object_set(spec, jv_string("executor"), jv_string((s = ens_str(a, "executor")) ? s : "native"));
+	if (jv_get_kind(x = jget(a, "command")) == JV_KIND_ARRAY)
+		spec = jv_object_set(spec, jv_string("command"), x);
+	else
+		jv_free(x);
+	if ((s = ens_str(a, "image")))
+		spec = jv_object_set(spec, jv_string("image"), jv_string(s));
+	if ((s = ens_str(a, "workdir")))
+		spec = jv_object_set(spec, jv_string("workdir"), jv_string(s));
+	x = jget(a, "env");
+	spec = jv_object_set(spec, jv_string("env"), jv_get_kind(x) == JV_KIND_OBJECT ? x : (jv_free(x), jv_object()));
+	{
+		jv lim = jv_object(), c = jget(r, "cpu"), m = jget(r, "ram");
+		if (jv_get_kind(c) == JV_KIND_NUMBER && jv_number_value(c) > 0)
+			lim = jv_object_set(lim, jv_string("cpu"), jv_copy(c));
+		if (jv_get_kind(m) == JV_KIND_NUMBER && jv_number_value(m) > 0)
+			lim = jv_object_set(lim, jv_string("memory"), jv_copy(m));
+		spec = jv_object_set(spec, jv_string("resources"), lim);
+		jv_free(c);
+		jv_free(m);
+	}
+	/* the reservation is accounted either way; limits are enforced
+	 * where the provider can enforce them */
+	spec = jv_object_set(spec, jv_string("allow_unlimited"), jv_true());
+	{
+		jv lb = jv_object_set(jv_object(), jv_string("nunet.deployment"), jv_string(d->id));
+		lb = jv_object_set(lb, jv_string("nunet.allocation"), jv_string(name));
+		spec = jv_object_set(spec, jv_string("labels"), lb);
+	}
+	body = jv_object_set(body, jv_string("spec"), spec);
+	rs = jget(a, "restart");
+	if (jv_get_kind(rs) == JV_KIND_OBJECT) {
+		jv p = jv_object();
+		int64_t v;
+		p = jv_object_set(p, jv_string("policy"), jv_string((s = ens_str(rs, "policy")) ? s : "never"));
+		if (nn_json_get_int(rs, "intensity", &v, NULL) == 0)
+			p = jv_object_set(p, jv_string("max"), jv_number((double)v));
+		if (nn_json_get_int(rs, "period_ms", &v, NULL) == 0)
+			p = jv_object_set(p, jv_string("period"), jv_string_fmt("%lldms", (long long)v));
+		body = jv_object_set(body, jv_string("restart"), p);
+	} else if (jv_get_kind(rs) == JV_KIND_STRING) {
+		body = jv_object_set(body, jv_string("restart"), jv_copy(rs));
+	} else if ((s = ens_str(a, "type")) && !strcmp(s, "service")) {
+		body = jv_object_set(body, jv_string("restart"), jv_string("always"));
+	}
+	jv_free(rs);
+	hc = jget(a, "healthcheck");
+	if (jv_get_kind(hc) == JV_KIND_OBJECT) {
+		jv h = jv_object();
+		int64_t v;
+		if (jv_get_kind(x = jget(hc, "cmd")) == JV_KIND_ARRAY)
+			h = jv_object_set(h, jv_string("command"), x);
+		else
+			jv_free(x);
+		if ((s = ens_str(hc, "http")))
+			h = jv_object_set(h, jv_string("http"), jv_string(s));
+		if (nn_json_get_int(hc, "interval_ms", &v, NULL) == 0)
+			h = jv_object_set(h, jv_string("interval"), jv_string_fmt("%lldms", (long long)v));
+		if (nn_json_get_int(hc, "timeout_ms", &v, NULL) == 0)
+			h = jv_object_set(h, jv_string("timeout"), jv_string_fmt("%lldms", (long long)v));
+		if (nn_json_get_int(hc, "retries", &v, NULL) == 0)
+			h = jv_object_set(h, jv_string("retries"), jv_number((double)v));
+		body = jv_object_set(body, jv_string("healthcheck"), h);
+	}
+	jv_free(hc);
+	jv_free(r);
+	return body;
+}
+
+/* A group's allocations in depends_on order (names, new array). */
+static jv group_order(jv ens, const char *grp)
+{
+	jv names = jv_object_get(jv_object_get(jget(ens, "nodes"), jv_string(grp)), jv_string("allocations"));
+	jv allocs = jget(ens, "allocations"), out = jv_array(), done = jv_object();
+	int n = jv_get_kind(names) == JV_KIND_ARRAY ? jv_array_length(jv_copy(names)) : 0, progress = 1;
+	while (progress && jv_array_length(jv_copy(out)) < n) {
+		progress = 0;
+		for (int i = 0; i < n; i++) {
+			jv nm = jv_array_get(jv_copy(names), i);
+			jv deps = jv_object_get(jv_object_get(jv_copy(allocs), jv_copy(nm)), jv_string("depends_on"));
+			int ready = 1;
+			jv seen = jv_object_get(jv_copy(done), jv_copy(nm));
+			if (jv_is_valid(seen)) {
+				jv_free(seen);
+				jv_free(deps);
+				jv_free(nm);
+				continue;
+			}
+			if (jv_get_kind(deps) == JV_KIND_ARRAY)
+				jv_array_foreach(deps, k, dn) {
+					/* a dependency in this group must start first */
+					int in = 0;
+					jv_array_foreach(names, m, x) {
+						in |= jv_equal(jv_copy(x), jv_copy(dn));
+						jv_free(x);
+					}
+					if (in) {
+						jv s = jv_object_get(jv_copy(done), jv_copy(dn));
+						ready &= jv_is_valid(s);
+						jv_free(s);
+					}
+					jv_free(dn);
+				}
+			if (ready || !progress) {
+				/* a cycle cannot stop it: the normalizer refuses them */
+			}
+			if (ready) {
+				done = jv_object_set(done, jv_copy(nm), jv_true());
+				out = jv_array_append(out, jv_copy(nm));
+				progress = 1;
+			}
+			jv_free(deps);
+			jv_free(nm);
+		}
+	}
+	jv_free(done);
+	jv_free(allocs);
+	jv_free(names);
+	return out;
+}
+
+/* The group that holds allocation name. */
+static jv group_of(jv ens, jv name)
+{
+	jv nodes = jget(ens, "nodes"), out = jv_invalid();
+	jv_object_foreach(nodes, g, v) {
+		jv as = jget(v, "allocations");
+		if (jv_get_kind(as) == JV_KIND_ARRAY && !jv_is_valid(out))
+			jv_array_foreach(as, i, x) {
+				if (!jv_is_valid(out) && jv_equal(jv_copy(x), jv_copy(name)))
+					out = jv_copy(g);
+				jv_free(x);
+			}
+		jv_free(as);
+		jv_free(g);
+		jv_free(v);
+	}
+	jv_free(nodes);
+	jv_free(name);
+	return out;
+}
+
+/* ---- bids ---- */
+
+static jv bid_body(struct orch_dep *d)
+{
+	jv b = jv_object_set(jv_object(), jv_string("deployment"), jv_string(d->id));
+	jv groups = jv_object(), nodes = jget(d->ens, "nodes"), w = jget(d->ens, "where"), r = jget(d->ens, "rank");
+	jv_object_foreach(nodes, g, v) {
+		groups = jv_object_set(groups, jv_copy(g), group_req(d->ens, jv_string_value(g), NULL));
+		jv_free(g);
+		jv_free(v);
+	}
+	jv_free(nodes);
+	b = jv_object_set(b, jv_string("groups"), groups);
+	b = jv_object_set(b, jv_string("where"), jv_get_kind(w) == JV_KIND_STRING ? w : (jv_free(w), jv_null()));
+	b = jv_object_set(b, jv_string("rank"), jv_get_kind(r) == JV_KIND_STRING ? r : (jv_free(r), jv_null()));
+	return b;
+}
+
+static void bids_maybe_close(struct orch_dep *d)
+{
+	int waiting = d->inflight > 0;
+	if (d->state != D_BIDDING || !d->bid_close)
+		return;
+	if (!waiting)
+		jv_object_foreach(d->expect, k, v) {
+			jv b = jv_object_get(jv_copy(d->bids), jv_copy(k));
+			jv ex = jv_object_get(jv_copy(d->excluded), jv_copy(k));
+			waiting |= !jv_is_valid(b) && !jv_is_valid(ex);
+			jv_free(b);
+			jv_free(ex);
+			jv_free(k);
+			jv_free(v);
+		}
+	if (!waiting) {
+		d->bid_close = 0;
+		dep_select(d);
+	}
+}
+
+static void ask(struct orch_dep *d, const char *to, int depth);
+
+static void on_bid(struct nn_node *n, jv ans, void *arg)
+{
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	int multi = !strcmp(r->to, "*");
+	(void)n;
+	if (!jv_is_valid(ans)) {
+		if (d && !multi) {
+			char why[NN_ERRLEN];
+			answer_why(ans, why, sizeof why);
+			d->inflight--;
+			/* a node that cannot be asked is not waited for */
+			d->excluded = jv_object_set(d->excluded, jv_string(r->to), jv_string(why));
+			bids_maybe_close(d);
+		}
+		rq_free(r);
+		return;
+	}
+	if (d && d->state == D_BIDDING) {
+		const char *from = nn_env_str(ans, "from");
+		jv body = jget(ans, "body");
+		if (!multi)
+			d->inflight--;
+		if (is_reply(ans) && jv_get_kind(body) == JV_KIND_OBJECT) {
+			const char *bd = ens_str(body, "did");
+			/* the signer is the bidder; the body says so too */
+			if (bd && !strcmp(bd, from)) {
+				jv f = jv_object_set(jv_object(), jv_string("provider"), jv_string(from)), gm = jv_array();
+				jv gs = jget(body, "groups");
+				if (jv_get_kind(gs) == JV_KIND_OBJECT)
+					jv_object_foreach(gs, g, v) {
+						jv m = jget(v, "match");
+						if (jv_get_kind(m) == JV_KIND_TRUE)
+							gm = jv_array_append(gm, jv_copy(g));
+						jv_free(m);
+						jv_free(g);
+						jv_free(v);
+					}
+				jv_free(gs);
+				f = jv_object_set(f, jv_string("matches"), gm);
+				emit(d, NN_LOG_INFO, "deploy.bid", f);
+				d->bids = jv_object_set(d->bids, jv_string(from), jv_copy(body));
+				/* the traversal goes on along the bidder's edges */
+				if (!multi && r->depth < d->hops) {
+					jv ps = jget(body, "peers");
+					if (jv_get_kind(ps) == JV_KIND_ARRAY)
+						jv_array_foreach(ps, i, p) {
+							const char *pd = ens_str(p, "did");
+							if (pd && strlen(pd) < NN_DID_MAX)
+								ask(d, pd, r->depth + 1);
+							jv_free(p);
+						}
+					jv_free(ps);
+				}
+			}
+		} else if (!multi) {
+			char why[NN_ERRLEN];
+			answer_why(ans, why, sizeof why);
+			d->excluded = jv_object_set(d->excluded, jv_string(from ? from : r->to), jv_string(why));
+		}
+		jv_free(body);
+		bids_maybe_close(d);
+	} else if (d && !multi) {
+		d->inflight--;
+	}
+	if (!multi)
+		rq_free(r);
+}
+
+static void ask(struct orch_dep *d, const char *to, int depth)
+{
+	char e[NN_ERRLEN];
+	struct orch_rq *r;
+	jv seen = jv_object_get(jv_copy(d->asked), jv_string(to));
+	int64_t left = d->deadline - nn_now_ms();
+	if (jv_is_valid(seen)) {
+		jv_free(seen);
+		return;
+	}
+	d->asked = jv_object_set(d->asked, jv_string(to), jv_number(depth));
+	d->expect = jv_object_set(d->expect, jv_string(to), jv_true());
+	r = rq_new(d, RQ_BID, -1, to);
+	r->depth = depth;
+	d->inflight++;
+	if (nn_node_request(d->o->n, to, "/broadcast/public/deploy/bid", bid_body(d), d->trace,
+			    left > 100 ? left : 100, on_bid, r, NULL, e) < 0) {
+		d->inflight--;
+		d->excluded = jv_object_set(d->excluded, jv_string(to), jv_string(e));
+		rq_free(r);
+	}
+}
+
+/* Pinned peers of the ensemble's groups (did → true), and whether every
+ * group is pinned. */
+static jv pins(jv ens, int *all)
+{
+	jv nodes = jget(ens, "nodes"), out = jv_object();
+	*all = 1;
+	jv_object_foreach(nodes, g, v) {
+		const char *p = ens_str(v, "peer");
+		if (p)
+			out = jv_object_set(out, jv_string(p), jv_true());
+		else
+			*all = 0;
+		jv_free(g);
+		jv_free(v);
+	}
+	jv_free(nodes);
+	return out;
+}
+
+static void dep_bid(struct orch_dep *d)
+{
+	int all;
+	jv pinned = pins(d->ens, &all);
+	int64_t window = ens_int(d->ens, "bid_window_ms", 500);
+	char e[NN_ERRLEN];
+
+	d->state = D_BIDDING;
+	d->gen++;
+	d->inflight = 0;
+	jv_free(d->bids);
+	jv_free(d->asked);
+	jv_free(d->expect);
+	d->bids = jv_object();
+	d->asked = jv_object();
+	d->expect = jv_object();
+	if (window < 10)
+		window = 10;
+	d->bid_close = nn_mono_ms() + window;
+	dep_save(d, NULL, -1);
+	{
+		jv f = jv_object_set(jv_object(), jv_string("window_ms"), jv_number((double)window));
+		f = jv_object_set(f, jv_string("mode"), jv_string(all ? "pinned" : d->hops > 0 ? "traversal" : "broadcast"));
+		if (d->hops > 0)
+			f = jv_object_set(f, jv_string("hops"), jv_number(d->hops));
+		emit(d, NN_LOG_INFO, "deploy.bidding", f);
+	}
+	jv_object_foreach(pinned, k, v) {
+		ask(d, jv_string_value(k), d->hops);
+		jv_free(k);
+		jv_free(v);
+	}
+	if (!all) {
+		jv peers = orch_peers(d->o);
+		ask(d, nn_node_did(d->o->n), d->hops > 0 ? 1 : d->hops);
+		if (d->hops > 0) {
+			jv_array_foreach(peers, i, p) {
+				const char *pd = ens_str(p, "did");
+				if (pd)
+					ask(d, pd, 1);
+				jv_free(p);
+			}
+		} else if (jv_array_length(jv_copy(peers)) > 0) {
+			struct orch_rq *r = rq_new(d, RQ_BID, -1, "*");
+			jv_array_foreach(peers, i, p) {
+				const char *pd = ens_str(p, "did");
+				if (pd)
+					d->expect = jv_object_set(d->expect, jv_string(pd), jv_true());
+				jv_free(p);
+			}
+			if (nn_node_request(d->o->n, "*", "/broadcast/public/deploy/bid", bid_body(d), d->trace,
+					    window, on_bid, r, NULL, e) < 0) {
+				nn_debug("orch: %s: broadcast: %s", d->id, e);
+				rq_free(r);
+			}
+		}
+		jv_free(peers);
+	}
+	jv_free(pinned);
+	bids_maybe_close(d);
+}
+
+/* ---- selection ---- */
+
+static int group_count(jv ens)
+{
+	jv nodes = jget(ens, "nodes");
+	int n = jv_get_kind(nodes) == JV_KIND_OBJECT ? jv_object_length(jv_copy(nodes)) : 0;
+	jv_free(nodes);
+	return n;
+}
+
+/* The slots (group × redundancy) with their candidates from the bids. */
+static jv build_slots(struct orch_dep *d, jv *explain)
+{
+	jv nodes = jget(d->ens, "nodes"), slots = jv_array(), rank = jget(d->ens, "rank");
+	int ranked = jv_get_kind(rank) == JV_KIND_STRING;
+	jv_free(rank);
+	*explain = jv_array();
+	jv_object_foreach(nodes, g, v) {
+		int64_t red = ens_int(v, "redundancy", 1);
+		const char *pin = ens_str(v, "peer");
+		jv cands = jv_array(), near = jv_array();
+		jv_object_foreach(d->bids, did, b) {
+			jv ans = jv_object_get(jget(b, "groups"), jv_copy(g));
+			jv m = jget(ans, "match"), why = jv_object_get(jv_copy(d->excluded), jv_copy(did));
+			if (jv_is_valid(why)) {
+				;
+			} else if (pin && strcmp(pin, jv_string_value(did))) {
+				;
+			} else if (jv_get_kind(m) == JV_KIND_TRUE) {
+				jv sc = jget(ans, "score");
+				double s = jv_get_kind(sc) == JV_KIND_NUMBER ? jv_number_value(sc) : 0;
+				jv c = jv_object_set(jv_object(), jv_string("did"), jv_copy(did));
+				c = jv_object_set(c, jv_string("score"), jv_number(s));
+				c = jv_object_set(c, jv_string("price"), jv_number(ranked ? 0 : -s));
+				cands = jv_array_append(cands, c);
+			} else {
+				jv x = jv_object_set(jv_object(), jv_string("group"), jv_copy(g));
+				x = jv_object_set(x, jv_string("provider"), jv_copy(did));
+				x = jv_object_set(x, jv_string("rejected"), jget(ans, "rejected"));
+				near = jv_array_append(near, x);
+			}
+			jv_free(why);
+			jv_free(m);
+			jv_free(ans);
+			jv_free(did);
+			jv_free(b);
+		}
+		if (jv_array_length(jv_copy(cands)) == 0) {
+			/* near-misses: the providers that failed fewest constraints */
+			int n = jv_array_length(jv_copy(near));
+			for (int pass = 1; pass <= 64 && jv_array_length(jv_copy(*explain)) < 3 * group_count(d->ens); pass++)
+				for (int i = 0; i < n; i++) {
+					jv x = jv_array_get(jv_copy(near), i), rj = jget(x, "rejected");
+					int k = jv_get_kind(rj) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rj)) : 64;
+					if (k == pass || (pass == 64 && k >= 64))
+						*explain = jv_array_append(*explain, jv_copy(x));
+					jv_free(rj);
+					jv_free(x);
+				}
+		}
+		jv_free(near);
+		for (int64_t i = 0; i < red && i < 16; i++) {
+			jv s = jv_object_set(jv_object(), jv_string("group"), jv_copy(g));
+			s = jv_object_set(s, jv_string("candidates"), jv_copy(cands));
+			slots = jv_array_append(slots, s);
+		}
+		jv_free(cands);
+		jv_free(g);
+		jv_free(v);
+	}
+	jv_free(nodes);
+	return slots;
+}
+
+static jv rtt_map(struct orch_dep *d)
+{
+	jv m = jv_object();
+	jv_object_foreach(d->bids, did, b) {
+		jv row = jv_object(), ps = jget(b, "peers");
+		if (jv_get_kind(ps) == JV_KIND_ARRAY)
+			jv_array_foreach(ps, i, p) {
+				jv pd = jget(p, "did"), r = jget(p, "rtt_ms");
+				if (jv_get_kind(pd) == JV_KIND_STRING && jv_get_kind(r) == JV_KIND_NUMBER)
+					row = jv_object_set(row, pd, r);
+				else {
+					jv_free(pd);
+					jv_free(r);
+				}
+				jv_free(p);
+			}
+		jv_free(ps);
+		m = jv_object_set(m, did, row);
+		jv_free(b);
+	}
+	return m;
+}
+
+static void commit_slot(struct orch_dep *d, int i);
+
+static void dep_select(struct orch_dep *d)
+{
+	jv explain, slots = build_slots(d, &explain), edges = jget(d->ens, "edges"), rtt = rtt_map(d);
+	jv res = nn_orch_select(slots, edges, rtt, ORCH_SEARCH_MAX), a = jget(res, "assignment");
+	int n = jv_get_kind(slots) == JV_KIND_ARRAY ? jv_array_length(jv_copy(slots)) : 0;
+
+	if (jv_get_kind(a) != JV_KIND_ARRAY) {
+		const char *why = ens_str(res, "why");
+		jv f = jv_object_set(jv_object(), jv_string("bids"), jv_number(jv_object_length(jv_copy(d->bids))));
+		char *w = nn_xstrdup(why ? why : "no assignment");
+		f = jv_object_set(f, jv_string("reason"), jv_string(w));
+		f = jv_object_set(f, jv_string("explain"), jv_copy(explain));
+		emit(d, NN_LOG_WARN, "deploy.nomatch", f);
+		if (jv_object_length(jv_copy(d->excluded)) > 0 && d->attempts > 0 &&
+		    nn_now_ms() + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
+			/* providers failed us: ask again, the others may still bid */
+			jv_free(d->excluded);
+			d->excluded = jv_object();
+			dep_bid(d);
+		} else {
+			dep_fail(d, w, jv_object_set(jv_object(), jv_string("explain"), jv_copy(explain)));
+		}
+		free(w);
+		goto out;
+	}
+	free(d->slots);
+	d->nslots = n;
+	d->slots = nn_xcalloc((size_t)n + 1, sizeof *d->slots);
+	d->attempts++;
+	d->gen++;
+	{
+		jv reasons = jv_array();
+		for (int i = 0; i < n; i++) {
+			jv sl = jv_array_get(jv_copy(slots), i), p = jv_array_get(jv_copy(a), i);
+			jv cs = jget(sl, "candidates");
+			const char *g = ens_str(sl, "group");
+			jv rs = jv_object();
+			snprintf(d->slots[i].grp, sizeof d->slots[i].grp, "%s", g ? g : "");
+			snprintf(d->slots[i].prov, sizeof d->slots[i].prov, "%s", jv_string_value(p));
+			rs = jv_object_set(rs, jv_string("group"), jv_string(d->slots[i].grp));
+			rs = jv_object_set(rs, jv_string("provider"), jv_copy(p));
+			jv_array_foreach(cs, k, c) {
+				jv cd = jget(c, "did");
+				if (jv_equal(cd, jv_copy(p)))
+					rs = jv_object_set(rs, jv_string("score"), jget(c, "score"));
+				jv_free(c);
+			}
+			rs = jv_object_set(rs, jv_string("candidates"), jv_number(jv_array_length(jv_copy(cs))));
+			reasons = jv_array_append(reasons, rs);
+			jv_free(cs);
+			jv_free(p);
+			jv_free(sl);
+		}
+		{
+			jv f = jv_object_set(jv_object(), jv_string("placements"), jv_copy(reasons));
+			sqlite3_stmt *st;
+			char *t;
+			f = jv_object_set(f, jv_string("score"), jget(res, "score"));
+			f = jv_object_set(f, jv_string("searched"), jget(res, "searched"));
+			f = jv_object_set(f, jv_string("complete"), jget(res, "complete"));
+			f = jv_object_set(f, jv_string("bids"), jv_number(jv_object_length(jv_copy(d->bids))));
+			f = jv_object_set(f, jv_string("attempt"), jv_number(d->attempts));
+			t = nn_json_dump(jv_copy(f));
+			st = orch_prep(d->o, "UPDATE orch_deploy SET selection = ? WHERE id = ?");
+			if (st) {
+				sqlite3_bind_text(st, 1, t, -1, SQLITE_STATIC);
+				sqlite3_bind_text(st, 2, d->id, -1, SQLITE_STATIC);
+			}
+			orch_step(d->o, st);
+			free(t);
+			emit(d, NN_LOG_INFO, "deploy.select", f);
+		}
+		jv_free(reasons);
+	}
+	d->state = D_COMMITTING;
+	dep_save(d, NULL, -1);
+	{
+		sqlite3_stmt *st = orch_prep(d->o, "DELETE FROM orch_slot WHERE dep = ?");
+		if (st)
+			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+		orch_step(d->o, st);
+	}
+	for (int i = 0; i < n; i++) {
+		d->slots[i].st = S_COMMITTING;
+		slot_save(d, i);
+	}
+	{
+		/* a synchronous failure may end d: look it up again each time */
+		struct orch *o = d->o;
+		char idc[40];
+		int gen = d->gen;
+		snprintf(idc, sizeof idc, "%s", d->id);
+		for (int i = 0; i < n; i++) {
+			commit_slot(d, i);
+			if (dep_find(o, idc) != d || d->gen != gen || d->state != D_COMMITTING)
+				break;
+		}
+	}
+out:
+	jv_free(a);
+	jv_free(res);
+	jv_free(rtt);
+	jv_free(edges);
+	jv_free(slots);
+	jv_free(explain);
+}
+
+/* ---- commit, revert ---- */
+
+static void on_release(struct nn_node *n, jv ans, void *arg)
+{
+	(void)n;
+	(void)ans;
+	rq_free(arg);
+}
+
+static void release_slot(struct orch_dep *d, struct slot *s)
+{
+	char e[NN_ERRLEN];
+	if (s->lease[0] && s->prov[0]) {
+		jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease));
+		struct orch_rq *r = rq_new(d, RQ_RELEASE, -1, s->prov);
+		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/release", b, tokens_for(d->o, s->prov), d->trace,
+					10000, on_release, r, NULL, e) < 0)
+			rq_free(r);
+	}
+	s->lease[0] = '\0';
+	s->st = S_NONE;
+}
+
+/* Release every lease (they would expire anyway) and forget the slots. */
+static void dep_revert(struct orch_dep *d, const char *why)
+{
+	jv f = jv_object_set(jv_object(), jv_string("reason"), jv_string(why)), rel = jv_array();
+	for (int i = 0; i < d->nslots; i++) {
+		if (d->slots[i].lease[0])
+			rel = jv_array_append(rel, jv_string(d->slots[i].prov));
+		release_slot(d, &d->slots[i]);
+		slot_save(d, i);
+	}
+	f = jv_object_set(f, jv_string("released"), rel);
+	emit(d, NN_LOG_WARN, "deploy.revert", f);
+	{
+		sqlite3_stmt *st = orch_prep(d->o, "DELETE FROM orch_alloc WHERE dep = ?");
+		if (st)
+			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+		orch_step(d->o, st);
+	}
+	d->gen++;
+}
+
+/* A failure before running: revert, drop the provider, try the next best. */
+static void dep_retry(struct orch_dep *d, const char *prov, const char *why)
+{
+	char w[NN_ERRLEN];
+	snprintf(w, sizeof w, "%s", why);
+	if (prov)
+		d->excluded = jv_object_set(d->excluded, jv_string(prov), jv_string(w));
+	dep_revert(d, w);
+	if (nn_now_ms() >= d->deadline) {
+		dep_fail(d, "deadline passed", jv_object_set(jv_object(), jv_string("last_error"), jv_string(w)));
+		return;
+	}
+	d->state = D_BIDDING;
+	dep_select(d);
+}
+
+static void on_commit(struct nn_node *n, jv ans, void *arg)
+{
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	(void)n;
+	if (d && d->state == D_COMMITTING && r->slot >= 0 && r->slot < d->nslots) {
+		struct slot *s = &d->slots[r->slot];
+		jv body = jget(ans, "body");
+		const char *lease = ens_str(body, "lease");
+		if (is_reply(ans) && lease && strlen(lease) < sizeof s->lease) {
+			jv f = jv_object_set(jv_object(), jv_string("group"), jv_string(s->grp));
+			snprintf(s->lease, sizeof s->lease, "%s", lease);
+			s->st = S_COMMITTED;
+			slot_save(d, r->slot);
+			f = jv_object_set(f, jv_string("provider"), jv_string(s->prov));
+			f = jv_object_set(f, jv_string("lease"), jv_string(lease));
+			f = jv_object_set(f, jv_string("expires"), jget(body, "expires"));
+			emit(d, NN_LOG_INFO, "deploy.commit", f);
+		} else {
+			char why[NN_ERRLEN];
+			s->failed = 1;
+			s->st = S_NONE;
+			answer_why(ans, why, sizeof why);
+			snprintf(s->lease, sizeof s->lease, "%s", "");
+			jv_free(body);
+			body = jv_null();
+			{
+				char w[NN_ERRLEN + 128];
+				char p[NN_DID_MAX];
+				snprintf(p, sizeof p, "%s", s->prov);
+				snprintf(w, sizeof w, "commit on %s refused: %s", p, why);
+				emit(d, NN_LOG_WARN, "deploy.commit_failed",
+				     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(p)),
+						   jv_string("reason"), jv_string(why)));
+				rq_free(r);
+				dep_retry(d, p, w);
+				return;
+			}
+		}
+		jv_free(body);
+		{
+			int all = 1;
+			for (int i = 0; i < d->nslots; i++)
+				all &= d->slots[i].st == S_COMMITTED;
+			if (all) {
+				d->state = D_PROVISIONING;
+				dep_save(d, NULL, -1);
+				dep_provision(d);
+			}
+		}
+	} else if (d == NULL && is_reply(ans)) {
+		/* a lease for a step already given up: give it back */
+		jv body = jget(ans, "body");
+		const char *lease = ens_str(body, "lease");
+		struct orch_dep *cur = dep_find(r->o, r->dep);
+		if (lease && cur) {
+			struct slot s;
+			memset(&s, 0, sizeof s);
+			snprintf(s.lease, sizeof s.lease, "%s", lease);
+			snprintf(s.prov, sizeof s.prov, "%s", r->to);
+			release_slot(cur, &s);
+		}
+		jv_free(body);
+	}
+	rq_free(r);
+}
+
+static void commit_slot(struct orch_dep *d, int i)
+{
+	struct slot *s = &d->slots[i];
+	jv vec, req = group_req(d->ens, s->grp, &vec), b = jv_object();
+	int64_t left = d->deadline - nn_now_ms();
+	struct orch_rq *r = rq_new(d, RQ_COMMIT, i, s->prov);
+	const char *contract = ens_str(d->ens, "contract");
+	char e[NN_ERRLEN];
+	jv_free(req);
+	b = jv_object_set(b, jv_string("deployment"), jv_string(d->id));
+	b = jv_object_set(b, jv_string("group"), jv_string(s->grp));
+	b = jv_object_set(b, jv_string("resources"), vec);
+	/* the lease outlives the deadline a little, never much */
+	b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)(left > 0 ? left + 1000 : 1000)));
+	if (contract)
+		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
+	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
+				left > 100 ? left : 100, on_commit, r, NULL, e) < 0) {
+		char p[NN_DID_MAX];
+		snprintf(p, sizeof p, "%s", s->prov);
+		rq_free(r);
+		dep_retry(d, p, e);
+	}
+}
+
+/* ---- provisioning ---- */
+
+static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
+{
+	struct slot *s = &d->slots[slot];
+	jv ens_allocs = jget(d->ens, "allocations");
+	jv_object_foreach(allocs, name, id) {
+		jv a = jv_object_get(jv_copy(ens_allocs), jv_copy(name));
+		const char *type = ens_str(a, "type");
+		sqlite3_stmt *st = orch_prep(d->o, "INSERT OR REPLACE INTO orch_alloc (dep, name, slot, grp, type,"
+					     " provider, lease, alloc, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
+					     " 'starting', ?)");
+		if (st && jv_get_kind(id) == JV_KIND_STRING) {
+			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, jv_string_value(name), -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 3, slot);
+			sqlite3_bind_text(st, 4, s->grp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, type ? type : "task", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, s->prov, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, s->lease, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 8, jv_string_value(id), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 9, nn_now_ms());
+			orch_step(d->o, st);
+		} else if (st) {
+			sqlite3_finalize(st);
+		}
+		jv_free(a);
+		jv_free(name);
+		jv_free(id);
+	}
+	jv_free(ens_allocs);
+}
+
+static void on_provision(struct nn_node *n, jv ans, void *arg)
+{
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	(void)n;
+	if (d && d->state == D_PROVISIONING && r->slot >= 0 && r->slot < d->nslots) {
+		struct slot *s = &d->slots[r->slot];
+		jv body = jget(ans, "body"), allocs = jget(body, "allocations");
+		if (is_reply(ans) && jv_get_kind(allocs) == JV_KIND_OBJECT) {
+			jv f = jv_object_set(jv_object(), jv_string("group"), jv_string(s->grp));
+			s->st = S_RUNNING;
+			slot_save(d, r->slot);
+			alloc_rows(d, r->slot, allocs);
+			f = jv_object_set(f, jv_string("provider"), jv_string(s->prov));
+			f = jv_object_set(f, jv_string("allocations"), jv_copy(allocs));
+			emit(d, NN_LOG_INFO, "deploy.provision", f);
+			jv_free(allocs);
+			jv_free(body);
+			rq_free(r);
+			dep_provision(d);
+			return;
+		} else {
+			char why[NN_ERRLEN], w[NN_ERRLEN + 128], p[NN_DID_MAX];
+			answer_why(ans, why, sizeof why);
+			snprintf(p, sizeof p, "%s", s->prov);
+			snprintf(w, sizeof w, "provisioning on %s failed: %s", p, why);
+			emit(d, NN_LOG_WARN, "deploy.provision_failed",
+			     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(p)),
+					   jv_string("reason"), jv_string(why)));
+			jv_free(allocs);
+			jv_free(body);
+			rq_free(r);
+			dep_retry(d, p, w);
+			return;
+		}
+	}
+	rq_free(r);
+}
+
+/* Whether every slot of group g runs and its allocations are up (running,
+ * or a task that exited 0). */
+static int group_up(struct orch_dep *d, const char *g)
+{
+	sqlite3_stmt *st;
+	int up = 1, any = 0;
+	for (int i = 0; i < d->nslots; i++)
+		if (!strcmp(d->slots[i].grp, g)) {
+			any = 1;
+			up &= d->slots[i].st == S_RUNNING;
+		}
+	if (!any || !up)
+		return 0;
+	st = orch_prep(d->o, "SELECT count(*) FROM orch_alloc WHERE dep = ? AND grp = ? AND NOT"
+		       " (state = 'running' OR (state = 'exited' AND status = 0))");
+	if (!st)
+		return 0;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, g, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		up = sqlite3_column_int(st, 0) == 0;
+	sqlite3_finalize(st);
+	return up;
+}
+
+/* Whether the groups that group g's allocations depend on are up. */
+static int deps_up(struct orch_dep *d, const char *g)
+{
+	jv names = jv_object_get(jv_object_get(jget(d->ens, "nodes"), jv_string(g)), jv_string("allocations"));
+	jv allocs = jget(d->ens, "allocations");
+	int ok = 1;
+	if (jv_get_kind(names) == JV_KIND_ARRAY)
+		jv_array_foreach(names, i, nm) {
+			jv deps = jv_object_get(jv_object_get(jv_copy(allocs), jv_copy(nm)), jv_string("depends_on"));
+			if (jv_get_kind(deps) == JV_KIND_ARRAY)
+				jv_array_foreach(deps, k, dn) {
+					jv dg = group_of(d->ens, jv_copy(dn));
+					if (ok && jv_get_kind(dg) == JV_KIND_STRING && strcmp(jv_string_value(dg), g))
+						ok = group_up(d, jv_string_value(dg));
+					jv_free(dg);
+					jv_free(dn);
+				}
+			jv_free(deps);
+			jv_free(nm);
+		}
+	jv_free(allocs);
+	jv_free(names);
+	return ok;
+}
+
+static void provision_slot(struct orch_dep *d, int i)
+{
+	struct slot *s = &d->slots[i];
+	jv order = group_order(d->ens, s->grp), allocs = jget(d->ens, "allocations"), list = jv_array(), b;
+	int64_t left = d->deadline - nn_now_ms();
+	struct orch_rq *r;
+	char e[NN_ERRLEN];
+	jv_array_foreach(order, k, nm) {
+		jv a = jv_object_get(jv_copy(allocs), jv_copy(nm));
+		jv x = jv_object_set(jv_object(), jv_string("name"), jv_copy(nm));
+		x = jv_object_set(x, jv_string("slot"), jv_number(i));
+		x = jv_object_set(x, jv_string("start"), start_body(d, jv_string_value(nm), a));
+		list = jv_array_append(list, x);
+		jv_free(a);
+		jv_free(nm);
+	}
+	jv_free(order);
+	jv_free(allocs);
+	b = jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease));
+	b = jv_object_set(b, jv_string("allocations"), list);
+	s->st = S_PROVISIONING;
+	slot_save(d, i);
+	r = rq_new(d, RQ_PROVISION, i, s->prov);
+	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/provision", b, tokens_for(d->o, s->prov), d->trace,
+				left > 100 ? left : 100, on_provision, r, NULL, e) < 0) {
+		char p[NN_DID_MAX];
+		snprintf(p, sizeof p, "%s", s->prov);
+		rq_free(r);
+		dep_retry(d, p, e);
+	}
+}
+
+/* Start every group whose dependencies are up; running when all run. */
+static void dep_provision(struct orch_dep *d)
+{
+	int all = 1, gen = d->gen;
+	struct orch *o = d->o;
+	char idc[40];
+	if (d->state != D_PROVISIONING)
+		return;
+	snprintf(idc, sizeof idc, "%s", d->id);
+	for (int i = 0; i < d->nslots; i++) {
+		struct slot *s = &d->slots[i];
+		if (s->st == S_COMMITTED && deps_up(d, s->grp)) {
+			provision_slot(d, i);
+			/* a synchronous failure may end d */
+			if (dep_find(o, idc) != d || d->gen != gen)
+				return;
+		}
+	}
+	if (d->state != D_PROVISIONING)
+		return;
+	for (int i = 0; i < d->nslots; i++)
+		all &= d->slots[i].st == S_RUNNING;
+	if (all) {
+		jv pl = jv_array();
+		for (int i = 0; i < d->nslots; i++) {
+			jv x = jv_object_set(jv_object(), jv_string("group"), jv_string(d->slots[i].grp));
+			x = jv_object_set(x, jv_string("provider"), jv_string(d->slots[i].prov));
+			pl = jv_array_append(pl, x);
+		}
+		d->state = D_RUNNING;
+		dep_save(d, NULL, -1);
+		emit(d, NN_LOG_INFO, "deploy.running", jv_object_set(jv_object(), jv_string("placements"), pl));
+	}
+}
+
+/* ---- the end ---- */
+
+static void dep_final(struct orch_dep *d, int state, const char *kind, const char *reason, int status, jv extra)
+{
+	jv f = jv_get_kind(extra) == JV_KIND_OBJECT ? extra : (jv_free(extra), jv_object());
+	d->state = state;
+	d->gen++;
+	dep_save(d, reason, status);
+	if (reason)
+		f = jv_object_set(f, jv_string("reason"), jv_string(reason));
+	if (status >= 0)
+		f = jv_object_set(f, jv_string("status"), jv_number(status));
+	emit(d, state == D_DONE ? NN_LOG_INFO : NN_LOG_WARN, kind, f);
+	dep_unlink(d);
+}
+
+static void dep_fail(struct orch_dep *d, const char *why, jv extra)
+{
+	char w[NN_ERRLEN];
+	snprintf(w, sizeof w, "%s", why);
+	for (int i = 0; i < d->nslots; i++)
+		release_slot(d, &d->slots[i]);
+	dep_final(d, D_FAILED, "deploy.failed", w, -1, extra);
+}
+
+/* After an allocation's state changed: done when every task ended (and
+ * there is no service); failed when a service gave up. */
+static void dep_check_done(struct orch_dep *d)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT type, state, status, name, reason FROM orch_alloc WHERE dep = ?");
+	int tasks_left = 0, services = 0, status = 0, n = 0;
+	char failed[256] = "";
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *type = (const char *)sqlite3_column_text(st, 0);
+		const char *s = (const char *)sqlite3_column_text(st, 1);
+		int fin = s && nn_alloc_state_final(s);
+		n++;
+		if (type && !strcmp(type, "service")) {
+			services++;
+			if (fin && !failed[0])
+				snprintf(failed, sizeof failed, "service %s ended (%s)",
+					 (const char *)sqlite3_column_text(st, 3), s);
+		} else if (!fin) {
+			tasks_left++;
+		} else if (!status) {
+			int x = sqlite3_column_type(st, 2) == SQLITE_NULL ? 70 : sqlite3_column_int(st, 2);
+			if (strcmp(s, "exited") != 0 && x == 0)
+				x = 70;
+			status = x;
+		}
+	}
+	sqlite3_finalize(st);
+	if (d->state != D_RUNNING || n == 0)
+		return;
+	if (failed[0]) {
+		dep_fail(d, failed, jv_null());
+		return;
+	}
+	if (!services && !tasks_left)
+		dep_final(d, D_DONE, "deploy.done", NULL, status, jv_null());
+}
+
+static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body");
+	const char *dep, *name, *state, *from = nn_env_str(req, "from");
+	int64_t slot = 0, status = -1;
+	struct orch_dep *d;
+	sqlite3_stmt *st;
+	int changed;
+
+	if (jv_get_kind(body) != JV_KIND_OBJECT || nn_json_get_str(body, "deployment", &dep, NULL) < 0 ||
+	    nn_json_get_str(body, "name", &name, NULL) < 0 || nn_json_get_str(body, "state", &state, NULL) < 0 ||
+	    nn_json_get_int(body, "slot", &slot, NULL) < 0) {
+		jv_free(body);
+		nn_seterr(err, "body: expected deployment, name, slot and state");
+		return NN_E_BAD_BODY;
+	}
+	nn_json_get_int(body, "status", &status, NULL);
+	st = orch_prep(o, "UPDATE orch_alloc SET state = ?, status = ?, reason = ?, updated = ?"
+		       " WHERE dep = ? AND name = ? AND slot = ? AND provider = ?");
+	if (!st) {
+		jv_free(body);
+		return NN_E_INTERNAL;
+	}
+	sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+	if (status >= 0)
+		sqlite3_bind_int64(st, 2, status);
+	if (ens_str(body, "reason"))
+		sqlite3_bind_text(st, 3, ens_str(body, "reason"), -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, nn_now_ms());
+	sqlite3_bind_text(st, 5, dep, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, name, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, slot);
+	sqlite3_bind_text(st, 8, from, -1, SQLITE_STATIC);
+	orch_step(o, st);
+	changed = sqlite3_changes(nn_node_db(n)->h);
+	if (!changed) {
+		jv_free(body);
+		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
+		return NN_E_UNAUTHORIZED;
+	}
+	d = dep_find(o, dep);
+	if (d) {
+		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+		f = jv_object_set(f, jv_string("provider"), jv_string(from));
+		f = jv_object_set(f, jv_string("alloc"), jget(body, "alloc"));
+		f = jv_object_set(f, jv_string("state"), jv_string(state));
+		f = jv_object_set(f, jv_string("status"), jget(body, "status"));
+		f = jv_object_set(f, jv_string("reason"), jget(body, "reason"));
+		emit(d, NN_LOG_INFO, "deploy.alloc", f);
+		if (d->state == D_PROVISIONING)
+			dep_provision(d);
+		else
+			dep_check_done(d);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("ok"), jv_true());
+	jv_free(body);
+	return NN_OK;
+}
+
+/* ---- a lost provider ---- */
+
+void orch_peer_dead(struct orch *o, const char *did)
+{
+	struct orch_dep *d, *next;
+	for (d = o->deps; d; d = next) {
+		int hit = -1;
+		next = d->next;
+		for (int i = 0; i < d->nslots; i++)
+			if (!strcmp(d->slots[i].prov, did) && d->slots[i].st != S_NONE)
+				hit = i;
+		if (hit < 0)
+			continue;
+		if (d->state != D_RUNNING) {
+			char w[NN_ERRLEN];
+			snprintf(w, sizeof w, "provider %.80s was lost", did);
+			dep_retry(d, did, w);
+			continue;
+		}
+		{
+			/* tasks without retries fail with it; anything else moves */
+			sqlite3_stmt *st = orch_prep(o, "SELECT name, type, state FROM orch_alloc WHERE dep = ? AND provider = ?");
+			jv allocs = jget(d->ens, "allocations");
+			int moveable = 1;
+			char lost[128] = "";
+			if (st) {
+				sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+				sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
+				while (sqlite3_step(st) == SQLITE_ROW) {
+					const char *nm = (const char *)sqlite3_column_text(st, 0);
+					const char *ty = (const char *)sqlite3_column_text(st, 1);
+					const char *s = (const char *)sqlite3_column_text(st, 2);
+					jv a = jv_object_get(jv_copy(allocs), jv_string(nm));
+					if (ty && strcmp(ty, "service") && !(s && nn_alloc_state_final(s)) &&
+					    ens_int(a, "retries", 0) <= d->redeploys) {
+						moveable = 0;
+						snprintf(lost, sizeof lost, "%s", nm);
+					}
+					jv_free(a);
+				}
+				sqlite3_finalize(st);
+			}
+			jv_free(allocs);
+			emit(d, NN_LOG_WARN, "deploy.lost",
+			     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(did)),
+					   jv_string("redeploy"), jv_bool(moveable)));
+			{
+				/* the dead node's lease cannot be released: forget it */
+				for (int i = 0; i < d->nslots; i++)
+					if (!strcmp(d->slots[i].prov, did))
+						d->slots[i].lease[0] = '\0';
+			}
+			if (!moveable) {
+				char w[256];
+				snprintf(w, sizeof w, "provider %.80s was lost with task %s", did, lost);
+				dep_fail(d, w, jv_null());
+				continue;
+			}
+			d->redeploys++;
+			d->excluded = jv_object_set(d->excluded, jv_string(did), jv_string("lost"));
+			dep_revert(d, "provider lost: redeploying");
+			if (nn_now_ms() + 1000 > d->deadline)
+				d->deadline = nn_now_ms() + ens_int(d->ens, "deadline_ms", 60000);
+			dep_bid(d);
+		}
+	}
+}
+
+/* ---- the timer ---- */
+
+void orch_deploy_tick(struct orch *o)
+{
+	struct orch_dep *d, *next;
+	int64_t mono = nn_mono_ms(), now = nn_now_ms();
+	for (d = o->deps; d; d = next) {
+		next = d->next;
+		if (d->state <= D_PROVISIONING && now >= d->deadline) {
+			char w[NN_ERRLEN];
+			snprintf(w, sizeof w, "deadline passed while %s", dstate[d->state]);
+			dep_revert(d, w);
+			dep_final(d, D_FAILED, "deploy.failed", w, -1, jv_null());
+			continue;
+		}
+		if (d->state == D_BIDDING && d->bid_close && mono >= d->bid_close) {
+			d->bid_close = 0;
+			dep_select(d);
+		}
+	}
+}
+
+/* ---- behaviors for the local user ---- */
+
+static int local_only(struct nn_node *n, char *err)
+{
+	const struct nn_origin *or = nn_node_origin(n);
+	if (or && or->kind == NN_ORIGIN_PEER) {
+		nn_seterr(err, "deployments are asked of a node over its own control socket");
+		return -1;
+	}
+	return 0;
+}
+
+static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trace, jv ens)
+{
+	struct orch_dep *d = nn_xcalloc(1, sizeof *d);
+	d->o = o;
+	snprintf(d->id, sizeof d->id, "%s", id);
+	snprintf(d->trace, sizeof d->trace, "%s", trace);
+	d->ens = ens;
+	d->bids = jv_object();
+	d->asked = jv_object();
+	d->expect = jv_object();
+	d->excluded = jv_object();
+	d->next = o->deps;
+	o->deps = d;
+	return d;
+}
+
+static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	static const char *const keys[] = { "ensemble", "hops", "parent", NULL };
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body"), ens;
+	const char *trace = nn_env_str(req, "trace"), *parent = NULL, *name;
+	char id[33], e[NN_ERRLEN] = "";
+	int64_t hops = 0, now = nn_now_ms();
+	struct orch_dep *d;
+	sqlite3_stmt *st;
+	char *text;
+
+	if (local_only(n, err) < 0) {
+		jv_free(body);
+		return NN_E_UNAUTHORIZED;
+	}
+	if (jv_get_kind(body) != JV_KIND_OBJECT || orch_only_keys(body, keys, err) < 0) {
+		if (jv_get_kind(body) != JV_KIND_OBJECT)
+			nn_seterr(err, "body: expected {\"ensemble\":…}");
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	if ((nn_json_has(body, "hops") && (nn_json_get_int(body, "hops", &hops, NULL) < 0 || hops < 0 || hops > 16)) ||
+	    (nn_json_has(body, "parent") && !orch_is_null(body, "parent") &&
+	     nn_json_get_str(body, "parent", &parent, NULL) < 0)) {
+		jv_free(body);
+		nn_seterr(err, "hops: 0 to 16; parent: an allocation id");
+		return NN_E_BAD_BODY;
+	}
+	/* never trusted: checked again here whoever sent it */
+	ens = check_ensemble(jget(body, "ensemble"), e);
+	if (!jv_is_valid(ens)) {
+		jv_free(body);
+		nn_seterr(err, "%s", e);
+		return NN_E_BAD_BODY;
+	}
+	nn_random_id(id);
+	if (!trace || !*trace || strlen(trace) > 64)
+		trace = id;
+	name = ens_str(ens, "name");
+	text = nn_json_dump(jv_copy(ens));
+	st = orch_prep(o, "INSERT INTO orch_deploy (id, trace, owner, parent, name, state, ensemble, hops, deadline,"
+		       " created, updated) VALUES (?, ?, ?, ?, ?, 'bidding', ?, ?, ?, ?, ?)");
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, trace, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, nn_env_str(req, "from"), -1, SQLITE_STATIC);
+		if (parent)
+			sqlite3_bind_text(st, 4, parent, -1, SQLITE_STATIC);
+		if (name)
+			sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, hops);
+		sqlite3_bind_int64(st, 8, now + ens_int(ens, "deadline_ms", 60000));
+		sqlite3_bind_int64(st, 9, now);
+		sqlite3_bind_int64(st, 10, now);
+	}
+	free(text);
+	if (orch_step(o, st) < 0) {
+		jv_free(ens);
+		jv_free(body);
+		nn_seterr(err, "cannot record the deployment");
+		return NN_E_INTERNAL;
+	}
+	d = dep_new(o, id, trace, ens);
+	d->hops = (int)hops;
+	d->deadline = now + ens_int(ens, "deadline_ms", 60000);
+	{
+		jv f = jv_object_set(jv_object(), jv_string("name"), name ? jv_string(name) : jv_null());
+		f = jv_object_set(f, jv_string("groups"), jv_number(group_count(ens)));
+		f = jv_object_set(f, jv_string("deadline"), jv_number((double)d->deadline));
+		if (parent)
+			f = jv_object_set(f, jv_string("parent"), jv_string(parent));
+		emit(d, NN_LOG_INFO, "deploy.start", f);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+	*reply = jv_object_set(*reply, jv_string("trace"), jv_string(trace));
+	jv_free(body);
+	dep_bid(d);
+	return NN_OK;
+}
+
+static jv dep_row(struct orch *o, sqlite3_stmt *st, int full)
+{
+	jv r = jv_object();
+	const char *id = (const char *)sqlite3_column_text(st, 0);
+	r = jv_object_set(r, jv_string("id"), orch_col_str(st, 0));
+	r = jv_object_set(r, jv_string("name"), orch_col_str(st, 1));
+	r = jv_object_set(r, jv_string("state"), orch_col_str(st, 2));
+	r = jv_object_set(r, jv_string("trace"), orch_col_str(st, 3));
+	r = jv_object_set(r, jv_string("created"), jv_number((double)sqlite3_column_int64(st, 4)));
+	r = jv_object_set(r, jv_string("updated"), jv_number((double)sqlite3_column_int64(st, 5)));
+	r = jv_object_set(r, jv_string("reason"), orch_col_str(st, 6));
+	r = jv_object_set(r, jv_string("status"), sqlite3_column_type(st, 7) == SQLITE_NULL ? jv_null()
+			  : jv_number(sqlite3_column_int(st, 7)));
+	r = jv_object_set(r, jv_string("parent"), orch_col_str(st, 8));
+	if (full) {
+		sqlite3_stmt *q = orch_prep(o, "SELECT name, slot, grp, type, provider, lease, alloc, state, status,"
+					    " reason FROM orch_alloc WHERE dep = ? ORDER BY grp, slot, name");
+		jv a = jv_array();
+		r = jv_object_set(r, jv_string("selection"), orch_col_json(st, 9));
+		r = jv_object_set(r, jv_string("deadline"), jv_number((double)sqlite3_column_int64(st, 10)));
+		r = jv_object_set(r, jv_string("attempts"), jv_number(sqlite3_column_int(st, 11)));
+		if (q) {
+			sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+			while (sqlite3_step(q) == SQLITE_ROW) {
+				jv x = jv_object();
+				x = jv_object_set(x, jv_string("name"), orch_col_str(q, 0));
+				x = jv_object_set(x, jv_string("slot"), jv_number(sqlite3_column_int(q, 1)));
+				x = jv_object_set(x, jv_string("group"), orch_col_str(q, 2));
+				x = jv_object_set(x, jv_string("type"), orch_col_str(q, 3));
+				x = jv_object_set(x, jv_string("provider"), orch_col_str(q, 4));
+				x = jv_object_set(x, jv_string("lease"), orch_col_str(q, 5));
+				x = jv_object_set(x, jv_string("alloc"), orch_col_str(q, 6));
+				x = jv_object_set(x, jv_string("state"), orch_col_str(q, 7));
+				x = jv_object_set(x, jv_string("status"), sqlite3_column_type(q, 8) == SQLITE_NULL
+						  ? jv_null() : jv_number(sqlite3_column_int(q, 8)));
+				x = jv_object_set(x, jv_string("reason"), orch_col_str(q, 9));
+				a = jv_array_append(a, x);
+			}
+			sqlite3_finalize(q);
+		}
+		r = jv_object_set(r, jv_string("allocations"), a);
+	}
+	return r;
+}
+
+#define DEP_COLS "id, name, state, trace, created, updated, reason, status, parent, selection, deadline, attempts"
+
+static enum nn_code be_list(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body"), a = jv_array();
+	int all = 0;
+	sqlite3_stmt *st;
+	if (local_only(n, err) < 0) {
+		jv_free(body);
+		jv_free(a);
+		return NN_E_UNAUTHORIZED;
+	}
+	if (jv_get_kind(body) == JV_KIND_OBJECT) {
+		jv x = jget(body, "all");
+		all = jv_get_kind(x) == JV_KIND_TRUE;
+		jv_free(x);
+	}
+	st = orch_prep(o, all ? "SELECT " DEP_COLS " FROM orch_deploy ORDER BY created"
+		       : "SELECT " DEP_COLS " FROM orch_deploy WHERE state IN ('bidding', 'committing',"
+		       " 'provisioning', 'running') ORDER BY created");
+	while (st && sqlite3_step(st) == SQLITE_ROW)
+		a = jv_array_append(a, dep_row(o, st, 0));
+	if (st)
+		sqlite3_finalize(st);
+	*reply = jv_object_set(jv_object(), jv_string("deployments"), a);
+	jv_free(body);
+	return NN_OK;
+}
+
+static enum nn_code be_status(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body");
+	const char *id;
+	sqlite3_stmt *st;
+	enum nn_code code = NN_OK;
+	if (local_only(n, err) < 0) {
+		jv_free(body);
+		return NN_E_UNAUTHORIZED;
+	}
+	if (nn_json_get_str(body, "id", &id, NULL) < 0) {
+		jv_free(body);
+		nn_seterr(err, "id: expected a deployment id");
+		return NN_E_BAD_BODY;
+	}
+	st = orch_prep(o, "SELECT " DEP_COLS " FROM orch_deploy WHERE id = ?");
+	if (!st) {
+		jv_free(body);
+		return NN_E_INTERNAL;
+	}
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*reply = dep_row(o, st, 1);
+	} else {
+		nn_seterr(err, "id: no deployment '%.64s' on this node", id);
+		code = NN_E_BAD_BODY;
+	}
+	sqlite3_finalize(st);
+	jv_free(body);
+	return code;
+}
+
+static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body");
+	const char *id;
+	struct orch_dep *d;
+	char idc[40];
+	if (local_only(n, err) < 0) {
+		jv_free(body);
+		return NN_E_UNAUTHORIZED;
+	}
+	if (nn_json_get_str(body, "id", &id, NULL) < 0) {
+		jv_free(body);
+		nn_seterr(err, "id: expected a deployment id");
+		return NN_E_BAD_BODY;
+	}
+	snprintf(idc, sizeof idc, "%s", id);
+	jv_free(body);
+	d = dep_find(o, idc);
+	if (d) {
+		for (int i = 0; i < d->nslots; i++)
+			release_slot(d, &d->slots[i]);
+		dep_final(d, D_CANCELLED, "deploy.cancelled", "cancelled by the user", -1, jv_null());
+	} else {
+		sqlite3_stmt *st = orch_prep(o, "SELECT state FROM orch_deploy WHERE id = ?");
+		int found = 0;
+		if (st) {
+			sqlite3_bind_text(st, 1, idc, -1, SQLITE_STATIC);
+			found = sqlite3_step(st) == SQLITE_ROW;
+			sqlite3_finalize(st);
+		}
+		if (!found) {
+			nn_seterr(err, "id: no deployment '%.64s' on this node", idc);
+			return NN_E_BAD_BODY;
+		}
+	}
+	{
+		sqlite3_stmt *st = orch_prep(o, "SELECT state FROM orch_deploy WHERE id = ?");
+		jv s = jv_null();
+		if (st) {
+			sqlite3_bind_text(st, 1, idc, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW)
+				s = orch_col_str(st, 0);
+			sqlite3_finalize(st);
+		}
+		*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(idc));
+		*reply = jv_object_set(*reply, jv_string("state"), s);
+		*reply = jv_object_set(*reply, jv_string("cancelled"), jv_bool(d != NULL));
+	}
+	return NN_OK;
+}
+
+/* ---- after a restart ---- */
+
+void orch_deploy_resume(struct orch *o)
+{
+	sqlite3_stmt *st = orch_prep(o, "SELECT id, trace, state, ensemble, hops, deadline, attempts FROM orch_deploy"
+				     " WHERE state IN ('bidding', 'committing', 'provisioning', 'running')");
+	while (st && sqlite3_step(st) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 2);
+		jv ens = orch_col_json(st, 3);
+		struct orch_dep *d = dep_new(o, (const char *)sqlite3_column_text(st, 0),
+					     (const char *)sqlite3_column_text(st, 1), ens);
+		sqlite3_stmt *q;
+		d->hops = sqlite3_column_int(st, 4);
+		d->deadline = sqlite3_column_int64(st, 5);
+		d->attempts = sqlite3_column_int(st, 6);
+		q = orch_prep(o, "SELECT slot, grp, provider, lease, state FROM orch_slot WHERE dep = ? ORDER BY slot");
+		if (q) {
+			int n = 0;
+			sqlite3_bind_text(q, 1, d->id, -1, SQLITE_STATIC);
+			while (sqlite3_step(q) == SQLITE_ROW) {
+				struct slot *sl;
+				const char *t;
+				d->slots = nn_xrealloc(d->slots, (size_t)(n + 1) * sizeof *d->slots);
+				sl = &d->slots[n++];
+				memset(sl, 0, sizeof *sl);
+				snprintf(sl->grp, sizeof sl->grp, "%s", (t = (const char *)sqlite3_column_text(q, 1)) ? t : "");
+				snprintf(sl->prov, sizeof sl->prov, "%s", (t = (const char *)sqlite3_column_text(q, 2)) ? t : "");
+				snprintf(sl->lease, sizeof sl->lease, "%s", (t = (const char *)sqlite3_column_text(q, 3)) ? t : "");
+				t = (const char *)sqlite3_column_text(q, 4);
+				for (int k = 0; k < 5; k++)
+					if (t && !strcmp(t, sstate[k]))
+						sl->st = k;
+			}
+			sqlite3_finalize(q);
+			d->nslots = n;
+		}
+		if (s && !strcmp(s, "running")) {
+			d->state = D_RUNNING;
+			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s)));
+		} else {
+			/* a step cut short: give the leases back and start over */
+			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s ? s : "?")));
+			d->state = D_BIDDING;
+			dep_revert(d, "the orchestrator restarted mid-deployment");
+			if (nn_now_ms() < d->deadline)
+				dep_bid(d);
+		}
+	}
+	if (st)
+		sqlite3_finalize(st);
+}
+
+const struct nn_behavior orch_deploy_behaviors[] = {
+	{ "/deploy/start", be_start, "deploy an ensemble across the swarm", 0 },
+	{ "/deploy/list", be_list, "deployments of this node (live ones unless all)", 0 },
+	{ "/deploy/status", be_status, "a deployment, where its allocations went and why", 0 },
+	{ "/deploy/cancel", be_cancel, "stop a deployment and release what it holds", 0 },
+	{ "/public/deploy/update", be_update, "a provider reports an allocation's state", 1 },
+	{ NULL, NULL, NULL, 0 }
+};

@@ -1,0 +1,57 @@
+/*
+ * orch_int — what the parts of the orch module share (the files in lib/orch/): the
+ * module's state, store helpers and limits.  Not for other modules.
+ */
+#ifndef NN_ORCH_INT_H
+#define NN_ORCH_INT_H
+
+#include <stdint.h>
+#include <sqlite3.h>
+#include <jv.h>
+#include "node.h"
+#include "orch.h"
+#include "util.h"
+
+#define ORCH_MAX_GROUPS 64
+#define ORCH_MAX_ALLOCS 64
+#define ORCH_BID_TTL_MS 30000
+#define ORCH_LEASE_MAX_MS 3600000
+#define ORCH_TICK_MS 100
+#define ORCH_SEARCH_MAX 200000L
+
+struct orch_dep;
+struct orch_rq;
+
+struct orch {
+	struct nn_node *n;
+	struct nn_watch *timer, *kick;
+	int follow_id;
+	jv pending;		/* events queued by the follower, handled on kick */
+	struct orch_dep *deps;
+	struct orch_rq *rqs;
+};
+
+struct orch *orch_of(struct nn_node *n);
+sqlite3_stmt *orch_prep(struct orch *o, const char *sql);
+/* Step a statement that returns no rows and finalize it: 0 or -1 (logged). */
+int orch_step(struct orch *o, sqlite3_stmt *st);
+jv orch_col_str(sqlite3_stmt *st, int i);
+jv orch_col_json(sqlite3_stmt *st, int i);
+int orch_is_null(jv obj, const char *key);
+int orch_only_keys(jv obj, const char *const *keys, char *err);
+
+/* provider.c */
+extern const struct nn_behavior orch_provider_behaviors[];
+jv orch_peers(struct orch *o);
+void orch_leases_expire(struct orch *o);
+void orch_push_state(struct orch *o, jv fields);
+void orch_lease_emit(struct orch *o, const char *kind, const char *lease, const char *trace, const char *why);
+
+/* deploy.c */
+extern const struct nn_behavior orch_deploy_behaviors[];
+void orch_deploy_tick(struct orch *o);
+void orch_deploy_resume(struct orch *o);
+void orch_peer_dead(struct orch *o, const char *did);
+void orch_deploy_free_all(struct orch *o);
+
+#endif

@@ -1,0 +1,649 @@
+/*
+ * orch/provider — the provider's half of the deployment protocol (orch.h):
+ * bids from the matcher against free resources, leases that reserve
+ * resources and expire by themselves, provisioning through /alloc/start,
+ * release, log bytes by offset, and pushing the state changes of the
+ * allocations it runs to the orchestrator that asked for them.
+ *
+ * A lease is a commitment in the onboard tables under the id
+ * "lease-ID", so /node/resources shows it as used and a restarted node
+ * still holds it; its row in orch_lease says when it expires.  Provisioning
+ * releases the lease's commitment and starts the allocations, which commit
+ * their own resources; a failure part way cancels what started.
+ */
+#include "orch/orch_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "alloc.h"
+#include "cap.h"
+#include "codec.h"
+#include "json.h"
+#include "log.h"
+#include "onboard.h"
+#include "pay.h"
+
+#define LOG_CHUNK_MAX (256 * 1024)
+
+/* The peers this node knows alive, with measured round trips:
+ * [{"did","rtt_ms"}]; rtt_ms null when none was measured. */
+jv orch_peers(struct orch *o)
+{
+	sqlite3_stmt *st = orch_prep(o, "SELECT dst, rtt_ms FROM swarm_edges WHERE src = ? AND state = 'alive'");
+	jv a = jv_array();
+	if (!st)
+		return a;
+	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		jv p = jv_object_set(jv_object(), jv_string("did"),
+				     jv_string((const char *)sqlite3_column_text(st, 0)));
+		p = jv_object_set(p, jv_string("rtt_ms"), sqlite3_column_type(st, 1) == SQLITE_NULL ? jv_null()
+				  : jv_number(sqlite3_column_double(st, 1)));
+		a = jv_array_append(a, p);
+	}
+	sqlite3_finalize(st);
+	return a;
+}
+
+/* ---- bids ---- */
+
+static enum nn_code be_bid(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv groups = jv_object_get(jv_copy(body), jv_string("groups"));
+	jv out = jv_object(), cap = jv_null();
+	const char *where = NULL, *rank = NULL, *dep = NULL;
+	enum nn_code code = NN_E_BAD_BODY;
+	int k = 0;
+
+	if (jv_get_kind(body) != JV_KIND_OBJECT || nn_json_get_str(body, "deployment", &dep, NULL) < 0) {
+		nn_seterr(err, "deployment: expected the deployment's id");
+		goto out;
+	}
+	if (jv_get_kind(groups) != JV_KIND_OBJECT) {
+		nn_seterr(err, "groups: expected an object of requirements per node group");
+		goto out;
+	}
+	if ((nn_json_has(body, "where") && !orch_is_null(body, "where") &&
+	     nn_json_get_str(body, "where", &where, err) < 0) ||
+	    (nn_json_has(body, "rank") && !orch_is_null(body, "rank") &&
+	     nn_json_get_str(body, "rank", &rank, err) < 0))
+		goto out;
+	jv_object_foreach(groups, g, r) {
+		int mc = 0;
+		char e[NN_ERRLEN];
+		jv ans;
+		if (k++ >= ORCH_MAX_GROUPS) {
+			jv_free(g);
+			jv_free(r);
+			continue;
+		}
+		ans = jv_get_kind(r) == JV_KIND_OBJECT ? nn_onboard_match(nn_node_db(n), jv_copy(r), where, rank, &mc, e)
+			: (snprintf(e, sizeof e, "requirements: expected an object"), jv_invalid());
+		if (!jv_is_valid(ans)) {
+			jv_free(ans);
+			ans = jv_object_set(jv_object(), jv_string("match"), jv_false());
+			ans = jv_object_set(ans, jv_string("rejected"),
+					    jv_array_append(jv_array(), jv_string(e)));
+		} else {
+			jv off = jv_object_get(jv_copy(ans), jv_string("offer"));
+			if (jv_get_kind(cap) == JV_KIND_NULL && jv_get_kind(off) == JV_KIND_OBJECT)
+				cap = jv_copy(off);
+			jv_free(off);
+			ans = jv_object_delete(ans, jv_string("offer"));
+		}
+		out = jv_object_set(out, g, ans);
+		jv_free(r);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("did"), jv_string(nn_node_did(n)));
+	*reply = jv_object_set(*reply, jv_string("deployment"), jv_string(dep));
+	*reply = jv_object_set(*reply, jv_string("groups"), out);
+	out = jv_invalid();
+	*reply = jv_object_set(*reply, jv_string("capability"), cap);
+	cap = jv_invalid();
+	*reply = jv_object_set(*reply, jv_string("peers"), orch_peers(o));
+	*reply = jv_object_set(*reply, jv_string("expires"), jv_number((double)(nn_now_ms() + ORCH_BID_TTL_MS)));
+	code = NN_OK;
+out:
+	jv_free(out);
+	jv_free(cap);
+	jv_free(groups);
+	jv_free(body);
+	return code;
+}
+
+/* ---- leases ---- */
+
+static void lease_commit_id(char *out, size_t cap, const char *lease)
+{
+	snprintf(out, cap, "lease-%s", lease);
+}
+
+void orch_lease_emit(struct orch *o, const char *kind, const char *lease, const char *trace, const char *why)
+{
+	jv f = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	if (why)
+		f = jv_object_set(f, jv_string("reason"), jv_string(why));
+	nn_node_emit(o->n, NN_LOG_INFO, kind, trace, f);
+}
+
+/* Release lease's commitment and what it started; state becomes st. */
+static void lease_end(struct orch *o, const char *lease, const char *st_name, const char *trace, const char *why)
+{
+	char cid[160], e[NN_ERRLEN];
+	sqlite3_stmt *st;
+	lease_commit_id(cid, sizeof cid, lease);
+	nn_onboard_release(nn_node_db(o->n), cid, NULL);
+	st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ?");
+	if (st) {
+		jv ids = jv_array();
+		sqlite3_bind_text(st, 1, lease, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			ids = jv_array_append(ids, jv_string((const char *)sqlite3_column_text(st, 0)));
+		sqlite3_finalize(st);
+		jv_array_foreach(ids, i, id) {
+			jv r;
+			jv b = jv_object_set(jv_object(), jv_string("id"), jv_copy(id));
+			b = jv_object_set(b, jv_string("grace"), jv_string("2s"));
+			if (nn_node_invoke(o->n, "/alloc/cancel", b, trace, &r, e) != NN_OK)
+				nn_debug("orch: lease %s: cancel %s: %s", lease, jv_string_value(id), e);
+			jv_free(r);
+			jv_free(id);
+		}
+		jv_free(ids);
+	}
+	st = orch_prep(o, "UPDATE orch_lease SET state = ?, updated = ? WHERE id = ?");
+	if (st) {
+		sqlite3_bind_text(st, 1, st_name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, nn_now_ms());
+		sqlite3_bind_text(st, 3, lease, -1, SQLITE_STATIC);
+		orch_step(o, st);
+	}
+	orch_lease_emit(o, !strcmp(st_name, "expired") ? "deploy.lease.expired" : "deploy.lease.released",
+			lease, trace, why);
+}
+
+/* Leases reserved and never provisioned whose time is up. */
+void orch_leases_expire(struct orch *o)
+{
+	sqlite3_stmt *st = orch_prep(o, "SELECT id, trace FROM orch_lease WHERE state = 'reserved' AND expires <= ?");
+	jv a = jv_array();
+	if (!st)
+		return;
+	sqlite3_bind_int64(st, 1, nn_now_ms());
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *t = (const char *)sqlite3_column_text(st, 1);
+		jv p = jv_array_append(jv_array(), jv_string((const char *)sqlite3_column_text(st, 0)));
+		a = jv_array_append(a, jv_array_append(p, jv_string(t ? t : "")));
+	}
+	sqlite3_finalize(st);
+	jv_array_foreach(a, i, p) {
+		jv id = jv_array_get(jv_copy(p), 0), t = jv_array_get(jv_copy(p), 1);
+		nn_info("orch: lease %s expired unprovisioned: its reservation is released", jv_string_value(id));
+		lease_end(o, jv_string_value(id), "expired", jv_string_value(t), "not provisioned before it expired");
+		jv_free(id);
+		jv_free(t);
+		jv_free(p);
+	}
+	jv_free(a);
+}
+
+/* The lease row as an object, or invalid when there is none. */
+static jv lease_get(struct orch *o, const char *id)
+{
+	sqlite3_stmt *st = orch_prep(o, "SELECT id, dep, grp, requester, trace, resources, expires, state,"
+				     " created FROM orch_lease WHERE id = ?");
+	jv r = jv_invalid();
+	if (!st)
+		return r;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		r = jv_object();
+		r = jv_object_set(r, jv_string("lease"), orch_col_str(st, 0));
+		r = jv_object_set(r, jv_string("deployment"), orch_col_str(st, 1));
+		r = jv_object_set(r, jv_string("group"), orch_col_str(st, 2));
+		r = jv_object_set(r, jv_string("requester"), orch_col_str(st, 3));
+		r = jv_object_set(r, jv_string("trace"), orch_col_str(st, 4));
+		r = jv_object_set(r, jv_string("resources"), orch_col_json(st, 5));
+		r = jv_object_set(r, jv_string("expires"), jv_number((double)sqlite3_column_int64(st, 6)));
+		r = jv_object_set(r, jv_string("state"), orch_col_str(st, 7));
+		r = jv_object_set(r, jv_string("created"), jv_number((double)sqlite3_column_int64(st, 8)));
+	}
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* The lease named in body, checked to belong to the envelope's sender (an
+ * owner may act on any).  Invalid + err otherwise. */
+static jv lease_of_sender(struct orch *o, jv req, jv body, char *err)
+{
+	const char *id, *from = nn_env_str(req, "from"), *rq;
+	jv l;
+	if (nn_json_get_str(body, "lease", &id, NULL) < 0) {
+		nn_seterr(err, "lease: expected the lease id");
+		return jv_invalid();
+	}
+	l = lease_get(o, id);
+	if (!jv_is_valid(l)) {
+		nn_seterr(err, "lease: no lease '%.80s' on this node", id);
+		return l;
+	}
+	if (nn_json_get_str(l, "requester", &rq, NULL) < 0 ||
+	    (strcmp(rq, from) != 0 && !nn_node_is_owner(o->n, from))) {
+		jv_free(l);
+		nn_seterr(err, "lease: '%.80s' was not made for %.80s", id, from);
+		return jv_invalid();
+	}
+	return l;
+}
+
+static enum nn_code be_commit(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	static const char *const keys[] = { "deployment", "group", "resources", "lease_ms", "contract", NULL };
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv resj = jv_invalid();
+	const char *dep, *grp, *contract = NULL, *trace = nn_env_str(req, "trace");
+	int64_t lease_ms = 0, now = nn_now_ms();
+	struct nn_res r;
+	char id[33], cid[160], e[NN_ERRLEN];
+	enum nn_code code = NN_E_BAD_BODY;
+	sqlite3_stmt *st;
+	int rc;
+	char *rtext;
+
+	if (jv_get_kind(body) != JV_KIND_OBJECT) {
+		nn_seterr(err, "body: expected an object");
+		goto out;
+	}
+	if (orch_only_keys(body, keys, err) < 0)
+		goto out;
+	if (nn_json_get_str(body, "deployment", &dep, NULL) < 0 || strlen(dep) > 64 ||
+	    nn_json_get_str(body, "group", &grp, NULL) < 0 || strlen(grp) > 64) {
+		nn_seterr(err, "deployment, group: expected short strings");
+		goto out;
+	}
+	if (nn_json_get_int(body, "lease_ms", &lease_ms, NULL) < 0 || lease_ms < 100 ||
+	    lease_ms > ORCH_LEASE_MAX_MS) {
+		nn_seterr(err, "lease_ms: expected 100 to %d", ORCH_LEASE_MAX_MS);
+		goto out;
+	}
+	resj = jv_object_get(jv_copy(body), jv_string("resources"));
+	if (nn_res_from_json(&r, resj, e) < 0 || nn_res_check(&r, e) < 0) {
+		nn_seterr(err, "resources: %s", e);
+		goto out;
+	}
+	if (nn_json_has(body, "contract") && !orch_is_null(body, "contract") &&
+	    nn_json_get_str(body, "contract", &contract, err) < 0)
+		goto out;
+	if (nn_node_config(n)->deploy_require_contract) {
+		struct nn_pay *p = nn_pay_attached();
+		if (!contract) {
+			nn_seterr(err, "contract: this provider deploys only under an accepted contract");
+			code = NN_E_UNAUTHORIZED;
+			goto out;
+		}
+		if (!p || nn_pay_contract_require(p, contract, e) != 0) {
+			nn_seterr(err, "contract: %s", p ? e : "this node keeps no ledger");
+			code = NN_E_UNAUTHORIZED;
+			goto out;
+		}
+	}
+	nn_random_id(id);
+	lease_commit_id(cid, sizeof cid, id);
+	rc = nn_onboard_commit(nn_node_db(n), cid, &r, e);
+	if (rc < 0) {
+		nn_seterr(err, "resources: %s", e);
+		code = rc == NN_ONBOARD_REFUSED ? NN_E_UNAVAILABLE : NN_E_INTERNAL;
+		goto out;
+	}
+	st = orch_prep(o, "INSERT INTO orch_lease (id, dep, grp, requester, trace, resources, expires, state,"
+		       " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?)");
+	rtext = nn_json_dump(nn_res_to_json(&r));
+	if (st) {
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, dep, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, grp, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 4, nn_env_str(req, "from"), -1, SQLITE_STATIC);
+		if (trace)
+			sqlite3_bind_text(st, 5, trace, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, rtext, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 7, now + lease_ms);
+		sqlite3_bind_int64(st, 8, now);
+		sqlite3_bind_int64(st, 9, now);
+	}
+	if (orch_step(o, st) < 0) {
+		free(rtext);
+		nn_onboard_release(nn_node_db(n), cid, NULL);
+		nn_seterr(err, "cannot record the lease");
+		code = NN_E_INTERNAL;
+		goto out;
+	}
+	free(rtext);
+	{
+		jv f = jv_object_set(jv_object(), jv_string("lease"), jv_string(id));
+		f = jv_object_set(f, jv_string("deployment"), jv_string(dep));
+		f = jv_object_set(f, jv_string("group"), jv_string(grp));
+		f = jv_object_set(f, jv_string("requester"), jv_string(nn_env_str(req, "from")));
+		f = jv_object_set(f, jv_string("resources"), nn_res_to_json(&r));
+		f = jv_object_set(f, jv_string("expires"), jv_number((double)(now + lease_ms)));
+		nn_node_emit(n, NN_LOG_INFO, "deploy.lease", trace, f);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(id));
+	*reply = jv_object_set(*reply, jv_string("expires"), jv_number((double)(now + lease_ms)));
+	code = NN_OK;
+out:
+	jv_free(resj);
+	jv_free(body);
+	return code;
+}
+
+static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_invalid(), allocs = jv_invalid(), started = jv_object(), ids = jv_array();
+	const char *lease = NULL, *state, *trace = nn_env_str(req, "trace"), *dep = "";
+	int64_t expires = 0;
+	enum nn_code code = NN_E_BAD_BODY;
+	char cid[160];
+	int n_allocs;
+
+	if (jv_get_kind(body) != JV_KIND_OBJECT) {
+		nn_seterr(err, "body: expected an object");
+		goto out;
+	}
+	l = lease_of_sender(o, req, body, err);
+	if (!jv_is_valid(l)) {
+		code = NN_E_UNAUTHORIZED;
+		if (strstr(err, "no lease"))
+			code = NN_E_BAD_BODY;
+		goto out;
+	}
+	nn_json_get_str(l, "lease", &lease, NULL);
+	nn_json_get_str(l, "state", &state, NULL);
+	nn_json_get_str(l, "deployment", &dep, NULL);
+	nn_json_get_int(l, "expires", &expires, NULL);
+	if (strcmp(state, "reserved") != 0 || expires <= nn_now_ms()) {
+		nn_seterr(err, "lease: '%s' is %s, not reserved", lease,
+			  strcmp(state, "reserved") ? state : "expired");
+		code = NN_E_UNAVAILABLE;
+		goto out;
+	}
+	allocs = jv_object_get(jv_copy(body), jv_string("allocations"));
+	n_allocs = jv_get_kind(allocs) == JV_KIND_ARRAY ? jv_array_length(jv_copy(allocs)) : -1;
+	if (n_allocs < 1 || n_allocs > ORCH_MAX_ALLOCS) {
+		nn_seterr(err, "allocations: expected 1 to %d allocations", ORCH_MAX_ALLOCS);
+		goto out;
+	}
+	/* the reservation becomes the allocations' own commitments */
+	lease_commit_id(cid, sizeof cid, lease);
+	nn_onboard_release(nn_node_db(n), cid, NULL);
+	code = NN_OK;
+	jv_array_foreach(allocs, i, a) {
+		const char *name;
+		jv start = jv_object_get(jv_copy(a), jv_string("start")), r;
+		int64_t slot = 0;
+		if (code != NN_OK) {
+			;
+		} else if (nn_json_get_str(a, "name", &name, NULL) < 0 || strlen(name) > 64 ||
+			   jv_get_kind(start) != JV_KIND_OBJECT || nn_json_has(start, "parent")) {
+			nn_seterr(err, "allocations[%d]: expected {\"name\",\"slot\",\"start\"} without a parent", i);
+			code = NN_E_BAD_BODY;
+		} else {
+			char e[NN_ERRLEN];
+			nn_json_get_int(a, "slot", &slot, NULL);
+			code = nn_node_invoke(n, "/alloc/start", jv_copy(start), trace, &r, e);
+			if (code != NN_OK) {
+				nn_seterr(err, "allocations.%s: %s", name, e);
+			} else {
+				const char *aid = "";
+				sqlite3_stmt *st;
+				nn_json_get_str(r, "id", &aid, NULL);
+				started = jv_object_set(started, jv_string(name), jv_string(aid));
+				ids = jv_array_append(ids, jv_string(aid));
+				st = orch_prep(o, "INSERT OR REPLACE INTO orch_lease_alloc (alloc, lease, name, slot)"
+					       " VALUES (?, ?, ?, ?)");
+				if (st) {
+					sqlite3_bind_text(st, 1, aid, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 2, lease, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+					sqlite3_bind_int64(st, 4, slot);
+				}
+				orch_step(o, st);
+				jv_free(r);
+			}
+		}
+		jv_free(start);
+		jv_free(a);
+	}
+	if (code != NN_OK) {
+		/* nothing half done: what started stops, the lease ends */
+		lease_end(o, lease, "failed", trace, err);
+		goto out;
+	}
+	{
+		sqlite3_stmt *st = orch_prep(o, "UPDATE orch_lease SET state = 'provisioned', updated = ? WHERE id = ?");
+		jv f;
+		if (st) {
+			sqlite3_bind_int64(st, 1, nn_now_ms());
+			sqlite3_bind_text(st, 2, lease, -1, SQLITE_STATIC);
+		}
+		orch_step(o, st);
+		f = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+		f = jv_object_set(f, jv_string("deployment"), jv_string(dep));
+		f = jv_object_set(f, jv_string("allocations"), jv_copy(started));
+		nn_node_emit(n, NN_LOG_INFO, "deploy.provisioned", trace, f);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	*reply = jv_object_set(*reply, jv_string("allocations"), started);
+	started = jv_invalid();
+out:
+	jv_free(ids);
+	jv_free(started);
+	jv_free(allocs);
+	jv_free(l);
+	jv_free(body);
+	return code;
+}
+
+static enum nn_code be_release(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_get_kind(body) == JV_KIND_OBJECT ? lease_of_sender(o, req, body, err)
+		: (nn_seterr(err, "body: expected an object"), jv_invalid());
+	const char *lease, *state;
+	int was;
+	if (!jv_is_valid(l)) {
+		jv_free(body);
+		return strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
+	}
+	nn_json_get_str(l, "lease", &lease, NULL);
+	nn_json_get_str(l, "state", &state, NULL);
+	was = !strcmp(state, "reserved") || !strcmp(state, "provisioned");
+	if (was)
+		lease_end(o, lease, "released", nn_env_str(req, "trace"), "released by the requester");
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	*reply = jv_object_set(*reply, jv_string("released"), jv_bool(was));
+	jv_free(l);
+	jv_free(body);
+	return NN_OK;
+}
+
+/* The allocations of a lease: {NAME: {"id","slot","state","status",…}}. */
+static jv lease_allocs(struct orch *o, const char *lease)
+{
+	sqlite3_stmt *st = orch_prep(o, "SELECT alloc, name, slot FROM orch_lease_alloc WHERE lease = ?");
+	jv out = jv_object();
+	char e[NN_ERRLEN];
+	if (!st)
+		return out;
+	sqlite3_bind_text(st, 1, lease, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *aid = (const char *)sqlite3_column_text(st, 0);
+		jv r, a = jv_object_set(jv_object(), jv_string("id"), jv_string(aid));
+		a = jv_object_set(a, jv_string("slot"), jv_number((double)sqlite3_column_int64(st, 2)));
+		if (nn_node_invoke(o->n, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(aid)),
+				   NULL, &r, e) == NN_OK) {
+			static const char *const f[] = { "state", "status", "reason", "run", "dir", NULL };
+			for (int i = 0; f[i]; i++)
+				a = jv_object_set(a, jv_string(f[i]), jv_object_get(jv_copy(r), jv_string(f[i])));
+		}
+		jv_free(r);
+		out = jv_object_set(out, jv_string((const char *)sqlite3_column_text(st, 1)), a);
+	}
+	sqlite3_finalize(st);
+	return out;
+}
+
+static enum nn_code be_lease(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_get_kind(body) == JV_KIND_OBJECT ? lease_of_sender(o, req, body, err)
+		: (nn_seterr(err, "body: expected an object"), jv_invalid());
+	const char *lease;
+	jv_free(body);
+	if (!jv_is_valid(l))
+		return strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
+	nn_json_get_str(l, "lease", &lease, NULL);
+	*reply = jv_object_set(jv_copy(l), jv_string("allocations"), lease_allocs(o, lease));
+	jv_free(l);
+	return NN_OK;
+}
+
+/* /public/deploy/logs: the requester of a lease (and nobody else) reads
+ * its allocations' logs by offset. */
+static enum nn_code be_logs(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_invalid(), allocs = jv_invalid(), a = jv_invalid();
+	const char *lease, *name, *stream = "stdout", *dir = NULL, *state = "";
+	int64_t off = 0, max = 65536;
+	enum nn_code code = NN_E_BAD_BODY;
+	char *path = NULL, *buf = NULL, *b64 = NULL;
+	struct stat sb;
+	int fd = -1;
+	ssize_t got = 0;
+
+	if (jv_get_kind(body) != JV_KIND_OBJECT) {
+		nn_seterr(err, "body: expected an object");
+		goto out;
+	}
+	l = lease_of_sender(o, req, body, err);
+	if (!jv_is_valid(l)) {
+		code = strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
+		goto out;
+	}
+	if (nn_json_get_str(body, "name", &name, NULL) < 0) {
+		nn_seterr(err, "name: expected the allocation's name");
+		goto out;
+	}
+	if ((nn_json_has(body, "stream") && nn_json_get_str(body, "stream", &stream, err) < 0) ||
+	    (nn_json_has(body, "offset") && nn_json_get_int(body, "offset", &off, err) < 0) ||
+	    (nn_json_has(body, "max") && nn_json_get_int(body, "max", &max, err) < 0))
+		goto out;
+	if ((strcmp(stream, "stdout") && strcmp(stream, "stderr")) || off < 0 || max < 1 || max > LOG_CHUNK_MAX) {
+		nn_seterr(err, "stream: stdout or stderr; offset >= 0; max 1 to %d", LOG_CHUNK_MAX);
+		goto out;
+	}
+	nn_json_get_str(l, "lease", &lease, NULL);
+	allocs = lease_allocs(o, lease);
+	a = jv_object_get(jv_copy(allocs), jv_string(name));
+	if (jv_get_kind(a) != JV_KIND_OBJECT || nn_json_get_str(a, "dir", &dir, NULL) < 0) {
+		nn_seterr(err, "name: no allocation '%.64s' under lease %s", name, lease);
+		goto out;
+	}
+	nn_json_get_str(a, "state", &state, NULL);
+	path = nn_xasprintf("%s/%s.log", dir, stream);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0 && fstat(fd, &sb) == 0 && off < sb.st_size) {
+		buf = nn_xmalloc((size_t)max);
+		got = pread(fd, buf, (size_t)max, off);
+		if (got < 0)
+			got = 0;
+	} else if (fd >= 0) {
+		sb.st_size = sb.st_size < off ? off : sb.st_size;
+	} else {
+		sb.st_size = 0;
+	}
+	b64 = nn_xmalloc(nn_b64_len((size_t)got));
+	nn_b64_encode(b64, (const uint8_t *)(buf ? buf : ""), (size_t)got);
+	*reply = jv_object_set(jv_object(), jv_string("data"), jv_string(b64));
+	*reply = jv_object_set(*reply, jv_string("offset"), jv_number((double)(off + got)));
+	*reply = jv_object_set(*reply, jv_string("size"), jv_number((double)sb.st_size));
+	*reply = jv_object_set(*reply, jv_string("state"), jv_string(state));
+	*reply = jv_object_set(*reply, jv_string("final"), jv_bool(nn_alloc_state_final(state)));
+	code = NN_OK;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	free(buf);
+	free(b64);
+	jv_free(a);
+	jv_free(allocs);
+	jv_free(l);
+	jv_free(body);
+	return code;
+}
+
+/* ---- pushing allocation states to the orchestrator ---- */
+
+static void pushed(struct nn_node *n, jv answer, void *arg)
+{
+	(void)n;
+	(void)arg;
+	if (!jv_is_valid(answer))
+		nn_debug("orch: state push not answered: %s", "no answer");
+}
+
+/* An alloc.state event of this node (fields borrowed): tell the
+ * orchestrator of the lease the allocation belongs to. */
+void orch_push_state(struct orch *o, jv fields)
+{
+	const char *aid;
+	sqlite3_stmt *st;
+	char e[NN_ERRLEN];
+	if (nn_json_get_str(fields, "id", &aid, NULL) < 0)
+		return;
+	st = orch_prep(o, "SELECT l.id, l.dep, l.requester, l.trace, a.name, a.slot FROM orch_lease_alloc a"
+		       " JOIN orch_lease l ON l.id = a.lease WHERE a.alloc = ?");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, aid, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *to = (const char *)sqlite3_column_text(st, 2);
+		const char *trace = (const char *)sqlite3_column_text(st, 3);
+		jv b = jv_object();
+		b = jv_object_set(b, jv_string("lease"), orch_col_str(st, 0));
+		b = jv_object_set(b, jv_string("deployment"), orch_col_str(st, 1));
+		b = jv_object_set(b, jv_string("name"), orch_col_str(st, 4));
+		b = jv_object_set(b, jv_string("slot"), jv_number((double)sqlite3_column_int64(st, 5)));
+		b = jv_object_set(b, jv_string("alloc"), jv_string(aid));
+		static const char *const f[] = { "state", "status", "reason", "run", NULL };
+		for (int i = 0; f[i]; i++)
+			b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(fields), jv_string(f[i])));
+		if (nn_node_request(o->n, to, "/public/deploy/update", b, trace, 10000, pushed, NULL, NULL, e) < 0)
+			nn_debug("orch: cannot push the state of %s: %s", aid, e);
+	}
+	sqlite3_finalize(st);
+}
+
+const struct nn_behavior orch_provider_behaviors[] = {
+	{ "/broadcast/public/deploy/bid", be_bid, "bid for an ensemble's node groups from free resources", 1 },
+	{ "/deploy/commit", be_commit, "reserve resources for a node group under a lease", 0 },
+	{ "/deploy/provision", be_provision, "start a leased node group's allocations", 0 },
+	{ "/deploy/release", be_release, "stop a lease's allocations and free its resources", 0 },
+	{ "/deploy/lease", be_lease, "a lease and the states of its allocations", 0 },
+	{ "/public/deploy/logs", be_logs, "log bytes of a lease's allocation, for its requester", 1 },
+	{ NULL, NULL, NULL, 0 }
+};
