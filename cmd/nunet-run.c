@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include "alloc.h"
 #include "client.h"
+#include "codec.h"
 #include "config.h"
 #include "exec/exec.h"
 #include "json.h"
@@ -35,7 +36,9 @@
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
+#include "migrate.h"
 #include "stage.h"
+#include "storage.h"
 #include "util.h"
 #include "nunet-run/ensemble_cmd.h"
 
@@ -43,13 +46,15 @@ static const char usage_text[] =
 	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
 	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [--health-cmd CMD]\n"
 	"           [--health-url URL] [--input URL:PATH] [--output PATH:URL]\n"
-	"           [--stage-timeout DURATION] [-d] -- CMD [ARG ...]\n"
+	"           [--stage-timeout DURATION] [--state-dir D] [-d] -- CMD [ARG ...]\n"
 	"       nunet-run ls [-a]\n"
 	"       nunet-run status ID\n"
 	"       nunet-run logs [-f] ID\n"
 	"       nunet-run wait ID\n"
 	"       nunet-run cancel [--grace DURATION] ID\n"
 	"       nunet-run trace ID\n"
+	"       nunet-run checkpoint ID\n"
+	"       nunet-run migrate --to DID [--as ID] [--cap FILE] ID\n"
 	"       nunet-run validate [--json] FILE\n"
 	"       nunet-run convert --from nomad|kubernetes FILE\n"
 	"       nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
@@ -742,6 +747,38 @@ static void shim_on_signal(struct nn_loop *l, int sig, void *arg)
 		nn_warn("%s", err);
 }
 
+/* Unpack a received snapshot pack and restore its commit into the state
+ * directory (stage.json "restore"); nothing to do without one. */
+static int shim_restore(struct shim *s, char *err)
+{
+	const char *pack, *commit, *repo, *sd;
+	char ref[NN_ERRLEN], e[NN_ERRLEN];
+	jv r;
+	char *dir;
+	int rc;
+	if (jv_get_kind(s->stage) != JV_KIND_OBJECT || !nn_json_has(s->stage, "restore"))
+		return 0;
+	r = jv_object_get(jv_copy(s->stage), jv_string("restore"));
+	if (nn_json_get_str(r, "pack", &pack, NULL) < 0 || nn_json_get_str(r, "commit", &commit, NULL) < 0 ||
+	    nn_json_get_str(r, "repo", &repo, NULL) < 0 ||
+	    nn_json_get_str(s->stage, "state_dir", &sd, NULL) < 0) {
+		jv_free(r);
+		return nn_seterr(err, "%s: restore: incomplete", NN_STAGE_FILE);
+	}
+	nn_migrate_ref(s->spec->id, ref);
+	dir = nn_xasprintf("%s/%s", s->spec->dir, sd);
+	rc = nn_snapshot_unpack(repo, pack, commit, ref, e);
+	if (rc == 0)
+		rc = nn_snapshot_restore(repo, commit, dir, e);
+	if (rc < 0)
+		nn_seterr(err, "restoring the state (commit %.12s): %s", commit, e);
+	else
+		unlink(pack);
+	free(dir);
+	jv_free(r);
+	return rc;
+}
+
 /* Watch the started job: its wait fd, or a timer; and health checks. */
 static int shim_watch_job(struct shim *s, char *err)
 {
@@ -807,6 +844,11 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 	s.stage = nn_stage_read(spec->dir, err);
 	if (!jv_is_valid(s.stage)) {
 		status = NN_EX_IOERR;
+		goto fail;
+	}
+	/* a migrated allocation's state comes first (migrate.h) */
+	if (!o->adopt && o->run == 1 && shim_restore(&s, err) < 0) {
+		status = NN_EX_SOFTWARE;
 		goto fail;
 	}
 	/* inputs are fetched once, before the first run */
@@ -1206,12 +1248,20 @@ static void node_open(struct nn_client *c)
 		nn_random_id(c->trace);
 }
 
+static jv node_call_to(struct nn_client *c, const char *to, const char *be, jv body);
+
 /* One request; dies on a refusal.  Returns the reply body (caller's). */
 static jv node_call(struct nn_client *c, const char *be, jv body)
 {
+	return node_call_to(c, "local", be, body);
+}
+
+/* The same to any actor (a node's did: through the local node). */
+static jv node_call_to(struct nn_client *c, const char *to, const char *be, jv body)
+{
 	enum nn_code code;
 	char err[NN_ERRLEN];
-	jv env = nn_client_call(c, "local", be, body, 30000, &code, err), b;
+	jv env = nn_client_call(c, to, be, body, 30000, &code, err), b;
 	const char *msg = NULL, *cname = NULL;
 	int ex;
 	if (!jv_is_valid(env)) {
@@ -1603,6 +1653,7 @@ static int cmd_submit(int argc, char **argv)
 		{ "input", required_argument, NULL, 'n' },
 		{ "output", required_argument, NULL, 'o' },
 		{ "stage-timeout", required_argument, NULL, 'T' },
+		{ "state-dir", required_argument, NULL, 'D' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1659,6 +1710,7 @@ static int cmd_submit(int argc, char **argv)
 			break;
 		case 'd': detach = 1; break;
 		case 'n': inputs = jv_array_append(inputs, stage_arg(optarg, 1)); break;
+		case 'D': body = jv_object_set(body, jv_string("state_dir"), jv_string(optarg)); break;
 		case 'o': outputs = jv_array_append(outputs, stage_arg(optarg, 0)); break;
 		case 'T': {
 			int64_t ms;
@@ -1854,6 +1906,241 @@ static int cmd_cancel(int argc, char **argv)
 	return 0;
 }
 
+/* ---- checkpoint and migrate (migrate.h) ---- */
+
+/* Commit the state directory of allocation id (its status st, borrowed)
+ * into the node's snapshot repository; dies when it has none. */
+static void snapshot_of(struct nn_client *c, jv st, const char *id, char out[65])
+{
+	const char *dir = NULL, *sd = NULL;
+	char ref[NN_ERRLEN], err[NN_ERRLEN], *path, *repo, *msg;
+	if (nn_json_get_str(st, "state_dir", &sd, NULL) < 0 || nn_json_get_str(st, "dir", &dir, NULL) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_DATAERR, "allocation %s has no state directory (start it with --state-dir)",
+		       id);
+	}
+	path = nn_xasprintf("%s/%s", dir, sd);
+	repo = nn_migrate_repo(c->home);
+	msg = nn_xasprintf("checkpoint of allocation %s", id);
+	nn_migrate_ref(id, ref);
+	if (nn_snapshot_commit(path, repo, ref, msg, out, err) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_IOERR, "checkpoint of %s: %s", id, err);
+	}
+	free(path);
+	free(repo);
+	free(msg);
+}
+
+static int cmd_checkpoint(int argc, char **argv)
+{
+	struct nn_client c;
+	const char *id = one_id(argc, argv, "+h", NULL);
+	char commit[65];
+	jv st, o;
+	node_open(&c);
+	st = node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
+	snapshot_of(&c, st, id, commit);
+	o = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+	o = jv_object_set(o, jv_string("commit"), jv_string(commit));
+	o = jv_object_set(o, jv_string("state_dir"), jv_object_get(st, jv_string("state_dir")));
+	print_json(o);
+	nn_client_close(&c);
+	return 0;
+}
+
+/* The spec to start elsewhere: no dir, a workdir relative to the
+ * allocation directory, no readonly list (the target derives it again
+ * from the inputs it stages). */
+static jv portable_spec(jv st)
+{
+	jv spec = jv_object_get(jv_copy(st), jv_string("spec"));
+	const char *dir = NULL, *wd = NULL;
+	nn_json_get_str(st, "dir", &dir, NULL);
+	if (dir && nn_json_get_str(spec, "workdir", &wd, NULL) == 0) {
+		size_t n = strlen(dir);
+		if (!strncmp(wd, dir, n) && wd[n] == '/')
+			spec = jv_object_set(spec, jv_string("workdir"), jv_string(wd + n + 1));
+		else
+			spec = jv_object_delete(spec, jv_string("workdir"));
+	}
+	spec = jv_object_delete(spec, jv_string("dir"));
+	spec = jv_object_delete(spec, jv_string("id"));
+	return jv_object_delete(spec, jv_string("readonly"));
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "as", required_argument, NULL, 'a' },
+		{ "cap", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const pass[] = { "restart", "healthcheck", "state_dir", "inputs", "outputs",
+					    NULL };
+	struct nn_client c;
+	const char *to = NULL, *as = NULL, *id, *state = NULL, *x = NULL;
+	char commit[65], err[NN_ERRLEN], *repo, *pack, *xfer;
+	jv caps = jv_null(), st, r, body;
+	uint64_t bytes = 0, off = 0, sent = 0;
+	int o, fd, chunks = 0, nhaves;
+	int64_t deadline;
+	uint8_t *buf;
+	char *b64;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {	/* ID may come first */
+		switch (o) {
+		case 't': to = optarg; break;
+		case 'a': as = optarg; break;
+		case 'c':
+			caps = nn_client_caps_load(caps, optarg, err);
+			if (!jv_is_valid(caps))
+				nn_die(NN_EX_DATAERR, "--cap: %s", err);
+			break;
+		case 'h': usage(0); break;
+		default: usage(NN_EX_USAGE);
+		}
+	}
+	if (argc - optind != 1 || !to) {
+		nn_error("migrate: give the allocation id and --to DID");
+		usage(NN_EX_USAGE);
+	}
+	id = argv[optind];
+	if (strncmp(to, "did:key:", 8)) {
+		nn_error("--to: '%s' is not a node's did", to);
+		usage(NN_EX_USAGE);
+	}
+	node_open(&c);
+	if (jv_get_kind(caps) == JV_KIND_ARRAY)
+		c.caps = jv_get_kind(c.caps) == JV_KIND_ARRAY ? jv_array_concat(c.caps, caps) : caps;
+	else
+		jv_free(caps);
+	st = node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
+	nn_json_get_str(st, "state", &state, NULL);
+	if (!state || strcmp(state, "running")) {
+		nn_client_close(&c);
+		nn_die(NN_EX_DATAERR, "allocation %s is %s, not running: nothing to migrate", id,
+		       state ? state : "in no known state");
+	}
+	/* 1-2: what the target has; commit; pack only what it lacks */
+	r = node_call_to(&c, to, "/alloc/migrate/haves", jv_object());
+	body = jv_object_get(r, jv_string("haves"));
+	nhaves = jv_get_kind(body) == JV_KIND_ARRAY ? jv_array_length(jv_copy(body)) : 0;
+	snapshot_of(&c, st, id, commit);
+	repo = nn_migrate_repo(c.home);
+	pack = nn_xasprintf("%s/snapshots/out.%ld.pack", c.home, (long)getpid());
+	{
+		char *d = nn_xasprintf("%s/snapshots", c.home);
+		mkdir(d, 0700);
+		free(d);
+	}
+	if (nn_snapshot_pack(repo, commit, jv_get_kind(body) == JV_KIND_ARRAY ? body : jv_array(), pack,
+			     &bytes, err) < 0) {
+		nn_client_close(&c);
+		nn_die(NN_EX_IOERR, "migrate %s: %s", id, err);
+	}
+	jv_free(body);
+	/* 3-4: the pack, in acknowledged pieces */
+	r = node_call_to(&c, to, "/alloc/migrate/receive",
+			 jv_object_set(jv_object_set(jv_object(), jv_string("commit"), jv_string(commit)),
+				       jv_string("size"), jv_number((double)bytes)));
+	if (nn_json_get_str(r, "xfer", &x, NULL) < 0) {
+		unlink(pack);
+		nn_client_close(&c);
+		nn_die(NN_EX_UNAVAILABLE, "migrate %s: the target opened no transfer", id);
+	}
+	xfer = nn_xstrdup(x);
+	jv_free(r);
+	fd = open(pack, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		nn_client_close(&c);
+		nn_die(NN_EX_IOERR, "cannot open '%s': %s", pack, strerror(errno));
+	}
+	buf = nn_xmalloc(NN_MIGRATE_CHUNK);
+	b64 = nn_xmalloc(nn_b64_len(NN_MIGRATE_CHUNK));
+	while (off < bytes) {
+		ssize_t n = read(fd, buf, NN_MIGRATE_CHUNK);
+		jv b;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			nn_client_close(&c);
+			nn_die(NN_EX_IOERR, "cannot read '%s': %s", pack, n < 0 ? strerror(errno) : "short");
+		}
+		nn_b64_encode(b64, buf, (size_t)n);
+		b = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
+		b = jv_object_set(b, jv_string("offset"), jv_number((double)off));
+		b = jv_object_set(b, jv_string("data"), jv_string(b64));
+		jv_free(node_call_to(&c, to, "/alloc/migrate/chunk", b));
+		off += (uint64_t)n;
+		sent += strlen(b64);
+		chunks++;
+	}
+	close(fd);
+	unlink(pack);
+	free(buf);
+	free(b64);
+	/* 5: start it there from the pack */
+	body = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
+	body = jv_object_set(body, jv_string("id"), jv_string(as ? as : id));
+	body = jv_object_set(body, jv_string("spec"), portable_spec(st));
+	for (int i = 0; pass[i]; i++) {
+		jv v = jv_object_get(jv_copy(st), jv_string(pass[i]));
+		if (jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL)
+			body = jv_object_set(body, jv_string(pass[i]), v);
+		else
+			jv_free(v);
+	}
+	jv_free(node_call_to(&c, to, "/alloc/migrate/start", body));
+	/* 6: the source stops only once the target runs */
+	deadline = nn_mono_ms() + 120000;
+	for (;;) {
+		jv ts = node_call_to(&c, to, "/alloc/status",
+				     jv_object_set(jv_object(), jv_string("id"), jv_string(as ? as : id)));
+		const char *s2 = NULL, *why = NULL;
+		nn_json_get_str(ts, "state", &s2, NULL);
+		if (s2 && !strcmp(s2, "running")) {
+			jv_free(ts);
+			break;
+		}
+		if (!s2 || nn_alloc_state_final(s2) || nn_mono_ms() > deadline) {
+			nn_json_get_str(ts, "reason", &why, NULL);
+			nn_error("migrate %s: the copy on %s is %s%s%s; %s keeps running here", id, to,
+				 s2 ? s2 : "?", why ? ": " : "", why ? why : "", id);
+			jv_free(ts);
+			jv_free(st);
+			free(xfer);
+			free(repo);
+			free(pack);
+			nn_client_close(&c);
+			return NN_EX_UNAVAILABLE;
+		}
+		jv_free(ts);
+		usleep(100000);
+	}
+	jv_free(node_call(&c, "/alloc/cancel", jv_object_set(jv_object(), jv_string("id"), jv_string(id))));
+	{
+		jv out = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+		out = jv_object_set(out, jv_string("to"), jv_string(to));
+		out = jv_object_set(out, jv_string("target_id"), jv_string(as ? as : id));
+		out = jv_object_set(out, jv_string("commit"), jv_string(commit));
+		out = jv_object_set(out, jv_string("haves"), jv_number(nhaves));
+		out = jv_object_set(out, jv_string("pack_bytes"), jv_number((double)bytes));
+		out = jv_object_set(out, jv_string("sent_bytes"), jv_number((double)sent));
+		out = jv_object_set(out, jv_string("chunks"), jv_number(chunks));
+		print_json(out);
+	}
+	jv_free(st);
+	free(xfer);
+	free(repo);
+	free(pack);
+	nn_client_close(&c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	nn_log_init(argv[0]);
@@ -1879,6 +2166,10 @@ int main(int argc, char **argv)
 		return cmd_wait(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "cancel"))
 		return cmd_cancel(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "checkpoint"))
+		return cmd_checkpoint(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "validate"))
 		return cmd_validate(argc - 1, argv + 1, usage);
 	if (!strcmp(argv[1], "convert"))

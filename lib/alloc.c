@@ -38,6 +38,7 @@
 #include "node.h"
 #include "onboard.h"
 #include "sock.h"
+#include "migrate.h"
 #include "stage.h"
 #include "storage.h"
 
@@ -1727,7 +1728,8 @@ static enum nn_code check_scope(struct nn_node *n, jv req, const char *id, char 
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
-					    "inputs", "outputs", "stage_timeout", NULL };
+					    "inputs", "outputs", "stage_timeout", "state_dir", "restore",
+					    NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
@@ -1756,7 +1758,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		goto out;
 	}
 	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs, inputs, outputs,"
-		      " stage_timeout", err) < 0)
+		      " stage_timeout, state_dir, restore", err) < 0)
 		goto out;
 	tmp = jget(body, "logs");
 	{
@@ -1779,7 +1781,8 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "spec: dir: the node puts allocations in %s/alloc/ID", nn_node_home(n));
 		goto out;
 	}
-	if (nn_stage_take(body, &specj, &opts, nn_node_config(n)->stage_timeout_ms, err) < 0)
+	if (nn_stage_take(body, &specj, &opts, nn_node_config(n)->stage_timeout_ms, err) < 0 ||
+	    nn_migrate_take(body, &opts, nn_node_home(n), err) < 0)
 		goto out;
 	tmp = jv_object_get(jv_copy(body), jv_string("restart"));
 	if (nn_alloc_restart_parse(jv_is_valid(tmp) ? tmp : jv_null(), &rp, err) < 0) {
@@ -2011,6 +2014,7 @@ static jv row_json(sqlite3_stmt *st, int full)
 		o = jv_object_set(o, jv_string("healthcheck"), jget(opts, "healthcheck"));
 		o = jv_object_set(o, jv_string("inputs"), jget(opts, "inputs"));
 		o = jv_object_set(o, jv_string("outputs"), jget(opts, "outputs"));
+		o = jv_object_set(o, jv_string("state_dir"), jget(opts, "state_dir"));
 		o = jv_object_set(o, jv_string("result"), col_json(st, 13));
 		o = jv_object_set(o, jv_string("did"), col_str(st, 14));
 		jv_free(opts);

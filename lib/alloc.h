@@ -61,7 +61,8 @@
  *	/alloc/start   {"spec":SPEC, "restart":POLICY, "healthcheck":CHECK,
  *	                "parent":ID, "logs":{"max":SIZE,"keep":N},
  *	                "inputs":[{"url","path","sha256"?}],
- *	                "outputs":[{"path","url"}], "stage_timeout":"10m"}
+ *	                "outputs":[{"path","url"}], "stage_timeout":"10m",
+ *	                "state_dir":D, "restore":{"xfer","commit"} (migrate.h)}
  *	               → {"id","dir","executor"}.  SPEC is an exec spec
  *	               (exec.h) without "dir".  Refused before anything is
  *	               made; "unavailable" when the executor or a limit cannot

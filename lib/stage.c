@@ -101,25 +101,6 @@ jv nn_stage_readonly(jv inputs)
 	return out;
 }
 
-int nn_stage_write(const char *dir, jv inputs, jv outputs, int64_t timeout_ms, char *err)
-{
-	jv o = jv_object();
-	char *text, *path;
-	int rc;
-	o = jv_object_set(o, jv_string("inputs"),
-			  jv_get_kind(inputs) == JV_KIND_ARRAY ? jv_copy(inputs) : jv_array());
-	o = jv_object_set(o, jv_string("outputs"),
-			  jv_get_kind(outputs) == JV_KIND_ARRAY ? jv_copy(outputs) : jv_array());
-	o = jv_object_set(o, jv_string("timeout_ms"), jv_number((double)timeout_ms));
-	text = nn_json_dump(o);
-	jv_free(o);
-	path = nn_xasprintf("%s/%s", dir, NN_STAGE_FILE);
-	rc = nn_write_file(path, text, strlen(text), 0600, err);
-	free(path);
-	free(text);
-	return rc;
-}
-
 jv nn_stage_read(const char *dir, char *err)
 {
 	char *path = nn_xasprintf("%s/%s", dir, NN_STAGE_FILE);
@@ -188,16 +169,30 @@ int nn_stage_has(jv opts, const char *which)
 int nn_stage_prepare(const char *dir, jv opts, char *err)
 {
 	int64_t ms = 0;
-	jv in, out;
+	jv in, out, o;
+	char *text, *path;
 	int rc;
-	if (!nn_stage_has(opts, "inputs") && !nn_stage_has(opts, "outputs"))
+	if (!nn_stage_has(opts, "inputs") && !nn_stage_has(opts, "outputs") &&
+	    !nn_json_has(opts, "restore"))
 		return 0;
 	nn_json_get_int(opts, "stage_timeout_ms", &ms, NULL);
 	in = field(opts, "inputs");
 	out = field(opts, "outputs");
-	rc = nn_stage_write(dir, in, out, ms, err);
-	jv_free(in);
-	jv_free(out);
+	o = jv_object_set(jv_object(), jv_string("inputs"),
+			  jv_get_kind(in) == JV_KIND_ARRAY ? in : (jv_free(in), jv_array()));
+	o = jv_object_set(o, jv_string("outputs"),
+			  jv_get_kind(out) == JV_KIND_ARRAY ? out : (jv_free(out), jv_array()));
+	o = jv_object_set(o, jv_string("timeout_ms"), jv_number((double)ms));
+	if (nn_json_has(opts, "restore")) {
+		o = jv_object_set(o, jv_string("restore"), field(opts, "restore"));
+		o = jv_object_set(o, jv_string("state_dir"), field(opts, "state_dir"));
+	}
+	text = nn_json_dump(o);
+	jv_free(o);
+	path = nn_xasprintf("%s/%s", dir, NN_STAGE_FILE);
+	rc = nn_write_file(path, text, strlen(text), 0600, err);
+	free(path);
+	free(text);
 	return rc;
 }
 

@@ -21,8 +21,10 @@
  *
  * DIR/stage.json:
  *	{"inputs":[{"url","path","sha256"?,"max_size"?}],
- *	 "outputs":[{"path","url"}], "timeout_ms":N}
- * paths relative to DIR.
+ *	 "outputs":[{"path","url"}], "timeout_ms":N,
+ *	 "restore":{"pack","commit","repo"}, "state_dir":D}
+ * paths relative to DIR; restore (migrate.h): a received snapshot pack
+ * the shim unpacks and restores into D before it stages or starts.
  */
 #ifndef NN_STAGE_H
 #define NN_STAGE_H
@@ -55,12 +57,10 @@ jv nn_stage_readonly(jv inputs);
 int nn_stage_take(jv body, jv *spec, jv *opts, int64_t default_ms, char *err);
 /* 1 when opts (borrowed) name inputs or outputs. */
 int nn_stage_has(jv opts, const char *which);
-/* Write DIR/stage.json from opts (borrowed) when it names any; 0 when
- * there is nothing to write. */
+/* Write DIR/stage.json from opts (borrowed) when it names inputs, outputs
+ * or a restore; 0 when there is nothing to write. */
 int nn_stage_prepare(const char *dir, jv opts, char *err);
 
-/* Write DIR/stage.json (borrows inputs and outputs). */
-int nn_stage_write(const char *dir, jv inputs, jv outputs, int64_t timeout_ms, char *err);
 /* Read it: the object, or jv_null() when there is none; invalid + err
  * when it cannot be read. */
 jv nn_stage_read(const char *dir, char *err);
