@@ -40,18 +40,21 @@
 #include "stage.h"
 #include "storage.h"
 #include "util.h"
+#include "nunet-run/deploy.h"
 #include "nunet-run/ensemble_cmd.h"
 
 static const char usage_text[] =
 	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
 	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [--health-cmd CMD]\n"
 	"           [--health-url URL] [--input URL:PATH] [--output PATH:URL]\n"
-	"           [--stage-timeout DURATION] [--state-dir D] [-d] -- CMD [ARG ...]\n"
+	"           [--stage-timeout DURATION] [--state-dir D] [--swarm] [-d] -- CMD [ARG ...]\n"
+	"       nunet-run deploy [--wait] [--hops N] FILE\n"
 	"       nunet-run ls [-a]\n"
 	"       nunet-run status ID\n"
-	"       nunet-run logs [-f] ID\n"
+	"       nunet-run logs [-f] ID [ALLOC]\n"
 	"       nunet-run wait ID\n"
 	"       nunet-run cancel [--grace DURATION] ID\n"
+	"       nunet-run results ID DIR\n"
 	"       nunet-run trace ID\n"
 	"       nunet-run checkpoint ID\n"
 	"       nunet-run migrate --to DID [--as ID] [--cap FILE] ID\n"
@@ -1654,12 +1657,13 @@ static int cmd_submit(int argc, char **argv)
 		{ "output", required_argument, NULL, 'o' },
 		{ "stage-timeout", required_argument, NULL, 'T' },
 		{ "state-dir", required_argument, NULL, 'D' },
+		{ "swarm", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	jv spec = jv_object(), body = jv_object(), env = jv_object(), res = jv_object(), cmd, r, st;
 	jv inputs = jv_array(), outputs = jv_array();
-	int c, detach = 0, have_res = 0, status;
+	int c, detach = 0, have_res = 0, status, swarm = 0;
 	const char *id, *dir;
 	char *idc, *dirc;
 	struct nn_client cl;
@@ -1721,6 +1725,7 @@ static int cmd_submit(int argc, char **argv)
 			body = jv_object_set(body, jv_string("stage_timeout"), jv_string(optarg));
 			break;
 		}
+		case 'S': swarm = 1; break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
@@ -1749,8 +1754,37 @@ static int cmd_submit(int argc, char **argv)
 		jv_free(res);
 	body = jv_object_set(body, jv_string("spec"), spec);
 
+	if (swarm)
+		return nn_run_swarm(body, detach);
 	node_open(&cl);
-	r = node_call(&cl, "/alloc/start", body);
+	/* here when it fits; else anywhere in the swarm that it fits */
+	{
+		enum nn_code code;
+		char err[NN_ERRLEN];
+		jv env2 = nn_client_call(&cl, "local", "/alloc/start", jv_copy(body), 30000, &code, err), b;
+		const char *cname = NULL, *msg = NULL;
+		r = jv_invalid();
+		if (jv_is_valid(env2) && !strcmp(nn_env_str(env2, "type"), "reply")) {
+			r = jv_object_get(jv_copy(env2), jv_string("body"));
+		} else if (jv_is_valid(env2)) {
+			b = jv_object_get(jv_copy(env2), jv_string("body"));
+			nn_json_get_str(b, "code", &cname, NULL);
+			nn_json_get_str(b, "message", &msg, NULL);
+			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10)) {
+				jv_free(b);
+				jv_free(env2);
+				nn_client_close(&cl);
+				return nn_run_swarm(body, detach);
+			}
+			jv_free(b);
+		}
+		jv_free(env2);
+	}
+	/* a refusal is reported (and a lost answer retried once) as before */
+	if (!jv_is_valid(r))
+		r = node_call(&cl, "/alloc/start", body);
+	else
+		jv_free(body);
 	nn_json_get_str(r, "id", &id, NULL);
 	nn_json_get_str(r, "dir", &dir, NULL);
 	idc = nn_xstrdup(id ? id : "?");
@@ -1795,6 +1829,7 @@ static int cmd_ls(int argc, char **argv)
 			print_json(a);
 	jv_free(list);
 	nn_client_close(&c);
+	nn_run_ls_deployments(all);
 	return 0;
 }
 
@@ -2156,6 +2191,25 @@ int main(int argc, char **argv)
 		return cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "deploy")) {
+		int r = nn_run_deploy(argc - 1, argv + 1);
+		if (r < 0)
+			usage(0);
+		if (r == NN_EX_USAGE)
+			usage(r);
+		return r;
+	}
+	/* deployment ids first, then allocation ids */
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "logs") || !strcmp(argv[1], "wait") ||
+	    !strcmp(argv[1], "cancel") || !strcmp(argv[1], "results")) {
+		int r = nn_run_on_deployment(argv[1], argc - 1, argv + 1);
+		if (r >= 0)
+			return r;
+		if (!strcmp(argv[1], "results")) {
+			nn_error("results: '%s' is not a deployment of this node", argc > 2 ? argv[2] : "");
+			usage(NN_EX_USAGE);
+		}
+	}
 	if (!strcmp(argv[1], "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))

@@ -62,7 +62,8 @@
  *	                "parent":ID, "logs":{"max":SIZE,"keep":N},
  *	                "inputs":[{"url","path","sha256"?}],
  *	                "outputs":[{"path","url"}], "stage_timeout":"10m",
- *	                "state_dir":D, "restore":{"xfer","commit"} (migrate.h)}
+ *	                "state_dir":D, "restore":{"xfer","commit"} (migrate.h),
+ *	                "contract":ID}
  *	               → {"id","dir","executor"}.  SPEC is an exec spec
  *	               (exec.h) without "dir".  Refused before anything is
  *	               made; "unavailable" when the executor or a limit cannot
@@ -89,6 +90,7 @@
 
 #include <stdint.h>
 #include <jv.h>
+#include "env.h"
 #include "exec/exec.h"
 #include "util.h"
 
@@ -112,6 +114,30 @@ int nn_alloc_attach(struct nn_node *n, char *err);
  * address is used), or NULL when did is not one; the caller frees it.
  * Ended allocations keep their identity (their tokens are revoked). */
 char *nn_alloc_of_did(const char *did);
+
+/*
+ * Observers: another module follows allocations without polling (pay's
+ * meter).  check runs in /alloc/start for a body that names a "contract",
+ * before anything is made (req borrowed): NN_OK lets the start go on, any
+ * other code refuses it with err; without an observer that checks, such a
+ * body is refused.  event gets, with the allocation's id, its options as
+ * /alloc/start kept them ("contract" among them; borrowed) and its run:
+ * NN_ALLOC_STARTED once it is recorded (data null); NN_ALLOC_STATS at every
+ * heartbeat that carries the executor's counters ({"cpu_seconds",
+ * "memory_current",…}) and with each run's result (its "cpu_seconds" are
+ * the run's last); NN_ALLOC_ENDED once, at its final state (data: the
+ * result, or null).  data is borrowed.  At most 4 observers.
+ */
+enum nn_alloc_event { NN_ALLOC_STARTED, NN_ALLOC_STATS, NN_ALLOC_ENDED };
+struct nn_alloc_observer {
+	enum nn_code (*check)(struct nn_node *n, jv req, const char *contract, void *arg, char *err);
+	void (*event)(struct nn_node *n, enum nn_alloc_event ev, const char *id, jv opts, int run,
+		      jv data, void *arg);
+	void *arg;
+};
+/* The table is kept by reference: keep it static.  -1 + err when full or
+ * allocations are not attached. */
+int nn_alloc_observe(struct nn_node *n, const struct nn_alloc_observer *o, char *err);
 
 /* 1 when state is final (exited, killed, oom, failed). */
 int nn_alloc_state_final(const char *state);

@@ -64,6 +64,12 @@ static const char *const ledger_schema[] = {
 	"  contract TEXT,"
 	"  kind TEXT NOT NULL,"
 	"  message TEXT NOT NULL);",
+	/* 1 -> 2: the meter's state per allocation (nn_pay_meter_sample) */
+	"ALTER TABLE usage ADD COLUMN run INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE usage ADD COLUMN cpu_raw INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE usage ADD COLUMN mem_last INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE usage ADD COLUMN ts_last INTEGER;"
+	"ALTER TABLE usage ADD COLUMN ended INTEGER NOT NULL DEFAULT 0;",
 	NULL
 };
 
@@ -285,7 +291,7 @@ int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char
 	p->cache_jv = jv_invalid();
 	if (nn_db_open(&p->db, path, ledger_schema, err) < 0)
 		return NN_PAY_ESTORE;
-	if (nn_db_exec(&p->db, "PRAGMA synchronous=FULL", e) < 0) {
+	if (nn_db_exec(&p->db, "PRAGMA synchronous=NORMAL", e) < 0) {
 		nn_db_close(&p->db);
 		return fail(NN_PAY_ESTORE, err, "ledger '%s': %s", path, e);
 	}
@@ -1123,6 +1129,138 @@ out:
 	if (rc < 0)
 		rollback(p);
 	return rc;
+}
+
+/*
+ * The meter: each sample adds what happened since the allocation's previous
+ * one.  cpu: the run's counter minus the previous sample's of the same run
+ * (a new run, or a counter that went back, counts from 0).  memory: the
+ * memory now times the time since the previous sample (the previous sample's
+ * memory when unknown).  wall: the time since the previous sample.  The
+ * first sample only sets the start.
+ */
+int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *alloc,
+			const char *deployment, const struct nn_pay_sample *s, char *err)
+{
+	struct row r;
+	sqlite3_stmt *st;
+	int rc, step;
+	uint64_t cpu = 0, mem = 0, wall = 0, cpu_raw = 0, mem_last = 0;
+	int64_t run = 0, ts_last = s->ts;
+	char a[8][24], dep[128];
+
+	if (!alloc || !*alloc)
+		return fail(NN_PAY_EBAD, err, "an allocation id is required");
+	if ((s->cpu_ms > (uint64_t)COUNTER_MAX && s->cpu_ms != NN_PAY_UNKNOWN) || s->ts < 0)
+		return fail(NN_PAY_EBAD, err, "sample out of range");
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	if ((rc = load_contract(p, contract, &r, err)) < 0)
+		goto out;
+	row_release(&r);
+	if (strcmp(r.role, "provider")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", contract);
+		goto out;
+	}
+	st = prep(p, err, "SELECT cpu_ms, mem_mib_ms, wall_ms, run, cpu_raw, mem_last, ts_last, ended, "
+		  "deployment FROM usage WHERE contract = ?1 AND alloc = ?2", 2, contract, alloc);
+	if (!st) {
+		rc = NN_PAY_ESTORE;
+		goto out;
+	}
+	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 7)) {
+			unprep(p, st);	/* ended: nothing counts any more */
+			rollback(p);
+			return 0;
+		}
+		cpu = (uint64_t)sqlite3_column_int64(st, 0);
+		mem = (uint64_t)sqlite3_column_int64(st, 1);
+		wall = (uint64_t)sqlite3_column_int64(st, 2);
+		run = sqlite3_column_int64(st, 3);
+		cpu_raw = (uint64_t)sqlite3_column_int64(st, 4);
+		mem_last = (uint64_t)sqlite3_column_int64(st, 5);
+		ts_last = sqlite3_column_type(st, 6) == SQLITE_NULL ? s->ts : sqlite3_column_int64(st, 6);
+		/* an allocation stays in the deployment it was first seen in */
+		snprintf(dep, sizeof dep, "%s", (const char *)sqlite3_column_text(st, 8));
+		deployment = dep;
+	}
+	unprep(p, st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = dberr(p, err);
+		goto out;
+	}
+	if (step == SQLITE_DONE && strcmp(r.state, "accepted") && strcmp(r.state, "active")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s is %s: no usage can be recorded",
+			  contract, r.state);
+		goto out;
+	}
+	{
+		int64_t dt = s->ts > ts_last ? s->ts - ts_last : 0;
+		uint64_t m = s->mem_bytes >= 0 ? (uint64_t)s->mem_bytes : mem_last;
+		unsigned __int128 dm = (unsigned __int128)m * (uint64_t)dt / (1024 * 1024);
+		if (s->cpu_ms != NN_PAY_UNKNOWN) {
+			cpu += s->run == run && s->cpu_ms >= cpu_raw ? s->cpu_ms - cpu_raw : s->cpu_ms;
+			cpu_raw = s->cpu_ms;
+		}
+		mem += dm > COUNTER_MAX ? COUNTER_MAX : (uint64_t)dm;
+		wall += (uint64_t)dt;
+		mem_last = m;
+		if (s->ts > ts_last)
+			ts_last = s->ts;
+		if (cpu > COUNTER_MAX || mem > COUNTER_MAX || wall > COUNTER_MAX) {
+			rc = fail(NN_PAY_EREFUSED, err, "allocation %s: usage counter over 2^53", alloc);
+			goto out;
+		}
+	}
+	snprintf(a[0], 24, "%llu", (unsigned long long)cpu);
+	snprintf(a[1], 24, "%llu", (unsigned long long)mem);
+	snprintf(a[2], 24, "%llu", (unsigned long long)wall);
+	snprintf(a[3], 24, "%lld", (long long)p->now());
+	snprintf(a[4], 24, "%d", s->run);
+	snprintf(a[5], 24, "%llu", (unsigned long long)cpu_raw);
+	snprintf(a[6], 24, "%llu", (unsigned long long)mem_last);
+	snprintf(a[7], 24, "%lld", (long long)ts_last);
+	st = prep(p, err, "INSERT OR REPLACE INTO usage (contract, alloc, deployment, cpu_ms, "
+		  "mem_mib_ms, wall_ms, updated, run, cpu_raw, mem_last, ts_last, ended) VALUES "
+		  "(?1,?2,?3,CAST(?4 AS INTEGER),CAST(?5 AS INTEGER),CAST(?6 AS INTEGER),"
+		  "CAST(?7 AS INTEGER),CAST(?8 AS INTEGER),CAST(?9 AS INTEGER),CAST(?10 AS INTEGER),"
+		  "CAST(?11 AS INTEGER),?12)", 12, contract, alloc,
+		  deployment && *deployment ? deployment : "default", a[0], a[1], a[2], a[3], a[4],
+		  a[5], a[6], a[7], s->end ? "1" : "0");
+	if (!st || (rc = run_done(p, st, err)) < 0) {
+		rc = NN_PAY_ESTORE;
+		goto out;
+	}
+	rc = commit(p, err);
+out:
+	if (rc < 0)
+		rollback(p);
+	return rc;
+}
+
+int nn_pay_meter_open(struct nn_pay *p, const char *contract, jv *out, char *err)
+{
+	sqlite3_stmt *st = contract ?
+		prep(p, err, "SELECT alloc FROM usage WHERE contract = ?1 AND ended = 0 ORDER BY alloc",
+		     1, contract) :
+		prep(p, err, "SELECT DISTINCT u.contract FROM usage u JOIN contracts c ON c.id = "
+		     "u.contract WHERE c.role = 'provider' AND c.state IN ('accepted','active') "
+		     "ORDER BY u.contract", 0);
+	int s;
+	*out = jv_invalid();
+	if (!st)
+		return NN_PAY_ESTORE;
+	*out = jv_array();
+	while ((s = sqlite3_step(st)) == SQLITE_ROW)
+		*out = jv_array_append(*out, jv_string((const char *)sqlite3_column_text(st, 0)));
+	unprep(p, st);
+	if (s != SQLITE_DONE) {
+		jv_free(*out);
+		*out = jv_invalid();
+		return dberr(p, err);
+	}
+	return 0;
 }
 
 int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err)

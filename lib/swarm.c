@@ -59,6 +59,16 @@ struct pconn {
 	char did[NN_DID_MAX];		/* peer (dialed: known; accepted: once open) */
 	struct member *m;
 	struct pconn *next;
+	/* lines held back by an artificial delay (NUNET_SWARM_DELAY) */
+	int64_t delay_ms;		/* -1: not looked up yet */
+	struct held *held, **held_tail;
+};
+
+struct held {
+	int64_t due;			/* monotonic ms */
+	size_t len;
+	struct held *next;
+	char line[];
 };
 
 struct member {
@@ -122,8 +132,6 @@ struct swarm {
 	size_t npend, cappend;
 	struct relay_probe relays[64];
 	struct nn_replay *bc_seen;
-	const char *cur_line;		/* the raw line being delivered, if any */
-	size_t cur_len;
 	char **boot;
 	size_t nboot;
 	sqlite3_stmt *upsert;
@@ -378,6 +386,38 @@ static void conn_flush(struct pconn *c)
 	}
 }
 
+/*
+ * An artificial delay for tests of distance (t/8101): NUNET_SWARM_DELAY is
+ * "DID=MS,DID=MS…"; every line this node sends to such a peer waits MS
+ * (rounded up to the 50 ms tick) before it is written, so round trips
+ * measured to it, and everything else sent to it, really take longer.
+ */
+static int64_t delay_for(const char *did)
+{
+	const char *e = getenv("NUNET_SWARM_DELAY"), *p;
+	size_t dl = strlen(did);
+	if (!e || !dl)
+		return 0;
+	for (p = e; (p = strstr(p, did)); p += dl)
+		if ((p == e || p[-1] == ',') && p[dl] == '=')
+			return atoll(p + dl + 1);
+	return 0;
+}
+
+static void held_flush(struct pconn *c, int64_t now)
+{
+	char err[NN_ERRLEN];
+	while (c->held && c->held->due <= now) {
+		struct held *h = c->held;
+		c->held = h->next;
+		if (!c->held)
+			c->held_tail = &c->held;
+		if (!c->dead && nn_shs_conn_send(&c->sc, h->line, h->len, err) < 0)
+			nn_warn("swarm: dropped a delayed line: %s", err);
+		free(h);
+	}
+}
+
 /* Queue one line (without its newline) on c; 0 or -1 (logged). */
 static int conn_send(struct pconn *c, const char *line, size_t len)
 {
@@ -386,6 +426,18 @@ static int conn_send(struct pconn *c, const char *line, size_t len)
 		return -1;
 	if (len && line[len - 1] == '\n')
 		len--;
+	if (c->delay_ms < 0 && c->did[0])
+		c->delay_ms = delay_for(c->did);
+	if (c->delay_ms > 0) {
+		struct held *h = nn_xmalloc(sizeof *h + len + 1);
+		h->due = nn_mono_ms() + c->delay_ms;
+		h->len = len;
+		h->next = NULL;
+		memcpy(h->line, line, len);
+		*c->held_tail = h;
+		c->held_tail = &h->next;
+		return 0;
+	}
 	if (nn_shs_conn_send(&c->sc, line, len, err) < 0) {
 		nn_warn("swarm: %s: dropped a line: %s", conn_name(c, nb, sizeof nb), err);
 		return -1;
@@ -439,6 +491,11 @@ static void conn_free(struct pconn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	nn_shs_conn_release(&c->sc);
+	while (c->held) {
+		struct held *h = c->held;
+		c->held = h->next;
+		free(h);
+	}
 	if (c->m && c->outgoing && !c->open && c->m->probing) {
 		/* the dial for a probe failed: go indirect at once */
 		c->m->probe_sent = nn_mono_ms() - s->o.probe_ms / 2;
@@ -490,6 +547,8 @@ static struct pconn *conn_new(struct swarm *s, int fd, int outgoing, const char 
 	c->fd = fd;
 	c->no = ++s->conn_seq;
 	c->outgoing = outgoing;
+	c->delay_ms = -1;
+	c->held_tail = &c->held;
 	c->deadline = nn_mono_ms() + s->o.handshake_ms;
 	snprintf(c->addr, sizeof c->addr, "%s", addr);
 	c->w = nn_loop_fd(nn_node_loop(s->n), fd, EPOLLIN | EPOLLRDHUP | (outgoing ? EPOLLOUT : 0),
@@ -919,8 +978,9 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 	if (!c)
 		return nn_seterr(err, "no route to %s: not connected%s", m->did,
 				 to_client ? ", and no connected peer can relay" : "");
-	if (s->cur_line && !to_client) {
-		if (conn_send(c, s->cur_line, s->cur_len) < 0)
+	if (o->line) {	/* as it came: it was parsed and checked, and the
+			 * receiver verifies what was signed, not its spelling */
+		if (conn_send(c, o->line, o->len) < 0)
 			return nn_seterr(err, "cannot send to %s: its queue is full", m->did);
 	} else {
 		char *t = nn_json_dump(env);
@@ -992,7 +1052,7 @@ static void origin_send(const struct nn_origin *o, const char *line, size_t len)
 static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t len)
 {
 	char err[NN_ERRLEN];
-	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c };
+	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
 	jv v = nn_json_parse(line, len, err);
 	jv t;
 
@@ -1044,10 +1104,9 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
 		route_answer(s, v, line, len);
 	} else {
-		s->cur_line = line;
-		s->cur_len = len;
+		o.line = line;
+		o.len = len;
 		nn_node_deliver(s->n, v, &o);
-		s->cur_line = NULL;
 	}
 	jv_free(t);
 	jv_free(v);
@@ -1091,7 +1150,10 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 		c->connecting = 0;
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		for (int i = 0; i < 8; i++) {
+		/* within a time budget, so that one busy peer cannot hold the
+		 * loop (probes, events, other peers) */
+		int64_t t0 = nn_mono_ms();
+		for (int i = 0; i < 8 && (i == 0 || nn_mono_ms() - t0 < 10); i++) {
 			ssize_t r = recv(fd, buf, sizeof buf, 0);
 			if (r == 0) {
 				eof = 1;
@@ -1120,7 +1182,7 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				int k;
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
-						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c };
+						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
 						snprintf(err, sizeof err, "dropped a line over %lld bytes",
 							 (long long)nn_node_config(s->n)->max_line);
 						nn_node_refused(s->n, &o, jv_null(), NN_E_OVERSIZE, err);
@@ -1271,6 +1333,7 @@ static void on_tick(struct nn_loop *l, void *arg)
 	pending_expire(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
+		held_flush(c, now);
 		conn_flush(c);
 		if (c->dead)
 			conn_fail(c, "write failed");

@@ -106,7 +106,7 @@ line3"
 @test "SIGINT to nunet-run cancels the allocation" {
 	nunet-run --id i1 -- sleep 30 >"$BATS_TEST_TMPDIR/out" 2>&1 &
 	pid=$!
-	for i in $(seq 100); do [ "$(nunet-run status i1 2>/dev/null | jq -r .state)" = running ] && break; sleep 0.05; done
+	for i in $(seq 600); do [ "$(nunet-run status i1 2>/dev/null | jq -r .state)" = running ] && break; sleep 0.05; done
 	kill -INT "$pid"
 	sleep 0.2
 	kill -INT "$pid"	# a second one: at once

@@ -72,6 +72,7 @@ static void dep_fail(struct orch_dep *d, const char *why, jv extra);
 static void dep_select(struct orch_dep *d);
 static void dep_provision(struct orch_dep *d);
 static void dep_bid(struct orch_dep *d);
+static void dep_check_done(struct orch_dep *d);
 
 /* ---- small things ---- */
 
@@ -217,6 +218,16 @@ static int is_reply(jv ans)
 {
 	const char *t;
 	return jv_is_valid(ans) && (t = nn_env_str(ans, "type")) && !strcmp(t, "reply");
+}
+
+/* How long one provider may take to answer a commit or a provision: a
+ * provider that does not answer in time is dropped and the next best is
+ * tried, so one silent node cannot use up the whole deadline. */
+static int64_t step_ms(int64_t left)
+{
+	if (left > ORCH_STEP_MS)
+		return ORCH_STEP_MS;
+	return left > 100 ? left : 100;
 }
 
 /* ---- capability tokens this node holds ---- */
@@ -472,6 +483,9 @@ static jv start_body(struct orch_dep *d, const char *name, jv a)
 		spec = jv_object_set(spec, jv_string("labels"), lb);
 	}
 	body = jv_object_set(body, jv_string("spec"), spec);
+	/* the provider meters the allocation under the ensemble's contract */
+	if ((s = ens_str(d->ens, "contract")))
+		body = jv_object_set(body, jv_string("contract"), jv_string(s));
 	rs = jget(a, "restart");
 	if (jv_get_kind(rs) == JV_KIND_OBJECT) {
 		jv p = jv_object();
@@ -847,13 +861,15 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 		}
 		if (jv_array_length(jv_copy(cands)) == 0) {
 			/* near-misses: the providers that failed fewest constraints */
-			int n = jv_array_length(jv_copy(near));
-			for (int pass = 1; pass <= 64 && jv_array_length(jv_copy(*explain)) < 3 * group_count(d->ens); pass++)
-				for (int i = 0; i < n; i++) {
+			int n = jv_array_length(jv_copy(near)), taken = 0;
+			for (int pass = 1; pass <= 64 && taken < 3; pass++)
+				for (int i = 0; i < n && taken < 3; i++) {
 					jv x = jv_array_get(jv_copy(near), i), rj = jget(x, "rejected");
 					int k = jv_get_kind(rj) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rj)) : 64;
-					if (k == pass || (pass == 64 && k >= 64))
+					if (k == pass || (pass == 64 && k >= 64)) {
 						*explain = jv_array_append(*explain, jv_copy(x));
+						taken++;
+					}
 					jv_free(rj);
 					jv_free(x);
 				}
@@ -909,6 +925,8 @@ static void dep_select(struct orch_dep *d)
 		char *w = nn_xstrdup(why ? why : "no assignment");
 		f = jv_object_set(f, jv_string("reason"), jv_string(w));
 		f = jv_object_set(f, jv_string("explain"), jv_copy(explain));
+		if (jv_get_kind(edges) == JV_KIND_ARRAY && jv_array_length(jv_copy(edges)) > 0)
+			f = jv_object_set(f, jv_string("rtt_ms"), jv_copy(rtt));
 		emit(d, NN_LOG_WARN, "deploy.nomatch", f);
 		if (jv_object_length(jv_copy(d->excluded)) > 0 && d->attempts > 0 &&
 		    nn_now_ms() + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
@@ -1148,7 +1166,7 @@ static void commit_slot(struct orch_dep *d, int i)
 	if (contract)
 		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
-				left > 100 ? left : 100, on_commit, r, NULL, e) < 0) {
+				step_ms(left), on_commit, r, NULL, e) < 0) {
 		char p[NN_DID_MAX];
 		snprintf(p, sizeof p, "%s", s->prov);
 		rq_free(r);
@@ -1165,9 +1183,11 @@ static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
 	jv_object_foreach(allocs, name, id) {
 		jv a = jv_object_get(jv_copy(ens_allocs), jv_copy(name));
 		const char *type = ens_str(a, "type");
-		sqlite3_stmt *st = orch_prep(d->o, "INSERT OR REPLACE INTO orch_alloc (dep, name, slot, grp, type,"
+		/* a state pushed before this answer came is kept */
+		sqlite3_stmt *st = orch_prep(d->o, "INSERT INTO orch_alloc (dep, name, slot, grp, type,"
 					     " provider, lease, alloc, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-					     " 'starting', ?)");
+					     " 'starting', ?) ON CONFLICT (dep, name, slot) DO UPDATE SET"
+					     " provider = excluded.provider, lease = excluded.lease, alloc = excluded.alloc");
 		if (st && jv_get_kind(id) == JV_KIND_STRING) {
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, jv_string_value(name), -1, SQLITE_STATIC);
@@ -1228,8 +1248,9 @@ static void on_provision(struct nn_node *n, jv ans, void *arg)
 	rq_free(r);
 }
 
-/* Whether every slot of group g runs and its allocations are up (running,
- * or a task that exited 0). */
+/* Whether every slot of group g runs and its allocations are up: a
+ * service running, a task finished with status 0 (what depends on a task
+ * starts after it, like a prestart step). */
 static int group_up(struct orch_dep *d, const char *g)
 {
 	sqlite3_stmt *st;
@@ -1242,7 +1263,8 @@ static int group_up(struct orch_dep *d, const char *g)
 	if (!any || !up)
 		return 0;
 	st = orch_prep(d->o, "SELECT count(*) FROM orch_alloc WHERE dep = ? AND grp = ? AND NOT"
-		       " (state = 'running' OR (state = 'exited' AND status = 0))");
+		       " ((type = 'service' AND state = 'running') OR"
+		       " (type <> 'service' AND state = 'exited' AND status = 0))");
 	if (!st)
 		return 0;
 	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
@@ -1302,7 +1324,7 @@ static void provision_slot(struct orch_dep *d, int i)
 	slot_save(d, i);
 	r = rq_new(d, RQ_PROVISION, i, s->prov);
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/provision", b, tokens_for(d->o, s->prov), d->trace,
-				left > 100 ? left : 100, on_provision, r, NULL, e) < 0) {
+				step_ms(left), on_provision, r, NULL, e) < 0) {
 		char p[NN_DID_MAX];
 		snprintf(p, sizeof p, "%s", s->prov);
 		rq_free(r);
@@ -1342,6 +1364,8 @@ static void dep_provision(struct orch_dep *d)
 		d->state = D_RUNNING;
 		dep_save(d, NULL, -1);
 		emit(d, NN_LOG_INFO, "deploy.running", jv_object_set(jv_object(), jv_string("placements"), pl));
+		/* tasks may have ended before the last answer came */
+		dep_check_done(d);
 	}
 }
 
@@ -1446,12 +1470,42 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 	sqlite3_bind_text(st, 8, from, -1, SQLITE_STATIC);
 	orch_step(o, st);
 	changed = sqlite3_changes(nn_node_db(n)->h);
+	d = dep_find(o, dep);
+	if (!changed && d && slot >= 0 && slot < d->nslots && !strcmp(d->slots[slot].prov, from) &&
+	    d->slots[slot].st >= S_PROVISIONING) {
+		/* the state can overtake the answer to /deploy/provision */
+		jv a = jv_object_get(jget(d->ens, "allocations"), jv_string(name));
+		const char *type = ens_str(a, "type");
+		st = orch_prep(o, "INSERT OR IGNORE INTO orch_alloc (dep, name, slot, grp, type, provider, lease,"
+			       " alloc, state, status, reason, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		if (st && jv_is_valid(a)) {
+			sqlite3_bind_text(st, 1, dep, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, slot);
+			sqlite3_bind_text(st, 4, d->slots[slot].grp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, type ? type : "task", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, from, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, d->slots[slot].lease, -1, SQLITE_STATIC);
+			if (ens_str(body, "alloc"))
+				sqlite3_bind_text(st, 8, ens_str(body, "alloc"), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
+			if (status >= 0)
+				sqlite3_bind_int64(st, 10, status);
+			if (ens_str(body, "reason"))
+				sqlite3_bind_text(st, 11, ens_str(body, "reason"), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 12, nn_now_ms());
+			orch_step(o, st);
+			changed = sqlite3_changes(nn_node_db(n)->h);
+		} else if (st) {
+			sqlite3_finalize(st);
+		}
+		jv_free(a);
+	}
 	if (!changed) {
 		jv_free(body);
 		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
 		return NN_E_UNAUTHORIZED;
 	}
-	d = dep_find(o, dep);
 	if (d) {
 		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
 		f = jv_object_set(f, jv_string("provider"), jv_string(from));

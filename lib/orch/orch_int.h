@@ -18,6 +18,7 @@
 #define ORCH_LEASE_MAX_MS 3600000
 #define ORCH_TICK_MS 100
 #define ORCH_SEARCH_MAX 200000L
+#define ORCH_STEP_MS 5000
 
 struct orch_dep;
 struct orch_rq;
