@@ -415,6 +415,9 @@ static jv start_body(struct orch_dep *d, const char *name, jv a)
 		spec = jv_object_set(spec, jv_string("labels"), lb);
 	}
 	body = jv_object_set(body, jv_string("spec"), spec);
+	/* the provider meters the allocation under the ensemble's contract */
+	if ((s = ens_str(d->ens, "contract")))
+		body = jv_object_set(body, jv_string("contract"), jv_string(s));
 	rs = jget(a, "restart");
 	if (jv_get_kind(rs) == JV_KIND_OBJECT) {
 		jv p = jv_object();
