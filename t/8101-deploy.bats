@@ -274,3 +274,25 @@ two_step() {
 	assert_equal "$stderr" oops
 	within 20 all_clean
 }
+
+@test "an orchestrator killed and restarted follows its deployment again: the task's end is not lost" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/task.json" <<-'EOF'
+	{"allocations":{"slow":{"command":["sh","-c","sleep 4; exit 5"],"resources":{"cpu":1,"ram":16777216}}},
+	 "nodes":{"g":{"allocations":["slow"],"peer":"PEER"}}}
+	EOF
+	sed -i "s/PEER/${DID[b]}/" "$BATS_TEST_TMPDIR/task.json"
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/task.json"
+	assert_success
+	id=${lines[-1]}
+	kill -KILL "${PID[a]}"
+	# the task ends (and b's push of it fails) while a is down
+	within 30 "[ \"\$(NUNET_HOME=$(home b) nunet-run ls -a | jq -r .state)\" = exited ]"
+	node_start "$(home a)" --listen 127.0.0.1:0 --bootstrap "${DID[b]}@${ADDR[b]}"
+	PID[a]=$NODE_PID
+	run timeout 60 nunet-run wait "$id"
+	assert_failure 5
+	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 5"
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.resume | grep -q "$id"
+}

@@ -20,6 +20,7 @@
 #define ORCH_SEARCH_MAX 200000L
 #define ORCH_STEP_MS 5000
 #define ORCH_LEASE_MS 20000
+#define ORCH_SYNC_MS 10000
 
 struct orch_dep;
 struct orch_rq;
