@@ -296,3 +296,22 @@ two_step() {
 	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 5"
 	NUNET_HOME=$(home a) nunet-node events --kind deploy.resume | grep -q "$id"
 }
+
+@test "a recursive job: an allocation deploys a child through its own node, recorded under it" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/rec.json" <<-EOF
+	{"allocations":{"driver":{"command":["sh","-c","nunet-run --swarm --cpu 0.1 -- sh -c 'exit 0' && echo child done"],
+	  "env":{"PATH":"$PATH"},"resources":{"cpu":0.25,"ram":16777216}}},
+	 "nodes":{"g":{"allocations":["driver"],"peer":"${DID[b]}"}}}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy --wait "$BATS_TEST_TMPDIR/rec.json"
+	assert_success
+	id=${lines[-1]}
+	assert_equal "$(nunet-run logs "$id" driver)" "child done"
+	driver=$(nunet-run status "$id" | jq -r '.allocations[0].alloc')
+	# b orchestrated the child deployment, under the driver allocation
+	run env NUNET_HOME="$(home b)" nunet-run ls -a
+	assert_equal "$(jq -r 'select(.kind == "deployment") | [.parent, .state, .status] | @tsv' <<<"$output")" "$driver	done	0"
+	within 20 all_clean
+}
