@@ -38,19 +38,9 @@ static void on_int(int sig)
 
 static void dopen(struct nn_client *c, const char *trace)
 {
-	enum nn_code code;
-	char err[NN_ERRLEN];
-	const char *t = getenv("NUNET_TRACE");
-	if (nn_client_open(c, NULL, NULL, &code, err) < 0) {
-		nn_client_close(c);
-		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
-	}
+	nn_run_node_open(c);
 	if (trace)
 		snprintf(c->trace, sizeof c->trace, "%s", trace);
-	else if (t && *t && strlen(t) <= 64 && strspn(t, "0123456789abcdefABCDEF") == strlen(t))
-		snprintf(c->trace, sizeof c->trace, "%s", t);
-	else
-		nn_random_id(c->trace);
 }
 
 /* One request; the reply body, or invalid with *code and err. */
