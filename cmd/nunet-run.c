@@ -1638,6 +1638,28 @@ static int cmd_trace(int argc, char **argv)
 	return n ? (refused ? NN_EX_NO : 0) : NN_EX_NO;
 }
 
+/* How many peers the local node knows alive (0 when it is alone). */
+static int alive_peers(struct nn_client *c)
+{
+	enum nn_code code;
+	char err[NN_ERRLEN];
+	jv env = nn_client_call(c, "local", "/swarm/peers", jv_object(), 10000, &code, err), ps;
+	int n = 0;
+	if (!jv_is_valid(env) || strcmp(nn_env_str(env, "type"), "reply") != 0) {
+		jv_free(env);
+		return 0;
+	}
+	ps = jv_object_get(jv_object_get(env, jv_string("body")), jv_string("peers"));
+	if (jv_get_kind(ps) == JV_KIND_ARRAY)
+		jv_array_foreach(ps, i, p) {
+			const char *st = NULL;
+			n += nn_json_get_str(p, "state", &st, NULL) == 0 && !strcmp(st, "alive");
+			jv_free(p);
+		}
+	jv_free(ps);
+	return n;
+}
+
 static int cmd_submit(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1770,7 +1792,8 @@ static int cmd_submit(int argc, char **argv)
 			b = jv_object_get(jv_copy(env2), jv_string("body"));
 			nn_json_get_str(b, "code", &cname, NULL);
 			nn_json_get_str(b, "message", &msg, NULL);
-			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10)) {
+			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10) &&
+			    alive_peers(&cl) > 0) {
 				jv_free(b);
 				jv_free(env2);
 				nn_client_close(&cl);
