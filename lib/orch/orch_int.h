@@ -19,6 +19,8 @@
 #define ORCH_TICK_MS 100
 #define ORCH_SEARCH_MAX 200000L
 #define ORCH_STEP_MS 5000
+#define ORCH_LEASE_MS 20000
+#define ORCH_SYNC_MS 10000
 
 struct orch_dep;
 struct orch_rq;
