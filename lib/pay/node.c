@@ -432,27 +432,8 @@ static enum nn_code on_check(struct nn_node *n, jv req, const char *contract, vo
 static const struct nn_alloc_observer observer = { on_check, on_alloc, NULL };
 
 /* After a crash: allocations that ended while the node was down, or
- * before their end reached the ledger, end on the meter too. */
-static void on_status(struct nn_node *n, jv answer, void *arg)
-{
-	char *id = arg;
-	const char *type = jv_is_valid(answer) ? nn_env_str(answer, "type") : NULL;
-	jv body = type ? jv_object_get(jv_copy(answer), jv_string("body")) : jv_invalid();
-	jv fin = jv_is_valid(body) ? jv_object_get(jv_copy(body), jv_string("final")) : jv_invalid();
-	if (type && (strcmp(type, "reply") || jv_get_kind(fin) == JV_KIND_TRUE)) {
-		jv res = jv_object_get(jv_copy(body), jv_string("result"));
-		const char *contract = id + strlen(id) + 1;
-		int64_t run = 0;
-		nn_json_get_int(body, "run", &run, NULL);
-		sample(contract, id, NULL, (int)run, res, 1);
-		mc_report(mc_get(contract));
-		jv_free(res);
-	}
-	jv_free(fin);
-	jv_free(body);
-	free(id);
-}
-
+ * before their end reached the ledger, end on the meter too (asked of
+ * /alloc/status now: the allocations module is attached before this one). */
 static void meter_recover(void)
 {
 	char err[NN_ERRLEN];
@@ -467,17 +448,24 @@ static void meter_recover(void)
 			ids = jv_array();
 		}
 		jv_array_foreach(ids, j, id) {
-			/* "ID\0CONTRACT" */
-			size_t a = strlen(jv_string_value(id)), b = strlen(jv_string_value(cid));
-			char *arg = nn_xcalloc(1, a + b + 2);
-			memcpy(arg, jv_string_value(id), a);
-			memcpy(arg + a + 1, jv_string_value(cid), b);
-			if (nn_node_request(meter.n, nn_node_did(meter.n), "/alloc/status",
-					    JV_OBJECT(jv_string("id"), jv_copy(id)), NULL, 10000, on_status,
-					    arg, NULL, err) < 0) {
-				nn_warn("pay: allocation %s: %s", jv_string_value(id), err);
-				free(arg);
+			jv st, fin = jv_invalid(), res = jv_null();
+			int64_t run = 0;
+			enum nn_code code = nn_node_invoke(meter.n, "/alloc/status",
+							   JV_OBJECT(jv_string("id"), jv_copy(id)), NULL,
+							   &st, err);
+			if (code == NN_OK) {
+				fin = jv_object_get(jv_copy(st), jv_string("final"));
+				res = jv_object_get(jv_copy(st), jv_string("result"));
+				nn_json_get_int(st, "run", &run, NULL);
 			}
+			/* ended, or unknown to the node: nothing more will come */
+			if (code == NN_E_BAD_BODY || jv_get_kind(fin) == JV_KIND_TRUE) {
+				sample(jv_string_value(cid), jv_string_value(id), NULL, (int)run, res, 1);
+				mc_get(jv_string_value(cid));	/* reported at the next tick */
+			}
+			jv_free(fin);
+			jv_free(res);
+			jv_free(st);
 			jv_free(id);
 		}
 		jv_free(ids);
