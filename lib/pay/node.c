@@ -45,7 +45,8 @@ struct mcontract {
 	struct nn_pay_usage sent, acked;	/* in flight; last answered by a voucher */
 	uint64_t sent_amount;
 	int64_t sent_seq;
-	int have_acked, again, stopped;
+	jv sent_doc;			/* the report last sent */
+	int have_acked, again, stopped, unanswered;
 	struct mcontract *next;
 };
 
@@ -125,6 +126,7 @@ static struct mcontract *mc_get(const char *id)
 			return c;
 	c = nn_xcalloc(1, sizeof *c);
 	snprintf(c->id, sizeof c->id, "%s", id);
+	c->sent_doc = jv_invalid();
 	c->next = meter.list;
 	meter.list = c;
 	return c;
@@ -181,6 +183,7 @@ static void on_answer(struct nn_node *n, jv answer, void *arg)
 	int owned = 0;
 
 	c->req[0] = '\0';
+	c->unanswered = 0;
 	if (type && strcmp(type, "reply")) {
 		/* an error from the way there, not from the requester: unanswered */
 		const char *code = "";
@@ -198,6 +201,7 @@ static void on_answer(struct nn_node *n, jv answer, void *arg)
 		const char *m = jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "no answer";
 		nn_warn("pay: contract %s: usage report %lld: %s (sent again at the next interval)",
 			c->id, (long long)c->sent_seq, m);
+		c->unanswered = 1;
 		emit(NN_LOG_WARN, "pay.unanswered", JV_OBJECT(jv_string("contract"), jv_string(c->id),
 			jv_string("seq"), jv_number((double)c->sent_seq), jv_string("message"), jv_string(m)));
 		jv_free(msg);
@@ -274,6 +278,19 @@ static void mc_report(struct mcontract *c)
 	}
 	if (c->have_acked && usage_same(&u, &c->acked))
 		return;
+	if (c->unanswered && jv_is_valid(c->sent_doc) && usage_same(&u, &c->sent)) {
+		/* nothing new since the report that went unanswered: the same
+		 * one again (a requester that did answer it answers the same) */
+		if (nn_json_get_str(c->sent_doc, "requester", &req, err) < 0 ||
+		    nn_node_request(meter.n, req, "/pay/usage", jv_copy(c->sent_doc), NULL,
+				    meter.interval_ms > 5000 ? meter.interval_ms : 5000, on_answer, c,
+				    c->req, err) < 0) {
+			c->req[0] = '\0';
+			nn_warn("pay: contract %s: cannot send usage report %lld: %s", c->id,
+				(long long)c->sent_seq, err);
+		}
+		return;
+	}
 	if (nn_pay_usage_report(&ledger, c->id, &rep, err) < 0) {
 		nn_warn("pay: contract %s: no usage report: %s", c->id, err);
 		return;
@@ -304,7 +321,8 @@ static void mc_report(struct mcontract *c)
 		c->req[0] = '\0';
 		nn_warn("pay: contract %s: cannot send usage report %lld: %s", c->id, (long long)seq, err);
 	}
-	jv_free(rep);
+	jv_free(c->sent_doc);
+	c->sent_doc = rep;
 }
 
 static void on_tick(struct nn_loop *l, void *arg)
@@ -481,6 +499,7 @@ static void closer(struct nn_node *n, void *arg)
 		meter.list = c->next;
 		if (c->req[0])
 			nn_node_request_cancel(n, c->req);
+		jv_free(c->sent_doc);
 		free(c);
 	}
 	if (meter.timer)
