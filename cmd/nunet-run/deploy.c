@@ -586,9 +586,16 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 	const char *id;
 	int follow = 0, o, rc = 0;
 	jv st;
-	optind = 1;
-	while ((o = getopt(argc, argv, "+fh")) != -1) {
-		if (o == 'f' && !strcmp(cmd, "logs"))
+	/* read by hand, not with getopt(3): a getopt that stops inside an
+	 * option it does not know ("--grace") leaves state behind that the
+	 * allocation commands' own getopt_long would then trip over */
+	(void)o;
+	for (optind = 1; optind < argc && argv[optind][0] == '-' && argv[optind][1]; optind++) {
+		if (!strcmp(argv[optind], "--")) {
+			optind++;
+			break;
+		}
+		if (!strcmp(argv[optind], "-f") && !strcmp(cmd, "logs"))
 			follow = 1;
 		else
 			return -1;	/* the allocation commands say what is wrong */
