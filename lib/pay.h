@@ -62,7 +62,7 @@ enum { NN_PAY_EBAD = -1, NN_PAY_EREFUSED = -2, NN_PAY_ESTORE = -3 };
 /* Exit code (sysexits) for a return value of this module. */
 int nn_pay_exit_code(int rc);
 
-#define NN_PAY_STMTS 48
+#define NN_PAY_STMTS 64
 
 struct nn_pay_terms {
 	char id[NN_PAY_ID_LEN];
@@ -85,6 +85,9 @@ struct nn_pay {
 	char *cache_doc;	/* the contract last loaded, as stored… */
 	jv cache_jv;		/* …parsed… */
 	struct nn_pay_terms cache_terms;	/* …and checked */
+	char prev_contract[NN_PAY_ID_LEN];	/* the report last answered… */
+	int64_t prev_seq;		/* …its seq (0: none)… */
+	uint64_t prev_usage[5];		/* …and usage, so it is not parsed again */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -151,6 +154,32 @@ struct nn_pay_usage {
  * deployment may be NULL ("default"). */
 int nn_pay_meter_record(struct nn_pay *p, const char *contract, const char *alloc,
 			const char *deployment, const struct nn_pay_usage *u, char *err);
+/*
+ * The node's meter (provider side): one sample of an allocation's executor
+ * counters, as they come with each heartbeat, turned into the cumulative
+ * usage nn_pay_meter_record keeps: cpu from the run's cpu counter (a new run
+ * counts from 0), memory as the memory now times the time since the
+ * previous sample (MiB·ms, floored), wall time as the time between samples.
+ * The allocation's first sample (at its start) only sets the clock.  After
+ * a sample with end set, later samples of the allocation count nothing.
+ * Each sample is one transaction: a crash loses at most the sample in
+ * flight, and counts none twice.  The contract must be ours as provider and
+ * accepted or active for an allocation's first sample.
+ */
+#define NN_PAY_UNKNOWN UINT64_MAX
+struct nn_pay_sample {
+	int run;		/* the allocation's run (its restarts) */
+	uint64_t cpu_ms;	/* cpu of the run so far, NN_PAY_UNKNOWN: none */
+	int64_t mem_bytes;	/* memory now; -1: unknown (the previous sample's) */
+	int64_t ts;		/* ms since the epoch */
+	int end;		/* the allocation has ended */
+};
+int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *alloc,
+			const char *deployment, const struct nn_pay_sample *s, char *err);
+/* contract NULL: ids of the contracts with metered usage that we provide
+ * under and that are accepted or active; else the allocations of contract
+ * not ended.  *out: an array of strings. */
+int nn_pay_meter_open(struct nn_pay *p, const char *contract, jv *out, char *err);
 /* Totals over all allocations of a contract. */
 int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err);
 /* The amount usage u is worth under terms t; REFUSED on overflow. */
