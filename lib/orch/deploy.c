@@ -1799,13 +1799,14 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		sqlite3_bind_int64(st, 9, now);
 		sqlite3_bind_int64(st, 10, now);
 	}
-	free(text);
 	if (orch_step(o, st) < 0) {
+		free(text);
 		jv_free(ens);
 		jv_free(body);
 		nn_seterr(err, "cannot record the deployment");
 		return NN_E_INTERNAL;
 	}
+	free(text);
 	d = dep_new(o, id, trace, ens);
 	d->hops = (int)hops;
 	d->deadline = now + ens_int(ens, "deadline_ms", 60000);
