@@ -124,12 +124,22 @@ void nn_client_close(struct nn_client *c)
 int nn_client_request(struct nn_client *c, const char *to, const char *be, jv body,
 		      struct nn_buf *out, char id[65], char *err)
 {
-	jv env = nn_env_new("msg", c->key.did, to ? to : "local", be, body, c->ttl_ms);
+	jv env;
 	const char *s;
+	if (!(jv_get_kind(c->caps) == JV_KIND_ARRAY && jv_array_length(jv_copy(c->caps)) > 0)) {
+		/* the fields of nn_env_new's envelope, written without building it */
+		struct nn_env_head h = {
+			.type = "msg", .id = id, .from = c->key.did, .to = to ? to : "local",
+			.be = be, .trace = c->trace[0] ? c->trace : NULL, .ts = nn_now_ms(),
+		};
+		nn_random_id(id);
+		h.exp = h.ts + c->ttl_ms;
+		return nn_env_line(&h, body, &c->key, out, err);
+	}
+	env = nn_env_new("msg", c->key.did, to ? to : "local", be, body, c->ttl_ms);
 	if (c->trace[0])
 		env = jv_object_set(env, jv_string("trace"), jv_string(c->trace));
-	if (jv_get_kind(c->caps) == JV_KIND_ARRAY && jv_array_length(jv_copy(c->caps)) > 0)
-		env = jv_object_set(env, jv_string("cap"), jv_copy(c->caps));
+	env = jv_object_set(env, jv_string("cap"), jv_copy(c->caps));
 	s = nn_env_str(env, "id");
 	snprintf(id, 65, "%s", s ? s : "");
 	return nn_env_sign_line(env, &c->key, out, err);
@@ -172,7 +182,7 @@ jv nn_client_call(struct nn_client *c, const char *to, const char *be, jv body,
 		nn_seterr(err, "%s", e);
 		return jv_invalid();
 	}
-	if (nn_write_all(c->fd, out.data, out.len) < 0) {
+	if (nn_sock_send_all(c->fd, out.data, out.len) < 0) {
 		nn_buf_release(&out);
 		*code = NN_E_UNAVAILABLE;
 		nn_seterr(err, "cannot send to the node: %s", strerror(errno));

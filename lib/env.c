@@ -163,19 +163,93 @@ static int is_id(const char *s)
 	return 1;
 }
 
-static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now, int check_sig, char *err);
+/* ,"KEY":"S" (S escaped as the canonical writer does) */
+static void put_member(struct nn_buf *b, const char *key, const char *s)
+{
+	nn_buf_addf(b, ",\"%s\":", key);
+	nn_json_put_string(b, s, strlen(s));
+}
+
+int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
+		struct nn_buf *out, char *err)
+{
+	struct nn_buf b = NN_BUF_INIT;
+	size_t plen = strlen(NN_ENV_SIG_PREFIX), at;
+	uint8_t sig[64];
+	char s64[96];
+	int r;
+
+	/* the members in canonical order: be body exp from id re [sig] to
+	 * trace ts type v (ASCII keys: byte order is RFC 8785's order) */
+	nn_buf_adds(&b, NN_ENV_SIG_PREFIX "{");
+	if (h->be) {
+		nn_buf_adds(&b, "\"be\":");
+		nn_json_put_string(&b, h->be, strlen(h->be));
+		nn_buf_addc(&b, ',');
+	}
+	nn_buf_adds(&b, "\"body\":");
+	r = nn_json_canon(body, &b, err);
+	jv_free(body);
+	if (r < 0) {
+		nn_buf_release(&b);
+		return -1;
+	}
+	nn_buf_addf(&b, ",\"exp\":%lld", (long long)h->exp);
+	put_member(&b, "from", h->from);
+	put_member(&b, "id", h->id);
+	if (h->re)
+		put_member(&b, "re", h->re);
+	at = b.len;
+	put_member(&b, "to", h->to);
+	if (h->trace)
+		put_member(&b, "trace", h->trace);
+	nn_buf_addf(&b, ",\"ts\":%lld", (long long)h->ts);
+	put_member(&b, "type", h->type);
+	nn_buf_addf(&b, ",\"v\":%d}", NN_ENV_VERSION);
+	nn_key_sign(k, sig, b.data, b.len);
+	nn_b64_encode(s64, sig, sizeof sig);
+	if (nn_buf_add(out, b.data + plen, at - plen) < 0 ||
+	    nn_buf_addf(out, ",\"sig\":\"%s\"", s64) < 0 ||
+	    nn_buf_add(out, b.data + at, b.len - at) < 0 || nn_buf_addc(out, '\n') < 0) {
+		nn_buf_release(&b);
+		return nn_seterr(err, "envelope too large");
+	}
+	nn_buf_release(&b);
+	return 0;
+}
+
+int nn_env_answer_line(const struct nn_env_head *req, const char *type, const char *from, jv body,
+		       const char *id, int64_t ts, int64_t ttl_ms, const struct nn_key *k,
+		       struct nn_buf *out, char *err)
+{
+	struct nn_env_head a = {
+		.type = type, .id = id, .from = from, .to = req->from ? req->from : "local",
+		.be = req->be, .re = req->id, .trace = req->trace, .ts = ts, .exp = ts + ttl_ms,
+	};
+	return nn_env_line(&a, body, k, out, err);
+}
+
+static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now, int check_sig,
+			   struct nn_env_head *h, char *err);
 
 enum nn_code nn_env_verify(jv env, const struct nn_env_limits *lim, int64_t now, char *err)
 {
-	return verify(env, lim, now, 1, err);
+	return verify(env, lim, now, 1, NULL, err);
 }
 
 enum nn_code nn_env_check_forward(jv env, const struct nn_env_limits *lim, int64_t now, char *err)
 {
-	return verify(env, lim, now, 0, err);
+	return verify(env, lim, now, 0, NULL, err);
 }
 
-static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now, int check_sig, char *err)
+enum nn_code nn_env_verify_head(jv env, const struct nn_env_limits *lim, int64_t now, int sig,
+				struct nn_env_head *h, char *err)
+{
+	return verify(env, lim, now, sig, h, err);
+}
+
+static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now, int check_sig,
+			   struct nn_env_head *h, char *err)
 {
 	static const struct nn_env_limits deflim = NN_ENV_LIMITS_DEFAULT;
 	const char *type, *id, *from, *to, *be = NULL, *sig;
@@ -197,8 +271,10 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 		{ "from", 0, jv_null() }, { "to", 0, jv_null() }, { "ts", 0, jv_null() },
 		{ "exp", 0, jv_null() }, { "body", 0, jv_null() }, { "sig", 0, jv_null() },
 		{ "be", 0, jv_null() }, { "re", 0, jv_null() }, { "cap", 0, jv_null() },
+		{ "trace", 0, jv_null() },
 	};
-	enum { F_V, F_TYPE, F_ID, F_FROM, F_TO, F_TS, F_EXP, F_BODY, F_SIG, F_BE, F_RE, F_CAP, F_N };
+	enum { F_V, F_TYPE, F_ID, F_FROM, F_TO, F_TS, F_EXP, F_BODY, F_SIG, F_BE, F_RE, F_CAP,
+	       F_TRACE, F_N };
 	jv_object_foreach(env, k, val) {
 		const char *name = jv_string_value(k);
 		for (int i = 0; i < F_N; i++)
@@ -231,7 +307,6 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 	from = jv_string_value(f[F_FROM].val);
 	to = jv_string_value(f[F_TO].val);
 	sig = jv_string_value(f[F_SIG].val);
-	(void)to;
 	if (v != NN_ENV_VERSION) {
 		nn_seterr(err, "bad envelope: v: unsupported version %lld", (long long)v);
 		return NN_E_BAD_FIELD;
@@ -294,6 +369,17 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 		rc = NN_E_BAD_TIME;
 	}
 	nn_buf_release(&b);
+	if (rc == NN_OK && h) {
+		h->type = type;
+		h->id = id;
+		h->from = from;
+		h->to = to;
+		h->be = be;
+		h->re = f[F_RE].kind ? jv_string_value(f[F_RE].val) : NULL;
+		h->trace = f[F_TRACE].kind == JV_KIND_STRING ? jv_string_value(f[F_TRACE].val) : NULL;
+		h->ts = ts;
+		h->exp = exp;
+	}
 	return rc;
 }
 

@@ -72,6 +72,42 @@ enum nn_code nn_env_verify(jv env, const struct nn_env_limits *lim, int64_t now,
 __attribute__((warn_unused_result))
 enum nn_code nn_env_check_forward(jv env, const struct nn_env_limits *lim, int64_t now, char *err);
 
+/* What verification read from an envelope: pointers into it, valid while
+ * the envelope lives.  Optional fields that are absent are NULL (trace
+ * also when it is not a string, as nn_env_str says). */
+struct nn_env_head {
+	const char *type, *id, *from, *to, *be, *re, *trace;
+	int64_t ts, exp;
+};
+
+/* nn_env_verify (sig 1) or nn_env_check_forward (sig 0), filling h on
+ * NN_OK, so that the fields are not looked up again. */
+__attribute__((warn_unused_result))
+enum nn_code nn_env_verify_head(jv env, const struct nn_env_limits *lim, int64_t now, int sig,
+				struct nn_env_head *h, char *err);
+
+/*
+ * The signed line of the envelope h describes (type, id, from, to, ts and
+ * exp set; be, re and trace when not NULL) with body (consumed), appended
+ * to out with its "\n": the bytes nn_env_sign_line gives for the same
+ * envelope as a jv, written straight from the fields (only body goes
+ * through the canonical writer).  0, or -1 with err.
+ */
+int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
+		struct nn_buf *out, char *err);
+
+/*
+ * The signed line of an answer to the request read into req, appended to
+ * out with its "\n": exactly the bytes of nn_env_sign_line(nn_env_answer(
+ * req, type, from, body, ttl_ms)) with that envelope's id and ts set to id
+ * and ts, written straight from the fields instead of through a jv object
+ * that is then sorted (only body goes through the canonical writer).
+ * Consumes body.  0, or -1 with err.
+ */
+int nn_env_answer_line(const struct nn_env_head *req, const char *type, const char *from, jv body,
+		       const char *id, int64_t ts, int64_t ttl_ms, const struct nn_key *k,
+		       struct nn_buf *out, char *err);
+
 /*
  * Replay cache keyed by from+id, each entry kept until its envelope's exp.
  * Bounded: when max entries are live, new envelopes are refused (busy).

@@ -49,12 +49,29 @@ size_t nn_did_len(const char *addr)
 	return slash ? (size_t)(slash - addr) : strlen(addr);
 }
 
+/* The last few dids decoded, per thread: every envelope a node or client
+ * verifies names its sender, mostly one of a few, and base58 decoding is
+ * a visible part of a round trip's cost. */
+#define DID_CACHE 8
+static __thread struct {
+	char did[NN_DID_MAX];
+	uint8_t pk[32];
+} did_cache[DID_CACHE];
+static __thread unsigned did_cache_next;
+
 int nn_did_to_pk(const char *addr, uint8_t pk[32], char *err)
 {
 	char b58[NN_DID_MAX];
 	uint8_t mc[40];
 	size_t n = nn_did_len(addr);
 
+	if (n < NN_DID_MAX)
+		for (int i = 0; i < DID_CACHE; i++)
+			if (did_cache[i].did[0] && !strncmp(did_cache[i].did, addr, n) &&
+			    did_cache[i].did[n] == '\0') {
+				memcpy(pk, did_cache[i].pk, 32);
+				return 0;
+			}
 	if (n < 10 || strncmp(addr, "did:key:z", 9) != 0)
 		return nn_seterr(err, "'%.80s' is not a did:key address", addr);
 	if (n - 9 >= sizeof b58)
@@ -64,6 +81,12 @@ int nn_did_to_pk(const char *addr, uint8_t pk[32], char *err)
 	if (nn_b58_decode(mc, sizeof mc, b58) != 34 || mc[0] != 0xed || mc[1] != 0x01)
 		return nn_seterr(err, "'%.80s' is not an ed25519 did:key", addr);
 	memcpy(pk, mc + 2, 32);
+	if (n < NN_DID_MAX) {
+		unsigned i = did_cache_next++ % DID_CACHE;
+		memcpy(did_cache[i].did, addr, n);
+		did_cache[i].did[n] = '\0';
+		memcpy(did_cache[i].pk, pk, 32);
+	}
 	return 0;
 }
 
@@ -94,7 +117,8 @@ static int getb64(jv o, const char *field, uint8_t *out, size_t n, char *err)
 	return 0;
 }
 
-int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase, char *err)
+static int key_save(const struct nn_key *k, const char *path, const char *passphrase, int sync,
+		    char *err)
 {
 	jv doc = jv_object();
 	char *text = NULL, *s;
@@ -144,7 +168,7 @@ int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase
 		goto out;
 	}
 	if (nn_write_all(fd, text, strlen(text)) < 0 || nn_write_all(fd, "\n", 1) < 0 ||
-	    fsync(fd) < 0) {
+	    (sync && fsync(fd) < 0)) {
 		nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
@@ -156,6 +180,16 @@ out:
 	sodium_memzero(text, strlen(text));
 	free(text);
 	return r;
+}
+
+int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase, char *err)
+{
+	return key_save(k, path, passphrase, 1, err);
+}
+
+int nn_key_save_nosync(const struct nn_key *k, const char *path, char *err)
+{
+	return key_save(k, path, NULL, 0, err);
 }
 
 int nn_key_load(struct nn_key *k, const char *path, const char *passphrase, char *err)

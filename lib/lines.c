@@ -117,6 +117,14 @@ int nn_jsonl_next(struct nn_lines *l, jv *out, int *code, char *err)
 {
 	const char *line;
 	size_t len;
+	return nn_jsonl_next_line(l, out, &line, &len, code, err);
+}
+
+int nn_jsonl_next_line(struct nn_lines *l, jv *out, const char **linep, size_t *lenp,
+		       int *code, char *err)
+{
+	const char *line;
+	size_t len;
 	char perr[NN_ERRLEN];
 
 	for (;;) {
@@ -131,6 +139,8 @@ int nn_jsonl_next(struct nn_lines *l, jv *out, int *code, char *err)
 		}
 		if (blank(line, len))
 			continue;
+		*linep = line;
+		*lenp = len;
 		*out = nn_json_parse(line, len, perr);
 		if (!jv_is_valid(*out)) {
 			if (code)

@@ -46,4 +46,9 @@ int nn_lines_next(struct nn_lines *l, const char **line, size_t *len);
 enum { NN_JSONL_NONE = 0, NN_JSONL_VALUE = 1, NN_JSONL_ERROR = 2 };
 int nn_jsonl_next(struct nn_lines *l, jv *out, int *code, char *err);
 
+/* The same, also pointing *line and *len at the text *out was parsed from
+ * (valid until the next call), so it can be passed on as it came. */
+int nn_jsonl_next_line(struct nn_lines *l, jv *out, const char **line, size_t *len,
+		       int *code, char *err);
+
 #endif

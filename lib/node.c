@@ -32,6 +32,7 @@
 
 #define MAX_BEHAVIORS 256
 #define OUT_HIGH (1024 * 1024)	/* pause a client's input above this */
+#define CONN_BUDGET_MS 10	/* reading one client, per wakeup */
 
 struct conn {
 	struct nn_node *node;
@@ -361,12 +362,33 @@ int nn_node_is_owner(const struct nn_node *n, const char *from)
 	return 0;
 }
 
+/* The answer to a request verified into h: built and signed straight from
+ * the fields (nn_env_answer_line), its msg.out event from the same values. */
+static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
+		       const struct nn_origin *o)
+{
+	char err[NN_ERRLEN], id[33];
+	struct nn_buf b = NN_BUF_INIT;
+	struct msgf m = { h->be, n->key.did, id, h->id, h->from, "reply", h->trace };
+	nn_random_id(id);
+	n->answers++;
+	if (n->cfg.events_messages)
+		msg_event(n, "msg.out", &m, h->id, o);
+	if (nn_env_answer_line(h, "reply", n->key.did, body, id, nn_now_ms(), n->cfg.ttl_ms,
+			       &n->key, &b, err) < 0)
+		nn_error("cannot send an answer: %s", err);
+	else
+		o->send(o, b.data, b.len);
+	nn_buf_release(&b);
+}
+
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	const char *type, *from, *to, *be, *id, *trace;
 	int64_t exp;
 	const struct nn_behavior *b;
+	struct nn_env_head h;
 	enum nn_code code;
 	jv reply;
 
@@ -374,24 +396,23 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 	/* what the node's own user hands it for another actor is verified by
 	 * that actor: here only its shape and time are checked */
 	to = jv_get_kind(env) == JV_KIND_OBJECT ? nn_env_str(env, "to") : NULL;
-	if (o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") && strcmp(to, n->key.did))
-		code = nn_env_check_forward(env, &n->lim, nn_now_ms(), err);
-	else
-		code = nn_env_verify(env, &n->lim, nn_now_ms(), err);
+	code = nn_env_verify_head(env, &n->lim, nn_now_ms(),
+				  !(o->kind == NN_ORIGIN_CLIENT && to && strcmp(to, "local") &&
+				    strcmp(to, n->key.did)), &h, err);
 	if (code != NN_OK) {
 		/* answer with re only when the envelope carried a usable id */
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
-	type = nn_env_str(env, "type");
-	from = nn_env_str(env, "from");
-	to = nn_env_str(env, "to");
-	be = nn_env_str(env, "be");
-	id = nn_env_str(env, "id");
-	nn_json_get_int(env, "exp", &exp, NULL);
-	trace = nn_env_str(env, "trace");
+	type = h.type;
+	from = h.from;
+	to = h.to;
+	be = h.be;
+	id = h.id;
+	exp = h.exp;
+	trace = h.trace;
 	if (n->cfg.events_messages) {
-		struct msgf m = { be, from, id, nn_env_str(env, "re"), to, type, trace };
+		struct msgf m = { be, from, id, h.re, to, type, trace };
 		msg_event(n, "msg.in", &m, id, o);
 	}
 
@@ -424,7 +445,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		}
 		return;
 	}
-	if (!nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
+	/* a behavior registered as public needs no authority, as /public/… */
+	b = find_behavior(n, be);
+	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
 		if (code != NN_OK) {
@@ -434,7 +457,6 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 			return;
 		}
 	}
-	b = find_behavior(n, be);
 	if (!b) {
 		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
 		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
@@ -456,12 +478,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		return;
 	}
 	nn_debug("%s %s", be, id);
-	{
-		/* the answer's event fields are known without looking them up */
-		jv ans = nn_env_answer(env, "reply", n->key.did, reply, n->cfg.ttl_ms);
-		struct msgf m = { be, n->key.did, nn_env_str(ans, "id"), id, from, "reply", trace };
-		send_signed(n, ans, &m, o);
-	}
+	send_reply(n, &h, reply, o);
 }
 
 /* ---- the node's own requests ---- */
@@ -498,8 +515,8 @@ static void req_arm(struct nn_node *n)
 			first = r->deadline;
 	if (jv_array_length(jv_copy(n->selfq)) > 0)
 		first = now;
-	if (first == INT64_MAX)
-		nn_loop_timer_arm(n->loop, n->reqtimer, 0, 0);
+	if (first == INT64_MAX)		/* nothing waits: off (0 would fire now, again and again) */
+		nn_loop_timer_disarm(n->loop, n->reqtimer);
 	else
 		nn_loop_timer_arm(n->loop, n->reqtimer, first > now ? first - now : 1, 0);
 }
@@ -603,7 +620,7 @@ enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const ch
 {
 	const struct nn_behavior *b = find_behavior(n, be);
 	const struct nn_origin *was = n->cur;
-	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n };
+	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n, NULL, 0 };
 	enum nn_code code;
 	jv env;
 
@@ -640,7 +657,7 @@ int nn_node_request_cap(struct nn_node *n, const char *to, const char *be, jv bo
 			const char *trace, int64_t timeout_ms, nn_answer_fn *cb, void *arg, char *id,
 			char *err)
 {
-	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n };
+	struct nn_origin o = { NN_ORIGIN_SELF, 0, NULL, self_send, n, NULL, 0 };
 	int64_t ttl = timeout_ms > n->cfg.ttl_ms ? timeout_ms : n->cfg.ttl_ms;
 	struct req *r;
 	jv env;
@@ -721,15 +738,15 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 	return c->closing ? -1 : 0;
 }
 
-static void handle(struct conn *c, jv env)
+static void handle(struct conn *c, jv env, const char *line, size_t len)
 {
-	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, line, len };
 	nn_node_deliver(c->node, env, &o);
 }
 
 static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 {
-	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c };
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, NULL, 0 };
 	send_error(c->node, &o, jv_null(), code, msg);
 }
 
@@ -737,17 +754,19 @@ static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 static void conn_process(struct conn *c)
 {
 	char err[NN_ERRLEN];
+	const char *line;
+	size_t len;
 	int code;
 	jv v;
 	while (!c->closing && c->out.len < OUT_HIGH) {
-		int r = nn_jsonl_next(&c->in, &v, &code, err);
+		int r = nn_jsonl_next_line(&c->in, &v, &line, &len, &code, err);
 		if (r == NN_JSONL_NONE)
 			break;
 		if (r == NN_JSONL_ERROR) {
 			conn_error(c, code, err);
 			continue;
 		}
-		handle(c, v);
+		handle(c, v, line, len);
 		jv_free(v);
 		/* hand answers over as they are made, so the client can work on
 		 * them while the next lines are handled */
@@ -773,7 +792,12 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 		}
 	}
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->paused) {
-		for (int i = 0; i < 16 && !c->paused; i++) {
+		/* a few reads per wakeup, within a time budget: a client that
+		 * streams as fast as it can must not hold the loop (and with it
+		 * the event flush, the swarm's probes and other clients) for
+		 * the seconds that 16 full reads take on a busy machine */
+		int64_t t0 = nn_mono_ms();
+		for (int i = 0; i < 16 && !c->paused && nn_mono_ms() - t0 < CONN_BUDGET_MS; i++) {
 			ssize_t r = nn_lines_read_fd(&c->in, fd);
 			if (r == 0) {
 				eof = 1;

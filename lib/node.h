@@ -69,6 +69,11 @@ struct nn_origin {
 	/* send one serialized envelope line ending in "\n" back to the origin */
 	void (*send)(const struct nn_origin *o, const char *line, size_t len);
 	void *arg;
+	/* the line the envelope was parsed from (no "\n"), when the envelope
+	 * is that whole line: a router passes it on as it came instead of
+	 * serializing the envelope again.  NULL otherwise. */
+	const char *line;
+	size_t len;
 };
 
 /*

@@ -116,3 +116,43 @@ did:a id4 9000 9500
 IN
 	assert_output $'new\nnew\nfull\nseen\nnew\nsize 1'
 }
+
+@test "an answer line written from the request's fields is the bytes of the jv route" {
+	ID=fedcba9876543210fedcba9876543210
+	# with and without be, trace and an escaped, non-ASCII body; no re in a
+	# request, a re in the answer
+	for edit in . '.trace="abc123"' 'del(.be) | .type="event" | .be="/e/\u00e9"' \
+		'.trace=5' '.to="did:key:z6Mkq\"x"'; do
+		req=$(envelope | jq -c "$edit" | test-tool env sign $SEED)
+		run test-tool env answer $SEED $ID $NOW '{"s":"tab\there \"q\" é ☃ \u0001","n":[1.5,-0,1e21,true,null],"a":{"z":1,"b":2}}' <<<"$req"
+		assert_success
+		assert_equal "${lines[0]}" "${lines[1]}"
+		line=${lines[0]}
+		# and it is a valid envelope: canonical, signed, answering the request
+		run test-tool env verify $NOW <<<"$line"
+		assert_output ok
+		assert_equal "$(jq -r '.re + " " + .type + " " + (.ts|tostring)' <<<"$line")" \
+			"0123456789abcdef0123456789abcdef reply $NOW"
+	done
+}
+
+@test "a request line written from its fields is the bytes of the jv route" {
+	ID=fedcba9876543210fedcba9876543210
+	body='{"s":"tab\there \"q\" é ☃ \u0001","n":[1.5,-0,1e21,true,null],"a":{"z":1,"b":2}}'
+	for args in "local /node/ping" "did:key:z6Mkq\"x /public/é" "did:key:zAll /broadcast/x"; do
+		# shellcheck disable=SC2086
+		set -- $args
+		for trace in "" 0af1; do
+			run test-tool env request $SEED $ID $NOW "$1" "$2" "$body" ${trace:+"$trace"}
+			assert_success
+			assert_equal "${lines[0]}" "${lines[1]}"
+			line=${lines[0]}
+			run test-tool env verify $NOW <<<"$line"
+			assert_output ok
+		done
+	done
+	# without be (an event-like envelope has one; nn_env_new allows none)
+	run test-tool env request $SEED $ID $NOW local "" '{}'
+	assert_success
+	assert_equal "${lines[0]}" "${lines[1]}"
+}

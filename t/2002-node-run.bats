@@ -123,3 +123,19 @@ $(nunet-node id)"
 	run nunet-send --home "$long" /node/ping
 	assert_success
 }
+
+@test "an idle node sleeps between its timers instead of spinning" {
+	# its periodic work (sweeps, event flushes) wakes it some tens of
+	# times a second; a timer re-armed for "now" spun it thousands of times
+	node_start
+	nunet-send /node/ping >/dev/null
+	reads() { awk '/^syscr/ { print $2 }' "/proc/$NODE_PID/io"; }
+	r0=$(reads)
+	sleep 2
+	r1=$(reads)
+	echo "read calls in 2 s: $((r1 - r0))"
+	[ $((r1 - r0)) -lt 400 ]
+	# and the node's own requests still end on time (the same timer)
+	run nunet-send /node/ping
+	assert_success
+}
