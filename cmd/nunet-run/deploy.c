@@ -529,13 +529,18 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 	const char *id;
 	int follow = 0, o, rc = 0;
 	jv st;
-	optind = 1;
-	while ((o = getopt(argc, argv, "+fh")) != -1) {
-		if (o == 'f' && !strcmp(cmd, "logs"))
-			follow = 1;
-		else
+	/* scanned by hand: getopt stopped inside an option such as --grace
+	 * would leave its state there for the allocation command after us */
+	for (o = 1; o < argc && argv[o][0] == '-' && argv[o][1]; o++) {
+		if (!strcmp(argv[o], "--")) {
+			o++;
+			break;
+		}
+		if (strcmp(argv[o], "-f") || strcmp(cmd, "logs"))
 			return -1;	/* the allocation commands say what is wrong */
+		follow = 1;
 	}
+	optind = o;
 	if (argc - optind < 1)
 		return -1;
 	id = argv[optind];
