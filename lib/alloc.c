@@ -38,6 +38,9 @@
 #include "node.h"
 #include "onboard.h"
 #include "sock.h"
+#include "migrate.h"
+#include "stage.h"
+#include "storage.h"
 
 extern char **environ;
 
@@ -1024,6 +1027,16 @@ static int restarts_in_window(struct alloc *a)
 	return n;
 }
 
+/* A job that never started because its inputs could not be staged: no
+ * restart would fetch them better. */
+static int staging_failed(jv res)
+{
+	jv step = jget(res, "step");
+	int r = jv_get_kind(step) == JV_KIND_STRING && !strcmp(jv_string_value(step), "staging");
+	jv_free(step);
+	return r;
+}
+
 /* A run's result (consumed): ack it, then restart or finish. */
 static void on_result(struct alloc *a, int run, jv res)
 {
@@ -1067,7 +1080,7 @@ static void on_result(struct alloc *a, int run, jv res)
 	}
 	failed = status != 0 || a->unhealthy;
 	a->unhealthy = 0;
-	if (a->cancel || a->rp.policy == NN_RESTART_NEVER ||
+	if (a->cancel || a->rp.policy == NN_RESTART_NEVER || staging_failed(res) ||
 	    (a->rp.policy == NN_RESTART_ON_FAILURE && !failed)) {
 		finish(a, state, reason, res, status);
 		return;
@@ -1094,6 +1107,22 @@ static void on_result(struct alloc *a, int run, jv res)
 
 /* ---- the shim's connection ---- */
 
+/* Staging reports (stage.h): progress becomes alloc.stage events; the end
+ * of staging and the start of the job move the state on. */
+static void on_stage_msg(struct alloc *a, const char *t, jv msg)
+{
+	if (!strcmp(t, "stage")) {
+		jv ev = jv_object_set(jv_object_delete(jv_copy(msg), jv_string("t")), jv_string("id"),
+				      jv_string(a->id));
+		nn_node_event(a->m->n, "alloc.stage", ev);
+	} else if (!strcmp(t, "staged") && !strcmp(a->state, "staging")) {
+		set_state(a, "starting", NULL, jv_null(), -1);
+	} else if (!strcmp(t, "started") &&
+		   (!strcmp(a->state, "staging") || !strcmp(a->state, "starting"))) {
+		set_state(a, "running", NULL, jv_null(), -1);
+	}
+}
+
 static void on_msg(struct alloc *a, jv msg)
 {
 	const char *t;
@@ -1104,13 +1133,21 @@ static void on_msg(struct alloc *a, jv msg)
 		int64_t pid;
 		if (nn_json_get_int(msg, "pid", &pid, NULL) == 0)
 			a->shim_pid = (pid_t)pid;
-		if (!strcmp(a->state, "starting") || !strcmp(a->state, "pending"))
+		/* a shim still staging, or whose staging failed, has no job yet */
+		jv stg = jget(msg, "staging"), started = jget(msg, "started");
+		if ((!strcmp(a->state, "starting") || !strcmp(a->state, "pending") ||
+		     !strcmp(a->state, "staging")) && jv_get_kind(stg) != JV_KIND_TRUE &&
+		    jv_get_kind(started) != JV_KIND_FALSE)
 			set_state(a, "running", NULL, jv_null(), -1);
+		jv_free(stg);
+		jv_free(started);
 		if (a->pending_sig) {
 			int s = a->pending_sig;
 			a->pending_sig = 0;
 			signal_job(a, s);
 		}
+	} else if (!strcmp(t, "stage") || !strcmp(t, "staged") || !strcmp(t, "started")) {
+		on_stage_msg(a, t, msg);
 	} else if (!strcmp(t, "hb")) {
 		if (a->m->nobs && nn_json_has(msg, "stats")) {
 			jv st = jv_object_get(jv_copy(msg), jv_string("stats"));
@@ -1395,7 +1432,9 @@ static void spawn(struct alloc *a, int adopt)
 		if (a->run > 0)
 			cred_renew(a);
 		a->run++;
-		set_state(a, "starting", NULL, jv_null(), -1);
+		/* the first run fetches the inputs before it starts (stage.h) */
+		set_state(a, a->run == 1 && nn_stage_has(a->opts, "inputs") ? "staging" : "starting",
+			  NULL, jv_null(), -1);
 	}
 }
 
@@ -1713,6 +1752,7 @@ static enum nn_code check_scope(struct nn_node *n, jv req, const char *id, char 
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
+					    "inputs", "outputs", "stage_timeout", "state_dir", "restore",
 					    "contract", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
@@ -1741,7 +1781,8 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "body: expected an object");
 		goto out;
 	}
-	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs, contract", err) < 0)
+	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs, inputs, outputs,"
+		      " stage_timeout, state_dir, restore, contract", err) < 0)
 		goto out;
 	if (nn_json_has(body, "contract")) {
 		const char *c;
@@ -1795,6 +1836,9 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "spec: dir: the node puts allocations in %s/alloc/ID", nn_node_home(n));
 		goto out;
 	}
+	if (nn_stage_take(body, &specj, &opts, nn_node_config(n)->stage_timeout_ms, err) < 0 ||
+	    nn_migrate_take(body, &opts, nn_node_home(n), err) < 0)
+		goto out;
 	tmp = jv_object_get(jv_copy(body), jv_string("restart"));
 	if (nn_alloc_restart_parse(jv_is_valid(tmp) ? tmp : jv_null(), &rp, err) < 0) {
 		jv_free(tmp);
@@ -1918,6 +1962,13 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		}
 		free(path);
 	}
+	if (nn_stage_prepare(spec.dir, opts, err) < 0) {
+		nn_storage_rmtree(spec.dir);
+		free(text);
+		jv_free(tmp);
+		code = NN_E_INTERNAL;
+		goto out;
+	}
 	st = prep(m, "INSERT INTO allocations (id, parent, dir, executor, spec, opts, state, created,"
 		  " updated, did) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)");
 	if (st) {
@@ -2017,6 +2068,9 @@ static jv row_json(sqlite3_stmt *st, int full)
 		o = jv_object_set(o, jv_string("spec"), jv_copy(spec));
 		o = jv_object_set(o, jv_string("restart"), jget(opts, "restart"));
 		o = jv_object_set(o, jv_string("healthcheck"), jget(opts, "healthcheck"));
+		o = jv_object_set(o, jv_string("inputs"), jget(opts, "inputs"));
+		o = jv_object_set(o, jv_string("outputs"), jget(opts, "outputs"));
+		o = jv_object_set(o, jv_string("state_dir"), jget(opts, "state_dir"));
 		o = jv_object_set(o, jv_string("result"), col_json(st, 13));
 		o = jv_object_set(o, jv_string("did"), col_str(st, 14));
 		jv_free(opts);

@@ -13,6 +13,7 @@
  *	shim.log	the shim's own stderr
  *	result.json	the last run's result, written by the shim before it
  *			reports it (so a result survives the death of both)
+ *	stage.json	inputs, outputs and stage timeout for the shim (stage.h)
  *	state.json	the allocation's state as the node last decided it,
  *			rewritten (atomically) on every change: what a local
  *			client such as `nunet-run wait` watches
@@ -36,7 +37,12 @@
  *
  * The shim protocol: JSON lines, one object each, field "t" the kind.
  *
- *	shim → node	{"t":"hello","id":ID,"pid":P,"run":N,"done":bool}
+ *	shim → node	{"t":"hello","id":ID,"pid":P,"run":N,"done":bool,
+ *			 "staging":bool,"started":bool}
+ *			{"t":"stage",…}  staging progress (stage.h): an
+ *			                 alloc.stage event
+ *			{"t":"staged"}   inputs in place: state starting
+ *			{"t":"started"}  the job runs: state running
  *			{"t":"hb","ts":MS,"stats":{…}}             every heartbeat
  *			{"t":"health","ok":bool,"failures":N,"message":S}
  *			{"t":"result","run":N,"result":{…}}        at the end; again
@@ -44,13 +50,19 @@
  *	node → shim	{"t":"signal","signal":N}   signal the job
  *			{"t":"ack","run":N}         result recorded: clean up and exit
  *
- * States: pending → starting → running → exited | killed | oom | failed,
- * and running → restarting → starting when the restart policy says so.
+ * States: pending → [staging →] starting → running → exited | killed | oom |
+ * failed, and running → restarting → starting when the restart policy says
+ * so.  staging: the first run's shim fetches the inputs in a child
+ * process before it starts the job; a failed staging ends the allocation
+ * failed (reason "staging: …", result step "staging"), never restarted.
  *
  * Behaviors (bodies are objects; errors are bad_body unless noted):
  *
  *	/alloc/start   {"spec":SPEC, "restart":POLICY, "healthcheck":CHECK,
  *	                "parent":ID, "logs":{"max":SIZE,"keep":N},
+ *	                "inputs":[{"url","path","sha256"?}],
+ *	                "outputs":[{"path","url"}], "stage_timeout":"10m",
+ *	                "state_dir":D, "restore":{"xfer","commit"} (migrate.h),
  *	                "contract":ID}
  *	               → {"id","dir","executor"}.  SPEC is an exec spec
  *	               (exec.h) without "dir".  Refused before anything is

@@ -2,8 +2,9 @@
  * pay — the economy: contracts between a requester and a provider, metering
  * of the usage done under them, signed usage reports, cumulative vouchers,
  * and the ledger that keeps them ($NUNET_HOME/ledger.db, its own sqlite
- * database and schema, WAL with synchronous=FULL so that a voucher reported
- * as accepted survives kill -9 and power loss).
+ * database and schema, WAL with synchronous=NORMAL so that a voucher
+ * reported as accepted survives kill -9 of the process; a power loss may
+ * lose the last commits).
  *
  * Documents (all signed ones hold integers only; amounts are strings of
  * integer minor units, "0" to "18446744073709551615", no sign, no leading
@@ -62,7 +63,7 @@ enum { NN_PAY_EBAD = -1, NN_PAY_EREFUSED = -2, NN_PAY_ESTORE = -3 };
 /* Exit code (sysexits) for a return value of this module. */
 int nn_pay_exit_code(int rc);
 
-#define NN_PAY_STMTS 48
+#define NN_PAY_STMTS 64
 
 struct nn_pay_terms {
 	char id[NN_PAY_ID_LEN];
@@ -85,6 +86,9 @@ struct nn_pay {
 	char *cache_doc;	/* the contract last loaded, as stored… */
 	jv cache_jv;		/* …parsed… */
 	struct nn_pay_terms cache_terms;	/* …and checked */
+	char prev_contract[NN_PAY_ID_LEN];	/* the report last answered… */
+	int64_t prev_seq;		/* …its seq (0: none)… */
+	uint64_t prev_usage[5];		/* …and usage, so it is not parsed again */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -222,13 +226,17 @@ int nn_pay_handle(struct nn_pay *p, const char *be, jv body, jv *reply, char *er
 
 struct nn_node;
 /* Open $NUNET_HOME/ledger.db with the node's key, register /pay/usage and
- * /pay/voucher (sender: the document's counterparty or an owner) and close
- * the ledger with the node.  Meant for the attach table of
- * cmd/nunet-node.c (one line).  One node per process. */
+ * /pay/voucher (public: sender the document's counterparty or an owner)
+ * and close the ledger with the node.  Where allocations are attached, also
+ * the meter: allocations started under a contract are sampled at each
+ * heartbeat (nn_pay_meter_sample), a usage report goes to the requester's
+ * node every pay_report_interval_ms and at an allocation's end
+ * (nn_pay_usage_report, nn_node_request to /pay/usage), and the voucher
+ * in the reply is kept (nn_pay_voucher_accept).  Meant for the attach
+ * table of cmd/nunet-node.c (one line), after nn_alloc_attach.  One node
+ * per process. */
 int nn_pay_attach(struct nn_node *n, char *err);
-/* The attached node's ledger, for its other pay work (the metering timer:
- * nn_pay_meter_record + nn_pay_usage_report; a voucher coming back in the
- * reply to /pay/usage: nn_pay_voucher_accept; the deploy check:
+/* The attached node's ledger, for its other pay work (the deploy check:
  * nn_pay_contract_require), or NULL when none is attached. */
 struct nn_pay *nn_pay_attached(void);
 

@@ -41,6 +41,7 @@
 #define PROBE_K 3
 #define MAX_UPDATES 12
 #define PENDING_MAX 65536
+#define REVIVE_PERIODS 2	/* a dead member is probed again every n x this periods */
 
 enum { ALIVE = 0, SUSPECT = 1, DEAD = 2 };
 static const char *const state_names[] = { "alive", "suspect", "dead" };
@@ -79,6 +80,7 @@ struct member {
 	int64_t inc;
 	int64_t suspect_since;		/* monotonic ms */
 	int64_t last_dial;
+	int64_t revived;		/* monotonic ms of the last probe while dead */
 	int64_t db_written;
 	double rtt_ms;			/* smoothed direct ping round trip, <0: none */
 	int gossip;			/* piggyback this many more times */
@@ -127,7 +129,7 @@ struct swarm {
 	struct member *members;
 	size_t nmembers;
 	uint32_t seq;
-	int64_t next_probe;
+	int64_t next_probe, next_revive;
 	struct pending *pend;
 	size_t npend, cappend;
 	struct relay_probe relays[64];
@@ -1240,6 +1242,43 @@ static void on_accept(struct nn_loop *l, int lfd, uint32_t events, void *arg)
 
 /* ---- the tick: deadlines, probes, suspicion ---- */
 
+/* Ping target (over its connection, else by dialing it) and time it. */
+static void probe_start(struct swarm *s, struct member *target, int64_t now)
+{
+	target->probe_now = 0;
+	target->probing = 1;
+	target->indirect_sent = 0;
+	target->probe_seq = ++s->seq;
+	target->probe_sent = now;
+	target->probe_sent_us = mono_us();
+	struct pconn *c = member_conn(s, target);
+	if (c)
+		conn_send_jv(c, jv_object_set(swim_msg("ping", target->probe_seq), jv_string("upd"),
+					      piggyback(s)));
+	else if (now - target->last_dial >= s->o.probe_ms)
+		dial(s, target);
+}
+
+/* Every REVIVE_PERIODS probe periods, probe the dead member tried least
+ * recently: one that answers is alive again (acked()), and a dial that
+ * opens exchanges hellos, so both sides of a healed partition, or a node
+ * restarted at the same address, come back without a new bootstrap. */
+static void revive(struct swarm *s, int64_t now)
+{
+	struct member *m, *oldest = NULL;
+	if (now < s->next_revive)
+		return;
+	s->next_revive = now + REVIVE_PERIODS * s->o.probe_ms;
+	for (m = s->members; m; m = m->next)
+		if (m->state == DEAD && !m->probing && (m->addr[0] || member_conn(s, m)) &&
+		    (!oldest || m->revived < oldest->revived))
+			oldest = m;
+	if (oldest) {
+		oldest->revived = now;
+		probe_start(s, oldest, now);
+	}
+}
+
 static void probe_round(struct swarm *s)
 {
 	int64_t now = nn_mono_ms();
@@ -1296,20 +1335,9 @@ static void probe_round(struct swarm *s)
 				break;
 			}
 	}
-	if (!target)
-		return;
-	target->probe_now = 0;
-	target->probing = 1;
-	target->indirect_sent = 0;
-	target->probe_seq = ++s->seq;
-	target->probe_sent = now;
-	target->probe_sent_us = mono_us();
-	struct pconn *c = member_conn(s, target);
-	if (c)
-		conn_send_jv(c, jv_object_set(swim_msg("ping", target->probe_seq), jv_string("upd"),
-					      piggyback(s)));
-	else if (now - target->last_dial >= s->o.probe_ms)
-		dial(s, target);
+	if (target)
+		probe_start(s, target, now);
+	revive(s, now);
 }
 
 static void on_tick(struct nn_loop *l, void *arg)

@@ -46,14 +46,14 @@ within() {
 declare -gA PID
 # start_p / start_r: the provider listens, the requester bootstraps from it
 start_p() {
-	node_start "$P" --listen 127.0.0.1:${PPORT:-0}
+	node_start "$P" --listen 127.0.0.1:${PPORT:-0} "$@"
 	PADDR=$(jq -r .listen <<<"$READY_LINE")
 	PPORT=${PADDR##*:}
 	PID[p]=$NODE_PID
 }
 start_r() {
-	node_start "$R" --listen 127.0.0.1:0 \
-		--bootstrap "$PD@$PADDR"
+	node_start "$R" --listen 127.0.0.1:0 --bootstrap "$PD@$PADDR"
+	RADDR=$(jq -r .listen <<<"$READY_LINE")
 	PID[r]=$NODE_PID
 }
 # some: at least one line on stdin matches jq's select ARGS (jq -e alone
@@ -263,4 +263,23 @@ settled_check() {
 	[ "$(wc -l <after.txt)" -gt "$(wc -l <before.txt)" ]
 	# R issued every voucher once, numbered 1..n without a gap
 	assert_equal "$(sqlite3 "$R/ledger.db" "SELECT count(*) = max(seq) FROM vouchers WHERE contract = '$ID' AND role = 'issued'")" 1
+}
+
+@test "the job ends while the provider is down: its end is metered once when the node is back" {
+	start_p
+	start_r
+	within 10 'peer_alive "$P" "$RD"'
+	contract 100000000
+	run_job 4
+	within 20 '[ "$(p_vouchers | wc -l)" -ge 1 ]'
+	kill -9 "${PID[p]}"
+	wait "${PID[p]}" 2>/dev/null || true
+	p_vouchers >before.txt
+	# the shim keeps the result for the node
+	within 30 '[ -s "$P/alloc/$JOB/result.json" ]'
+	# down long enough for R to give it up: it comes back through R
+	start_p --bootstrap "$RD@$RADDR"
+	within 20 'peer_alive "$P" "$RD"'
+	settled_check
+	assert_equal "$(sqlite3 "$P/ledger.db" "SELECT ended FROM usage WHERE alloc = '$JOB'")" 1
 }

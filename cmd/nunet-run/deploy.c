@@ -22,6 +22,7 @@
 #include "alloc.h"
 #include "client.h"
 #include "codec.h"
+#include "ensemble.h"
 #include "json.h"
 #include "lines.h"
 #include "log.h"
@@ -105,20 +106,24 @@ static void print_line(jv v)
 	fflush(stdout);
 }
 
-/* The ensemble's text parsed (JSON): invalid + err naming the file. */
+/* The ensemble's text parsed and normalized (JSON or YAML, lib/ensemble):
+ * invalid with every error on stderr. */
 static jv ensemble_parse(const char *text, size_t len, const char *name, char *err)
 {
-	char e[NN_ERRLEN];
-	jv v = nn_json_parse(text, len, e);
+	jv errors = jv_invalid();
+	jv v = nn_ensemble_parse(text, len, name, &errors);
 	if (!jv_is_valid(v)) {
-		nn_seterr(err, "%s: not a JSON ensemble: %s", name, e);
-		return v;
+		int n = 0;
+		if (jv_get_kind(errors) == JV_KIND_ARRAY)
+			jv_array_foreach(errors, i, e) {
+				if (jv_get_kind(e) == JV_KIND_STRING)
+					nn_error("%s: %s", name, jv_string_value(e));
+				n++;
+				jv_free(e);
+			}
+		nn_seterr(err, "%s: %d error%s: nothing was deployed", name, n, n == 1 ? "" : "s");
 	}
-	if (jv_get_kind(v) != JV_KIND_OBJECT) {
-		jv_free(v);
-		nn_seterr(err, "%s: an ensemble is an object", name);
-		return jv_invalid();
-	}
+	jv_free(errors);
 	return v;
 }
 
@@ -159,6 +164,7 @@ struct follow {
 	struct nn_client ev, cl;
 	char id[72];
 	int quiet;		/* do not print events */
+	int poll;		/* no events (an allocation may not follow them): poll the state */
 	jv last;		/* the terminal event */
 	jv running;		/* the deploy.running event, once seen */
 };
@@ -174,7 +180,56 @@ static void follow_open(struct follow *f)
 	b = jv_object_set(jv_object(), jv_string("follow"), jv_true());
 	b = jv_object_set(b, jv_string("trace"), jv_string(f->ev.trace));
 	b = jv_object_set(b, jv_string("kind"), jv_string("deploy"));
-	jv_free(mcall(&f->ev, "local", "/node/events", b));
+	{
+		enum nn_code code;
+		char err[NN_ERRLEN];
+		jv r = dcall(&f->ev, "local", "/node/events", b, &code, err);
+		if (!jv_is_valid(r) && code == NN_E_UNAUTHORIZED)
+			f->poll = 1;	/* a job's own identity: it may deploy, not read events */
+		else if (!jv_is_valid(r))
+			nn_die(exit_for(code), "%s", err);
+		jv_free(r);
+	}
+}
+
+/* Without events: the deployment's state stands for them. */
+static int follow_poll(struct follow *f, const char *const *kinds)
+{
+	enum nn_code code;
+	char err[NN_ERRLEN];
+	for (;;) {
+		jv st = dcall(&f->cl, "local", "/deploy/status",
+			      jv_object_set(jv_object(), jv_string("id"), jv_string(f->id)), &code, err);
+		const char *s = "";
+		char kind[64];
+		if (!jv_is_valid(st)) {
+			nn_error("%s", err);
+			return -1;
+		}
+		nn_json_get_str(st, "state", &s, NULL);
+		snprintf(kind, sizeof kind, "deploy.%s", s);
+		for (int i = 0; kinds[i]; i++)
+			if (!strcmp(kind, kinds[i])) {
+				jv e = jv_object_set(jv_object(), jv_string("kind"), jv_string(kind)), fl = jv_object();
+				fl = jv_object_set(fl, jv_string("deployment"), jv_string(f->id));
+				fl = jv_object_set(fl, jv_string("status"), jv_object_get(jv_copy(st), jv_string("status")));
+				fl = jv_object_set(fl, jv_string("reason"), jv_object_get(jv_copy(st), jv_string("reason")));
+				e = jv_object_set(e, jv_string("fields"), fl);
+				if (!f->quiet)
+					print_line(jv_copy(e));
+				jv_free(f->last);
+				f->last = e;
+				jv_free(st);
+				return 0;
+			}
+		jv_free(st);
+		if (got_int) {
+			got_int = 0;
+			jv_free(dcall(&f->cl, "local", "/deploy/cancel",
+				      jv_object_set(jv_object(), jv_string("id"), jv_string(f->id)), &code, err));
+		}
+		poll(NULL, 0, 50);
+	}
 }
 
 static void follow_close(struct follow *f)
@@ -192,6 +247,8 @@ static int follow_until(struct follow *f, const char *const *kinds, int64_t time
 {
 	int64_t end = timeout_ms < 0 ? INT64_MAX : nn_mono_ms() + timeout_ms;
 	char err[NN_ERRLEN];
+	if (f->poll)
+		return follow_poll(f, kinds);
 	for (;;) {
 		jv env;
 		int jcode, r;
@@ -529,18 +586,20 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 	const char *id;
 	int follow = 0, o, rc = 0;
 	jv st;
-	/* scanned by hand: getopt stopped inside an option such as --grace
-	 * would leave its state there for the allocation command after us */
-	for (o = 1; o < argc && argv[o][0] == '-' && argv[o][1]; o++) {
-		if (!strcmp(argv[o], "--")) {
-			o++;
+	/* read by hand, not with getopt(3): a getopt that stops inside an
+	 * option it does not know ("--grace") leaves state behind that the
+	 * allocation commands' own getopt_long would then trip over */
+	(void)o;
+	for (optind = 1; optind < argc && argv[optind][0] == '-' && argv[optind][1]; optind++) {
+		if (!strcmp(argv[optind], "--")) {
+			optind++;
 			break;
 		}
-		if (strcmp(argv[o], "-f") || strcmp(cmd, "logs"))
+		if (!strcmp(argv[optind], "-f") && !strcmp(cmd, "logs"))
+			follow = 1;
+		else
 			return -1;	/* the allocation commands say what is wrong */
-		follow = 1;
 	}
-	optind = o;
 	if (argc - optind < 1)
 		return -1;
 	id = argv[optind];

@@ -45,7 +45,8 @@ struct mcontract {
 	struct nn_pay_usage sent, acked;	/* in flight; last answered by a voucher */
 	uint64_t sent_amount;
 	int64_t sent_seq;
-	int have_acked, again, stopped;
+	jv sent_doc;			/* the report last sent */
+	int have_acked, again, stopped, unanswered;
 	struct mcontract *next;
 };
 
@@ -125,6 +126,7 @@ static struct mcontract *mc_get(const char *id)
 			return c;
 	c = nn_xcalloc(1, sizeof *c);
 	snprintf(c->id, sizeof c->id, "%s", id);
+	c->sent_doc = jv_invalid();
 	c->next = meter.list;
 	meter.list = c;
 	return c;
@@ -181,6 +183,7 @@ static void on_answer(struct nn_node *n, jv answer, void *arg)
 	int owned = 0;
 
 	c->req[0] = '\0';
+	c->unanswered = 0;
 	if (type && strcmp(type, "reply")) {
 		/* an error from the way there, not from the requester: unanswered */
 		const char *code = "";
@@ -198,6 +201,7 @@ static void on_answer(struct nn_node *n, jv answer, void *arg)
 		const char *m = jv_get_kind(msg) == JV_KIND_STRING ? jv_string_value(msg) : "no answer";
 		nn_warn("pay: contract %s: usage report %lld: %s (sent again at the next interval)",
 			c->id, (long long)c->sent_seq, m);
+		c->unanswered = 1;
 		emit(NN_LOG_WARN, "pay.unanswered", JV_OBJECT(jv_string("contract"), jv_string(c->id),
 			jv_string("seq"), jv_number((double)c->sent_seq), jv_string("message"), jv_string(m)));
 		jv_free(msg);
@@ -274,6 +278,19 @@ static void mc_report(struct mcontract *c)
 	}
 	if (c->have_acked && usage_same(&u, &c->acked))
 		return;
+	if (c->unanswered && jv_is_valid(c->sent_doc) && usage_same(&u, &c->sent)) {
+		/* nothing new since the report that went unanswered: the same
+		 * one again (a requester that did answer it answers the same) */
+		if (nn_json_get_str(c->sent_doc, "requester", &req, err) < 0 ||
+		    nn_node_request(meter.n, req, "/pay/usage", jv_copy(c->sent_doc), NULL,
+				    meter.interval_ms > 5000 ? meter.interval_ms : 5000, on_answer, c,
+				    c->req, err) < 0) {
+			c->req[0] = '\0';
+			nn_warn("pay: contract %s: cannot send usage report %lld: %s", c->id,
+				(long long)c->sent_seq, err);
+		}
+		return;
+	}
 	if (nn_pay_usage_report(&ledger, c->id, &rep, err) < 0) {
 		nn_warn("pay: contract %s: no usage report: %s", c->id, err);
 		return;
@@ -304,7 +321,8 @@ static void mc_report(struct mcontract *c)
 		c->req[0] = '\0';
 		nn_warn("pay: contract %s: cannot send usage report %lld: %s", c->id, (long long)seq, err);
 	}
-	jv_free(rep);
+	jv_free(c->sent_doc);
+	c->sent_doc = rep;
 }
 
 static void on_tick(struct nn_loop *l, void *arg)
@@ -432,27 +450,8 @@ static enum nn_code on_check(struct nn_node *n, jv req, const char *contract, vo
 static const struct nn_alloc_observer observer = { on_check, on_alloc, NULL };
 
 /* After a crash: allocations that ended while the node was down, or
- * before their end reached the ledger, end on the meter too. */
-static void on_status(struct nn_node *n, jv answer, void *arg)
-{
-	char *id = arg;
-	const char *type = jv_is_valid(answer) ? nn_env_str(answer, "type") : NULL;
-	jv body = type ? jv_object_get(jv_copy(answer), jv_string("body")) : jv_invalid();
-	jv fin = jv_is_valid(body) ? jv_object_get(jv_copy(body), jv_string("final")) : jv_invalid();
-	if (type && (strcmp(type, "reply") || jv_get_kind(fin) == JV_KIND_TRUE)) {
-		jv res = jv_object_get(jv_copy(body), jv_string("result"));
-		const char *contract = id + strlen(id) + 1;
-		int64_t run = 0;
-		nn_json_get_int(body, "run", &run, NULL);
-		sample(contract, id, NULL, (int)run, res, 1);
-		mc_report(mc_get(contract));
-		jv_free(res);
-	}
-	jv_free(fin);
-	jv_free(body);
-	free(id);
-}
-
+ * before their end reached the ledger, end on the meter too (asked of
+ * /alloc/status now: the allocations module is attached before this one). */
 static void meter_recover(void)
 {
 	char err[NN_ERRLEN];
@@ -467,17 +466,24 @@ static void meter_recover(void)
 			ids = jv_array();
 		}
 		jv_array_foreach(ids, j, id) {
-			/* "ID\0CONTRACT" */
-			size_t a = strlen(jv_string_value(id)), b = strlen(jv_string_value(cid));
-			char *arg = nn_xcalloc(1, a + b + 2);
-			memcpy(arg, jv_string_value(id), a);
-			memcpy(arg + a + 1, jv_string_value(cid), b);
-			if (nn_node_request(meter.n, nn_node_did(meter.n), "/alloc/status",
-					    JV_OBJECT(jv_string("id"), jv_copy(id)), NULL, 10000, on_status,
-					    arg, NULL, err) < 0) {
-				nn_warn("pay: allocation %s: %s", jv_string_value(id), err);
-				free(arg);
+			jv st, fin = jv_invalid(), res = jv_null();
+			int64_t run = 0;
+			enum nn_code code = nn_node_invoke(meter.n, "/alloc/status",
+							   JV_OBJECT(jv_string("id"), jv_copy(id)), NULL,
+							   &st, err);
+			if (code == NN_OK) {
+				fin = jv_object_get(jv_copy(st), jv_string("final"));
+				res = jv_object_get(jv_copy(st), jv_string("result"));
+				nn_json_get_int(st, "run", &run, NULL);
 			}
+			/* ended, or unknown to the node: nothing more will come */
+			if (code == NN_E_BAD_BODY || jv_get_kind(fin) == JV_KIND_TRUE) {
+				sample(jv_string_value(cid), jv_string_value(id), NULL, (int)run, res, 1);
+				mc_get(jv_string_value(cid));	/* reported at the next tick */
+			}
+			jv_free(fin);
+			jv_free(res);
+			jv_free(st);
 			jv_free(id);
 		}
 		jv_free(ids);
@@ -493,6 +499,7 @@ static void closer(struct nn_node *n, void *arg)
 		meter.list = c->next;
 		if (c->req[0])
 			nn_node_request_cancel(n, c->req);
+		jv_free(c->sent_doc);
 		free(c);
 	}
 	if (meter.timer)
