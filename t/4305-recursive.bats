@@ -28,6 +28,9 @@ teardown() {
 		nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
 		timeout 10 nunet-run wait "$id" >/dev/null 2>&1
 	done
+	# shims clean up (cgroups, containers) and leave once the node has
+	# their result: give them that time before stopping it
+	for i in $(seq 150); do pgrep -f -- "$NUNET_HOME/alloc/" >/dev/null || break; sleep 0.1; done
 	node_stop_all
 	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
 	engine_stop
