@@ -7,7 +7,9 @@
 # memory errors and leaks too.  `make fuzz` does the fuzzing itself.
 load lib/common
 
-FUZZ_PKGS="libsodium sqlite3 libcurl libgit2 yaml-0.1"
+# the libraries libcommon needs: the Makefile's list, so that one change there
+# reaches the replay programs too
+FUZZ_PKGS=$(sed -n 's/^PKGS *:= *//p' "$NUNET_SRC/Makefile")
 
 # The replay programs live in the build's t/helper/fuzz-replay/ (ignored by
 # git in an in-tree build, like every built test helper).
