@@ -32,6 +32,9 @@ int nn_loop_fd_events(struct nn_loop *l, struct nn_watch *w, uint32_t events);
 struct nn_watch *nn_loop_timer(struct nn_loop *l, int64_t after_ms, int64_t every_ms,
 			       nn_timer_cb *cb, void *arg, char *err);
 int nn_loop_timer_arm(struct nn_loop *l, struct nn_watch *w, int64_t after_ms, int64_t every_ms);
+/* Stop a timer until it is armed again (after_ms 0 to nn_loop_timer_arm
+ * fires at once: it does not disarm). */
+int nn_loop_timer_disarm(struct nn_loop *l, struct nn_watch *w);
 
 /* Deliver signo through the loop (it is blocked for the process). */
 int nn_loop_signal(struct nn_loop *l, int signo, nn_signal_cb *cb, void *arg, char *err);

@@ -123,3 +123,16 @@ $(nunet-node id)"
 	run nunet-send --home "$long" /node/ping
 	assert_success
 }
+
+@test "an idle node sleeps between its timers instead of spinning" {
+	skip_unless 'command -v strace' "strace not installed"
+	node_start
+	nunet-send /node/ping >/dev/null	# what an idle node did last: answered
+	# in one second an idle node wakes for its few periodic timers (a few
+	# dozen times); one that re-arms a timer to fire at once wakes
+	# thousands of times
+	run timeout -s INT 1 strace -c -e trace=epoll_wait -p "$NODE_PID"
+	n=$(awk '$NF == "epoll_wait" { print $4 }' <<<"$output")
+	[ -n "$n" ] || fail "no epoll_wait count in: $output"
+	[ "$n" -lt 300 ] || fail "the node woke $n times in one second"
+}
