@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <sodium.h>
 #include "alloc.h"
+#include "migrate.h"
 #include "client.h"
 #include "config.h"
 #include "db.h"
@@ -65,6 +66,7 @@ static nn_attach_fn *const attach[] = {
 	swarm_attach,
 	nn_onboard_attach,
 	nn_alloc_attach,
+	nn_migrate_attach,
 	nn_pay_attach,
 	nn_orch_attach,
 	nn_metrics_http_attach,

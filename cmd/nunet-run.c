@@ -24,9 +24,11 @@
 #include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "alloc.h"
 #include "client.h"
+#include "codec.h"
 #include "config.h"
 #include "exec/exec.h"
 #include "json.h"
@@ -34,19 +36,28 @@
 #include "log.h"
 #include "loop.h"
 #include "sock.h"
+#include "migrate.h"
+#include "stage.h"
+#include "storage.h"
 #include "util.h"
+#include "nunet-run/deploy.h"
 #include "nunet-run/ensemble_cmd.h"
 
 static const char usage_text[] =
 	"usage: nunet-run [--executor E] [--cpu N] [--memory SIZE] [--image IMG] [--restart POLICY]\n"
 	"           [--env K=V] [--workdir D] [--id ID] [--parent ID] [--health-cmd CMD]\n"
-	"           [--health-url URL] [-d] -- CMD [ARG ...]\n"
+	"           [--health-url URL] [--input URL:PATH] [--output PATH:URL]\n"
+	"           [--stage-timeout DURATION] [--state-dir D] [--swarm] [-d] -- CMD [ARG ...]\n"
+	"       nunet-run deploy [--wait] [--hops N] FILE\n"
 	"       nunet-run ls [-a]\n"
 	"       nunet-run status ID\n"
-	"       nunet-run logs [-f] ID\n"
+	"       nunet-run logs [-f] ID [ALLOC]\n"
 	"       nunet-run wait ID\n"
 	"       nunet-run cancel [--grace DURATION] ID\n"
+	"       nunet-run results ID DIR\n"
 	"       nunet-run trace ID\n"
+	"       nunet-run checkpoint ID\n"
+	"       nunet-run migrate --to DID [--as ID] [--cap FILE] ID\n"
 	"       nunet-run validate [--json] FILE\n"
 	"       nunet-run convert --from nomad|kubernetes FILE\n"
 	"       nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
@@ -186,7 +197,20 @@ struct shim {
 	struct nn_alloc_health h;
 	int have_h, fails;
 	char *sock_path;
+	/* staging (stage.h): inputs before the job, outputs after it */
+	jv stage;		/* DIR/stage.json, or null */
+	pid_t st_pid;		/* the staging child, or 0 */
+	int st_fd, st_sig, st_timed_out;
+	struct nn_watch *st_w, *st_timer;
+	struct nn_lines st_in;
+	jv st_done;		/* the child's last line ({"t":"done",…}) */
+	int staging, collecting, job_started;
+	int64_t st_t0, st_ms;	/* staging began; it took (ms) */
+	jv inputs;		/* what staging fetched (results), or null */
 };
+
+static void shim_finish(struct shim *s);
+static int shim_start_job(struct shim *s, char *err);
 
 static void shim_ready(const struct shim_opts *o, const char *error)
 {
@@ -257,6 +281,204 @@ static void shim_keep_result(struct shim *s)
 	free(path);
 }
 
+/* ---- staging: a child moves the bytes, the loop stays free ---- */
+
+static int stage_list_len(struct shim *s, const char *which)
+{
+	jv l;
+	int n;
+	if (jv_get_kind(s->stage) != JV_KIND_OBJECT)
+		return 0;
+	l = jv_object_get(jv_copy(s->stage), jv_string(which));
+	n = jv_get_kind(l) == JV_KIND_ARRAY ? jv_array_length(jv_copy(l)) : 0;
+	jv_free(l);
+	return n;
+}
+
+static void stage_signal(struct shim *s, int sig)
+{
+	if (s->st_pid > 0) {
+		if (!s->st_sig && !s->st_timed_out)
+			s->st_sig = sig;
+		kill(s->st_pid, sig == SIGKILL ? SIGKILL : SIGTERM);
+	}
+}
+
+static void stage_on_timer(struct nn_loop *l, void *arg)
+{
+	struct shim *s = arg;
+	nn_loop_remove(l, s->st_timer);
+	s->st_timer = NULL;
+	if (s->st_pid > 0 && !s->st_sig) {
+		s->st_timed_out = 1;
+		kill(s->st_pid, SIGTERM);
+	}
+}
+
+/* The staging child is done (its pipe ended): reap it and go on. */
+static void stage_end(struct shim *s)
+{
+	char err[NN_ERRLEN], why[NN_ERRLEN * 2];
+	const char *e = NULL;
+	jv done = s->st_done, ok, results;
+	int status = 0, collect = s->collecting;
+	int64_t tmo = 0;
+
+	nn_loop_remove(s->l, s->st_w);
+	if (s->st_timer)
+		nn_loop_remove(s->l, s->st_timer);
+	s->st_w = s->st_timer = NULL;
+	close(s->st_fd);
+	s->st_fd = -1;
+	nn_lines_release(&s->st_in);
+	while (waitpid(s->st_pid, &status, 0) < 0 && errno == EINTR)
+		;
+	s->st_pid = 0;
+	s->st_done = jv_null();
+	if (!collect)
+		s->st_ms = nn_mono_ms() - s->st_t0;
+	ok = jv_get_kind(done) == JV_KIND_OBJECT ? jv_object_get(jv_copy(done), jv_string("ok"))
+						   : jv_false();
+	results = jv_get_kind(done) == JV_KIND_OBJECT
+		? jv_object_get(jv_copy(done), jv_string("results")) : jv_array();
+	if (!jv_is_valid(results) || jv_get_kind(results) != JV_KIND_ARRAY) {
+		jv_free(results);
+		results = jv_array();
+	}
+	nn_json_get_int(s->stage, "timeout_ms", &tmo, NULL);
+	if (jv_get_kind(ok) != JV_KIND_TRUE) {
+		if (s->st_timed_out && jv_get_kind(done) == JV_KIND_OBJECT &&
+		    nn_json_get_str(done, "error", &e, NULL) == 0)
+			snprintf(why, sizeof why, "timed out after %lld ms: %.300s", (long long)tmo, e);
+		else if (s->st_timed_out)
+			snprintf(why, sizeof why, "timed out after %lld ms", (long long)tmo);
+		else if (jv_get_kind(done) == JV_KIND_OBJECT &&
+			 nn_json_get_str(done, "error", &e, NULL) == 0)
+			snprintf(why, sizeof why, "%s", e);
+		else if (WIFSIGNALED(status))
+			snprintf(why, sizeof why, "the staging process was killed by signal %d",
+				 WTERMSIG(status));
+		else
+			snprintf(why, sizeof why, "the staging process ended without a report");
+	}
+	if (collect) {
+		s->collecting = 0;
+		s->result = jv_object_set(s->result, jv_string("outputs"), results);
+		if (jv_get_kind(ok) != JV_KIND_TRUE)
+			s->result = jv_object_set(s->result, jv_string("outputs_error"), jv_string(why));
+		shim_finish(s);
+	} else if (jv_get_kind(ok) == JV_KIND_TRUE) {
+		s->staging = 0;
+		s->inputs = results;
+		shim_send(s, shim_msg("staged"));
+		if (shim_start_job(s, err) < 0) {
+			nn_error("%s", err);
+			s->done = 1;
+			s->result = jv_object_set(jv_object(), jv_string("state"), jv_string("lost"));
+			s->result = jv_object_set(s->result, jv_string("code"), jv_number(-1));
+			s->result = jv_object_set(s->result, jv_string("signal"), jv_number(0));
+			s->result = jv_object_set(s->result, jv_string("reason"), jv_string(err));
+			shim_finish(s);
+		} else {
+			shim_send(s, shim_msg("started"));
+		}
+	} else {
+		/* nothing was started; staging took back what it fetched */
+		jv r = jv_object();
+		char *reason;
+		s->staging = 0;
+		s->done = 1;
+		jv_free(results);
+		if (s->st_sig) {
+			r = jv_object_set(r, jv_string("state"), jv_string("killed"));
+			r = jv_object_set(r, jv_string("signal"), jv_number(s->st_sig));
+			reason = nn_xasprintf("cancelled while staging (signal %d)", s->st_sig);
+		} else {
+			r = jv_object_set(r, jv_string("state"), jv_string("failed"));
+			r = jv_object_set(r, jv_string("signal"), jv_number(0));
+			r = jv_object_set(r, jv_string("step"), jv_string("staging"));
+			reason = nn_xasprintf("staging: %s", why);
+		}
+		r = jv_object_set(r, jv_string("code"), jv_number(-1));
+		r = jv_object_set(r, jv_string("reason"), jv_string(reason));
+		free(reason);
+		s->result = r;
+		shim_finish(s);
+	}
+	jv_free(ok);
+	jv_free(done);
+}
+
+static void stage_on_pipe(struct nn_loop *l, int fd, uint32_t ev, void *arg)
+{
+	struct shim *s = arg;
+	char err[NN_ERRLEN];
+	int eof = 0, code;
+	for (int i = 0; i < 16; i++) {
+		ssize_t r = nn_lines_read_fd(&s->st_in, fd);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+			eof = 1;
+			break;
+		}
+		if (r < 0)
+			break;
+	}
+	for (;;) {
+		jv v;
+		const char *t;
+		int k = nn_jsonl_next(&s->st_in, &v, &code, err);
+		if (k == NN_JSONL_NONE)
+			break;
+		if (k == NN_JSONL_ERROR) {
+			nn_warn("staging: %s", err);
+			continue;
+		}
+		if (nn_json_get_str(v, "t", &t, NULL) == 0 && !strcmp(t, "done")) {
+			jv_free(s->st_done);
+			s->st_done = v;
+			continue;
+		}
+		shim_send(s, v);	/* progress: the node makes it an event */
+	}
+	if (eof)
+		stage_end(s);
+}
+
+/* Start the child for inputs (collect 0) or outputs (1). */
+static int stage_begin(struct shim *s, int collect, char *err)
+{
+	jv items = jv_object_get(jv_copy(s->stage), jv_string(collect ? "outputs" : "inputs"));
+	int64_t tmo = 0;
+	nn_json_get_int(s->stage, "timeout_ms", &tmo, NULL);
+	s->st_pid = nn_stage_spawn(items, s->spec->dir, collect, tmo, &s->st_fd, err);
+	jv_free(items);
+	if (s->st_pid < 0) {
+		s->st_pid = 0;
+		return -1;
+	}
+	nn_lines_init(&s->st_in, 4 * 1024 * 1024);
+	s->st_done = jv_null();
+	s->st_sig = s->st_timed_out = 0;
+	s->st_w = nn_loop_fd(s->l, s->st_fd, EPOLLIN, stage_on_pipe, s, err);
+	if (!s->st_w) {
+		kill(s->st_pid, SIGKILL);
+		waitpid(s->st_pid, NULL, 0);
+		close(s->st_fd);
+		nn_lines_release(&s->st_in);
+		s->st_pid = 0;
+		return -1;
+	}
+	if (tmo > 0)
+		s->st_timer = nn_loop_timer(s->l, tmo, 0, stage_on_timer, s, NULL);
+	if (collect)
+		s->collecting = 1;
+	else {
+		s->staging = 1;
+		s->st_t0 = nn_mono_ms();
+	}
+	return 0;
+}
+
 static void shim_done(struct shim *s, struct nn_exec_result *res)
 {
 	char err[NN_ERRLEN];
@@ -290,11 +512,28 @@ static void shim_done(struct shim *s, struct nn_exec_result *res)
 			    jv_number((double)(nn_mono_ms() - s->t0) / 1000.0));
 	out = jv_object_set(out, jv_string("status"), jv_number(nn_exec_result_status(res)));
 	s->result = out;
+	if (stage_list_len(s, "outputs") > 0 && stage_begin(s, 1, err) < 0) {
+		s->result = jv_object_set(s->result, jv_string("outputs_error"), jv_string(err));
+		shim_finish(s);
+	} else if (!s->collecting) {
+		shim_finish(s);
+	}
+}
+
+/* The result is complete: keep it, tell the node, clean up. */
+static void shim_finish(struct shim *s)
+{
+	char err[NN_ERRLEN];
+	if (s->st_ms >= 0 && jv_get_kind(s->stage) == JV_KIND_OBJECT)
+		s->result = jv_object_set(s->result, jv_string("stage_seconds"),
+					  jv_number((double)s->st_ms / 1000.0));
+	if (jv_get_kind(s->inputs) == JV_KIND_ARRAY)
+		s->result = jv_object_set(s->result, jv_string("inputs"), jv_copy(s->inputs));
 	shim_keep_result(s);
 	/* tell first, then clean up: the node starts no new run before this
 	 * shim has gone, so nothing of the next run meets what is removed */
 	shim_send_result(s);
-	if (s->ex->cleanup(&s->job, err) < 0)
+	if (s->job_started && s->ex->cleanup(&s->job, err) < 0)
 		nn_warn("%s", err);
 }
 
@@ -394,7 +633,7 @@ static void shim_on_hb(struct nn_loop *l, void *arg)
 	if (s->cfd < 0)
 		return;
 	m = jv_object_set(shim_msg("hb"), jv_string("ts"), jv_number((double)nn_now_ms()));
-	if (!s->done) {
+	if (!s->done && !s->staging) {
 		struct nn_exec_stats st;
 		if (s->ex->stats(&s->job, &st, NULL) == 0)
 			m = jv_object_set(m, jv_string("stats"), nn_exec_stats_json(&st));
@@ -440,7 +679,9 @@ static void shim_on_conn(struct nn_loop *l, int fd, uint32_t ev, void *arg)
 		if (nn_json_get_str(v, "t", &t, NULL) == 0) {
 			if (!strcmp(t, "signal") && nn_json_get_int(v, "signal", &n, NULL) == 0 &&
 			    n > 0 && n < NSIG && !s->done) {
-				if (s->ex->signal(&s->job, (int)n, err) < 0)
+				if (s->staging)
+					stage_signal(s, (int)n);
+				else if (s->ex->signal(&s->job, (int)n, err) < 0)
 					nn_warn("%s", err);
 			} else if (!strcmp(t, "ack") && s->done &&
 				   nn_json_get_int(v, "run", &n, NULL) == 0 && n == s->o->run) {
@@ -490,10 +731,12 @@ static void shim_on_accept(struct nn_loop *l, int lfd, uint32_t ev, void *arg)
 	m = jv_object_set(shim_msg("hello"), jv_string("id"), jv_string(s->spec->id));
 	m = jv_object_set(m, jv_string("pid"), jv_number(getpid()));
 	m = jv_object_set(m, jv_string("run"), jv_number(s->o->run));
-	m = jv_object_set(m, jv_string("done"), jv_bool(s->done));
+	m = jv_object_set(m, jv_string("done"), jv_bool(s->done && !s->collecting));
+	m = jv_object_set(m, jv_string("staging"), jv_bool(s->staging));
+	m = jv_object_set(m, jv_string("started"), jv_bool(s->job_started));
 	m = jv_object_set(m, jv_string("job"), jv_string(s->job.handle));
 	shim_send(s, m);
-	if (s->done)
+	if (s->done && !s->collecting)
 		shim_send_result(s);
 }
 
@@ -501,8 +744,72 @@ static void shim_on_signal(struct nn_loop *l, int sig, void *arg)
 {
 	struct shim *s = arg;
 	char err[NN_ERRLEN];
-	if (!s->done && s->ex->signal(&s->job, sig, err) < 0)
+	if (s->staging)
+		stage_signal(s, sig);
+	else if (!s->done && s->ex->signal(&s->job, sig, err) < 0)
 		nn_warn("%s", err);
+}
+
+/* Unpack a received snapshot pack and restore its commit into the state
+ * directory (stage.json "restore"); nothing to do without one. */
+static int shim_restore(struct shim *s, char *err)
+{
+	const char *pack, *commit, *repo, *sd;
+	char ref[NN_ERRLEN], e[NN_ERRLEN];
+	jv r;
+	char *dir;
+	int rc;
+	if (jv_get_kind(s->stage) != JV_KIND_OBJECT || !nn_json_has(s->stage, "restore"))
+		return 0;
+	r = jv_object_get(jv_copy(s->stage), jv_string("restore"));
+	if (nn_json_get_str(r, "pack", &pack, NULL) < 0 || nn_json_get_str(r, "commit", &commit, NULL) < 0 ||
+	    nn_json_get_str(r, "repo", &repo, NULL) < 0 ||
+	    nn_json_get_str(s->stage, "state_dir", &sd, NULL) < 0) {
+		jv_free(r);
+		return nn_seterr(err, "%s: restore: incomplete", NN_STAGE_FILE);
+	}
+	nn_migrate_ref(s->spec->id, ref);
+	dir = nn_xasprintf("%s/%s", s->spec->dir, sd);
+	rc = nn_snapshot_unpack(repo, pack, commit, ref, e);
+	if (rc == 0)
+		rc = nn_snapshot_restore(repo, commit, dir, e);
+	if (rc < 0)
+		nn_seterr(err, "restoring the state (commit %.12s): %s", commit, e);
+	else
+		unlink(pack);
+	free(dir);
+	jv_free(r);
+	return rc;
+}
+
+/* Watch the started job: its wait fd, or a timer; and health checks. */
+static int shim_watch_job(struct shim *s, char *err)
+{
+	if (s->job.wait_fd >= 0)
+		s->jw = nn_loop_fd(s->l, s->job.wait_fd, EPOLLIN, shim_on_job, s, err);
+	if (!s->jw)
+		s->poll_t = nn_loop_timer(s->l, 50, 50, shim_on_poll, s, err);
+	if (s->have_h) {
+		s->hc_from = nn_mono_ms() + s->h.start_ms;
+		s->hc_t = nn_loop_timer(s->l, s->h.interval_ms, s->h.interval_ms, shim_on_health, s, err);
+	}
+	return s->jw || s->poll_t ? 0 : -1;
+}
+
+/* After staging: start the job (run time counts from here). */
+static int shim_start_job(struct shim *s, char *err)
+{
+	if (s->ex->prepare(&s->job, err) < 0 || nn_exec_dir_create(s->spec, err) < 0 ||
+	    s->ex->start(&s->job, err) < 0)
+		return -1;
+	s->job_started = 1;
+	s->t0 = nn_mono_ms();
+	if (shim_watch_job(s, err) < 0) {
+		s->ex->signal(&s->job, SIGKILL, NULL);
+		return -1;
+	}
+	shim_check_job(s);
+	return 0;
 }
 
 static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
@@ -516,8 +823,10 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 	s.o = o;
 	s.ex = ex;
 	s.spec = spec;
-	s.lfd = s.cfd = -1;
+	s.lfd = s.cfd = s.st_fd = -1;
 	s.result = jv_null();
+	s.stage = s.st_done = s.inputs = jv_null();
+	s.st_ms = -1;
 	signal(SIGPIPE, SIG_IGN);
 	if (o->health) {
 		jv h = nn_json_parse(o->health, strlen(o->health), err);
@@ -535,16 +844,36 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 		status = NN_EX_UNAVAILABLE;
 		goto fail;
 	}
+	s.stage = nn_stage_read(spec->dir, err);
+	if (!jv_is_valid(s.stage)) {
+		status = NN_EX_IOERR;
+		goto fail;
+	}
+	/* a migrated allocation's state comes first (migrate.h) */
+	if (!o->adopt && o->run == 1 && shim_restore(&s, err) < 0) {
+		status = NN_EX_SOFTWARE;
+		goto fail;
+	}
+	/* inputs are fetched once, before the first run */
+	s.staging = !o->adopt && o->run == 1 && stage_list_len(&s, "inputs") > 0;
 	s.t0 = nn_mono_ms();
 	if (o->adopt) {
 		if (ex->adopt(&s.job, err) < 0) {
 			status = NN_EX_UNAVAILABLE;
 			goto fail;
 		}
+		s.job_started = 1;
+	} else if (s.staging) {
+		if (ex->prepare(&s.job, err) < 0) {	/* checked now, started later */
+			status = s.job.ex_code ? s.job.ex_code : NN_EX_SOFTWARE;
+			goto fail;
+		}
 	} else if (ex->prepare(&s.job, err) < 0 || nn_exec_dir_create(spec, err) < 0 ||
 		   ex->start(&s.job, err) < 0) {
 		status = s.job.ex_code ? s.job.ex_code : NN_EX_SOFTWARE;
 		goto fail;
+	} else {
+		s.job_started = 1;
 	}
 	s.l = nn_loop_new(err);
 	if (!s.l) {
@@ -566,16 +895,19 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 		status = NN_EX_SOFTWARE;
 		goto fail_job;
 	}
-	if (s.job.wait_fd >= 0)
-		s.jw = nn_loop_fd(s.l, s.job.wait_fd, EPOLLIN, shim_on_job, &s, err);
-	if (!s.jw)
-		s.poll_t = nn_loop_timer(s.l, 50, 50, shim_on_poll, &s, err);
-	if (s.have_h) {
-		s.hc_from = nn_mono_ms() + s.h.start_ms;
-		s.hc_t = nn_loop_timer(s.l, s.h.interval_ms, s.h.interval_ms, shim_on_health, &s, err);
+	if (s.staging) {
+		s.staging = 0;
+		if (stage_begin(&s, 0, err) < 0) {
+			status = NN_EX_SOFTWARE;
+			goto fail_job;
+		}
+	} else if (shim_watch_job(&s, err) < 0) {
+		status = NN_EX_SOFTWARE;
+		goto fail_job;
 	}
 	shim_ready(o, NULL);
-	shim_check_job(&s);	/* it may be over already (adopted, or quick) */
+	if (!s.staging)
+		shim_check_job(&s);	/* it may be over already (adopted, or quick) */
 	if (nn_loop_run(s.l) < 0)
 		nn_error("event loop: %s", strerror(errno));
 	unlink(s.sock_path);
@@ -584,8 +916,10 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 fail_job:
 	nn_error("%s", err);
 	shim_ready(o, err);
-	s.ex->signal(&s.job, SIGKILL, NULL);
-	s.ex->cleanup(&s.job, NULL);
+	if (s.job_started) {
+		s.ex->signal(&s.job, SIGKILL, NULL);
+		s.ex->cleanup(&s.job, NULL);
+	}
 	if (!status)
 		status = NN_EX_SOFTWARE;
 	goto out;
@@ -602,6 +936,13 @@ out:
 	nn_loop_free(s.l);
 	free(s.sock_path);
 	jv_free(s.result);
+	jv_free(s.stage);
+	jv_free(s.st_done);
+	jv_free(s.inputs);
+	if (s.st_pid > 0) {
+		kill(s.st_pid, SIGKILL);
+		waitpid(s.st_pid, NULL, 0);
+	}
 	if (s.have_h)
 		nn_alloc_health_release(&s.h);
 	nn_exec_job_release(&s.job);
@@ -910,12 +1251,20 @@ static void node_open(struct nn_client *c)
 		nn_random_id(c->trace);
 }
 
+static jv node_call_to(struct nn_client *c, const char *to, const char *be, jv body);
+
 /* One request; dies on a refusal.  Returns the reply body (caller's). */
 static jv node_call(struct nn_client *c, const char *be, jv body)
 {
+	return node_call_to(c, "local", be, body);
+}
+
+/* The same to any actor (a node's did: through the local node). */
+static jv node_call_to(struct nn_client *c, const char *to, const char *be, jv body)
+{
 	enum nn_code code;
 	char err[NN_ERRLEN];
-	jv env = nn_client_call(c, "local", be, body, 30000, &code, err), b;
+	jv env = nn_client_call(c, to, be, body, 30000, &code, err), b;
 	const char *msg = NULL, *cname = NULL;
 	int ex;
 	if (!jv_is_valid(env)) {
@@ -1116,6 +1465,41 @@ static jv restart_arg(const char *a)
 	return r;
 }
 
+/*
+ * --input URL:PATH and --output PATH:URL.  The allocation's path never
+ * holds ':' and a URL usually does (scheme, port), so an input splits at
+ * its last ':' and an output at its first.
+ */
+static jv stage_arg(const char *a, int input)
+{
+	const char *c = input ? strrchr(a, ':') : strchr(a, ':');
+	const char *url, *path;
+	size_t ulen, plen;
+	jv o;
+	if (!c || c == a || !c[1]) {
+		nn_error("--%s: '%s': expected %s", input ? "input" : "output", a,
+			 input ? "URL:PATH" : "PATH:URL");
+		usage(NN_EX_USAGE);
+	}
+	if (input) {
+		url = a, ulen = (size_t)(c - a), path = c + 1, plen = strlen(c + 1);
+		const char *host = strstr(a, "://");
+		/* no scheme before the last ':', or only a host: PATH was left out
+		 * and the last ':' is the URL's own (its scheme or port) */
+		if (!memchr(a, ':', ulen) ||
+		    (host && host < c && !memchr(host + 3, '/', (size_t)(c - host - 3)) &&
+		     strspn(path, "0123456789") > 0 &&
+		     (path[strspn(path, "0123456789")] == '/' || !path[strspn(path, "0123456789")]))) {
+			nn_error("--input: '%s': expected URL:PATH (PATH after the last ':')", a);
+			usage(NN_EX_USAGE);
+		}
+	} else {
+		path = a, plen = (size_t)(c - a), url = c + 1, ulen = strlen(c + 1);
+	}
+	o = jv_object_set(jv_object(), jv_string("url"), jv_string_sized(url, (int)ulen));
+	return jv_object_set(o, jv_string("path"), jv_string_sized(path, (int)plen));
+}
+
 /* A did mentioned by an event (borrowed) in field f, appended to dids
  * (a jv array of strings) when new and not ours. */
 static jv note_did(jv dids, jv fields, const char *f, const char *self)
@@ -1269,11 +1653,17 @@ static int cmd_submit(int argc, char **argv)
 		{ "health-cmd", required_argument, NULL, 'H' },
 		{ "health-url", required_argument, NULL, 'U' },
 		{ "detach", no_argument, NULL, 'd' },
+		{ "input", required_argument, NULL, 'n' },
+		{ "output", required_argument, NULL, 'o' },
+		{ "stage-timeout", required_argument, NULL, 'T' },
+		{ "state-dir", required_argument, NULL, 'D' },
+		{ "swarm", no_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
 	jv spec = jv_object(), body = jv_object(), env = jv_object(), res = jv_object(), cmd, r, st;
-	int c, detach = 0, have_res = 0, status;
+	jv inputs = jv_array(), outputs = jv_array();
+	int c, detach = 0, have_res = 0, status, swarm = 0;
 	const char *id, *dir;
 	char *idc, *dirc;
 	struct nn_client cl;
@@ -1323,10 +1713,29 @@ static int cmd_submit(int argc, char **argv)
 				jv_object_set(jv_object(), jv_string("http"), jv_string(optarg)));
 			break;
 		case 'd': detach = 1; break;
+		case 'n': inputs = jv_array_append(inputs, stage_arg(optarg, 1)); break;
+		case 'D': body = jv_object_set(body, jv_string("state_dir"), jv_string(optarg)); break;
+		case 'o': outputs = jv_array_append(outputs, stage_arg(optarg, 0)); break;
+		case 'T': {
+			int64_t ms;
+			if (nn_parse_duration_ms(optarg, &ms) < 0 || ms <= 0) {
+				nn_error("--stage-timeout: '%s' is not a duration", optarg);
+				usage(NN_EX_USAGE);
+			}
+			body = jv_object_set(body, jv_string("stage_timeout"), jv_string(optarg));
+			break;
+		}
+		case 'S': swarm = 1; break;
 		case 'h': usage(0); break;
 		default: usage(NN_EX_USAGE);
 		}
 	}
+	if (jv_array_length(jv_copy(inputs)) > 0)
+		body = jv_object_set(body, jv_string("inputs"), jv_copy(inputs));
+	if (jv_array_length(jv_copy(outputs)) > 0)
+		body = jv_object_set(body, jv_string("outputs"), jv_copy(outputs));
+	jv_free(inputs);
+	jv_free(outputs);
 	if (optind >= argc || strcmp(argv[optind - 1], "--")) {
 		if (optind >= argc)
 			nn_error("no command: give it after --");
@@ -1345,8 +1754,37 @@ static int cmd_submit(int argc, char **argv)
 		jv_free(res);
 	body = jv_object_set(body, jv_string("spec"), spec);
 
+	if (swarm)
+		return nn_run_swarm(body, detach);
 	node_open(&cl);
-	r = node_call(&cl, "/alloc/start", body);
+	/* here when it fits; else anywhere in the swarm that it fits */
+	{
+		enum nn_code code;
+		char err[NN_ERRLEN];
+		jv env2 = nn_client_call(&cl, "local", "/alloc/start", jv_copy(body), 30000, &code, err), b;
+		const char *cname = NULL, *msg = NULL;
+		r = jv_invalid();
+		if (jv_is_valid(env2) && !strcmp(nn_env_str(env2, "type"), "reply")) {
+			r = jv_object_get(jv_copy(env2), jv_string("body"));
+		} else if (jv_is_valid(env2)) {
+			b = jv_object_get(jv_copy(env2), jv_string("body"));
+			nn_json_get_str(b, "code", &cname, NULL);
+			nn_json_get_str(b, "message", &msg, NULL);
+			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10)) {
+				jv_free(b);
+				jv_free(env2);
+				nn_client_close(&cl);
+				return nn_run_swarm(body, detach);
+			}
+			jv_free(b);
+		}
+		jv_free(env2);
+	}
+	/* a refusal is reported (and a lost answer retried once) as before */
+	if (!jv_is_valid(r))
+		r = node_call(&cl, "/alloc/start", body);
+	else
+		jv_free(body);
 	nn_json_get_str(r, "id", &id, NULL);
 	nn_json_get_str(r, "dir", &dir, NULL);
 	idc = nn_xstrdup(id ? id : "?");
@@ -1391,6 +1829,7 @@ static int cmd_ls(int argc, char **argv)
 			print_json(a);
 	jv_free(list);
 	nn_client_close(&c);
+	nn_run_ls_deployments(all);
 	return 0;
 }
 
@@ -1502,6 +1941,241 @@ static int cmd_cancel(int argc, char **argv)
 	return 0;
 }
 
+/* ---- checkpoint and migrate (migrate.h) ---- */
+
+/* Commit the state directory of allocation id (its status st, borrowed)
+ * into the node's snapshot repository; dies when it has none. */
+static void snapshot_of(struct nn_client *c, jv st, const char *id, char out[65])
+{
+	const char *dir = NULL, *sd = NULL;
+	char ref[NN_ERRLEN], err[NN_ERRLEN], *path, *repo, *msg;
+	if (nn_json_get_str(st, "state_dir", &sd, NULL) < 0 || nn_json_get_str(st, "dir", &dir, NULL) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_DATAERR, "allocation %s has no state directory (start it with --state-dir)",
+		       id);
+	}
+	path = nn_xasprintf("%s/%s", dir, sd);
+	repo = nn_migrate_repo(c->home);
+	msg = nn_xasprintf("checkpoint of allocation %s", id);
+	nn_migrate_ref(id, ref);
+	if (nn_snapshot_commit(path, repo, ref, msg, out, err) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_IOERR, "checkpoint of %s: %s", id, err);
+	}
+	free(path);
+	free(repo);
+	free(msg);
+}
+
+static int cmd_checkpoint(int argc, char **argv)
+{
+	struct nn_client c;
+	const char *id = one_id(argc, argv, "+h", NULL);
+	char commit[65];
+	jv st, o;
+	node_open(&c);
+	st = node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
+	snapshot_of(&c, st, id, commit);
+	o = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+	o = jv_object_set(o, jv_string("commit"), jv_string(commit));
+	o = jv_object_set(o, jv_string("state_dir"), jv_object_get(st, jv_string("state_dir")));
+	print_json(o);
+	nn_client_close(&c);
+	return 0;
+}
+
+/* The spec to start elsewhere: no dir, a workdir relative to the
+ * allocation directory, no readonly list (the target derives it again
+ * from the inputs it stages). */
+static jv portable_spec(jv st)
+{
+	jv spec = jv_object_get(jv_copy(st), jv_string("spec"));
+	const char *dir = NULL, *wd = NULL;
+	nn_json_get_str(st, "dir", &dir, NULL);
+	if (dir && nn_json_get_str(spec, "workdir", &wd, NULL) == 0) {
+		size_t n = strlen(dir);
+		if (!strncmp(wd, dir, n) && wd[n] == '/')
+			spec = jv_object_set(spec, jv_string("workdir"), jv_string(wd + n + 1));
+		else
+			spec = jv_object_delete(spec, jv_string("workdir"));
+	}
+	spec = jv_object_delete(spec, jv_string("dir"));
+	spec = jv_object_delete(spec, jv_string("id"));
+	return jv_object_delete(spec, jv_string("readonly"));
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "to", required_argument, NULL, 't' },
+		{ "as", required_argument, NULL, 'a' },
+		{ "cap", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	static const char *const pass[] = { "restart", "healthcheck", "state_dir", "inputs", "outputs",
+					    NULL };
+	struct nn_client c;
+	const char *to = NULL, *as = NULL, *id, *state = NULL, *x = NULL;
+	char commit[65], err[NN_ERRLEN], *repo, *pack, *xfer;
+	jv caps = jv_null(), st, r, body;
+	uint64_t bytes = 0, off = 0, sent = 0;
+	int o, fd, chunks = 0, nhaves;
+	int64_t deadline;
+	uint8_t *buf;
+	char *b64;
+
+	optind = 1;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {	/* ID may come first */
+		switch (o) {
+		case 't': to = optarg; break;
+		case 'a': as = optarg; break;
+		case 'c':
+			caps = nn_client_caps_load(caps, optarg, err);
+			if (!jv_is_valid(caps))
+				nn_die(NN_EX_DATAERR, "--cap: %s", err);
+			break;
+		case 'h': usage(0); break;
+		default: usage(NN_EX_USAGE);
+		}
+	}
+	if (argc - optind != 1 || !to) {
+		nn_error("migrate: give the allocation id and --to DID");
+		usage(NN_EX_USAGE);
+	}
+	id = argv[optind];
+	if (strncmp(to, "did:key:", 8)) {
+		nn_error("--to: '%s' is not a node's did", to);
+		usage(NN_EX_USAGE);
+	}
+	node_open(&c);
+	if (jv_get_kind(caps) == JV_KIND_ARRAY)
+		c.caps = jv_get_kind(c.caps) == JV_KIND_ARRAY ? jv_array_concat(c.caps, caps) : caps;
+	else
+		jv_free(caps);
+	st = node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
+	nn_json_get_str(st, "state", &state, NULL);
+	if (!state || strcmp(state, "running")) {
+		nn_client_close(&c);
+		nn_die(NN_EX_DATAERR, "allocation %s is %s, not running: nothing to migrate", id,
+		       state ? state : "in no known state");
+	}
+	/* 1-2: what the target has; commit; pack only what it lacks */
+	r = node_call_to(&c, to, "/alloc/migrate/haves", jv_object());
+	body = jv_object_get(r, jv_string("haves"));
+	nhaves = jv_get_kind(body) == JV_KIND_ARRAY ? jv_array_length(jv_copy(body)) : 0;
+	snapshot_of(&c, st, id, commit);
+	repo = nn_migrate_repo(c.home);
+	pack = nn_xasprintf("%s/snapshots/out.%ld.pack", c.home, (long)getpid());
+	{
+		char *d = nn_xasprintf("%s/snapshots", c.home);
+		mkdir(d, 0700);
+		free(d);
+	}
+	if (nn_snapshot_pack(repo, commit, jv_get_kind(body) == JV_KIND_ARRAY ? body : jv_array(), pack,
+			     &bytes, err) < 0) {
+		nn_client_close(&c);
+		nn_die(NN_EX_IOERR, "migrate %s: %s", id, err);
+	}
+	jv_free(body);
+	/* 3-4: the pack, in acknowledged pieces */
+	r = node_call_to(&c, to, "/alloc/migrate/receive",
+			 jv_object_set(jv_object_set(jv_object(), jv_string("commit"), jv_string(commit)),
+				       jv_string("size"), jv_number((double)bytes)));
+	if (nn_json_get_str(r, "xfer", &x, NULL) < 0) {
+		unlink(pack);
+		nn_client_close(&c);
+		nn_die(NN_EX_UNAVAILABLE, "migrate %s: the target opened no transfer", id);
+	}
+	xfer = nn_xstrdup(x);
+	jv_free(r);
+	fd = open(pack, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		nn_client_close(&c);
+		nn_die(NN_EX_IOERR, "cannot open '%s': %s", pack, strerror(errno));
+	}
+	buf = nn_xmalloc(NN_MIGRATE_CHUNK);
+	b64 = nn_xmalloc(nn_b64_len(NN_MIGRATE_CHUNK));
+	while (off < bytes) {
+		ssize_t n = read(fd, buf, NN_MIGRATE_CHUNK);
+		jv b;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			nn_client_close(&c);
+			nn_die(NN_EX_IOERR, "cannot read '%s': %s", pack, n < 0 ? strerror(errno) : "short");
+		}
+		nn_b64_encode(b64, buf, (size_t)n);
+		b = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
+		b = jv_object_set(b, jv_string("offset"), jv_number((double)off));
+		b = jv_object_set(b, jv_string("data"), jv_string(b64));
+		jv_free(node_call_to(&c, to, "/alloc/migrate/chunk", b));
+		off += (uint64_t)n;
+		sent += strlen(b64);
+		chunks++;
+	}
+	close(fd);
+	unlink(pack);
+	free(buf);
+	free(b64);
+	/* 5: start it there from the pack */
+	body = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
+	body = jv_object_set(body, jv_string("id"), jv_string(as ? as : id));
+	body = jv_object_set(body, jv_string("spec"), portable_spec(st));
+	for (int i = 0; pass[i]; i++) {
+		jv v = jv_object_get(jv_copy(st), jv_string(pass[i]));
+		if (jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL)
+			body = jv_object_set(body, jv_string(pass[i]), v);
+		else
+			jv_free(v);
+	}
+	jv_free(node_call_to(&c, to, "/alloc/migrate/start", body));
+	/* 6: the source stops only once the target runs */
+	deadline = nn_mono_ms() + 120000;
+	for (;;) {
+		jv ts = node_call_to(&c, to, "/alloc/status",
+				     jv_object_set(jv_object(), jv_string("id"), jv_string(as ? as : id)));
+		const char *s2 = NULL, *why = NULL;
+		nn_json_get_str(ts, "state", &s2, NULL);
+		if (s2 && !strcmp(s2, "running")) {
+			jv_free(ts);
+			break;
+		}
+		if (!s2 || nn_alloc_state_final(s2) || nn_mono_ms() > deadline) {
+			nn_json_get_str(ts, "reason", &why, NULL);
+			nn_error("migrate %s: the copy on %s is %s%s%s; %s keeps running here", id, to,
+				 s2 ? s2 : "?", why ? ": " : "", why ? why : "", id);
+			jv_free(ts);
+			jv_free(st);
+			free(xfer);
+			free(repo);
+			free(pack);
+			nn_client_close(&c);
+			return NN_EX_UNAVAILABLE;
+		}
+		jv_free(ts);
+		usleep(100000);
+	}
+	jv_free(node_call(&c, "/alloc/cancel", jv_object_set(jv_object(), jv_string("id"), jv_string(id))));
+	{
+		jv out = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+		out = jv_object_set(out, jv_string("to"), jv_string(to));
+		out = jv_object_set(out, jv_string("target_id"), jv_string(as ? as : id));
+		out = jv_object_set(out, jv_string("commit"), jv_string(commit));
+		out = jv_object_set(out, jv_string("haves"), jv_number(nhaves));
+		out = jv_object_set(out, jv_string("pack_bytes"), jv_number((double)bytes));
+		out = jv_object_set(out, jv_string("sent_bytes"), jv_number((double)sent));
+		out = jv_object_set(out, jv_string("chunks"), jv_number(chunks));
+		print_json(out);
+	}
+	jv_free(st);
+	free(xfer);
+	free(repo);
+	free(pack);
+	nn_client_close(&c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	nn_log_init(argv[0]);
@@ -1517,6 +2191,25 @@ int main(int argc, char **argv)
 		return cmd_exec(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "trace"))
 		return cmd_trace(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "deploy")) {
+		int r = nn_run_deploy(argc - 1, argv + 1);
+		if (r < 0)
+			usage(0);
+		if (r == NN_EX_USAGE)
+			usage(r);
+		return r;
+	}
+	/* deployment ids first, then allocation ids */
+	if (!strcmp(argv[1], "status") || !strcmp(argv[1], "logs") || !strcmp(argv[1], "wait") ||
+	    !strcmp(argv[1], "cancel") || !strcmp(argv[1], "results")) {
+		int r = nn_run_on_deployment(argv[1], argc - 1, argv + 1);
+		if (r >= 0)
+			return r;
+		if (!strcmp(argv[1], "results")) {
+			nn_error("results: '%s' is not a deployment of this node", argc > 2 ? argv[2] : "");
+			usage(NN_EX_USAGE);
+		}
+	}
 	if (!strcmp(argv[1], "ls"))
 		return cmd_ls(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "status"))
@@ -1527,6 +2220,10 @@ int main(int argc, char **argv)
 		return cmd_wait(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "cancel"))
 		return cmd_cancel(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "checkpoint"))
+		return cmd_checkpoint(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "migrate"))
+		return cmd_migrate(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "validate"))
 		return cmd_validate(argc - 1, argv + 1, usage);
 	if (!strcmp(argv[1], "convert"))

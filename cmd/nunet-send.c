@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <sodium.h>
 #include "client.h"
@@ -154,7 +155,7 @@ static int send_collect(struct nn_client *c, const char *to, const char *be, con
 
 	if (nn_client_request(c, to, be, body, &out, id, err) < 0)
 		nn_die(NN_EX_DATAERR, "%s", err);
-	if (nn_write_all(c->fd, out.data, out.len) < 0)
+	if (nn_sock_send_all(c->fd, out.data, out.len) < 0)
 		nn_die(NN_EX_UNAVAILABLE, "cannot send to the node: %s", strerror(errno));
 	nn_buf_release(&out);
 	for (;;) {
@@ -391,7 +392,7 @@ static int send_stream(struct nn_client *c)
 		if (took)
 			last = nn_mono_ms();
 		if (p.out.len) {	/* send what is signed at once */
-			ssize_t w = write(c->fd, p.out.data, p.out.len);
+			ssize_t w = send(c->fd, p.out.data, p.out.len, MSG_NOSIGNAL);
 			if (w > 0)
 				nn_buf_consume(&p.out, (size_t)w);
 			else if (w < 0 && errno != EAGAIN && errno != EINTR)
@@ -433,7 +434,7 @@ static int send_stream(struct nn_client *c)
 			}
 		}
 		if (fds[1].revents & POLLOUT) {
-			ssize_t w = write(c->fd, p.out.data, p.out.len);
+			ssize_t w = send(c->fd, p.out.data, p.out.len, MSG_NOSIGNAL);
 			if (w > 0)
 				nn_buf_consume(&p.out, (size_t)w);
 			else if (w < 0 && errno != EAGAIN && errno != EINTR)

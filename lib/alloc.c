@@ -38,6 +38,9 @@
 #include "node.h"
 #include "onboard.h"
 #include "sock.h"
+#include "migrate.h"
+#include "stage.h"
+#include "storage.h"
 
 extern char **environ;
 
@@ -67,7 +70,9 @@ static const char *const schema[] = {
 	" result TEXT NOT NULL, PRIMARY KEY (id, run));",
 	/* 2: the allocation's own identity (its tokens are in cap_tokens) */
 	"ALTER TABLE allocations ADD COLUMN did TEXT;"
-	"CREATE INDEX allocations_did ON allocations (did);",
+	"CREATE INDEX allocations_did ON allocations (did);"
+	/* the swarm module's table (attached first): revoked by audience */
+	"CREATE INDEX IF NOT EXISTS cap_tokens_aud ON cap_tokens (aud);",
 	NULL
 };
 
@@ -120,6 +125,8 @@ struct amod {
 	int64_t hb_ms;
 	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
 	int orphans;		/* a parent ended with live children */
+	const struct nn_alloc_observer *obs[4];
+	int nobs;
 };
 
 static struct amod *the_mod;
@@ -129,6 +136,14 @@ static void recover(struct alloc *a);
 static void check_cancel_parent(struct amod *m, const char *parent);
 static void cancel_tree(struct alloc *a, int64_t grace_ms);
 static int live_children(struct amod *m, const char *id);
+
+/* Tell the observers (data borrowed). */
+static void notify(struct alloc *a, enum nn_alloc_event ev, jv data)
+{
+	for (int i = 0; i < a->m->nobs; i++)
+		if (a->m->obs[i]->event)
+			a->m->obs[i]->event(a->m->n, ev, a->id, a->opts, a->run, data, a->m->obs[i]->arg);
+}
 
 /* ---- policies and checks (pure) ---- */
 
@@ -571,16 +586,18 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 
 /* ---- credentials: an identity and a token for each allocation ---- */
 
-/* Write text and a newline to path through a temporary file and a rename,
- * mode 0600 (no fsync: a node that starts issues a new token anyway). */
-static int put_file(const char *path, const char *text, char *err)
+/* Write text and a newline to path, mode 0600: a new file, or (replace)
+ * through a temporary file and a rename, so a reader never sees half of
+ * it.  No fsync: a node that starts issues a new token anyway, and file
+ * creations are what an allocation's start costs most here. */
+static int put_file(const char *path, const char *text, int replace, char *err)
 {
-	char *tmp = nn_xasprintf("%s.tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char *tmp = replace ? nn_xasprintf("%s.tmp", path) : nn_xstrdup(path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_CLOEXEC | (replace ? O_TRUNC : O_EXCL), 0600);
 	int bad = fd < 0 || nn_write_all(fd, text, strlen(text)) < 0 || nn_write_all(fd, "\n", 1) < 0;
 	if (fd >= 0 && close(fd) < 0)
 		bad = 1;
-	if (!bad && rename(tmp, path) < 0)
+	if (!bad && replace && rename(tmp, path) < 0)
 		bad = 1;
 	if (bad) {
 		nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
@@ -596,7 +613,8 @@ static int put_file(const char *path, const char *text, char *err)
  * end of the allocation revokes it), then write it to DIR/cred/cap.
  * *exp gets its expiry.
  */
-static int cred_token(struct amod *m, const char *dir, const char *did, int64_t *exp, char *err)
+static int cred_token(struct amod *m, const char *dir, const char *did, int64_t *exp, int renew,
+		      char *err)
 {
 	jv caps = jv_array_append(jv_array_append(jv_array(), jv_string("/alloc")), jv_string("/deploy"));
 	int64_t e = nn_now_ms() + m->cap_ttl_ms;
@@ -631,7 +649,7 @@ static int cred_token(struct amod *m, const char *dir, const char *did, int64_t 
 	}
 	if (rc == 0) {
 		path = nn_xasprintf("%s/%s", dir, NN_ALLOC_CAP);
-		rc = put_file(path, text, err);
+		rc = put_file(path, text, renew, err);
 		free(path);
 	}
 	if (rc == 0)
@@ -661,12 +679,12 @@ static int cred_make(struct amod *m, const char *dir, char did[NN_DID_MAX], int6
 	free(path);
 	nn_key_generate(&k);
 	path = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
-	rc = nn_key_save(&k, path, NULL, err);
+	rc = nn_key_save_nosync(&k, path, err);
 	free(path);
 	if (rc == 0)
 		snprintf(did, NN_DID_MAX, "%s", k.did);
 	nn_key_clear(&k);
-	return rc < 0 ? -1 : cred_token(m, dir, did, exp, err);
+	return rc < 0 ? -1 : cred_token(m, dir, did, exp, 0, err);
 }
 
 /* Revoke every token the identity did was given; remove DIR/cred. */
@@ -839,7 +857,7 @@ static void cred_renew(struct alloc *a)
 	char e[NN_ERRLEN];
 	if (!a->did[0] || nn_alloc_state_final(a->state))
 		return;
-	if (cred_token(a->m, a->dir, a->did, &a->cap_exp, e) < 0)
+	if (cred_token(a->m, a->dir, a->did, &a->cap_exp, 1, e) < 0)
 		nn_warn("alloc %s: cannot renew its token: %s", a->id, e);
 }
 
@@ -950,6 +968,8 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 		a->kill_timer = NULL;
 	}
 	a->respawn = 0;
+	if (a->m->nobs)
+		notify(a, NN_ALLOC_ENDED, result);
 	set_state(a, state, reason, result, status);
 	cred_remove(a->m, a->dir, a->did);
 	a->cap_exp = 0;
@@ -1007,6 +1027,16 @@ static int restarts_in_window(struct alloc *a)
 	return n;
 }
 
+/* A job that never started because its inputs could not be staged: no
+ * restart would fetch them better. */
+static int staging_failed(jv res)
+{
+	jv step = jget(res, "step");
+	int r = jv_get_kind(step) == JV_KIND_STRING && !strcmp(jv_string_value(step), "staging");
+	jv_free(step);
+	return r;
+}
+
 /* A run's result (consumed): ack it, then restart or finish. */
 static void on_result(struct alloc *a, int run, jv res)
 {
@@ -1035,6 +1065,7 @@ static void on_result(struct alloc *a, int run, jv res)
 		jv_free(res);
 		return;
 	}
+	notify(a, NN_ALLOC_STATS, res);
 	status = result_status(res, &state);
 	{
 		jv r = jget(res, "reason");
@@ -1049,7 +1080,7 @@ static void on_result(struct alloc *a, int run, jv res)
 	}
 	failed = status != 0 || a->unhealthy;
 	a->unhealthy = 0;
-	if (a->cancel || a->rp.policy == NN_RESTART_NEVER ||
+	if (a->cancel || a->rp.policy == NN_RESTART_NEVER || staging_failed(res) ||
 	    (a->rp.policy == NN_RESTART_ON_FAILURE && !failed)) {
 		finish(a, state, reason, res, status);
 		return;
@@ -1076,6 +1107,22 @@ static void on_result(struct alloc *a, int run, jv res)
 
 /* ---- the shim's connection ---- */
 
+/* Staging reports (stage.h): progress becomes alloc.stage events; the end
+ * of staging and the start of the job move the state on. */
+static void on_stage_msg(struct alloc *a, const char *t, jv msg)
+{
+	if (!strcmp(t, "stage")) {
+		jv ev = jv_object_set(jv_object_delete(jv_copy(msg), jv_string("t")), jv_string("id"),
+				      jv_string(a->id));
+		nn_node_event(a->m->n, "alloc.stage", ev);
+	} else if (!strcmp(t, "staged") && !strcmp(a->state, "staging")) {
+		set_state(a, "starting", NULL, jv_null(), -1);
+	} else if (!strcmp(t, "started") &&
+		   (!strcmp(a->state, "staging") || !strcmp(a->state, "starting"))) {
+		set_state(a, "running", NULL, jv_null(), -1);
+	}
+}
+
 static void on_msg(struct alloc *a, jv msg)
 {
 	const char *t;
@@ -1086,12 +1133,26 @@ static void on_msg(struct alloc *a, jv msg)
 		int64_t pid;
 		if (nn_json_get_int(msg, "pid", &pid, NULL) == 0)
 			a->shim_pid = (pid_t)pid;
-		if (!strcmp(a->state, "starting") || !strcmp(a->state, "pending"))
+		/* a shim still staging, or whose staging failed, has no job yet */
+		jv stg = jget(msg, "staging"), started = jget(msg, "started");
+		if ((!strcmp(a->state, "starting") || !strcmp(a->state, "pending") ||
+		     !strcmp(a->state, "staging")) && jv_get_kind(stg) != JV_KIND_TRUE &&
+		    jv_get_kind(started) != JV_KIND_FALSE)
 			set_state(a, "running", NULL, jv_null(), -1);
+		jv_free(stg);
+		jv_free(started);
 		if (a->pending_sig) {
 			int s = a->pending_sig;
 			a->pending_sig = 0;
 			signal_job(a, s);
+		}
+	} else if (!strcmp(t, "stage") || !strcmp(t, "staged") || !strcmp(t, "started")) {
+		on_stage_msg(a, t, msg);
+	} else if (!strcmp(t, "hb")) {
+		if (a->m->nobs && nn_json_has(msg, "stats")) {
+			jv st = jv_object_get(jv_copy(msg), jv_string("stats"));
+			notify(a, NN_ALLOC_STATS, st);
+			jv_free(st);
 		}
 	} else if (!strcmp(t, "result")) {
 		int64_t run = a->run;
@@ -1371,7 +1432,9 @@ static void spawn(struct alloc *a, int adopt)
 		if (a->run > 0)
 			cred_renew(a);
 		a->run++;
-		set_state(a, "starting", NULL, jv_null(), -1);
+		/* the first run fetches the inputs before it starts (stage.h) */
+		set_state(a, a->run == 1 && nn_stage_has(a->opts, "inputs") ? "staging" : "starting",
+			  NULL, jv_null(), -1);
 	}
 }
 
@@ -1688,7 +1751,9 @@ static enum nn_code check_scope(struct nn_node *n, jv req, const char *id, char 
 
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
-	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs", NULL };
+	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
+					    "inputs", "outputs", "stage_timeout", "state_dir", "restore",
+					    "contract", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
@@ -1716,8 +1781,40 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "body: expected an object");
 		goto out;
 	}
-	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs", err) < 0)
+	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs, inputs, outputs,"
+		      " stage_timeout, state_dir, restore, contract", err) < 0)
 		goto out;
+	if (nn_json_has(body, "contract")) {
+		const char *c;
+		int checked = 0;
+		if (nn_json_get_str(body, "contract", &c, err) < 0)
+			goto out;
+		for (int i = 0; i < m->nobs; i++) {
+			if (!m->obs[i]->check)
+				continue;
+			checked = 1;
+			if ((code = m->obs[i]->check(n, req, c, m->obs[i]->arg, err)) != NN_OK)
+				goto out;
+		}
+		code = NN_E_BAD_BODY;
+		if (!checked) {
+			nn_seterr(err, "contract: this node does not work under contracts");
+			code = NN_E_UNAVAILABLE;
+			goto out;
+		}
+		opts = jv_object_set(opts, jv_string("contract"), jv_string(c));
+		/* metered per deployment, when a deployment started it */
+		{
+			jv sp = jget(body, "spec"), lb = jget(sp, "labels");
+			tmp = jget(lb, "nunet.deployment");
+			jv_free(lb);
+			jv_free(sp);
+		}
+		if (jv_get_kind(tmp) == JV_KIND_STRING)
+			opts = jv_object_set(opts, jv_string("deployment"), tmp);
+		else
+			jv_free(tmp);
+	}
 	tmp = jget(body, "logs");
 	{
 		struct nn_alloc_logs lg;
@@ -1739,6 +1836,9 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "spec: dir: the node puts allocations in %s/alloc/ID", nn_node_home(n));
 		goto out;
 	}
+	if (nn_stage_take(body, &specj, &opts, nn_node_config(n)->stage_timeout_ms, err) < 0 ||
+	    nn_migrate_take(body, &opts, nn_node_home(n), err) < 0)
+		goto out;
 	tmp = jv_object_get(jv_copy(body), jv_string("restart"));
 	if (nn_alloc_restart_parse(jv_is_valid(tmp) ? tmp : jv_null(), &rp, err) < 0) {
 		jv_free(tmp);
@@ -1862,6 +1962,13 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		}
 		free(path);
 	}
+	if (nn_stage_prepare(spec.dir, opts, err) < 0) {
+		nn_storage_rmtree(spec.dir);
+		free(text);
+		jv_free(tmp);
+		code = NN_E_INTERNAL;
+		goto out;
+	}
 	st = prep(m, "INSERT INTO allocations (id, parent, dir, executor, spec, opts, state, created,"
 		  " updated, did) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?)");
 	if (st) {
@@ -1899,6 +2006,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	if (parent)
 		*reply = jv_object_set(*reply, jv_string("parent"), jv_string(parent));
 	nn_node_event(n, "alloc.start", jv_copy(*reply));
+	notify(a, NN_ALLOC_STARTED, jv_null());
 	spawn(a, 0);
 	code = NN_OK;
 out:
@@ -1960,6 +2068,9 @@ static jv row_json(sqlite3_stmt *st, int full)
 		o = jv_object_set(o, jv_string("spec"), jv_copy(spec));
 		o = jv_object_set(o, jv_string("restart"), jget(opts, "restart"));
 		o = jv_object_set(o, jv_string("healthcheck"), jget(opts, "healthcheck"));
+		o = jv_object_set(o, jv_string("inputs"), jget(opts, "inputs"));
+		o = jv_object_set(o, jv_string("outputs"), jget(opts, "outputs"));
+		o = jv_object_set(o, jv_string("state_dir"), jget(opts, "state_dir"));
 		o = jv_object_set(o, jv_string("result"), col_json(st, 13));
 		o = jv_object_set(o, jv_string("did"), col_str(st, 14));
 		jv_free(opts);
@@ -2272,6 +2383,17 @@ static void alloc_metrics(struct nn_node *n, struct nn_buf *b, void *arg)
 				    "nunet_allocation_restarts_total %lld\n", (long long)sqlite3_column_int64(st, 0));
 		sqlite3_finalize(st);
 	}
+}
+
+int nn_alloc_observe(struct nn_node *n, const struct nn_alloc_observer *o, char *err)
+{
+	struct amod *m = mod(n);
+	if (!m)
+		return nn_seterr(err, "allocations are not attached");
+	if (m->nobs == (int)(sizeof m->obs / sizeof *m->obs))
+		return nn_seterr(err, "alloc: too many observers");
+	m->obs[m->nobs++] = o;
+	return 0;
 }
 
 int nn_alloc_attach(struct nn_node *n, char *err)

@@ -13,6 +13,7 @@
  *	shim.log	the shim's own stderr
  *	result.json	the last run's result, written by the shim before it
  *			reports it (so a result survives the death of both)
+ *	stage.json	inputs, outputs and stage timeout for the shim (stage.h)
  *	state.json	the allocation's state as the node last decided it,
  *			rewritten (atomically) on every change: what a local
  *			client such as `nunet-run wait` watches
@@ -36,7 +37,12 @@
  *
  * The shim protocol: JSON lines, one object each, field "t" the kind.
  *
- *	shim → node	{"t":"hello","id":ID,"pid":P,"run":N,"done":bool}
+ *	shim → node	{"t":"hello","id":ID,"pid":P,"run":N,"done":bool,
+ *			 "staging":bool,"started":bool}
+ *			{"t":"stage",…}  staging progress (stage.h): an
+ *			                 alloc.stage event
+ *			{"t":"staged"}   inputs in place: state starting
+ *			{"t":"started"}  the job runs: state running
  *			{"t":"hb","ts":MS,"stats":{…}}             every heartbeat
  *			{"t":"health","ok":bool,"failures":N,"message":S}
  *			{"t":"result","run":N,"result":{…}}        at the end; again
@@ -44,13 +50,20 @@
  *	node → shim	{"t":"signal","signal":N}   signal the job
  *			{"t":"ack","run":N}         result recorded: clean up and exit
  *
- * States: pending → starting → running → exited | killed | oom | failed,
- * and running → restarting → starting when the restart policy says so.
+ * States: pending → [staging →] starting → running → exited | killed | oom |
+ * failed, and running → restarting → starting when the restart policy says
+ * so.  staging: the first run's shim fetches the inputs in a child
+ * process before it starts the job; a failed staging ends the allocation
+ * failed (reason "staging: …", result step "staging"), never restarted.
  *
  * Behaviors (bodies are objects; errors are bad_body unless noted):
  *
  *	/alloc/start   {"spec":SPEC, "restart":POLICY, "healthcheck":CHECK,
- *	                "parent":ID, "logs":{"max":SIZE,"keep":N}}
+ *	                "parent":ID, "logs":{"max":SIZE,"keep":N},
+ *	                "inputs":[{"url","path","sha256"?}],
+ *	                "outputs":[{"path","url"}], "stage_timeout":"10m",
+ *	                "state_dir":D, "restore":{"xfer","commit"} (migrate.h),
+ *	                "contract":ID}
  *	               → {"id","dir","executor"}.  SPEC is an exec spec
  *	               (exec.h) without "dir".  Refused before anything is
  *	               made; "unavailable" when the executor or a limit cannot
@@ -77,6 +90,7 @@
 
 #include <stdint.h>
 #include <jv.h>
+#include "env.h"
 #include "exec/exec.h"
 #include "util.h"
 
@@ -100,6 +114,30 @@ int nn_alloc_attach(struct nn_node *n, char *err);
  * address is used), or NULL when did is not one; the caller frees it.
  * Ended allocations keep their identity (their tokens are revoked). */
 char *nn_alloc_of_did(const char *did);
+
+/*
+ * Observers: another module follows allocations without polling (pay's
+ * meter).  check runs in /alloc/start for a body that names a "contract",
+ * before anything is made (req borrowed): NN_OK lets the start go on, any
+ * other code refuses it with err; without an observer that checks, such a
+ * body is refused.  event gets, with the allocation's id, its options as
+ * /alloc/start kept them ("contract" among them; borrowed) and its run:
+ * NN_ALLOC_STARTED once it is recorded (data null); NN_ALLOC_STATS at every
+ * heartbeat that carries the executor's counters ({"cpu_seconds",
+ * "memory_current",…}) and with each run's result (its "cpu_seconds" are
+ * the run's last); NN_ALLOC_ENDED once, at its final state (data: the
+ * result, or null).  data is borrowed.  At most 4 observers.
+ */
+enum nn_alloc_event { NN_ALLOC_STARTED, NN_ALLOC_STATS, NN_ALLOC_ENDED };
+struct nn_alloc_observer {
+	enum nn_code (*check)(struct nn_node *n, jv req, const char *contract, void *arg, char *err);
+	void (*event)(struct nn_node *n, enum nn_alloc_event ev, const char *id, jv opts, int run,
+		      jv data, void *arg);
+	void *arg;
+};
+/* The table is kept by reference: keep it static.  -1 + err when full or
+ * allocations are not attached. */
+int nn_alloc_observe(struct nn_node *n, const struct nn_alloc_observer *o, char *err);
 
 /* 1 when state is final (exited, killed, oom, failed). */
 int nn_alloc_state_final(const char *state);

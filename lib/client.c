@@ -182,7 +182,7 @@ jv nn_client_call(struct nn_client *c, const char *to, const char *be, jv body,
 		nn_seterr(err, "%s", e);
 		return jv_invalid();
 	}
-	if (nn_write_all(c->fd, out.data, out.len) < 0) {
+	if (nn_sock_send_all(c->fd, out.data, out.len) < 0) {
 		nn_buf_release(&out);
 		*code = NN_E_UNAVAILABLE;
 		nn_seterr(err, "cannot send to the node: %s", strerror(errno));

@@ -25,7 +25,9 @@ void nn_config_init(struct nn_config *c)
 	c->events_max_rows = 1000000;
 	c->events_max_age_ms = 0;
 	c->events_messages = 1;
+	c->stage_timeout_ms = 600000;
 	c->deploy_require_contract = 0;
+	c->pay_report_ms = 10000;
 	c->metrics_listen = NULL;
 	c->sinks = jv_array();
 	c->log_level = NN_LOG_INFO;
@@ -68,7 +70,9 @@ static const struct intkey keys[] = {
 	{ "events_max_rows", OFF(events_max_rows), 0, 1LL << 40, 0 },
 	{ "events_max_age_ms", OFF(events_max_age_ms), 0, 1LL << 50, 0 },
 	{ "events_messages", OFF(events_messages), 0, 1, 1 },
+	{ "stage_timeout_ms", OFF(stage_timeout_ms), 1000, 7 * 86400000LL, 0 },
 	{ "deploy_require_contract", OFF(deploy_require_contract), 0, 1, 1 },
+	{ "pay_report_interval_ms", OFF(pay_report_ms), 100, 86400000, 0 },
 };
 
 /* "sinks": an array of {"url": STRING, "what": "events"|"metrics",

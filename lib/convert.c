@@ -19,7 +19,7 @@
 #include "json.h"
 #include "storage.h"
 
-#define PATHLEN 512
+#define PATHLEN NN_JSON_PATHLEN
 
 static jv get(jv obj, const char *key)	/* borrows obj; null when absent */
 {
@@ -82,17 +82,6 @@ static void note(jv *notes, const char *path, const char *fmt, ...)
 	*notes = jv_array_append(*notes, n);
 }
 
-static void pkey(char *out, const char *base, const char *key)
-{
-	if (snprintf(out, PATHLEN, "%s%s%.64s", base, *base ? "." : "", key) >= PATHLEN)
-		strcpy(out + PATHLEN - 4, "...");
-}
-
-static void pidx(char *out, const char *base, int i)
-{
-	if (snprintf(out, PATHLEN, "%s[%d]", base, i) >= PATHLEN)
-		strcpy(out + PATHLEN - 4, "...");
-}
 
 /* A value worth reporting when dropped: not null, false, 0, "", [] or {}. */
 static int carries(jv v)
@@ -139,7 +128,7 @@ static void leftovers(jv obj, const char *path, const char *const *handled,
 			for (const struct why *w = whys; w && w->key; w++)
 				if (!strcmp(w->key, s))
 					why = w->why;
-			pkey(p, path, s);
+			nn_json_path_key(p, path, s);
 			note(notes, p, "%s", why);
 		}
 		jv_free(v);
@@ -224,7 +213,7 @@ static void nomad_constraints(jv cons, const char *path, jv *ens, jv *notes)
 	jv_array_foreach(cons, i, c) {
 		char p[PATHLEN];
 		const char *l = str(c, "LTarget"), *r = str(c, "RTarget"), *op = str(c, "Operand");
-		pidx(p, path, i);
+		nn_json_path_index(p, path, i);
 		if (!op || !*op)
 			op = "=";
 		if (l && r && !strcmp(l, "${attr.kernel.name}") && !strcmp(op, "=") &&
@@ -262,11 +251,11 @@ static jv nomad_ports(jv group, const char *gpath, jv *notes)
 						char p[PATHLEN], q[PATHLEN];
 						const char *label = str(pt, "Label");
 						double v = d ? num(pt, "To", 0) : num(pt, "Value", 0);
-						pkey(p, gpath, "Networks");
-						pidx(q, p, i);
-						pkey(p, q, d ? "DynamicPorts" : "ReservedPorts");
+						nn_json_path_key(p, gpath, "Networks");
+						nn_json_path_index(q, p, i);
+						nn_json_path_key(p, q, d ? "DynamicPorts" : "ReservedPorts");
 						strcpy(q, p);
-						pidx(p, q, j);
+						nn_json_path_index(p, q, j);
 						if (label && v >= 1 && v <= 65535 && v == floor(v))
 							labels = jv_object_set(labels, jv_string(label),
 									       jv_number(v));
@@ -293,12 +282,12 @@ static jv nomad_check(jv services, const char *path, jv labels, jv *notes)
 	jv_array_foreach(services, i, svc) {
 		jv checks = get(svc, "Checks");
 		char sp[PATHLEN], cp[PATHLEN], p[PATHLEN];
-		pidx(sp, path, i);
-		pkey(cp, sp, "Checks");
+		nn_json_path_index(sp, path, i);
+		nn_json_path_key(cp, sp, "Checks");
 		if (jv_get_kind(checks) == JV_KIND_ARRAY)
 			jv_array_foreach(checks, j, ck) {
 				const char *type = str(ck, "Type");
-				pidx(p, cp, j);
+				nn_json_path_index(p, cp, j);
 				if (jv_is_valid(hc) && jv_get_kind(hc) != JV_KIND_NULL) {
 					note(notes, p, "an allocation has one health check (the first is kept)");
 				} else if (type && !strcmp(type, "http")) {
@@ -308,18 +297,13 @@ static jv nomad_check(jv services, const char *path, jv labels, jv *notes)
 					if (!label)
 						label = str(svc, "PortLabel");
 					port = label ? get(labels, label) : jv_null();
-					if (jv_get_kind(port) == JV_KIND_NUMBER) {
+					int pn = jv_get_kind(port) == JV_KIND_NUMBER ?
+						 (int)jv_number_value(port) :
+						 label && label[0] >= '1' && label[0] <= '9' ? atoi(label) : 0;
+					if (pn >= 1 && pn <= 65535) {
 						jv_free(hc);
 						hc = jv_object_set(jv_object(), jv_string("http"),
-							jv_string_fmt("http://127.0.0.1:%d%s%.200s",
-								      (int)jv_number_value(port),
-								      ppath && ppath[0] == '/' ? "" : "/",
-								      ppath ? ppath : ""));
-					} else if (label && label[0] >= '1' && label[0] <= '9') {
-						jv_free(hc);
-						hc = jv_object_set(jv_object(), jv_string("http"),
-							jv_string_fmt("http://127.0.0.1:%d%s%.200s",
-								      atoi(label),
+							jv_string_fmt("http://127.0.0.1:%d%s%.200s", pn,
 								      ppath && ppath[0] == '/' ? "" : "/",
 								      ppath ? ppath : ""));
 					} else {
@@ -340,7 +324,7 @@ static jv nomad_check(jv services, const char *path, jv labels, jv *notes)
 				    jv_string("interval_ms"))) {
 					if (num(ck, "Interval", 0) > 0)
 						hc = jv_object_set(hc, jv_string("interval_ms"), jv_number(
-							ceil(num(ck, "Interval", 0) / NS_PER_MS)));
+							fmax(10, ceil(num(ck, "Interval", 0) / NS_PER_MS))));
 					if (num(ck, "Timeout", 0) > 0)
 						hc = jv_object_set(hc, jv_string("timeout_ms"), jv_number(
 							ceil(num(ck, "Timeout", 0) / NS_PER_MS)));
@@ -376,11 +360,11 @@ static jv nomad_restart(jv rp, const char *path, int batch, jv *notes)
 		r = jv_object_set(r, jv_string("period_ms"),
 				  jv_number(floor(num(rp, "Interval", 0) / NS_PER_MS)));
 	if (mode && !strcmp(mode, "delay")) {
-		pkey(p, path, "Mode");
+		nn_json_path_key(p, path, "Mode");
 		note(notes, p, "mode delay: restarts past the intensity escalate to the parent instead");
 	}
 	if (num(rp, "Delay", 0) > 0) {
-		pkey(p, path, "Delay");
+		nn_json_path_key(p, path, "Delay");
 		note(notes, p, "restarts are not delayed");
 	}
 	jv_free(rp);
@@ -432,7 +416,7 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 	char p[PATHLEN];
 
 	jv_free(lc);
-	pkey(p, path, "Driver");
+	nn_json_path_key(p, path, "Driver");
 	if (!driver || (strcmp(driver, "exec") && strcmp(driver, "raw_exec") &&
 			strcmp(driver, "docker") && strcmp(driver, "podman"))) {
 		note(notes, p, "driver '%.32s' (exec, raw_exec, docker and podman are converted)",
@@ -448,17 +432,17 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 		a = jv_object_set(a, jv_string("executor"), jv_string("docker"));
 		if (str(cfg, "image"))
 			a = jv_object_set(a, jv_string("image"), jv_string(str(cfg, "image")));
-		pkey(p, path, "Config");
+		nn_json_path_key(p, path, "Config");
 		leftovers(cfg, p, ck, NULL, notes);
 		if (!str(cfg, "command") && kind(cfg, "args") == JV_KIND_ARRAY) {
 			char q[PATHLEN];
-			pkey(q, p, "args");
+			nn_json_path_key(q, p, "args");
 			note(notes, q, "args without command need the image's entrypoint, which an ensemble replaces (give command)");
 		}
 	} else {
 		static const char *const ck[] = { "command", "args", NULL };
 		a = jv_object_set(a, jv_string("executor"), jv_string("native"));
-		pkey(p, path, "Config");
+		nn_json_path_key(p, path, "Config");
 		leftovers(cfg, p, ck, NULL, notes);
 	}
 	if (str(cfg, "command"))
@@ -478,7 +462,7 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 			r = jv_object_set(r, jv_string("ram"),
 					  jv_number(floor(num(res, "MemoryMB", 0)) * 1048576));
 		if (num(res, "MemoryMaxMB", 0) > 0) {
-			pkey(p, path, "Resources.MemoryMaxMB");
+			nn_json_path_key(p, path, "Resources.MemoryMaxMB");
 			note(notes, p, "memory is reserved, not oversubscribed (MemoryMB is kept)");
 		}
 		v = get(res, "Devices");
@@ -490,8 +474,8 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 							  jv_number(num(dev, "Count", 1)));
 				else {
 					char q[PATHLEN];
-					pidx(q, "Resources.Devices", i);
-					pkey(p, path, q);
+					nn_json_path_index(q, "Resources.Devices", i);
+					nn_json_path_key(p, path, q);
 					note(notes, p, "devices other than GPUs");
 				}
 				jv_free(dev);
@@ -506,7 +490,7 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 		{
 			static const char *const rk[] = { "CPU", "Cores", "MemoryMB", "MemoryMaxMB",
 							  "Devices", "DiskMB", "IOPS", NULL };
-			pkey(p, path, "Resources");
+			nn_json_path_key(p, path, "Resources");
 			leftovers(res, p, rk, NULL, notes);
 		}
 	}
@@ -543,11 +527,11 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 	/* restart: the task's policy, else the group's */
 	v = get(task, "RestartPolicy");
 	if (jv_get_kind(v) == JV_KIND_OBJECT) {
-		pkey(p, path, "RestartPolicy");
+		nn_json_path_key(p, path, "RestartPolicy");
 	} else {
 		jv_free(v);
 		v = get(group, "RestartPolicy");
-		pkey(p, gpath, "RestartPolicy");
+		nn_json_path_key(p, gpath, "RestartPolicy");
 	}
 	v = nomad_restart(v, p, batch, notes);
 	if (jv_get_kind(v) == JV_KIND_OBJECT)
@@ -561,10 +545,10 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 	jv_free(v);
 
 	/* health: the task's services, else the group's */
-	pkey(p, path, "Services");
+	nn_json_path_key(p, path, "Services");
 	v = nomad_check(get(task, "Services"), p, labels, notes);
 	if (jv_get_kind(v) == JV_KIND_NULL && !pre) {
-		pkey(p, gpath, "Services");
+		nn_json_path_key(p, gpath, "Services");
 		v = nomad_check(get(group, "Services"), p, labels, notes);
 	}
 	a = jv_object_set(a, jv_string("healthcheck"), v);
@@ -577,8 +561,8 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 			const char *src = str(art, "GetterSource");
 			const char *dest = str(art, "RelativeDest");
 			char q[PATHLEN];
-			pidx(q, "Artifacts", i);
-			pkey(p, path, q);
+			nn_json_path_index(q, "Artifacts", i);
+			nn_json_path_key(p, path, q);
 			if (src && nn_storage_supported(src) && !strchr(src, '?')) {
 				const char *base = strrchr(src, '/');
 				base = base && base[1] ? base + 1 : "artifact";
@@ -597,7 +581,7 @@ static jv nomad_task(jv task, const char *path, jv group, const char *gpath, jv 
 	}
 	jv_free(v);
 
-	pkey(p, path, "Constraints");
+	nn_json_path_key(p, path, "Constraints");
 	nomad_constraints(get(task, "Constraints"), p, ens, notes);
 	leftovers(task, path, nomad_task_keys, nomad_whys, notes);
 	jv_free(cfg);
@@ -645,7 +629,7 @@ jv nn_convert_nomad(jv doc, jv *notes, char *err)
 		clean_name(str(group, "Name"), "group", gname);
 		gn = unique_name(&used, gname);
 		labels = nomad_ports(group, gpath, notes);
-		pkey(p, gpath, "Constraints");
+		nn_json_path_key(p, gpath, "Constraints");
 		nomad_constraints(get(group, "Constraints"), p, &ens, notes);
 		tasks = get(group, "Tasks");
 		if (jv_get_kind(tasks) == JV_KIND_ARRAY)
@@ -653,8 +637,8 @@ jv nn_convert_nomad(jv doc, jv *notes, char *err)
 				char tpath[PATHLEN], tname[64];
 				jv a, an;
 				const char *hook;
-				pkey(p, gpath, "Tasks");
-				pidx(tpath, p, ti);
+				nn_json_path_key(p, gpath, "Tasks");
+				nn_json_path_index(tpath, p, ti);
 				a = nomad_task(task, tpath, group, gpath, labels, batch, &ens, notes);
 				if (!jv_is_valid(a)) {
 					jv_free(task);
@@ -674,7 +658,7 @@ jv nn_convert_nomad(jv doc, jv *notes, char *err)
 							jv_object(), jv_string("policy"), jv_string("on-failure")));
 					} else if (hook) {
 						char q[PATHLEN];
-						pkey(q, tpath, "Lifecycle");
+						nn_json_path_key(q, tpath, "Lifecycle");
 						note(notes, q, "%.16s%s hooks are not supported",
 						     hook, kind(lc, "Sidecar") == JV_KIND_TRUE ? " sidecar" : "");
 					}
@@ -704,11 +688,11 @@ jv nn_convert_nomad(jv doc, jv *notes, char *err)
 			if (count > 1 && count <= 100 && count == floor(count))
 				gnode = jv_object_set(gnode, jv_string("redundancy"), jv_number(count));
 			else if (count > 100 || count < 0 || count != floor(count)) {
-				pkey(p, gpath, "Count");
+				nn_json_path_key(p, gpath, "Count");
 				note(notes, p, "a count of %g (redundancy is 1 to 100)", count);
 			}
 			if (count == 0) {
-				pkey(p, gpath, "Count");
+				nn_json_path_key(p, gpath, "Count");
 				note(notes, p, "a count of 0 is converted as 1");
 			}
 			nodes = jv_object_set(nodes, gn, gnode);
@@ -807,7 +791,7 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 		a = jv_object_set(a, jv_string("command"),
 				  concat(strings(get(c, "command")), strings(get(c, "args"))));
 	} else if (kind(c, "args") == JV_KIND_ARRAY) {
-		pkey(p, path, "args");
+		nn_json_path_key(p, path, "args");
 		note(notes, p, "args without command need the image's entrypoint, which an ensemble replaces (give command)");
 	}
 
@@ -825,8 +809,8 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 			if (jv_get_kind(x) != JV_KIND_NULL && jv_get_kind(y) != JV_KIND_NULL &&
 			    quantity(x, &q) == 0 && quantity(y, &qy) == 0 && qy > q) {
 				char q1[PATHLEN];
-				pkey(q1, path, "resources.limits");
-				pkey(p, q1, rk[i]);
+				nn_json_path_key(q1, path, "resources.limits");
+				nn_json_path_key(p, q1, rk[i]);
 				note(notes, p, "above the request: the allocation reserves its request");
 			}
 			jv_free(y);
@@ -837,9 +821,9 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 			}
 			if (jv_get_kind(x) != JV_KIND_NULL) {
 				char q1[PATHLEN];
-				pkey(q1, path, "resources");
-				pkey(p, q1, from);
-				pkey(q1, p, rk[i]);
+				nn_json_path_key(q1, path, "resources");
+				nn_json_path_key(p, q1, from);
+				nn_json_path_key(q1, p, rk[i]);
 				if (quantity(x, &q) < 0 || q <= 0) {
 					note(notes, q1, "not a quantity");
 				} else if (i == 0) {
@@ -855,10 +839,10 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 		}
 		{
 			char q1[PATHLEN];
-			pkey(q1, path, "resources");
-			pkey(p, q1, "requests");
+			nn_json_path_key(q1, path, "resources");
+			nn_json_path_key(p, q1, "requests");
 			leftovers(req, p, rk, NULL, notes);
-			pkey(p, q1, "limits");
+			nn_json_path_key(p, q1, "limits");
 			leftovers(lim, p, rk, NULL, notes);
 		}
 		jv_free(req);
@@ -873,8 +857,8 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 		jv_array_foreach(v, i, e) {
 			const char *n = str(e, "name"), *val = str(e, "value");
 			char q[PATHLEN];
-			pidx(q, "env", i);
-			pkey(p, path, q);
+			nn_json_path_index(q, "env", i);
+			nn_json_path_key(p, path, q);
 			if (n && kind(e, "valueFrom") != JV_KIND_NULL)
 				note(notes, p, "valueFrom (secrets, config maps, fields) is not supported");
 			else if (n)
@@ -892,8 +876,8 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 			double n = num(pt, "containerPort", 0);
 			const char *proto = str(pt, "protocol"), *pn = str(pt, "name");
 			char q[PATHLEN];
-			pidx(q, "ports", i);
-			pkey(p, path, q);
+			nn_json_path_index(q, "ports", i);
+			nn_json_path_key(p, path, q);
 			if (proto && strcasecmp(proto, "tcp") && strcasecmp(proto, "udp")) {
 				note(notes, p, "protocol %.16s (tcp and udp are)", proto);
 			} else if (n >= 1 && n <= 65535 && n == floor(n)) {
@@ -912,7 +896,7 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 			}
 			if (kind(pt, "hostPort") != JV_KIND_NULL) {
 				char q2[PATHLEN];
-				pkey(q2, p, "hostPort");
+				nn_json_path_key(q2, p, "hostPort");
 				note(notes, q2, "ports are the executor's to publish");
 			}
 			jv_free(pt);
@@ -924,7 +908,7 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 	v = get(c, "livenessProbe");
 	if (jv_get_kind(v) == JV_KIND_OBJECT && !init) {
 		jv hc = jv_null(), hg = get(v, "httpGet"), ex = get(v, "exec");
-		pkey(p, path, "livenessProbe");
+		nn_json_path_key(p, path, "livenessProbe");
 		if (kind(ex, "command") == JV_KIND_ARRAY) {
 			hc = jv_object_set(jv_object(), jv_string("cmd"), strings(get(ex, "command")));
 		} else if (jv_get_kind(hg) == JV_KIND_OBJECT) {
@@ -959,7 +943,7 @@ static jv k8s_container(jv c, const char *path, int init, jv *notes)
 						   jv_number(num(v, "failureThreshold", 0)));
 			if (num(v, "initialDelaySeconds", 0) > 0) {
 				char q[PATHLEN];
-				pkey(q, p, "initialDelaySeconds");
+				nn_json_path_key(q, p, "initialDelaySeconds");
 				note(notes, q, "checks start with the allocation");
 			}
 		}
@@ -1024,9 +1008,9 @@ jv nn_convert_kubernetes(jv doc, jv *notes, char *err)
 		if (jv_get_kind(list) == JV_KIND_ARRAY)
 			jv_array_foreach(list, i, c) {
 				char cpath[PATHLEN], nm[64];
-				jv a = jv_object(), an;
-				pkey(p, podpath, key);
-				pidx(cpath, p, i);
+				jv a, an;
+				nn_json_path_key(p, podpath, key);
+				nn_json_path_index(cpath, p, i);
 				a = k8s_container(c, cpath, !w, notes);
 				clean_name(str(c, "name"), w ? "container" : "init", nm);
 				an = unique_name(&used, nm);
@@ -1056,7 +1040,7 @@ jv nn_convert_kubernetes(jv doc, jv *notes, char *err)
 		jv_free(list);
 	}
 	if (policy && strcmp(policy, "Always") && strcmp(policy, "OnFailure") && strcmp(policy, "Never")) {
-		pkey(p, podpath, "restartPolicy");
+		nn_json_path_key(p, podpath, "restartPolicy");
 		note(notes, p, "unknown policy %.32s", policy);
 	}
 	leftovers(pod, podpath, pod_keys, k8s_whys, notes);

@@ -23,7 +23,7 @@
 #include "yamldoc.h"
 
 #define NAME_RULE "lowercase letters, digits, '-' and '_', at most 63, starting with a letter or digit"
-#define PATHLEN 512
+#define PATHLEN NN_JSON_PATHLEN
 
 struct ctx {
 	jv errs;
@@ -56,19 +56,6 @@ static void err(struct ctx *c, const char *path, const char *fmt, ...)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
 	c->errs = jv_array_append(c->errs, jv_string(msg));
-}
-
-/* base + "." + key (or key alone at the top), keys cut at 64 bytes. */
-static void pkey(char *out, const char *base, const char *key)
-{
-	if (snprintf(out, PATHLEN, "%s%s%.64s", base, *base ? "." : "", key) >= PATHLEN)
-		strcpy(out + PATHLEN - 4, "...");
-}
-
-static void pidx(char *out, const char *base, int i)
-{
-	if (snprintf(out, PATHLEN, "%s[%d]", base, i) >= PATHLEN)
-		strcpy(out + PATHLEN - 4, "...");
 }
 
 /* The member, or null when absent (borrows obj). */
@@ -184,7 +171,7 @@ static void unknown_keys(struct ctx *c, jv obj, const char *path, const char *co
 		if (!*p) {
 			char kp[PATHLEN];
 			const char *sug = suggest(s, known);
-			pkey(kp, path, s);
+			nn_json_path_key(kp, path, s);
 			if (sug)
 				err(c, kp, "unknown field (did you mean \"%s\"?)", sug);
 			else
@@ -312,8 +299,8 @@ static int want_duration(struct ctx *c, jv obj, const char *base, const char *ke
 	int64_t ms;
 
 	snprintf(kms, sizeof kms, "%s_ms", key);
-	pkey(p, base, key);
-	pkey(pms, base, kms);
+	nn_json_path_key(p, base, key);
+	nn_json_path_key(pms, base, kms);
 	v = field(obj, key);
 	vms = field(obj, kms);
 	*out = def;
@@ -388,7 +375,7 @@ static jv want_argv(struct ctx *c, jv v, const char *path)
 		int bad = 0;
 		jv_array_foreach(v, i, s) {
 			char p[PATHLEN];
-			pidx(p, path, i);
+			nn_json_path_index(p, path, i);
 			if (jv_get_kind(s) != JV_KIND_STRING) {
 				err(c, p, "expected a string, not %s", kind_a(s));
 				bad = 1;
@@ -468,7 +455,7 @@ static jv want_names(struct ctx *c, jv v, const char *path)
 	}
 	jv_array_foreach(v, i, s) {
 		char p[PATHLEN];
-		pidx(p, path, i);
+		nn_json_path_index(p, path, i);
 		if (jv_get_kind(s) != JV_KIND_STRING) {
 			err(c, p, "expected a name, not %s", kind_a(s));
 			bad = 1;
@@ -579,16 +566,16 @@ static jv n_resources(struct ctx *c, jv r, const char *path)
 		return r;
 	}
 	unknown_keys(c, r, path, keys);
-	pkey(p, path, "cpu");
+	nn_json_path_key(p, path, "cpu");
 	v = field(r, "cpu");
 	put(&out, "cpu", is_null(v) ? jv_number(1) : want_cpu(c, v, p), &bad);
-	pkey(p, path, "ram");
+	nn_json_path_key(p, path, "ram");
 	v = field(r, "ram");
 	put(&out, "ram", is_null(v) ? jv_number(268435456) : want_size(c, v, p, 1), &bad);
-	pkey(p, path, "disk");
+	nn_json_path_key(p, path, "disk");
 	v = field(r, "disk");
 	put(&out, "disk", is_null(v) ? jv_number(0) : want_size(c, v, p, 0), &bad);
-	pkey(p, path, "gpus");
+	nn_json_path_key(p, path, "gpus");
 	v = field(r, "gpus");
 	put(&out, "gpus", is_null(v) ? jv_number(0) : want_int(c, v, p, 0, 1024), &bad);
 	jv_free(r);
@@ -613,7 +600,7 @@ static jv n_env(struct ctx *c, jv e, const char *path)
 	jv_object_foreach(e, k, v) {
 		char p[PATHLEN];
 		const char *ks = jv_string_value(k);
-		pkey(p, path, ks);
+		nn_json_path_key(p, path, ks);
 		if (!*ks || strchr(ks, '=') || has_nul(k)) {
 			err(c, p, "not a valid variable name");
 			bad = 1;
@@ -659,11 +646,11 @@ static int is_hex64(const char *s)
 	return i == 64;
 }
 
-/* inputs and outputs: arrays of {url, path[, sha256]} */
-static jv n_transfers(struct ctx *c, jv a, const char *path, int inputs)
+/* An array whose items each is normalized by item (consuming it, invalid
+ * after reporting); the normalized array or invalid. */
+static jv n_list(struct ctx *c, jv a, const char *path, int arg,
+		 jv (*item)(struct ctx *, jv, const char *, int))
 {
-	static const char *const in_keys[] = { "url", "path", "sha256", NULL };
-	static const char *const out_keys[] = { "path", "url", NULL };
 	jv out = jv_array();
 	int bad = 0;
 	if (jv_get_kind(a) != JV_KIND_ARRAY) {
@@ -673,55 +660,14 @@ static jv n_transfers(struct ctx *c, jv a, const char *path, int inputs)
 		return jv_invalid();
 	}
 	jv_array_foreach(a, i, t) {
-		char p[PATHLEN], q[PATHLEN];
-		jv o = jv_object(), v;
-		int b = 0;
-		pidx(p, path, i);
-		t = want_object(c, t, p);
-		if (!jv_is_valid(t)) {
+		char p[PATHLEN];
+		nn_json_path_index(p, path, i);
+		t = item(c, t, p, arg);
+		if (jv_is_valid(t)) {
+			out = jv_array_append(out, t);
+		} else {
 			jv_free(t);
-			jv_free(o);
 			bad = 1;
-			continue;
-		}
-		unknown_keys(c, t, p, inputs ? in_keys : out_keys);
-		pkey(q, p, "url");
-		v = field(t, "url");
-		if (is_null(v)) {
-			err(c, q, "required");
-			b = 1;
-			jv_free(v);
-		} else {
-			put(&o, "url", want_url(c, v, q), &b);
-		}
-		pkey(q, p, "path");
-		v = field(t, "path");
-		if (is_null(v)) {
-			err(c, q, "required");
-			b = 1;
-			jv_free(v);
-		} else {
-			put(&o, "path", want_relpath(c, v, q), &b);
-		}
-		v = field(t, "sha256");
-		if (inputs && !is_null(v)) {
-			pkey(q, p, "sha256");
-			v = want_string(c, v, q);
-			if (jv_is_valid(v) && !is_hex64(jv_string_value(v))) {
-				err(c, q, "expected 64 lowercase hex digits");
-				jv_free(v);
-				v = jv_invalid();
-			}
-			put(&o, "sha256", v, &b);
-		} else {
-			jv_free(v);
-		}
-		jv_free(t);
-		if (b) {
-			bad = 1;
-			jv_free(o);
-		} else {
-			out = jv_array_append(out, o);
 		}
 	}
 	jv_free(a);
@@ -732,82 +678,129 @@ static jv n_transfers(struct ctx *c, jv a, const char *path, int inputs)
 	return out;
 }
 
-/* ports: [{name, port, protocol}] or plain port numbers. */
-static jv n_ports(struct ctx *c, jv a, const char *path)
+/* A required member of t through check, put into *o. */
+static void required(struct ctx *c, jv t, jv *o, const char *path, const char *key, int *bad,
+		     jv (*check)(struct ctx *, jv, const char *))
+{
+	char q[PATHLEN];
+	jv v = field(t, key);
+	nn_json_path_key(q, path, key);
+	if (is_null(v)) {
+		err(c, q, "required");
+		jv_free(v);
+		*bad = 1;
+	} else {
+		put(o, key, check(c, v, q), bad);
+	}
+}
+
+/* one of inputs or outputs: {url, path[, sha256]} */
+static jv n_transfer(struct ctx *c, jv t, const char *p, int inputs)
+{
+	static const char *const in_keys[] = { "url", "path", "sha256", NULL };
+	static const char *const out_keys[] = { "path", "url", NULL };
+	char q[PATHLEN];
+	jv o = jv_object(), v;
+	int b = 0;
+
+	t = want_object(c, t, p);
+	if (!jv_is_valid(t)) {
+		jv_free(o);
+		return t;
+	}
+	unknown_keys(c, t, p, inputs ? in_keys : out_keys);
+	required(c, t, &o, p, "url", &b, want_url);
+	required(c, t, &o, p, "path", &b, want_relpath);
+	v = field(t, "sha256");
+	if (inputs && !is_null(v)) {
+		nn_json_path_key(q, p, "sha256");
+		v = want_string(c, v, q);
+		if (jv_is_valid(v) && !is_hex64(jv_string_value(v))) {
+			err(c, q, "expected 64 lowercase hex digits");
+			jv_free(v);
+			v = jv_invalid();
+		}
+		put(&o, "sha256", v, &b);
+	} else {
+		jv_free(v);
+	}
+	jv_free(t);
+	if (b) {
+		jv_free(o);
+		return jv_invalid();
+	}
+	return o;
+}
+
+static jv want_port(struct ctx *c, jv v, const char *path)
+{
+	return want_int(c, v, path, 1, 65535);
+}
+
+/* one of ports: {name, port, protocol} or a plain port number */
+static jv n_port(struct ctx *c, jv t, const char *p, int unused)
 {
 	static const char *const keys[] = { "name", "port", "protocol", NULL };
 	static const char *const protos[] = { "tcp", "udp", NULL };
-	jv out = jv_array();
-	int bad = 0;
-	if (jv_get_kind(a) != JV_KIND_ARRAY) {
-		err(c, path, "expected an array, not %s", kind_a(a));
-		jv_free(a);
-		jv_free(out);
+	char q[PATHLEN];
+	jv o = jv_object(), v;
+	int b = 0;
+
+	if (jv_get_kind(t) == JV_KIND_NUMBER)
+		t = jv_object_set(jv_object(), jv_string("port"), t);
+	t = want_object(c, t, p);
+	if (!jv_is_valid(t)) {
+		jv_free(o);
+		return t;
+	}
+	unknown_keys(c, t, p, keys);
+	required(c, t, &o, p, "port", &b, want_port);
+	nn_json_path_key(q, p, "protocol");
+	v = field(t, "protocol");
+	put(&o, "protocol", is_null(v) ? (jv_free(v), jv_string("tcp")) :
+				      want_word(c, v, q, "protocol", protos), &b);
+	nn_json_path_key(q, p, "name");
+	v = field(t, "name");
+	if (is_null(v)) {
+		jv_free(v);
+		v = b ? jv_invalid() : jv_string_fmt("%s-%d", str_in(o, "protocol"),
+						     (int)num_in(o, "port"));
+	} else if (jv_get_kind(v) == JV_KIND_STRING && !valid_name_jv(v)) {
+		err(c, q, "\"%.64s\" is not a valid name (%s)", jv_string_value(v), NAME_RULE);
+		jv_free(v);
+		v = jv_invalid();
+	} else {
+		v = want_string(c, v, q);
+	}
+	put(&o, "name", v, &b);
+	jv_free(t);
+	if (b) {
+		jv_free(o);
 		return jv_invalid();
 	}
-	jv_array_foreach(a, i, t) {
-		char p[PATHLEN], q[PATHLEN];
-		jv o = jv_object(), v;
-		int b = 0;
-		pidx(p, path, i);
-		if (jv_get_kind(t) == JV_KIND_NUMBER)
-			t = jv_object_set(jv_object(), jv_string("port"), t);
-		t = want_object(c, t, p);
-		if (!jv_is_valid(t)) {
-			jv_free(t);
-			jv_free(o);
-			bad = 1;
-			continue;
-		}
-		unknown_keys(c, t, p, keys);
-		pkey(q, p, "port");
-		v = field(t, "port");
-		if (is_null(v)) {
-			err(c, q, "required");
-			jv_free(v);
-			b = 1;
-		} else {
-			put(&o, "port", want_int(c, v, q, 1, 65535), &b);
-		}
-		pkey(q, p, "protocol");
-		v = field(t, "protocol");
-		put(&o, "protocol", is_null(v) ? (jv_free(v), jv_string("tcp")) :
-					      want_word(c, v, q, "protocol", protos), &b);
-		pkey(q, p, "name");
-		v = field(t, "name");
-		if (is_null(v)) {
-			jv_free(v);
-			if (!b)
-				v = jv_string_fmt("%s-%d", str_in(o, "protocol"), (int)num_in(o, "port"));
-			else
-				v = jv_invalid();
-		} else if (jv_get_kind(v) == JV_KIND_STRING && !valid_name_jv(v)) {
-			err(c, q, "\"%.64s\" is not a valid name (%s)", jv_string_value(v), NAME_RULE);
-			jv_free(v);
-			v = jv_invalid();
-		} else {
-			v = want_string(c, v, q);
-		}
-		put(&o, "name", v, &b);
-		jv_free(t);
-		if (b) {
-			bad = 1;
-			jv_free(o);
-			continue;
-		}
-		jv_array_foreach(out, j, prev) {
-			(void)j;
-			if (jv_equal(field(prev, "name"), field(o, "name"))) {
-				pkey(q, p, "name");
-				err(c, q, "\"%s\" is used twice", str_in(o, "name"));
-				bad = 1;
+	return o;
+}
+
+/* ports, with names unique in the allocation */
+static jv n_ports(struct ctx *c, jv a, const char *path)
+{
+	jv out = n_list(c, a, path, 0, n_port), seen = jv_object();
+	int dup = 0;
+	if (jv_is_valid(out))
+		jv_array_foreach(out, i, pt) {
+			jv name = field(pt, "name");
+			if (jv_object_has(jv_copy(seen), jv_copy(name))) {
+				char p[PATHLEN], q[PATHLEN];
+				nn_json_path_index(p, path, i);
+				nn_json_path_key(q, p, "name");
+				err(c, q, "\"%s\" is used twice", jv_string_value(name));
+				dup = 1;
 			}
-			jv_free(prev);
+			seen = jv_object_set(seen, name, jv_true());
+			jv_free(pt);
 		}
-		out = jv_array_append(out, o);
-	}
-	jv_free(a);
-	if (bad) {
+	jv_free(seen);
+	if (dup) {
 		jv_free(out);
 		return jv_invalid();
 	}
@@ -835,7 +828,7 @@ static jv n_health(struct ctx *c, jv h, const char *path)
 	cmd2 = field(h, "command");
 	http = field(h, "http");
 	if (!is_null(cmd2) && !is_null(cmd)) {
-		pkey(p, path, "command");
+		nn_json_path_key(p, path, "command");
 		err(c, p, "give cmd or command, not both");
 		bad = 1;
 	} else if (!is_null(cmd2)) {
@@ -846,11 +839,11 @@ static jv n_health(struct ctx *c, jv h, const char *path)
 		err(c, path, "give exactly one of cmd and http");
 		bad = 1;
 	} else if (!is_null(cmd)) {
-		pkey(p, path, is_null(cmd2) ? "cmd" : "command");
+		nn_json_path_key(p, path, is_null(cmd2) ? "cmd" : "command");
 		put(&out, "cmd", want_argv(c, jv_copy(cmd), p), &bad);
 	} else {
-		pkey(p, path, "http");
-		http = want_string(c, jv_copy(http), p);
+		nn_json_path_key(p, path, "http");
+		http = want_string(c, http, p);
 		if (jv_is_valid(http) && strncmp(jv_string_value(http), "http://", 7) &&
 		    strncmp(jv_string_value(http), "https://", 8)) {
 			err(c, p, "expected an http:// or https:// URL");
@@ -869,7 +862,7 @@ static jv n_health(struct ctx *c, jv h, const char *path)
 	if (want_duration(c, h, path, "timeout", 5000, 1, &ms) < 0)
 		bad = 1;
 	out = jv_object_set(out, jv_string("timeout_ms"), jv_number((double)ms));
-	pkey(p, path, "retries");
+	nn_json_path_key(p, path, "retries");
 	cmd = field(h, "retries");
 	put(&out, "retries", is_null(cmd) ? jv_number(3) : want_int(c, cmd, p, 1, 1000), &bad);
 	jv_free(h);
@@ -902,15 +895,15 @@ static jv n_restart(struct ctx *c, jv r, const char *path, int service)
 		return r;
 	}
 	unknown_keys(c, r, path, keys);
-	pkey(p, path, "policy");
+	nn_json_path_key(p, path, "policy");
 	v = field(r, "policy");
 	put(&out, "policy", is_null(v) ? (jv_free(v), jv_string(service ? "always" : "never")) :
 		  want_word(c, v, p, "restart policy", policies), &bad);
-	pkey(p, path, "strategy");
+	nn_json_path_key(p, path, "strategy");
 	v = field(r, "strategy");
 	put(&out, "strategy", is_null(v) ? (jv_free(v), jv_string("one_for_one")) :
 		  want_word(c, v, p, "restart strategy", strategies), &bad);
-	pkey(p, path, "intensity");
+	nn_json_path_key(p, path, "intensity");
 	v = field(r, "intensity");
 	put(&out, "intensity", is_null(v) ? jv_number(3) : want_int(c, v, p, 0, 1000000), &bad);
 	if (want_duration(c, r, path, "period", 60000, 1, &ms) < 0)
@@ -943,22 +936,22 @@ static jv n_alloc(struct ctx *c, jv a, const char *path, int *failed)
 	}
 	unknown_keys(c, a, path, alloc_keys);
 
-	pkey(p, path, "type");
+	nn_json_path_key(p, path, "type");
 	v = field(a, "type");
 	put(&out, "type", is_null(v) ? (jv_free(v), jv_string("task")) :
 		  want_word(c, v, p, "type", types), &bad);
 	service = !strcmp(str_in(out, "type"), "service");
 
-	pkey(p, path, "executor");
+	nn_json_path_key(p, path, "executor");
 	v = field(a, "executor");
 	put(&out, "executor", is_null(v) ? (jv_free(v), jv_string("native")) :
 		  want_word(c, v, p, "executor", executors), &bad);
 	ex = str_in(out, "executor");
 
-	pkey(p, path, "command");
+	nn_json_path_key(p, path, "command");
 	v = field(a, "command");
 	put(&out, "command", is_null(v) ? v : want_argv(c, v, p), &bad);
-	pkey(p, path, "image");
+	nn_json_path_key(p, path, "image");
 	v = field(a, "image");
 	if (!is_null(v)) {
 		if (!strcmp(ex, "native")) {
@@ -976,51 +969,53 @@ static jv n_alloc(struct ctx *c, jv a, const char *path, int *failed)
 		}
 	}
 	if (!strcmp(ex, "native") && absent(a, "command")) {
-		pkey(p, path, "command");
+		nn_json_path_key(p, path, "command");
 		err(c, p, "required with the native executor");
 		bad = 1;
 	}
 
-	pkey(p, path, "resources");
+	nn_json_path_key(p, path, "resources");
 	put(&out, "resources", n_resources(c, field(a, "resources"), p), &bad);
 
-	pkey(p, path, "env");
+	nn_json_path_key(p, path, "env");
 	v = field(a, "env");
 	put(&out, "env", is_null(v) ? (jv_free(v), jv_object()) : n_env(c, v, p), &bad);
 
-	pkey(p, path, "workdir");
+	nn_json_path_key(p, path, "workdir");
 	v = field(a, "workdir");
 	put(&out, "workdir", is_null(v) ? v : want_relpath(c, v, p), &bad);
 
-	pkey(p, path, "inputs");
+	nn_json_path_key(p, path, "inputs");
 	v = field(a, "inputs");
-	put(&out, "inputs", is_null(v) ? (jv_free(v), jv_array()) : n_transfers(c, v, p, 1), &bad);
-	pkey(p, path, "outputs");
+	put(&out, "inputs", is_null(v) ? (jv_free(v), jv_array()) : n_list(c, v, p, 1, n_transfer),
+	    &bad);
+	nn_json_path_key(p, path, "outputs");
 	v = field(a, "outputs");
-	put(&out, "outputs", is_null(v) ? (jv_free(v), jv_array()) : n_transfers(c, v, p, 0), &bad);
-	pkey(p, path, "ports");
+	put(&out, "outputs", is_null(v) ? (jv_free(v), jv_array()) : n_list(c, v, p, 0, n_transfer),
+	    &bad);
+	nn_json_path_key(p, path, "ports");
 	v = field(a, "ports");
 	put(&out, "ports", is_null(v) ? (jv_free(v), jv_array()) : n_ports(c, v, p), &bad);
 
-	pkey(p, path, "healthcheck");
+	nn_json_path_key(p, path, "healthcheck");
 	v = field(a, "healthcheck");
 	put(&out, "healthcheck", is_null(v) ? v : n_health(c, v, p), &bad);
 
-	pkey(p, path, "restart");
+	nn_json_path_key(p, path, "restart");
 	put(&out, "restart", n_restart(c, field(a, "restart"), p, service), &bad);
 
-	pkey(p, path, "retries");
+	nn_json_path_key(p, path, "retries");
 	v = field(a, "retries");
 	put(&out, "retries", is_null(v) ? jv_number(0) : want_int(c, v, p, 0, 1000), &bad);
 
-	pkey(p, path, "depends_on");
+	nn_json_path_key(p, path, "depends_on");
 	v = field(a, "depends_on");
 	put(&out, "depends_on", is_null(v) ? (jv_free(v), jv_array()) : want_names(c, v, p), &bad);
-	pkey(p, path, "children");
+	nn_json_path_key(p, path, "children");
 	v = field(a, "children");
 	put(&out, "children", is_null(v) ? (jv_free(v), jv_array()) : want_names(c, v, p), &bad);
 
-	pkey(p, path, "state_dir");
+	nn_json_path_key(p, path, "state_dir");
 	v = field(a, "state_dir");
 	put(&out, "state_dir", is_null(v) ? v : want_relpath(c, v, p), &bad);
 
@@ -1053,7 +1048,7 @@ static jv n_location(struct ctx *c, jv l, const char *path)
 		const char *k = keys[w];
 		char p[PATHLEN];
 		jv a = field(l, k), pats = jv_array();
-		pkey(p, path, k);
+		nn_json_path_key(p, path, k);
 		if (is_null(a)) {
 			jv_free(a);
 			out = jv_object_set(out, jv_string(k), pats);
@@ -1068,7 +1063,7 @@ static jv n_location(struct ctx *c, jv l, const char *path)
 		} else {
 			jv_array_foreach(a, i, pat) {
 				char q[PATHLEN];
-				pidx(q, p, i);
+				nn_json_path_index(q, p, i);
 				pat = want_object(c, pat, q);
 				if (!jv_is_valid(pat)) {
 					bad = 1;
@@ -1076,7 +1071,7 @@ static jv n_location(struct ctx *c, jv l, const char *path)
 					unknown_keys(c, pat, q, pkeys);
 					jv_object_foreach(pat, pk, pv) {
 						char r[PATHLEN];
-						pkey(r, q, jv_string_value(pk));
+						nn_json_path_key(r, q, jv_string_value(pk));
 						jv_free(pk);
 						pv = want_string(c, pv, r);
 						if (!jv_is_valid(pv))
@@ -1119,7 +1114,7 @@ static jv n_group(struct ctx *c, jv g, const char *path, int *failed)
 		return out;
 	}
 	unknown_keys(c, g, path, keys);
-	pkey(p, path, "allocations");
+	nn_json_path_key(p, path, "allocations");
 	v = field(g, "allocations");
 	if (is_null(v)) {
 		err(c, p, "required");
@@ -1134,7 +1129,7 @@ static jv n_group(struct ctx *c, jv g, const char *path, int *failed)
 		}
 		put(&out, "allocations", v, &bad);
 	}
-	pkey(p, path, "peer");
+	nn_json_path_key(p, path, "peer");
 	v = field(g, "peer");
 	if (!is_null(v)) {
 		v = want_string(c, v, p);
@@ -1147,10 +1142,10 @@ static jv n_group(struct ctx *c, jv g, const char *path, int *failed)
 		}
 	}
 	put(&out, "peer", v, &bad);
-	pkey(p, path, "location");
+	nn_json_path_key(p, path, "location");
 	v = field(g, "location");
 	put(&out, "location", is_null(v) ? v : n_location(c, v, p), &bad);
-	pkey(p, path, "redundancy");
+	nn_json_path_key(p, path, "redundancy");
 	v = field(g, "redundancy");
 	put(&out, "redundancy", is_null(v) ? jv_number(1) : want_int(c, v, p, 1, 100), &bad);
 	jv_free(g);
@@ -1176,7 +1171,7 @@ static jv n_edge(struct ctx *c, jv e, const char *path, jv groups)
 	unknown_keys(c, e, path, keys);
 	for (int w = 0; w < 2; w++) {
 		const char *k = w ? "to" : "from";
-		pkey(p, path, k);
+		nn_json_path_key(p, path, k);
 		v = field(e, k);
 		if (is_null(v)) {
 			err(c, p, "required");
@@ -1205,7 +1200,7 @@ static jv n_edge(struct ctx *c, jv e, const char *path, jv groups)
 	if (want_duration(c, e, path, "max_rtt", 0, 0, &ms) < 0)
 		bad = 1;
 	out = jv_object_set(out, jv_string("max_rtt_ms"), jv_number((double)ms));
-	pkey(p, path, "min_bandwidth");
+	nn_json_path_key(p, path, "min_bandwidth");
 	v = field(e, "min_bandwidth");
 	put(&out, "min_bandwidth", is_null(v) ? jv_number(0) : want_size(c, v, p, 0), &bad);
 	if (!bad && num_in(out, "max_rtt_ms") == 0 && num_in(out, "min_bandwidth") == 0) {
@@ -1255,7 +1250,7 @@ static jv n_price(struct ctx *c, jv pr, const char *path)
 		char p[PATHLEN];
 		const char *s = jv_get_kind(v) == JV_KIND_STRING ? jv_string_value(v) : NULL;
 		size_t n = s ? strspn(s, "0123456789") : 0;
-		pkey(p, path, jv_string_value(k));
+		nn_json_path_key(p, path, jv_string_value(k));
 		if (!s || has_nul(v) || n == 0 || s[n] || n > 18) {
 			if (jv_get_kind(v) == JV_KIND_NUMBER)
 				err(c, p, "expected an integer string such as \"12\" (money is never a number)");
@@ -1453,6 +1448,14 @@ static jv normalize(jv doc, const char *defname, jv *errors)
 	doc = want_object(&c, doc, "");
 	if (!jv_is_valid(doc))
 		goto done;
+	if (absent(doc, "allocations") && (!absent(doc, "Job") ||
+					   (!absent(doc, "kind") && !absent(doc, "apiVersion")))) {
+		err(&c, "", "a %s, not an ensemble (nunet-run convert --from %s makes one of it)",
+		    absent(doc, "Job") ? "Kubernetes manifest" : "Nomad job",
+		    absent(doc, "Job") ? "kubernetes" : "nomad");
+		jv_free(doc);
+		goto done;
+	}
 	unknown_keys(&c, doc, "", top_keys);
 
 	v = field(doc, "version");
@@ -1502,7 +1505,7 @@ static jv normalize(jv doc, const char *defname, jv *errors)
 			char p[PATHLEN];
 			jv a;
 			(void)i;
-			pkey(p, "allocations", jv_string_value(k));
+			nn_json_path_key(p, "allocations", jv_string_value(k));
 			if (!valid_name_jv(k)) {
 				err(&c, p, "not a valid allocation name (%s)", NAME_RULE);
 				jv_free(k);
@@ -1545,7 +1548,7 @@ static jv normalize(jv doc, const char *defname, jv *errors)
 		groups = jv_object();
 		jv_object_foreach(v, k, g) {
 			char p[PATHLEN];
-			pkey(p, "nodes", jv_string_value(k));
+			nn_json_path_key(p, "nodes", jv_string_value(k));
 			if (!valid_name_jv(k)) {
 				err(&c, p, "not a valid node group name (%s)", NAME_RULE);
 				gok = 0;
@@ -1574,7 +1577,7 @@ static jv normalize(jv doc, const char *defname, jv *errors)
 		jv edges = jv_array();
 		jv_array_foreach(v, i, e) {
 			char p[PATHLEN];
-			pidx(p, "edges", i);
+			nn_json_path_index(p, "edges", i);
 			e = n_edge(&c, e, p, groups);
 			if (jv_is_valid(e))
 				edges = jv_array_append(edges, e);
@@ -1665,6 +1668,13 @@ jv nn_ensemble_parse(const char *text, size_t len, const char *name, jv *errors)
 		doc = nn_yamldoc_parse(text, len, e);
 	}
 	if (!jv_is_valid(doc)) {
+		/* one line, without the input libjq quotes after its message */
+		char *w = strstr(e, " (while parsing");
+		if (w)
+			*w = 0;
+		for (char *p = e; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				*p = ' ';
 		jv_free(doc);
 		if (errors)
 			*errors = JV_ARRAY(jv_string(e));
@@ -1715,8 +1725,11 @@ jv nn_ensemble_group_requirements(jv ens, const char *group)
 	}
 	jv_free(list);
 	req = jv_object_set(req, jv_string("v"), jv_number(1));
-	req = jv_object_set(req, jv_string("cpu"), jv_object_set(jv_object(), jv_string("cores"),
-		jv_number((double)milli / 1000)));
+	/* whole cores as cores; else millicores, an integer the matcher
+	 * takes exactly (1.007 cores is not exact in a double) */
+	req = jv_object_set(req, jv_string("cpu"), milli % 1000 ?
+		jv_object_set(jv_object(), jv_string("millicores"), jv_number((double)milli)) :
+		jv_object_set(jv_object(), jv_string("cores"), jv_number((double)(milli / 1000))));
 	req = jv_object_set(req, jv_string("ram"), jv_object_set(jv_object(), jv_string("size"),
 		jv_number(ram)));
 	if (disk > 0)
@@ -1732,8 +1745,8 @@ jv nn_ensemble_group_requirements(jv ens, const char *group)
 		req = jv_object_set(req, jv_string("executors"), jv_copy(exs));
 	} else if (jv_array_length(jv_copy(exs)) > 1) {
 		char *list_s = nn_json_dump(exs);
-		nn_buf_addf(&w, "((.executors // []) as $e | %s | all(. as $x | $e | index($x) != null))",
-			    list_s);
+		/* not all(…): libjq 1.6 leaks when all() stops early */
+		nn_buf_addf(&w, "(%s - (.executors // []) | length == 0)", list_s);
 		free(list_s);
 	}
 	jv_free(exs);

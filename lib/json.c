@@ -95,6 +95,19 @@ const char *nn_json_kind(jv v)
 	return jv_kind_name(jv_get_kind(v));
 }
 
+void nn_json_path_key(char *out, const char *base, const char *key)
+{
+	if (snprintf(out, NN_JSON_PATHLEN, "%s%s%.64s", base, *base ? "." : "", key) >=
+	    NN_JSON_PATHLEN)
+		strcpy(out + NN_JSON_PATHLEN - 4, "...");
+}
+
+void nn_json_path_index(char *out, const char *base, int i)
+{
+	if (snprintf(out, NN_JSON_PATHLEN, "%s[%d]", base, i) >= NN_JSON_PATHLEN)
+		strcpy(out + NN_JSON_PATHLEN - 4, "...");
+}
+
 int nn_json_is_int(double n)
 {
 	return isfinite(n) && n == floor(n) && fabs(n) <= 9007199254740992.0;

@@ -54,4 +54,11 @@ int nn_json_is_int(double n);
 /* The jv kind's name, for error messages: "object", "string", … */
 const char *nn_json_kind(jv v);  /* borrows */
 
+/* Paths into a document for messages, in jq's dotted form: out (of
+ * NN_JSON_PATHLEN bytes) = base + "." + key (key alone when base is "",
+ * cut at 64 bytes), or base + "[i]"; a path too long ends in "...". */
+#define NN_JSON_PATHLEN 512
+void nn_json_path_key(char *out, const char *base, const char *key);
+void nn_json_path_index(char *out, const char *base, int i);
+
 #endif

@@ -117,7 +117,8 @@ static int getb64(jv o, const char *field, uint8_t *out, size_t n, char *err)
 	return 0;
 }
 
-int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase, char *err)
+static int key_save(const struct nn_key *k, const char *path, const char *passphrase, int sync,
+		    char *err)
 {
 	jv doc = jv_object();
 	char *text = NULL, *s;
@@ -167,7 +168,7 @@ int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase
 		goto out;
 	}
 	if (nn_write_all(fd, text, strlen(text)) < 0 || nn_write_all(fd, "\n", 1) < 0 ||
-	    fsync(fd) < 0) {
+	    (sync && fsync(fd) < 0)) {
 		nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
 		close(fd);
 		unlink(path);
@@ -179,6 +180,16 @@ out:
 	sodium_memzero(text, strlen(text));
 	free(text);
 	return r;
+}
+
+int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase, char *err)
+{
+	return key_save(k, path, passphrase, 1, err);
+}
+
+int nn_key_save_nosync(const struct nn_key *k, const char *path, char *err)
+{
+	return key_save(k, path, NULL, 0, err);
 }
 
 int nn_key_load(struct nn_key *k, const char *path, const char *passphrase, char *err)

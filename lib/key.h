@@ -32,6 +32,10 @@ void nn_key_clear(struct nn_key *k);
 /* Save to path (refuses to overwrite an existing file), mode 0600.  A
  * non-NULL passphrase seals the seed. */
 int nn_key_save(const struct nn_key *k, const char *path, const char *passphrase, char *err);
+/* The same, unsealed and without waiting for the disk (no fsync, which
+ * costs milliseconds): for short-lived identities, such as an allocation's,
+ * that a crash of the machine may lose. */
+int nn_key_save_nosync(const struct nn_key *k, const char *path, char *err);
 /* Load from path; a sealed key needs its passphrase (NULL: error saying so). */
 int nn_key_load(struct nn_key *k, const char *path, const char *passphrase, char *err);
 

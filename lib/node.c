@@ -32,6 +32,7 @@
 
 #define MAX_BEHAVIORS 256
 #define OUT_HIGH (1024 * 1024)	/* pause a client's input above this */
+#define CONN_BUDGET_MS 10	/* reading one client, per wakeup */
 
 struct conn {
 	struct nn_node *node;
@@ -444,7 +445,9 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		}
 		return;
 	}
-	if (!nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
+	/* a behavior registered as public needs no authority, as /public/… */
+	b = find_behavior(n, be);
+	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
 		if (code != NN_OK) {
@@ -454,7 +457,6 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 			return;
 		}
 	}
-	b = find_behavior(n, be);
 	if (!b) {
 		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
 		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
@@ -513,7 +515,7 @@ static void req_arm(struct nn_node *n)
 			first = r->deadline;
 	if (jv_array_length(jv_copy(n->selfq)) > 0)
 		first = now;
-	if (first == INT64_MAX)	/* nothing to wait for: arming with 0 would fire at once */
+	if (first == INT64_MAX)		/* nothing waits: off (0 would fire now, again and again) */
 		nn_loop_timer_disarm(n->loop, n->reqtimer);
 	else
 		nn_loop_timer_arm(n->loop, n->reqtimer, first > now ? first - now : 1, 0);
@@ -790,7 +792,12 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 		}
 	}
 	if ((events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && !c->paused) {
-		for (int i = 0; i < 16 && !c->paused; i++) {
+		/* a few reads per wakeup, within a time budget: a client that
+		 * streams as fast as it can must not hold the loop (and with it
+		 * the event flush, the swarm's probes and other clients) for
+		 * the seconds that 16 full reads take on a busy machine */
+		int64_t t0 = nn_mono_ms();
+		for (int i = 0; i < 16 && !c->paused && nn_mono_ms() - t0 < CONN_BUDGET_MS; i++) {
 			ssize_t r = nn_lines_read_fd(&c->in, fd);
 			if (r == 0) {
 				eof = 1;

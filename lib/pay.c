@@ -6,12 +6,14 @@
  * cumulative amounts, cap), the last inside one BEGIN IMMEDIATE transaction
  * together with the write, so two processes accepting vouchers at once, or
  * a process killed at any instruction, can neither lose an accepted voucher
- * nor store one twice.  The database runs with synchronous=FULL: in WAL
- * mode NORMAL already survives a killed process, FULL also survives a power
- * loss, at the price of one fsync per commit (a batch, nn_pay_batch_begin,
- * shares one among many vouchers).  Prepared statements are kept (by the
- * address of their SQL literal) and the last contract loaded stays parsed,
- * so that a voucher costs mostly its ed25519 work.
+ * nor store one twice.  The database runs with synchronous=NORMAL: in WAL
+ * mode a commit is in the log when it returns, so a killed process loses
+ * nothing acknowledged (FULL would also survive a power loss, at one fsync
+ * per commit: ~20 times slower here).  Prepared statements are kept (by
+ * the address of their SQL literal, BEGIN and COMMIT included), the last
+ * contract loaded stays parsed, the last report answered keeps its usage,
+ * and each document is canonicalized once (the signature spliced into the
+ * text the ledger stores), so that a voucher costs mostly its ed25519 work.
  */
 #include "pay.h"
 
@@ -64,6 +66,12 @@ static const char *const ledger_schema[] = {
 	"  contract TEXT,"
 	"  kind TEXT NOT NULL,"
 	"  message TEXT NOT NULL);",
+	/* 1 -> 2: the meter's state per allocation (nn_pay_meter_sample) */
+	"ALTER TABLE usage ADD COLUMN run INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE usage ADD COLUMN cpu_raw INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE usage ADD COLUMN mem_last INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE usage ADD COLUMN ts_last INTEGER;"
+	"ALTER TABLE usage ADD COLUMN ended INTEGER NOT NULL DEFAULT 0;",
 	NULL
 };
 
@@ -153,13 +161,19 @@ static int get_count(jv obj, const char *key, int64_t max, int64_t *out, char *e
 	return 0;
 }
 
+/* A did:key field into out, its key into pk; pk NULL: only its form is
+ * checked (no base58 decoding), for documents whose parties must then equal
+ * those of a contract, which were decoded when it was stored. */
 static int get_did(jv obj, const char *key, char out[NN_DID_MAX], uint8_t pk[32], char *err)
 {
 	const char *s;
 	char e[NN_ERRLEN];
 	if (nn_json_get_str(obj, key, &s, err) < 0)
 		return -1;
-	if (strlen(s) >= NN_DID_MAX || nn_did_len(s) != strlen(s) || nn_did_to_pk(s, pk, e) < 0)
+	if (strlen(s) >= NN_DID_MAX || nn_did_len(s) != strlen(s) ||
+	    (pk ? nn_did_to_pk(s, pk, e) < 0 :
+	     strncmp(s, "did:key:z6Mk", 12) != 0 || strlen(s) != 56 ||
+	     strspn(s + 9, "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz") != 47))
 		return nn_seterr(err, "%s: '%s' is not a did:key", key, s);
 	strcpy(out, s);
 	return 0;
@@ -245,34 +259,73 @@ static int sig_ok(const uint8_t pk[32], const char *sig64, const struct nn_buf *
 	return nn_sig_verify(pk, sig, msg->data, msg->len) == 0;
 }
 
-static const char *const drop_sig[] = { "sig", NULL };
 static const char *const drop_contract[] = { "id", "sigs", NULL };
 
-/* Sign doc (consumed) with k: returns doc + "sig". */
-static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char *err)
+/*
+ * prefix || canon(doc without "sig") into b (borrows doc), and in *at the
+ * offset where "sig" stands in canonical order, so that the canonical text
+ * of the signed document is made by splicing the signature in: one
+ * canonicalization per document, not one for the signature and one for
+ * the ledger.
+ */
+static int sig_input(jv doc, const char *prefix, struct nn_buf *b, size_t *at, char *err)
+{
+	nn_buf_reset(b);
+	nn_buf_adds(b, prefix);
+	return nn_json_canon_without_at(doc, "sig", b, at, err);
+}
+
+/* The canonical text of the document whose signing input is b (prefix of
+ * plen bytes) with "sig":s64 at at.  s64 is base64: no escapes.  Caller
+ * frees. */
+static char *splice_sig(const struct nn_buf *b, size_t plen, size_t at, const char *s64)
+{
+	int first = b->data[at - 1] == '{', last = b->data[at] == '}';
+	return nn_xasprintf("%.*s%s\"sig\":\"%s\"%s%.*s", (int)(at - plen), b->data + plen,
+			    first ? "" : ",", s64, first && !last ? "," : "", (int)(b->len - at),
+			    b->data + at);
+}
+
+/* Sign doc (consumed) with k: returns doc + "sig"; its canonical text into
+ * *text when text is not NULL (caller frees). */
+static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char **text, char *err)
 {
 	struct nn_buf b = NN_BUF_INIT;
-	if (signing_input(doc, prefix, drop_sig, &b, err) < 0) {
+	size_t at;
+	jv sig;
+	if (sig_input(doc, prefix, &b, &at, err) < 0) {
 		nn_buf_release(&b);
 		jv_free(doc);
 		return jv_invalid();
 	}
-	doc = jv_object_set(doc, jv_string("sig"), sign_b64(k, &b));
+	sig = sign_b64(k, &b);
+	if (text)
+		*text = splice_sig(&b, strlen(prefix), at, jv_string_value(sig));
+	doc = jv_object_set(doc, jv_string("sig"), sig);
 	nn_buf_release(&b);
 	return doc;
 }
 
-/* 1 when doc's "sig" is pk's signature (borrows doc). */
-static int doc_sig_ok(jv doc, const char *prefix, const uint8_t pk[32])
+/* 1 when doc's "sig" is pk's signature (borrows doc); then, when text is
+ * not NULL, the document's canonical text into *text (caller frees). */
+static int doc_sig_text(jv doc, const char *prefix, const uint8_t pk[32], char **text)
 {
 	struct nn_buf b = NN_BUF_INIT;
 	const char *s;
+	size_t at;
 	int ok = 0;
 	if (nn_json_get_str(doc, "sig", &s, NULL) == 0 &&
-	    signing_input(doc, prefix, drop_sig, &b, NULL) == 0)
+	    sig_input(doc, prefix, &b, &at, NULL) == 0)
 		ok = sig_ok(pk, s, &b);
+	if (ok && text)
+		*text = splice_sig(&b, strlen(prefix), at, s);
 	nn_buf_release(&b);
 	return ok;
+}
+
+static int doc_sig_ok(jv doc, const char *prefix, const uint8_t pk[32])
+{
+	return doc_sig_text(doc, prefix, pk, NULL);
 }
 
 /* ---- the database ---- */
@@ -285,7 +338,7 @@ int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char
 	p->cache_jv = jv_invalid();
 	if (nn_db_open(&p->db, path, ledger_schema, err) < 0)
 		return NN_PAY_ESTORE;
-	if (nn_db_exec(&p->db, "PRAGMA synchronous=FULL", e) < 0) {
+	if (nn_db_exec(&p->db, "PRAGMA synchronous=NORMAL", e) < 0) {
 		nn_db_close(&p->db);
 		return fail(NN_PAY_ESTORE, err, "ledger '%s': %s", path, e);
 	}
@@ -380,10 +433,41 @@ static int run_done(struct nn_pay *p, sqlite3_stmt *st, char *err)
  * caller's transaction and become durable together at nn_pay_batch_commit()
  * (group commit: one fsync for many vouchers).
  */
+/* One transaction-control statement (sql a literal: its prepared form is
+ * kept, so a voucher does not parse BEGIN and COMMIT again).  -1 + e. */
+static const char SQL_BEGIN[] = "BEGIN IMMEDIATE", SQL_COMMIT[] = "COMMIT",
+	SQL_ROLLBACK[] = "ROLLBACK", SQL_SAVEPOINT[] = "SAVEPOINT pay",
+	SQL_RELEASE[] = "RELEASE pay", SQL_ROLLBACK_TO[] = "ROLLBACK TO pay";
+
+static int tx(struct nn_pay *p, const char *sql, char *e)
+{
+	sqlite3_stmt *st = prep(p, NULL, sql, 0);
+	int r;
+	if (!st)
+		return nn_seterr(e, "%s", sqlite3_errmsg(p->db.h));
+	r = sqlite3_step(st);
+	if (r != SQLITE_DONE)
+		nn_seterr(e, "%s", sqlite3_errmsg(p->db.h));
+	unprep(p, st);
+	return r == SQLITE_DONE ? 0 : -1;
+}
+
+static void undo(struct nn_pay *p)
+{
+	p->prev_seq = 0;
+	if (p->batch) {
+		tx(p, SQL_ROLLBACK_TO, NULL);
+		tx(p, SQL_RELEASE, NULL);
+	} else if (!sqlite3_get_autocommit(p->db.h)) {
+		tx(p, SQL_ROLLBACK, NULL);
+	}
+	p->open = 0;
+}
+
 static int begin(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
-	if (nn_db_exec(&p->db, p->batch ? "SAVEPOINT pay" : "BEGIN IMMEDIATE", e) < 0)
+	if (tx(p, p->batch ? SQL_SAVEPOINT : SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->open = 1;
 	return 0;
@@ -392,12 +476,8 @@ static int begin(struct nn_pay *p, char *err)
 static int commit(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
-	if (nn_db_exec(&p->db, p->batch ? "RELEASE pay" : "COMMIT", e) < 0) {
-		if (p->batch)
-			nn_db_exec(&p->db, "ROLLBACK TO pay; RELEASE pay", NULL);
-		else
-			nn_db_exec(&p->db, "ROLLBACK", NULL);
-		p->open = 0;
+	if (tx(p, p->batch ? SQL_RELEASE : SQL_COMMIT, e) < 0) {
+		undo(p);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
 	p->open = 0;
@@ -406,13 +486,8 @@ static int commit(struct nn_pay *p, char *err)
 
 static void rollback(struct nn_pay *p)
 {
-	if (!p->open)
-		return;
-	if (p->batch)
-		nn_db_exec(&p->db, "ROLLBACK TO pay; RELEASE pay", NULL);
-	else if (!sqlite3_get_autocommit(p->db.h))
-		nn_db_exec(&p->db, "ROLLBACK", NULL);
-	p->open = 0;
+	if (p->open)
+		undo(p);
 }
 
 int nn_pay_batch_begin(struct nn_pay *p, char *err)
@@ -420,7 +495,7 @@ int nn_pay_batch_begin(struct nn_pay *p, char *err)
 	char e[NN_ERRLEN];
 	if (p->batch)
 		return fail(NN_PAY_EBAD, err, "a batch is already open");
-	if (nn_db_exec(&p->db, "BEGIN IMMEDIATE", e) < 0)
+	if (tx(p, SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->batch = 1;
 	return 0;
@@ -432,8 +507,9 @@ int nn_pay_batch_commit(struct nn_pay *p, char *err)
 	if (!p->batch)
 		return fail(NN_PAY_EBAD, err, "no batch is open");
 	p->batch = 0;
-	if (nn_db_exec(&p->db, "COMMIT", e) < 0) {
-		nn_db_exec(&p->db, "ROLLBACK", NULL);
+	if (tx(p, SQL_COMMIT, e) < 0) {
+		p->prev_seq = 0;
+		tx(p, SQL_ROLLBACK, NULL);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
 	return 0;
@@ -444,7 +520,8 @@ void nn_pay_batch_abort(struct nn_pay *p)
 	if (!p->batch)
 		return;
 	p->batch = 0;
-	nn_db_exec(&p->db, "ROLLBACK", NULL);
+	p->prev_seq = 0;
+	tx(p, SQL_ROLLBACK, NULL);
 }
 
 /* Record a refusal (outside any transaction); the refusal's message stays
@@ -1125,6 +1202,138 @@ out:
 	return rc;
 }
 
+/*
+ * The meter: each sample adds what happened since the allocation's previous
+ * one.  cpu: the run's counter minus the previous sample's of the same run
+ * (a new run, or a counter that went back, counts from 0).  memory: the
+ * memory now times the time since the previous sample (the previous sample's
+ * memory when unknown).  wall: the time since the previous sample.  The
+ * first sample only sets the start.
+ */
+int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *alloc,
+			const char *deployment, const struct nn_pay_sample *s, char *err)
+{
+	struct row r;
+	sqlite3_stmt *st;
+	int rc, step;
+	uint64_t cpu = 0, mem = 0, wall = 0, cpu_raw = 0, mem_last = 0;
+	int64_t run = 0, ts_last = s->ts;
+	char a[8][24], dep[128];
+
+	if (!alloc || !*alloc)
+		return fail(NN_PAY_EBAD, err, "an allocation id is required");
+	if ((s->cpu_ms > (uint64_t)COUNTER_MAX && s->cpu_ms != NN_PAY_UNKNOWN) || s->ts < 0)
+		return fail(NN_PAY_EBAD, err, "sample out of range");
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	if ((rc = load_contract(p, contract, &r, err)) < 0)
+		goto out;
+	row_release(&r);
+	if (strcmp(r.role, "provider")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", contract);
+		goto out;
+	}
+	st = prep(p, err, "SELECT cpu_ms, mem_mib_ms, wall_ms, run, cpu_raw, mem_last, ts_last, ended, "
+		  "deployment FROM usage WHERE contract = ?1 AND alloc = ?2", 2, contract, alloc);
+	if (!st) {
+		rc = NN_PAY_ESTORE;
+		goto out;
+	}
+	if ((step = sqlite3_step(st)) == SQLITE_ROW) {
+		if (sqlite3_column_int64(st, 7)) {
+			unprep(p, st);	/* ended: nothing counts any more */
+			rollback(p);
+			return 0;
+		}
+		cpu = (uint64_t)sqlite3_column_int64(st, 0);
+		mem = (uint64_t)sqlite3_column_int64(st, 1);
+		wall = (uint64_t)sqlite3_column_int64(st, 2);
+		run = sqlite3_column_int64(st, 3);
+		cpu_raw = (uint64_t)sqlite3_column_int64(st, 4);
+		mem_last = (uint64_t)sqlite3_column_int64(st, 5);
+		ts_last = sqlite3_column_type(st, 6) == SQLITE_NULL ? s->ts : sqlite3_column_int64(st, 6);
+		/* an allocation stays in the deployment it was first seen in */
+		snprintf(dep, sizeof dep, "%s", (const char *)sqlite3_column_text(st, 8));
+		deployment = dep;
+	}
+	unprep(p, st);
+	if (step != SQLITE_ROW && step != SQLITE_DONE) {
+		rc = dberr(p, err);
+		goto out;
+	}
+	if (step == SQLITE_DONE && strcmp(r.state, "accepted") && strcmp(r.state, "active")) {
+		rc = fail(NN_PAY_EREFUSED, err, "contract %s is %s: no usage can be recorded",
+			  contract, r.state);
+		goto out;
+	}
+	{
+		int64_t dt = s->ts > ts_last ? s->ts - ts_last : 0;
+		uint64_t m = s->mem_bytes >= 0 ? (uint64_t)s->mem_bytes : mem_last;
+		unsigned __int128 dm = (unsigned __int128)m * (uint64_t)dt / (1024 * 1024);
+		if (s->cpu_ms != NN_PAY_UNKNOWN) {
+			cpu += s->run == run && s->cpu_ms >= cpu_raw ? s->cpu_ms - cpu_raw : s->cpu_ms;
+			cpu_raw = s->cpu_ms;
+		}
+		mem += dm > COUNTER_MAX ? COUNTER_MAX : (uint64_t)dm;
+		wall += (uint64_t)dt;
+		mem_last = m;
+		if (s->ts > ts_last)
+			ts_last = s->ts;
+		if (cpu > COUNTER_MAX || mem > COUNTER_MAX || wall > COUNTER_MAX) {
+			rc = fail(NN_PAY_EREFUSED, err, "allocation %s: usage counter over 2^53", alloc);
+			goto out;
+		}
+	}
+	snprintf(a[0], 24, "%llu", (unsigned long long)cpu);
+	snprintf(a[1], 24, "%llu", (unsigned long long)mem);
+	snprintf(a[2], 24, "%llu", (unsigned long long)wall);
+	snprintf(a[3], 24, "%lld", (long long)p->now());
+	snprintf(a[4], 24, "%d", s->run);
+	snprintf(a[5], 24, "%llu", (unsigned long long)cpu_raw);
+	snprintf(a[6], 24, "%llu", (unsigned long long)mem_last);
+	snprintf(a[7], 24, "%lld", (long long)ts_last);
+	st = prep(p, err, "INSERT OR REPLACE INTO usage (contract, alloc, deployment, cpu_ms, "
+		  "mem_mib_ms, wall_ms, updated, run, cpu_raw, mem_last, ts_last, ended) VALUES "
+		  "(?1,?2,?3,CAST(?4 AS INTEGER),CAST(?5 AS INTEGER),CAST(?6 AS INTEGER),"
+		  "CAST(?7 AS INTEGER),CAST(?8 AS INTEGER),CAST(?9 AS INTEGER),CAST(?10 AS INTEGER),"
+		  "CAST(?11 AS INTEGER),?12)", 12, contract, alloc,
+		  deployment && *deployment ? deployment : "default", a[0], a[1], a[2], a[3], a[4],
+		  a[5], a[6], a[7], s->end ? "1" : "0");
+	if (!st || (rc = run_done(p, st, err)) < 0) {
+		rc = NN_PAY_ESTORE;
+		goto out;
+	}
+	rc = commit(p, err);
+out:
+	if (rc < 0)
+		rollback(p);
+	return rc;
+}
+
+int nn_pay_meter_open(struct nn_pay *p, const char *contract, jv *out, char *err)
+{
+	sqlite3_stmt *st = contract ?
+		prep(p, err, "SELECT alloc FROM usage WHERE contract = ?1 AND ended = 0 ORDER BY alloc",
+		     1, contract) :
+		prep(p, err, "SELECT DISTINCT u.contract FROM usage u JOIN contracts c ON c.id = "
+		     "u.contract WHERE c.role = 'provider' AND c.state IN ('accepted','active') "
+		     "ORDER BY u.contract", 0);
+	int s;
+	*out = jv_invalid();
+	if (!st)
+		return NN_PAY_ESTORE;
+	*out = jv_array();
+	while ((s = sqlite3_step(st)) == SQLITE_ROW)
+		*out = jv_array_append(*out, jv_string((const char *)sqlite3_column_text(st, 0)));
+	unprep(p, st);
+	if (s != SQLITE_DONE) {
+		jv_free(*out);
+		*out = jv_invalid();
+		return dberr(p, err);
+	}
+	return 0;
+}
+
 int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err)
 {
 	sqlite3_stmt *st = prep(p, err, "SELECT TOTAL(cpu_ms), TOTAL(mem_mib_ms), "
@@ -1249,8 +1458,8 @@ int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *e
 			jv_string("ts"), jv_number((double)now));
 	doc = jv_object_set(doc, jv_string("usage"), usage_jv(&u));
 	doc = jv_object_set(doc, jv_string("amount"), amount_jv(amount));
-	doc = sign_doc(doc, NN_PAY_USAGE_PREFIX, &p->key, err);
-	if (!jv_is_valid(doc) || !(text = nn_json_canon_str(doc, err))) {
+	doc = sign_doc(doc, NN_PAY_USAGE_PREFIX, &p->key, &text, err);
+	if (!jv_is_valid(doc)) {
 		rc = NN_PAY_EBAD;
 		goto out;
 	}
@@ -1293,14 +1502,13 @@ struct head {
 static int head_parse(jv doc, const char *type, const char *const *keys, struct head *h, char *err)
 {
 	const char *s;
-	uint8_t pk[32];
 	if (check_head(doc, type, err) < 0 || only_keys(doc, type, keys, err) < 0 ||
 	    nn_json_get_str(doc, "contract", &h->contract, err) < 0)
 		return -1;
 	if (!is_hex(h->contract, 64))
 		return nn_seterr(err, "contract: '%s' is not a contract id (64 hex digits)", h->contract);
-	if (get_did(doc, "requester", h->requester, pk, err) < 0 ||
-	    get_did(doc, "provider", h->provider, pk, err) < 0 ||
+	if (get_did(doc, "requester", h->requester, NULL, err) < 0 ||
+	    get_did(doc, "provider", h->provider, NULL, err) < 0 ||
 	    get_count(doc, "seq", COUNTER_MAX, &h->seq, err) < 0 ||
 	    get_count(doc, "ts", COUNTER_MAX, &h->ts, err) < 0 ||
 	    get_amount(doc, "amount", &h->amount, err) < 0 ||
@@ -1328,14 +1536,12 @@ static int still_open(struct nn_pay *p, const struct row *r, int grace, char *er
 	return 0;
 }
 
+/* Store a voucher whose canonical text is text. */
 static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
-			  uint64_t amount, int64_t report_seq, jv doc, char *err)
+			  uint64_t amount, int64_t report_seq, const char *text, char *err)
 {
 	char s_seq[24], s_amt[NN_PAY_AMOUNT_MAX], s_rep[24], s_now[24];
-	char *text = nn_json_canon_str(doc, err);
 	sqlite3_stmt *st;
-	if (!text)
-		return NN_PAY_EBAD;
 	snprintf(s_seq, sizeof s_seq, "%lld", (long long)seq);
 	nn_pay_amount_fmt(s_amt, amount);
 	snprintf(s_rep, sizeof s_rep, "%lld", (long long)report_seq);
@@ -1343,7 +1549,6 @@ static int insert_voucher(struct nn_pay *p, const char *contract, const char *ro
 	st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, report_seq, doc, ts) "
 		  "VALUES (?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER),?6,CAST(?7 AS INTEGER))",
 		  7, contract, role, s_seq, s_amt, report_seq > 0 ? s_rep : NULL, text, s_now);
-	free(text);
 	if (!st)
 		return NN_PAY_ESTORE;
 	return run_done(p, st, err);
@@ -1383,7 +1588,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	struct nn_pay_usage u, last = { 0 };
 	uint64_t amount, vamount;
 	int64_t last_seq, vseq;
-	char *text = NULL, *prev = NULL, contract[NN_PAY_ID_LEN] = "";
+	char *text = NULL, *vtext = NULL, *prev = NULL, contract[NN_PAY_ID_LEN] = "";
 	const char *kind = "usage";
 	jv v = jv_invalid(), uj;
 	int rc;
@@ -1418,14 +1623,10 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 	}
 	if ((rc = still_open(p, &r, 1, err)) < 0)
 		goto refuse;
-	if (!doc_sig_ok(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk)) {
+	if (!doc_sig_text(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk, &text)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
 			  (long long)h.seq, contract);
 		kind = "bad_signature";
-		goto refuse;
-	}
-	if (!(text = nn_json_canon_str(report, err))) {
-		rc = NN_PAY_EBAD;
 		goto refuse;
 	}
 	if ((rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
@@ -1454,7 +1655,9 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 		kind = "replay";
 		goto refuse;
 	}
-	if (last_seq > 0) {
+	if (last_seq > 0 && p->prev_seq == last_seq && !strcmp(p->prev_contract, contract)) {
+		memcpy(&last.cpu_ms, p->prev_usage, sizeof p->prev_usage);
+	} else if (last_seq > 0) {
 		prev = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
 				  "AND seq = ?3", contract, REPORT_DIR_RECEIVED, last_seq);
 		jv pd = prev ? nn_json_parse(prev, strlen(prev), NULL) : jv_invalid();
@@ -1513,7 +1716,7 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 		      jv_string("seq"), jv_number((double)(vseq + 1)),
 		      jv_string("amount"), amount_jv(amount),
 		      jv_string("ts"), jv_number((double)p->now()));
-	v = sign_doc(v, NN_PAY_VOUCHER_PREFIX, &p->key, err);
+	v = sign_doc(v, NN_PAY_VOUCHER_PREFIX, &p->key, &vtext, err);
 	if (!jv_is_valid(v)) {
 		rc = NN_PAY_EBAD;
 		goto out;
@@ -1531,9 +1734,12 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 			goto out;
 		}
 	}
-	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, v, err)) < 0 ||
+	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, vtext, err)) < 0 ||
 	    (rc = activate(p, contract, err)) < 0 || (rc = commit(p, err)) < 0)
 		goto out;
+	snprintf(p->prev_contract, sizeof p->prev_contract, "%s", contract);
+	p->prev_seq = h.seq;
+	memcpy(p->prev_usage, &u.cpu_ms, sizeof p->prev_usage);
 	*out = v;
 	v = jv_invalid();
 	goto out;
@@ -1544,6 +1750,7 @@ out:
 		rollback(p);
 	row_release(&r);
 	free(text);
+	free(vtext);
 	free(prev);
 	jv_free(v);
 	jv_free(report);
@@ -1551,15 +1758,15 @@ out:
 }
 
 /* The checks of a voucher against the ledger; inside a transaction when
- * storing.  *kind names the refusal for the log. */
+ * storing.  *kind names the refusal for the log; *text gets the voucher's
+ * canonical text once its signature is checked (caller frees). */
 static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_pay_voucher_info *info,
-			 const char **kind, char *err)
+			 const char **kind, char **text, char *err)
 {
 	struct head h;
 	struct row r;
 	int64_t seq;
 	uint64_t amount;
-	char *doc = NULL;
 	int rc;
 
 	*kind = "voucher";
@@ -1593,7 +1800,7 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 			    h.requester, r.id, r.t.requester);
 	}
 	rc = still_open(p, &r, 0, err);
-	if (rc == 0 && !doc_sig_ok(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk)) {
+	if (rc == 0 && !doc_sig_text(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk, text)) {
 		*kind = "bad_signature";
 		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
 			  "(not signed by its requester %s)", (long long)h.seq, r.id, r.t.requester);
@@ -1607,12 +1814,12 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 	row_release(&r);
 	if (rc < 0)
 		return rc;
-	if ((rc = newest_voucher(p, h.contract, "received", &seq, &amount, &doc, err)) < 0)
+	if ((rc = newest_voucher(p, h.contract, "received", &seq, &amount, NULL, err)) < 0)
 		return rc;
 	if (h.seq == seq) {
-		char *text = nn_json_canon_str(v, NULL);
-		int same = text && doc && !strcmp(text, doc);
-		free(text);
+		char *doc = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND role = ?2 "
+				       "AND seq = ?3", h.contract, "received", seq);
+		int same = *text && doc && !strcmp(*text, doc);
 		free(doc);
 		*kind = "replay";
 		return fail(NN_PAY_EREFUSED, err, same ?
@@ -1620,7 +1827,6 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 			    "voucher seq %lld of contract %s is already taken by another voucher",
 			    (long long)h.seq, h.contract);
 	}
-	free(doc);
 	if (h.seq < seq) {
 		*kind = "lower_seq";
 		return fail(NN_PAY_EREFUSED, err, "voucher seq %lld is below the newest accepted "
@@ -1640,7 +1846,10 @@ int nn_pay_voucher_check(struct nn_pay *p, jv v, const char *expect_contract,
 {
 	struct nn_pay_voucher_info tmp;
 	const char *kind;
-	return voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, err);
+	char *text = NULL;
+	int rc = voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, &text, err);
+	free(text);
+	return rc;
 }
 
 int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
@@ -1648,6 +1857,7 @@ int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
 {
 	struct nn_pay_voucher_info tmp;
 	const char *kind;
+	char *text = NULL;
 	int rc;
 
 	if (!info)
@@ -1655,14 +1865,18 @@ int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
 	memset(info, 0, sizeof *info);
 	if ((rc = begin(p, err)) < 0)
 		return rc;
-	rc = voucher_check(p, v, expect_contract, info, &kind, err);
-	if (rc < 0)
+	rc = voucher_check(p, v, expect_contract, info, &kind, &text, err);
+	if (rc < 0) {
+		free(text);
 		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
-	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, v, err)) < 0 ||
+	}
+	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, text, err)) < 0 ||
 	    (rc = activate(p, info->contract, err)) < 0 || (rc = commit(p, err)) < 0) {
+		free(text);
 		rollback(p);
 		return rc;
 	}
+	free(text);
 	return 0;
 }
 

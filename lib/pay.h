@@ -2,8 +2,9 @@
  * pay — the economy: contracts between a requester and a provider, metering
  * of the usage done under them, signed usage reports, cumulative vouchers,
  * and the ledger that keeps them ($NUNET_HOME/ledger.db, its own sqlite
- * database and schema, WAL with synchronous=FULL so that a voucher reported
- * as accepted survives kill -9 and power loss).
+ * database and schema, WAL with synchronous=NORMAL so that a voucher
+ * reported as accepted survives kill -9 of the process; a power loss may
+ * lose the last commits).
  *
  * Documents (all signed ones hold integers only; amounts are strings of
  * integer minor units, "0" to "18446744073709551615", no sign, no leading
@@ -62,7 +63,7 @@ enum { NN_PAY_EBAD = -1, NN_PAY_EREFUSED = -2, NN_PAY_ESTORE = -3 };
 /* Exit code (sysexits) for a return value of this module. */
 int nn_pay_exit_code(int rc);
 
-#define NN_PAY_STMTS 48
+#define NN_PAY_STMTS 64
 
 struct nn_pay_terms {
 	char id[NN_PAY_ID_LEN];
@@ -85,6 +86,9 @@ struct nn_pay {
 	char *cache_doc;	/* the contract last loaded, as stored… */
 	jv cache_jv;		/* …parsed… */
 	struct nn_pay_terms cache_terms;	/* …and checked */
+	char prev_contract[NN_PAY_ID_LEN];	/* the report last answered… */
+	int64_t prev_seq;		/* …its seq (0: none)… */
+	uint64_t prev_usage[5];		/* …and usage, so it is not parsed again */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -151,6 +155,32 @@ struct nn_pay_usage {
  * deployment may be NULL ("default"). */
 int nn_pay_meter_record(struct nn_pay *p, const char *contract, const char *alloc,
 			const char *deployment, const struct nn_pay_usage *u, char *err);
+/*
+ * The node's meter (provider side): one sample of an allocation's executor
+ * counters, as they come with each heartbeat, turned into the cumulative
+ * usage nn_pay_meter_record keeps: cpu from the run's cpu counter (a new run
+ * counts from 0), memory as the memory now times the time since the
+ * previous sample (MiB·ms, floored), wall time as the time between samples.
+ * The allocation's first sample (at its start) only sets the clock.  After
+ * a sample with end set, later samples of the allocation count nothing.
+ * Each sample is one transaction: a crash loses at most the sample in
+ * flight, and counts none twice.  The contract must be ours as provider and
+ * accepted or active for an allocation's first sample.
+ */
+#define NN_PAY_UNKNOWN UINT64_MAX
+struct nn_pay_sample {
+	int run;		/* the allocation's run (its restarts) */
+	uint64_t cpu_ms;	/* cpu of the run so far, NN_PAY_UNKNOWN: none */
+	int64_t mem_bytes;	/* memory now; -1: unknown (the previous sample's) */
+	int64_t ts;		/* ms since the epoch */
+	int end;		/* the allocation has ended */
+};
+int nn_pay_meter_sample(struct nn_pay *p, const char *contract, const char *alloc,
+			const char *deployment, const struct nn_pay_sample *s, char *err);
+/* contract NULL: ids of the contracts with metered usage that we provide
+ * under and that are accepted or active; else the allocations of contract
+ * not ended.  *out: an array of strings. */
+int nn_pay_meter_open(struct nn_pay *p, const char *contract, jv *out, char *err);
 /* Totals over all allocations of a contract. */
 int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err);
 /* The amount usage u is worth under terms t; REFUSED on overflow. */
@@ -196,13 +226,17 @@ int nn_pay_handle(struct nn_pay *p, const char *be, jv body, jv *reply, char *er
 
 struct nn_node;
 /* Open $NUNET_HOME/ledger.db with the node's key, register /pay/usage and
- * /pay/voucher (sender: the document's counterparty or an owner) and close
- * the ledger with the node.  Meant for the attach table of
- * cmd/nunet-node.c (one line).  One node per process. */
+ * /pay/voucher (public: sender the document's counterparty or an owner)
+ * and close the ledger with the node.  Where allocations are attached, also
+ * the meter: allocations started under a contract are sampled at each
+ * heartbeat (nn_pay_meter_sample), a usage report goes to the requester's
+ * node every pay_report_interval_ms and at an allocation's end
+ * (nn_pay_usage_report, nn_node_request to /pay/usage), and the voucher
+ * in the reply is kept (nn_pay_voucher_accept).  Meant for the attach
+ * table of cmd/nunet-node.c (one line), after nn_alloc_attach.  One node
+ * per process. */
 int nn_pay_attach(struct nn_node *n, char *err);
-/* The attached node's ledger, for its other pay work (the metering timer:
- * nn_pay_meter_record + nn_pay_usage_report; a voucher coming back in the
- * reply to /pay/usage: nn_pay_voucher_accept; the deploy check:
+/* The attached node's ledger, for its other pay work (the deploy check:
  * nn_pay_contract_require), or NULL when none is attached. */
 struct nn_pay *nn_pay_attached(void);
 

@@ -17,5 +17,10 @@ int nn_sock_connect(const char *path, char *err);
 /* Peer's uid/pid of a connected unix socket; -1 on error. */
 int nn_sock_peer(int fd, uid_t *uid, pid_t *pid);
 int nn_sock_nonblock(int fd);
+/* Write all n bytes to a connected socket without raising SIGPIPE: a
+ * peer that went away is -1 with errno EPIPE (or ECONNRESET), for the
+ * caller to report, instead of the process dying mid-output.  EINTR is
+ * retried; on a non-blocking socket EAGAIN is returned as -1 too. */
+int nn_sock_send_all(int fd, const void *buf, size_t n);
 
 #endif

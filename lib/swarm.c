@@ -41,6 +41,7 @@
 #define PROBE_K 3
 #define MAX_UPDATES 12
 #define PENDING_MAX 65536
+#define REVIVE_PERIODS 2	/* a dead member is probed again every n x this periods */
 
 enum { ALIVE = 0, SUSPECT = 1, DEAD = 2 };
 static const char *const state_names[] = { "alive", "suspect", "dead" };
@@ -59,6 +60,16 @@ struct pconn {
 	char did[NN_DID_MAX];		/* peer (dialed: known; accepted: once open) */
 	struct member *m;
 	struct pconn *next;
+	/* lines held back by an artificial delay (NUNET_SWARM_DELAY) */
+	int64_t delay_ms;		/* -1: not looked up yet */
+	struct held *held, **held_tail;
+};
+
+struct held {
+	int64_t due;			/* monotonic ms */
+	size_t len;
+	struct held *next;
+	char line[];
 };
 
 struct member {
@@ -69,6 +80,7 @@ struct member {
 	int64_t inc;
 	int64_t suspect_since;		/* monotonic ms */
 	int64_t last_dial;
+	int64_t revived;		/* monotonic ms of the last probe while dead */
 	int64_t db_written;
 	double rtt_ms;			/* smoothed direct ping round trip, <0: none */
 	int gossip;			/* piggyback this many more times */
@@ -117,7 +129,7 @@ struct swarm {
 	struct member *members;
 	size_t nmembers;
 	uint32_t seq;
-	int64_t next_probe;
+	int64_t next_probe, next_revive;
 	struct pending *pend;
 	size_t npend, cappend;
 	struct relay_probe relays[64];
@@ -376,6 +388,38 @@ static void conn_flush(struct pconn *c)
 	}
 }
 
+/*
+ * An artificial delay for tests of distance (t/8101): NUNET_SWARM_DELAY is
+ * "DID=MS,DID=MS…"; every line this node sends to such a peer waits MS
+ * (rounded up to the 50 ms tick) before it is written, so round trips
+ * measured to it, and everything else sent to it, really take longer.
+ */
+static int64_t delay_for(const char *did)
+{
+	const char *e = getenv("NUNET_SWARM_DELAY"), *p;
+	size_t dl = strlen(did);
+	if (!e || !dl)
+		return 0;
+	for (p = e; (p = strstr(p, did)); p += dl)
+		if ((p == e || p[-1] == ',') && p[dl] == '=')
+			return atoll(p + dl + 1);
+	return 0;
+}
+
+static void held_flush(struct pconn *c, int64_t now)
+{
+	char err[NN_ERRLEN];
+	while (c->held && c->held->due <= now) {
+		struct held *h = c->held;
+		c->held = h->next;
+		if (!c->held)
+			c->held_tail = &c->held;
+		if (!c->dead && nn_shs_conn_send(&c->sc, h->line, h->len, err) < 0)
+			nn_warn("swarm: dropped a delayed line: %s", err);
+		free(h);
+	}
+}
+
 /* Queue one line (without its newline) on c; 0 or -1 (logged). */
 static int conn_send(struct pconn *c, const char *line, size_t len)
 {
@@ -384,6 +428,18 @@ static int conn_send(struct pconn *c, const char *line, size_t len)
 		return -1;
 	if (len && line[len - 1] == '\n')
 		len--;
+	if (c->delay_ms < 0 && c->did[0])
+		c->delay_ms = delay_for(c->did);
+	if (c->delay_ms > 0) {
+		struct held *h = nn_xmalloc(sizeof *h + len + 1);
+		h->due = nn_mono_ms() + c->delay_ms;
+		h->len = len;
+		h->next = NULL;
+		memcpy(h->line, line, len);
+		*c->held_tail = h;
+		c->held_tail = &h->next;
+		return 0;
+	}
 	if (nn_shs_conn_send(&c->sc, line, len, err) < 0) {
 		nn_warn("swarm: %s: dropped a line: %s", conn_name(c, nb, sizeof nb), err);
 		return -1;
@@ -437,6 +493,11 @@ static void conn_free(struct pconn *c)
 	if (c->fd >= 0)
 		close(c->fd);
 	nn_shs_conn_release(&c->sc);
+	while (c->held) {
+		struct held *h = c->held;
+		c->held = h->next;
+		free(h);
+	}
 	if (c->m && c->outgoing && !c->open && c->m->probing) {
 		/* the dial for a probe failed: go indirect at once */
 		c->m->probe_sent = nn_mono_ms() - s->o.probe_ms / 2;
@@ -488,6 +549,8 @@ static struct pconn *conn_new(struct swarm *s, int fd, int outgoing, const char 
 	c->fd = fd;
 	c->no = ++s->conn_seq;
 	c->outgoing = outgoing;
+	c->delay_ms = -1;
+	c->held_tail = &c->held;
 	c->deadline = nn_mono_ms() + s->o.handshake_ms;
 	snprintf(c->addr, sizeof c->addr, "%s", addr);
 	c->w = nn_loop_fd(nn_node_loop(s->n), fd, EPOLLIN | EPOLLRDHUP | (outgoing ? EPOLLOUT : 0),
@@ -1089,7 +1152,10 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 		c->connecting = 0;
 	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
-		for (int i = 0; i < 8; i++) {
+		/* within a time budget, so that one busy peer cannot hold the
+		 * loop (probes, events, other peers) */
+		int64_t t0 = nn_mono_ms();
+		for (int i = 0; i < 8 && (i == 0 || nn_mono_ms() - t0 < 10); i++) {
 			ssize_t r = recv(fd, buf, sizeof buf, 0);
 			if (r == 0) {
 				eof = 1;
@@ -1176,6 +1242,43 @@ static void on_accept(struct nn_loop *l, int lfd, uint32_t events, void *arg)
 
 /* ---- the tick: deadlines, probes, suspicion ---- */
 
+/* Ping target (over its connection, else by dialing it) and time it. */
+static void probe_start(struct swarm *s, struct member *target, int64_t now)
+{
+	target->probe_now = 0;
+	target->probing = 1;
+	target->indirect_sent = 0;
+	target->probe_seq = ++s->seq;
+	target->probe_sent = now;
+	target->probe_sent_us = mono_us();
+	struct pconn *c = member_conn(s, target);
+	if (c)
+		conn_send_jv(c, jv_object_set(swim_msg("ping", target->probe_seq), jv_string("upd"),
+					      piggyback(s)));
+	else if (now - target->last_dial >= s->o.probe_ms)
+		dial(s, target);
+}
+
+/* Every REVIVE_PERIODS probe periods, probe the dead member tried least
+ * recently: one that answers is alive again (acked()), and a dial that
+ * opens exchanges hellos, so both sides of a healed partition, or a node
+ * restarted at the same address, come back without a new bootstrap. */
+static void revive(struct swarm *s, int64_t now)
+{
+	struct member *m, *oldest = NULL;
+	if (now < s->next_revive)
+		return;
+	s->next_revive = now + REVIVE_PERIODS * s->o.probe_ms;
+	for (m = s->members; m; m = m->next)
+		if (m->state == DEAD && !m->probing && (m->addr[0] || member_conn(s, m)) &&
+		    (!oldest || m->revived < oldest->revived))
+			oldest = m;
+	if (oldest) {
+		oldest->revived = now;
+		probe_start(s, oldest, now);
+	}
+}
+
 static void probe_round(struct swarm *s)
 {
 	int64_t now = nn_mono_ms();
@@ -1232,20 +1335,9 @@ static void probe_round(struct swarm *s)
 				break;
 			}
 	}
-	if (!target)
-		return;
-	target->probe_now = 0;
-	target->probing = 1;
-	target->indirect_sent = 0;
-	target->probe_seq = ++s->seq;
-	target->probe_sent = now;
-	target->probe_sent_us = mono_us();
-	struct pconn *c = member_conn(s, target);
-	if (c)
-		conn_send_jv(c, jv_object_set(swim_msg("ping", target->probe_seq), jv_string("upd"),
-					      piggyback(s)));
-	else if (now - target->last_dial >= s->o.probe_ms)
-		dial(s, target);
+	if (target)
+		probe_start(s, target, now);
+	revive(s, now);
 }
 
 static void on_tick(struct nn_loop *l, void *arg)
@@ -1269,6 +1361,7 @@ static void on_tick(struct nn_loop *l, void *arg)
 	pending_expire(s);
 	for (c = s->conns; c; c = next) {
 		next = c->next;
+		held_flush(c, now);
 		conn_flush(c);
 		if (c->dead)
 			conn_fail(c, "write failed");

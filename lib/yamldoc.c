@@ -268,7 +268,7 @@ jv nn_yamldoc_parse(const char *s, size_t len, char *err)
 		}
 		if (e.type == YAML_DOCUMENT_START_EVENT && have) {
 			fail_at(&d, e.start_mark, "%s",
-				"more than one YAML document (one ensemble per file)");
+				"more than one YAML document (give one per file)");
 			yaml_event_delete(&e);
 			break;
 		}

@@ -7,7 +7,7 @@
 # memory errors and leaks too.  `make fuzz` does the fuzzing itself.
 load lib/common
 
-FUZZ_PKGS="libsodium sqlite3 libcurl libgit2 yaml-0.1"
+FUZZ_PKGS="libsodium sqlite3 libcurl libgit2 yaml-0.1 libcrypto"
 
 # The replay programs live in the build's t/helper/fuzz-replay/ (ignored by
 # git in an in-tree build, like every built test helper).

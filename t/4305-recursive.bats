@@ -147,6 +147,10 @@ killed"
 	k=$(nunet-run status kid | jq '.states[-1].ts')
 	o=$(nunet-run status orch | jq '.states[-1].ts')
 	[ "$g" -le "$k" ] && [ "$k" -le "$o" ]
+	# each end reached its own parent, at every level
+	assert_equal "$(nunet-run status kid | jq -c '[.failed_children[] | .id, .state]')" '["grand","killed"]'
+	assert_equal "$(nunet-run status orch | jq -c '[.failed_children[] | .id, .state]')" '["kid","killed"]'
+	assert_equal "$(jq -r .child "$NUNET_HOME/alloc/kid/children.jsonl")" grand
 	for p in $pids; do
 		for i in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
 		run kill -0 "$p"

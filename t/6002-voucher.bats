@@ -406,9 +406,15 @@ pay_node_start() {
 	run --separate-stderr env NUNET_HOME="$R" nunet-send /pay/usage "$(jq -c '.amount = "9"' rep.json)"
 	assert_failure
 	[[ "$stderr" == *"bad_body"*"bad signature"* ]]
-	# the provider itself holds no authority on R's node without a capability
+	# the provider needs no capability: the contract is its authority (a
+	# retransmitted report gets the same voucher again)
 	run --separate-stderr env NUNET_HOME="$R" nunet-send --key "$P/key" /pay/usage "$(cat rep.json)"
+	assert_success
+	assert_equal "$(jq -c . <<<"$output")" "$(jq -c . v.json)"
+	# anyone else is refused, whatever the document says
+	nunet-node --home "$BATS_TEST_TMPDIR/x" init >/dev/null
+	run --separate-stderr env NUNET_HOME="$R" nunet-send --key "$BATS_TEST_TMPDIR/x/key" /pay/usage "$(cat rep.json)"
 	assert_failure
-	[[ "$stderr" == *"unauthorized"* ]]
+	[[ "$stderr" == *"unauthorized"*"only the provider named in the body"* ]]
 	assert_equal "$(rpay contract show "$ID" | jq -r .seq)" 1
 }

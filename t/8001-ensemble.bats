@@ -57,7 +57,12 @@ alloc() {
 @test "not a document: JSON syntax, not an object, no allocations" {
 	run ens '{"allocations": '
 	assert_failure 65
-	assert_output --partial 'line 2'
+	# one line: libjq's quote of the input is left out
+	assert_output 'not JSON: Unfinished JSON term at EOF at line 2, column 0'
+	run ens $'{"a":
+1,,}'
+	assert_failure 65
+	assert_output 'not JSON: Expected value before '"'"','"'"' at line 2, column 3'
 	run ens '[1,2]'
 	assert_failure 65
 	assert_output '.: expected an object, not an array'
@@ -110,6 +115,10 @@ allocations.a.timeout: not a duration'
 	assert_failure 65
 	assert_output 'allocations.a.resources.cpu: at most three decimals (a thousandth of a core)
 allocations.a.resources.ram: must be at least 1 bytes'
+	run ens "$(alloc '"ports":[80,{"port":80}],"inputs":[{"url":"https://h/x"}]')"
+	assert_failure 65
+	assert_output 'allocations.a.inputs[0].path: required
+allocations.a.ports[1].name: "tcp-80" is used twice'
 	run ens "$(alloc '"timeout":"1s","timeout_ms":5')"
 	assert_failure 65
 	assert_output 'allocations.a.timeout: give timeout or timeout_ms, not both'
@@ -304,7 +313,7 @@ edges:
 	assert_output 'line 3 column 6: aliases (*name) are not supported'
 	run ens $'allocations: {a: {command: [x]}}\n---\nallocations: {b: {command: [x]}}\n'
 	assert_failure 65
-	assert_output 'line 2 column 1: more than one YAML document (one ensemble per file)'
+	assert_output 'line 2 column 1: more than one YAML document (give one per file)'
 	run ens $'allocations: {a: {command: [x]}}\nallocations: {}\n'
 	assert_failure 65
 	assert_output "line 2 column 1: duplicate key 'allocations'"
@@ -348,7 +357,7 @@ match_group() {
 	doc='{"allocations":{"api":{"executor":"docker","image":"x","resources":{"cpu":0.25,"ram":"1G","disk":"1G"}},"side":{"command":["x"],"resources":{"cpu":0.5,"ram":"512M","gpus":1}},"edge":{"command":["x"],"resources":{"cpu":1}}},"nodes":{"big":{"allocations":["api","side"]},"eu":{"allocations":["edge"],"location":{"accept":[{"continent":"EU"}]}}},"max_price":{"cpu_second":"20"},"where":".ram.size > 0","rank":".cpu.cores"}'
 	run test-tool ensemble reqs big <<<"$doc"
 	assert_success
-	assert_output '{"cpu":{"cores":0.75},"disk":{"size":1073741824},"gpus":{"count":1},"price":{"max":{"cpu_second":"20"}},"ram":{"size":1610612736},"rank":".cpu.cores","v":1,"where":"(.ram.size > 0) and ((.executors // []) as $e | [\"docker\",\"native\"] | all(. as $x | $e | index($x) != null))"}'
+	assert_output '{"cpu":{"millicores":750},"disk":{"size":1073741824},"gpus":{"count":1},"price":{"max":{"cpu_second":"20"}},"ram":{"size":1610612736},"rank":".cpu.cores","v":1,"where":"(.ram.size > 0) and ([\"docker\",\"native\"] - (.executors // []) | length == 0)"}'
 	run test-tool ensemble reqs eu <<<"$doc"
 	assert_success
 	assert_output '{"cpu":{"cores":1},"executors":["native"],"location":{"accept":[{"continent":"EU"}]},"price":{"max":{"cpu_second":"20"}},"ram":{"size":268435456},"rank":".cpu.cores","v":1,"where":".ram.size > 0"}'
@@ -372,4 +381,16 @@ AMD Ryzen 9 7950X'
 	run match_group "$doc" eu
 	assert_success
 	assert_output 'AMD EPYC 7B13'
+}
+
+@test "group requirements: a fractional sum of cores goes to the matcher as exact millicores" {
+	doc='{"allocations":{"a":{"command":["x"],"resources":{"cpu":0.1}},"b":{"command":["x"],"resources":{"cpu":0.907}}},"nodes":{"g":{"allocations":["a","b"]}}}'
+	run test-tool ensemble reqs g <<<"$doc"
+	assert_success
+	assert_output '{"cpu":{"millicores":1007},"executors":["native"],"ram":{"size":536870912},"v":1}'
+	run match_group "$doc" g
+	assert_success
+	assert_output 'Cortex-A76
+AMD EPYC 7B13
+AMD Ryzen 9 7950X'
 }

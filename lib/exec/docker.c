@@ -302,6 +302,13 @@ static jv container_config(struct nn_exec_job *job, struct dock *k)
 			char *bind = nn_xasprintf("%s:%s", s->dir, k->mount);
 			c = jv_object_set(c, jv_string("WorkingDir"), jv_string(wd));
 			binds = jv_array_concat(jv_array_append(jv_array(), jv_string(bind)), binds);
+			/* inputs the job may not change: bound again over the first, read-only */
+			for (int i = 0; s->readonly && s->readonly[i]; i++) {
+				char *ro = nn_xasprintf("%s/%s:%s/%s:ro", s->dir, s->readonly[i], k->mount,
+							s->readonly[i]);
+				binds = jv_array_append(binds, jv_string(ro));
+				free(ro);
+			}
 			free(wd);
 			free(bind);
 		}

@@ -248,8 +248,39 @@ static int get_bool(jv v, const char *what, int *out, char *err)
 
 static const char *const spec_fields[] = {
 	"executor", "id", "dir", "command", "env", "workdir", "resources", "image",
-	"net", "allow_unlimited", "labels", "options", NULL
+	"net", "allow_unlimited", "labels", "options", "readonly", NULL
 };
+
+/* "readonly": paths relative to dir, without ".." or empty components. */
+static int parse_readonly(struct nn_exec_spec *spec, jv v, char *err)
+{
+	int n;
+	if (jv_get_kind(v) != JV_KIND_ARRAY)
+		return nn_seterr(err, "readonly: expected an array of paths inside the allocation directory");
+	n = jv_array_length(jv_copy(v));
+	nn_exec_strv_free(spec->readonly);
+	spec->readonly = nn_xcalloc((size_t)n + 1, sizeof *spec->readonly);
+	for (int i = 0; i < n; i++) {
+		jv a = jv_array_get(jv_copy(v), i);
+		const char *p = jv_get_kind(a) == JV_KIND_STRING ? jv_string_value(a) : NULL;
+		int bad = !p || !*p || p[0] == '/' || strlen(p) != (size_t)jv_string_length_bytes(jv_copy(a));
+		for (const char *c = p; !bad && c && *c;) {
+			size_t len = strcspn(c, "/");
+			bad = len == 0 || (len == 2 && !strncmp(c, "..", 2)) || (len == 1 && *c == '.');
+			c += len;
+			if (*c == '/')
+				c++;
+		}
+		if (bad) {
+			jv_free(a);
+			return nn_seterr(err, "readonly: element %d: expected a path relative to the "
+					 "allocation directory, without '.', '..' or empty parts", i);
+		}
+		spec->readonly[i] = nn_xstrdup(p);
+		jv_free(a);
+	}
+	return 0;
+}
 
 static int parse_field(struct nn_exec_spec *spec, const char *key, jv v, char **workdir,
 		       const char **dirarg, char *err)
@@ -328,6 +359,8 @@ static int parse_field(struct nn_exec_spec *spec, const char *key, jv v, char **
 	}
 	if (!strcmp(key, "resources"))
 		return parse_resources(spec, v, err);
+	if (!strcmp(key, "readonly"))
+		return parse_readonly(spec, v, err);
 	if (!strcmp(key, "net"))
 		return get_bool(v, "net", &spec->net, err);
 	if (!strcmp(key, "allow_unlimited"))
@@ -444,6 +477,7 @@ void nn_exec_spec_release(struct nn_exec_spec *spec)
 	free(spec->dir);
 	free(spec->executor);
 	nn_exec_strv_free(spec->argv);
+	nn_exec_strv_free(spec->readonly);
 	free(spec->image);
 	free(spec->workdir);
 	jv_free(spec->env);
@@ -495,6 +529,12 @@ jv nn_exec_spec_json(const struct nn_exec_spec *spec)
 	o = jv_object_set(o, jv_string("allow_unlimited"), jv_bool(spec->allow_unlimited));
 	o = jv_object_set(o, jv_string("labels"), jv_copy(spec->labels));
 	o = jv_object_set(o, jv_string("options"), jv_copy(spec->options));
+	if (spec->readonly) {
+		jv ro = jv_array();
+		for (int i = 0; spec->readonly[i]; i++)
+			ro = jv_array_append(ro, jv_string(spec->readonly[i]));
+		o = jv_object_set(o, jv_string("readonly"), ro);
+	}
 	return o;
 }
 

@@ -62,6 +62,12 @@ struct nn_exec_limits {
  *    "allow_unlimited":false,              run without limits when the
  *                                           machine cannot enforce them
  *    "labels":{"k":"v"},                   kept with the job (docker labels)
+ *    "readonly":["in/data.csv"],           paths inside dir the job may not
+ *                                           change: native bind-mounts each
+ *                                           read-only in the job's mount
+ *                                           namespace, docker binds it ":ro";
+ *                                           the vm executor cannot (staging
+ *                                           also makes inputs a-w)
  *    "options":{...}}                      executor-specific; the executor's
  *                                           prepare refuses keys it lacks
  */
@@ -80,6 +86,7 @@ struct nn_exec_spec {
 	int allow_unlimited;	/* 1: run even if limits cannot be enforced */
 	jv labels;		/* object of string values (maybe empty) */
 	jv options;		/* executor-specific object (maybe empty) */
+	char **readonly;	/* NULL-terminated paths relative to dir, or NULL */
 };
 
 /*

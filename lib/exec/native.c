@@ -277,6 +277,15 @@ static void child(struct nn_exec_job *job, struct native *n, int syncfd, int err
 		child_fail(errfd, "cannot make mounts private", errno);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
 		child_fail(errfd, "cannot mount /proc", errno);
+	/* staged inputs: read-only to the job (its own mount namespace) */
+	for (int i = 0; s->readonly && s->readonly[i]; i++) {
+		char ro[PATH_MAX];
+		if (snprintf(ro, sizeof ro, "%s/%s", s->dir, s->readonly[i]) >= (int)sizeof ro)
+			child_fail(errfd, "a read-only path is too long", ENAMETOOLONG);
+		if (mount(ro, ro, NULL, MS_BIND | MS_REC, NULL) < 0 ||
+		    mount(NULL, ro, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
+			child_fail(errfd, "cannot make an input read-only", errno);
+	}
 	if (sethostname(n->hostname, strlen(n->hostname)) < 0)
 		child_fail(errfd, "cannot set the hostname", errno);
 	if (s->net)

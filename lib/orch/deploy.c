@@ -22,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include "alloc.h"
+#include "cap.h"
+#include "ensemble.h"
 #include "json.h"
 #include "log.h"
 
@@ -30,7 +32,7 @@ static const char *const dstate[] = { "bidding", "committing", "provisioning", "
 				      "failed", "cancelled" };
 enum { S_NONE, S_COMMITTING, S_COMMITTED, S_PROVISIONING, S_RUNNING };
 static const char *const sstate[] = { "none", "committing", "committed", "provisioning", "running" };
-enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE };
+enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE, RQ_SYNC };
 
 struct slot {
 	char grp[72];
@@ -56,6 +58,7 @@ struct orch_dep {
 	struct slot *slots;
 	int nslots;
 	int redeploys;
+	int64_t synced;			/* monotonic ms of the last pull of states */
 	struct orch_dep *next;
 };
 
@@ -72,6 +75,7 @@ static void dep_fail(struct orch_dep *d, const char *why, jv extra);
 static void dep_select(struct orch_dep *d);
 static void dep_provision(struct orch_dep *d);
 static void dep_bid(struct orch_dep *d);
+static void dep_check_done(struct orch_dep *d);
 
 /* ---- small things ---- */
 
@@ -217,6 +221,16 @@ static int is_reply(jv ans)
 {
 	const char *t;
 	return jv_is_valid(ans) && (t = nn_env_str(ans, "type")) && !strcmp(t, "reply");
+}
+
+/* How long one provider may take to answer a commit or a provision: a
+ * provider that does not answer in time is dropped and the next best is
+ * tried, so one silent node cannot use up the whole deadline. */
+static int64_t step_ms(int64_t left)
+{
+	if (left > ORCH_STEP_MS)
+		return ORCH_STEP_MS;
+	return left > 100 ? left : 100;
 }
 
 /* ---- capability tokens this node holds ---- */
@@ -367,76 +381,6 @@ static const char *ens_str(jv e, const char *k)
 	return nn_json_get_str(e, k, &s, NULL) == 0 ? s : NULL;
 }
 
-/* Sum of a group's allocations' resources as a requirements document
- * (man/nunet-capability.5), with the executors, location and price cap. */
-static jv group_req(jv ens, const char *grp, jv *vec)
-{
-	jv g = jv_object_get(jget(ens, "nodes"), jv_string(grp));
-	jv names = jget(g, "allocations"), allocs = jget(ens, "allocations");
-	jv req = jv_object(), exs = jv_array(), loc = jget(g, "location"), mp = jget(ens, "max_price");
-	double cpu = 0, ram = 0, disk = 0, gpus = 0;
-	if (jv_get_kind(names) == JV_KIND_ARRAY)
-		jv_array_foreach(names, i, n) {
-			jv a = jv_object_get(jv_copy(allocs), n);
-			jv r = jget(a, "resources"), x;
-			const char *ex = ens_str(a, "executor");
-			x = jget(r, "cpu");
-			cpu += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
-			jv_free(x);
-			x = jget(r, "ram");
-			ram += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
-			jv_free(x);
-			x = jget(r, "disk");
-			disk += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
-			jv_free(x);
-			x = jget(r, "gpus");
-			gpus += jv_get_kind(x) == JV_KIND_NUMBER ? jv_number_value(x) : 0;
-			jv_free(x);
-			{
-				int have = 0;
-				const char *e = ex ? ex : "native";
-				jv_array_foreach(exs, k, s) {
-					have |= !strcmp(jv_string_value(s), e);
-					jv_free(s);
-				}
-				if (!have)
-					exs = jv_array_append(exs, jv_string(e));
-			}
-			jv_free(r);
-			jv_free(a);
-		}
-	cpu = round(cpu * 1000) / 1000;
-	if (cpu > 0)
-		req = jv_object_set(req, jv_string("cpu"), jv_object_set(jv_object(), jv_string("cores"), jv_number(cpu)));
-	if (ram > 0)
-		req = jv_object_set(req, jv_string("ram"), jv_object_set(jv_object(), jv_string("size"), jv_number(ram)));
-	if (disk > 0)
-		req = jv_object_set(req, jv_string("disk"), jv_object_set(jv_object(), jv_string("size"), jv_number(disk)));
-	if (gpus > 0)
-		req = jv_object_set(req, jv_string("gpus"), jv_object_set(jv_object(), jv_string("count"), jv_number(gpus)));
-	req = jv_object_set(req, jv_string("executors"), exs);
-	if (jv_get_kind(loc) == JV_KIND_OBJECT)
-		req = jv_object_set(req, jv_string("location"), loc);
-	else
-		jv_free(loc);
-	if (jv_get_kind(mp) == JV_KIND_OBJECT)
-		req = jv_object_set(req, jv_string("price"), jv_object_set(jv_object(), jv_string("max"), mp));
-	else
-		jv_free(mp);
-	if (vec) {
-		jv v = jv_object();
-		v = jv_object_set(v, jv_string("cpu"), jv_number(round(cpu * 1000)));
-		v = jv_object_set(v, jv_string("ram"), jv_number(ram));
-		v = jv_object_set(v, jv_string("disk"), jv_number(disk));
-		v = jv_object_set(v, jv_string("gpus"), jv_number(gpus));
-		*vec = v;
-	}
-	jv_free(allocs);
-	jv_free(names);
-	jv_free(g);
-	return req;
-}
-
 /* The /alloc/start body for allocation `a` (borrowed) of the ensemble. */
 static jv start_body(struct orch_dep *d, const char *name, jv a)
 {
@@ -472,6 +416,9 @@ static jv start_body(struct orch_dep *d, const char *name, jv a)
 		spec = jv_object_set(spec, jv_string("labels"), lb);
 	}
 	body = jv_object_set(body, jv_string("spec"), spec);
+	/* the provider meters the allocation under the ensemble's contract */
+	if ((s = ens_str(d->ens, "contract")))
+		body = jv_object_set(body, jv_string("contract"), jv_string(s));
 	rs = jget(a, "restart");
 	if (jv_get_kind(rs) == JV_KIND_OBJECT) {
 		jv p = jv_object();
@@ -589,17 +536,16 @@ static jv group_of(jv ens, jv name)
 static jv bid_body(struct orch_dep *d)
 {
 	jv b = jv_object_set(jv_object(), jv_string("deployment"), jv_string(d->id));
-	jv groups = jv_object(), nodes = jget(d->ens, "nodes"), w = jget(d->ens, "where"), r = jget(d->ens, "rank");
+	jv groups = jv_object(), nodes = jget(d->ens, "nodes");
+	/* where and rank travel inside each group's requirements */
 	jv_object_foreach(nodes, g, v) {
-		groups = jv_object_set(groups, jv_copy(g), group_req(d->ens, jv_string_value(g), NULL));
+		jv req = nn_ensemble_group_requirements(d->ens, jv_string_value(g));
+		groups = jv_object_set(groups, jv_copy(g), jv_is_valid(req) ? req : (jv_free(req), jv_object()));
 		jv_free(g);
 		jv_free(v);
 	}
 	jv_free(nodes);
-	b = jv_object_set(b, jv_string("groups"), groups);
-	b = jv_object_set(b, jv_string("where"), jv_get_kind(w) == JV_KIND_STRING ? w : (jv_free(w), jv_null()));
-	b = jv_object_set(b, jv_string("rank"), jv_get_kind(r) == JV_KIND_STRING ? r : (jv_free(r), jv_null()));
-	return b;
+	return jv_object_set(b, jv_string("groups"), groups);
 }
 
 static void bids_maybe_close(struct orch_dep *d)
@@ -847,13 +793,15 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 		}
 		if (jv_array_length(jv_copy(cands)) == 0) {
 			/* near-misses: the providers that failed fewest constraints */
-			int n = jv_array_length(jv_copy(near));
-			for (int pass = 1; pass <= 64 && jv_array_length(jv_copy(*explain)) < 3 * group_count(d->ens); pass++)
-				for (int i = 0; i < n; i++) {
+			int n = jv_array_length(jv_copy(near)), taken = 0;
+			for (int pass = 1; pass <= 64 && taken < 3; pass++)
+				for (int i = 0; i < n && taken < 3; i++) {
 					jv x = jv_array_get(jv_copy(near), i), rj = jget(x, "rejected");
 					int k = jv_get_kind(rj) == JV_KIND_ARRAY ? jv_array_length(jv_copy(rj)) : 64;
-					if (k == pass || (pass == 64 && k >= 64))
+					if (k == pass || (pass == 64 && k >= 64)) {
 						*explain = jv_array_append(*explain, jv_copy(x));
+						taken++;
+					}
 					jv_free(rj);
 					jv_free(x);
 				}
@@ -909,6 +857,8 @@ static void dep_select(struct orch_dep *d)
 		char *w = nn_xstrdup(why ? why : "no assignment");
 		f = jv_object_set(f, jv_string("reason"), jv_string(w));
 		f = jv_object_set(f, jv_string("explain"), jv_copy(explain));
+		if (jv_get_kind(edges) == JV_KIND_ARRAY && jv_array_length(jv_copy(edges)) > 0)
+			f = jv_object_set(f, jv_string("rtt_ms"), jv_copy(rtt));
 		emit(d, NN_LOG_WARN, "deploy.nomatch", f);
 		if (jv_object_length(jv_copy(d->excluded)) > 0 && d->attempts > 0 &&
 		    nn_now_ms() + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
@@ -1134,21 +1084,26 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 static void commit_slot(struct orch_dep *d, int i)
 {
 	struct slot *s = &d->slots[i];
-	jv vec, req = group_req(d->ens, s->grp, &vec), b = jv_object();
+	jv req = nn_ensemble_group_requirements(d->ens, s->grp), b = jv_object();
 	int64_t left = d->deadline - nn_now_ms();
 	struct orch_rq *r = rq_new(d, RQ_COMMIT, i, s->prov);
 	const char *contract = ens_str(d->ens, "contract");
 	char e[NN_ERRLEN];
+	struct nn_res res;
+	if (!jv_is_valid(req) || nn_res_from_doc(&res, req, e) < 0)
+		memset(&res, 0, sizeof res);
 	jv_free(req);
 	b = jv_object_set(b, jv_string("deployment"), jv_string(d->id));
 	b = jv_object_set(b, jv_string("group"), jv_string(s->grp));
-	b = jv_object_set(b, jv_string("resources"), vec);
-	/* the lease outlives the deadline a little, never much */
-	b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)(left > 0 ? left + 1000 : 1000)));
+	b = jv_object_set(b, jv_string("resources"), nn_res_to_json(&res));
+	/* the lease covers the time to the deadline, at most ORCH_LEASE_MS */
+	b = jv_object_set(b, jv_string("lease_ms"),
+			  jv_number((double)(left + 1000 < ORCH_LEASE_MS ? (left > 0 ? left + 1000 : 1000)
+					     : ORCH_LEASE_MS)));
 	if (contract)
 		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
-				left > 100 ? left : 100, on_commit, r, NULL, e) < 0) {
+				step_ms(left), on_commit, r, NULL, e) < 0) {
 		char p[NN_DID_MAX];
 		snprintf(p, sizeof p, "%s", s->prov);
 		rq_free(r);
@@ -1165,9 +1120,11 @@ static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
 	jv_object_foreach(allocs, name, id) {
 		jv a = jv_object_get(jv_copy(ens_allocs), jv_copy(name));
 		const char *type = ens_str(a, "type");
-		sqlite3_stmt *st = orch_prep(d->o, "INSERT OR REPLACE INTO orch_alloc (dep, name, slot, grp, type,"
+		/* a state pushed before this answer came is kept */
+		sqlite3_stmt *st = orch_prep(d->o, "INSERT INTO orch_alloc (dep, name, slot, grp, type,"
 					     " provider, lease, alloc, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-					     " 'starting', ?)");
+					     " 'starting', ?) ON CONFLICT (dep, name, slot) DO UPDATE SET"
+					     " provider = excluded.provider, lease = excluded.lease, alloc = excluded.alloc");
 		if (st && jv_get_kind(id) == JV_KIND_STRING) {
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, jv_string_value(name), -1, SQLITE_STATIC);
@@ -1228,8 +1185,9 @@ static void on_provision(struct nn_node *n, jv ans, void *arg)
 	rq_free(r);
 }
 
-/* Whether every slot of group g runs and its allocations are up (running,
- * or a task that exited 0). */
+/* Whether every slot of group g runs and its allocations are up: a
+ * service running, a task finished with status 0 (what depends on a task
+ * starts after it, like a prestart step). */
 static int group_up(struct orch_dep *d, const char *g)
 {
 	sqlite3_stmt *st;
@@ -1242,7 +1200,8 @@ static int group_up(struct orch_dep *d, const char *g)
 	if (!any || !up)
 		return 0;
 	st = orch_prep(d->o, "SELECT count(*) FROM orch_alloc WHERE dep = ? AND grp = ? AND NOT"
-		       " (state = 'running' OR (state = 'exited' AND status = 0))");
+		       " ((type = 'service' AND state = 'running') OR"
+		       " (type <> 'service' AND state = 'exited' AND status = 0))");
 	if (!st)
 		return 0;
 	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
@@ -1302,7 +1261,7 @@ static void provision_slot(struct orch_dep *d, int i)
 	slot_save(d, i);
 	r = rq_new(d, RQ_PROVISION, i, s->prov);
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/provision", b, tokens_for(d->o, s->prov), d->trace,
-				left > 100 ? left : 100, on_provision, r, NULL, e) < 0) {
+				step_ms(left), on_provision, r, NULL, e) < 0) {
 		char p[NN_DID_MAX];
 		snprintf(p, sizeof p, "%s", s->prov);
 		rq_free(r);
@@ -1342,6 +1301,8 @@ static void dep_provision(struct orch_dep *d)
 		d->state = D_RUNNING;
 		dep_save(d, NULL, -1);
 		emit(d, NN_LOG_INFO, "deploy.running", jv_object_set(jv_object(), jv_string("placements"), pl));
+		/* tasks may have ended before the last answer came */
+		dep_check_done(d);
 	}
 }
 
@@ -1410,6 +1371,13 @@ static void dep_check_done(struct orch_dep *d)
 		dep_final(d, D_DONE, "deploy.done", NULL, status, jv_null());
 }
 
+static void stale_released(struct nn_node *n, jv ans, void *arg)
+{
+	(void)n;
+	(void)ans;
+	(void)arg;
+}
+
 static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct orch *o = orch_of(n);
@@ -1446,12 +1414,61 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 	sqlite3_bind_text(st, 8, from, -1, SQLITE_STATIC);
 	orch_step(o, st);
 	changed = sqlite3_changes(nn_node_db(n)->h);
+	d = dep_find(o, dep);
+	if (!changed && d && slot >= 0 && slot < d->nslots && !strcmp(d->slots[slot].prov, from) &&
+	    d->slots[slot].st >= S_PROVISIONING) {
+		/* the state can overtake the answer to /deploy/provision */
+		jv a = jv_object_get(jget(d->ens, "allocations"), jv_string(name));
+		const char *type = ens_str(a, "type");
+		st = orch_prep(o, "INSERT OR IGNORE INTO orch_alloc (dep, name, slot, grp, type, provider, lease,"
+			       " alloc, state, status, reason, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+		if (st && jv_is_valid(a)) {
+			sqlite3_bind_text(st, 1, dep, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 3, slot);
+			sqlite3_bind_text(st, 4, d->slots[slot].grp, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 5, type ? type : "task", -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, from, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 7, d->slots[slot].lease, -1, SQLITE_STATIC);
+			if (ens_str(body, "alloc"))
+				sqlite3_bind_text(st, 8, ens_str(body, "alloc"), -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
+			if (status >= 0)
+				sqlite3_bind_int64(st, 10, status);
+			if (ens_str(body, "reason"))
+				sqlite3_bind_text(st, 11, ens_str(body, "reason"), -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 12, nn_now_ms());
+			orch_step(o, st);
+			changed = sqlite3_changes(nn_node_db(n)->h);
+		} else if (st) {
+			sqlite3_finalize(st);
+		}
+		jv_free(a);
+	}
 	if (!changed) {
+		/* a provider that came back late runs what was given up: its
+		 * lease is released (the release may have been lost with it) */
+		const char *lease = ens_str(body, "lease");
+		char e[NN_ERRLEN];
+		if (lease && strlen(lease) < 72 && !nn_alloc_state_final(state)) {
+			sqlite3_stmt *q = orch_prep(o, "SELECT 1 FROM orch_alloc WHERE dep = ? AND lease = ?");
+			int ours = 0;
+			if (q) {
+				sqlite3_bind_text(q, 1, dep, -1, SQLITE_STATIC);
+				sqlite3_bind_text(q, 2, lease, -1, SQLITE_STATIC);
+				ours = sqlite3_step(q) == SQLITE_ROW;
+				sqlite3_finalize(q);
+			}
+			if (!ours && nn_node_request_cap(n, from, "/deploy/release",
+							 jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)),
+							 tokens_for(o, from), nn_env_str(req, "trace"), 10000,
+							 stale_released, NULL, NULL, e) < 0)
+				nn_debug("orch: cannot release stale lease %s: %s", lease, e);
+		}
 		jv_free(body);
 		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
 		return NN_E_UNAUTHORIZED;
 	}
-	d = dep_find(o, dep);
 	if (d) {
 		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
 		f = jv_object_set(f, jv_string("provider"), jv_string(from));
@@ -1538,6 +1555,115 @@ void orch_peer_dead(struct orch *o, const char *did)
 	}
 }
 
+/* ---- recursive deployments ---- */
+
+/* An allocation of this node changed state (fields borrowed): when it
+ * ended, the deployments it started end with it (their subtrees too, as
+ * their own allocations end on their providers). */
+void orch_parent_state(struct orch *o, jv fields)
+{
+	const char *id, *state;
+	sqlite3_stmt *st;
+	jv ids = jv_array();
+	if (nn_json_get_str(fields, "id", &id, NULL) < 0 || nn_json_get_str(fields, "state", &state, NULL) < 0 ||
+	    !nn_alloc_state_final(state))
+		return;
+	st = orch_prep(o, "SELECT id FROM orch_deploy WHERE parent = ? AND state IN ('bidding', 'committing',"
+		       " 'provisioning', 'running')");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		ids = jv_array_append(ids, orch_col_str(st, 0));
+	sqlite3_finalize(st);
+	jv_array_foreach(ids, i, did) {
+		struct orch_dep *d = dep_find(o, jv_string_value(did));
+		if (d) {
+			char why[160];
+			snprintf(why, sizeof why, "its parent allocation %.64s ended (%.32s)", id, state);
+			for (int k = 0; k < d->nslots; k++)
+				release_slot(d, &d->slots[k]);
+			dep_final(d, D_CANCELLED, "deploy.cancelled", why, -1, jv_null());
+		}
+		jv_free(did);
+	}
+	jv_free(ids);
+}
+
+/* ---- pulling states: after a restart, and now and then ---- */
+
+static void on_sync(struct nn_node *n, jv ans, void *arg)
+{
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	(void)n;
+	if (d && d->state == D_RUNNING && is_reply(ans) && r->slot >= 0 && r->slot < d->nslots) {
+		jv body = jget(ans, "body"), allocs = jget(body, "allocations");
+		const char *lease = ens_str(body, "lease");
+		if (lease && !strcmp(lease, d->slots[r->slot].lease) && jv_get_kind(allocs) == JV_KIND_OBJECT) {
+			jv_object_foreach(allocs, name, a) {
+				const char *state = ens_str(a, "state");
+				int64_t status = -1;
+				sqlite3_stmt *st = orch_prep(d->o, "UPDATE orch_alloc SET state = ?, status = ?, updated = ?"
+							     " WHERE dep = ? AND name = ? AND slot = ? AND provider = ?"
+							     " AND state IS NOT ?");
+				nn_json_get_int(a, "status", &status, NULL);
+				if (st && state) {
+					sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+					if (status >= 0)
+						sqlite3_bind_int64(st, 2, status);
+					sqlite3_bind_int64(st, 3, nn_now_ms());
+					sqlite3_bind_text(st, 4, d->id, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 5, jv_string_value(name), -1, SQLITE_STATIC);
+					sqlite3_bind_int(st, 6, r->slot);
+					sqlite3_bind_text(st, 7, d->slots[r->slot].prov, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 8, state, -1, SQLITE_STATIC);
+					orch_step(d->o, st);
+					if (sqlite3_changes(nn_node_db(d->o->n)->h) > 0) {
+						jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
+						f = jv_object_set(f, jv_string("provider"), jv_string(d->slots[r->slot].prov));
+						f = jv_object_set(f, jv_string("state"), jv_string(state));
+						f = jv_object_set(f, jv_string("status"), jget(a, "status"));
+						f = jv_object_set(f, jv_string("pulled"), jv_true());
+						emit(d, NN_LOG_INFO, "deploy.alloc", f);
+					}
+				} else if (st) {
+					sqlite3_finalize(st);
+				}
+				jv_free(name);
+				jv_free(a);
+			}
+			jv_free(allocs);
+			jv_free(body);
+			rq_free(r);
+			dep_check_done(d);
+			return;
+		}
+		jv_free(allocs);
+		jv_free(body);
+	}
+	rq_free(r);
+}
+
+/* Ask each provider of a running deployment for its lease's states: what
+ * a push lost (the orchestrator down, a dropped connection) comes back. */
+static void dep_sync(struct orch_dep *d)
+{
+	char e[NN_ERRLEN];
+	d->synced = nn_mono_ms();
+	for (int i = 0; i < d->nslots; i++) {
+		struct slot *s = &d->slots[i];
+		struct orch_rq *r;
+		if (s->st != S_RUNNING || !s->lease[0] || !s->prov[0])
+			continue;
+		r = rq_new(d, RQ_SYNC, i, s->prov);
+		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/lease",
+					jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease)),
+					tokens_for(d->o, s->prov), d->trace, 10000, on_sync, r, NULL, e) < 0)
+			rq_free(r);
+	}
+}
+
 /* ---- the timer ---- */
 
 void orch_deploy_tick(struct orch *o)
@@ -1546,6 +1672,10 @@ void orch_deploy_tick(struct orch *o)
 	int64_t mono = nn_mono_ms(), now = nn_now_ms();
 	for (d = o->deps; d; d = next) {
 		next = d->next;
+		if (d->state == D_RUNNING && mono - d->synced >= ORCH_SYNC_MS) {
+			dep_sync(d);
+			continue;
+		}
 		if (d->state <= D_PROVISIONING && now >= d->deadline) {
 			char w[NN_ERRLEN];
 			snprintf(w, sizeof w, "deadline passed while %s", dstate[d->state]);
@@ -1594,7 +1724,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	struct orch *o = orch_of(n);
 	jv body = jget(req, "body"), ens;
 	const char *trace = nn_env_str(req, "trace"), *parent = NULL, *name;
-	char id[33], e[NN_ERRLEN] = "";
+	char id[33], e[NN_ERRLEN] = "", parent_buf[80];
 	int64_t hops = 0, now = nn_now_ms();
 	struct orch_dep *d;
 	sqlite3_stmt *st;
@@ -1617,12 +1747,35 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		nn_seterr(err, "hops: 0 to 16; parent: an allocation id");
 		return NN_E_BAD_BODY;
 	}
-	/* never trusted: checked again here whoever sent it */
-	ens = check_ensemble(jget(body, "ensemble"), e);
+	/* never trusted: normalized again here whoever sent it */
+	{
+		jv errors = jv_invalid();
+		ens = nn_ensemble_normalize(jget(body, "ensemble"), &errors);
+		if (!jv_is_valid(ens)) {
+			jv first = jv_get_kind(errors) == JV_KIND_ARRAY ? jv_array_get(jv_copy(errors), 0) : jv_invalid();
+			nn_seterr(err, "ensemble: %s", jv_get_kind(first) == JV_KIND_STRING ? jv_string_value(first)
+				  : "not an ensemble");
+			jv_free(first);
+			jv_free(errors);
+			jv_free(body);
+			return NN_E_BAD_BODY;
+		}
+		jv_free(errors);
+	}
+	ens = check_ensemble(ens, e);
 	if (!jv_is_valid(ens)) {
 		jv_free(body);
 		nn_seterr(err, "%s", e);
 		return NN_E_BAD_BODY;
+	}
+	/* a deployment asked for by an allocation is recorded under it */
+	{
+		char *pa = nn_alloc_of_did(nn_env_str(req, "from"));
+		if (pa) {
+			snprintf(parent_buf, sizeof parent_buf, "%s", pa);
+			parent = parent_buf;
+			free(pa);
+		}
 	}
 	nn_random_id(id);
 	if (!trace || !*trace || strlen(trace) > 64)
@@ -1869,6 +2022,8 @@ void orch_deploy_resume(struct orch *o)
 		if (s && !strcmp(s, "running")) {
 			d->state = D_RUNNING;
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s)));
+			/* what the providers pushed while this node was down */
+			dep_sync(d);
 		} else {
 			/* a step cut short: give the leases back and start over */
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s ? s : "?")));

@@ -134,6 +134,7 @@ static void on_kick(struct nn_loop *l, void *arg)
 		nn_json_get_str(ev, "kind", &kind, NULL);
 		if (!strcmp(kind, "alloc.state")) {
 			orch_push_state(o, f);
+			orch_parent_state(o, f);
 		} else {
 			const char *did;
 			if (nn_json_get_str(f, "did", &did, NULL) == 0)

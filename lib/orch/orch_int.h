@@ -18,6 +18,9 @@
 #define ORCH_LEASE_MAX_MS 3600000
 #define ORCH_TICK_MS 100
 #define ORCH_SEARCH_MAX 200000L
+#define ORCH_STEP_MS 5000
+#define ORCH_LEASE_MS 20000
+#define ORCH_SYNC_MS 10000
 
 struct orch_dep;
 struct orch_rq;
@@ -52,6 +55,7 @@ extern const struct nn_behavior orch_deploy_behaviors[];
 void orch_deploy_tick(struct orch *o);
 void orch_deploy_resume(struct orch *o);
 void orch_peer_dead(struct orch *o, const char *did);
+void orch_parent_state(struct orch *o, jv fields);
 void orch_deploy_free_all(struct orch *o);
 
 #endif

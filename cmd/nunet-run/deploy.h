@@ -1,0 +1,21 @@
+/*
+ * The deployment commands of nunet-run (cmd/nunet-run/deploy.c), called
+ * from main() in cmd/nunet-run.c.
+ */
+#ifndef NN_RUN_DEPLOY_H
+#define NN_RUN_DEPLOY_H
+
+#include <jv.h>
+
+/* nunet-run deploy [--wait] [--hops N] FILE; -1 asks for the usage text. */
+int nn_run_deploy(int argc, char **argv);
+/* status|wait|cancel|logs|results on a deployment id: the exit status, or
+ * -1 when argv does not name a deployment of the local node. */
+int nn_run_on_deployment(const char *cmd, int argc, char **argv);
+/* One line per deployment ("kind":"deployment"), live ones unless all. */
+void nn_run_ls_deployments(int all);
+/* Run the /alloc/start body (consumed) as a one-allocation deployment
+ * anywhere in the swarm; streams its output, returns its exit status. */
+int nn_run_swarm(jv body, int detach);
+
+#endif
