@@ -267,6 +267,14 @@ two_step() {
 	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/bad.yaml"
 	assert_failure 65
 	assert_equal "${#stderr_lines[@]}" 3
+	# nunet-run(1)'s examples, as written (d and e are the cheapest)
+	cd "$NUNET_SRC"
+	id=$(nunet-run deploy share/nunet/examples/quickstart.yaml | tail -1)
+	run bash -c "nunet-run status $id | jq -r '.selection.placements[] | [.group, .score] | @tsv'"
+	assert_output "$(printf 'report\t-1.03125\nstore\t-1.0625')"
+	run bash -c "nunet-run cancel $id | jq -r .state"
+	assert_output cancelled
+	cd "$BATS_TEST_TMPDIR"
 	# one command anywhere in the swarm, like srun
 	run --separate-stderr nunet-run --swarm --cpu 0.5 -- sh -c 'echo hello; echo oops >&2; exit 3'
 	assert_failure 3

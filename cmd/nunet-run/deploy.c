@@ -38,19 +38,9 @@ static void on_int(int sig)
 
 static void dopen(struct nn_client *c, const char *trace)
 {
-	enum nn_code code;
-	char err[NN_ERRLEN];
-	const char *t = getenv("NUNET_TRACE");
-	if (nn_client_open(c, NULL, NULL, &code, err) < 0) {
-		nn_client_close(c);
-		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
-	}
+	nn_run_node_open(c);
 	if (trace)
 		snprintf(c->trace, sizeof c->trace, "%s", trace);
-	else if (t && *t && strlen(t) <= 64 && strspn(t, "0123456789abcdefABCDEF") == strlen(t))
-		snprintf(c->trace, sizeof c->trace, "%s", t);
-	else
-		nn_random_id(c->trace);
 }
 
 /* One request; the reply body, or invalid with *code and err. */
@@ -584,25 +574,17 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 {
 	struct nn_client c;
 	const char *id;
-	int follow = 0, o, rc = 0;
+	int follow = 0, rc = 0, ai = 1;
 	jv st;
-	/* read by hand, not with getopt(3): a getopt that stops inside an
-	 * option it does not know ("--grace") leaves state behind that the
-	 * allocation commands' own getopt_long would then trip over */
-	(void)o;
-	for (optind = 1; optind < argc && argv[optind][0] == '-' && argv[optind][1]; optind++) {
-		if (!strcmp(argv[optind], "--")) {
-			optind++;
-			break;
-		}
-		if (!strcmp(argv[optind], "-f") && !strcmp(cmd, "logs"))
-			follow = 1;
-		else
-			return -1;	/* the allocation commands say what is wrong */
+	/* no getopt here: the allocation commands parse the same argv after
+	 * this when it names no deployment, and getopt keeps state */
+	if (ai < argc && !strcmp(argv[ai], "-f") && !strcmp(cmd, "logs")) {
+		follow = 1;
+		ai++;
 	}
-	if (argc - optind < 1)
-		return -1;
-	id = argv[optind];
+	if (ai >= argc || argv[ai][0] == '-')
+		return -1;	/* the allocation commands say what is wrong */
+	id = argv[ai];
 	if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
 		return -1;
 	dopen(&c, NULL);
@@ -611,8 +593,8 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 		nn_client_close(&c);
 		return -1;
 	}
-	if (!strcmp(cmd, "results") ? argc - optind != 2
-	    : !strcmp(cmd, "logs") ? argc - optind > 2 : argc - optind != 1) {
+	if (!strcmp(cmd, "results") ? argc - ai != 2
+	    : !strcmp(cmd, "logs") ? argc - ai > 2 : argc - ai != 1) {
 		jv_free(st);
 		nn_client_close(&c);
 		return -1;
@@ -637,9 +619,9 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 		}
 		rc = got_int ? 130 : status_exit(st);
 	} else if (!strcmp(cmd, "logs")) {
-		rc = cmd_logs(&c, st, argc - optind - 1, argv + optind + 1, follow);
+		rc = cmd_logs(&c, st, argc - ai - 1, argv + ai + 1, follow);
 	} else if (!strcmp(cmd, "results")) {
-		rc = cmd_results(&c, st, argv[optind + 1]);
+		rc = cmd_results(&c, st, argv[ai + 1]);
 	}
 	jv_free(st);
 	nn_client_close(&c);

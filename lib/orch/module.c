@@ -69,22 +69,6 @@ int orch_step(struct orch *o, sqlite3_stmt *st)
 	return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : -1;
 }
 
-jv orch_col_str(sqlite3_stmt *st, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(st, i);
-	return t ? jv_string(t) : jv_null();
-}
-
-jv orch_col_json(sqlite3_stmt *st, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(st, i);
-	jv v;
-	if (!t)
-		return jv_null();
-	v = nn_json_parse(t, strlen(t), NULL);
-	return jv_is_valid(v) ? v : (jv_free(v), jv_null());
-}
-
 int orch_is_null(jv obj, const char *key)
 {
 	jv v = jv_object_get(jv_copy(obj), jv_string(key));
