@@ -1564,7 +1564,7 @@ void orch_parent_state(struct orch *o, jv fields)
 {
 	const char *id, *state;
 	sqlite3_stmt *st;
-	jv ids = jv_array();
+	jv ids;
 	if (nn_json_get_str(fields, "id", &id, NULL) < 0 || nn_json_get_str(fields, "state", &state, NULL) < 0 ||
 	    !nn_alloc_state_final(state))
 		return;
@@ -1572,6 +1572,7 @@ void orch_parent_state(struct orch *o, jv fields)
 		       " 'provisioning', 'running')");
 	if (!st)
 		return;
+	ids = jv_array();	/* after the early returns: it was leaked on every non-final state */
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		ids = jv_array_append(ids, orch_col_str(st, 0));
