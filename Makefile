@@ -18,9 +18,10 @@ VERSION  := 0.1.0
 
 CC       ?= cc
 PKGS     := libsodium sqlite3 libcurl libgit2 yaml-0.1 libcrypto
-# libcurl is compiled against but not linked: lib/dlcurl.c loads it when
-# first used (dlcurl.h says why)
-LINK_PKGS := $(filter-out libcurl,$(PKGS))
+# libcurl, libgit2 and libcrypto are compiled against but not linked:
+# lib/dlcurl.c, lib/dlgit.c and lib/sha256.c load them when first used
+# (dlcurl.h says why)
+LINK_PKGS := $(filter-out libcurl libgit2 libcrypto,$(PKGS))
 WARN     := -Wall -Wextra -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wformat=2 -Wno-unused-parameter -Wvla \
             -Wimplicit-fallthrough -Wundef

@@ -1235,7 +1235,7 @@ static void on_stop_signal(int sig)
 	got_stop = sig;
 }
 
-static void node_open(struct nn_client *c)
+void nn_run_node_open(struct nn_client *c)
 {
 	enum nn_code code;
 	char err[NN_ERRLEN];
@@ -1566,7 +1566,7 @@ static int cmd_trace(int argc, char **argv)
 	todo = jv_array();
 	asked = jv_array();
 	id = argv[1];
-	node_open(&c);
+	nn_run_node_open(&c);
 	c.trace[0] = '\0';	/* looking at a trace is not part of it */
 	todo = jv_array_append(todo, jv_string("local"));
 	while (jv_array_length(jv_copy(todo)) > 0 && nodes < 64) {
@@ -1636,6 +1636,28 @@ static int cmd_trace(int argc, char **argv)
 	jv_free(asked);
 	nn_client_close(&c);
 	return n ? (refused ? NN_EX_NO : 0) : NN_EX_NO;
+}
+
+/* How many peers the local node knows alive (0 when it is alone). */
+static int alive_peers(struct nn_client *c)
+{
+	enum nn_code code;
+	char err[NN_ERRLEN];
+	jv env = nn_client_call(c, "local", "/swarm/peers", jv_object(), 10000, &code, err), ps;
+	int n = 0;
+	if (!jv_is_valid(env) || strcmp(nn_env_str(env, "type"), "reply") != 0) {
+		jv_free(env);
+		return 0;
+	}
+	ps = jv_object_get(jv_object_get(env, jv_string("body")), jv_string("peers"));
+	if (jv_get_kind(ps) == JV_KIND_ARRAY)
+		jv_array_foreach(ps, i, p) {
+			const char *st = NULL;
+			n += nn_json_get_str(p, "state", &st, NULL) == 0 && !strcmp(st, "alive");
+			jv_free(p);
+		}
+	jv_free(ps);
+	return n;
 }
 
 static int cmd_submit(int argc, char **argv)
@@ -1756,7 +1778,7 @@ static int cmd_submit(int argc, char **argv)
 
 	if (swarm)
 		return nn_run_swarm(body, detach);
-	node_open(&cl);
+	nn_run_node_open(&cl);
 	/* here when it fits; else anywhere in the swarm that it fits */
 	{
 		enum nn_code code;
@@ -1770,7 +1792,8 @@ static int cmd_submit(int argc, char **argv)
 			b = jv_object_get(jv_copy(env2), jv_string("body"));
 			nn_json_get_str(b, "code", &cname, NULL);
 			nn_json_get_str(b, "message", &msg, NULL);
-			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10)) {
+			if (cname && !strcmp(cname, "unavailable") && msg && !strncmp(msg, "resources:", 10) &&
+			    alive_peers(&cl) > 0) {
 				jv_free(b);
 				jv_free(env2);
 				nn_client_close(&cl);
@@ -1821,7 +1844,7 @@ static int cmd_ls(int argc, char **argv)
 	}
 	if (optind != argc)
 		usage(NN_EX_USAGE);
-	node_open(&c);
+	nn_run_node_open(&c);
 	r = node_call(&c, "/alloc/list", jv_object_set(jv_object(), jv_string("all"), jv_bool(all)));
 	list = jv_object_get(r, jv_string("allocations"));
 	if (jv_get_kind(list) == JV_KIND_ARRAY)
@@ -1853,7 +1876,7 @@ static int cmd_status(int argc, char **argv)
 {
 	struct nn_client c;
 	const char *id = one_id(argc, argv, "+h", NULL);
-	node_open(&c);
+	nn_run_node_open(&c);
 	print_json(node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"),
 								   jv_string(id))));
 	nn_client_close(&c);
@@ -1866,7 +1889,7 @@ static int cmd_logs(int argc, char **argv)
 	int f = 0;
 	const char *id = one_id(argc, argv, "+fh", &f);
 	char *dir;
-	node_open(&c);
+	nn_run_node_open(&c);
 	dir = alloc_dir(&c, id);
 	if (f) {
 		jv_free(follow(&c, id, dir, 1, 0));
@@ -1896,7 +1919,7 @@ static int cmd_wait(int argc, char **argv)
 	const char *id = one_id(argc, argv, "+h", NULL);
 	char *dir;
 	int status;
-	node_open(&c);
+	nn_run_node_open(&c);
 	dir = alloc_dir(&c, id);
 	status = final_status(id, follow(&c, id, dir, 0, 0));
 	free(dir);
@@ -1935,7 +1958,7 @@ static int cmd_cancel(int argc, char **argv)
 	b = jv_object_set(jv_object(), jv_string("id"), jv_string(argv[optind]));
 	if (grace)
 		b = jv_object_set(b, jv_string("grace"), jv_string(grace));
-	node_open(&c);
+	nn_run_node_open(&c);
 	print_json(node_call(&c, "/alloc/cancel", b));
 	nn_client_close(&c);
 	return 0;
@@ -1973,7 +1996,7 @@ static int cmd_checkpoint(int argc, char **argv)
 	const char *id = one_id(argc, argv, "+h", NULL);
 	char commit[65];
 	jv st, o;
-	node_open(&c);
+	nn_run_node_open(&c);
 	st = node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
 	snapshot_of(&c, st, id, commit);
 	o = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
@@ -2048,7 +2071,7 @@ static int cmd_migrate(int argc, char **argv)
 		nn_error("--to: '%s' is not a node's did", to);
 		usage(NN_EX_USAGE);
 	}
-	node_open(&c);
+	nn_run_node_open(&c);
 	if (jv_get_kind(caps) == JV_KIND_ARRAY)
 		c.caps = jv_get_kind(c.caps) == JV_KIND_ARRAY ? jv_array_concat(c.caps, caps) : caps;
 	else

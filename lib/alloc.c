@@ -2023,21 +2023,8 @@ out:
 	return code;
 }
 
-static jv col_json(sqlite3_stmt *st, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(st, i);
-	jv v;
-	if (!t)
-		return jv_null();
-	v = nn_json_parse(t, strlen(t), NULL);
-	return jv_is_valid(v) ? v : (jv_free(v), jv_null());
-}
-
-static jv col_str(sqlite3_stmt *st, int i)
-{
-	const char *t = (const char *)sqlite3_column_text(st, i);
-	return t ? jv_string(t) : jv_null();
-}
+#define col_json nn_db_col_json
+#define col_str nn_db_col_str
 
 static jv col_int(sqlite3_stmt *st, int i)
 {

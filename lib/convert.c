@@ -297,18 +297,13 @@ static jv nomad_check(jv services, const char *path, jv labels, jv *notes)
 					if (!label)
 						label = str(svc, "PortLabel");
 					port = label ? get(labels, label) : jv_null();
-					if (jv_get_kind(port) == JV_KIND_NUMBER) {
+					int pn = jv_get_kind(port) == JV_KIND_NUMBER ?
+						 (int)jv_number_value(port) :
+						 label && label[0] >= '1' && label[0] <= '9' ? atoi(label) : 0;
+					if (pn >= 1 && pn <= 65535) {
 						jv_free(hc);
 						hc = jv_object_set(jv_object(), jv_string("http"),
-							jv_string_fmt("http://127.0.0.1:%d%s%.200s",
-								      (int)jv_number_value(port),
-								      ppath && ppath[0] == '/' ? "" : "/",
-								      ppath ? ppath : ""));
-					} else if (label && label[0] >= '1' && label[0] <= '9') {
-						jv_free(hc);
-						hc = jv_object_set(jv_object(), jv_string("http"),
-							jv_string_fmt("http://127.0.0.1:%d%s%.200s",
-								      atoi(label),
+							jv_string_fmt("http://127.0.0.1:%d%s%.200s", pn,
 								      ppath && ppath[0] == '/' ? "" : "/",
 								      ppath ? ppath : ""));
 					} else {
@@ -329,7 +324,7 @@ static jv nomad_check(jv services, const char *path, jv labels, jv *notes)
 				    jv_string("interval_ms"))) {
 					if (num(ck, "Interval", 0) > 0)
 						hc = jv_object_set(hc, jv_string("interval_ms"), jv_number(
-							ceil(num(ck, "Interval", 0) / NS_PER_MS)));
+							fmax(10, ceil(num(ck, "Interval", 0) / NS_PER_MS))));
 					if (num(ck, "Timeout", 0) > 0)
 						hc = jv_object_set(hc, jv_string("timeout_ms"), jv_number(
 							ceil(num(ck, "Timeout", 0) / NS_PER_MS)));

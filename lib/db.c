@@ -5,6 +5,9 @@
  */
 #include "db.h"
 
+#include <string.h>
+#include "json.h"
+
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -159,4 +162,20 @@ int nn_db_migrate_module(struct nn_db *db, const char *name, const char *const *
 		}
 	}
 	return 0;
+}
+
+jv nn_db_col_str(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	return t ? jv_string(t) : jv_null();
+}
+
+jv nn_db_col_json(sqlite3_stmt *st, int i)
+{
+	const char *t = (const char *)sqlite3_column_text(st, i);
+	jv v;
+	if (!t)
+		return jv_null();
+	v = nn_json_parse(t, strlen(t), NULL);
+	return jv_is_valid(v) ? v : (jv_free(v), jv_null());
 }

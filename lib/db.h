@@ -31,6 +31,12 @@ int nn_db_exec(struct nn_db *db, const char *sql, char *err);
  */
 int nn_db_migrate_module(struct nn_db *db, const char *name, const char *const *steps, char *err);
 
+/* Column i of a row as a jv (new): a string, or null for SQL NULL;
+ * _json parses the text (null when NULL or not JSON). */
+#include <jv.h>
+jv nn_db_col_str(sqlite3_stmt *st, int i);
+jv nn_db_col_json(sqlite3_stmt *st, int i);
+
 /* The node's schema (all versions). */
 extern const char *const nn_node_schema[];
 

@@ -1725,8 +1725,11 @@ jv nn_ensemble_group_requirements(jv ens, const char *group)
 	}
 	jv_free(list);
 	req = jv_object_set(req, jv_string("v"), jv_number(1));
-	req = jv_object_set(req, jv_string("cpu"), jv_object_set(jv_object(), jv_string("cores"),
-		jv_number((double)milli / 1000)));
+	/* whole cores as cores; else millicores, an integer the matcher
+	 * takes exactly (1.007 cores is not exact in a double) */
+	req = jv_object_set(req, jv_string("cpu"), milli % 1000 ?
+		jv_object_set(jv_object(), jv_string("millicores"), jv_number((double)milli)) :
+		jv_object_set(jv_object(), jv_string("cores"), jv_number((double)(milli / 1000))));
 	req = jv_object_set(req, jv_string("ram"), jv_object_set(jv_object(), jv_string("size"),
 		jv_number(ram)));
 	if (disk > 0)

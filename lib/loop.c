@@ -132,6 +132,20 @@ int nn_loop_timer_arm(struct nn_loop *l, struct nn_watch *w, int64_t after_ms, i
 	return timerfd_settime(w->fd, 0, &it, NULL);
 }
 
+int nn_loop_timer_disarm(struct nn_loop *l, struct nn_watch *w)
+{
+	struct itimerspec it;
+	uint64_t n;
+	(void)l;
+	memset(&it, 0, sizeof it);
+	if (timerfd_settime(w->fd, 0, &it, NULL) < 0)
+		return -1;
+	/* an expiry already counted would still wake the loop once */
+	while (read(w->fd, &n, sizeof n) == (ssize_t)sizeof n)
+		;
+	return 0;
+}
+
 struct nn_watch *nn_loop_timer(struct nn_loop *l, int64_t after_ms, int64_t every_ms,
 			       nn_timer_cb *cb, void *arg, char *err)
 {

@@ -28,10 +28,13 @@ struct nn_watch *nn_loop_fd(struct nn_loop *l, int fd, uint32_t events,
 int nn_loop_fd_events(struct nn_loop *l, struct nn_watch *w, uint32_t events);
 
 /* A timer firing after after_ms, then every every_ms (0: once; a one-shot
- * timer stays registered, disarmed, until removed or re-armed). */
+ * timer stays registered, disarmed, until removed or re-armed).  after_ms
+ * 0 fires at the next turn of the loop: arming with 0 is "now", never "off";
+ * nn_loop_timer_disarm stops a timer without removing it. */
 struct nn_watch *nn_loop_timer(struct nn_loop *l, int64_t after_ms, int64_t every_ms,
 			       nn_timer_cb *cb, void *arg, char *err);
 int nn_loop_timer_arm(struct nn_loop *l, struct nn_watch *w, int64_t after_ms, int64_t every_ms);
+int nn_loop_timer_disarm(struct nn_loop *l, struct nn_watch *w);
 
 /* Deliver signo through the loop (it is blocked for the process). */
 int nn_loop_signal(struct nn_loop *l, int signo, nn_signal_cb *cb, void *arg, char *err);

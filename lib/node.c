@@ -515,8 +515,8 @@ static void req_arm(struct nn_node *n)
 			first = r->deadline;
 	if (jv_array_length(jv_copy(n->selfq)) > 0)
 		first = now;
-	if (first == INT64_MAX)
-		nn_loop_timer_arm(n->loop, n->reqtimer, 0, 0);
+	if (first == INT64_MAX)		/* nothing waits: off (0 would fire now, again and again) */
+		nn_loop_timer_disarm(n->loop, n->reqtimer);
 	else
 		nn_loop_timer_arm(n->loop, n->reqtimer, first > now ? first - now : 1, 0);
 }

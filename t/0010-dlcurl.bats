@@ -1,22 +1,26 @@
 #!/usr/bin/env bats
-# libcurl is loaded by lib/dlcurl.c when a code path first needs HTTP, not
-# by the dynamic loader at every start: programs start without its ~35
-# dependent libraries, and a missing libcurl is a clear error where it is
-# needed.
+# libcurl (lib/dlcurl.c), libgit2 (lib/dlgit.c) and libcrypto
+# (lib/sha256.c) are loaded when a code path first needs them, not by the
+# dynamic loader at every start: programs start without their ~50 libraries,
+# and a missing library is a clear error where it is needed.
 load lib/common
 
-@test "no program links libcurl; starting one maps none of it" {
+@test "no program links libcurl, libgit2 or libcrypto; starting one maps none of them" {
 	skip_unless 'command -v readelf' "readelf (binutils) not installed"
 	for p in nunet-node nunet-run nunet-send nunet-match nunet-bench nunet-pay; do
 		run readelf -d "$NUNET_BUILD/bin/$p"
 		assert_success
 		assert_output --partial 'libsodium'
 		refute_output --partial 'libcurl'
+		refute_output --partial 'libgit2'
+		refute_output --partial 'libcrypto'
 	done
 	run env LD_DEBUG=libs nunet-run --version
 	assert_success
 	assert_output --partial 'libsodium'
 	refute_output --partial 'libcurl'
+	refute_output --partial 'libgit2'
+	refute_output --partial 'libcrypto'
 }
 
 @test "an idle node has not loaded libcurl" {

@@ -50,21 +50,21 @@ status_of() {
 JOB='"command":["sh","-c","touch started; cat in/small.txt"]'
 
 @test "inputs are staged before the job starts, read-only to it, with progress events" {
-	run nunet-send /alloc/start "{\"spec\":{\"id\":\"s1\",\"command\":[\"sh\",\"-c\",
+	run nunet-send /alloc/start "{\"spec\":{\"id\":\"in1\",\"command\":[\"sh\",\"-c\",
 		\"sha256sum in/data.bin | cut -d' ' -f1; cat in/small.txt; echo x >>in/small.txt && echo WROTE; rm in/small.txt && echo REMOVED; true\"]},
 		\"inputs\":[{\"url\":\"$HTTPD_URL/data.bin\",\"path\":\"in/data.bin\",\"sha256\":\"$SUM\"},
 			    {\"url\":\"file://$WWW/small.txt\",\"path\":\"in/small.txt\"}]}"
 	assert_success
-	run nunet-run wait s1
+	run nunet-run wait in1
 	assert_success
-	dir=$NUNET_HOME/alloc/s1
+	dir=$NUNET_HOME/alloc/in1
 	assert_equal "$(head -2 "$dir/stdout.log")" "$SUM
 hello input"
 	# read-only to the job even as root: a read-only bind mount
 	run grep -c 'WROTE\|REMOVED' "$dir/stdout.log"
 	assert_output 0
 	assert_equal "$(cat "$dir/in/small.txt")" "hello input"
-	run status_of s1
+	run status_of in1
 	assert_equal "$(jq -c '[.states[].state]' <<<"$output")" '["staging","starting","running","exited"]'
 	assert_equal "$(jq -r '.result.inputs[0].sha256, .result.inputs[0].size, .result.inputs[1].path' <<<"$output")" "$SUM
 3000000
@@ -76,8 +76,8 @@ in/small.txt"
 	# progress events: alloc.stage with bytes and totals, ending at done
 	run nunet-node events --kind alloc.stage
 	assert_success
-	jq -se '[.[] | select(.fields.id == "s1")] | length >= 4' <<<"$output"
-	jq -se '[.[] | select(.fields.id == "s1" and .fields.phase == "done" and .fields.input == 1)][0].fields
+	jq -se '[.[] | select(.fields.id == "in1")] | length >= 4' <<<"$output"
+	jq -se '[.[] | select(.fields.id == "in1" and .fields.phase == "done" and .fields.input == 1)][0].fields
 		| .bytes == 3000000 and .total == 3000000' <<<"$output"
 }
 
@@ -189,18 +189,18 @@ bad_input() {
 }
 
 @test "cancelling during staging stops the transfer, leaves no partial file, starts nothing" {
-	run nunet-send /alloc/start "{\"spec\":{\"id\":\"c1\",$JOB},
+	run nunet-send /alloc/start "{\"spec\":{\"id\":\"cc1\",$JOB},
 		\"inputs\":[{\"url\":\"$HTTPD_URL/data.bin?stall=100000\",\"path\":\"in/d\"}]}"
 	assert_success
 	for i in $(seq 200); do
 		[ "$(jq -r .state "$NUNET_HOME/alloc/c1/state.json" 2>/dev/null)" = staging ] && break
 		sleep 0.05
 	done
-	run nunet-run cancel c1
+	run nunet-run cancel cc1
 	assert_success
-	run --separate-stderr timeout 30 nunet-run wait c1
+	run --separate-stderr timeout 30 nunet-run wait cc1
 	assert_failure 143
-	run status_of c1
+	run status_of cc1
 	assert_equal "$(jq -r .state <<<"$output")" killed
 	jq -e '.reason | test("staging")' <<<"$output"
 	[ ! -e "$NUNET_HOME/alloc/c1/started" ]

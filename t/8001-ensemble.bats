@@ -357,7 +357,7 @@ match_group() {
 	doc='{"allocations":{"api":{"executor":"docker","image":"x","resources":{"cpu":0.25,"ram":"1G","disk":"1G"}},"side":{"command":["x"],"resources":{"cpu":0.5,"ram":"512M","gpus":1}},"edge":{"command":["x"],"resources":{"cpu":1}}},"nodes":{"big":{"allocations":["api","side"]},"eu":{"allocations":["edge"],"location":{"accept":[{"continent":"EU"}]}}},"max_price":{"cpu_second":"20"},"where":".ram.size > 0","rank":".cpu.cores"}'
 	run test-tool ensemble reqs big <<<"$doc"
 	assert_success
-	assert_output '{"cpu":{"cores":0.75},"disk":{"size":1073741824},"gpus":{"count":1},"price":{"max":{"cpu_second":"20"}},"ram":{"size":1610612736},"rank":".cpu.cores","v":1,"where":"(.ram.size > 0) and ([\"docker\",\"native\"] - (.executors // []) | length == 0)"}'
+	assert_output '{"cpu":{"millicores":750},"disk":{"size":1073741824},"gpus":{"count":1},"price":{"max":{"cpu_second":"20"}},"ram":{"size":1610612736},"rank":".cpu.cores","v":1,"where":"(.ram.size > 0) and ([\"docker\",\"native\"] - (.executors // []) | length == 0)"}'
 	run test-tool ensemble reqs eu <<<"$doc"
 	assert_success
 	assert_output '{"cpu":{"cores":1},"executors":["native"],"location":{"accept":[{"continent":"EU"}]},"price":{"max":{"cpu_second":"20"}},"ram":{"size":268435456},"rank":".cpu.cores","v":1,"where":".ram.size > 0"}'
@@ -381,4 +381,16 @@ AMD Ryzen 9 7950X'
 	run match_group "$doc" eu
 	assert_success
 	assert_output 'AMD EPYC 7B13'
+}
+
+@test "group requirements: a fractional sum of cores goes to the matcher as exact millicores" {
+	doc='{"allocations":{"a":{"command":["x"],"resources":{"cpu":0.1}},"b":{"command":["x"],"resources":{"cpu":0.907}}},"nodes":{"g":{"allocations":["a","b"]}}}'
+	run test-tool ensemble reqs g <<<"$doc"
+	assert_success
+	assert_output '{"cpu":{"millicores":1007},"executors":["native"],"ram":{"size":536870912},"v":1}'
+	run match_group "$doc" g
+	assert_success
+	assert_output 'Cortex-A76
+AMD EPYC 7B13
+AMD Ryzen 9 7950X'
 }

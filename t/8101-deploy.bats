@@ -137,10 +137,10 @@ service() {	# service NAME: a small long-running allocation
 @test "a provider that bids and then vanishes is dropped; the next best runs it; nothing stays reserved" {
 	start_swarm
 	cat >"$BATS_TEST_TMPDIR/one.json" <<-EOF
-	{"allocations":{$(service web)},"bid_window_ms":3000,"deadline_ms":30000}
+	{"allocations":{$(service web)},"bid_window_ms":6000,"deadline_ms":40000}
 	EOF
 	export NUNET_HOME=$(home a)
-	# c never answers, so the window stays open its full 3 s
+	# c never answers, so the window stays open its full 6 s
 	kill -STOP "${PID[c]}"
 	nunet-run deploy "$BATS_TEST_TMPDIR/one.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
 	dpid=$!
@@ -150,7 +150,7 @@ service() {	# service NAME: a small long-running allocation
 	wait $dpid
 	id=$(tail -1 "$BATS_TEST_TMPDIR/out")
 	prov=$(nunet-run status "$id" | jq -r '.allocations[0].provider')
-	[ "$prov" = "${DID[a]}" ] || [ "$prov" = "${DID[b]}" ]
+	[ "$prov" = "${DID[a]}" ] || [ "$prov" = "${DID[b]}" ] || { cat "$BATS_TEST_TMPDIR/out"; events; false; }
 	# the commit to the vanished one timed out, or the swarm declared it dead
 	saw deploy.revert
 	kill -CONT "${PID[c]}" "${PID[d]}" "${PID[e]}"
@@ -224,4 +224,102 @@ two_step() {
 	nunet-run cancel "$id" >/dev/null
 	NODES=${NODES/$victim/}
 	within 30 all_clean
+}
+
+@test "the porcelain: deploy --wait --hops (YAML), ls, status, logs, results, wait; --swarm -- CMD" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/two.yaml" <<-'EOF'
+	name: pair
+	allocations:
+	  gen:
+	    command: [sh, -c, "echo generated; echo warn >&2"]
+	    resources: {cpu: 1, ram: 16M}
+	  use:
+	    command: [sh, -c, "echo used; exit 4"]
+	    depends_on: [gen]
+	    resources: {cpu: 1, ram: 16M}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy --wait --hops 2 "$BATS_TEST_TMPDIR/two.yaml"
+	assert_failure 4
+	id=${lines[-1]}
+	assert_equal "$(printf '%s\n' "${lines[@]:0:${#lines[@]}-1}" | jq -r 'select(.kind == "deploy.bidding") | .fields.mode')" traversal
+	assert_equal "$(printf '%s\n' "${lines[@]:0:${#lines[@]}-1}" | jq -r .kind | tail -1)" deploy.done
+	# the two allocations ran on distinct nodes, gen before use
+	run nunet-run status "$id"
+	assert_success
+	assert_equal "$(jq -r '[.state, .status, .name] | @tsv' <<<"$output")" "done	4	pair"
+	assert_equal "$(jq -r '[.allocations[].provider] | unique | length' <<<"$output")" 2
+	run nunet-run ls -a
+	assert_equal "$(jq -r 'select(.kind == "deployment") | .id' <<<"$output")" "$id"
+	run --separate-stderr nunet-run logs "$id" gen
+	assert_success
+	assert_equal "$output" generated
+	assert_equal "$stderr" warn
+	run nunet-run results "$id" "$BATS_TEST_TMPDIR/res"
+	assert_success
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/res/use/stdout.log")" used
+	assert_equal "$(jq -r .status "$BATS_TEST_TMPDIR/res/use/state.json")" 4
+	run nunet-run wait "$id"
+	assert_failure 4
+	# bad ensembles never reach the network: every error, exit 65
+	printf 'allocations: {x: {resources: {ram: lots}}}\n' >"$BATS_TEST_TMPDIR/bad.yaml"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/bad.yaml"
+	assert_failure 65
+	assert_equal "${#stderr_lines[@]}" 3
+	# nunet-run(1)'s examples, as written (d and e are the cheapest)
+	cd "$NUNET_SRC"
+	id=$(nunet-run deploy share/nunet/examples/quickstart.yaml | tail -1)
+	run bash -c "nunet-run status $id | jq -r '.selection.placements[] | [.group, .score] | @tsv'"
+	assert_output "$(printf 'report\t-1.03125\nstore\t-1.0625')"
+	run bash -c "nunet-run cancel $id | jq -r .state"
+	assert_output cancelled
+	cd "$BATS_TEST_TMPDIR"
+	# one command anywhere in the swarm, like srun
+	run --separate-stderr nunet-run --swarm --cpu 0.5 -- sh -c 'echo hello; echo oops >&2; exit 3'
+	assert_failure 3
+	assert_equal "$output" hello
+	assert_equal "$stderr" oops
+	within 20 all_clean
+}
+
+@test "an orchestrator killed and restarted follows its deployment again: the task's end is not lost" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/task.json" <<-'EOF'
+	{"allocations":{"slow":{"command":["sh","-c","sleep 4; exit 5"],"resources":{"cpu":1,"ram":16777216}}},
+	 "nodes":{"g":{"allocations":["slow"],"peer":"PEER"}}}
+	EOF
+	sed -i "s/PEER/${DID[b]}/" "$BATS_TEST_TMPDIR/task.json"
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/task.json"
+	assert_success
+	id=${lines[-1]}
+	kill -KILL "${PID[a]}"
+	# the task ends (and b's push of it fails) while a is down
+	within 30 "[ \"\$(NUNET_HOME=$(home b) nunet-run ls -a | jq -r .state)\" = exited ]"
+	node_start "$(home a)" --listen 127.0.0.1:0 --bootstrap "${DID[b]}@${ADDR[b]}"
+	PID[a]=$NODE_PID
+	run timeout 60 nunet-run wait "$id"
+	assert_failure 5
+	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 5"
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.resume | grep -q "$id"
+}
+
+@test "a recursive job: an allocation deploys a child through its own node, recorded under it" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/rec.json" <<-EOF
+	{"allocations":{"driver":{"command":["sh","-c","nunet-run --swarm --cpu 0.1 -- sh -c 'exit 0' && echo child done"],
+	  "env":{"PATH":"$PATH"},"resources":{"cpu":0.25,"ram":16777216}}},
+	 "nodes":{"g":{"allocations":["driver"],"peer":"${DID[b]}"}}}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy --wait "$BATS_TEST_TMPDIR/rec.json"
+	assert_success
+	id=${lines[-1]}
+	assert_equal "$(nunet-run logs "$id" driver)" "child done"
+	driver=$(nunet-run status "$id" | jq -r '.allocations[0].alloc')
+	# b orchestrated the child deployment, under the driver allocation
+	run env NUNET_HOME="$(home b)" nunet-run ls -a
+	assert_equal "$(jq -r 'select(.kind == "deployment") | [.parent, .state, .status] | @tsv' <<<"$output")" "$driver	done	0"
+	within 20 all_clean
 }

@@ -38,19 +38,9 @@ static void on_int(int sig)
 
 static void dopen(struct nn_client *c, const char *trace)
 {
-	enum nn_code code;
-	char err[NN_ERRLEN];
-	const char *t = getenv("NUNET_TRACE");
-	if (nn_client_open(c, NULL, NULL, &code, err) < 0) {
-		nn_client_close(c);
-		nn_die(code == NN_E_UNAVAILABLE ? NN_EX_UNAVAILABLE : NN_EX_CONFIG, "%s", err);
-	}
+	nn_run_node_open(c);
 	if (trace)
 		snprintf(c->trace, sizeof c->trace, "%s", trace);
-	else if (t && *t && strlen(t) <= 64 && strspn(t, "0123456789abcdefABCDEF") == strlen(t))
-		snprintf(c->trace, sizeof c->trace, "%s", t);
-	else
-		nn_random_id(c->trace);
 }
 
 /* One request; the reply body, or invalid with *code and err. */
@@ -164,6 +154,7 @@ struct follow {
 	struct nn_client ev, cl;
 	char id[72];
 	int quiet;		/* do not print events */
+	int poll;		/* no events (an allocation may not follow them): poll the state */
 	jv last;		/* the terminal event */
 	jv running;		/* the deploy.running event, once seen */
 };
@@ -179,7 +170,56 @@ static void follow_open(struct follow *f)
 	b = jv_object_set(jv_object(), jv_string("follow"), jv_true());
 	b = jv_object_set(b, jv_string("trace"), jv_string(f->ev.trace));
 	b = jv_object_set(b, jv_string("kind"), jv_string("deploy"));
-	jv_free(mcall(&f->ev, "local", "/node/events", b));
+	{
+		enum nn_code code;
+		char err[NN_ERRLEN];
+		jv r = dcall(&f->ev, "local", "/node/events", b, &code, err);
+		if (!jv_is_valid(r) && code == NN_E_UNAUTHORIZED)
+			f->poll = 1;	/* a job's own identity: it may deploy, not read events */
+		else if (!jv_is_valid(r))
+			nn_die(exit_for(code), "%s", err);
+		jv_free(r);
+	}
+}
+
+/* Without events: the deployment's state stands for them. */
+static int follow_poll(struct follow *f, const char *const *kinds)
+{
+	enum nn_code code;
+	char err[NN_ERRLEN];
+	for (;;) {
+		jv st = dcall(&f->cl, "local", "/deploy/status",
+			      jv_object_set(jv_object(), jv_string("id"), jv_string(f->id)), &code, err);
+		const char *s = "";
+		char kind[64];
+		if (!jv_is_valid(st)) {
+			nn_error("%s", err);
+			return -1;
+		}
+		nn_json_get_str(st, "state", &s, NULL);
+		snprintf(kind, sizeof kind, "deploy.%s", s);
+		for (int i = 0; kinds[i]; i++)
+			if (!strcmp(kind, kinds[i])) {
+				jv e = jv_object_set(jv_object(), jv_string("kind"), jv_string(kind)), fl = jv_object();
+				fl = jv_object_set(fl, jv_string("deployment"), jv_string(f->id));
+				fl = jv_object_set(fl, jv_string("status"), jv_object_get(jv_copy(st), jv_string("status")));
+				fl = jv_object_set(fl, jv_string("reason"), jv_object_get(jv_copy(st), jv_string("reason")));
+				e = jv_object_set(e, jv_string("fields"), fl);
+				if (!f->quiet)
+					print_line(jv_copy(e));
+				jv_free(f->last);
+				f->last = e;
+				jv_free(st);
+				return 0;
+			}
+		jv_free(st);
+		if (got_int) {
+			got_int = 0;
+			jv_free(dcall(&f->cl, "local", "/deploy/cancel",
+				      jv_object_set(jv_object(), jv_string("id"), jv_string(f->id)), &code, err));
+		}
+		poll(NULL, 0, 50);
+	}
 }
 
 static void follow_close(struct follow *f)
@@ -197,6 +237,8 @@ static int follow_until(struct follow *f, const char *const *kinds, int64_t time
 {
 	int64_t end = timeout_ms < 0 ? INT64_MAX : nn_mono_ms() + timeout_ms;
 	char err[NN_ERRLEN];
+	if (f->poll)
+		return follow_poll(f, kinds);
 	for (;;) {
 		jv env;
 		int jcode, r;
@@ -532,18 +574,17 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 {
 	struct nn_client c;
 	const char *id;
-	int follow = 0, o, rc = 0;
+	int follow = 0, rc = 0, ai = 1;
 	jv st;
-	optind = 1;
-	while ((o = getopt(argc, argv, "+fh")) != -1) {
-		if (o == 'f' && !strcmp(cmd, "logs"))
-			follow = 1;
-		else
-			return -1;	/* the allocation commands say what is wrong */
+	/* no getopt here: the allocation commands parse the same argv after
+	 * this when it names no deployment, and getopt keeps state */
+	if (ai < argc && !strcmp(argv[ai], "-f") && !strcmp(cmd, "logs")) {
+		follow = 1;
+		ai++;
 	}
-	if (argc - optind < 1)
-		return -1;
-	id = argv[optind];
+	if (ai >= argc || argv[ai][0] == '-')
+		return -1;	/* the allocation commands say what is wrong */
+	id = argv[ai];
 	if (strlen(id) != 32 || strspn(id, "0123456789abcdef") != 32)
 		return -1;
 	dopen(&c, NULL);
@@ -552,8 +593,8 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 		nn_client_close(&c);
 		return -1;
 	}
-	if (!strcmp(cmd, "results") ? argc - optind != 2
-	    : !strcmp(cmd, "logs") ? argc - optind > 2 : argc - optind != 1) {
+	if (!strcmp(cmd, "results") ? argc - ai != 2
+	    : !strcmp(cmd, "logs") ? argc - ai > 2 : argc - ai != 1) {
 		jv_free(st);
 		nn_client_close(&c);
 		return -1;
@@ -578,9 +619,9 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 		}
 		rc = got_int ? 130 : status_exit(st);
 	} else if (!strcmp(cmd, "logs")) {
-		rc = cmd_logs(&c, st, argc - optind - 1, argv + optind + 1, follow);
+		rc = cmd_logs(&c, st, argc - ai - 1, argv + ai + 1, follow);
 	} else if (!strcmp(cmd, "results")) {
-		rc = cmd_results(&c, st, argv[optind + 1]);
+		rc = cmd_results(&c, st, argv[ai + 1]);
 	}
 	jv_free(st);
 	nn_client_close(&c);

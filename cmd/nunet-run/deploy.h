@@ -7,6 +7,11 @@
 
 #include <jv.h>
 
+struct nn_client;
+/* Connect to the local node as the caller (dies on failure); the client's
+ * trace is NUNET_TRACE when set, else new (cmd/nunet-run.c). */
+void nn_run_node_open(struct nn_client *c);
+
 /* nunet-run deploy [--wait] [--hops N] FILE; -1 asks for the usage text. */
 int nn_run_deploy(int argc, char **argv);
 /* status|wait|cancel|logs|results on a deployment id: the exit status, or

@@ -32,7 +32,7 @@ static const char *const dstate[] = { "bidding", "committing", "provisioning", "
 				      "failed", "cancelled" };
 enum { S_NONE, S_COMMITTING, S_COMMITTED, S_PROVISIONING, S_RUNNING };
 static const char *const sstate[] = { "none", "committing", "committed", "provisioning", "running" };
-enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE };
+enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE, RQ_SYNC };
 
 struct slot {
 	char grp[72];
@@ -58,6 +58,7 @@ struct orch_dep {
 	struct slot *slots;
 	int nslots;
 	int redeploys;
+	int64_t synced;			/* monotonic ms of the last pull of states */
 	struct orch_dep *next;
 };
 
@@ -1095,8 +1096,10 @@ static void commit_slot(struct orch_dep *d, int i)
 	b = jv_object_set(b, jv_string("deployment"), jv_string(d->id));
 	b = jv_object_set(b, jv_string("group"), jv_string(s->grp));
 	b = jv_object_set(b, jv_string("resources"), nn_res_to_json(&res));
-	/* the lease outlives the deadline a little, never much */
-	b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)(left > 0 ? left + 1000 : 1000)));
+	/* the lease covers the time to the deadline, at most ORCH_LEASE_MS */
+	b = jv_object_set(b, jv_string("lease_ms"),
+			  jv_number((double)(left + 1000 < ORCH_LEASE_MS ? (left > 0 ? left + 1000 : 1000)
+					     : ORCH_LEASE_MS)));
 	if (contract)
 		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
@@ -1368,6 +1371,13 @@ static void dep_check_done(struct orch_dep *d)
 		dep_final(d, D_DONE, "deploy.done", NULL, status, jv_null());
 }
 
+static void stale_released(struct nn_node *n, jv ans, void *arg)
+{
+	(void)n;
+	(void)ans;
+	(void)arg;
+}
+
 static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct orch *o = orch_of(n);
@@ -1436,6 +1446,25 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		jv_free(a);
 	}
 	if (!changed) {
+		/* a provider that came back late runs what was given up: its
+		 * lease is released (the release may have been lost with it) */
+		const char *lease = ens_str(body, "lease");
+		char e[NN_ERRLEN];
+		if (lease && strlen(lease) < 72 && !nn_alloc_state_final(state)) {
+			sqlite3_stmt *q = orch_prep(o, "SELECT 1 FROM orch_alloc WHERE dep = ? AND lease = ?");
+			int ours = 0;
+			if (q) {
+				sqlite3_bind_text(q, 1, dep, -1, SQLITE_STATIC);
+				sqlite3_bind_text(q, 2, lease, -1, SQLITE_STATIC);
+				ours = sqlite3_step(q) == SQLITE_ROW;
+				sqlite3_finalize(q);
+			}
+			if (!ours && nn_node_request_cap(n, from, "/deploy/release",
+							 jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)),
+							 tokens_for(o, from), nn_env_str(req, "trace"), 10000,
+							 stale_released, NULL, NULL, e) < 0)
+				nn_debug("orch: cannot release stale lease %s: %s", lease, e);
+		}
 		jv_free(body);
 		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
 		return NN_E_UNAUTHORIZED;
@@ -1535,7 +1564,7 @@ void orch_parent_state(struct orch *o, jv fields)
 {
 	const char *id, *state;
 	sqlite3_stmt *st;
-	jv ids = jv_array();
+	jv ids;
 	if (nn_json_get_str(fields, "id", &id, NULL) < 0 || nn_json_get_str(fields, "state", &state, NULL) < 0 ||
 	    !nn_alloc_state_final(state))
 		return;
@@ -1543,6 +1572,7 @@ void orch_parent_state(struct orch *o, jv fields)
 		       " 'provisioning', 'running')");
 	if (!st)
 		return;
+	ids = jv_array();	/* after the early returns: it was leaked on every non-final state */
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		ids = jv_array_append(ids, orch_col_str(st, 0));
@@ -1561,6 +1591,80 @@ void orch_parent_state(struct orch *o, jv fields)
 	jv_free(ids);
 }
 
+/* ---- pulling states: after a restart, and now and then ---- */
+
+static void on_sync(struct nn_node *n, jv ans, void *arg)
+{
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	(void)n;
+	if (d && d->state == D_RUNNING && is_reply(ans) && r->slot >= 0 && r->slot < d->nslots) {
+		jv body = jget(ans, "body"), allocs = jget(body, "allocations");
+		const char *lease = ens_str(body, "lease");
+		if (lease && !strcmp(lease, d->slots[r->slot].lease) && jv_get_kind(allocs) == JV_KIND_OBJECT) {
+			jv_object_foreach(allocs, name, a) {
+				const char *state = ens_str(a, "state");
+				int64_t status = -1;
+				sqlite3_stmt *st = orch_prep(d->o, "UPDATE orch_alloc SET state = ?, status = ?, updated = ?"
+							     " WHERE dep = ? AND name = ? AND slot = ? AND provider = ?"
+							     " AND state IS NOT ?");
+				nn_json_get_int(a, "status", &status, NULL);
+				if (st && state) {
+					sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+					if (status >= 0)
+						sqlite3_bind_int64(st, 2, status);
+					sqlite3_bind_int64(st, 3, nn_now_ms());
+					sqlite3_bind_text(st, 4, d->id, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 5, jv_string_value(name), -1, SQLITE_STATIC);
+					sqlite3_bind_int(st, 6, r->slot);
+					sqlite3_bind_text(st, 7, d->slots[r->slot].prov, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 8, state, -1, SQLITE_STATIC);
+					orch_step(d->o, st);
+					if (sqlite3_changes(nn_node_db(d->o->n)->h) > 0) {
+						jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
+						f = jv_object_set(f, jv_string("provider"), jv_string(d->slots[r->slot].prov));
+						f = jv_object_set(f, jv_string("state"), jv_string(state));
+						f = jv_object_set(f, jv_string("status"), jget(a, "status"));
+						f = jv_object_set(f, jv_string("pulled"), jv_true());
+						emit(d, NN_LOG_INFO, "deploy.alloc", f);
+					}
+				} else if (st) {
+					sqlite3_finalize(st);
+				}
+				jv_free(name);
+				jv_free(a);
+			}
+			jv_free(allocs);
+			jv_free(body);
+			rq_free(r);
+			dep_check_done(d);
+			return;
+		}
+		jv_free(allocs);
+		jv_free(body);
+	}
+	rq_free(r);
+}
+
+/* Ask each provider of a running deployment for its lease's states: what
+ * a push lost (the orchestrator down, a dropped connection) comes back. */
+static void dep_sync(struct orch_dep *d)
+{
+	char e[NN_ERRLEN];
+	d->synced = nn_mono_ms();
+	for (int i = 0; i < d->nslots; i++) {
+		struct slot *s = &d->slots[i];
+		struct orch_rq *r;
+		if (s->st != S_RUNNING || !s->lease[0] || !s->prov[0])
+			continue;
+		r = rq_new(d, RQ_SYNC, i, s->prov);
+		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/lease",
+					jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease)),
+					tokens_for(d->o, s->prov), d->trace, 10000, on_sync, r, NULL, e) < 0)
+			rq_free(r);
+	}
+}
+
 /* ---- the timer ---- */
 
 void orch_deploy_tick(struct orch *o)
@@ -1569,6 +1673,10 @@ void orch_deploy_tick(struct orch *o)
 	int64_t mono = nn_mono_ms(), now = nn_now_ms();
 	for (d = o->deps; d; d = next) {
 		next = d->next;
+		if (d->state == D_RUNNING && mono - d->synced >= ORCH_SYNC_MS) {
+			dep_sync(d);
+			continue;
+		}
 		if (d->state <= D_PROVISIONING && now >= d->deadline) {
 			char w[NN_ERRLEN];
 			snprintf(w, sizeof w, "deadline passed while %s", dstate[d->state]);
@@ -1915,6 +2023,8 @@ void orch_deploy_resume(struct orch *o)
 		if (s && !strcmp(s, "running")) {
 			d->state = D_RUNNING;
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s)));
+			/* what the providers pushed while this node was down */
+			dep_sync(d);
 		} else {
 			/* a step cut short: give the leases back and start over */
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s ? s : "?")));

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sqlite3.h>
 #include <jv.h>
+#include "db.h"
 #include "node.h"
 #include "orch.h"
 #include "util.h"
@@ -19,6 +20,8 @@
 #define ORCH_TICK_MS 100
 #define ORCH_SEARCH_MAX 200000L
 #define ORCH_STEP_MS 5000
+#define ORCH_LEASE_MS 20000
+#define ORCH_SYNC_MS 10000
 
 struct orch_dep;
 struct orch_rq;
@@ -36,8 +39,8 @@ struct orch *orch_of(struct nn_node *n);
 sqlite3_stmt *orch_prep(struct orch *o, const char *sql);
 /* Step a statement that returns no rows and finalize it: 0 or -1 (logged). */
 int orch_step(struct orch *o, sqlite3_stmt *st);
-jv orch_col_str(sqlite3_stmt *st, int i);
-jv orch_col_json(sqlite3_stmt *st, int i);
+#define orch_col_str nn_db_col_str
+#define orch_col_json nn_db_col_json
 int orch_is_null(jv obj, const char *key);
 int orch_only_keys(jv obj, const char *const *keys, char *err);
 

@@ -20,6 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <git2.h>
+#include "dlgit.h"
 
 #define SNAP_REF "refs/heads/snapshots"
 
@@ -118,6 +119,8 @@ int nn_storage_git_fetch(struct nn_xfer *x, const char *url, const char *dir, ch
 	git_oid oid;
 	int rc = -1;
 
+	if (nn_dlgit_load(msg) < 0)
+		return nn_xfer_fail(x, NN_EX_UNAVAILABLE, 0, err, "%s", msg);
 	if (split_url(url, &remote, &rev, err) < 0)
 		return nn_xfer_fail(x, NN_EX_DATAERR, 0, NULL, "%s", "");
 	git_libgit2_init();
@@ -440,9 +443,12 @@ int nn_storage_git_put(struct nn_xfer *x, const char *path, const char *url, cha
 {
 	char *remote = NULL, *rev = NULL, *ref;
 	const char *hash = strrchr(url, '#');
+	char msg[NN_ERRLEN];
 	git_oid oid;
 	int rc;
 
+	if (nn_dlgit_load(msg) < 0)
+		return nn_xfer_fail(x, NN_EX_UNAVAILABLE, 0, err, "%s", msg);
 	if (strncmp(url, "git+file:///", 12))
 		return nn_xfer_fail(x, NN_EX_DATAERR, 0, err,
 				    "'%s': git outputs go to a local repository (git+file:///PATH#BRANCH)", url);
