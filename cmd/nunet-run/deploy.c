@@ -553,7 +553,7 @@ static int cmd_results(struct nn_client *c, jv st, const char *dir)
 		fclose(fo);
 		fclose(fe);
 		{
-			char *t = nn_json_dump(jv_copy(a));
+			char *t = nn_json_dump(a);
 			if (nn_write_file(ps, t, strlen(t), 0644, err) < 0)
 				rc = NN_EX_IOERR;
 			free(t);

@@ -909,7 +909,7 @@ static void dep_select(struct orch_dep *d)
 			f = jv_object_set(f, jv_string("complete"), jget(res, "complete"));
 			f = jv_object_set(f, jv_string("bids"), jv_number(jv_object_length(jv_copy(d->bids))));
 			f = jv_object_set(f, jv_string("attempt"), jv_number(d->attempts));
-			t = nn_json_dump(jv_copy(f));
+			t = nn_json_dump(f);
 			st = orch_prep(d->o, "UPDATE orch_deploy SET selection = ? WHERE id = ?");
 			if (st) {
 				sqlite3_bind_text(st, 1, t, -1, SQLITE_STATIC);
@@ -1782,7 +1782,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	if (!trace || !*trace || strlen(trace) > 64)
 		trace = id;
 	name = ens_str(ens, "name");
-	text = nn_json_dump(jv_copy(ens));
+	text = nn_json_dump(ens);
 	st = orch_prep(o, "INSERT INTO orch_deploy (id, trace, owner, parent, name, state, ensemble, hops, deadline,"
 		       " created, updated) VALUES (?, ?, ?, ?, ?, 'bidding', ?, ?, ?, ?, ?)");
 	if (st) {
@@ -1799,13 +1799,14 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		sqlite3_bind_int64(st, 9, now);
 		sqlite3_bind_int64(st, 10, now);
 	}
-	free(text);
 	if (orch_step(o, st) < 0) {
+		free(text);
 		jv_free(ens);
 		jv_free(body);
 		nn_seterr(err, "cannot record the deployment");
 		return NN_E_INTERNAL;
 	}
+	free(text);
 	d = dep_new(o, id, trace, ens);
 	d->hops = (int)hops;
 	d->deadline = now + ens_int(ens, "deadline_ms", 60000);

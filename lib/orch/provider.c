@@ -305,7 +305,11 @@ static enum nn_code be_commit(struct nn_node *n, jv req, jv *reply, char *err)
 	}
 	st = orch_prep(o, "INSERT INTO orch_lease (id, dep, grp, requester, trace, resources, expires, state,"
 		       " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?)");
-	rtext = nn_json_dump(nn_res_to_json(&r));
+	{
+		jv rv = nn_res_to_json(&r);
+		rtext = nn_json_dump(rv);	/* borrows */
+		jv_free(rv);
+	}
 	if (st) {
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, dep, -1, SQLITE_STATIC);
