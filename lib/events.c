@@ -25,6 +25,7 @@ struct follower {
 	int id;
 	nn_events_fn *fn;
 	void *arg;
+	const char *const *kinds;	/* NULL: every kind */
 	struct follower *next;
 };
 
@@ -125,6 +126,27 @@ void nn_events_close(struct nn_events *ev)
 	free(ev);
 }
 
+static int follows(const struct follower *f, const char *kind)
+{
+	if (!f->kinds)
+		return 1;
+	for (const char *const *k = f->kinds; *k; k++)
+		if (!strcmp(*k, kind))
+			return 1;
+	return 0;
+}
+
+/* Does anyone look at an event of this kind as it is emitted? */
+static int watched(const struct nn_events *ev, enum nn_level lv, const char *kind)
+{
+	if (ev->o.stderr_fd >= 0 && (int)lv <= ev->fd_level)
+		return 1;
+	for (const struct follower *f = ev->followers; f; f = f->next)
+		if (follows(f, kind))
+			return 1;
+	return 0;
+}
+
 uint64_t nn_events_emit(struct nn_events *ev, enum nn_level lv, const char *kind,
 			const char *trace, const char *span, jv fields)
 {
@@ -151,7 +173,7 @@ uint64_t nn_events_emit(struct nn_events *ev, enum nn_level lv, const char *kind
 	ev->st.emitted++;
 	ev->st.next_seq = ev->next_seq;
 
-	if (ev->followers || ev->o.stderr_fd >= 0) {
+	if (watched(ev, lv, kind)) {
 		jv e = event_json(ev->did, seq, ts, lv, kind, trace, span, fields);
 		if (ev->o.stderr_fd >= 0 && (int)lv <= ev->fd_level) {
 			char *line = nn_json_dump(e);
@@ -163,7 +185,9 @@ uint64_t nn_events_emit(struct nn_events *ev, enum nn_level lv, const char *kind
 		}
 		for (struct follower **p = &ev->followers; *p;) {
 			struct follower *f = *p;
-			if (f->fn(f->arg, e) < 0) {
+			if (!follows(f, kind)) {
+				p = &f->next;
+			} else if (f->fn(f->arg, e) < 0) {
 				*p = f->next;
 				free(f);
 			} else {
@@ -185,7 +209,7 @@ uint64_t nn_events_emit_text(struct nn_events *ev, enum nn_level lv, const char 
 	struct queued *q;
 	uint64_t seq;
 
-	if (ev->followers || ev->o.stderr_fd >= 0) {
+	if (watched(ev, lv, kind)) {
 		/* someone looks at the event itself: take the general path */
 		jv f = nn_json_parse(fields, len, NULL);
 		return nn_events_emit(ev, lv, kind, trace, span, f);
@@ -290,10 +314,17 @@ fail:
 
 int nn_events_follow(struct nn_events *ev, nn_events_fn *fn, void *arg)
 {
+	return nn_events_follow_kinds(ev, NULL, fn, arg);
+}
+
+int nn_events_follow_kinds(struct nn_events *ev, const char *const *kinds, nn_events_fn *fn,
+			   void *arg)
+{
 	struct follower *f = nn_xcalloc(1, sizeof *f);
 	f->id = ++ev->next_follower;
 	f->fn = fn;
 	f->arg = arg;
+	f->kinds = kinds;
 	f->next = ev->followers;
 	ev->followers = f;
 	return f->id;

@@ -56,6 +56,11 @@ size_t nn_events_queued(const struct nn_events *ev);
  */
 typedef int nn_events_fn(void *arg, jv event);
 int nn_events_follow(struct nn_events *ev, nn_events_fn *fn, void *arg);
+/* The same for the kinds in a NULL-terminated list only (which must live as
+ * long as the follower): an event no one follows is stored without being
+ * built as a jv, which is most of what recording one costs. */
+int nn_events_follow_kinds(struct nn_events *ev, const char *const *kinds, nn_events_fn *fn,
+			   void *arg);
 void nn_events_unfollow(struct nn_events *ev, int id);
 
 struct nn_events_stats {

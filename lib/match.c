@@ -760,6 +760,7 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	static const char *const dk[] = { "size", "read", "write" };
 	static const int di[] = { F_DISK, F_DISKR, F_DISKW };
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 
 	o->has = 0;
@@ -773,6 +774,17 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	}
 	s->p++;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
+		/* a member the matcher reads, twice: readers differ on which
+		 * counts (jq takes the last whole, a scan would merge them),
+		 * so the document is refused rather than read one way */
+		static const char *const known[] = { "cpu", "ram", "disk", "gpus", "executors",
+			"features", "kernel", "location", "price", "labels", "where", "v" };
+		for (unsigned i = 0; i < sizeof known / sizeof *known; i++)
+			if (k.n == strlen(known[i]) && !memcmp(k.p, known[i], k.n)) {
+				if (seen & (1u << i))
+					return fail(s, "'%s' appears twice", known[i]);
+				seen |= 1u << i;
+			}
 		if (SV_IS(k, "cpu"))
 			r = scan_cpu(s, o);
 		else if (SV_IS(k, "ram"))

@@ -32,7 +32,12 @@ setup() {
 		jq -e --arg be "$be" 'any(.behaviors[]; .be == $be and (.about | length > 0))' <<<"$output" >/dev/null ||
 			fail "$be missing from /node/behaviors"
 	done
-	assert_equal "$(jq '[.behaviors[] | select(.public)] | map(.be | startswith("/public/")) | all' <<<"$output")" true
+	# public: the /public/ paths, and the pay behaviors, whose bodies carry
+	# their own signatures by the contract's parties (nunet-pay(1))
+	assert_equal "$(jq -c '[.behaviors[] | select(.public) | .be |
+		select(startswith("/public/") or startswith("/broadcast/public/") | not)] | sort' <<<"$output")" \
+		'["/pay/usage","/pay/voucher"]'
+	assert_equal "$(jq '[.behaviors[] | select(.be | startswith("/public/")) | .public] | all' <<<"$output")" true
 }
 
 @test "status prints the running node's info, or running:false and exit 1" {

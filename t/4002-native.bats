@@ -34,7 +34,7 @@ result() {
 
 no_cgroups_left() {
 	local left
-	left=$(find /sys/fs/cgroup -maxdepth 3 -name "$ID" 2>/dev/null)
+	left=$(find /sys/fs/cgroup -maxdepth 3 -name "$ID.*" 2>/dev/null)
 	[ -z "$left" ] || { echo "cgroups left: $left"; return 1; }
 }
 
@@ -171,15 +171,19 @@ no_cgroups_left() {
 	done
 	# the job is in a group named after it in every hierarchy used
 	local groups
-	groups=$(find /sys/fs/cgroup -maxdepth 3 -name "$ID" | sort)
+	groups=$(find /sys/fs/cgroup -maxdepth 3 -name "$ID.*" | sort)
 	[ -n "$groups" ]
+	# named ID.DIGEST: the id, and a digest of the allocation's directory
+	local cg
+	cg=$(basename "$(head -1 <<<"$groups")")
+	[[ "$cg" =~ ^"$ID".[0-9a-f]{8}$ ]]
 	local pid
 	pid=$(jq -r .pid "$A/native.json")
-	grep -q "/nunet/$ID\$" "/proc/$pid/cgroup"
-	if [ -f "/sys/fs/cgroup/memory/nunet/$ID/memory.limit_in_bytes" ]; then
-		assert_equal "$(cat /sys/fs/cgroup/memory/nunet/$ID/memory.limit_in_bytes)" $((64 << 20))
-		assert_equal "$(cat /sys/fs/cgroup/pids/nunet/$ID/pids.max)" 20
-		assert_equal "$(cat /sys/fs/cgroup/cpu/nunet/$ID/cpu.cfs_quota_us)" 100000
+	grep -q "/nunet/$cg\$" "/proc/$pid/cgroup"
+	if [ -f "/sys/fs/cgroup/memory/nunet/$cg/memory.limit_in_bytes" ]; then
+		assert_equal "$(cat /sys/fs/cgroup/memory/nunet/$cg/memory.limit_in_bytes)" $((64 << 20))
+		assert_equal "$(cat /sys/fs/cgroup/pids/nunet/$cg/pids.max)" 20
+		assert_equal "$(cat /sys/fs/cgroup/cpu/nunet/$cg/cpu.cfs_quota_us)" 100000
 	fi
 	kill -INT "$BG"
 	kill -INT "$BG" 2>/dev/null || true	# sleep as pid 1 ignores SIGINT: the second one kills

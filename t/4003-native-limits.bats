@@ -35,7 +35,7 @@ has_controller() {
 
 no_cgroups_left() {
 	local left
-	left=$(find /sys/fs/cgroup -maxdepth 3 -name "$ID" 2>/dev/null)
+	left=$(find /sys/fs/cgroup -maxdepth 3 -name "$ID.*" 2>/dev/null)
 	[ -z "$left" ] || { echo "cgroups left: $left"; return 1; }
 }
 

@@ -224,7 +224,7 @@ settled_check() {
 	rpay ledger --verify
 	# every voucher held before the crash is still held
 	p_vouchers >after.txt
-	run comm -23 before.txt after.txt
+	run grep -vxF -f after.txt before.txt
 	assert_output ""
 }
 

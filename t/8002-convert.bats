@@ -75,6 +75,9 @@ bad.yaml: allocations.job.depends_on[0]: no allocation named "db"'
 	run --separate-stderr nunet-run validate "$EX/nomad.json"
 	assert_failure 65
 	assert_equal "$stderr" "$EX/nomad.json: .: a Nomad job, not an ensemble (nunet-run convert --from nomad makes one of it)"
+	run --separate-stderr bash -c 'nunet-run validate "$1" >/dev/full' _ "$EX/web.yaml"
+	assert_failure 74
+	assert_equal "$stderr" 'nunet-run: error: cannot write: No space left on device'
 	head -c 4194305 /dev/zero | tr '\0' ' ' >big.yaml
 	run --separate-stderr nunet-run validate big.yaml
 	assert_failure 65

@@ -6,6 +6,7 @@
  * Deployment into an ensemble, prints it normalized (JSON, one line) and
  * says on stderr what it could not convert.  Neither talks to a node.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,12 +63,19 @@ jv ensemble_load(const char *file, int *code)
 	return ens;
 }
 
+static void flush_out(void)
+{
+	if (fflush(stdout) == EOF)
+		nn_die(NN_EX_IOERR, "cannot write: %s", strerror(errno));
+}
+
 static void put_json(jv v)
 {
 	char *s = nn_json_dump(v);
 	printf("%s\n", s);
 	free(s);
 	jv_free(v);
+	flush_out();
 }
 
 int cmd_validate(int argc, char **argv, void (*usage)(int))
@@ -101,6 +109,7 @@ int cmd_validate(int argc, char **argv, void (*usage)(int))
 		printf("ok: %d allocation%s in %d node group%s\n", na, na == 1 ? "" : "s",
 		       ng, ng == 1 ? "" : "s");
 		jv_free(ens);
+		flush_out();
 	}
 	return 0;
 }

@@ -6,7 +6,8 @@
  * else from a v1 hierarchy that has it mounted.  A controller-less cgroup2
  * mount (the "unified" tree of a hybrid host) is still used to track the
  * job's processes and to kill them all with cgroup.kill.  A job's groups are
- * called "nunet/ID" in every hierarchy used.
+ * called "nunet/NAME" in every hierarchy used (the native executor names
+ * them ID.DIGEST, DIGEST from the allocation directory, unique per machine).
  */
 #ifndef NN_CGROUP_H
 #define NN_CGROUP_H

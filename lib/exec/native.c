@@ -36,6 +36,7 @@
 #include <sys/sysinfo.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
@@ -436,9 +437,22 @@ static int native_start(struct nn_exec_job *job, char *err)
 		unlink(ep);	/* a result of an earlier run is not ours */
 		free(ep);
 	}
-	if (nn_cgroup_create(&n->cg, &n->lo, s->id, &s->limits, s->allow_unlimited, err) < 0) {
-		job->ex_code = NN_EX_UNAVAILABLE;
-		goto fail_early;
+	{
+		/* ids are unique on one node, not on one machine: the groups
+		 * are named by id and a digest of the allocation's directory,
+		 * so two nodes (or a node and `nunet-run exec`) never meet */
+		uint8_t h[crypto_generichash_BYTES_MIN];
+		char hex[2 * sizeof h + 1], *name;
+		int r;
+		crypto_generichash(h, sizeof h, (const uint8_t *)s->dir, strlen(s->dir), NULL, 0);
+		nn_hex_encode(hex, h, sizeof h);
+		name = nn_xasprintf("%s.%.8s", s->id, hex);
+		r = nn_cgroup_create(&n->cg, &n->lo, name, &s->limits, s->allow_unlimited, err);
+		free(name);
+		if (r < 0) {
+			job->ex_code = NN_EX_UNAVAILABLE;
+			goto fail_early;
+		}
 	}
 	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
 	    pipe2(pidp, O_CLOEXEC) < 0) {

@@ -1572,7 +1572,7 @@ void orch_parent_state(struct orch *o, jv fields)
 		       " 'provisioning', 'running')");
 	if (!st)
 		return;
-	ids = jv_array();
+	ids = jv_array();	/* after the early returns: it was leaked on every non-final state */
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW)
 		ids = jv_array_append(ids, orch_col_str(st, 0));

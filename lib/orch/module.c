@@ -93,6 +93,9 @@ int orch_only_keys(jv obj, const char *const *keys, char *err)
 }
 
 /* The follower runs inside whoever emitted: only queue. */
+/* the events on_event acts on */
+static const char *const orch_kinds[] = { "alloc.state", "peer.dead", NULL };
+
 static int on_event(void *arg, jv ev)
 {
 	struct orch *o = arg;
@@ -168,7 +171,7 @@ int nn_orch_attach(struct nn_node *n, char *err)
 	if (!(o->timer = nn_loop_timer(nn_node_loop(n), ORCH_TICK_MS, ORCH_TICK_MS, on_tick, o, e)) ||
 	    !(o->kick = nn_loop_timer(nn_node_loop(n), 0, 0, on_kick, o, e)))
 		return nn_seterr(err, "orch: %s", e);
-	o->follow_id = nn_events_follow(nn_node_events(n), on_event, o);
+	o->follow_id = nn_events_follow_kinds(nn_node_events(n), orch_kinds, on_event, o);
 	for (int i = 0; orch_provider_behaviors[i].path; i++)
 		nn_node_behavior(n, &orch_provider_behaviors[i]);
 	for (int i = 0; orch_deploy_behaviors[i].path; i++)

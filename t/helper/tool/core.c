@@ -453,7 +453,15 @@ static void on_tick(struct nn_loop *l, void *arg)
 
 static void on_sig(struct nn_loop *l, int signo, void *arg)
 {
+	struct loopstate *s = arg;
+	char err[NN_ERRLEN];
 	printf("signal %s\n", signo == SIGUSR1 ? "USR1" : "other");
+	/* the periodic timer starts from here, so the order printed does not
+	 * depend on how late a loaded machine wakes the loop */
+	if (!s->periodic && !(s->periodic = nn_loop_timer(l, 10, 10, on_tick, s, err))) {
+		printf("error: %s\n", err);
+		exit(70);
+	}
 }
 
 static void on_pipe(struct nn_loop *l, int fd, uint32_t ev, void *arg)
@@ -466,8 +474,9 @@ static void on_pipe(struct nn_loop *l, int fd, uint32_t ev, void *arg)
 	nn_loop_stop(l);
 }
 
-/* loop: a one-shot timer at 50 ms raising SIGUSR1, a 10 ms periodic timer
- * removed after 3 ticks, which then makes a pipe readable and stops. */
+/* loop: a one-shot timer at 5 ms raising SIGUSR1, whose handler starts a
+ * 10 ms periodic timer removed after 3 ticks, which then makes a pipe
+ * readable and stops. */
 int cmd__loop(int argc, char **argv)
 {
 	char err[NN_ERRLEN];
@@ -479,7 +488,6 @@ int cmd__loop(int argc, char **argv)
 	s.t0 = nn_mono_ms();
 	if (nn_loop_signal(l, SIGUSR1, on_sig, &s, err) < 0 ||
 	    !nn_loop_timer(l, 5, 0, on_once, &s, err) ||
-	    !(s.periodic = nn_loop_timer(l, 10, 10, on_tick, &s, err)) ||
 	    !(s.pw = nn_loop_fd(l, s.pipefd[0], EPOLLIN, on_pipe, &s, err))) {
 		printf("error: %s\n", err);
 		return 70;
