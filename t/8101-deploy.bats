@@ -69,7 +69,14 @@ start_swarm() {
 	for n in b c d e; do
 		nunet-node --home "$(home $n)" cap grant "${DID[a]}" --cap /deploy >"$(home a)/tokens/$n.json"
 	done
-	within 30 'for n in $NODES; do [ "$(nunet-node --home "$(home $n)" peers | jq -s "[.[] | select(.state == \"alive\")] | length")" = 4 ] || exit 1; done'
+	within 60 converged
+}
+
+converged() {	# every node sees the four others alive
+	local n
+	for n in $NODES; do
+		[ "$(nunet-node --home "$(home $n)" peers | jq -s '[.[] | select(.state == "alive")] | length')" = 4 ] || return 1
+	done
 }
 
 teardown() {
