@@ -206,11 +206,18 @@ p_vouchers() {
 	within 10 '[ "$(sqlite3 "$P/ledger.db" "SELECT ended FROM usage WHERE alloc = '"'$JOB'"'")" = 1 ]'
 }
 
+last_report() {
+	sqlite3 "$P/ledger.db" "SELECT doc FROM reports WHERE contract = '$ID' AND dir = 'sent' ORDER BY seq DESC LIMIT 1"
+}
+
 # the final state, once the job has ended: P's newest voucher is R's newest,
 # worth the last report's usage at the rates, with the executor's CPU
 settled_check() {
 	within 30 'alloc_status $JOB | jq -e .final >/dev/null'
-	within 20 '[ "$(ppay contract show "$ID" | jq -r .amount)" = "$(rpay contract show "$ID" | jq -r .amount)" ] &&
+	# the end is metered, its report answered, both sides agree
+	within 30 '[ "$(sqlite3 "$P/ledger.db" "SELECT ended FROM usage WHERE alloc = '"'$JOB'"'")" = 1 ] &&
+		[ "$(ppay contract show "$ID" | jq -r .amount)" = "$(last_report | jq -r .amount)" ] &&
+		[ "$(ppay contract show "$ID" | jq -r .amount)" = "$(rpay contract show "$ID" | jq -r .amount)" ] &&
 		[ "$(ppay contract show "$ID" | jq -r .seq)" = "$(rpay contract show "$ID" | jq -r .seq)" ]'
 	rep=$(sqlite3 "$P/ledger.db" "SELECT doc FROM reports WHERE contract = '$ID' AND dir = 'sent' ORDER BY seq DESC LIMIT 1")
 	cpu=$(jq -r .usage.cpu_ms <<<"$rep")
