@@ -252,3 +252,23 @@ s3://stage/copy.bin"
 	run bash -c "nunet-run status \$(nunet-run ls -a | jq -r .id | tail -1) | jq -r '.result.outputs[0].size'"
 	assert_output 6
 }
+
+@test "a deployment's inputs and outputs are staged by the provider that runs it" {
+	nunet-node onboard --cpu 1 --memory 1G --disk 1G <"$NUNET_SRC/share/nunet/capability/small-vps.json" >/dev/null
+	cat >"$BATS_TEST_TMPDIR/e.json" <<-EOT
+	{"allocations":{"up":{"type":"task","command":["sh","-c","tr a-z A-Z <in/s.txt >out.txt"],
+	  "resources":{"cpu":1,"ram":"64MiB"},
+	  "inputs":[{"url":"$HTTPD_URL/small.txt","path":"in/s.txt"}],
+	  "outputs":[{"path":"out.txt","url":"file://$BATS_TEST_TMPDIR/result.txt"}]}}}
+	EOT
+	run --separate-stderr timeout 60 nunet-run deploy --wait "$BATS_TEST_TMPDIR/e.json"
+	assert_success
+	assert_equal "$(cat "$BATS_TEST_TMPDIR/result.txt")" "HELLO INPUT"
+	# the allocation went through staging, and its result names the output
+	alloc=$(jq -r 'select(.kind == "deploy.alloc") | .fields.alloc' <<<"$output" | tail -1)
+	run status_of "$alloc"
+	assert_success
+	assert_equal "$(jq -r '[.states[].state] | index("staging") != null' <<<"$output")" true
+	assert_equal "$(jq -r '.result.outputs[0].sha256' <<<"$output")" \
+		"$(sha256sum "$BATS_TEST_TMPDIR/result.txt" | cut -d' ' -f1)"
+}

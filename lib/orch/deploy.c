@@ -416,6 +416,18 @@ static jv start_body(struct orch_dep *d, const char *name, jv a)
 		spec = jv_object_set(spec, jv_string("labels"), lb);
 	}
 	body = jv_object_set(body, jv_string("spec"), spec);
+	/* inputs staged before the start and outputs stored after the end,
+	 * by the provider (lib/stage.h: the ensemble's form is /alloc/start's) */
+	if (jv_get_kind(x = jget(a, "inputs")) == JV_KIND_ARRAY && jv_array_length(jv_copy(x)) > 0)
+		body = jv_object_set(body, jv_string("inputs"), x);
+	else
+		jv_free(x);
+	if (jv_get_kind(x = jget(a, "outputs")) == JV_KIND_ARRAY && jv_array_length(jv_copy(x)) > 0)
+		body = jv_object_set(body, jv_string("outputs"), x);
+	else
+		jv_free(x);
+	if ((s = ens_str(a, "state_dir")))
+		body = jv_object_set(body, jv_string("state_dir"), jv_string(s));
 	/* the provider meters the allocation under the ensemble's contract */
 	if ((s = ens_str(d->ens, "contract")))
 		body = jv_object_set(body, jv_string("contract"), jv_string(s));
