@@ -1805,7 +1805,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 			sqlite3_bind_text(st, 4, parent, -1, SQLITE_STATIC);
 		if (name)
 			sqlite3_bind_text(st, 5, name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 6, text, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 6, text, -1, SQLITE_TRANSIENT);	/* text is freed before the step */
 		sqlite3_bind_int64(st, 7, hops);
 		sqlite3_bind_int64(st, 8, now + ens_int(ens, "deadline_ms", 60000));
 		sqlite3_bind_int64(st, 9, now);
