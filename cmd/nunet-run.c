@@ -414,15 +414,7 @@ static void stage_on_pipe(struct nn_loop *l, int fd, uint32_t ev, void *arg)
 	struct shim *s = arg;
 	char err[NN_ERRLEN];
 	int eof = 0, code;
-	for (int i = 0; i < 16; i++) {
-		ssize_t r = nn_lines_read_fd(&s->st_in, fd);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-			eof = 1;
-			break;
-		}
-		if (r < 0)
-			break;
-	}
+	eof = nn_lines_drain_fd(&s->st_in, fd, 16);
 	for (;;) {
 		jv v;
 		const char *t;

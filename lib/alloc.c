@@ -1191,15 +1191,7 @@ static void on_shim(struct nn_loop *l, int fd, uint32_t events, void *arg)
 	struct alloc *a = arg;
 	char err[NN_ERRLEN];
 	int eof = 0, code;
-	for (int i = 0; i < 16; i++) {
-		ssize_t r = nn_lines_read_fd(&a->in, fd);
-		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-			eof = 1;
-			break;
-		}
-		if (r < 0)
-			break;
-	}
+	eof = nn_lines_drain_fd(&a->in, fd, 16);
 	for (;;) {
 		jv v;
 		int r = nn_jsonl_next(&a->in, &v, &code, err);

@@ -58,6 +58,18 @@ ssize_t nn_lines_read_fd(struct nn_lines *l, int fd)
 	return n;
 }
 
+int nn_lines_drain_fd(struct nn_lines *l, int fd, int rounds)
+{
+	for (int i = 0; i < rounds; i++) {
+		ssize_t r = nn_lines_read_fd(l, fd);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			return 1;
+		if (r < 0)
+			break;
+	}
+	return 0;
+}
+
 int nn_lines_next(struct nn_lines *l, const char **line, size_t *len)
 {
 	if (!l->buf.data)	/* nothing fed yet: no NULL + 0 below */

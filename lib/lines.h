@@ -30,6 +30,9 @@ void nn_lines_feed(struct nn_lines *l, const char *p, size_t n);
 /* Read what is available from fd (one read).  Returns bytes read, 0 on
  * end of file, -1 on error (errno; EAGAIN when a non-blocking fd is dry). */
 ssize_t nn_lines_read_fd(struct nn_lines *l, int fd);
+/* Read a non-blocking fd up to `rounds` times or until it is dry.  Returns
+ * 1 at end of file or on a read error other than EAGAIN, else 0. */
+int nn_lines_drain_fd(struct nn_lines *l, int fd, int rounds);
 /* Bytes of an incomplete line held. */
 size_t nn_lines_pending(const struct nn_lines *l);
 

@@ -79,21 +79,6 @@ static void xfer_drop(struct mmod *m, struct xfer *x, int unlink_pack)
 	free(x);
 }
 
-/* A plain relative path: no "", ".", ".." parts, not absolute. */
-static int plain(const char *p)
-{
-	if (!*p || *p == '/')
-		return 0;
-	while (*p) {
-		size_t len = strcspn(p, "/");
-		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)))
-			return 0;
-		p += len;
-		if (*p == '/')
-			p++;
-	}
-	return 1;
-}
 
 static int hex_id(const char *s, size_t min, size_t max)
 {
@@ -107,7 +92,7 @@ int nn_migrate_take(jv body, jv *opts, const char *home, char *err)
 	jv r;
 	struct xfer *x;
 	if (nn_json_has(body, "state_dir")) {
-		if (nn_json_get_str(body, "state_dir", &sd, NULL) < 0 || !plain(sd))
+		if (nn_json_get_str(body, "state_dir", &sd, NULL) < 0 || !nn_path_plain(sd))
 			return nn_seterr(err, "state_dir: expected a path inside the allocation "
 					 "directory (relative, without '.' or '..')");
 		*opts = jv_object_set(*opts, jv_string("state_dir"), jv_string(sd));

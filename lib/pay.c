@@ -1019,14 +1019,16 @@ int nn_pay_contract_get(struct nn_pay *p, const char *id, jv *out, char *err)
 	return rc;
 }
 
-/* Ids of contracts (optionally in state), in the order of the query. */
+/* The first column of a query's rows as strings (contract or allocation
+ * ids), in the order of the query; arg binds ?1 when not NULL. */
 static int contract_ids(struct nn_pay *p, const char *sql, const char *arg, jv *ids, char *err)
 {
 	sqlite3_stmt *st = prep(p, err, sql, arg ? 1 : 0, arg);
 	int s;
-	*ids = jv_array();
+	*ids = jv_invalid();
 	if (!st)
 		return NN_PAY_ESTORE;
+	*ids = jv_array();
 	while ((s = sqlite3_step(st)) == SQLITE_ROW)
 		*ids = jv_array_append(*ids, jv_string((const char *)sqlite3_column_text(st, 0)));
 	unprep(p, st);
@@ -1312,26 +1314,12 @@ out:
 
 int nn_pay_meter_open(struct nn_pay *p, const char *contract, jv *out, char *err)
 {
-	sqlite3_stmt *st = contract ?
-		prep(p, err, "SELECT alloc FROM usage WHERE contract = ?1 AND ended = 0 ORDER BY alloc",
-		     1, contract) :
-		prep(p, err, "SELECT DISTINCT u.contract FROM usage u JOIN contracts c ON c.id = "
-		     "u.contract WHERE c.role = 'provider' AND c.state IN ('accepted','active') "
-		     "ORDER BY u.contract", 0);
-	int s;
-	*out = jv_invalid();
-	if (!st)
-		return NN_PAY_ESTORE;
-	*out = jv_array();
-	while ((s = sqlite3_step(st)) == SQLITE_ROW)
-		*out = jv_array_append(*out, jv_string((const char *)sqlite3_column_text(st, 0)));
-	unprep(p, st);
-	if (s != SQLITE_DONE) {
-		jv_free(*out);
-		*out = jv_invalid();
-		return dberr(p, err);
-	}
-	return 0;
+	return contract ?
+		contract_ids(p, "SELECT alloc FROM usage WHERE contract = ?1 AND ended = 0 ORDER BY alloc",
+			     contract, out, err) :
+		contract_ids(p, "SELECT DISTINCT u.contract FROM usage u JOIN contracts c ON c.id = "
+			     "u.contract WHERE c.role = 'provider' AND c.state IN ('accepted','active') "
+			     "ORDER BY u.contract", NULL, out, err);
 }
 
 int nn_pay_meter_total(struct nn_pay *p, const char *contract, struct nn_pay_usage *u, char *err)

@@ -71,21 +71,6 @@ int nn_stage_check(jv inputs, jv outputs, char *err)
 	return 0;
 }
 
-/* A relative path without "", "." or ".." components. */
-static int plain_path(const char *p)
-{
-	if (!*p || *p == '/')
-		return 0;
-	while (*p) {
-		size_t len = strcspn(p, "/");
-		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)))
-			return 0;
-		p += len;
-		if (*p == '/')
-			p++;
-	}
-	return 1;
-}
 
 jv nn_stage_readonly(jv inputs)
 {
@@ -94,7 +79,7 @@ jv nn_stage_readonly(jv inputs)
 		return out;
 	jv_array_foreach(inputs, i, it) {
 		const char *p;
-		if (nn_json_get_str(it, "path", &p, NULL) == 0 && plain_path(p))
+		if (nn_json_get_str(it, "path", &p, NULL) == 0 && nn_path_plain(p))
 			out = jv_array_append(out, jv_string(p));
 		jv_free(it);
 	}

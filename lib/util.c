@@ -379,3 +379,18 @@ int nn_parse_duration_ms(const char *s, int64_t *out)
 	*out = (int64_t)(v * mul + 0.5);
 	return 0;
 }
+
+int nn_path_plain(const char *p)
+{
+	if (!*p || *p == '/')
+		return 0;
+	while (*p) {
+		size_t len = strcspn(p, "/");
+		if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && !strncmp(p, "..", 2)))
+			return 0;
+		p += len;
+		if (*p == '/')
+			p++;
+	}
+	return 1;
+}

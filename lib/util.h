@@ -80,5 +80,8 @@ int nn_write_all(int fd, const void *buf, size_t n);
 /* Parse sizes ("64M", "2GiB", "1024") and durations ("30s", "5m", "250ms"). */
 int nn_parse_size(const char *s, uint64_t *out);
 int nn_parse_duration_ms(const char *s, int64_t *out);
+/* 1 when p is a plain relative path: not absolute, no "", "." or ".."
+ * component (what may name a file inside an allocation directory). */
+int nn_path_plain(const char *p);
 
 #endif
