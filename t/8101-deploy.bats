@@ -83,6 +83,7 @@ teardown() {
 	local n
 	for n in $NODES; do [ -n "${PID[$n]:-}" ] && kill -CONT "${PID[$n]}" 2>/dev/null; done
 	node_stop_all
+	allocs_kill "$BATS_TEST_TMPDIR"
 }
 
 service() {	# service NAME: a small long-running allocation

@@ -56,6 +56,21 @@ node_start() {
 	READY_LINE=$line
 }
 
+# allocs_kill DIR: end every allocation whose directory is under DIR, job
+# and shim, with SIGKILL.  Shims outlive their node by design (crash
+# safety), so a test that kills or stops nodes with allocations running
+# calls this in its teardown, or their jobs would run on after it.
+allocs_kill() {
+	local f p
+	for f in "$1"/alloc/*/native.json "$1"/*/alloc/*/native.json; do
+		[ -f "$f" ] || continue
+		p=$(jq -r '.pid // empty' "$f" 2>/dev/null) || continue
+		[ -n "$p" ] && kill -9 "$p" 2>/dev/null
+	done
+	for p in $(pgrep -f -- "exec --shim .*$1/" || true); do kill -9 "$p" 2>/dev/null; done
+	return 0
+}
+
 node_stop_all() {
 	local p
 	for p in "${NODE_PIDS[@]:-}"; do
