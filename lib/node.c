@@ -597,8 +597,10 @@ static void on_reqtimer(struct nn_loop *l, void *arg)
 			void *a = r->arg;
 			jv why = r->multi ? jv_string("window closed")
 					  : jv_string_fmt("no answer from %s within the time allowed", r->to);
+			jv inv = jv_invalid_with_msg(why);
 			free(r);
-			cb(n, jv_invalid_with_msg(why), a);
+			cb(n, inv, a);	/* borrowed by cb, as every answer is */
+			jv_free(inv);
 		}
 	}
 	req_arm(n);
