@@ -84,6 +84,7 @@ struct nn_node {
 		void *arg;
 		struct closer *next;
 	} *closers;
+	struct follow *follows;	/* clients following /node/events */
 	struct req *reqs;	/* the node's own requests waiting for answers */
 	struct nn_watch *reqtimer;
 	jv selfq;		/* answers to them made here, not yet handed over */
@@ -175,9 +176,12 @@ void nn_node_metrics_hook(struct nn_node *n, void (*fn)(struct nn_node *, struct
 
 /* ---- clients ---- */
 
+static void follows_drop(struct nn_node *n, unsigned long client);
+
 static void conn_close(struct conn *c)
 {
 	struct nn_node *n = c->node;
+	follows_drop(n, c->no);
 	nn_loop_remove(n->loop, c->w);
 	close(c->fd);
 	if (c->prev)
@@ -982,10 +986,27 @@ static enum nn_code be_behaviors(struct nn_node *n, jv req, jv *reply, char *err
 struct follow {
 	struct nn_node *n;
 	unsigned long client;
+	int id;			/* nn_events_follow's */
+	struct follow *next;
 	char to[NN_DID_MAX + 64];
 	struct nn_events_filter f;
 	char kind[64], trace[65];
 };
+
+/* A client closed: its follows end with it. */
+static void follows_drop(struct nn_node *n, unsigned long client)
+{
+	for (struct follow **pp = &n->follows; *pp;) {
+		struct follow *fw = *pp;
+		if (fw->client != client) {
+			pp = &fw->next;
+			continue;
+		}
+		*pp = fw->next;
+		nn_events_unfollow(n->ev, fw->id);
+		free(fw);
+	}
+}
 
 static int push_event(void *arg, jv event)
 {
@@ -1006,7 +1027,13 @@ static int push_event(void *arg, jv event)
 	r = nn_node_client_send(n, fw->client, b.data, b.len);
 	nn_buf_release(&b);
 	if (r < 0 && !conn_find(n, fw->client)) {
-		free(fw);	/* the client is gone: stop following */
+		/* the client is gone: stop following */
+		for (struct follow **pp = &n->follows; *pp; pp = &(*pp)->next)
+			if (*pp == fw) {
+				*pp = fw->next;
+				break;
+			}
+		free(fw);
 		return -1;
 	}
 	return 0;
@@ -1079,7 +1106,9 @@ static enum nn_code be_events(struct nn_node *n, jv req, jv *reply, char *err)
 		 * of the store plus this stream sees each event once */
 		if (nn_events_flush(n->ev, e) < 0)
 			nn_warn("%s", e);
-		nn_events_follow(n->ev, push_event, fw);
+		fw->id = nn_events_follow(n->ev, push_event, fw);
+		fw->next = n->follows;
+		n->follows = fw;
 		nn_events_stats(n->ev, &st);
 		*reply = jv_object_set(jv_object(), jv_string("following"), jv_true());
 		*reply = jv_object_set(*reply, jv_string("next_seq"), jv_number((double)st.next_seq));
