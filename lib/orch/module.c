@@ -35,6 +35,9 @@ static const char *const schema[] = {
 	"CREATE TABLE orch_alloc (dep TEXT NOT NULL, name TEXT NOT NULL, slot INTEGER NOT NULL,"
 	" grp TEXT NOT NULL, type TEXT NOT NULL, provider TEXT, lease TEXT, alloc TEXT, state TEXT,"
 	" status INTEGER, reason TEXT, updated INTEGER, PRIMARY KEY (dep, name, slot));",
+	/* who besides the requester may read a lease's logs and outputs: the
+	 * allocation whose deployment it serves (a recursive job) */
+	"ALTER TABLE orch_lease ADD COLUMN reader TEXT;",
 	NULL
 };
 
