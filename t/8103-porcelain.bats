@@ -13,15 +13,6 @@ NODES="a b c"
 
 home() { echo "$BATS_TEST_TMPDIR/$1"; }
 
-# within SECONDS COMMAND: poll until COMMAND succeeds
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
-
 free_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .free.cpu; }
 onboarded_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .onboarded.cpu; }
 clean() { [ "$(free_cpu "$1")" = "$(onboarded_cpu "$1")" ]; }
