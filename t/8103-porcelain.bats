@@ -253,3 +253,38 @@ contract() {
 	# nothing ran on b but the contracted task
 	assert_equal "$(NUNET_HOME=$(home b) nunet-run ls -a | jq -s length)" 1
 }
+
+@test "an allocation's expired and revoked tokens are pruned once they expire; a copy stays worthless" {
+	U=-$(od -An -tx1 -N3 /dev/urandom | tr -d ' \n')
+	node_init
+	# tokens that live 2 s, renewed every second
+	NUNET_ALLOC_CAP_TTL=2s node_start
+	db=$NUNET_HOME/node.db
+	rows() {	# tokens for audience $1, their revocations, revocations of no token
+		sqlite3 "$db" "SELECT (SELECT count(*) FROM cap_tokens WHERE aud = '$1') || ' ' ||
+			(SELECT count(*) FROM cap_revoked r JOIN cap_tokens t USING (nonce) WHERE t.aud = '$1') || ' ' ||
+			(SELECT count(*) FROM cap_revoked WHERE nonce NOT IN (SELECT nonce FROM cap_tokens))"
+	}
+	nunet-run -d --id keep$U -- sleep 300 >/dev/null
+	# a job that copies its credentials, lives through a few renewals, ends
+	nunet-run --id short$U -- sh -c "cp \"\$NUNET_KEY\" $BATS_TEST_TMPDIR/k; sleep 4.5; cp \"\$NUNET_CAP\" $BATS_TEST_TMPDIR/c"
+	short=$(jq -r .aud "$BATS_TEST_TMPDIR/c")
+	keep=$(jq -r .aud "$NUNET_HOME/alloc/keep$U/cred/cap")
+	# the end revoked its token, which has not expired: kept, revoked
+	run nunet-node cap list
+	assert_equal "$(jq -r --arg a "$short" 'select(.aud == $a) | .revoked' <<<"$output" | sort -u)" true
+	# renewed four times or more, the expired ones pruned already
+	assert [ "$(rows "$short" | cut -d' ' -f1)" -le 3 ]
+	# once it expired: no record left of it, nor any stray revocation
+	within 15 "[ \"\$(rows $short)\" = '0 0 0' ]"
+	# a copy of its key and token is still refused (expired)
+	run --separate-stderr nunet-send --key "$BATS_TEST_TMPDIR/k" --cap "$BATS_TEST_TMPDIR/c" /alloc/list
+	assert_failure
+	[[ $stderr == *unauthorized* ]]
+	# the live one keeps its current token, and only recent ones
+	n=$(rows "$keep" | cut -d' ' -f1)
+	(( n >= 1 && n <= 3 ))
+	assert_equal "$(jq -r .state "$NUNET_HOME/alloc/keep$U/state.json")" running
+	run nunet-send --key "$NUNET_HOME/alloc/keep$U/cred/key" --cap "$NUNET_HOME/alloc/keep$U/cred/cap" /alloc/list
+	assert_success
+}
