@@ -558,11 +558,27 @@ static int scan_strlist(struct scan *s, const char *field, struct sv *v, int *n)
 	return r;
 }
 
+/*
+ * Member i of obj (key is its name) seen a second time in the same object:
+ * jq keeps the last one whole while the scanner would have read both (a
+ * null second one leaves the first in place), so rather than read the
+ * document two ways it is refused, at every level, like a repeated
+ * top-level member.
+ */
+static int twice(struct scan *s, unsigned *seen, int i, const char *obj, const char *key)
+{
+	if (*seen & (1u << i))
+		return fail(s, "'%s%s%s' appears twice", obj, *obj ? "." : "", key);
+	*seen |= 1u << i;
+	return 0;
+}
+
 /* Members of an object that are all non-negative integers (others skipped). */
 static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
 		     const int *idx, int nkeys, struct ofr *o)
 {
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 	if (is_null(s))
 		return 0;
@@ -578,7 +594,8 @@ static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
 				return -1;
 			continue;
 		}
-		if (scan_uint(s, obj, keys[i], &o->num[idx[i]], &o->has, 1u << idx[i]) < 0)
+		if (twice(s, &seen, i, obj, keys[i]) < 0 ||
+		    scan_uint(s, obj, keys[i], &o->num[idx[i]], &o->has, 1u << idx[i]) < 0)
 			return -1;
 	}
 	return r;
@@ -589,6 +606,7 @@ static int scan_cpu(struct scan *s, struct ofr *o)
 	static const char *const sk[] = { "single", "multi" };
 	static const int si[] = { F_SSINGLE, F_SMULTI };
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 	if (is_null(s))
 		return 0;
@@ -596,17 +614,23 @@ static int scan_cpu(struct scan *s, struct ofr *o)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		if (SV_IS(k, "cores"))
-			r = scan_uint(s, "cpu", "cores", &o->cores, &o->has, H_CORES);
+			r = twice(s, &seen, 0, "cpu", "cores") < 0 ? -1 :
+			    scan_uint(s, "cpu", "cores", &o->cores, &o->has, H_CORES);
 		else if (SV_IS(k, "millicores"))
-			r = scan_uint(s, "cpu", "millicores", &o->milli, &o->has, H_MILLI);
+			r = twice(s, &seen, 1, "cpu", "millicores") < 0 ? -1 :
+			    scan_uint(s, "cpu", "millicores", &o->milli, &o->has, H_MILLI);
 		else if (SV_IS(k, "threads"))
-			r = scan_uint(s, "cpu", "threads", &o->num[F_THREADS], &o->has, 1u << F_THREADS);
+			r = twice(s, &seen, 2, "cpu", "threads") < 0 ? -1 :
+			    scan_uint(s, "cpu", "threads", &o->num[F_THREADS], &o->has, 1u << F_THREADS);
 		else if (SV_IS(k, "mhz"))
-			r = scan_uint(s, "cpu", "mhz", &o->num[F_MHZ], &o->has, 1u << F_MHZ);
+			r = twice(s, &seen, 3, "cpu", "mhz") < 0 ? -1 :
+			    scan_uint(s, "cpu", "mhz", &o->num[F_MHZ], &o->has, 1u << F_MHZ);
 		else if (SV_IS(k, "arch"))
-			r = scan_string_field(s, "cpu.arch", &o->s.arch);
+			r = twice(s, &seen, 4, "cpu", "arch") < 0 ? -1 :
+			    scan_string_field(s, "cpu.arch", &o->s.arch);
 		else if (SV_IS(k, "score"))
-			r = scan_nums(s, "cpu.score", sk, si, 2, o);
+			r = twice(s, &seen, 5, "cpu", "score") < 0 ? -1 :
+			    scan_nums(s, "cpu.score", sk, si, 2, o);
 		else
 			r = scan_value(s, 2);
 		if (r < 0)
@@ -627,7 +651,7 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 	o->has |= H_GPUS;
 	while ((r = next_member(s, &first, &k, ']')) == 1) {
 		int f2 = 1, i = o->ngpu;
-		unsigned h = 0;
+		unsigned h = 0, seen = 0;
 		if (i >= MAXLIST)
 			return fail(s, "gpus: more than %d entries", MAXLIST);
 		if (peek(s) != '{')
@@ -636,10 +660,13 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 		o->gvendor[i].p = NULL;
 		o->gvram[i] = 0;
 		while ((r = next_member(s, &f2, &k, '}')) == 1) {
-			if (SV_IS(k, "vendor")) {
-				r = scan_string_field(s, "gpus[].vendor", &o->gvendor[i]);
-			} else if (SV_IS(k, "vram")) {
-				r = scan_uint(s, "gpus[]", "vram", &o->gvram[i], &h, 1);
+			if (SV_IS(k, "vendor") || SV_IS(k, "vram")) {
+				int v = k.n == 6;
+				if (seen & (1u << v))
+					return fail(s, "'gpus[%d].%s' appears twice", i, v ? "vendor" : "vram");
+				seen |= 1u << v;
+				r = v ? scan_string_field(s, "gpus[].vendor", &o->gvendor[i])
+				      : scan_uint(s, "gpus[]", "vram", &o->gvram[i], &h, 1);
 			} else {
 				r = scan_value(s, 3);
 			}
@@ -656,6 +683,7 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 static int scan_location(struct scan *s, struct ofr *o)
 {
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 	if (is_null(s))
 		return 0;
@@ -663,11 +691,14 @@ static int scan_location(struct scan *s, struct ofr *o)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		if (SV_IS(k, "continent"))
-			r = scan_string_field(s, "location.continent", &o->s.cont);
+			r = twice(s, &seen, 0, "location", "continent") < 0 ? -1 :
+			    scan_string_field(s, "location.continent", &o->s.cont);
 		else if (SV_IS(k, "country"))
-			r = scan_string_field(s, "location.country", &o->s.country);
+			r = twice(s, &seen, 1, "location", "country") < 0 ? -1 :
+			    scan_string_field(s, "location.country", &o->s.country);
 		else if (SV_IS(k, "city"))
-			r = scan_string_field(s, "location.city", &o->s.city);
+			r = twice(s, &seen, 2, "location", "city") < 0 ? -1 :
+			    scan_string_field(s, "location.city", &o->s.city);
 		else
 			r = scan_value(s, 2);
 		if (r < 0)
@@ -694,6 +725,7 @@ static int money(struct sv v, int64_t *out)
 static int scan_price(struct scan *s, struct ofr *o)
 {
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k, v;
 	if (is_null(s))
 		return 0;
@@ -702,7 +734,8 @@ static int scan_price(struct scan *s, struct ofr *o)
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		int i;
 		if (SV_IS(k, "currency")) {
-			if (scan_string_field(s, "price.currency", &o->s.currency) < 0)
+			if (twice(s, &seen, NP, "price", "currency") < 0 ||
+			    scan_string_field(s, "price.currency", &o->s.currency) < 0)
 				return -1;
 			continue;
 		}
@@ -714,6 +747,8 @@ static int scan_price(struct scan *s, struct ofr *o)
 				return -1;
 			continue;
 		}
+		if (twice(s, &seen, i, "price", pname[i]) < 0)
+			return -1;
 		if (peek(s) != '"' && !is_null(s))
 			return fail(s, "price.%s: expected a string", pname[i]);
 		v.p = NULL;
@@ -743,6 +778,10 @@ static int scan_labels(struct scan *s, struct ofr *o)
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		if (o->nlab >= MAXLIST)
 			return fail(s, "labels: more than %d entries", MAXLIST);
+		for (int i = 0; i < o->nlab; i++)
+			if (o->labk[i].n == k.n && !memcmp(o->labk[i].p, k.p, k.n))
+				return fail(s, "'labels.%.*s' appears twice",
+					    (int)(k.n > 64 ? 64 : k.n), k.p);
 		o->labk[o->nlab] = k;
 		if (peek(s) != '"')
 			return fail(s, "labels.%.*s: expected a string", (int)(k.n > 64 ? 64 : k.n), k.p);
@@ -751,6 +790,26 @@ static int scan_labels(struct scan *s, struct ofr *o)
 		o->nlab++;
 	}
 	return r;
+}
+
+/* The members of an offer the matcher reads, and their names. */
+enum { K_CPU, K_RAM, K_DISK, K_GPUS, K_EXEC, K_FEAT, K_KERNEL, K_LOC, K_PRICE, K_LABELS,
+       K_WHERE, K_V, K_OTHER };
+static const char *const kname[K_OTHER] = { "cpu", "ram", "disk", "gpus", "executors",
+	"features", "kernel", "location", "price", "labels", "where", "v" };
+
+static int top_key(struct sv k)
+{
+	switch (k.n) {
+	case 1: return k.p[0] == 'v' ? K_V : K_OTHER;
+	case 3: return SV_IS(k, "cpu") ? K_CPU : SV_IS(k, "ram") ? K_RAM : K_OTHER;
+	case 4: return SV_IS(k, "disk") ? K_DISK : SV_IS(k, "gpus") ? K_GPUS : K_OTHER;
+	case 5: return SV_IS(k, "price") ? K_PRICE : SV_IS(k, "where") ? K_WHERE : K_OTHER;
+	case 6: return SV_IS(k, "labels") ? K_LABELS : SV_IS(k, "kernel") ? K_KERNEL : K_OTHER;
+	case 8: return SV_IS(k, "location") ? K_LOC : SV_IS(k, "features") ? K_FEAT : K_OTHER;
+	case 9: return SV_IS(k, "executors") ? K_EXEC : K_OTHER;
+	default: return K_OTHER;
+	}
 }
 
 static int scan_offer(struct scan *s, struct ofr *o)
@@ -777,45 +836,35 @@ static int scan_offer(struct scan *s, struct ofr *o)
 		/* a member the matcher reads, twice: readers differ on which
 		 * counts (jq takes the last whole, a scan would merge them),
 		 * so the document is refused rather than read one way */
-		static const char *const known[] = { "cpu", "ram", "disk", "gpus", "executors",
-			"features", "kernel", "location", "price", "labels", "where", "v" };
-		for (unsigned i = 0; i < sizeof known / sizeof *known; i++)
-			if (k.n == strlen(known[i]) && !memcmp(k.p, known[i], k.n)) {
-				if (seen & (1u << i))
-					return fail(s, "'%s' appears twice", known[i]);
-				seen |= 1u << i;
-			}
-		if (SV_IS(k, "cpu"))
-			r = scan_cpu(s, o);
-		else if (SV_IS(k, "ram"))
-			r = scan_nums(s, "ram", rk, ri, 2, o);
-		else if (SV_IS(k, "disk"))
-			r = scan_nums(s, "disk", dk, di, 3, o);
-		else if (SV_IS(k, "gpus"))
-			r = scan_gpus(s, o);
-		else if (SV_IS(k, "executors"))
-			r = scan_strlist(s, "executors", o->exec, &o->nexec);
-		else if (SV_IS(k, "features"))
-			r = scan_strlist(s, "features", o->feat, &o->nfeat);
-		else if (SV_IS(k, "kernel"))
-			r = scan_string_field(s, "kernel", &o->s.kernel);
-		else if (SV_IS(k, "location"))
-			r = scan_location(s, o);
-		else if (SV_IS(k, "price"))
-			r = scan_price(s, o);
-		else if (SV_IS(k, "labels"))
-			r = scan_labels(s, o);
-		else if (SV_IS(k, "where"))
-			r = scan_string_field(s, "where", &o->s.where);
-		else if (SV_IS(k, "v")) {
+		int kk = top_key(k);
+		if (kk != K_OTHER) {
+			if (seen & (1u << kk))
+				return fail(s, "'%s' appears twice", kname[kk]);
+			seen |= 1u << kk;
+		}
+		switch (kk) {
+		case K_CPU: r = scan_cpu(s, o); break;
+		case K_RAM: r = scan_nums(s, "ram", rk, ri, 2, o); break;
+		case K_DISK: r = scan_nums(s, "disk", dk, di, 3, o); break;
+		case K_GPUS: r = scan_gpus(s, o); break;
+		case K_EXEC: r = scan_strlist(s, "executors", o->exec, &o->nexec); break;
+		case K_FEAT: r = scan_strlist(s, "features", o->feat, &o->nfeat); break;
+		case K_KERNEL: r = scan_string_field(s, "kernel", &o->s.kernel); break;
+		case K_LOC: r = scan_location(s, o); break;
+		case K_PRICE: r = scan_price(s, o); break;
+		case K_LABELS: r = scan_labels(s, o); break;
+		case K_WHERE: r = scan_string_field(s, "where", &o->s.where); break;
+		case K_V: {
 			int64_t v = 0;
 			unsigned h = 0;
 			r = scan_uint(s, "", "v", &v, &h, 1);
 			if (r == 0 && h && v != 1)
 				return fail(s, "v: version %lld is not supported (expected 1)",
 					    (long long)v);
-		} else
-			r = scan_value(s, 1);
+			break;
+		}
+		default: r = scan_value(s, 1); break;
+		}
 		if (r < 0)
 			return -1;
 	}
