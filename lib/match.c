@@ -1040,10 +1040,9 @@ static int on_cpu(struct nn_match *m, const char *obj, const char *key, jv v, ch
 {
 	if (!strcmp(key, "cores")) {
 		double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
-		if (d < 0 || d > 9e15 || d * 1000 != floor(d * 1000))
+		if (d > 9e15 || nn_cap_millicores(d, &m->milli) < 0)
 			return nn_seterr(err, "cpu.cores: expected a non-negative number "
 					 "(at most 3 decimals)");
-		m->milli = (int64_t)(d * 1000);
 		m->milli_as_cores = d == floor(d);
 		return 0;
 	}
