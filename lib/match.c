@@ -93,6 +93,8 @@ struct nn_match {
 	struct strs labk, labv;
 	struct nn_res need;		/* for the default rank */
 	jq_state *where, *rank;
+	struct xprog *xwhere, *xrank;	/* their fast forms, or NULL */
+	int jq_only;			/* nn_match_jq_only() */
 	char *where_text, *rank_text;
 	char *where_show;		/* where_text for messages, when it differs */
 	struct wcache wc[WCACHE];
@@ -876,6 +878,26 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	return 0;
 }
 
+/* The value of the (valid) number at s->p, as jq reads it. */
+static double num_value(struct scan *s)
+{
+	const char *st = s->p;
+	int64_t iv;
+	int isint;
+	double d;
+	scan_num(s, &iv, &isint);
+	size_t n = (size_t)(s->p - st);
+	if (isint && n <= 18 && !memchr(st, '.', n) && !memchr(st, 'e', n) && !memchr(st, 'E', n))
+		return (double)iv;
+	char tmp[64], *t = n < sizeof tmp ? tmp : nn_xmalloc(n + 1);
+	memcpy(t, st, n);
+	t[n] = 0;
+	d = strtod(t, NULL);
+	if (t != tmp)
+		free(t);
+	return d;
+}
+
 /*
  * The jv of a line scan_offer() has accepted, built directly: about twice
  * as fast as jv_parse_sized(), which matters for the offers that reach the
@@ -885,8 +907,7 @@ static int scan_offer(struct scan *s, struct ofr *o)
  */
 static jv build(struct scan *s)
 {
-	int first = 1, r, isint;
-	int64_t iv;
+	int first = 1, r;
 	struct sv k;
 	jv v;
 
@@ -918,21 +939,8 @@ static jv build(struct scan *s)
 	case 'n':
 		s->p += 4;
 		return jv_null();
-	default: {
-		const char *st = s->p;
-		scan_num(s, &iv, &isint);
-		size_t n = (size_t)(s->p - st);
-		if (isint && n <= 18 && !memchr(st, '.', n) && !memchr(st, 'e', n) &&
-		    !memchr(st, 'E', n))
-			return jv_number((double)iv);
-		char tmp[64], *t = n < sizeof tmp ? tmp : nn_xmalloc(n + 1);
-		memcpy(t, st, n);
-		t[n] = 0;
-		v = jv_number(strtod(t, NULL));
-		if (t != tmp)
-			free(t);
-		return v;
-	}
+	default:
+		return jv_number(num_value(s));
 	}
 }
 
@@ -1278,6 +1286,487 @@ static int jq_first(jq_state *jq, jv input, jv *out, char *err)
 	return nn_seterr(err, "produced no value");
 }
 
+/* --- jq expressions without jq ------------------------------------------
+ *
+ * A where or rank made only of paths (.cpu.mhz), literals (numbers, plain
+ * strings, true, false, null), comparisons, and, or, not, + - * /,
+ * tonumber, parentheses and pipes is also compiled into a small tree that
+ * is evaluated on the offer's text, with no jv and no allocation.  It
+ * answers only when it is sure to answer as jq would: a value it does not
+ * model (an array or object compared, a string with escapes, a string that
+ * is not plain digits given to tonumber, a NaN) or anything jq would raise
+ * an error on (indexing a number, dividing by zero, adding a string) makes
+ * it give up, and that offer goes through jq as before, so the results,
+ * the reasons and the error messages stay jq's.  Any other expression is
+ * run by jq only.
+ */
+
+enum { X_CONST, X_DOT, X_FIELD, X_NOT, X_TONUM, X_AND, X_OR, X_PIPE,
+       X_EQ, X_NE, X_LT, X_LE, X_GT, X_GE, X_ADD, X_SUB, X_MUL, X_DIV };
+
+/* A value: a jv kind, or X_UNSURE; objects and arrays point at their text. */
+#define X_UNSURE (-1)
+struct xv {
+	int kind;
+	double n;
+	const char *p;		/* strings: bytes; objects, arrays: at the bracket */
+	size_t len;
+};
+
+struct xnode {
+	int op, a, b;		/* a, b: operands (node indexes) */
+	struct xv c;		/* X_CONST */
+	char *key;		/* X_FIELD: the member name */
+	size_t klen;
+};
+
+#define XMAX 64
+struct xprog {
+	struct xnode n[XMAX];
+	int nn, root;
+};
+
+struct xlex {
+	const char *p;
+	int tok;		/* see T_*; a char for one-char operators */
+	const char *tp;		/* the token's text */
+	size_t tn;
+	double num;
+};
+enum { T_END = 256, T_BAD, T_FIELD, T_DOT, T_NUM, T_STR, T_IDENT, T_EQ, T_NE, T_LE, T_GE };
+
+static int id_start(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int id_char(int c)
+{
+	return id_start(c) || (c >= '0' && c <= '9');
+}
+
+static void xnext(struct xlex *x)
+{
+	const char *p = x->p;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	x->tp = p;
+	if (!*p) {
+		x->tok = T_END;
+	} else if (*p == '.' && id_start((unsigned char)p[1])) {
+		p++;
+		while (id_char((unsigned char)*p))
+			p++;
+		x->tok = T_FIELD;
+	} else if (*p == '.') {
+		/* ".." and ".[" and ".5" and '."x"' are not modelled */
+		p++;
+		x->tok = *p == '.' || *p == '[' || *p == '"' || (*p >= '0' && *p <= '9') ? T_BAD : T_DOT;
+	} else if (*p >= '0' && *p <= '9') {
+		char *end;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				;
+		x->tok = *p == '.' || *p == 'e' || *p == 'E' || id_char((unsigned char)*p) ? T_BAD : T_NUM;
+		x->num = strtod(x->tp, &end);
+		if (end != p)
+			x->tok = T_BAD;
+	} else if (*p == '"') {
+		/* plain strings only: no escapes, no interpolation */
+		for (p++; *p && *p != '"' && *p != '\\'; p++)
+			;
+		x->tok = *p == '"' ? T_STR : T_BAD;
+		if (*p == '"')
+			p++;
+	} else if (id_start((unsigned char)*p)) {
+		while (id_char((unsigned char)*p))
+			p++;
+		x->tok = *p == ':' ? T_BAD : T_IDENT;	/* mod::name */
+	} else if ((p[0] == '=' || p[0] == '!' || p[0] == '<' || p[0] == '>') && p[1] == '=') {
+		x->tok = p[0] == '=' ? T_EQ : p[0] == '!' ? T_NE : p[0] == '<' ? T_LE : T_GE;
+		p += 2;
+	} else if (strchr("<>+-*/|()", *p)) {
+		x->tok = (unsigned char)*p++;
+		/* "//", "|=", "+=", "-=", "*=", "/=" are other operators */
+		if (strchr("+-*/|", x->tok) && (*p == '=' || (x->tok == '/' && *p == '/')))
+			x->tok = T_BAD;
+	} else {
+		x->tok = T_BAD;
+	}
+	x->tn = (size_t)(p - x->tp);
+	x->p = p;
+}
+
+static int xnew(struct xprog *g, int op, int a, int b)
+{
+	if (g->nn >= XMAX)
+		return -1;
+	memset(&g->n[g->nn], 0, sizeof g->n[0]);
+	g->n[g->nn].op = op;
+	g->n[g->nn].a = a;
+	g->n[g->nn].b = b;
+	return g->nn++;
+}
+
+static int xident(struct xlex *x, const char *w)
+{
+	return x->tok == T_IDENT && x->tn == strlen(w) && !memcmp(x->tp, w, x->tn);
+}
+
+static int xpipe(struct xprog *g, struct xlex *x, int depth);
+
+/* a field of node a, named by the T_FIELD token in hand */
+static int xfield(struct xprog *g, struct xlex *x, int a)
+{
+	int i = xnew(g, X_FIELD, a, -1);
+	if (i < 0)
+		return -1;
+	g->n[i].klen = x->tn - 1;
+	g->n[i].key = nn_xmalloc(x->tn);
+	memcpy(g->n[i].key, x->tp + 1, x->tn - 1);
+	g->n[i].key[x->tn - 1] = 0;
+	xnext(x);
+	return i;
+}
+
+static int xprimary(struct xprog *g, struct xlex *x, int depth)
+{
+	int i = -1;
+	if (depth > 32)
+		return -1;
+	if (x->tok == T_DOT) {
+		i = xnew(g, X_DOT, -1, -1);
+		xnext(x);
+	} else if (x->tok == T_FIELD) {
+		if ((i = xnew(g, X_DOT, -1, -1)) < 0)
+			return -1;
+		i = xfield(g, x, i);
+	} else if (x->tok == T_NUM || x->tok == '-') {
+		double sign = 1;
+		if (x->tok == '-') {	/* a negative literal, nothing else */
+			xnext(x);
+			if (x->tok != T_NUM)
+				return -1;
+			sign = -1;
+		}
+		if ((i = xnew(g, X_CONST, -1, -1)) < 0)
+			return -1;
+		g->n[i].c.kind = JV_KIND_NUMBER;
+		g->n[i].c.n = sign * x->num;
+		xnext(x);
+	} else if (x->tok == T_STR) {
+		if ((i = xnew(g, X_CONST, -1, -1)) < 0)
+			return -1;
+		g->n[i].c.kind = JV_KIND_STRING;
+		g->n[i].key = nn_xmalloc(x->tn);
+		memcpy(g->n[i].key, x->tp + 1, x->tn - 2);
+		g->n[i].c.p = g->n[i].key;
+		g->n[i].c.len = x->tn - 2;
+		xnext(x);
+	} else if (x->tok == T_IDENT) {
+		int op = xident(x, "not") ? X_NOT : xident(x, "tonumber") ? X_TONUM : -1;
+		int kind = xident(x, "true") ? JV_KIND_TRUE : xident(x, "false") ? JV_KIND_FALSE :
+			   xident(x, "null") ? JV_KIND_NULL : -1;
+		if (op >= 0)
+			i = xnew(g, op, -1, -1);	/* applied to the input */
+		else if (kind >= 0 && (i = xnew(g, X_CONST, -1, -1)) >= 0)
+			g->n[i].c.kind = kind;
+		else
+			return -1;
+		xnext(x);
+		if (x->tok == '(')		/* not(…): another function */
+			return -1;
+	} else if (x->tok == '(') {
+		xnext(x);
+		if ((i = xpipe(g, x, depth + 1)) < 0 || x->tok != ')')
+			return -1;
+		xnext(x);
+	} else {
+		return -1;
+	}
+	if (i < 0)
+		return -1;
+	while (x->tok == T_FIELD)
+		if ((i = xfield(g, x, i)) < 0)
+			return -1;
+	return i;
+}
+
+static int xbinary(struct xprog *g, struct xlex *x, int level, int depth)
+{
+	/* levels, loosest first: or, and, comparison, + -, * / */
+	int a = level == 4 ? xprimary(g, x, depth) : xbinary(g, x, level + 1, depth);
+	for (;;) {
+		int op = -1;
+		if (a < 0)
+			return -1;
+		switch (level) {
+		case 0: op = xident(x, "or") ? X_OR : -1; break;
+		case 1: op = xident(x, "and") ? X_AND : -1; break;
+		case 2: op = x->tok == T_EQ ? X_EQ : x->tok == T_NE ? X_NE : x->tok == '<' ? X_LT :
+			     x->tok == T_LE ? X_LE : x->tok == '>' ? X_GT : x->tok == T_GE ? X_GE : -1;
+			break;
+		case 3: op = x->tok == '+' ? X_ADD : x->tok == '-' ? X_SUB : -1; break;
+		case 4: op = x->tok == '*' ? X_MUL : x->tok == '/' ? X_DIV : -1; break;
+		}
+		if (op < 0)
+			return a;
+		xnext(x);
+		int b = level == 4 ? xprimary(g, x, depth) : xbinary(g, x, level + 1, depth);
+		if (b < 0 || (a = xnew(g, op, a, b)) < 0)
+			return -1;
+		if (level == 2)		/* comparisons do not chain */
+			return x->tok == T_EQ || x->tok == T_NE || x->tok == '<' || x->tok == T_LE ||
+			       x->tok == '>' || x->tok == T_GE ? -1 : a;
+	}
+}
+
+static int xpipe(struct xprog *g, struct xlex *x, int depth)
+{
+	int a = xbinary(g, x, 0, depth);
+	if (a < 0 || x->tok != '|')
+		return a;
+	xnext(x);
+	int b = xpipe(g, x, depth + 1);
+	return b < 0 ? -1 : xnew(g, X_PIPE, a, b);
+}
+
+static void xfree(struct xprog *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->nn; i++)
+		free(g->n[i].key);
+	free(g);
+}
+
+/* The fast form of a jq expression, or NULL when it is not of the kind. */
+static struct xprog *xcompile(const char *text)
+{
+	struct xprog *g = nn_xcalloc(1, sizeof *g);
+	struct xlex x = { text, 0, NULL, 0, 0 };
+	xnext(&x);
+	g->root = xpipe(g, &x, 0);
+	if (g->root < 0 || x.tok != T_END) {
+		xfree(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* The end of the valid JSON value at p. */
+static const char *xskip(const char *p, const char *e)
+{
+	int depth = 0;
+	do {
+		while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+				 *p == ',' || *p == ':'))
+			p++;
+		if (p >= e)
+			return e;
+		switch (*p) {
+		case '"':
+			for (p++; p < e && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			p++;
+			break;
+		case '{': case '[':
+			depth++;
+			p++;
+			break;
+		case '}': case ']':
+			depth--;
+			p++;
+			break;
+		default:
+			while (p < e && !strchr(" \t\r\n,:]}", *p))
+				p++;
+		}
+	} while (depth > 0);
+	return p;
+}
+
+/* The value at p (valid JSON) as an xv. */
+static struct xv xat(struct nn_match *m, const char *p, const char *e)
+{
+	struct xv v = { X_UNSURE, 0, p, 0 };
+	switch (*p) {
+	case '{': v.kind = JV_KIND_OBJECT; break;
+	case '[': v.kind = JV_KIND_ARRAY; break;
+	case 't': v.kind = JV_KIND_TRUE; break;
+	case 'f': v.kind = JV_KIND_FALSE; break;
+	case 'n': v.kind = JV_KIND_NULL; break;
+	case '"': {
+		const char *q = p + 1;
+		while (*q != '"' && *q != '\\')
+			q++;
+		if (*q == '"') {	/* with escapes: not modelled */
+			v.kind = JV_KIND_STRING;
+			v.p = p + 1;
+			v.len = (size_t)(q - p - 1);
+		}
+		break;
+	}
+	default: {
+		struct scan s = { p, p, e, NULL, m };
+		v.kind = JV_KIND_NUMBER;
+		v.n = num_value(&s);
+	}
+	}
+	return v;
+}
+
+/* Member key of the object at o (the last one of that name, as jq has it). */
+static struct xv xmember(struct nn_match *m, const char *o, const char *e, const char *key,
+			 size_t klen)
+{
+	struct xv v = { JV_KIND_NULL, 0, NULL, 0 };
+	const char *p = o + 1, *found = NULL;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')
+			p++;
+		if (*p == '}')
+			break;
+		const char *k = ++p;
+		while (*p != '"' && *p != '\\')
+			p++;
+		if (*p == '\\') {	/* a name with escapes: not modelled */
+			v.kind = X_UNSURE;
+			return v;
+		}
+		int hit = (size_t)(p - k) == klen && !memcmp(k, key, klen);
+		p++;
+		while (*p != ':')
+			p++;
+		p++;
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+			p++;
+		if (hit)
+			found = p;
+		p = xskip(p, e);
+	}
+	return found ? xat(m, found, e) : v;
+}
+
+static int truthy(const struct xv *v)
+{
+	return v->kind != JV_KIND_NULL && v->kind != JV_KIND_FALSE;
+}
+
+static struct xv xeval(struct nn_match *m, const struct xprog *g, int i, struct xv in,
+		       const char *e)
+{
+	const struct xnode *n = &g->n[i];
+	struct xv a, b, r = { X_UNSURE, 0, NULL, 0 };
+	switch (n->op) {
+	case X_CONST:
+		return n->c;
+	case X_DOT:
+		return in;
+	case X_FIELD:
+		a = xeval(m, g, n->a, in, e);
+		if (a.kind == JV_KIND_NULL)
+			return a;
+		if (a.kind != JV_KIND_OBJECT)
+			return r;	/* jq: cannot index (an error) */
+		return xmember(m, a.p, e, n->key, n->klen);
+	case X_PIPE:
+		a = xeval(m, g, n->a, in, e);
+		return a.kind == X_UNSURE ? a : xeval(m, g, n->b, a, e);
+	case X_NOT:
+		if (in.kind != X_UNSURE)
+			r.kind = truthy(&in) ? JV_KIND_FALSE : JV_KIND_TRUE;
+		return r;
+	case X_TONUM:
+		if (in.kind == JV_KIND_NUMBER)
+			return in;
+		if (in.kind == JV_KIND_STRING && in.len >= 1 && in.len <= 15 &&
+		    (in.p[0] != '0' || in.len == 1)) {
+			double d = 0;
+			for (size_t k = 0; k < in.len; k++) {
+				if (in.p[k] < '0' || in.p[k] > '9')
+					return r;
+				d = d * 10 + (in.p[k] - '0');
+			}
+			r.kind = JV_KIND_NUMBER;
+			r.n = d;
+		}
+		return r;
+	case X_AND:
+	case X_OR:
+		a = xeval(m, g, n->a, in, e);
+		if (a.kind == X_UNSURE)
+			return a;
+		if (truthy(&a) == (n->op == X_OR)) {
+			r.kind = n->op == X_OR ? JV_KIND_TRUE : JV_KIND_FALSE;
+			return r;
+		}
+		b = xeval(m, g, n->b, in, e);
+		if (b.kind != X_UNSURE)
+			r.kind = truthy(&b) ? JV_KIND_TRUE : JV_KIND_FALSE;
+		return r;
+	default:
+		break;
+	}
+	a = xeval(m, g, n->a, in, e);
+	if (a.kind == X_UNSURE)
+		return a;
+	b = xeval(m, g, n->b, in, e);
+	if (b.kind == X_UNSURE)
+		return b;
+	if (n->op >= X_ADD) {
+		if (a.kind != JV_KIND_NUMBER || b.kind != JV_KIND_NUMBER ||
+		    (n->op == X_DIV && b.n == 0))
+			return r;
+		r.kind = JV_KIND_NUMBER;
+		r.n = n->op == X_ADD ? a.n + b.n : n->op == X_SUB ? a.n - b.n :
+		      n->op == X_MUL ? a.n * b.n : a.n / b.n;
+		return r;
+	}
+	/* comparison, in jq's order: kinds first (null < false < true <
+	 * numbers < strings), then values */
+	int c;
+	if (a.kind == JV_KIND_ARRAY || a.kind == JV_KIND_OBJECT ||
+	    b.kind == JV_KIND_ARRAY || b.kind == JV_KIND_OBJECT)
+		return r;
+	if (a.kind != b.kind) {
+		c = a.kind < b.kind ? -1 : 1;
+	} else if (a.kind == JV_KIND_NUMBER) {
+		if (isnan(a.n) || isnan(b.n))
+			return r;
+		c = a.n < b.n ? -1 : a.n > b.n;
+	} else if (a.kind == JV_KIND_STRING) {
+		c = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+		if (c == 0)
+			c = a.len < b.len ? -1 : a.len > b.len;
+	} else {
+		c = 0;
+	}
+	switch (n->op) {
+	case X_EQ: c = c == 0; break;
+	case X_NE: c = c != 0; break;
+	case X_LT: c = c < 0; break;
+	case X_LE: c = c <= 0; break;
+	case X_GT: c = c > 0; break;
+	default: c = c >= 0; break;
+	}
+	r.kind = c ? JV_KIND_TRUE : JV_KIND_FALSE;
+	return r;
+}
+
+/* The expression on the offer text[0..len) (valid JSON): its value, or
+ * X_UNSURE (then jq decides). */
+static struct xv xrun(struct nn_match *m, const struct xprog *g, const char *text, size_t len)
+{
+	const char *p = text, *e = text + len;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return xeval(m, g, g->root, xat(m, p, e), e);
+}
+
 void nn_match_free(struct nn_match *m)
 {
 	if (!m)
@@ -1307,6 +1796,8 @@ void nn_match_free(struct nn_match *m)
 		jq_teardown(&m->where);
 	if (m->rank)
 		jq_teardown(&m->rank);
+	xfree(m->xwhere);
+	xfree(m->xrank);
 	free(m->where_text);
 	free(m->where_show);
 	free(m->rank_text);
@@ -1415,6 +1906,10 @@ struct nn_match *nn_match_compile(jv req, const char *where, const char *rank, i
 		goto fail;
 	if (m->rank_text && !(m->rank = jq_make(rank ? "--rank" : "rank", m->rank_text, err)))
 		goto fail;
+	if (m->where_text)
+		m->xwhere = xcompile(m->where_text);
+	if (m->rank_text)
+		m->xrank = xcompile(m->rank_text);
 	return m;
 fail:
 	if (ex)
@@ -1426,6 +1921,11 @@ fail:
 int nn_match_default_rank(const struct nn_match *m)
 {
 	return m->rank == NULL;
+}
+
+void nn_match_jq_only(struct nn_match *m, int on)
+{
+	m->jq_only = on;
 }
 
 /* --- evaluation -------------------------------------------------------- */
@@ -1711,6 +2211,29 @@ static jq_state *offer_where(struct nn_match *m, const char *text, const char **
 	return w->jq;
 }
 
+/* *offer, the jv of the offer text[0..len) (once: kept when valid), or -1
+ * with err (and *why freed) when jq would not have it. */
+static int offer_jv(struct nn_match *m, const char *text, size_t len, jv *offer, jv *why,
+		    char *err)
+{
+	struct scan b = { text, text, text + len, err, m };
+	if (jv_is_valid(*offer))
+		return 0;
+	*offer = build(&b);
+	if (jv_is_valid(*offer))
+		return 0;
+	jv msg = jv_invalid_get_msg(*offer);
+	*offer = jv_invalid();
+	nn_seterr(err, "not JSON: %s", jv_get_kind(msg) == JV_KIND_STRING ?
+		  jv_string_value(msg) : "rejected by jq");
+	jv_free(msg);
+	if (why) {
+		jv_free(*why);
+		*why = jv_invalid();
+	}
+	return -1;
+}
+
 int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		  double *score, jv *why, char *err)
 {
@@ -1737,21 +2260,11 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 	if (nfail && !why)
 		return NN_MATCH_NO;
 
-	if (m->where || m->rank || o->s.where.p) {
-		struct scan b = { text, text, text + len, err, m };
-		offer = build(&b);
-		if (!jv_is_valid(offer)) {
-			jv msg = jv_invalid_get_msg(offer);
-			nn_seterr(err, "not JSON: %s", jv_get_kind(msg) == JV_KIND_STRING ?
-				  jv_string_value(msg) : "rejected by jq");
-			jv_free(msg);
-			if (why) {
-				jv_free(*why);
-				*why = jv_invalid();
-			}
+	/* the offer as a jv, for jq: only when an expression has no fast
+	 * form or its fast form is not sure */
+	if ((m->where && (!m->xwhere || m->jq_only)) || (m->rank && (!m->xrank || m->jq_only)))
+		if (offer_jv(m, text, len, &offer, why, err) < 0)
 			return NN_MATCH_BAD;
-		}
-	}
 	/* from here every failure is counted; with why NULL, stop at the first */
 #undef FAIL
 #define FAIL(...) do {							\
@@ -1761,15 +2274,22 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 	} while (0)
 	if (m->where) {
 		jv r;
-		if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
+		int k = X_UNSURE;
+		if (m->xwhere && !m->jq_only)
+			k = xrun(m, m->xwhere, text, len).kind;
+		if (k == X_UNSURE && offer_jv(m, text, len, &offer, why, err) < 0)
+			return NN_MATCH_BAD;
+		if (k != X_UNSURE)
+			;
+		else if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
 			FAIL("where: %s", jerr);
 		else {
-			jv_kind k = jv_get_kind(r);
+			k = (int)jv_get_kind(r);
 			jv_free(r);
-			if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
-				FAIL("where: %s is %s", m->where_show ? m->where_show : m->where_text,
-				     k == JV_KIND_FALSE ? "false" : "null");
 		}
+		if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
+			FAIL("where: %s is %s", m->where_show ? m->where_show : m->where_text,
+			     k == JV_KIND_FALSE ? "false" : "null");
 		if (nfail && !why)
 			goto no;
 	}
@@ -1800,7 +2320,14 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		goto no;
 	if (m->rank) {
 		jv r = jv_invalid();
-		if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)
+		struct xv x = { X_UNSURE, 0, NULL, 0 };
+		if (m->xrank && !m->jq_only)
+			x = xrun(m, m->xrank, text, len);
+		if (x.kind == JV_KIND_NUMBER && isfinite(x.n))
+			*score = x.n;
+		else if (offer_jv(m, text, len, &offer, why, err) < 0)
+			return NN_MATCH_BAD;
+		else if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)
 			FAIL("rank: %s", jerr);
 		else if (jv_get_kind(r) != JV_KIND_NUMBER || !isfinite(jv_number_value(r)))
 			FAIL("rank: %s is not a finite number", nn_json_kind(r));
