@@ -51,6 +51,7 @@ struct ofr {
 	struct {
 		struct sv arch, kernel, cont, country, city, currency, where;
 	} s;
+	const char *top[12];		/* the value of each top-level K_* member */
 	int ngpu, nexec, nfeat, nlab;
 	struct sv gvendor[MAXLIST];
 	int64_t gvram[MAXLIST];
@@ -95,6 +96,7 @@ struct nn_match {
 	jq_state *where, *rank;
 	struct xprog *xwhere, *xrank;	/* their fast forms, or NULL */
 	int jq_only;			/* nn_match_jq_only() */
+	const char *xtop;		/* the offer in hand, for xeval */
 	char *where_text, *rank_text;
 	char *where_show;		/* where_text for messages, when it differs */
 	struct wcache wc[WCACHE];
@@ -134,6 +136,8 @@ static int bad(struct scan *s, const char *what)
 
 static inline void ws(struct scan *s)
 {
+	if (s->p < s->e && (unsigned char)*s->p > ' ')	/* the usual case: none */
+		return;
 	while (s->p < s->e && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
 }
@@ -246,7 +250,7 @@ static int scan_str(struct scan *s, struct sv *out)
 				_mm_cmplt_epi8(x, sp)));
 			if (mask) {
 				p += __builtin_ctz((unsigned)mask);
-				break;
+				goto stop;
 			}
 			p += 16;
 		}
@@ -257,6 +261,9 @@ static int scan_str(struct scan *s, struct sv *out)
 			s->p = p;
 			return fail(s, "not JSON: unterminated string");
 		}
+#ifdef __SSE2__
+stop:;
+#endif
 		unsigned char c = (unsigned char)*p;
 		if (c == '"')
 			break;
@@ -358,9 +365,12 @@ static int scan_num(struct scan *s, int64_t *iv, int *isint)
 	/* fast path: up to 18 digits, no fraction, no exponent */
 	if (*p != '0') {
 		int64_t v = 0;
-		const char *d = p;
-		while (p < s->e && *p >= '0' && *p <= '9' && p - d < 18)
-			v = v * 10 + (*p++ - '0');
+		const char *d = s->e - p > 18 ? p + 18 : s->e;
+		unsigned dig;
+		while (p < d && (dig = (unsigned char)*p - (unsigned)'0') < 10) {
+			v = v * 10 + dig;
+			p++;
+		}
 		if (p >= s->e || (*p != '.' && *p != 'e' && *p != 'E' && (*p < '0' || *p > '9'))) {
 			s->p = p;
 			*iv = neg ? -v : v;
@@ -484,6 +494,8 @@ static int scan_value(struct scan *s, int depth)
 static inline int sv_is(struct sv k, const char *lit)
 {
 	size_t i;
+	if (!k.n || k.p[0] != lit[0])	/* most misses */
+		return 0;
 	for (i = 0; i < k.n; i++)
 		if (!lit[i] || lit[i] != k.p[i])
 			return 0;
@@ -827,6 +839,7 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	o->has = 0;
 	o->ngpu = o->nexec = o->nfeat = o->nlab = 0;
 	memset(&o->s, 0, sizeof o->s);
+	memset(o->top, 0, sizeof o->top);
 	ws(s);
 	if (peek(s) != '{') {
 		if (scan_value(s, 0) < 0)
@@ -843,6 +856,7 @@ static int scan_offer(struct scan *s, struct ofr *o)
 			if (seen & (1u << kk))
 				return fail(s, "'%s' appears twice", kname[kk]);
 			seen |= 1u << kk;
+			o->top[kk] = s->p;
 		}
 		switch (kk) {
 		case K_CPU: r = scan_cpu(s, o); break;
@@ -1318,6 +1332,7 @@ struct xnode {
 	struct xv c;		/* X_CONST */
 	char *key;		/* X_FIELD: the member name */
 	size_t klen;
+	int ktop;		/* X_FIELD: top_key(key) */
 };
 
 #define XMAX 64
@@ -1427,6 +1442,7 @@ static int xfield(struct xprog *g, struct xlex *x, int a)
 	g->n[i].key = nn_xmalloc(x->tn);
 	memcpy(g->n[i].key, x->tp + 1, x->tn - 1);
 	g->n[i].key[x->tn - 1] = 0;
+	g->n[i].ktop = top_key((struct sv){ g->n[i].key, g->n[i].klen });
 	xnext(x);
 	return i;
 }
@@ -1581,8 +1597,9 @@ static const char *xskip(const char *p, const char *e)
 			depth--;
 			p++;
 			break;
-		default:
-			while (p < e && !strchr(" \t\r\n,:]}", *p))
+		default:	/* a number or a literal */
+			while (p < e && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+					 *p == '-' || *p == '+' || *p == '.' || *p == 'E'))
 				p++;
 		}
 	} while (depth > 0);
@@ -1672,6 +1689,15 @@ static struct xv xeval(struct nn_match *m, const struct xprog *g, int i, struct 
 			return a;
 		if (a.kind != JV_KIND_OBJECT)
 			return r;	/* jq: cannot index (an error) */
+		if (a.p == m->xtop && n->ktop != K_OTHER) {
+			/* a top-level member the scanner has seen (once) */
+			const char *v = m->o.top[n->ktop];
+			if (!v) {
+				r.kind = JV_KIND_NULL;
+				return r;
+			}
+			return xat(m, v, e);
+		}
 		return xmember(m, a.p, e, n->key, n->klen);
 	case X_PIPE:
 		a = xeval(m, g, n->a, in, e);
@@ -1764,6 +1790,7 @@ static struct xv xrun(struct nn_match *m, const struct xprog *g, const char *tex
 	const char *p = text, *e = text + len;
 	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
 		p++;
+	m->xtop = p;
 	return xeval(m, g, g->root, xat(m, p, e), e);
 }
 
