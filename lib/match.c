@@ -233,7 +233,37 @@ static const unsigned char plain[256] = {
 #undef R8
 };
 
-static int scan_str(struct scan *s, struct sv *out)
+static int scan_str_slow(struct scan *s, struct sv *out);
+
+/* The usual string, short and plain, ends within 16 bytes: found with one
+ * compare, inline; anything else (escapes, UTF-8, longer) is scan_str_slow. */
+static inline int scan_str(struct scan *s, struct sv *out)
+{
+#ifdef __SSE2__
+	const char *p = s->p + 1;
+	if (s->e - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+				     _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+			_mm_cmplt_epi8(x, _mm_set1_epi8(0x20))));
+		if (mask) {
+			unsigned i = (unsigned)__builtin_ctz(mask);
+			if (p[i] == '"') {
+				s->p = p + i + 1;
+				if (out) {
+					out->p = p;
+					out->n = i;
+				}
+				return 0;
+			}
+		}
+	}
+#endif
+	return scan_str_slow(s, out);
+}
+
+static int scan_str_slow(struct scan *s, struct sv *out)
 {
 	const char *start = ++s->p, *p = start;
 	int esc = 0;
@@ -348,6 +378,40 @@ stop:;
 	return 0;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LITTLE_ENDIAN_SWAR 1
+#else
+#define LITTLE_ENDIAN_SWAR 0
+#endif
+
+static const int64_t pow10i[9] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+				     100000000 };
+
+/* The leading decimal digits among the 8 bytes at p (readable): how many,
+ * and their value in *x (SWAR, as in simdjson's parse_eight_digits). */
+static inline unsigned digits8(const char *p, uint64_t *x)
+{
+	uint64_t v, nd;
+	unsigned n;
+	memcpy(&v, p, 8);
+	/* a byte that is not '0'..'9' (a carry out of such a byte only
+	 * spoils the bytes after it, which are not counted) */
+	nd = ((v & 0xf0f0f0f0f0f0f0f0ULL) ^ 0x3030303030303030ULL) |
+	     (((v + 0x0606060606060606ULL) & 0xf0f0f0f0f0f0f0f0ULL) ^ 0x3030303030303030ULL);
+	n = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
+	if (n == 0) {
+		*x = 0;
+		return 0;
+	}
+	v -= 0x3030303030303030ULL;
+	v <<= 8 * (8 - n);	/* the first n digits, after leading zeros */
+	v = v * 10 + (v >> 8);
+	v = (((v & 0x000000ff000000ffULL) * (100 + (1000000ULL << 32))) +
+	     (((v >> 16) & 0x000000ff000000ffULL) * (1 + (10000ULL << 32)))) >> 32;
+	*x = v;
+	return n;
+}
+
 /* A number; *iv gets its value when it is an integer in int64 range
  * (*isint = 1). */
 static int scan_num(struct scan *s, int64_t *iv, int *isint)
@@ -367,6 +431,17 @@ static int scan_num(struct scan *s, int64_t *iv, int *isint)
 		int64_t v = 0;
 		const char *d = s->e - p > 18 ? p + 18 : s->e;
 		unsigned dig;
+		if (LITTLE_ENDIAN_SWAR && s->e - p >= 16) {	/* 8 digits at a time */
+			uint64_t x;
+			unsigned n = digits8(p, &x);
+			v = (int64_t)x;
+			p += n;
+			if (n == 8) {
+				n = digits8(p, &x);
+				v = v * pow10i[n] + (int64_t)x;
+				p += n;
+			}
+		}
 		while (p < d && (dig = (unsigned char)*p - (unsigned)'0') < 10) {
 			v = v * 10 + dig;
 			p++;
@@ -426,28 +501,35 @@ static int scan_value(struct scan *s, int depth);
  * follows (for objects, *key is set and the ':' consumed), 0 at the close. */
 static int next_member(struct scan *s, int *first, struct sv *key, char close)
 {
+	const char *p;
 	ws(s);
-	if (peek(s) == close) {
-		s->p++;
+	p = s->p;
+	if (p < s->e && *p == close) {
+		s->p = p + 1;
 		return 0;
 	}
 	if (!*first) {
-		if (peek(s) != ',')
+		if (p >= s->e || *p != ',')
 			return bad(s, close == '}' ? "',' or '}'" : "',' or ']'");
-		s->p++;
+		s->p = p + 1;
 		ws(s);
+		p = s->p;
 	}
 	*first = 0;
 	if (close == ']')
 		return 1;
-	if (peek(s) != '"')
+	if (p >= s->e || *p != '"')
 		return bad(s, "a member name");
 	if (scan_str(s, key) < 0)
 		return -1;
-	ws(s);
-	if (peek(s) != ':')
-		return bad(s, "':'");
-	s->p++;
+	p = s->p;
+	if (p >= s->e || *p != ':') {
+		ws(s);
+		if (peek(s) != ':')
+			return bad(s, "':'");
+		p = s->p;
+	}
+	s->p = p + 1;
 	ws(s);
 	return 1;
 }
@@ -518,10 +600,12 @@ static int scan_uint(struct scan *s, const char *obj, const char *key, int64_t *
 {
 	int64_t v;
 	int isint;
-	if (is_null(s))
-		return 0;
-	if (peek(s) != '-' && (peek(s) < '0' || peek(s) > '9'))
+	int c = peek(s);
+	if ((c < '0' || c > '9') && c != '-') {
+		if (is_null(s))
+			return 0;
 		goto bad;
+	}
 	if (scan_num(s, &v, &isint) < 0)
 		return -1;
 	if (!isint || v < 0)
