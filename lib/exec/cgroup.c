@@ -400,14 +400,15 @@ static int dirs(const struct nn_cgroup *cg, const char *out[NN_CG_NCTL + 1])
 	return n;
 }
 
-int nn_cgroup_attach(const struct nn_cgroup *cg, pid_t pid, char *err)
+int nn_cgroup_attach(const struct nn_cgroup *cg, pid_t pid, int in_v2, char *err)
 {
 	const char *d[NN_CG_NCTL + 1];
 	int n = dirs(cg, d);
 	char v[32];
 	snprintf(v, sizeof v, "%d", (int)pid);
 	for (int i = 0; i < n; i++)
-		if (write_str(d[i], "cgroup.procs", v, err) < 0)
+		if (!(in_v2 && cg->v2dir && !strcmp(d[i], cg->v2dir)) &&
+		    write_str(d[i], "cgroup.procs", v, err) < 0)
 			return -1;
 	return 0;
 }

@@ -54,8 +54,12 @@ struct nn_cgroup {
 int nn_cgroup_create(struct nn_cgroup *cg, const struct nn_cgroup_layout *lo,
 		     const char *name, const struct nn_exec_limits *lim,
 		     int allow_unlimited, char *err);
-/* Move pid into every group of the job. */
-int nn_cgroup_attach(const struct nn_cgroup *cg, pid_t pid, char *err);
+/* Move pid into every group of the job; in_v2: it is in the v2 group
+ * already (forked into it with CLONE_INTO_CGROUP), only the others.  Each
+ * move waits for an RCU grace period in the kernel when none is under way
+ * (cgroup_threadgroup_rwsem): several ms, the most a job's start costs on
+ * cgroup v1; forking into a v2 group costs none. */
+int nn_cgroup_attach(const struct nn_cgroup *cg, pid_t pid, int in_v2, char *err);
 /* How many processes the kernel's OOM killer killed in the job (-1: unknown). */
 long nn_cgroup_oom_kills(const struct nn_cgroup *cg);
 /* Fill cpu_seconds, memory_peak, memory_current, pids_current (-1 unknown). */

@@ -41,6 +41,9 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -270,10 +273,9 @@ static void child(struct nn_exec_job *job, struct native *n, int syncfd, int err
 	sigset_t all;
 	int in;
 
-	/* Wait until the parent has put us into the job's cgroups. */
-	if (read(syncfd, &c, 1) != 1)
-		_exit(127);
-	close(syncfd);
+	/* Set up the namespaces while the starter moves us into the job's
+	 * cgroups (which waits for the kernel, see nn_cgroup_attach): nothing
+	 * here makes a process or much memory; exec only once we are in. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(errfd, "cannot make mounts private", errno);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -307,6 +309,10 @@ static void child(struct nn_exec_job *job, struct native *n, int syncfd, int err
 			signal(sig, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
+	/* the go: we are in the job's cgroups (EOF: the starter gave up) */
+	if (read(syncfd, &c, 1) != 1)
+		_exit(127);
+	close(syncfd);
 	syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
 	execve(n->path, s->argv, envp);
 	child_fail(errfd, "cannot execute the command", errno);
@@ -350,13 +356,13 @@ struct clone_args_nn {
  * for the job, through its starter.
  */
 static void monitor(struct nn_exec_job *job, struct native *n, int syncp[2], int errp[2],
-		    int pidw, int out, int errlog, char **envp)
+		    int pidw, int cgfd, int out, int errlog, char **envp)
 {
 	struct clone_args_nn ca;
 	siginfo_t si;
 	long pid;
 	char buf[128], *path, *tmp;
-	int fd;
+	int fd, in_v2;
 
 	/* Hold nothing of the starter's: not its terminal, not its pipes. */
 	fd = open("/dev/null", O_RDWR);
@@ -379,7 +385,19 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncp[2], int
 	ca.flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC |
 		(job->spec->net ? CLONE_NEWNET : 0);
 	ca.exit_signal = SIGCHLD;
-	pid = syscall(SYS_clone3, &ca, sizeof ca);
+	/* straight into the job's cgroup2 group where there is one: no
+	 * move, no wait for the kernel (v1 groups are still joined by
+	 * the starter); a kernel that cannot, joins it the old way */
+	pid = -1;
+	if (cgfd >= 0) {
+		struct clone_args_nn cc = ca;
+		cc.flags |= CLONE_INTO_CGROUP;
+		cc.cgroup = (uint64_t)cgfd;
+		pid = syscall(SYS_clone3, &cc, sizeof cc);
+	}
+	in_v2 = pid >= 0;
+	if (pid < 0)
+		pid = syscall(SYS_clone3, &ca, sizeof ca);
 	if (pid == 0) {
 		close(pidw);
 		child(job, n, syncp[0], errp[1], out, errlog, envp);
@@ -388,15 +406,35 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncp[2], int
 	if (pid < 0)
 		child_fail(errp[1], "cannot create the job's namespaces", errno);
 	close(syncp[0]);
-	close(errp[1]);
 	close(out);
 	close(errlog);
 	{
-		int p = (int)pid;
-		if (write(pidw, &p, sizeof p) != sizeof p)
-			_exit(127);	/* the starter kills the job */
+		int p[2] = { (int)pid, in_v2 };
+		if (write(pidw, p, sizeof p) != sizeof p) {
+			kill((pid_t)pid, SIGKILL);
+			_exit(127);
+		}
 	}
 	close(pidw);
+	/* Move the job into its other groups while it sets up its
+	 * namespaces and the starter records it, then let it exec.  A
+	 * failure is told on the error pipe (the job is killed first, so
+	 * it cannot exec after all). */
+	{
+		char e[NN_ERRLEN];
+		if (nn_cgroup_attach(&n->cg, (pid_t)pid, in_v2, e) < 0) {
+			kill((pid_t)pid, SIGKILL);
+			if (write(errp[1], e, strlen(e)) < 0) {
+				/* the starter sees EOF and no job */
+			}
+			_exit(127);
+		}
+	}
+	if (send(syncp[1], "g", 1, MSG_NOSIGNAL) != 1) {
+		/* the job is gone: its error (if any) is on the error pipe */
+	}
+	close(syncp[1]);
+	close(errp[1]);
 	syscall(SYS_close_range, 3U, ~0U, 0U);
 	memset(&si, 0, sizeof si);
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
@@ -422,7 +460,7 @@ static int native_start(struct nn_exec_job *job, char *err)
 	struct native *n = priv(job);
 	const struct nn_exec_spec *s = job->spec;
 	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidp[2] = { -1, -1 };
-	int out = -1, errlog = -1, monfd = -1, jobpid = 0;
+	int out = -1, errlog = -1, monfd = -1, jobpid = 0, cgfd = -1;
 	char **envp = NULL;
 	struct clone_args_nn ca;
 	long mon;
@@ -459,9 +497,15 @@ static int native_start(struct nn_exec_job *job, char *err)
 			goto fail_early;
 		}
 	}
-	if (pipe2(syncp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    pipe2(pidp, O_CLOEXEC) < 0) {
+	/* sync: a socket, so the monitor's go to a job that died meanwhile
+	 * is an error (EPIPE), not a SIGPIPE */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, syncp) < 0 ||
+	    pipe2(errp, O_CLOEXEC) < 0 || pipe2(pidp, O_CLOEXEC) < 0) {
 		nn_seterr(err, "cannot make a pipe: %s", strerror(errno));
+		goto fail_cg;
+	}
+	if (n->cg.v2dir && (cgfd = open(n->cg.v2dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		nn_seterr(err, "cannot open cgroup %s: %s", n->cg.v2dir, strerror(errno));
 		goto fail_cg;
 	}
 	envp = nn_exec_spec_envp(s);
@@ -475,46 +519,51 @@ static int native_start(struct nn_exec_job *job, char *err)
 		goto fail_cg;
 	}
 	if (mon == 0) {
-		close(syncp[1]);
 		close(errp[0]);
 		close(pidp[0]);
-		monitor(job, n, syncp, errp, pidp[1], out, errlog, envp);
+		monitor(job, n, syncp, errp, pidp[1], cgfd, out, errlog, envp);
 		_exit(127);
 	}
 	n->mon_pid = (pid_t)mon;
 	n->monfd = monfd;
-	close(syncp[0]);
+	for (int i = 0; i < 2; i++) {
+		close(syncp[i]);
+		syncp[i] = -1;
+	}
 	close(errp[1]);
 	close(pidp[1]);
-	syncp[0] = errp[1] = pidp[1] = -1;
+	errp[1] = pidp[1] = -1;
+	if (cgfd >= 0)
+		close(cgfd);
+	cgfd = -1;
 	/* The job's pid (as seen from here), or EOF when it could not be made. */
 	for (;;) {
-		ssize_t r = read(pidp[0], &jobpid, sizeof jobpid);
+		int p[2];
+		ssize_t r = read(pidp[0], p, sizeof p);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r != sizeof jobpid)
-			jobpid = 0;
+		jobpid = r == sizeof p ? p[0] : 0;
 		break;
 	}
 	close(pidp[0]);
 	pidp[0] = -1;
 	if (jobpid > 0) {
 		job->pid = jobpid;
-		/* the job waits for us, so this is the job, not a reused pid */
+		/* the job waits for its monitor, so this is the job, not a
+		 * reused pid; record it while it joins its groups */
 		n->pidfd = (int)syscall(SYS_pidfd_open, jobpid, 0);
 		if (n->pidfd < 0) {
 			nn_seterr(err, "cannot watch the job: %s", strerror(errno));
 			goto fail_child;
 		}
-		if (nn_cgroup_attach(&n->cg, job->pid, err) < 0)
-			goto fail_child;
-		if (write(syncp[1], "g", 1) != 1) {
-			nn_seterr(err, "cannot release the job: %s", strerror(errno));
+		n->starttime = nn_exec_proc_starttime(job->pid, 0);
+		n->mon_start = nn_exec_proc_starttime(n->mon_pid, 0);
+		snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
+		if (record(job, n, err) < 0) {
+			job->ex_code = NN_EX_IOERR;
 			goto fail_child;
 		}
 	}
-	close(syncp[1]);
-	syncp[1] = -1;
 	/* EOF: exec succeeded (the pipe is close-on-exec); else why not. */
 	for (;;) {
 		ssize_t r = read(errp[0], msg + got, sizeof msg - 1 - (size_t)got);
@@ -535,13 +584,6 @@ static int native_start(struct nn_exec_job *job, char *err)
 		job->ex_code = NN_EX_UNAVAILABLE;
 		goto fail_child;
 	}
-	n->starttime = nn_exec_proc_starttime(job->pid, 0);
-	n->mon_start = nn_exec_proc_starttime(n->mon_pid, 0);
-	snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
-	if (record(job, n, err) < 0) {
-		job->ex_code = NN_EX_IOERR;
-		goto fail_child;
-	}
 	job->wait_fd = n->monfd;
 	nn_exec_strv_free(envp);
 	close(out);
@@ -556,10 +598,13 @@ fail_child:
 	waitpid(n->mon_pid, NULL, 0);
 	{
 		char *ep = nn_exec_path(s, EXIT_FILE), *tp = nn_xasprintf("%s.tmp", ep);
+		char *sp = nn_exec_path(s, STATE_FILE);
 		unlink(ep);
 		unlink(tp);
+		unlink(sp);
 		free(ep);
 		free(tp);
+		free(sp);
 	}
 fail_cg:
 	nn_cgroup_remove(&n->cg, NULL);
@@ -586,6 +631,8 @@ fail_early:
 		close(out);
 	if (errlog >= 0)
 		close(errlog);
+	if (cgfd >= 0)
+		close(cgfd);
 	return -1;
 }
 
