@@ -57,6 +57,7 @@
 struct native {
 	struct nn_cgroup_layout lo;
 	struct nn_cgroup cg;
+	struct nn_cgroup_join join;	/* open while a job is started */
 	char *path;		/* the resolved command */
 	int pidfd;		/* the job's main process, for signals */
 	int monfd;		/* its monitor, which ends after it */
@@ -85,6 +86,7 @@ static struct native *priv(struct nn_exec_job *job)
 	if (!job->priv) {
 		struct native *n = nn_xcalloc(1, sizeof *n);
 		n->pidfd = n->monfd = -1;
+		nn_cgroup_join_init(&n->join);
 		job->priv = n;
 	}
 	return job->priv;
@@ -265,17 +267,22 @@ static void lo_up(void)
 	close(s);
 }
 
-static void child(struct nn_exec_job *job, struct native *n, int syncfd, int errfd,
+static void child(struct nn_exec_job *job, struct native *n, int in_v2, int syncfd, int errfd,
 		  int outfd, int errlog, char **envp)
 {
 	const struct nn_exec_spec *s = job->spec;
+	const char *dir = "";
 	char c;
 	sigset_t all;
 	int in;
 
-	/* Set up the namespaces while the starter moves us into the job's
-	 * cgroups (which waits for the kernel, see nn_cgroup_attach): nothing
-	 * here makes a process or much memory; exec only once we are in. */
+	/* Into the job's cgroups first, by ourselves: no wait for the
+	 * kernel (nn_cgroup_join), and everything after is the job's. */
+	if (nn_cgroup_join(&n->join, in_v2, &dir) < 0) {
+		static char what[PATH_MAX + 32];
+		snprintf(what, sizeof what, "cannot join cgroup %s", dir);
+		child_fail(errfd, what, errno);
+	}
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		child_fail(errfd, "cannot make mounts private", errno);
 	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
@@ -309,7 +316,7 @@ static void child(struct nn_exec_job *job, struct native *n, int syncfd, int err
 			signal(sig, SIG_DFL);
 	sigemptyset(&all);
 	sigprocmask(SIG_SETMASK, &all, NULL);
-	/* the go: we are in the job's cgroups (EOF: the starter gave up) */
+	/* the go: the starter watches us (EOF: it gave up) */
 	if (read(syncfd, &c, 1) != 1)
 		_exit(127);
 	close(syncfd);
@@ -355,7 +362,7 @@ struct clone_args_nn {
  * job (adopt() reads it).  It ignores the terminal's signals: those are
  * for the job, through its starter.
  */
-static void monitor(struct nn_exec_job *job, struct native *n, int syncp[2], int errp[2],
+static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int errp[2],
 		    int pidw, int cgfd, int out, int errlog, char **envp)
 {
 	struct clone_args_nn ca;
@@ -386,55 +393,37 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncp[2], int
 		(job->spec->net ? CLONE_NEWNET : 0);
 	ca.exit_signal = SIGCHLD;
 	/* straight into the job's cgroup2 group where there is one: no
-	 * move, no wait for the kernel (v1 groups are still joined by
-	 * the starter); a kernel that cannot, joins it the old way */
+	 * move at all; a kernel that cannot, has the job join it too */
 	pid = -1;
+	in_v2 = 0;
 	if (cgfd >= 0) {
 		struct clone_args_nn cc = ca;
 		cc.flags |= CLONE_INTO_CGROUP;
 		cc.cgroup = (uint64_t)cgfd;
+		in_v2 = 1;
 		pid = syscall(SYS_clone3, &cc, sizeof cc);
 	}
-	in_v2 = pid >= 0;
-	if (pid < 0)
+	if (pid < 0) {
+		in_v2 = 0;
 		pid = syscall(SYS_clone3, &ca, sizeof ca);
+	}
 	if (pid == 0) {
 		close(pidw);
-		child(job, n, syncp[0], errp[1], out, errlog, envp);
+		child(job, n, in_v2, syncfd, errp[1], out, errlog, envp);
 		_exit(127);
 	}
 	if (pid < 0)
 		child_fail(errp[1], "cannot create the job's namespaces", errno);
-	close(syncp[0]);
+	close(syncfd);
+	close(errp[1]);
 	close(out);
 	close(errlog);
 	{
-		int p[2] = { (int)pid, in_v2 };
-		if (write(pidw, p, sizeof p) != sizeof p) {
-			kill((pid_t)pid, SIGKILL);
-			_exit(127);
-		}
+		int p = (int)pid;
+		if (write(pidw, &p, sizeof p) != sizeof p)
+			_exit(127);	/* the starter kills the job */
 	}
 	close(pidw);
-	/* Move the job into its other groups while it sets up its
-	 * namespaces and the starter records it, then let it exec.  A
-	 * failure is told on the error pipe (the job is killed first, so
-	 * it cannot exec after all). */
-	{
-		char e[NN_ERRLEN];
-		if (nn_cgroup_attach(&n->cg, (pid_t)pid, in_v2, e) < 0) {
-			kill((pid_t)pid, SIGKILL);
-			if (write(errp[1], e, strlen(e)) < 0) {
-				/* the starter sees EOF and no job */
-			}
-			_exit(127);
-		}
-	}
-	if (send(syncp[1], "g", 1, MSG_NOSIGNAL) != 1) {
-		/* the job is gone: its error (if any) is on the error pipe */
-	}
-	close(syncp[1]);
-	close(errp[1]);
 	syscall(SYS_close_range, 3U, ~0U, 0U);
 	memset(&si, 0, sizeof si);
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
@@ -460,7 +449,7 @@ static int native_start(struct nn_exec_job *job, char *err)
 	struct native *n = priv(job);
 	const struct nn_exec_spec *s = job->spec;
 	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidp[2] = { -1, -1 };
-	int out = -1, errlog = -1, monfd = -1, jobpid = 0, cgfd = -1;
+	int out = -1, errlog = -1, monfd = -1, jobpid = 0, cgfd = -1, watch_errno = 0;
 	char **envp = NULL;
 	struct clone_args_nn ca;
 	long mon;
@@ -497,8 +486,8 @@ static int native_start(struct nn_exec_job *job, char *err)
 			goto fail_early;
 		}
 	}
-	/* sync: a socket, so the monitor's go to a job that died meanwhile
-	 * is an error (EPIPE), not a SIGPIPE */
+	/* sync: a socket, so a go to a job that died meanwhile is an error
+	 * (EPIPE), not a SIGPIPE */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, syncp) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0 || pipe2(pidp, O_CLOEXEC) < 0) {
 		nn_seterr(err, "cannot make a pipe: %s", strerror(errno));
@@ -508,6 +497,8 @@ static int native_start(struct nn_exec_job *job, char *err)
 		nn_seterr(err, "cannot open cgroup %s: %s", n->cg.v2dir, strerror(errno));
 		goto fail_cg;
 	}
+	if (nn_cgroup_join_open(&n->join, &n->cg, err) < 0)
+		goto fail_cg;
 	envp = nn_exec_spec_envp(s);
 	memset(&ca, 0, sizeof ca);
 	ca.flags = CLONE_PIDFD;
@@ -519,51 +510,56 @@ static int native_start(struct nn_exec_job *job, char *err)
 		goto fail_cg;
 	}
 	if (mon == 0) {
+		close(syncp[1]);
 		close(errp[0]);
 		close(pidp[0]);
-		monitor(job, n, syncp, errp, pidp[1], cgfd, out, errlog, envp);
+		monitor(job, n, syncp[0], errp, pidp[1], cgfd, out, errlog, envp);
 		_exit(127);
 	}
 	n->mon_pid = (pid_t)mon;
 	n->monfd = monfd;
-	for (int i = 0; i < 2; i++) {
-		close(syncp[i]);
-		syncp[i] = -1;
-	}
+	close(syncp[0]);
 	close(errp[1]);
 	close(pidp[1]);
-	errp[1] = pidp[1] = -1;
+	syncp[0] = errp[1] = pidp[1] = -1;
 	if (cgfd >= 0)
 		close(cgfd);
 	cgfd = -1;
+	nn_cgroup_join_close(&n->join);
 	/* The job's pid (as seen from here), or EOF when it could not be made. */
 	for (;;) {
-		int p[2];
-		ssize_t r = read(pidp[0], p, sizeof p);
+		ssize_t r = read(pidp[0], &jobpid, sizeof jobpid);
 		if (r < 0 && errno == EINTR)
 			continue;
-		jobpid = r == sizeof p ? p[0] : 0;
+		if (r != sizeof jobpid)
+			jobpid = 0;
 		break;
 	}
 	close(pidp[0]);
 	pidp[0] = -1;
 	if (jobpid > 0) {
-		job->pid = jobpid;
-		/* the job waits for its monitor, so this is the job, not a
-		 * reused pid; record it while it joins its groups */
+		/* the job waits for our go, so this is the job, not a reused
+		 * pid (unless it failed: then the error pipe says why) */
 		n->pidfd = (int)syscall(SYS_pidfd_open, jobpid, 0);
-		if (n->pidfd < 0) {
-			nn_seterr(err, "cannot watch the job: %s", strerror(errno));
-			goto fail_child;
-		}
-		n->starttime = nn_exec_proc_starttime(job->pid, 0);
-		n->mon_start = nn_exec_proc_starttime(n->mon_pid, 0);
-		snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
-		if (record(job, n, err) < 0) {
-			job->ex_code = NN_EX_IOERR;
-			goto fail_child;
+		watch_errno = errno;
+		if (n->pidfd >= 0) {
+			job->pid = jobpid;
+			n->starttime = nn_exec_proc_starttime(job->pid, 0);
+			n->mon_start = nn_exec_proc_starttime(n->mon_pid, 0);
+			snprintf(job->handle, sizeof job->handle, "pid %d", (int)job->pid);
+			if (send(syncp[1], "g", 1, MSG_NOSIGNAL) != 1) {
+				/* it is gone: nothing to kill, its error follows */
+				close(n->pidfd);
+				n->pidfd = -1;
+				watch_errno = ESRCH;
+			} else if (record(job, n, err) < 0) {
+				job->ex_code = NN_EX_IOERR;
+				goto fail_child;
+			}
 		}
 	}
+	close(syncp[1]);
+	syncp[1] = -1;
 	/* EOF: exec succeeded (the pipe is close-on-exec); else why not. */
 	for (;;) {
 		ssize_t r = read(errp[0], msg + got, sizeof msg - 1 - (size_t)got);
@@ -577,10 +573,13 @@ static int native_start(struct nn_exec_job *job, char *err)
 	}
 	close(errp[0]);
 	errp[0] = -1;
-	if (got > 0 || jobpid <= 0) {
+	if (got > 0 || jobpid <= 0 || n->pidfd < 0) {
 		msg[got] = '\0';
-		nn_seterr(err, "cannot start '%s': %s", s->argv[0],
-			  got > 0 ? msg : "the monitor failed");
+		if (got == 0 && jobpid > 0)
+			nn_seterr(err, "cannot watch the job: %s", strerror(watch_errno));
+		else
+			nn_seterr(err, "cannot start '%s': %s", s->argv[0],
+				  got > 0 ? msg : "the monitor failed");
 		job->ex_code = NN_EX_UNAVAILABLE;
 		goto fail_child;
 	}
@@ -633,6 +632,7 @@ fail_early:
 		close(errlog);
 	if (cgfd >= 0)
 		close(cgfd);
+	nn_cgroup_join_close(&n->join);
 	return -1;
 }
 
