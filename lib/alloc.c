@@ -970,9 +970,11 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 	a->respawn = 0;
 	if (a->m->nobs)
 		notify(a, NN_ALLOC_ENDED, result);
-	set_state(a, state, reason, result, status);
+	/* revoked before the final state is out: whoever sees the end
+	 * (a client watching state.json) finds its tokens revoked */
 	cred_remove(a->m, a->dir, a->did);
 	a->cap_exp = 0;
+	set_state(a, state, reason, result, status);
 	if (live_children(a->m, a->id) > 0)
 		a->m->orphans = 1;	/* the next tick tears them down */
 	{
