@@ -289,9 +289,10 @@ static int array(struct st *s, int depth)
 static int value(struct st *s, int depth, struct nn_jscan_member *m)
 {
 	const unsigned char *start = s->p;
-	int flag = 0, r;
+	int flag = 0, r, outer = s->canon;
 	if (s->p >= s->e)
 		return -1;
+	s->canon = 1;
 	switch (*s->p) {
 	case '"': m->kind = NN_JSCAN_STRING; r = str(s, &flag); break;
 	case '{': m->kind = NN_JSCAN_OBJECT; r = object(s, depth + 1, NULL); break;
@@ -305,6 +306,8 @@ static int value(struct st *s, int depth, struct nn_jscan_member *m)
 		return -1;
 	m->val = (const char *)start;
 	m->vlen = (size_t)(s->p - start);
+	m->canonical = (char)s->canon;
+	s->canon = outer && s->canon;
 	m->plain = m->kind == NN_JSCAN_STRING && flag;
 	m->integer = m->kind == NN_JSCAN_NUMBER && flag;
 	return 0;

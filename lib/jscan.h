@@ -36,6 +36,7 @@ struct nn_jscan_member {
 	char kind;		/* enum nn_jscan_kind */
 	char plain;		/* string: no escape and only ASCII inside */
 	char integer;		/* number: -?digits, at most 15 of them (exact as a double) */
+	char canonical;		/* the value's text is its own canonical form */
 };
 
 struct nn_jscan {

@@ -7,8 +7,8 @@
  *
  * For one line: when nn_jscan accepts it, nn_json_parse must read an
  * object with the same members (kinds, plain strings, integers), and when
- * the scanner calls it canonical, nn_json_canon must write the line's own
- * bytes.  When nn_env_scan_verify says yes (without and with the
+ * the scanner calls the line, or a member's value, canonical, nn_json_canon
+ * must write those very bytes.  When nn_env_scan_verify says yes (without and with the
  * signature), nn_env_verify_head must say NN_OK with the same head.
  * Returns 0, or -1 with what differs in why.  *fwd and *sig say which path
  * decided (1: the fast path), *scanned and *canon what the scanner said.
@@ -76,6 +76,12 @@ static inline int envscan_oracle(const char *line, size_t len, int64_t now, char
 				rc = -1;
 			else if (m->integer && jv_number_value(f) != (double)nn_jscan_int(m))
 				rc = -1;
+			else if (m->canonical) {
+				char *c = nn_json_canon_str(f, err);
+				if (!c || strlen(c) != m->vlen || memcmp(c, m->val, m->vlen))
+					rc = -1;
+				free(c);
+			}
 			if (rc)
 				snprintf(why, cap, "member '%.*s' reads otherwise", (int)m->klen, m->key);
 			jv_free(f);
