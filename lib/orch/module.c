@@ -35,6 +35,10 @@ static const char *const schema[] = {
 	"CREATE TABLE orch_alloc (dep TEXT NOT NULL, name TEXT NOT NULL, slot INTEGER NOT NULL,"
 	" grp TEXT NOT NULL, type TEXT NOT NULL, provider TEXT, lease TEXT, alloc TEXT, state TEXT,"
 	" status INTEGER, reason TEXT, updated INTEGER, PRIMARY KEY (dep, name, slot));",
+	/* v2: supervision across nodes: the provider's heartbeat period per
+	 * lease; the orchestrator's repairs (only the lost slots placed again) */
+	"ALTER TABLE orch_lease ADD COLUMN hb_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE orch_deploy ADD COLUMN repair INTEGER NOT NULL DEFAULT 0;",
 	NULL
 };
 
@@ -138,6 +142,7 @@ static void on_tick(struct nn_loop *l, void *arg)
 	struct orch *o = arg;
 	(void)l;
 	orch_leases_expire(o);
+	orch_heartbeats(o);
 	orch_deploy_tick(o);
 }
 
@@ -152,6 +157,7 @@ static void orch_close(struct nn_node *n, void *arg)
 		nn_loop_remove(nn_node_loop(n), o->kick);
 	orch_deploy_free_all(o);
 	jv_free(o->pending);
+	jv_free(o->hb_next);
 	the_orch = NULL;
 	free(o);
 }
@@ -165,6 +171,7 @@ int nn_orch_attach(struct nn_node *n, char *err)
 	o = nn_xcalloc(1, sizeof *o);
 	o->n = n;
 	o->pending = jv_array();
+	o->hb_next = jv_object();
 	o->follow_id = -1;
 	the_orch = o;
 	nn_node_on_close(n, orch_close, o);

@@ -1,0 +1,139 @@
+#!/usr/bin/env bats
+# Supervision across nodes (lib/orch.h): providers push allocation states
+# the moment they change and a heartbeat every period; the orchestrator
+# declares a provider lost by missed heartbeats or by the swarm's
+# membership, whichever comes first, and places again only the node
+# groups the lost provider held, the others running on untouched; leases
+# of groups waiting for their dependencies are renewed.
+load lib/common
+load lib/swarm
+
+# where NAME: provider of allocation NAME of deployment $id (on a)
+where() { nunet-run status "$id" | jq -r --arg n "$1" '.allocations[] | select(.name == $n) | .provider'; }
+alloc_of() { nunet-run status "$id" | jq -r --arg n "$1" '.allocations[] | select(.name == $n) | .alloc'; }
+node_of() {	# node_of DID: the letter of the node with that did
+	local n
+	for n in $NODES; do [ "${DID[$n]}" != "$1" ] || echo "$n"; done
+}
+job_pid() {	# job_pid NODE ALLOC: the job's pid on that node
+	jq -r .pid "$(home "$1")/alloc/$2/native.json"
+}
+lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost |
+		jq -r --arg p "$1" 'select(.fields.provider == $p) | .fields.by' | head -1
+}
+
+@test "a pushed state reaches the orchestrator within a second of the exit" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/task.json" <<-EOF
+	{"allocations":{"t":{"type":"task","command":["sh","-c","sleep 1; exit 3"],"resources":{"cpu":1,"ram":16777216}}},
+	 "nodes":{"g":{"allocations":["t"],"peer":"${DID[b]}"}},"heartbeat":"10m"}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy --wait "$BATS_TEST_TMPDIR/task.json"
+	assert_failure 3
+	id=${lines[-1]}
+	# the provider's exit and the orchestrator's record of it, by their events
+	exited=$(NUNET_HOME=$(home b) nunet-node events --kind alloc.state | jq -s 'map(select(.fields.state == "exited")) | .[0].ts')
+	heard=$(nunet-node events --kind deploy.alloc | jq -s --arg d "$id" 'map(select(.fields.deployment == $d and .fields.state == "exited")) | .[0]')
+	# pushed, not pulled (no heartbeat came in ten minutes), within a second
+	assert_equal "$(jq -r '.fields.via // "push"' <<<"$heard")" push
+	delay=$(( $(jq -r .ts <<<"$heard") - exited ))
+	echo "exit to orchestrator: ${delay} ms" >&3
+	(( delay >= 0 && delay < 1000 ))
+	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 3"
+}
+
+@test "missed heartbeats find a stopped provider lost before membership does; only its group moves" {
+	start_swarm
+	# membership would take seconds; three missed 300 ms heartbeats take one
+	cat >"$BATS_TEST_TMPDIR/svc.json" <<-EOF
+	{"allocations":{$(service api),$(service db),$(service batch)},"heartbeat":"300ms","deadline_ms":30000}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/svc.json"
+	assert_success
+	id=${lines[-1]}
+	# a victim that is not the orchestrator itself: the group on it moves
+	victim= vname=
+	for x in api db batch; do
+		n=$(node_of "$(where $x)")
+		[ "$n" != a ] && { victim=$n; vname=$x; break; }
+	done
+	[ -n "$victim" ] || skip "every group landed on the orchestrator's own node"
+	declare -A before_alloc before_pid before_prov
+	for x in api db batch; do
+		before_alloc[$x]=$(alloc_of $x)
+		before_prov[$x]=$(where $x)
+		before_pid[$x]=$(job_pid "$(node_of "${before_prov[$x]}")" "${before_alloc[$x]}")
+	done
+	kill -STOP "${PID[$victim]}"
+	within 30 "[ -n \"\$(lost_by ${DID[$victim]})\" ]"
+	assert_equal "$(lost_by "${DID[$victim]}")" heartbeat
+	within 40 "[ \"\$(nunet-run status $id | jq -r .state)\" = running ] && [ \"\$(where $vname)\" != \"${DID[$victim]}\" ] && [ -n \"\$(where $vname)\" ]"
+	# the lost group runs elsewhere, under a new allocation
+	assert [ "$(alloc_of $vname)" != "${before_alloc[$vname]}" ]
+	assert_equal "$(nunet-run status "$id" | jq -r '[.allocations[] | select(.state == "running")] | length')" 3
+	# the others were not touched: same provider, same allocation, same job
+	for x in api db batch; do
+		[ "$x" = "$vname" ] && continue
+		assert_equal "$(where $x)" "${before_prov[$x]}"
+		assert_equal "$(alloc_of $x)" "${before_alloc[$x]}"
+		assert_equal "$(job_pid "$(node_of "${before_prov[$x]}")" "${before_alloc[$x]}")" "${before_pid[$x]}"
+		kill -0 "${before_pid[$x]}"
+	done
+	# the repair asked bids for the lost group only, and said so
+	events | grep -q '^deploy.running'
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost | jq -e --arg v "$vname" 'select(.fields.redeploy == [$v])' >/dev/null
+	kill -CONT "${PID[$victim]}"
+	nunet-run cancel "$id" >/dev/null
+	# the provider that came back lets go of what it ran (its lease is stale)
+	within 40 all_clean
+}
+
+@test "a provider killed while heartbeats are slow is lost by membership; a lost task without retries fails alone" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/mix.json" <<-EOF
+	{"allocations":{$(service web),"job":{"type":"task","command":["sleep","60"],"resources":{"cpu":1,"ram":16777216}}},
+	 "nodes":{"w":{"allocations":["web"],"peer":"${DID[b]}"},"j":{"allocations":["job"],"peer":"${DID[c]}"}},
+	 "heartbeat":"10m"}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/mix.json"
+	assert_success
+	id=${lines[-1]}
+	web=$(alloc_of web)
+	kill -KILL "${PID[c]}"
+	within 40 "[ -n \"\$(lost_by ${DID[c]})\" ]"
+	assert_equal "$(lost_by "${DID[c]}")" membership
+	# the task is reported failed; the service runs on where it was
+	within 10 "[ \"\$(nunet-run status $id | jq -r '.allocations[] | select(.name == \"job\") | .state')\" = failed ]"
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[] | select(.name == "job") | .reason')" \
+		"provider ${DID[c]} was lost (membership)"
+	assert_equal "$(alloc_of web)" "$web"
+	assert_equal "$(nunet-run status "$id" | jq -r .state)" running
+	nunet-run cancel "$id" >/dev/null
+	NODES=${NODES/c/}
+	within 30 all_clean
+}
+
+@test "a group waiting longer than a lease for its dependency keeps its lease and provisions" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
+	{"allocations":{"prep":{"type":"task","command":["sleep","24"],"resources":{"cpu":1,"ram":16777216}},
+	 $(service web | sed 's/}}$/},"depends_on":["prep"]}/')},
+	 "deadline_ms":60000}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/two.json"
+	assert_success
+	id=${lines[-1]}
+	assert_equal "$(nunet-run status "$id" | jq -r .state)" running
+	# web's lease (20 s at most) was renewed while prep ran; nothing reverted
+	saw deploy.renew
+	! saw deploy.revert
+	assert_equal "$(nunet-run status "$id" | jq -r '.attempts')" 1
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[] | select(.name == "web") | .state')" running
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}
