@@ -34,12 +34,16 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	assert_failure 3
 	id=${lines[-1]}
 	# the provider's exit and the orchestrator's record of it, by their events
-	exited=$(NUNET_HOME=$(home b) nunet-node events --kind alloc.state | jq -s 'map(select(.fields.state == "exited")) | .[0].ts')
+	exited_ts() { NUNET_HOME=$(home b) nunet-node events --kind alloc.state | jq -s 'map(select(.fields.state == "exited")) | .[0].ts'; }
+	# the provider's store may write its events a moment later
+	within 10 "[ \"\$(exited_ts)\" != null ]"
+	exited=$(exited_ts)
 	heard=$(nunet-node events --kind deploy.alloc | jq -s --arg d "$id" 'map(select(.fields.deployment == $d and .fields.state == "exited")) | .[0]')
 	# pushed, not pulled (no heartbeat came in ten minutes), within a second
 	assert_equal "$(jq -r '.fields.via // "push"' <<<"$heard")" push
 	delay=$(( $(jq -r .ts <<<"$heard") - exited ))
-	echo "exit to orchestrator: ${delay} ms" >&3
+	echo "exit to orchestrator: ${delay} ms (exited at $exited; heard: $heard)"
+	echo "# exit to orchestrator: ${delay} ms" >&3
 	(( delay >= 0 && delay < 1000 ))
 	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 3"
 }
@@ -136,4 +140,83 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[] | select(.name == "web") | .state')" running
 	nunet-run cancel "$id" >/dev/null
 	within 30 all_clean
+}
+
+# flaky SECONDS STRATEGY INTENSITY: a service that fails every SECONDS,
+# restarted by its provider, whose strategy restarts others
+flaky() {
+	printf '"flaky":{"type":"service","command":["sh","-c","sleep %s; exit 1"],"resources":{"cpu":1,"ram":16777216},"restart":{"policy":"always","strategy":"%s","intensity":%s,"period":"1m"}}' "$1" "$2" "$3"
+}
+run_of() {	# run_of NODE ALLOC: how many runs the allocation has had
+	NUNET_HOME=$(home "$1") nunet-run status "$2" | jq -r .run
+}
+restarted() {	# restarted NAME: a's deployment restarted NAME by strategy
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.restart |
+		jq -e --arg n "$1" 'select(.fields.restart | index($n))' >/dev/null
+}
+
+@test "one_for_all across two providers: a failure on one restarts the sibling on the other" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/ofa.json" <<-EOF
+	{"allocations":{$(flaky 3 one_for_all 10),$(service steady)},
+	 "nodes":{"f":{"allocations":["flaky"],"peer":"${DID[b]}"},"s":{"allocations":["steady"],"peer":"${DID[c]}"}}}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/ofa.json"
+	assert_success
+	id=${lines[-1]}
+	steady=$(alloc_of steady)
+	pid=$(job_pid c "$steady")
+	within 30 "restarted steady"
+	# the same allocation on c, a new run of its job, by its supervisor's word
+	within 20 "[ \"\$(run_of c $steady)\" -ge 2 ] && [ \"\$(NUNET_HOME=$(home c) nunet-run status $steady | jq -r .state)\" = running ]"
+	assert [ "$(job_pid c "$steady")" != "$pid" ]
+	NUNET_HOME=$(home c) nunet-run status "$steady" | jq -e '[.states[].reason // "" | select(startswith("supervisor: flaky"))] | length > 0' >/dev/null
+	assert_equal "$(alloc_of steady)" "$steady"
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}
+
+@test "rest_for_one across providers: what depends on the failed one restarts, the rest does not" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/rfo.json" <<-EOF
+	{"allocations":{$(flaky 3 rest_for_one 10),
+	 $(service mid | sed 's/}}$/},"depends_on":["flaky"]}/'),$(service other)},
+	 "nodes":{"f":{"allocations":["flaky"],"peer":"${DID[b]}"},"m":{"allocations":["mid"],"peer":"${DID[c]}"},
+	  "o":{"allocations":["other"],"peer":"${DID[d]}"}}}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/rfo.json"
+	assert_success
+	id=${lines[-1]}
+	mid=$(alloc_of mid) other=$(alloc_of other)
+	opid=$(job_pid d "$other")
+	within 30 "restarted mid"
+	within 20 "[ \"\$(run_of c $mid)\" -ge 2 ]"
+	# other depends on nothing that failed: the same run, the same job
+	assert_equal "$(run_of d "$other")" 1
+	assert_equal "$(job_pid d "$other")" "$opid"
+	! restarted other
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}
+
+@test "restart intensity exceeded: the deployment fails with the reason and every node is all free again" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/int.json" <<-EOF
+	{"allocations":{$(flaky 1 one_for_all 2),$(service steady)},
+	 "nodes":{"f":{"allocations":["flaky"],"peer":"${DID[b]}"},"s":{"allocations":["steady"],"peer":"${DID[c]}"}}}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/int.json"
+	assert_success
+	id=${lines[-1]}
+	within 60 "[ \"\$(nunet-run status $id | jq -r .state)\" = failed ]"
+	run nunet-run status "$id"
+	assert_equal "$(jq -r .reason <<<"$output" | cut -d';' -f1)" "restart intensity reached: 3 failures within 60000 ms (one_for_all, intensity 2)"
+	# the final event says so, and nothing is held anywhere
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.failed | jq -e --arg d "$id" 'select(.fields.deployment == $d and .fields.escalated == true)' >/dev/null
+	within 30 all_clean
+	run nunet-run wait "$id"
+	assert_failure
 }

@@ -37,7 +37,7 @@ static const char *const dstate[] = { "bidding", "committing", "provisioning", "
 				      "failed", "cancelled" };
 enum { S_NONE, S_COMMITTING, S_COMMITTED, S_PROVISIONING, S_RUNNING };
 static const char *const sstate[] = { "none", "committing", "committed", "provisioning", "running" };
-enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE, RQ_SYNC, RQ_RENEW };
+enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE, RQ_SYNC, RQ_RENEW, RQ_RESTART };
 
 struct slot {
 	char grp[72];
@@ -70,6 +70,7 @@ struct orch_dep {
 	int redeploys;
 	int repair;			/* placing only the slots a lost provider held */
 	int64_t hb_ms;			/* the providers' heartbeat period */
+	jv sup_times;			/* wall ms of the restarts its strategies made */
 	struct orch_dep *next;
 };
 
@@ -153,6 +154,7 @@ static void dep_free(struct orch_dep *d)
 	jv_free(d->asked);
 	jv_free(d->expect);
 	jv_free(d->excluded);
+	jv_free(d->sup_times);
 	free(d->slots);
 	free(d);
 }
@@ -1450,6 +1452,189 @@ static void dep_check_done(struct orch_dep *d)
 		dep_final(d, D_DONE, "deploy.done", NULL, status, jv_null());
 }
 
+/* ---- restart strategies across nodes ---- */
+
+static void on_restarted(struct nn_node *n, jv ans, void *arg)
+{
+	(void)n;
+	(void)ans;
+	rq_free(arg);
+}
+
+/* The allocations restarted with `name` under strategy: every other one
+ * (one_for_all), or those that depend on it, directly or not
+ * (rest_for_one).  A new object name → true. */
+static jv strategy_set(jv ens, const char *name, const char *strategy)
+{
+	jv allocs = jget(ens, "allocations"), set = jv_object_set(jv_object(), jv_string(name), jv_true());
+	int grew = 1, all = !strcmp(strategy, "one_for_all");
+	while (grew) {
+		grew = 0;
+		jv_object_foreach(allocs, k, a) {
+			jv in = jv_object_get(jv_copy(set), jv_copy(k)), deps = jget(a, "depends_on");
+			int add = 0;
+			if (!jv_is_valid(in)) {
+				add = all;
+				if (jv_get_kind(deps) == JV_KIND_ARRAY)
+					jv_array_foreach(deps, i, dn) {
+						jv x = jv_object_get(jv_copy(set), jv_copy(dn));
+						add |= jv_is_valid(x);
+						jv_free(x);
+						jv_free(dn);
+					}
+			}
+			if (add) {
+				set = jv_object_set(set, jv_copy(k), jv_true());
+				grew = 1;
+			}
+			jv_free(in);
+			jv_free(deps);
+			jv_free(k);
+			jv_free(a);
+		}
+	}
+	jv_free(allocs);
+	return jv_object_delete(set, jv_string(name));
+}
+
+static void send_restart(struct orch_dep *d, const char *prov, const char *lease, jv names, const char *why,
+			 int escalate)
+{
+	char e[NN_ERRLEN];
+	struct orch_rq *r = rq_new(d, RQ_RESTART, -1, prov);
+	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	b = jv_object_set(b, jv_string("names"), names);
+	b = jv_object_set(b, jv_string("reason"), jv_string(why));
+	b = jv_object_set(b, jv_string("escalate"), jv_bool(escalate));
+	if (nn_node_request_cap(d->o->n, prov, "/deploy/restart", b, tokens_for(d->o, prov), d->trace, 10000,
+				on_restarted, r, NULL, e) < 0) {
+		nn_debug("orch: %s: restart on %s: %s", d->id, prov, e);
+		rq_free(r);
+	}
+}
+
+/* The parent allocation of a child deployment (on this node) is told of
+ * its failure as its own: its job is ended, and its policy applies. */
+static void escalate_parent(struct orch_dep *d, const char *why)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT parent FROM orch_deploy WHERE id = ? AND parent IS NOT NULL");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		jv r, b = jv_object_set(jv_object(), jv_string("id"), orch_col_str(st, 0));
+		char e[NN_ERRLEN], w[NN_ERRLEN + 320];
+		snprintf(w, sizeof w, "child deployment %s: %.200s", d->id, why);
+		b = jv_object_set(b, jv_string("reason"), jv_string(w));
+		b = jv_object_set(b, jv_string("escalate"), jv_true());
+		if (nn_node_invoke(d->o->n, "/alloc/restart", b, d->trace, &r, e) != NN_OK)
+			nn_debug("orch: %s: cannot tell the parent: %s", d->id, e);
+		jv_free(r);
+	}
+	sqlite3_finalize(st);
+}
+
+/*
+ * Allocation `name` of running deployment d failed (state restarting, or
+ * final other than exited 0), and not by its supervisor's hand.  Under
+ * one_for_all or rest_for_one its siblings are restarted wherever they
+ * run; more than the policy's intensity of such restarts within its
+ * period escalates: the parent allocation of a child deployment is told,
+ * and the deployment fails, releasing everything.  Returns 1 when d
+ * ended.
+ */
+static int supervise(struct orch_dep *d, const char *name, const char *state, int64_t status, const char *reason)
+{
+	jv a = jv_object_get(jget(d->ens, "allocations"), jv_string(name)), rs = jget(a, "restart"), set;
+	const char *strategy = ens_str(rs, "strategy");
+	int64_t intensity = ens_int(rs, "intensity", 3), period = ens_int(rs, "period_ms", 60000);
+	int64_t now = nn_now_ms();
+	jv kept = jv_array(), lst = jv_array();
+	char why[NN_ERRLEN];
+	int n = 0;
+	sqlite3_stmt *st;
+
+	if (d->state != D_RUNNING || !strategy || !strcmp(strategy, "one_for_one") ||
+	    (reason && (!strncmp(reason, "supervisor:", 11) || !strncmp(reason, "escalated:", 10))) ||
+	    !(!strcmp(state, "restarting") ||
+	      (nn_alloc_state_final(state) && !(!strcmp(state, "exited") && status == 0)))) {
+		jv_free(kept);
+		jv_free(lst);
+		jv_free(rs);
+		jv_free(a);
+		return 0;
+	}
+	jv_array_foreach(d->sup_times, i, t) {
+		if (jv_number_value(t) > (double)(now - period))
+			kept = jv_array_append(kept, jv_copy(t));
+		jv_free(t);
+	}
+	jv_free(d->sup_times);
+	d->sup_times = jv_array_append(kept, jv_number((double)now));
+	n = jv_array_length(jv_copy(d->sup_times));
+	if (n > intensity) {
+		jv f = jv_object_set(jv_object(), jv_string("escalated"), jv_true());
+		snprintf(why, sizeof why, "restart intensity reached: %d failures within %lld ms (%s, intensity %lld);"
+			 " last: %s %s%s%.200s%s", n, (long long)period, strategy, (long long)intensity, name, state,
+			 reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
+		jv_free(rs);
+		jv_free(a);
+		jv_free(lst);
+		escalate_parent(d, why);
+		dep_fail(d, why, f);
+		return 1;
+	}
+	set = strategy_set(d->ens, name, strategy);
+	snprintf(why, sizeof why, "%s %s: %s", name, state, strategy);
+	/* one request per lease, naming its allocations to restart */
+	st = orch_prep(d->o, "SELECT provider, lease, name FROM orch_alloc WHERE dep = ? AND state = 'running'"
+		       " AND provider IS NOT NULL AND lease IS NOT NULL ORDER BY provider, lease");
+	if (st) {
+		char prov[NN_DID_MAX] = "", lease[72] = "";
+		jv names = jv_array();
+		sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			const char *l = (const char *)sqlite3_column_text(st, 1);
+			const char *nm = (const char *)sqlite3_column_text(st, 2);
+			jv in = jv_object_get(jv_copy(set), jv_string(nm));
+			int member = jv_is_valid(in);
+			jv_free(in);
+			if (!member)
+				continue;
+			if (strcmp(p, prov) || strcmp(l, lease)) {
+				if (jv_array_length(jv_copy(names)) > 0)
+					send_restart(d, prov, lease, names, why, 0);
+				else
+					jv_free(names);
+				names = jv_array();
+				snprintf(prov, sizeof prov, "%s", p);
+				snprintf(lease, sizeof lease, "%s", l);
+			}
+			names = jv_array_append(names, jv_string(nm));
+			lst = jv_array_append(lst, jv_string(nm));
+		}
+		sqlite3_finalize(st);
+		if (jv_array_length(jv_copy(names)) > 0)
+			send_restart(d, prov, lease, names, why, 0);
+		else
+			jv_free(names);
+	}
+	{
+		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+		f = jv_object_set(f, jv_string("state"), jv_string(state));
+		f = jv_object_set(f, jv_string("strategy"), jv_string(strategy));
+		f = jv_object_set(f, jv_string("restart"), lst);
+		f = jv_object_set(f, jv_string("count"), jv_number(n));
+		f = jv_object_set(f, jv_string("intensity"), jv_number((double)intensity));
+		emit(d, NN_LOG_WARN, "deploy.restart", f);
+	}
+	jv_free(set);
+	jv_free(rs);
+	jv_free(a);
+	return 0;
+}
+
 static void stale_released(struct nn_node *n, jv ans, void *arg)
 {
 	(void)n;
@@ -1566,7 +1751,7 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		emit(d, NN_LOG_INFO, "deploy.alloc", f);
 		if (d->state == D_PROVISIONING)
 			dep_provision(d);
-		else
+		else if (!supervise(d, name, state, status, ens_str(body, "reason")))
 			dep_check_done(d);
 	}
 	*reply = jv_object_set(jv_object(), jv_string("ok"), jv_true());
@@ -1846,6 +2031,12 @@ static void apply_states(struct orch_dep *d, int slot, jv allocs, const char *vi
 				f = jv_object_set(f, jv_string("via"), jv_string(via));
 				emit(d, NN_LOG_INFO, "deploy.alloc", f);
 				changed = 1;
+				if (supervise(d, jv_string_value(name), state, status, reason)) {
+					/* d ended */
+					jv_free(name);
+					jv_free(a);
+					return;
+				}
 			}
 		} else if (st) {
 			sqlite3_finalize(st);
@@ -2042,6 +2233,7 @@ static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trac
 	d->asked = jv_object();
 	d->expect = jv_object();
 	d->excluded = jv_object();
+	d->sup_times = jv_array();
 	d->next = o->deps;
 	o->deps = d;
 	return d;

@@ -546,6 +546,68 @@ out:
 	return code;
 }
 
+/* /deploy/restart {"lease","names":[…],"reason","escalate"}: the
+ * requester's restart strategy (one_for_all, rest_for_one) restarts
+ * allocations of a lease, or escalates to one (/alloc/restart). */
+static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_get_kind(body) == JV_KIND_OBJECT ? lease_of_sender(o, req, body, err)
+		: (nn_seterr(err, "body: expected an object"), jv_invalid());
+	jv names = jv_invalid(), out = jv_object(), esc = jv_invalid();
+	const char *lease, *why = "restarted by its supervisor";
+	enum nn_code code = NN_E_BAD_BODY;
+	if (!jv_is_valid(l)) {
+		code = strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
+		goto out;
+	}
+	names = jv_object_get(jv_copy(body), jv_string("names"));
+	if (jv_get_kind(names) != JV_KIND_ARRAY || jv_array_length(jv_copy(names)) > ORCH_MAX_ALLOCS ||
+	    (nn_json_has(body, "reason") && nn_json_get_str(body, "reason", &why, NULL) < 0)) {
+		nn_seterr(err, "names: expected an array of allocation names; reason: a string");
+		goto out;
+	}
+	esc = jv_object_get(jv_copy(body), jv_string("escalate"));
+	nn_json_get_str(l, "lease", &lease, NULL);
+	jv_array_foreach(names, i, nm) {
+		sqlite3_stmt *st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ? AND name = ?");
+		int done = 0;
+		if (st && jv_get_kind(nm) == JV_KIND_STRING) {
+			sqlite3_bind_text(st, 1, lease, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, jv_string_value(nm), -1, SQLITE_STATIC);
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				jv r, b = jv_object_set(jv_object(), jv_string("id"), orch_col_str(st, 0));
+				char e[NN_ERRLEN];
+				b = jv_object_set(b, jv_string("reason"), jv_string(why));
+				b = jv_object_set(b, jv_string("escalate"), jv_bool(jv_get_kind(esc) == JV_KIND_TRUE));
+				if (nn_node_invoke(n, "/alloc/restart", b, nn_env_str(req, "trace"), &r, e) == NN_OK) {
+					jv x = jv_object_get(jv_copy(r), jv_string("restarted"));
+					done |= jv_get_kind(x) == JV_KIND_TRUE;
+					jv_free(x);
+				}
+				jv_free(r);
+			}
+		}
+		if (st)
+			sqlite3_finalize(st);
+		if (jv_get_kind(nm) == JV_KIND_STRING)
+			out = jv_object_set(out, jv_copy(nm), jv_bool(done));
+		jv_free(nm);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	*reply = jv_object_set(*reply, jv_string("restarted"), out);
+	out = jv_invalid();
+	code = NN_OK;
+out:
+	jv_free(esc);
+	jv_free(out);
+	jv_free(names);
+	jv_free(l);
+	jv_free(body);
+	return code;
+}
+
 /* The allocations of a lease: {NAME: {"id","slot","state","status",…}}. */
 static jv lease_allocs(struct orch *o, const char *lease)
 {
@@ -786,6 +848,7 @@ const struct nn_behavior orch_provider_behaviors[] = {
 	{ "/deploy/provision", be_provision, "start a leased node group's allocations", 0 },
 	{ "/deploy/release", be_release, "stop a lease's allocations and free its resources", 0 },
 	{ "/deploy/renew", be_renew, "extend a reserved lease for its requester", 0 },
+	{ "/deploy/restart", be_restart, "restart (or fail) a lease's allocations for its requester", 0 },
 	{ "/deploy/lease", be_lease, "a lease and the states of its allocations", 0 },
 	{ "/public/deploy/logs", be_logs, "log bytes of a lease's allocation, for its requester", 1 },
 	{ NULL, NULL, NULL, 0 }
