@@ -48,6 +48,32 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 3"
 }
 
+@test "a failing health check reaches the orchestrator as it happens" {
+	start_swarm
+	cat >"$BATS_TEST_TMPDIR/hc.json" <<-EOF
+	{"allocations":{"web":{"type":"service","command":["sleep","60"],"resources":{"cpu":1,"ram":16777216},
+	  "healthcheck":{"cmd":["sh","-c","exit 1"],"interval":"200ms","retries":2}}},
+	 "nodes":{"g":{"allocations":["web"],"peer":"${DID[b]}"}},"heartbeat":"10m"}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/hc.json"
+	assert_success
+	id=${lines[-1]}
+	failing() {
+		nunet-node events --kind deploy.alloc |
+			jq -s -e --arg d "$id" 'map(select(.fields.deployment == $d and .fields.health == "failing")) | length > 0' >/dev/null
+	}
+	within 20 failing
+	# and the restart its provider made of it, as a state
+	restarting() {
+		nunet-node events --kind deploy.alloc |
+			jq -s -e --arg d "$id" 'map(select(.fields.deployment == $d and .fields.state == "restarting")) | length > 0' >/dev/null
+	}
+	within 20 restarting
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}
+
 @test "missed heartbeats find a stopped provider lost before membership does; only its group moves" {
 	start_swarm
 	# membership would take seconds; three missed 300 ms heartbeats take one
@@ -88,7 +114,7 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	done
 	# the repair asked bids for the lost group only, and said so
 	events | grep -q '^deploy.running'
-	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost | jq -e --arg v "$vname" 'select(.fields.redeploy == [$v])' >/dev/null
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost | jq -s -e --arg v "$vname" 'map(select(.fields.redeploy == [$v])) | length == 1' >/dev/null
 	kill -CONT "${PID[$victim]}"
 	nunet-run cancel "$id" >/dev/null
 	# the provider that came back lets go of what it ran (its lease is stale)
@@ -152,7 +178,7 @@ run_of() {	# run_of NODE ALLOC: how many runs the allocation has had
 }
 restarted() {	# restarted NAME: a's deployment restarted NAME by strategy
 	NUNET_HOME=$(home a) nunet-node events --kind deploy.restart |
-		jq -e --arg n "$1" 'select(.fields.restart | index($n))' >/dev/null
+		jq -s -e --arg n "$1" 'map(select(.fields.restart | index($n))) | length > 0' >/dev/null
 }
 
 @test "one_for_all across two providers: a failure on one restarts the sibling on the other" {
@@ -171,7 +197,7 @@ restarted() {	# restarted NAME: a's deployment restarted NAME by strategy
 	# the same allocation on c, a new run of its job, by its supervisor's word
 	within 20 "[ \"\$(run_of c $steady)\" -ge 2 ] && [ \"\$(NUNET_HOME=$(home c) nunet-run status $steady | jq -r .state)\" = running ]"
 	assert [ "$(job_pid c "$steady")" != "$pid" ]
-	NUNET_HOME=$(home c) nunet-run status "$steady" | jq -e '[.states[].reason // "" | select(startswith("supervisor: flaky"))] | length > 0' >/dev/null
+	NUNET_HOME=$(home c) nunet-run status "$steady" | jq -s -e '[.[0].states[].reason // "" | select(startswith("supervisor: flaky"))] | length > 0' >/dev/null
 	assert_equal "$(alloc_of steady)" "$steady"
 	nunet-run cancel "$id" >/dev/null
 	within 30 all_clean
@@ -215,7 +241,7 @@ restarted() {	# restarted NAME: a's deployment restarted NAME by strategy
 	run nunet-run status "$id"
 	assert_equal "$(jq -r .reason <<<"$output" | cut -d';' -f1)" "restart intensity reached: 3 failures within 60000 ms (one_for_all, intensity 2)"
 	# the final event says so, and nothing is held anywhere
-	NUNET_HOME=$(home a) nunet-node events --kind deploy.failed | jq -e --arg d "$id" 'select(.fields.deployment == $d and .fields.escalated == true)' >/dev/null
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.failed | jq -s -e --arg d "$id" 'map(select(.fields.deployment == $d and .fields.escalated == true)) | length == 1' >/dev/null
 	within 30 all_clean
 	run nunet-run wait "$id"
 	assert_failure

@@ -1748,6 +1748,8 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		f = jv_object_set(f, jv_string("state"), jv_string(state));
 		f = jv_object_set(f, jv_string("status"), jget(body, "status"));
 		f = jv_object_set(f, jv_string("reason"), jget(body, "reason"));
+		if (ens_str(body, "health"))
+			f = jv_object_set(f, jv_string("health"), jget(body, "health"));
 		emit(d, NN_LOG_INFO, "deploy.alloc", f);
 		if (d->state == D_PROVISIONING)
 			dep_provision(d);

@@ -98,7 +98,7 @@ int orch_only_keys(jv obj, const char *const *keys, char *err)
 
 /* The follower runs inside whoever emitted: only queue. */
 /* the events on_event acts on */
-static const char *const orch_kinds[] = { "alloc.state", "peer.dead", NULL };
+static const char *const orch_kinds[] = { "alloc.state", "alloc.unhealthy", "peer.dead", NULL };
 
 static int on_event(void *arg, jv ev)
 {
@@ -106,7 +106,8 @@ static int on_event(void *arg, jv ev)
 	const char *kind;
 	if (nn_json_get_str(ev, "kind", &kind, NULL) < 0)
 		return 0;
-	if (strcmp(kind, "alloc.state") != 0 && strcmp(kind, "peer.dead") != 0)
+	if (strcmp(kind, "alloc.state") != 0 && strcmp(kind, "alloc.unhealthy") != 0 &&
+	    strcmp(kind, "peer.dead") != 0)
 		return 0;
 	o->pending = jv_array_append(o->pending, jv_copy(ev));
 	nn_loop_timer_arm(nn_node_loop(o->n), o->kick, 1, 0);
@@ -126,6 +127,8 @@ static void on_kick(struct nn_loop *l, void *arg)
 		if (!strcmp(kind, "alloc.state")) {
 			orch_push_state(o, f);
 			orch_parent_state(o, f);
+		} else if (!strcmp(kind, "alloc.unhealthy")) {
+			orch_push_state(o, f);
 		} else {
 			const char *did;
 			if (nn_json_get_str(f, "did", &did, NULL) == 0)

@@ -737,8 +737,9 @@ static void pushed(struct nn_node *n, jv answer, void *arg)
 		nn_debug("orch: state push not answered: %s", "no answer");
 }
 
-/* An alloc.state event of this node (fields borrowed): tell the
- * orchestrator of the lease the allocation belongs to. */
+/* An alloc.state or alloc.unhealthy event of this node (fields
+ * borrowed): tell the orchestrator of the lease the allocation belongs
+ * to; an unhealthy one as its current state with "health":"failing". */
 void orch_push_state(struct orch *o, jv fields)
 {
 	const char *aid;
@@ -761,8 +762,19 @@ void orch_push_state(struct orch *o, jv fields)
 		b = jv_object_set(b, jv_string("slot"), jv_number((double)sqlite3_column_int64(st, 5)));
 		b = jv_object_set(b, jv_string("alloc"), jv_string(aid));
 		static const char *const f[] = { "state", "status", "reason", "run", NULL };
-		for (int i = 0; f[i]; i++)
-			b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(fields), jv_string(f[i])));
+		if (!nn_json_has(fields, "state")) {
+			jv r;
+			if (nn_node_invoke(o->n, "/alloc/status", jv_object_set(jv_object(), jv_string("id"),
+										  jv_string(aid)), NULL, &r, e) == NN_OK)
+				for (int i = 0; f[i]; i++)
+					b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(r), jv_string(f[i])));
+			jv_free(r);
+			b = jv_object_set(b, jv_string("health"), jv_string("failing"));
+			b = jv_object_set(b, jv_string("reason"), jv_object_get(jv_copy(fields), jv_string("message")));
+		} else {
+			for (int i = 0; f[i]; i++)
+				b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(fields), jv_string(f[i])));
+		}
 		if (nn_node_request(o->n, to, "/public/deploy/update", b, trace, 10000, pushed, NULL, NULL, e) < 0)
 			nn_debug("orch: cannot push the state of %s: %s", aid, e);
 	}
