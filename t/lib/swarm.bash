@@ -1,6 +1,6 @@
 # A 5-node loopback swarm for the orchestration tests (t/81xx): load
 # after lib/common.  Nodes a to e, a the orchestrator holding /deploy
-# tokens from the others; helpers to poll (never sleep as an assertion),
+# tokens from the others (polling with lib/common's within); helpers to
 # read a's deploy events and check that every node is back to all free.
 
 VPS="$NUNET_SRC/share/nunet/capability/small-vps.json"
@@ -8,15 +8,6 @@ declare -gA DID ADDR PID
 NODES="a b c d e"
 
 home() { echo "$BATS_TEST_TMPDIR/$1"; }
-
-# within SECONDS COMMAND: poll until COMMAND succeeds
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
 
 free_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .free.cpu; }
 onboarded_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .onboarded.cpu; }
