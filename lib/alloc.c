@@ -611,7 +611,8 @@ static int put_file(const char *path, const char *text, int replace, char *err)
 
 /*
  * Issue a token from the node's key to the identity did for /alloc and
- * /deploy on this node, record it with the tokens the node issued (so the
+ * /deploy on this node, and /public/deploy sent on through it (reading its
+ * deployments' output from their providers), record it with the tokens the node issued (so the
  * end of the allocation revokes it), then write it to DIR/cred/cap.
  * *exp gets its expiry.
  */
@@ -619,6 +620,7 @@ static int cred_token(struct amod *m, const char *dir, const char *did, int64_t 
 		      char *err)
 {
 	jv caps = jv_array_append(jv_array_append(jv_array(), jv_string("/alloc")), jv_string("/deploy"));
+	caps = jv_array_append(caps, jv_string("/public/deploy"));
 	int64_t e = nn_now_ms() + m->cap_ttl_ms;
 	jv tok = nn_captoken_make(nn_node_key(m->n), did, jv_copy(caps), e, 0, jv_null(), err);
 	char *text, *ctext, *path;

@@ -431,8 +431,13 @@ static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head
 	/* "*" is a broadcast a peer passed on: it runs here like a local call */
 	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0 &&
 	    !(o->kind == NN_ORIGIN_PEER && !strcmp(to, "*") && !strncmp(be, "/broadcast/", 11))) {
-		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from)) {
-			snprintf(err, sizeof err, "%.80s may not send through this node", from);
+		/* a client that is not an owner sends on only what a token
+		 * from an owner lets it invoke (an allocation reading the
+		 * output of its deployments' allocations: /public/deploy) */
+		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from) &&
+		    (!n->authorizer ||
+		     n->authorizer(n, env_of(env, o, &parsed), o, n->authorizer_arg, err) != NN_OK)) {
+			snprintf(err, sizeof err, "%.80s may not send %.80s through this node", from, be);
 			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAUTHORIZED, err);
 			goto out;
 		}

@@ -67,7 +67,7 @@ job_pid() {
 	tok=${lines[7]}
 	adid=$(nunet-run status cred$U | jq -r .did)
 	[[ "$adid" == did:key:z6Mk* ]] && [ "$adid" != "$DID" ]
-	assert_equal "$(jq -c '[.iss, .aud, .cap, .depth]' <<<"$tok")" "[\"$DID\",\"$adid\",[\"/alloc\",\"/deploy\"],0]"
+	assert_equal "$(jq -c '[.iss, .aud, .cap, .depth]' <<<"$tok")" "[\"$DID\",\"$adid\",[\"/alloc\",\"/deploy\",\"/public/deploy\"],0]"
 	now=$(date +%s%3N)
 	exp=$(jq .exp <<<"$tok")
 	(( exp > now && exp <= now + 3600000 ))

@@ -1157,6 +1157,23 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 	rq_free(r);
 }
 
+/* The did that asked for the deployment when it is not this node (an
+ * allocation's identity, a recursive job): the providers let it read the
+ * logs and outputs of their leases.  NULL otherwise; the caller frees. */
+static char *dep_reader(struct orch_dep *d)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT owner FROM orch_deploy WHERE id = ?");
+	char *r = NULL;
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), nn_node_did(d->o->n)) != 0)
+		r = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return r;
+}
+
 static void commit_slot(struct orch_dep *d, int i)
 {
 	struct slot *s = &d->slots[i];
@@ -1175,6 +1192,12 @@ static void commit_slot(struct orch_dep *d, int i)
 	b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)lease_ms_for(d)));
 	if (contract)
 		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
+	{
+		char *rd = dep_reader(d);
+		if (rd)
+			b = jv_object_set(b, jv_string("reader"), jv_string(rd));
+		free(rd);
+	}
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
 				step_ms(left), on_commit, r, NULL, e) < 0) {
 		char p[NN_DID_MAX];

@@ -39,6 +39,9 @@ static const char *const schema[] = {
 	 * lease; the orchestrator's repairs (only the lost slots placed again) */
 	"ALTER TABLE orch_lease ADD COLUMN hb_ms INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE orch_deploy ADD COLUMN repair INTEGER NOT NULL DEFAULT 0;",
+	/* v3: who besides the requester may read a lease's logs and outputs:
+	 * the allocation whose deployment it serves (a recursive job) */
+	"ALTER TABLE orch_lease ADD COLUMN reader TEXT;",
 	NULL
 };
 
