@@ -377,7 +377,7 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv l = jv_invalid(), allocs = jv_invalid(), started = jv_object(), ids = jv_array();
 	const char *lease = NULL, *state, *trace = nn_env_str(req, "trace"), *dep = "";
-	int64_t expires = 0;
+	int64_t expires = 0, hb_ms = 0;
 	enum nn_code code = NN_E_BAD_BODY;
 	char cid[160];
 	int n_allocs;
@@ -401,6 +401,11 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 		nn_seterr(err, "lease: '%s' is %s, not reserved", lease,
 			  strcmp(state, "reserved") ? state : "expired");
 		code = NN_E_UNAVAILABLE;
+		goto out;
+	}
+	if (nn_json_has(body, "heartbeat_ms") &&
+	    (nn_json_get_int(body, "heartbeat_ms", &hb_ms, NULL) < 0 || hb_ms < 100 || hb_ms > 600000)) {
+		nn_seterr(err, "heartbeat_ms: expected 100 to 600000");
 		goto out;
 	}
 	allocs = jv_object_get(jv_copy(body), jv_string("allocations"));
@@ -456,13 +461,18 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 		goto out;
 	}
 	{
-		sqlite3_stmt *st = orch_prep(o, "UPDATE orch_lease SET state = 'provisioned', updated = ? WHERE id = ?");
+		sqlite3_stmt *st = orch_prep(o, "UPDATE orch_lease SET state = 'provisioned', updated = ?, hb_ms = ?"
+					     " WHERE id = ?");
 		jv f;
 		if (st) {
 			sqlite3_bind_int64(st, 1, nn_now_ms());
-			sqlite3_bind_text(st, 2, lease, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 2, hb_ms);
+			sqlite3_bind_text(st, 3, lease, -1, SQLITE_STATIC);
 		}
 		orch_step(o, st);
+		/* the first heartbeat one period from now */
+		if (hb_ms > 0)
+			o->hb_next = jv_object_set(o->hb_next, jv_string(lease), jv_number((double)(nn_mono_ms() + hb_ms)));
 		f = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
 		f = jv_object_set(f, jv_string("deployment"), jv_string(dep));
 		f = jv_object_set(f, jv_string("allocations"), jv_copy(started));
@@ -502,6 +512,123 @@ static enum nn_code be_release(struct nn_node *n, jv req, jv *reply, char *err)
 	jv_free(l);
 	jv_free(body);
 	return NN_OK;
+}
+
+/* /deploy/renew: the requester extends a lease still reserved (a node
+ * group waiting for its dependencies); one never renewed still expires. */
+static enum nn_code be_renew(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_get_kind(body) == JV_KIND_OBJECT ? lease_of_sender(o, req, body, err)
+		: (nn_seterr(err, "body: expected an object"), jv_invalid());
+	const char *lease, *state;
+	int64_t lease_ms = 0, expires = 0, now = nn_now_ms();
+	enum nn_code code = NN_E_BAD_BODY;
+	sqlite3_stmt *st;
+	if (!jv_is_valid(l)) {
+		code = strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
+		goto out;
+	}
+	if (nn_json_get_int(body, "lease_ms", &lease_ms, NULL) < 0 || lease_ms < 100 ||
+	    lease_ms > ORCH_LEASE_MAX_MS) {
+		nn_seterr(err, "lease_ms: expected 100 to %d", ORCH_LEASE_MAX_MS);
+		goto out;
+	}
+	nn_json_get_str(l, "lease", &lease, NULL);
+	nn_json_get_str(l, "state", &state, NULL);
+	nn_json_get_int(l, "expires", &expires, NULL);
+	if (strcmp(state, "reserved") != 0 || expires <= now) {
+		nn_seterr(err, "lease: '%s' is %s, not reserved", lease,
+			  strcmp(state, "reserved") ? state : "expired");
+		code = NN_E_UNAVAILABLE;
+		goto out;
+	}
+	st = orch_prep(o, "UPDATE orch_lease SET expires = ?, updated = ? WHERE id = ? AND state = 'reserved'");
+	if (st) {
+		sqlite3_bind_int64(st, 1, now + lease_ms);
+		sqlite3_bind_int64(st, 2, now);
+		sqlite3_bind_text(st, 3, lease, -1, SQLITE_STATIC);
+	}
+	if (orch_step(o, st) < 0) {
+		nn_seterr(err, "cannot record the renewal");
+		code = NN_E_INTERNAL;
+		goto out;
+	}
+	{
+		jv f = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+		f = jv_object_set(f, jv_string("expires"), jv_number((double)(now + lease_ms)));
+		nn_node_emit(n, NN_LOG_INFO, "deploy.lease.renewed", nn_env_str(req, "trace"), f);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	*reply = jv_object_set(*reply, jv_string("expires"), jv_number((double)(now + lease_ms)));
+	code = NN_OK;
+out:
+	jv_free(l);
+	jv_free(body);
+	return code;
+}
+
+/* /deploy/restart {"lease","names":[…],"reason","escalate"}: the
+ * requester's restart strategy (one_for_all, rest_for_one) restarts
+ * allocations of a lease, or escalates to one (/alloc/restart). */
+static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	jv l = jv_get_kind(body) == JV_KIND_OBJECT ? lease_of_sender(o, req, body, err)
+		: (nn_seterr(err, "body: expected an object"), jv_invalid());
+	jv names = jv_invalid(), out = jv_object(), esc = jv_invalid();
+	const char *lease, *why = "restarted by its supervisor";
+	enum nn_code code = NN_E_BAD_BODY;
+	if (!jv_is_valid(l)) {
+		code = strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
+		goto out;
+	}
+	names = jv_object_get(jv_copy(body), jv_string("names"));
+	if (jv_get_kind(names) != JV_KIND_ARRAY || jv_array_length(jv_copy(names)) > ORCH_MAX_ALLOCS ||
+	    (nn_json_has(body, "reason") && nn_json_get_str(body, "reason", &why, NULL) < 0)) {
+		nn_seterr(err, "names: expected an array of allocation names; reason: a string");
+		goto out;
+	}
+	esc = jv_object_get(jv_copy(body), jv_string("escalate"));
+	nn_json_get_str(l, "lease", &lease, NULL);
+	jv_array_foreach(names, i, nm) {
+		sqlite3_stmt *st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ? AND name = ?");
+		int done = 0;
+		if (st && jv_get_kind(nm) == JV_KIND_STRING) {
+			sqlite3_bind_text(st, 1, lease, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, jv_string_value(nm), -1, SQLITE_STATIC);
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				jv r, b = jv_object_set(jv_object(), jv_string("id"), orch_col_str(st, 0));
+				char e[NN_ERRLEN];
+				b = jv_object_set(b, jv_string("reason"), jv_string(why));
+				b = jv_object_set(b, jv_string("escalate"), jv_bool(jv_get_kind(esc) == JV_KIND_TRUE));
+				if (nn_node_invoke(n, "/alloc/restart", b, nn_env_str(req, "trace"), &r, e) == NN_OK) {
+					jv x = jv_object_get(jv_copy(r), jv_string("restarted"));
+					done |= jv_get_kind(x) == JV_KIND_TRUE;
+					jv_free(x);
+				}
+				jv_free(r);
+			}
+		}
+		if (st)
+			sqlite3_finalize(st);
+		if (jv_get_kind(nm) == JV_KIND_STRING)
+			out = jv_object_set(out, jv_copy(nm), jv_bool(done));
+		jv_free(nm);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	*reply = jv_object_set(*reply, jv_string("restarted"), out);
+	out = jv_invalid();
+	code = NN_OK;
+out:
+	jv_free(esc);
+	jv_free(out);
+	jv_free(names);
+	jv_free(l);
+	jv_free(body);
+	return code;
 }
 
 /* The allocations of a lease: {NAME: {"id","slot","state","status",…}}. */
@@ -748,8 +875,9 @@ static void pushed(struct nn_node *n, jv answer, void *arg)
 		nn_debug("orch: state push not answered: %s", "no answer");
 }
 
-/* An alloc.state event of this node (fields borrowed): tell the
- * orchestrator of the lease the allocation belongs to. */
+/* An alloc.state or alloc.unhealthy event of this node (fields
+ * borrowed): tell the orchestrator of the lease the allocation belongs
+ * to; an unhealthy one as its current state with "health":"failing". */
 void orch_push_state(struct orch *o, jv fields)
 {
 	const char *aid;
@@ -772,12 +900,96 @@ void orch_push_state(struct orch *o, jv fields)
 		b = jv_object_set(b, jv_string("slot"), jv_number((double)sqlite3_column_int64(st, 5)));
 		b = jv_object_set(b, jv_string("alloc"), jv_string(aid));
 		static const char *const f[] = { "state", "status", "reason", "run", NULL };
-		for (int i = 0; f[i]; i++)
-			b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(fields), jv_string(f[i])));
+		if (!nn_json_has(fields, "state")) {
+			jv r;
+			if (nn_node_invoke(o->n, "/alloc/status", jv_object_set(jv_object(), jv_string("id"),
+										  jv_string(aid)), NULL, &r, e) == NN_OK)
+				for (int i = 0; f[i]; i++)
+					b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(r), jv_string(f[i])));
+			jv_free(r);
+			b = jv_object_set(b, jv_string("health"), jv_string("failing"));
+			b = jv_object_set(b, jv_string("reason"), jv_object_get(jv_copy(fields), jv_string("message")));
+		} else {
+			for (int i = 0; f[i]; i++)
+				b = jv_object_set(b, jv_string(f[i]), jv_object_get(jv_copy(fields), jv_string(f[i])));
+		}
 		if (nn_node_request(o->n, to, "/public/deploy/update", b, trace, 10000, pushed, NULL, NULL, e) < 0)
 			nn_debug("orch: cannot push the state of %s: %s", aid, e);
 	}
 	sqlite3_finalize(st);
+}
+
+/* ---- heartbeats to the orchestrator ---- */
+
+/* Every provisioned lease whose allocations are not all final pushes
+ * {"deployment","lease","allocations":{NAME:{"id","slot","state",…}}} to
+ * its requester every hb_ms: silence means this node is lost. */
+void orch_heartbeats(struct orch *o)
+{
+	sqlite3_stmt *st;
+	jv due = jv_array();
+	int64_t mono = nn_mono_ms();
+	if (!o->hb_loaded) {
+		/* after a start: every provisioned lease, at once */
+		o->hb_loaded = 1;
+		st = orch_prep(o, "SELECT id, hb_ms FROM orch_lease WHERE state = 'provisioned' AND hb_ms > 0");
+		while (st && sqlite3_step(st) == SQLITE_ROW)
+			o->hb_next = jv_object_set(o->hb_next, orch_col_str(st, 0), jv_number((double)mono));
+		if (st)
+			sqlite3_finalize(st);
+	}
+	jv_object_foreach(o->hb_next, k, v) {
+		if (jv_number_value(v) <= (double)mono)
+			due = jv_array_append(due, jv_copy(k));
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_array_foreach(due, i, lid) {
+		jv l = lease_get(o, jv_string_value(lid)), all, allocs, b;
+		const char *state = "", *to = NULL, *trace = NULL, *dep = NULL;
+		int64_t hb_ms = 0;
+		int live = 0;
+		char e[NN_ERRLEN];
+		sqlite3_stmt *q = orch_prep(o, "SELECT hb_ms FROM orch_lease WHERE id = ?");
+		if (q) {
+			sqlite3_bind_text(q, 1, jv_string_value(lid), -1, SQLITE_STATIC);
+			if (sqlite3_step(q) == SQLITE_ROW)
+				hb_ms = sqlite3_column_int64(q, 0);
+			sqlite3_finalize(q);
+		}
+		if (jv_is_valid(l)) {
+			nn_json_get_str(l, "state", &state, NULL);
+			nn_json_get_str(l, "requester", &to, NULL);
+			nn_json_get_str(l, "trace", &trace, NULL);
+			nn_json_get_str(l, "deployment", &dep, NULL);
+		}
+		if (strcmp(state, "provisioned") != 0 || hb_ms <= 0 || !to || !dep) {
+			o->hb_next = jv_object_delete(o->hb_next, jv_copy(lid));
+			jv_free(l);
+			jv_free(lid);
+			continue;
+		}
+		all = lease_allocs(o, jv_string_value(lid));
+		allocs = jv_object();
+		jv_object_foreach(all, nm, a) {
+			const char *s = "";
+			nn_json_get_str(a, "state", &s, NULL);
+			live |= !nn_alloc_state_final(s);
+			allocs = jv_object_set(allocs, nm, jv_object_delete(a, jv_string("dir")));
+		}
+		jv_free(all);
+		b = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
+		b = jv_object_set(b, jv_string("lease"), jv_copy(lid));
+		b = jv_object_set(b, jv_string("allocations"), allocs);
+		if (nn_node_request(o->n, to, "/public/deploy/heartbeat", b, trace, hb_ms, pushed, NULL, NULL, e) < 0)
+			nn_debug("orch: heartbeat of lease %s: %s", jv_string_value(lid), e);
+		/* the last one says every allocation ended: then silence */
+		o->hb_next = live ? jv_object_set(o->hb_next, jv_copy(lid), jv_number((double)(mono + hb_ms)))
+			: jv_object_delete(o->hb_next, jv_copy(lid));
+		jv_free(l);
+		jv_free(lid);
+	}
+	jv_free(due);
 }
 
 const struct nn_behavior orch_provider_behaviors[] = {
@@ -785,6 +997,8 @@ const struct nn_behavior orch_provider_behaviors[] = {
 	{ "/deploy/commit", be_commit, "reserve resources for a node group under a lease", 0 },
 	{ "/deploy/provision", be_provision, "start a leased node group's allocations", 0 },
 	{ "/deploy/release", be_release, "stop a lease's allocations and free its resources", 0 },
+	{ "/deploy/renew", be_renew, "extend a reserved lease for its requester", 0 },
+	{ "/deploy/restart", be_restart, "restart (or fail) a lease's allocations for its requester", 0 },
 	{ "/deploy/lease", be_lease, "a lease and the states of its allocations", 0 },
 	{ "/public/deploy/logs", be_logs, "log bytes of a lease's allocation, for its requester", 1 },
 	{ "/public/deploy/result", be_result, "a lease's allocation's result and outputs, for its requester", 1 },
