@@ -159,6 +159,17 @@ start_trio() {
 	assert_equal "$(drv_out)" "$(printf 'line 1\nline 2\nline 3\nlast\nchild 6')"
 	assert_equal "$(drv_err)" "$(printf 'err 1\nerr 2\nerr 3')"
 	within 20 all_clean
+	# a client that is not an owner of a sends on through it only what a
+	# token from a covers: none, or one for /alloc, is not enough
+	nunet-node --home "$BATS_TEST_TMPDIR/x" init >/dev/null
+	xd=$(nunet-node --home "$BATS_TEST_TMPDIR/x" id)
+	nunet-node --home "$(home a)" cap grant "$xd" --cap /alloc >"$BATS_TEST_TMPDIR/x.tok"
+	for cap in "" "--cap $BATS_TEST_TMPDIR/x.tok"; do
+		run --separate-stderr nunet-send --key "$BATS_TEST_TMPDIR/x/key" $cap --to "${DID[b]}" \
+			/public/deploy/logs '{"lease":"x","name":"y"}'
+		assert_failure
+		[[ $stderr == *"unauthorized: $xd may not send /public/deploy/logs through this node"* ]]
+	done
 }
 
 # contract PROVIDER CAP: a proposes a contract to PROVIDER, which accepts it,
