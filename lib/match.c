@@ -97,6 +97,7 @@ struct nn_match {
 	struct xprog *xwhere, *xrank;	/* their fast forms, or NULL */
 	int jq_only;			/* nn_match_jq_only() */
 	const char *xtop;		/* the offer in hand, for xeval */
+	unsigned long nfast;		/* nn_match_fast_count() */
 	char *where_text, *rank_text;
 	char *where_show;		/* where_text for messages, when it differs */
 	struct wcache wc[WCACHE];
@@ -2039,6 +2040,11 @@ void nn_match_jq_only(struct nn_match *m, int on)
 	m->jq_only = on;
 }
 
+unsigned long nn_match_fast_count(const struct nn_match *m)
+{
+	return m->nfast;
+}
+
 /* --- evaluation -------------------------------------------------------- */
 
 /* a equals b, ignoring ASCII case */
@@ -2388,10 +2394,10 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		int k = X_UNSURE;
 		if (m->xwhere && !m->jq_only)
 			k = xrun(m, m->xwhere, text, len).kind;
-		if (k == X_UNSURE && offer_jv(m, text, len, &offer, why, err) < 0)
-			return NN_MATCH_BAD;
 		if (k != X_UNSURE)
-			;
+			m->nfast++;
+		else if (offer_jv(m, text, len, &offer, why, err) < 0)
+			return NN_MATCH_BAD;
 		else if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
 			FAIL("where: %s", jerr);
 		else {
@@ -2435,7 +2441,7 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		if (m->xrank && !m->jq_only)
 			x = xrun(m, m->xrank, text, len);
 		if (x.kind == JV_KIND_NUMBER && isfinite(x.n))
-			*score = x.n;
+			*score = x.n, m->nfast++;
 		else if (offer_jv(m, text, len, &offer, why, err) < 0)
 			return NN_MATCH_BAD;
 		else if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)
