@@ -74,8 +74,11 @@ int nn_hex_decode(uint8_t *out, size_t outlen, const char *in);
 
 /* Read a whole file (capped at max bytes); caller frees.  NULL + err. */
 char *nn_read_file(const char *path, size_t max, size_t *len, char *err);
-/* Write a file atomically (temp + rename) with the given mode. */
+/* Write a file atomically (temp + rename) with the given mode.  _nosync
+ * skips the fsync: for files that describe live processes, which a crash
+ * of the machine ends anyway (a reader still never sees half a file). */
 int nn_write_file(const char *path, const void *data, size_t len, int mode, char *err);
+int nn_write_file_nosync(const char *path, const void *data, size_t len, int mode, char *err);
 /* mkdir -p with mode for created directories. */
 int nn_mkdirs(const char *path, int mode, char *err);
 
