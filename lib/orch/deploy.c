@@ -1891,8 +1891,8 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 				sqlite3_bind_text(up, 3, d->id, -1, SQLITE_STATIC);
 				sqlite3_bind_int(up, 4, i);
 			}
-			orch_step(o, up);
-			failed = jv_array_append(failed, jv_string(s->grp));
+			if (orch_step(o, up) == 0 && sqlite3_changes(nn_node_db(o->n)->h) > 0)
+				failed = jv_array_append(failed, jv_string(s->grp));
 		}
 		slot_save(d, i);
 	}
