@@ -40,6 +40,7 @@ start_swarm() {
 		PID[$n]=$NODE_PID
 		ADDR[$n]=$(jq -r .listen <<<"$READY_LINE")
 		[ -n "$boot" ] || boot="--bootstrap ${DID[a]}@${ADDR[a]}"
+		[[ " ${ONBOARD:-$NODES} " == *" $n "* ]] || continue
 		NUNET_HOME=$(home $n) nunet-node onboard --cpu 1 --memory 1G --disk 1G \
 			--price cpu_second=1 <"$VPS" >/dev/null
 	done
@@ -173,4 +174,117 @@ teardown() {
 	assert_equal "$(drv_out)" "$(printf 'line 1\nline 2\nline 3\nlast\nchild 6')"
 	assert_equal "$(drv_err)" "$(printf 'err 1\nerr 2\nerr 3')"
 	within 20 all_clean
+}
+
+# contract PROVIDER CAP: a proposes a contract to PROVIDER, which accepts it,
+# and a takes its signature; prints its id
+contract() {
+	nunet-pay --home "$(home a)" contract propose --provider "${DID[$1]}" --cpu-rate 1 --cap "$2" \
+		--duration 1h >"$BATS_TEST_TMPDIR/prop.json"
+	nunet-pay --home "$(home $1)" contract accept "$BATS_TEST_TMPDIR/prop.json" >"$BATS_TEST_TMPDIR/acc.json"
+	nunet-pay --home "$(home a)" contract accept "$BATS_TEST_TMPDIR/acc.json" >/dev/null
+	jq -r .id "$BATS_TEST_TMPDIR/acc.json"
+}
+
+@test "deploy_require_contract: a provider deploys only under a contract it accepted; others refuse with the reason, nothing stays reserved" {
+	CONFIG[b]='{"deploy_require_contract":true}'
+	CONFIG[c]='{"deploy_require_contract":true}'
+	ONBOARD="b c" start_swarm
+	export NUNET_HOME=$(home a)
+	ens() {	# ens CONTRACT [PEER]: one small task under CONTRACT ("" for none)
+		printf '{"name":"paid","allocations":{"t":{"command":["sh","-c","echo paid"],"resources":{"cpu":0.5,"ram":16777216}}}'
+		[ -z "$1" ] || printf ',"contract":"%s"' "$1"
+		[ -z "${2:-}" ] || printf ',"nodes":{"g":{"allocations":["t"],"peer":"%s"}}' "${DID[$2]}"
+		printf ',"bid_window_ms":3000,"deadline_ms":20000}\n'
+	}
+	failed_explain() {	# the near-misses in the deploy.failed event deploy printed: provider, reason
+		printf '%s\n' "$DEPLOY_OUT" | grep '"deploy.failed"' | jq -r '.fields.explain[] | [.provider, .rejected[0]] | @tsv'
+	}
+	commits_refused() {	# how many refused commits deploy printed
+		printf '%s\n' "$DEPLOY_OUT" | grep -c '"deploy.commit_failed"'
+	}
+	# no contract: both refuse, once each, the deployment fails at once
+	# with their reasons, nothing reserved
+	ens "" >"$BATS_TEST_TMPDIR/none.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/none.json"
+	assert_failure 1
+	id=${lines[-1]}
+	assert_equal "$(nunet-run status "$id" | jq -r .state)" failed
+	# (a, not onboarded, offers nothing)
+	DEPLOY_OUT=$output
+	run failed_explain
+	assert_line "${DID[a]}	onboard: this node offers nothing (not onboarded)"
+	mapfile -t lines < <(failed_explain | grep -v "${DID[a]}")
+	assert_equal "${#lines[@]}" 2
+	for l in "${lines[@]}"; do
+		[[ $l == "${DID[b]}	commit on ${DID[b]} refused: contract: this provider deploys only under an accepted contract" ||
+		   $l == "${DID[c]}	commit on ${DID[c]} refused: contract: this provider deploys only under an accepted contract" ]]
+	done
+	assert_equal "$(commits_refused)" 2
+	within 20 all_clean
+	# a contract b accepted: b runs it (c, asked first or not, refuses it)
+	cb=$(contract b 100000)
+	ens "$cb" >"$BATS_TEST_TMPDIR/b.json"
+	run --separate-stderr nunet-run deploy --wait "$BATS_TEST_TMPDIR/b.json"
+	assert_success
+	id=${lines[-1]}
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].provider')" "${DID[b]}"
+	assert_equal "$(nunet-run logs "$id" t)" paid
+	# pinned to c under b's contract: c refuses, the deployment fails cleanly
+	ens "$cb" c >"$BATS_TEST_TMPDIR/c.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/c.json"
+	assert_failure 1
+	id=${lines[-1]}
+	DEPLOY_OUT=$output
+	assert_equal "$(failed_explain | grep -v "${DID[a]}")" \
+		"${DID[c]}	commit on ${DID[c]} refused: contract: unknown contract '$cb'"
+	within 20 all_clean
+	# a contract b itself proposed and a never accepted: refused
+	nunet-pay --home "$(home b)" contract propose --requester "${DID[a]}" --cpu-rate 1 --cap 1000 \
+		--duration 1h >"$BATS_TEST_TMPDIR/p2.json"
+	cp=$(jq -r .id "$BATS_TEST_TMPDIR/p2.json")
+	ens "$cp" b >"$BATS_TEST_TMPDIR/p2ens.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/p2ens.json"
+	assert_failure 1
+	DEPLOY_OUT=$output
+	run failed_explain
+	assert_output "${DID[b]}	commit on ${DID[b]} refused: contract: contract $cp is proposed, not accepted"
+	within 20 all_clean
+	# nothing ran on b but the contracted task
+	assert_equal "$(NUNET_HOME=$(home b) nunet-run ls -a | jq -s length)" 1
+}
+
+@test "an allocation's expired and revoked tokens are pruned once they expire; a copy stays worthless" {
+	U=-$(od -An -tx1 -N3 /dev/urandom | tr -d ' \n')
+	node_init
+	# tokens that live 2 s, renewed every second
+	NUNET_ALLOC_CAP_TTL=2s node_start
+	db=$NUNET_HOME/node.db
+	rows() {	# tokens for audience $1, their revocations, revocations of no token
+		sqlite3 "$db" "SELECT (SELECT count(*) FROM cap_tokens WHERE aud = '$1') || ' ' ||
+			(SELECT count(*) FROM cap_revoked r JOIN cap_tokens t USING (nonce) WHERE t.aud = '$1') || ' ' ||
+			(SELECT count(*) FROM cap_revoked WHERE nonce NOT IN (SELECT nonce FROM cap_tokens))"
+	}
+	nunet-run -d --id keep$U -- sleep 300 >/dev/null
+	# a job that copies its credentials, lives through a few renewals, ends
+	nunet-run --id short$U -- sh -c "cp \"\$NUNET_KEY\" $BATS_TEST_TMPDIR/k; sleep 4.5; cp \"\$NUNET_CAP\" $BATS_TEST_TMPDIR/c"
+	short=$(jq -r .aud "$BATS_TEST_TMPDIR/c")
+	keep=$(jq -r .aud "$NUNET_HOME/alloc/keep$U/cred/cap")
+	# the end revoked its token, which has not expired: kept, revoked
+	run nunet-node cap list
+	assert_equal "$(jq -r --arg a "$short" 'select(.aud == $a) | .revoked' <<<"$output" | sort -u)" true
+	# renewed four times or more, the expired ones pruned already
+	assert [ "$(rows "$short" | cut -d' ' -f1)" -le 3 ]
+	# once it expired: no record left of it, nor any stray revocation
+	within 15 "[ \"\$(rows $short)\" = '0 0 0' ]"
+	# a copy of its key and token is still refused (expired)
+	run --separate-stderr nunet-send --key "$BATS_TEST_TMPDIR/k" --cap "$BATS_TEST_TMPDIR/c" /alloc/list
+	assert_failure
+	[[ $stderr == *unauthorized* ]]
+	# the live one keeps its current token, and only recent ones
+	n=$(rows "$keep" | cut -d' ' -f1)
+	(( n >= 1 && n <= 3 ))
+	assert_equal "$(jq -r .state "$NUNET_HOME/alloc/keep$U/state.json")" running
+	run nunet-send --key "$NUNET_HOME/alloc/keep$U/cred/key" --cap "$NUNET_HOME/alloc/keep$U/cred/cap" /alloc/list
+	assert_success
 }
