@@ -35,6 +35,10 @@ static const char *const schema[] = {
 	"CREATE TABLE orch_alloc (dep TEXT NOT NULL, name TEXT NOT NULL, slot INTEGER NOT NULL,"
 	" grp TEXT NOT NULL, type TEXT NOT NULL, provider TEXT, lease TEXT, alloc TEXT, state TEXT,"
 	" status INTEGER, reason TEXT, updated INTEGER, PRIMARY KEY (dep, name, slot));",
+	/* leases the orchestrator gave up and could not release yet (the
+	 * provider dead, cut off, or this node restarting): asked again */
+	"CREATE TABLE orch_release (provider TEXT NOT NULL, lease TEXT NOT NULL, dep TEXT NOT NULL,"
+	" trace TEXT, since INTEGER NOT NULL, PRIMARY KEY (provider, lease));",
 	NULL
 };
 
@@ -138,7 +142,9 @@ static void on_tick(struct nn_loop *l, void *arg)
 	struct orch *o = arg;
 	(void)l;
 	orch_leases_expire(o);
+	orch_leases_orphan(o);
 	orch_deploy_tick(o);
+	orch_release_retry(o);
 }
 
 static void orch_close(struct nn_node *n, void *arg)
@@ -152,6 +158,7 @@ static void orch_close(struct nn_node *n, void *arg)
 		nn_loop_remove(nn_node_loop(n), o->kick);
 	orch_deploy_free_all(o);
 	jv_free(o->pending);
+	jv_free(o->dead_since);
 	the_orch = NULL;
 	free(o);
 }
@@ -165,6 +172,7 @@ int nn_orch_attach(struct nn_node *n, char *err)
 	o = nn_xcalloc(1, sizeof *o);
 	o->n = n;
 	o->pending = jv_array();
+	o->dead_since = jv_object();
 	o->follow_id = -1;
 	the_orch = o;
 	nn_node_on_close(n, orch_close, o);
