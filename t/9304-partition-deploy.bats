@@ -262,29 +262,34 @@ integrity() {
 	for n in $NODES; do integrity "$(home $n)"; done
 }
 
-@test "kill -9 of a provider while it provisions: the deployment goes on elsewhere; restarted, the provider keeps nothing of it" {
+@test "kill -9 of a provider around provisioning: the deployment goes on, on it or elsewhere; restarted, it keeps nothing given up" {
 	swarm 600000
 	for round in 1 2; do
-		pair >"$BATS_TEST_TMPDIR/pair.json"
-		NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/pair.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
+		# prep (1 s) before web, on b and d: d holds a lease for a while
+		# before it provisions, and the kill lands before, during or after
+		cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
+		{"allocations":{"prep":{"type":"task","command":["sleep","1"],"resources":{"cpu":1,"ram":16777216}},
+		 $(service web | sed 's/}}$/},"depends_on":["prep"]}/')},
+		 "deadline_ms":20000}
+		EOF
+		NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
 		dpid=$!
-		within 20 "grep -q '\"deploy.commit\".*\"provider\":\"${DID[d]}\"' '$BATS_TEST_TMPDIR/out' ||
-			grep -q '\"provider\":\"${DID[d]}\".*\"deploy.commit\"' '$BATS_TEST_TMPDIR/out'"
-		sleep "0.$(( RANDOM % 2 ))$(( RANDOM % 10 ))"
+		within 20 "grep '\"deploy.commit\"' '$BATS_TEST_TMPDIR/out' | grep -q '${DID[d]}'"
+		sleep "$(( RANDOM % 2 )).$(( RANDOM % 10 ))"
 		kill -9 "${PID[d]}"
 		wait "${PID[d]}" 2>/dev/null || true
 		wait $dpid || true
 		DEP=$(grep '^{' "$BATS_TEST_TMPDIR/out" | head -1 | jq -r .fields.deployment)
-		within 40 '[[ "$(dstate $DEP)" = @(running|failed) ]]' || { show; false; }
-		echo "# round $round: $(dstate $DEP), on $(where $DEP api) and $(where $DEP db)" >&3
 		integrity "$(home d)"
 		up d --bootstrap "${DID[a]}@${ADDR[a]}"
 		within 30 converged
+		within 40 '[[ "$(dstate $DEP)" = @(running|failed) ]]' || { show; false; }
+		echo "# round $round: $(dstate $DEP), web on $(where $DEP web)" >&3
 		if [ "$(dstate $DEP)" = running ]; then
-			within 30 "one_each $DEP api db && all_accounted" || { show; false; }
+			within 30 "one_each $DEP web && all_accounted" || { show; false; }
 		fi
 		NUNET_HOME=$(home a) nunet-run cancel $DEP >/dev/null
-		within 30 'clean && [ "$(copies $DEP api)" = 0 ] && [ "$(copies $DEP db)" = 0 ]' || { show; false; }
+		within 30 'clean && [ "$(copies $DEP web)" = 0 ]' || { show; false; }
 	done
 	for n in $NODES; do integrity "$(home $n)"; done
 }

@@ -58,6 +58,7 @@ struct orch_dep {
 	struct slot *slots;
 	int nslots;
 	int redeploys;
+	int resumed;			/* started over after a restart of this node */
 	int64_t rebid_at;		/* monotonic ms: bid again then (0: not waiting) */
 	int64_t synced;			/* monotonic ms of the last pull of states */
 	struct orch_dep *next;
@@ -880,7 +881,8 @@ static void dep_select(struct orch_dep *d)
 		if (jv_get_kind(edges) == JV_KIND_ARRAY && jv_array_length(jv_copy(edges)) > 0)
 			f = jv_object_set(f, jv_string("rtt_ms"), jv_copy(rtt));
 		emit(d, NN_LOG_WARN, "deploy.nomatch", f);
-		if ((jv_object_length(jv_copy(d->excluded)) > 0 || d->redeploys > 0) && d->attempts > 0 &&
+		if ((((jv_object_length(jv_copy(d->excluded)) > 0 || d->redeploys > 0) && d->attempts > 0) ||
+		     d->resumed) &&
 		    nn_now_ms() + 1000 + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
 			/* providers failed us: ask again a second later, the
 			 * others may still bid, and what was reverted (released
@@ -2143,8 +2145,10 @@ void orch_deploy_resume(struct orch *o)
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s ? s : "?")));
 			d->state = D_BIDDING;
 			dep_revert(d, "the orchestrator restarted mid-deployment");
-			if (nn_now_ms() < d->deadline)
-				dep_bid(d);
+			/* bid once the swarm had a second to connect again,
+			 * and again while nothing fits, until the deadline */
+			d->resumed = 1;
+			d->rebid_at = nn_mono_ms() + 1000;
 		}
 	}
 	if (st)
