@@ -896,16 +896,17 @@ static void pending_expire(struct swarm *s)
 }
 
 /* An answer came back: pass its bytes on the way its request came.  env
- * may be an invalid jv (the hot path read re from the line): it is parsed
- * only for the node's own requests. */
-static void route_answer(struct swarm *s, jv env, const char *re, const char *line, size_t len)
+ * may be an invalid jv (the hot path read re from the line as j): a jv is
+ * built only for the node's own requests. */
+static void route_answer(struct swarm *s, jv env, const struct nn_jscan *j, const char *re,
+			 const char *line, size_t len)
 {
 	for (size_t i = 0; i < s->npend; i++) {
 		struct pending *p = &s->pend[i];
 		if (strcmp(p->id, re) != 0)
 			continue;
 		if (p->to_client == BACK_SELF) {
-			jv v = jv_is_valid(env) ? jv_copy(env) : nn_json_parse(line, len, NULL);
+			jv v = jv_is_valid(env) ? jv_copy(env) : nn_jscan_jv(j);
 			/* the node's callback may route more: settle the table first */
 			if (!p->multi)
 				s->pend[i] = s->pend[--s->npend];
@@ -1078,7 +1079,7 @@ static int on_line_scanned(struct swarm *s, struct pconn *c, const char *line, s
 			return 1;	/* no re: nobody to pass it to, as below */
 		if (!(re = nn_env_scan_str(&es, "re")))
 			return 0;
-		route_answer(s, jv_invalid(), re, line, len);
+		route_answer(s, jv_invalid(), &es.j, re, line, len);
 		return 1;
 	}
 	return nn_node_deliver_scanned(s->n, &es, &o);
@@ -1142,7 +1143,7 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
 		const char *re = nn_env_str(v, "re");
 		if (re)
-			route_answer(s, v, re, line, len);
+			route_answer(s, v, NULL, re, line, len);
 	} else {
 		o.line = line;
 		o.len = len;
