@@ -389,20 +389,21 @@ static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
 
 /*
  * Everything after verification.  env is the envelope, or an invalid jv
- * when it was read from o->line by the hot path: it is then parsed here
- * only when a behavior or an error needs it (*parsed owns that parse).
+ * when it was read from o->line by the hot path: it is then built from the
+ * scan only when a behavior or an error needs it (*parsed owns it).
  */
-static jv env_of(jv env, const struct nn_origin *o, jv *parsed)
+static jv env_of(jv env, const struct nn_jscan *j, jv *parsed)
 {
 	if (jv_is_valid(env))
 		return env;
 	if (!jv_is_valid(*parsed))
-		*parsed = nn_json_parse(o->line, o->len, NULL);
+		*parsed = nn_jscan_jv(j);
 	return *parsed;
 }
 
-static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head *h,
-			     const struct nn_origin *o)
+/* j: what the hot path scanned, when env is invalid */
+static void deliver_verified(struct nn_node *n, jv env, const struct nn_jscan *j,
+			     const struct nn_env_head *h, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	const char *type = h->type, *from = h->from, *to = h->to, *be = h->be, *id = h->id;
@@ -416,16 +417,16 @@ static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head
 	}
 
 	if (strcmp(type, "msg") != 0) {
-		send_error(n, o, env_of(env, o, &parsed), NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
+		send_error(n, o, env_of(env, j, &parsed), NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
 		goto out;
 	}
 	switch (nn_replay_check(n->replay, from, id, h->exp, nn_now_ms())) {
 	case 1:
 		snprintf(err, sizeof err, "envelope %s from %.80s was seen before", id, from);
-		send_error(n, o, env_of(env, o, &parsed), NN_E_REPLAY, err);
+		send_error(n, o, env_of(env, j, &parsed), NN_E_REPLAY, err);
 		goto out;
 	case -1:
-		send_error(n, o, env_of(env, o, &parsed), NN_E_BUSY, "replay cache is full: try again later");
+		send_error(n, o, env_of(env, j, &parsed), NN_E_BUSY, "replay cache is full: try again later");
 		goto out;
 	}
 	/* "*" is a broadcast a peer passed on: it runs here like a local call */
@@ -436,20 +437,20 @@ static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head
 		 * output of its deployments' allocations: /public/deploy) */
 		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from) &&
 		    (!n->authorizer ||
-		     n->authorizer(n, env_of(env, o, &parsed), o, n->authorizer_arg, err) != NN_OK)) {
+		     n->authorizer(n, env_of(env, j, &parsed), o, n->authorizer_arg, err) != NN_OK)) {
 			snprintf(err, sizeof err, "%.80s may not send %.80s through this node", from, be);
-			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAUTHORIZED, err);
+			send_error(n, o, env_of(env, j, &parsed), NN_E_UNAUTHORIZED, err);
 			goto out;
 		}
 		err[0] = '\0';
 		if (!n->router || n->router(n, env, h, o, n->router_arg, err) < 0) {
 			if (!err[0])
 				snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
-			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAVAILABLE, err);
+			send_error(n, o, env_of(env, j, &parsed), NN_E_UNAVAILABLE, err);
 		}
 		goto out;
 	}
-	env = env_of(env, o, &parsed);	/* behaviors and authorizers read the jv */
+	env = env_of(env, j, &parsed);	/* behaviors and authorizers read the jv */
 	/* a behavior registered as public needs no authority, as /public/… */
 	b = find_behavior(n, be);
 	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
@@ -507,7 +508,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
-	deliver_verified(n, env, &h, o);
+	deliver_verified(n, env, NULL, &h, o);
 }
 
 int nn_node_deliver_scanned(struct nn_node *n, struct nn_env_scan *es, const struct nn_origin *o)
@@ -527,7 +528,7 @@ int nn_node_deliver_scanned(struct nn_node *n, struct nn_env_scan *es, const str
 	if (!nn_env_scan_verify(es, &n->lim, nn_now_ms(), sig, &n->scratch))
 		return 0;
 	n->requests++;
-	deliver_verified(n, jv_invalid(), &es->h, o);
+	deliver_verified(n, jv_invalid(), &es->j, &es->h, o);
 	return 1;
 }
 
