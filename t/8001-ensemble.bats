@@ -21,7 +21,7 @@ alloc() {
 	run ens "$ONE"
 	assert_success
 	run jq -c . <<<"$output"
-	assert_output '{"allocations":{"a":{"children":[],"command":["true"],"depends_on":[],"env":{},"executor":"native","healthcheck":null,"image":null,"inputs":[],"outputs":[],"ports":[],"resources":{"cpu":1,"disk":0,"gpus":0,"ram":268435456},"restart":{"intensity":3,"period_ms":60000,"policy":"never","strategy":"one_for_one"},"retries":0,"state_dir":null,"timeout_ms":0,"type":"task","workdir":null}},"bid_window_ms":500,"contract":null,"deadline_ms":60000,"edges":[],"max_price":null,"name":"ensemble","nodes":{"a":{"allocations":["a"],"location":null,"peer":null,"redundancy":1}},"rank":null,"version":1,"where":null}'
+	assert_output '{"allocations":{"a":{"children":[],"command":["true"],"depends_on":[],"env":{},"executor":"native","healthcheck":null,"image":null,"inputs":[],"outputs":[],"ports":[],"resources":{"cpu":1,"disk":0,"gpus":0,"ram":268435456},"restart":{"intensity":3,"period_ms":60000,"policy":"never","strategy":"one_for_one"},"retries":0,"state_dir":null,"timeout_ms":0,"type":"task","workdir":null}},"bid_window_ms":500,"contract":null,"deadline_ms":60000,"edges":[],"heartbeat_ms":2000,"max_price":null,"name":"ensemble","nodes":{"a":{"allocations":["a"],"location":null,"peer":null,"redundancy":1}},"rank":null,"version":1,"where":null}'
 }
 
 @test "units: sizes become bytes, durations milliseconds, cpu millicores stay exact" {

@@ -21,7 +21,8 @@
 #define ORCH_SEARCH_MAX 200000L
 #define ORCH_STEP_MS 5000
 #define ORCH_LEASE_MS 20000
-#define ORCH_SYNC_MS 10000
+#define ORCH_HB_MISSES 3		/* heartbeats missed before a provider is lost */
+#define ORCH_HB_DEFAULT_MS 2000
 
 struct orch_dep;
 struct orch_rq;
@@ -31,6 +32,8 @@ struct orch {
 	struct nn_watch *timer, *kick;
 	int follow_id;
 	jv pending;		/* events queued by the follower, handled on kick */
+	jv hb_next;		/* provider: lease → monotonic ms of its next heartbeat */
+	int hb_loaded;		/* hb_next holds the provisioned leases of node.db */
 	struct orch_dep *deps;
 	struct orch_rq *rqs;
 };
@@ -49,6 +52,7 @@ extern const struct nn_behavior orch_provider_behaviors[];
 jv orch_peers(struct orch *o);
 void orch_leases_expire(struct orch *o);
 void orch_push_state(struct orch *o, jv fields);
+void orch_heartbeats(struct orch *o);
 void orch_lease_emit(struct orch *o, const char *kind, const char *lease, const char *trace, const char *why);
 
 /* deploy.c */
