@@ -19,6 +19,7 @@
 #include "jscan.h"
 
 #include <string.h>
+#include "json.h"
 
 struct st {
 	const unsigned char *p, *e;
@@ -345,4 +346,31 @@ long long nn_jscan_int(const struct nn_jscan_member *m)
 	for (p += neg; p < e; p++)
 		v = v * 10 + (*p - '0');
 	return neg ? -v : v;
+}
+
+jv nn_jscan_jv(const struct nn_jscan *j)
+{
+	jv o = jv_object();
+	for (int i = 0; i < j->n; i++) {
+		const struct nn_jscan_member *m = &j->m[i];
+		jv v;
+		switch (m->kind) {
+		case NN_JSCAN_TRUE: v = jv_true(); break;
+		case NN_JSCAN_FALSE: v = jv_false(); break;
+		case NN_JSCAN_NULL: v = jv_null(); break;
+		default:
+			if (m->plain)
+				v = jv_string_sized(m->val + 1, (int)m->vlen - 2);
+			else if (m->integer)
+				v = jv_number((double)nn_jscan_int(m));
+			else
+				v = nn_json_parse(m->val, m->vlen, NULL);
+		}
+		if (!jv_is_valid(v)) {	/* cannot happen: jscan.h's promise */
+			jv_free(o);
+			return v;
+		}
+		o = jv_object_set(o, jv_string_sized(m->key, (int)m->klen), v);
+	}
+	return o;
 }

@@ -22,6 +22,10 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost |
 		jq -r --arg p "$1" 'select(.fields.provider == $p) | .fields.by' | head -1
 }
+lost_after() {	# lost_after DID T0: ms from T0 (epoch ms) to the loss event
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost |
+		jq -s -r --arg p "$1" --argjson t "$2" 'map(select(.fields.provider == $p)) | .[0].ts - $t'
+}
 
 @test "a pushed state reaches the orchestrator within a second of the exit" {
 	start_swarm
@@ -97,9 +101,11 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 		before_prov[$x]=$(where $x)
 		before_pid[$x]=$(job_pid "$(node_of "${before_prov[$x]}")" "${before_alloc[$x]}")
 	done
+	t0=$(( $(date +%s%N) / 1000000 ))
 	kill -STOP "${PID[$victim]}"
 	within 30 "[ -n \"\$(lost_by ${DID[$victim]})\" ]"
 	assert_equal "$(lost_by "${DID[$victim]}")" heartbeat
+	echo "# stopped to lost (heartbeat 300 ms): $(lost_after "${DID[$victim]}" "$t0") ms" >&3
 	within 40 "[ \"\$(nunet-run status $id | jq -r .state)\" = running ] && [ \"\$(where $vname)\" != \"${DID[$victim]}\" ] && [ -n \"\$(where $vname)\" ]"
 	# the lost group runs elsewhere, under a new allocation
 	assert [ "$(alloc_of $vname)" != "${before_alloc[$vname]}" ]
@@ -133,9 +139,11 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	assert_success
 	id=${lines[-1]}
 	web=$(alloc_of web)
+	t0=$(( $(date +%s%N) / 1000000 ))
 	kill -KILL "${PID[c]}"
 	within 40 "[ -n \"\$(lost_by ${DID[c]})\" ]"
 	assert_equal "$(lost_by "${DID[c]}")" membership
+	echo "# killed to lost (membership, probe 1 s, suspect 3 s): $(lost_after "${DID[c]}" "$t0") ms" >&3
 	# the task is reported failed; the service runs on where it was
 	within 10 "[ \"\$(nunet-run status $id | jq -r '.allocations[] | select(.name == \"job\") | .state')\" = failed ]"
 	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[] | select(.name == "job") | .reason')" \
