@@ -88,6 +88,7 @@ struct nn_node {
 	struct req *reqs;	/* the node's own requests waiting for answers */
 	struct nn_watch *reqtimer;
 	jv selfq;		/* answers to them made here, not yet handed over */
+	struct nn_buf scratch;	/* the signed bytes of a scanned envelope */
 };
 
 static const struct nn_behavior core_behaviors[];
@@ -386,15 +387,113 @@ static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
 	nn_buf_release(&b);
 }
 
+/*
+ * Everything after verification.  env is the envelope, or an invalid jv
+ * when it was read from o->line by the hot path: it is then parsed here
+ * only when a behavior or an error needs it (*parsed owns that parse).
+ */
+static jv env_of(jv env, const struct nn_origin *o, jv *parsed)
+{
+	if (jv_is_valid(env))
+		return env;
+	if (!jv_is_valid(*parsed))
+		*parsed = nn_json_parse(o->line, o->len, NULL);
+	return *parsed;
+}
+
+static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head *h,
+			     const struct nn_origin *o)
+{
+	char err[NN_ERRLEN];
+	const char *type = h->type, *from = h->from, *to = h->to, *be = h->be, *id = h->id;
+	const struct nn_behavior *b;
+	enum nn_code code;
+	jv reply, parsed = jv_invalid();
+
+	if (n->cfg.events_messages) {
+		struct msgf m = { be, from, id, h->re, to, type, h->trace };
+		msg_event(n, "msg.in", &m, id, o);
+	}
+
+	if (strcmp(type, "msg") != 0) {
+		send_error(n, o, env_of(env, o, &parsed), NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
+		goto out;
+	}
+	switch (nn_replay_check(n->replay, from, id, h->exp, nn_now_ms())) {
+	case 1:
+		snprintf(err, sizeof err, "envelope %s from %.80s was seen before", id, from);
+		send_error(n, o, env_of(env, o, &parsed), NN_E_REPLAY, err);
+		goto out;
+	case -1:
+		send_error(n, o, env_of(env, o, &parsed), NN_E_BUSY, "replay cache is full: try again later");
+		goto out;
+	}
+	/* "*" is a broadcast a peer passed on: it runs here like a local call */
+	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0 &&
+	    !(o->kind == NN_ORIGIN_PEER && !strcmp(to, "*") && !strncmp(be, "/broadcast/", 11))) {
+		/* a client that is not an owner sends on only what a token
+		 * from an owner lets it invoke (an allocation reading the
+		 * output of its deployments' allocations: /public/deploy) */
+		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from) &&
+		    (!n->authorizer ||
+		     n->authorizer(n, env_of(env, o, &parsed), o, n->authorizer_arg, err) != NN_OK)) {
+			snprintf(err, sizeof err, "%.80s may not send %.80s through this node", from, be);
+			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAUTHORIZED, err);
+			goto out;
+		}
+		err[0] = '\0';
+		if (!n->router || n->router(n, env, h, o, n->router_arg, err) < 0) {
+			if (!err[0])
+				snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
+			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAVAILABLE, err);
+		}
+		goto out;
+	}
+	env = env_of(env, o, &parsed);	/* behaviors and authorizers read the jv */
+	/* a behavior registered as public needs no authority, as /public/… */
+	b = find_behavior(n, be);
+	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
+		err[0] = '\0';
+		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
+		if (code != NN_OK) {
+			if (!err[0])
+				snprintf(err, sizeof err, "%.80s may not invoke %.80s on this node", from, be);
+			send_error(n, o, env, code, err);
+			goto out;
+		}
+	}
+	if (!b) {
+		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
+		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
+		goto out;
+	}
+	reply = jv_invalid();
+	err[0] = '\0';
+	n->cur = o;
+	code = b->fn(n, env, &reply, err);
+	n->cur = NULL;
+	if (code != NN_OK) {
+		jv_free(reply);
+		send_error(n, o, env, code, err[0] ? err : nn_code_name(code));
+		goto out;
+	}
+	if (jv_get_kind(reply) != JV_KIND_OBJECT) {
+		jv_free(reply);
+		send_error(n, o, env, NN_E_INTERNAL, "behavior returned no body");
+		goto out;
+	}
+	nn_debug("%s %s", be, id);
+	send_reply(n, h, reply, o);
+out:
+	jv_free(parsed);
+}
+
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
-	const char *type, *from, *to, *be, *id, *trace;
-	int64_t exp;
-	const struct nn_behavior *b;
+	const char *to;
 	struct nn_env_head h;
 	enum nn_code code;
-	jv reply;
 
 	n->requests++;
 	/* what the node's own user hands it for another actor is verified by
@@ -408,81 +507,28 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
-	type = h.type;
-	from = h.from;
-	to = h.to;
-	be = h.be;
-	id = h.id;
-	exp = h.exp;
-	trace = h.trace;
-	if (n->cfg.events_messages) {
-		struct msgf m = { be, from, id, h.re, to, type, trace };
-		msg_event(n, "msg.in", &m, id, o);
-	}
+	deliver_verified(n, env, &h, o);
+}
 
-	if (strcmp(type, "msg") != 0) {
-		send_error(n, o, env, NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
-		return;
-	}
-	switch (nn_replay_check(n->replay, from, id, exp, nn_now_ms())) {
-	case 1:
-		snprintf(err, sizeof err, "envelope %s from %.80s was seen before", id, from);
-		send_error(n, o, env, NN_E_REPLAY, err);
-		return;
-	case -1:
-		send_error(n, o, env, NN_E_BUSY, "replay cache is full: try again later");
-		return;
-	}
-	/* "*" is a broadcast a peer passed on: it runs here like a local call */
-	if (strcmp(to, "local") != 0 && strcmp(to, n->key.did) != 0 &&
-	    !(o->kind == NN_ORIGIN_PEER && !strcmp(to, "*") && !strncmp(be, "/broadcast/", 11))) {
-		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from)) {
-			snprintf(err, sizeof err, "%.80s may not send through this node", from);
-			send_error(n, o, env, NN_E_UNAUTHORIZED, err);
-			return;
-		}
-		err[0] = '\0';
-		if (!n->router || n->router(n, env, o, n->router_arg, err) < 0) {
-			if (!err[0])
-				snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
-			send_error(n, o, env, NN_E_UNAVAILABLE, err);
-		}
-		return;
-	}
-	/* a behavior registered as public needs no authority, as /public/… */
-	b = find_behavior(n, be);
-	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
-		err[0] = '\0';
-		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
-		if (code != NN_OK) {
-			if (!err[0])
-				snprintf(err, sizeof err, "%.80s may not invoke %.80s on this node", from, be);
-			send_error(n, o, env, code, err);
-			return;
-		}
-	}
-	if (!b) {
-		snprintf(err, sizeof err, "no behavior '%.100s' on this node", be);
-		send_error(n, o, env, NN_E_UNKNOWN_BEHAVIOR, err);
-		return;
-	}
-	reply = jv_invalid();
-	err[0] = '\0';
-	n->cur = o;
-	code = b->fn(n, env, &reply, err);
-	n->cur = NULL;
-	if (code != NN_OK) {
-		jv_free(reply);
-		send_error(n, o, env, code, err[0] ? err : nn_code_name(code));
-		return;
-	}
-	if (jv_get_kind(reply) != JV_KIND_OBJECT) {
-		jv_free(reply);
-		send_error(n, o, env, NN_E_INTERNAL, "behavior returned no body");
-		return;
-	}
-	nn_debug("%s %s", be, id);
-	send_reply(n, &h, reply, o);
+int nn_node_deliver_scanned(struct nn_node *n, struct nn_env_scan *es, const struct nn_origin *o)
+{
+	const struct nn_jscan_member *t = nn_jscan_get(&es->j, "to");
+	size_t dl = strlen(n->key.did);
+	int local, sig;
+
+	if (!t || t->kind != NN_JSCAN_STRING || !t->plain)
+		return 0;
+	local = (t->vlen == 7 && !memcmp(t->val, "\"local\"", 7)) ||
+		(t->vlen == dl + 2 && !memcmp(t->val + 1, n->key.did, dl));
+	/* a broadcast is gossiped as a jv: the full path */
+	if (t->vlen == 3 && !memcmp(t->val, "\"*\"", 3))
+		return 0;
+	sig = !(o->kind == NN_ORIGIN_CLIENT && !local);
+	if (!nn_env_scan_verify(es, &n->lim, nn_now_ms(), sig, &n->scratch))
+		return 0;
+	n->requests++;
+	deliver_verified(n, jv_invalid(), &es->h, o);
+	return 1;
 }
 
 /* ---- the node's own requests ---- */
@@ -737,11 +783,11 @@ int nn_node_client_send(struct nn_node *n, unsigned long client, const char *lin
 	if (c->out.len + len > (size_t)n->cfg.max_pending)
 		return -1;	/* a client that does not read: drop, do not grow */
 	nn_buf_add(&c->out, line, len);
-	/* closing happens in the loop, never under a caller that may hold c */
-	if (conn_flush(c) < 0)
-		c->closing = 1;
+	/* written when the loop turns (EPOLLOUT), with every other line
+	 * queued for c meanwhile: one send for a batch of answers; closing
+	 * happens there too, never under a caller that may hold c */
 	conn_events(c);
-	return c->closing ? -1 : 0;
+	return 0;
 }
 
 static void handle(struct conn *c, jv env, const char *line, size_t len)
@@ -750,13 +796,21 @@ static void handle(struct conn *c, jv env, const char *line, size_t len)
 	nn_node_deliver(c->node, env, &o);
 }
 
+static int deliver_scanned(struct conn *c, struct nn_env_scan *es, const char *line, size_t len)
+{
+	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, line, len };
+	return nn_node_deliver_scanned(c->node, es, &o);
+}
+
 static void conn_error(struct conn *c, enum nn_code code, const char *msg)
 {
 	struct nn_origin o = { NN_ORIGIN_CLIENT, c->no, NULL, conn_send, c, NULL, 0 };
 	send_error(c->node, &o, jv_null(), code, msg);
 }
 
-/* Answer every complete line buffered, unless output is backed up. */
+/* Answer every complete line buffered, unless output is backed up.  A
+ * line the scanner understands takes the hot path (nn_node_deliver_scanned),
+ * any other the full one; both decide alike. */
 static void conn_process(struct conn *c)
 {
 	char err[NN_ERRLEN];
@@ -765,15 +819,23 @@ static void conn_process(struct conn *c)
 	int code;
 	jv v;
 	while (!c->closing && c->out.len < OUT_HIGH) {
-		int r = nn_jsonl_next_line(&c->in, &v, &line, &len, &code, err);
+		int r = nn_jsonl_next_text(&c->in, &line, &len, &code, err);
+		struct nn_env_scan es;
 		if (r == NN_JSONL_NONE)
 			break;
 		if (r == NN_JSONL_ERROR) {
 			conn_error(c, code, err);
 			continue;
 		}
-		handle(c, v, line, len);
-		jv_free(v);
+		if (nn_env_scan(line, len, &es) < 0 || !deliver_scanned(c, &es, line, len)) {
+			v = nn_jsonl_parse(&c->in, line, len, &code, err);
+			if (!jv_is_valid(v)) {
+				conn_error(c, code, err);
+				continue;
+			}
+			handle(c, v, line, len);
+			jv_free(v);
+		}
 		/* hand answers over as they are made, so the client can work on
 		 * them while the next lines are handled */
 		if (c->out.len >= 8192 && conn_flush(c) < 0)
@@ -1361,6 +1423,7 @@ void nn_node_close(struct nn_node *n)
 		free(r);
 	}
 	jv_free(n->selfq);
+	nn_buf_release(&n->scratch);
 	nn_events_close(n->ev);
 	n->ev = NULL;
 	while (n->metrics) {

@@ -82,6 +82,15 @@ struct nn_origin {
  * signed error), except envelopes a router takes.  Borrows env.
  */
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o);
+/*
+ * The hot path of nn_node_deliver for an envelope line es was scanned from
+ * (nn_env_scan returned 0; o->line and o->len are that line): when
+ * nn_env_scan_verify accepts it, the node takes it from there (parsing it
+ * only for a behavior or an error) and returns 1.  0: nothing was done,
+ * and the caller parses the line and calls nn_node_deliver, which decides
+ * exactly as this would have.
+ */
+int nn_node_deliver_scanned(struct nn_node *n, struct nn_env_scan *es, const struct nn_origin *o);
 
 /*
  * Routing of envelopes addressed to another actor (not "local", not this
@@ -90,7 +99,11 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o);
  * arrives) or -1 with err, which the node answers as "unavailable".
  * Without a router such envelopes are answered "unavailable".
  */
-typedef int nn_router_fn(struct nn_node *n, jv env, const struct nn_origin *o, void *arg, char *err);
+/* h holds the envelope's verified fields; env is the envelope, or an
+ * invalid jv when the node read it from o->line without a jv (the hot
+ * path: to is then never "*"), and o->line is what to pass on. */
+typedef int nn_router_fn(struct nn_node *n, jv env, const struct nn_env_head *h,
+			 const struct nn_origin *o, void *arg, char *err);
 void nn_node_set_router(struct nn_node *n, nn_router_fn *fn, void *arg);
 
 /*

@@ -137,6 +137,7 @@ struct swarm {
 	char **boot;
 	size_t nboot;
 	sqlite3_stmt *upsert;
+	struct nn_buf line;		/* an answer passed on to a client */
 };
 
 static int64_t mono_us(void)
@@ -894,26 +895,28 @@ static void pending_expire(struct swarm *s)
 			i++;
 }
 
-/* An answer came back: pass its bytes on the way its request came. */
-static void route_answer(struct swarm *s, jv env, const char *line, size_t len)
+/* An answer came back: pass its bytes on the way its request came.  env
+ * may be an invalid jv (the hot path read re from the line): it is parsed
+ * only for the node's own requests. */
+static void route_answer(struct swarm *s, jv env, const char *re, const char *line, size_t len)
 {
-	const char *re = nn_env_str(env, "re");
-	if (!re)
-		return;
 	for (size_t i = 0; i < s->npend; i++) {
 		struct pending *p = &s->pend[i];
 		if (strcmp(p->id, re) != 0)
 			continue;
 		if (p->to_client == BACK_SELF) {
+			jv v = jv_is_valid(env) ? jv_copy(env) : nn_json_parse(line, len, NULL);
 			/* the node's callback may route more: settle the table first */
 			if (!p->multi)
 				s->pend[i] = s->pend[--s->npend];
-			nn_node_answer_in(s->n, env);
+			nn_node_answer_in(s->n, v);
+			jv_free(v);
 			return;
 		} else if (p->to_client == BACK_CLIENT) {
-			char *l = nn_xasprintf("%.*s\n", (int)len, line);
-			nn_node_client_send(s->n, p->no, l, len + 1);
-			free(l);
+			nn_buf_reset(&s->line);
+			nn_buf_add(&s->line, line, len);
+			nn_buf_addc(&s->line, '\n');
+			nn_node_client_send(s->n, p->no, s->line.data, s->line.len);
 		} else {
 			struct pconn *c = conn_find(s, p->no);
 			if (c && c->open)
@@ -945,24 +948,23 @@ static int open_conns(struct swarm *s)
 	return k;
 }
 
-static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg, char *err)
+static int route(struct nn_node *n, jv env, const struct nn_env_head *h, const struct nn_origin *o,
+		 void *arg, char *err)
 {
 	struct swarm *s = arg;
-	const char *to = nn_env_str(env, "to"), *be = nn_env_str(env, "be");
-	const char *id = nn_env_str(env, "id");
-	int64_t exp = 0;
+	const char *to = h->to, *be = h->be, *id = h->id;
+	int64_t exp = h->exp;
 	struct member *m;
 	struct pconn *c;
 	int to_client = o->kind == NN_ORIGIN_CLIENT ? BACK_CLIENT : o->kind == NN_ORIGIN_SELF ? BACK_SELF : BACK_CONN;
 	unsigned long back = o->kind == NN_ORIGIN_PEER ? ((struct pconn *)o->arg)->no : o->client;
 
-	nn_json_get_int(env, "exp", &exp, NULL);
 	if (!strcmp(to, "*")) {
 		if (strncmp(be, "/broadcast/", 11) != 0)
 			return nn_seterr(err, "only /broadcast/ behaviors go to every node, not '%.80s'", be);
 		if (!open_conns(s))
 			return nn_seterr(err, "no peers to broadcast to");
-		nn_replay_check(s->bc_seen, nn_env_str(env, "from"), id, exp, nn_now_ms());
+		nn_replay_check(s->bc_seen, h->from, id, exp, nn_now_ms());
 		bc_forward(s, env, s->o.hops, 0);
 		pending_add(s, id, to_client, back, exp, 1);
 		return 0;
@@ -992,7 +994,8 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 			return nn_seterr(err, "cannot send to %s: its queue is full", m->did);
 	}
 	pending_add(s, id, to_client, back, exp, 0);
-	conn_flush(c);
+	/* written when the loop turns (EPOLLOUT), with every other line
+	 * routed to c meanwhile: one send for a batch, not one per line */
 	conn_update_events(c);
 	return 0;
 }
@@ -1051,12 +1054,45 @@ static void origin_send(const struct nn_origin *o, const char *line, size_t len)
 	conn_send(o->arg, line, len);
 }
 
+/*
+ * The hot path for a line from a peer: an envelope the scanner reads (no
+ * "swim" member) is routed, or delivered, without a jv where the full path
+ * below would decide the same (lib/jscan.h).  1 when it was taken.
+ */
+static int on_line_scanned(struct swarm *s, struct pconn *c, const char *line, size_t len)
+{
+	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, line, len };
+	const struct nn_jscan_member *t;
+	struct nn_env_scan es;
+
+	if (nn_env_scan(line, len, &es) < 0 || nn_jscan_get(&es.j, "swim"))
+		return 0;
+	t = nn_jscan_get(&es.j, "type");
+	if (t && t->kind == NN_JSCAN_STRING && !t->plain)
+		return 0;	/* jv may read it as "reply" */
+	if (t && t->kind == NN_JSCAN_STRING && ((t->vlen == 7 && !memcmp(t->val, "\"reply\"", 7)) ||
+						  (t->vlen == 7 && !memcmp(t->val, "\"error\"", 7)))) {
+		const struct nn_jscan_member *r = nn_jscan_get(&es.j, "re");
+		const char *re;
+		if (!r || r->kind != NN_JSCAN_STRING)
+			return 1;	/* no re: nobody to pass it to, as below */
+		if (!(re = nn_env_scan_str(&es, "re")))
+			return 0;
+		route_answer(s, jv_invalid(), re, line, len);
+		return 1;
+	}
+	return nn_node_deliver_scanned(s->n, &es, &o);
+}
+
 static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t len)
 {
 	char err[NN_ERRLEN];
 	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
-	jv v = nn_json_parse(line, len, err);
-	jv t;
+	jv v, t;
+
+	if (on_line_scanned(s, c, line, len))
+		return;
+	v = nn_json_parse(line, len, err);
 
 	if (jv_get_kind(v) != JV_KIND_OBJECT) {
 		/* valid JSON of another kind leaves err unset */
@@ -1104,7 +1140,9 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	t = jv_object_get(jv_copy(v), jv_string("type"));
 	if (jv_get_kind(t) == JV_KIND_STRING &&
 	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
-		route_answer(s, v, line, len);
+		const char *re = nn_env_str(v, "re");
+		if (re)
+			route_answer(s, v, re, line, len);
 	} else {
 		o.line = line;
 		o.len = len;
@@ -1404,6 +1442,7 @@ static void swarm_close(struct nn_node *n, void *arg)
 		free(s->boot[i]);
 	free(s->boot);
 	free(s->pend);
+	nn_buf_release(&s->line);
 	sodium_memzero(s->netkey, sizeof s->netkey);
 	nn_node_set_router(n, NULL, NULL);
 	nn_node_set_authorizer(n, NULL, NULL);

@@ -128,6 +128,19 @@ int nn_buf_add(struct nn_buf *b, const void *p, size_t n)
 	return 0;
 }
 
+char *nn_buf_room(struct nn_buf *b, size_t n)
+{
+	if (grow(b, n) < 0)
+		return NULL;
+	return b->data + b->len;
+}
+
+void nn_buf_commit(struct nn_buf *b, size_t n)
+{
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
 int nn_buf_addc(struct nn_buf *b, char c)
 {
 	return nn_buf_add(b, &c, 1);

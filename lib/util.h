@@ -53,6 +53,11 @@ int nn_buf_adds(struct nn_buf *b, const char *s);
 int nn_buf_addf(struct nn_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void nn_buf_consume(struct nn_buf *b, size_t n); /* drop n bytes from the front */
+/* Room for n more bytes after len, to be written in place (a read(2) into
+ * the buffer, no copy) and then added with nn_buf_commit(); NULL when the
+ * maximum would be exceeded. */
+char *nn_buf_room(struct nn_buf *b, size_t n);
+void nn_buf_commit(struct nn_buf *b, size_t n);	/* n <= the room asked for */
 /* Detach the data (caller frees); the buffer is empty afterwards. */
 char *nn_buf_detach(struct nn_buf *b, size_t *len);
 
