@@ -126,6 +126,7 @@ struct amod {
 	char *shim_path;
 	int64_t hb_ms;
 	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
+	int64_t pruned;		/* monotonic ms of the last prune of expired tokens */
 	int orphans;		/* a parent ended with live children */
 	const struct nn_alloc_observer *obs[4];
 	int nobs;
@@ -611,7 +612,8 @@ static int put_file(const char *path, const char *text, int replace, char *err)
 
 /*
  * Issue a token from the node's key to the identity did for /alloc and
- * /deploy on this node, record it with the tokens the node issued (so the
+ * /deploy on this node, and /public/deploy sent on through it (reading its
+ * deployments' output from their providers), record it with the tokens the node issued (so the
  * end of the allocation revokes it), then write it to DIR/cred/cap.
  * *exp gets its expiry.
  */
@@ -619,6 +621,7 @@ static int cred_token(struct amod *m, const char *dir, const char *did, int64_t 
 		      char *err)
 {
 	jv caps = jv_array_append(jv_array_append(jv_array(), jv_string("/alloc")), jv_string("/deploy"));
+	caps = jv_array_append(caps, jv_string("/public/deploy"));
 	int64_t e = nn_now_ms() + m->cap_ttl_ms;
 	jv tok = nn_captoken_make(nn_node_key(m->n), did, jv_copy(caps), e, 0, jv_null(), err);
 	char *text, *ctext, *path;
@@ -712,6 +715,30 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CRED);
 	rmdir(p);
 	free(p);
+}
+
+/*
+ * Forget the tokens given to allocations that have expired, and their
+ * revocations: an expired token is refused for that alone.  A revoked
+ * token that has not expired keeps its revocation (a copy of it must stay
+ * worthless) until it expires; pruned at each end of an allocation, and
+ * from the tick at most every half token lifetime (at most a minute).
+ */
+static void cred_prune(struct amod *m)
+{
+	int64_t now = nn_now_ms();
+	sqlite3_stmt *st;
+	m->pruned = nn_mono_ms();
+	st = prep(m, "DELETE FROM cap_revoked WHERE nonce IN (SELECT t.nonce FROM cap_tokens t"
+		  " JOIN allocations a ON a.did = t.aud WHERE t.exp <= ?)");
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
+	step_done(m, st);
+	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND aud IN (SELECT did FROM allocations"
+		  " WHERE did IS NOT NULL)");
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
+	step_done(m, st);
 }
 
 /* Where a container finds the control socket and DIR/cred (read-only). */
@@ -972,9 +999,12 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 	a->respawn = 0;
 	if (a->m->nobs)
 		notify(a, NN_ALLOC_ENDED, result);
-	set_state(a, state, reason, result, status);
+	/* revoked before the final state is out: whoever sees the end
+	 * (a client watching state.json) finds its tokens revoked */
 	cred_remove(a->m, a->dir, a->did);
+	cred_prune(a->m);
 	a->cap_exp = 0;
+	set_state(a, state, reason, result, status);
 	if (live_children(a->m, a->id) > 0)
 		a->m->orphans = 1;	/* the next tick tears them down */
 	{
@@ -1667,6 +1697,8 @@ static void on_tick(struct nn_loop *l, void *arg)
 			cred_renew(a);
 	if (m->orphans)
 		reap_orphans(m);
+	if (now - m->pruned >= (m->cap_ttl_ms / 2 < 60000 ? m->cap_ttl_ms / 2 : 60000))
+		cred_prune(m);
 }
 
 /* ---- behaviors ---- */

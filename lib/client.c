@@ -121,19 +121,35 @@ void nn_client_close(struct nn_client *c)
 	c->home = NULL;
 }
 
+static int has_caps(const struct nn_client *c)
+{
+	return jv_get_kind(c->caps) == JV_KIND_ARRAY && jv_array_length(jv_copy(c->caps)) > 0;
+}
+
+/* The fields of nn_env_new's envelope, to write a request without it. */
+static void request_head(struct nn_client *c, const char *to, const char *be, char id[65],
+			 struct nn_env_head *h)
+{
+	nn_random_id(id);
+	memset(h, 0, sizeof *h);
+	h->type = "msg";
+	h->id = id;
+	h->from = c->key.did;
+	h->to = to ? to : "local";
+	h->be = be;
+	h->trace = c->trace[0] ? c->trace : NULL;
+	h->ts = nn_now_ms();
+	h->exp = h->ts + c->ttl_ms;
+}
+
 int nn_client_request(struct nn_client *c, const char *to, const char *be, jv body,
 		      struct nn_buf *out, char id[65], char *err)
 {
 	jv env;
 	const char *s;
-	if (!(jv_get_kind(c->caps) == JV_KIND_ARRAY && jv_array_length(jv_copy(c->caps)) > 0)) {
-		/* the fields of nn_env_new's envelope, written without building it */
-		struct nn_env_head h = {
-			.type = "msg", .id = id, .from = c->key.did, .to = to ? to : "local",
-			.be = be, .trace = c->trace[0] ? c->trace : NULL, .ts = nn_now_ms(),
-		};
-		nn_random_id(id);
-		h.exp = h.ts + c->ttl_ms;
+	if (!has_caps(c)) {
+		struct nn_env_head h;
+		request_head(c, to, be, id, &h);
 		return nn_env_line(&h, body, &c->key, out, err);
 	}
 	env = nn_env_new("msg", c->key.did, to ? to : "local", be, body, c->ttl_ms);
@@ -143,6 +159,20 @@ int nn_client_request(struct nn_client *c, const char *to, const char *be, jv bo
 	s = nn_env_str(env, "id");
 	snprintf(id, 65, "%s", s ? s : "");
 	return nn_env_sign_line(env, &c->key, out, err);
+}
+
+int nn_client_request_text(struct nn_client *c, const char *to, const char *be, const char *body,
+			   size_t blen, struct nn_buf *out, char id[65], char *err)
+{
+	struct nn_env_head h;
+	if (has_caps(c)) {
+		jv b = nn_json_parse(body, blen, err);
+		if (!jv_is_valid(b))
+			return -1;
+		return nn_client_request(c, to, be, b, out, id, err);
+	}
+	request_head(c, to, be, id, &h);
+	return nn_env_line_text(&h, body, blen, &c->key, out, err);
 }
 
 enum nn_code nn_client_check(struct nn_client *c, jv env, char *err)

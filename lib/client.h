@@ -51,6 +51,11 @@ void nn_client_close(struct nn_client *c);
 int nn_client_request(struct nn_client *c, const char *to, const char *be, jv body,
 		      struct nn_buf *out, char id[65], char *err);
 
+/* The same with the body given as its canonical text (an object; e.g. a
+ * span lib/jscan.h found canonical): the same bytes, without a jv. */
+int nn_client_request_text(struct nn_client *c, const char *to, const char *be, const char *body,
+			   size_t blen, struct nn_buf *out, char id[65], char *err);
+
 /*
  * Check an answer envelope read from the node (borrows env): valid
  * signature and shape, addressed to us.  Returns NN_OK, or the code of a

@@ -170,8 +170,10 @@ static void put_member(struct nn_buf *b, const char *key, const char *s)
 	nn_json_put_string(b, s, strlen(s));
 }
 
-int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
-		struct nn_buf *out, char *err)
+/* nn_env_line with body as a jv (consumed), or as canonical text when
+ * btext is not NULL */
+static int env_line(const struct nn_env_head *h, jv body, const char *btext, size_t blen,
+		    const struct nn_key *k, struct nn_buf *out, char *err)
 {
 	struct nn_buf b = NN_BUF_INIT;
 	size_t plen = strlen(NN_ENV_SIG_PREFIX), at;
@@ -188,7 +190,10 @@ int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
 		nn_buf_addc(&b, ',');
 	}
 	nn_buf_adds(&b, "\"body\":");
-	r = nn_json_canon(body, &b, err);
+	if (btext)
+		r = nn_buf_add(&b, btext, blen) < 0 ? nn_seterr(err, "envelope too large") : 0;
+	else
+		r = nn_json_canon(body, &b, err);
 	jv_free(body);
 	if (r < 0) {
 		nn_buf_release(&b);
@@ -216,6 +221,18 @@ int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
 	}
 	nn_buf_release(&b);
 	return 0;
+}
+
+int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
+		struct nn_buf *out, char *err)
+{
+	return env_line(h, body, NULL, 0, k, out, err);
+}
+
+int nn_env_line_text(const struct nn_env_head *h, const char *body, size_t blen,
+		     const struct nn_key *k, struct nn_buf *out, char *err)
+{
+	return env_line(h, jv_null(), body, blen, k, out, err);
 }
 
 int nn_env_answer_line(const struct nn_env_head *req, const char *type, const char *from, jv body,
@@ -381,6 +398,123 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 		h->exp = exp;
 	}
 	return rc;
+}
+
+/* ---- the hot path: envelopes read by nn_jscan ---- */
+
+int nn_env_scan(const char *line, size_t len, struct nn_env_scan *es)
+{
+	es->line = line;
+	es->len = len;
+	es->used = 0;
+	return nn_jscan_object(line, len, &es->j);
+}
+
+const char *nn_env_scan_str(struct nn_env_scan *es, const char *key)
+{
+	const struct nn_jscan_member *m = nn_jscan_get(&es->j, key);
+	char *s;
+	if (!m || m->kind != NN_JSCAN_STRING || !m->plain || m->vlen - 2 >= sizeof es->buf - es->used)
+		return NULL;
+	s = es->buf + es->used;
+	memcpy(s, m->val + 1, m->vlen - 2);
+	s[m->vlen - 2] = '\0';
+	es->used += m->vlen - 1;
+	return s;
+}
+
+/* A member that is absent, or a plain string (copied into *out), so that
+ * its value is what jv would read; 0, or -1 when neither. */
+static int opt_plain(struct nn_env_scan *es, const char *key, const char **out)
+{
+	const struct nn_jscan_member *m = nn_jscan_get(&es->j, key);
+	*out = NULL;
+	if (!m)
+		return 0;
+	return (*out = nn_env_scan_str(es, key)) ? 0 : -1;
+}
+
+static int int_member(const struct nn_jscan *j, const char *key, int64_t *out)
+{
+	const struct nn_jscan_member *m = nn_jscan_get(j, key);
+	if (!m || !m->integer)
+		return -1;
+	*out = nn_jscan_int(m);
+	return 0;
+}
+
+int nn_env_scan_verify(struct nn_env_scan *es, const struct nn_env_limits *lim, int64_t now,
+		       int check_sig, struct nn_buf *scratch)
+{
+	static const struct nn_env_limits deflim = NN_ENV_LIMITS_DEFAULT;
+	const struct nn_jscan_member *m;
+	const char *type, *id, *from, *to, *sig, *be, *re, *trace = NULL;
+	int64_t v, ts, exp;
+	uint8_t pk[32], sigb[64];
+
+	if (!lim)
+		lim = &deflim;
+	es->used = 0;
+	/* the fields verify() reads, each of the kind it wants and readable
+	 * here as jv would read it */
+	if (int_member(&es->j, "v", &v) < 0 || int_member(&es->j, "ts", &ts) < 0 ||
+	    int_member(&es->j, "exp", &exp) < 0 || v != NN_ENV_VERSION)
+		return 0;
+	if (!(type = nn_env_scan_str(es, "type")) || !(id = nn_env_scan_str(es, "id")) ||
+	    !(from = nn_env_scan_str(es, "from")) || !(to = nn_env_scan_str(es, "to")) ||
+	    !(sig = nn_env_scan_str(es, "sig")) || opt_plain(es, "be", &be) < 0 ||
+	    opt_plain(es, "re", &re) < 0)
+		return 0;
+	if (!(m = nn_jscan_get(&es->j, "body")) || m->kind != NN_JSCAN_OBJECT)
+		return 0;
+	if ((m = nn_jscan_get(&es->j, "cap")) && m->kind != NN_JSCAN_ARRAY)
+		return 0;
+	if ((m = nn_jscan_get(&es->j, "trace")) && m->kind == NN_JSCAN_STRING &&
+	    !(trace = nn_env_scan_str(es, "trace")))
+		return 0;	/* a string jv reads otherwise: the full path */
+	if (strcmp(type, "msg") && strcmp(type, "reply") && strcmp(type, "error") && strcmp(type, "event"))
+		return 0;
+	if (!is_id(id))
+		return 0;
+	if ((!strcmp(type, "msg") || !strcmp(type, "event")) && (!be || be[0] != '/'))
+		return 0;
+	if (!strcmp(type, "reply") && !re)
+		return 0;
+	if (nn_did_to_pk(from, pk, NULL) < 0)
+		return 0;
+	if (strlen(sig) != 88 || nn_b64_decode(sigb, sizeof sigb, sig, 88) != 64)
+		return 0;
+	if (check_sig) {
+		/* the signed text is the canonical form without sig: in a
+		 * canonical line, the line with the sig member cut out */
+		const struct nn_jscan_member *s = nn_jscan_get(&es->j, "sig");
+		const char *cut = s->key - 1, *end = s->val + s->vlen;
+		if (!es->j.canonical)
+			return 0;
+		if (cut[-1] == ',')
+			cut--;
+		else if (*end == ',')
+			end++;
+		nn_buf_reset(scratch);
+		if (nn_buf_adds(scratch, NN_ENV_SIG_PREFIX) < 0 ||
+		    nn_buf_add(scratch, es->line, (size_t)(cut - es->line)) < 0 ||
+		    nn_buf_add(scratch, end, (size_t)(es->line + es->len - end)) < 0)
+			return 0;
+		if (nn_sig_verify(pk, sigb, scratch->data, scratch->len) != 0)
+			return 0;
+	}
+	if (exp <= now || ts > now + lim->skew_ms || exp < ts || exp - ts > lim->max_ttl_ms)
+		return 0;
+	es->h.type = type;
+	es->h.id = id;
+	es->h.from = from;
+	es->h.to = to;
+	es->h.be = be;
+	es->h.re = re;
+	es->h.trace = trace;
+	es->h.ts = ts;
+	es->h.exp = exp;
+	return 1;
 }
 
 /* Replay cache: open addressing on a 16-byte BLAKE2b digest of from+id. */

@@ -12,6 +12,7 @@
 
 #include <jv.h>
 #include <stdint.h>
+#include "jscan.h"
 #include "key.h"
 #include "util.h"
 
@@ -95,6 +96,10 @@ enum nn_code nn_env_verify_head(jv env, const struct nn_env_limits *lim, int64_t
  */
 int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
 		struct nn_buf *out, char *err);
+/* The same with the body given as its canonical text (an object, e.g. a
+ * span nn_jscan found canonical), copied as it is. */
+int nn_env_line_text(const struct nn_env_head *h, const char *body, size_t blen,
+		     const struct nn_key *k, struct nn_buf *out, char *err);
 
 /*
  * The signed line of an answer to the request read into req, appended to
@@ -107,6 +112,37 @@ int nn_env_line(const struct nn_env_head *h, jv body, const struct nn_key *k,
 int nn_env_answer_line(const struct nn_env_head *req, const char *type, const char *from, jv body,
 		       const char *id, int64_t ts, int64_t ttl_ms, const struct nn_key *k,
 		       struct nn_buf *out, char *err);
+
+/*
+ * The hot path: an envelope read from its line by nn_jscan, with no jv.
+ * nn_env_scan reads the line; nn_env_scan_verify then makes the checks of
+ * nn_env_verify_head on the members as they stand in the line, the
+ * signature over the received bytes (when the line is its own canonical
+ * form, the signed text is the line without its "sig" member).  Both
+ * answer only "yes, exactly as the full path would" or "take the full
+ * path" (nn_json_parse and nn_env_verify_head), which gives the same
+ * verdict or the error with its message: no decision differs between the
+ * two paths.
+ */
+struct nn_env_scan {
+	struct nn_jscan j;
+	const char *line;
+	size_t len;
+	struct nn_env_head h;	/* set by nn_env_scan_verify, pointing into buf */
+	size_t used;		/* of buf */
+	char buf[1024];
+};
+/* 0, or -1 when the line is not an object nn_jscan understands. */
+int nn_env_scan(const char *line, size_t len, struct nn_env_scan *es);
+/* 1 when nn_env_verify_head(parse(line), lim, now, sig, ...) would return
+ * NN_OK; es->h is then what it would fill.  0: take the full path.
+ * scratch is a caller's buffer, reused across calls (the signed bytes). */
+int nn_env_scan_verify(struct nn_env_scan *es, const struct nn_env_limits *lim, int64_t now,
+		       int sig, struct nn_buf *scratch);
+/* A member's string value copied into es->buf (NUL-terminated), when it
+ * is plain (no escape, ASCII); NULL when absent, of another kind, not
+ * plain or too long for what is left of buf. */
+const char *nn_env_scan_str(struct nn_env_scan *es, const char *key);
 
 /*
  * Replay cache keyed by from+id, each entry kept until its envelope's exp.

@@ -48,13 +48,21 @@ void nn_lines_feed(struct nn_lines *l, const char *p, size_t n)
 
 ssize_t nn_lines_read_fd(struct nn_lines *l, int fd)
 {
-	char chunk[65536];
+	/* straight into the buffer: no copy from a chunk on the stack */
+	enum { CHUNK = 65536 };
+	char *room;
 	ssize_t n;
+	if (l->off > 0 && (l->off == l->buf.len || l->off > CHUNK))
+		compact(l);
+	if (!(room = nn_buf_room(&l->buf, CHUNK))) {
+		errno = ENOMEM;
+		return -1;
+	}
 	do
-		n = read(fd, chunk, sizeof chunk);
+		n = read(fd, room, CHUNK);
 	while (n < 0 && errno == EINTR);
 	if (n > 0)
-		nn_lines_feed(l, chunk, (size_t)n);
+		nn_buf_commit(&l->buf, (size_t)n);
 	return n;
 }
 
@@ -132,12 +140,10 @@ int nn_jsonl_next(struct nn_lines *l, jv *out, int *code, char *err)
 	return nn_jsonl_next_line(l, out, &line, &len, code, err);
 }
 
-int nn_jsonl_next_line(struct nn_lines *l, jv *out, const char **linep, size_t *lenp,
-		       int *code, char *err)
+int nn_jsonl_next_text(struct nn_lines *l, const char **linep, size_t *lenp, int *code, char *err)
 {
 	const char *line;
 	size_t len;
-	char perr[NN_ERRLEN];
 
 	for (;;) {
 		int r = nn_lines_next(l, &line, &len);
@@ -153,13 +159,28 @@ int nn_jsonl_next_line(struct nn_lines *l, jv *out, const char **linep, size_t *
 			continue;
 		*linep = line;
 		*lenp = len;
-		*out = nn_json_parse(line, len, perr);
-		if (!jv_is_valid(*out)) {
-			if (code)
-				*code = NN_E_PARSE;
-			nn_seterr(err, "line %lu: %s", l->lineno, perr);
-			return NN_JSONL_ERROR;
-		}
 		return NN_JSONL_VALUE;
 	}
+}
+
+jv nn_jsonl_parse(struct nn_lines *l, const char *line, size_t len, int *code, char *err)
+{
+	char perr[NN_ERRLEN];
+	jv v = nn_json_parse(line, len, perr);
+	if (!jv_is_valid(v)) {
+		if (code)
+			*code = NN_E_PARSE;
+		nn_seterr(err, "line %lu: %s", l->lineno, perr);
+	}
+	return v;
+}
+
+int nn_jsonl_next_line(struct nn_lines *l, jv *out, const char **linep, size_t *lenp,
+		       int *code, char *err)
+{
+	int r = nn_jsonl_next_text(l, linep, lenp, code, err);
+	if (r != NN_JSONL_VALUE)
+		return r;
+	*out = nn_jsonl_parse(l, *linep, *lenp, code, err);
+	return jv_is_valid(*out) ? NN_JSONL_VALUE : NN_JSONL_ERROR;
 }

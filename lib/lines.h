@@ -54,4 +54,11 @@ int nn_jsonl_next(struct nn_lines *l, jv *out, int *code, char *err);
 int nn_jsonl_next_line(struct nn_lines *l, jv *out, const char **line, size_t *len,
 		       int *code, char *err);
 
+/* The next non-blank line, not parsed (NN_JSONL_VALUE), for a reader that
+ * looks at the text first (lib/jscan.h); errors as nn_jsonl_next. */
+int nn_jsonl_next_text(struct nn_lines *l, const char **line, size_t *len, int *code, char *err);
+/* Parse the line nn_jsonl_next_text gave: the value, or an invalid jv with
+ * *code and err as nn_jsonl_next would give them. */
+jv nn_jsonl_parse(struct nn_lines *l, const char *line, size_t len, int *code, char *err);
+
 #endif

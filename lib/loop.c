@@ -18,6 +18,7 @@ enum { W_FD, W_TIMER, W_SIGNAL };
 
 struct nn_watch {
 	int kind, fd, dead;
+	uint32_t events;	/* an fd's, as last given to epoll */
 	nn_fd_cb *fd_cb;
 	nn_timer_cb *timer_cb;
 	void *arg;
@@ -87,6 +88,7 @@ static struct nn_watch *add(struct nn_loop *l, int kind, int fd, uint32_t events
 	struct epoll_event ev = { .events = events, .data.ptr = w };
 	w->kind = kind;
 	w->fd = fd;
+	w->events = events;
 	if (epoll_ctl(l->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		nn_seterr(err, "epoll_ctl: %s", strerror(errno));
 		free(w);
@@ -111,7 +113,12 @@ struct nn_watch *nn_loop_fd(struct nn_loop *l, int fd, uint32_t events,
 int nn_loop_fd_events(struct nn_loop *l, struct nn_watch *w, uint32_t events)
 {
 	struct epoll_event ev = { .events = events, .data.ptr = w };
-	return epoll_ctl(l->ep, EPOLL_CTL_MOD, w->fd, &ev);
+	if (w->events == events)	/* no system call for no change */
+		return 0;
+	if (epoll_ctl(l->ep, EPOLL_CTL_MOD, w->fd, &ev) < 0)
+		return -1;
+	w->events = events;
+	return 0;
 }
 
 static void ms_to_ts(int64_t ms, struct timespec *ts)

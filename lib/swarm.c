@@ -104,6 +104,7 @@ struct pending {
 	unsigned long no;
 	int64_t exp;			/* wall-clock ms */
 	int multi;			/* broadcast: many answers */
+	int next;			/* the next in its hash chain, -1: none */
 };
 
 /* A ping we send on behalf of a ping-req. */
@@ -132,11 +133,14 @@ struct swarm {
 	int64_t next_probe, next_revive;
 	struct pending *pend;
 	size_t npend, cappend;
+	int *pbucket;			/* pend indexed by id: chain heads, -1 empty */
+	size_t nbucket;
 	struct relay_probe relays[64];
 	struct nn_replay *bc_seen;
 	char **boot;
 	size_t nboot;
 	sqlite3_stmt *upsert;
+	struct nn_buf line;		/* an answer passed on to a client */
 };
 
 static int64_t mono_us(void)
@@ -866,6 +870,55 @@ static void on_swim(struct swarm *s, struct pconn *c, jv msg, const char *type)
 
 /* ---- routing ---- */
 
+/* The pending table: an array (removal moves the last entry into the
+ * hole) with chained hash buckets over it, so that an answer finds its
+ * request without comparing its id with every one in flight. */
+static size_t pend_bucket(const struct swarm *s, const char *id)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return (size_t)(h & (s->nbucket - 1));
+}
+
+static void pend_link(struct swarm *s, size_t i)
+{
+	size_t b = pend_bucket(s, s->pend[i].id);
+	s->pend[i].next = s->pbucket[b];
+	s->pbucket[b] = (int)i;
+}
+
+static void pend_unlink(struct swarm *s, size_t i)
+{
+	int *pp = &s->pbucket[pend_bucket(s, s->pend[i].id)];
+	while (*pp != (int)i)
+		pp = &s->pend[*pp].next;
+	*pp = s->pend[i].next;
+}
+
+static void pend_remove(struct swarm *s, size_t i)
+{
+	size_t last = --s->npend;
+	pend_unlink(s, i);
+	if (i != last) {
+		pend_unlink(s, last);
+		s->pend[i] = s->pend[last];
+		pend_link(s, i);
+	}
+}
+
+/* The first entry (in array order, as a scan would find it) for id, or -1. */
+static long pend_find(const struct swarm *s, const char *id)
+{
+	long best = -1;
+	if (!s->nbucket)
+		return -1;
+	for (int i = s->pbucket[pend_bucket(s, id)]; i >= 0; i = s->pend[i].next)
+		if (!strcmp(s->pend[i].id, id) && (best < 0 || i < best))
+			best = i;
+	return best;
+}
+
 static void pending_add(struct swarm *s, const char *id, int to_client, unsigned long no,
 			int64_t exp, int multi)
 {
@@ -875,6 +928,12 @@ static void pending_add(struct swarm *s, const char *id, int to_client, unsigned
 	if (s->npend == s->cappend) {
 		s->cappend = s->cappend ? 2 * s->cappend : 64;
 		s->pend = nn_xrealloc(s->pend, s->cappend * sizeof *s->pend);
+		s->nbucket = 2 * s->cappend;
+		free(s->pbucket);
+		s->pbucket = nn_xmalloc(s->nbucket * sizeof *s->pbucket);
+		memset(s->pbucket, 0xff, s->nbucket * sizeof *s->pbucket);	/* -1 */
+		for (size_t i = 0; i < s->npend; i++)
+			pend_link(s, i);
 	}
 	p = &s->pend[s->npend++];
 	snprintf(p->id, sizeof p->id, "%s", id);
@@ -882,6 +941,7 @@ static void pending_add(struct swarm *s, const char *id, int to_client, unsigned
 	p->no = no;
 	p->exp = exp;
 	p->multi = multi;
+	pend_link(s, s->npend - 1);
 }
 
 static void pending_expire(struct swarm *s)
@@ -889,41 +949,42 @@ static void pending_expire(struct swarm *s)
 	int64_t now = nn_now_ms();
 	for (size_t i = 0; i < s->npend;)
 		if (s->pend[i].exp < now)
-			s->pend[i] = s->pend[--s->npend];
+			pend_remove(s, i);
 		else
 			i++;
 }
 
-/* An answer came back: pass its bytes on the way its request came. */
-static void route_answer(struct swarm *s, jv env, const char *line, size_t len)
+/* An answer came back: pass its bytes on the way its request came.  env
+ * may be an invalid jv (the hot path read re from the line as j): a jv is
+ * built only for the node's own requests. */
+static void route_answer(struct swarm *s, jv env, const struct nn_jscan *j, const char *re,
+			 const char *line, size_t len)
 {
-	const char *re = nn_env_str(env, "re");
-	if (!re)
-		return;
-	for (size_t i = 0; i < s->npend; i++) {
-		struct pending *p = &s->pend[i];
-		if (strcmp(p->id, re) != 0)
-			continue;
-		if (p->to_client == BACK_SELF) {
-			/* the node's callback may route more: settle the table first */
-			if (!p->multi)
-				s->pend[i] = s->pend[--s->npend];
-			nn_node_answer_in(s->n, env);
-			return;
-		} else if (p->to_client == BACK_CLIENT) {
-			char *l = nn_xasprintf("%.*s\n", (int)len, line);
-			nn_node_client_send(s->n, p->no, l, len + 1);
-			free(l);
-		} else {
-			struct pconn *c = conn_find(s, p->no);
-			if (c && c->open)
-				conn_send(c, line, len);
-		}
-		if (!p->multi)
-			s->pend[i] = s->pend[--s->npend];
+	long i = pend_find(s, re);
+	struct pending p;
+
+	if (i < 0) {
+		nn_debug("swarm: an answer to %s that nobody waits for", re);
 		return;
 	}
-	nn_debug("swarm: an answer to %s that nobody waits for", re);
+	p = s->pend[i];
+	/* settle the table first: the node's callback may route more */
+	if (!p.multi)
+		pend_remove(s, (size_t)i);
+	if (p.to_client == BACK_SELF) {
+		jv v = jv_is_valid(env) ? jv_copy(env) : nn_jscan_jv(j);
+		nn_node_answer_in(s->n, v);
+		jv_free(v);
+	} else if (p.to_client == BACK_CLIENT) {
+		nn_buf_reset(&s->line);
+		nn_buf_add(&s->line, line, len);
+		nn_buf_addc(&s->line, '\n');
+		nn_node_client_send(s->n, p.no, s->line.data, s->line.len);
+	} else {
+		struct pconn *c = conn_find(s, p.no);
+		if (c && c->open)
+			conn_send(c, line, len);
+	}
 }
 
 static void bc_forward(struct swarm *s, jv env, int hops, unsigned long except)
@@ -945,24 +1006,23 @@ static int open_conns(struct swarm *s)
 	return k;
 }
 
-static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg, char *err)
+static int route(struct nn_node *n, jv env, const struct nn_env_head *h, const struct nn_origin *o,
+		 void *arg, char *err)
 {
 	struct swarm *s = arg;
-	const char *to = nn_env_str(env, "to"), *be = nn_env_str(env, "be");
-	const char *id = nn_env_str(env, "id");
-	int64_t exp = 0;
+	const char *to = h->to, *be = h->be, *id = h->id;
+	int64_t exp = h->exp;
 	struct member *m;
 	struct pconn *c;
 	int to_client = o->kind == NN_ORIGIN_CLIENT ? BACK_CLIENT : o->kind == NN_ORIGIN_SELF ? BACK_SELF : BACK_CONN;
 	unsigned long back = o->kind == NN_ORIGIN_PEER ? ((struct pconn *)o->arg)->no : o->client;
 
-	nn_json_get_int(env, "exp", &exp, NULL);
 	if (!strcmp(to, "*")) {
 		if (strncmp(be, "/broadcast/", 11) != 0)
 			return nn_seterr(err, "only /broadcast/ behaviors go to every node, not '%.80s'", be);
 		if (!open_conns(s))
 			return nn_seterr(err, "no peers to broadcast to");
-		nn_replay_check(s->bc_seen, nn_env_str(env, "from"), id, exp, nn_now_ms());
+		nn_replay_check(s->bc_seen, h->from, id, exp, nn_now_ms());
 		bc_forward(s, env, s->o.hops, 0);
 		pending_add(s, id, to_client, back, exp, 1);
 		return 0;
@@ -992,7 +1052,8 @@ static int route(struct nn_node *n, jv env, const struct nn_origin *o, void *arg
 			return nn_seterr(err, "cannot send to %s: its queue is full", m->did);
 	}
 	pending_add(s, id, to_client, back, exp, 0);
-	conn_flush(c);
+	/* written when the loop turns (EPOLLOUT), with every other line
+	 * routed to c meanwhile: one send for a batch, not one per line */
 	conn_update_events(c);
 	return 0;
 }
@@ -1051,12 +1112,45 @@ static void origin_send(const struct nn_origin *o, const char *line, size_t len)
 	conn_send(o->arg, line, len);
 }
 
+/*
+ * The hot path for a line from a peer: an envelope the scanner reads (no
+ * "swim" member) is routed, or delivered, without a jv where the full path
+ * below would decide the same (lib/jscan.h).  1 when it was taken.
+ */
+static int on_line_scanned(struct swarm *s, struct pconn *c, const char *line, size_t len)
+{
+	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, line, len };
+	const struct nn_jscan_member *t;
+	struct nn_env_scan es;
+
+	if (nn_env_scan(line, len, &es) < 0 || nn_jscan_get(&es.j, "swim"))
+		return 0;
+	t = nn_jscan_get(&es.j, "type");
+	if (t && t->kind == NN_JSCAN_STRING && !t->plain)
+		return 0;	/* jv may read it as "reply" */
+	if (t && t->kind == NN_JSCAN_STRING && ((t->vlen == 7 && !memcmp(t->val, "\"reply\"", 7)) ||
+						  (t->vlen == 7 && !memcmp(t->val, "\"error\"", 7)))) {
+		const struct nn_jscan_member *r = nn_jscan_get(&es.j, "re");
+		const char *re;
+		if (!r || r->kind != NN_JSCAN_STRING)
+			return 1;	/* no re: nobody to pass it to, as below */
+		if (!(re = nn_env_scan_str(&es, "re")))
+			return 0;
+		route_answer(s, jv_invalid(), &es.j, re, line, len);
+		return 1;
+	}
+	return nn_node_deliver_scanned(s->n, &es, &o);
+}
+
 static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t len)
 {
 	char err[NN_ERRLEN];
 	struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
-	jv v = nn_json_parse(line, len, err);
-	jv t;
+	jv v, t;
+
+	if (on_line_scanned(s, c, line, len))
+		return;
+	v = nn_json_parse(line, len, err);
 
 	if (jv_get_kind(v) != JV_KIND_OBJECT) {
 		/* valid JSON of another kind leaves err unset */
@@ -1104,7 +1198,9 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	t = jv_object_get(jv_copy(v), jv_string("type"));
 	if (jv_get_kind(t) == JV_KIND_STRING &&
 	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
-		route_answer(s, v, line, len);
+		const char *re = nn_env_str(v, "re");
+		if (re)
+			route_answer(s, v, NULL, re, line, len);
 	} else {
 		o.line = line;
 		o.len = len;
@@ -1182,6 +1278,9 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				const char *line;
 				size_t len;
 				int k;
+				/* the lines of one read are one burst: the node may
+				 * commit their effects together (nn_node_hold) */
+				nn_node_burst_begin(s->n);
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
 						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
@@ -1192,6 +1291,7 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 					}
 					on_line(s, c, line, len);
 				}
+				nn_node_burst_end(s->n);
 			}
 			if ((size_t)r < sizeof buf)
 				break;
@@ -1404,6 +1504,8 @@ static void swarm_close(struct nn_node *n, void *arg)
 		free(s->boot[i]);
 	free(s->boot);
 	free(s->pend);
+	free(s->pbucket);
+	nn_buf_release(&s->line);
 	sodium_memzero(s->netkey, sizeof s->netkey);
 	nn_node_set_router(n, NULL, NULL);
 	nn_node_set_authorizer(n, NULL, NULL);

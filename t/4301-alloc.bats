@@ -73,6 +73,24 @@ true
 	assert_equal "$(nunet-send /alloc/list '{"all":true}' | jq -r '.allocations[].id')" s1
 }
 
+@test "a node under a real-time policy (chrt -f) starts shims and jobs under SCHED_OTHER" {
+	command -v chrt >/dev/null || skip "chrt (util-linux) is not installed"
+	chrt -f -p 10 "$NODE_PID" 2>/dev/null || skip "this machine refuses SCHED_FIFO"
+	assert_equal "$(chrt -p "$NODE_PID" | sed -n 's/.*policy: //p')" SCHED_FIFO
+	run --separate-stderr nunet-run --cpu 0.5 --memory 64M -- sh -c 'chrt -p $$'
+	assert_success
+	assert_line --partial "scheduling policy: SCHED_OTHER"
+	# the shim too, while its job runs
+	id=$(nunet-run -d -- sleep 30)
+	for i in $(seq 100); do
+		[ "$(jq -r .state "$NUNET_HOME/alloc/$id/state.json")" = running ] && break
+		sleep 0.05
+	done
+	pid=$(nunet-run status "$id" | jq -r .shim_pid)
+	[ "$pid" -gt 1 ]
+	assert_equal "$(chrt -p "$pid" | sed -n 's/.*policy: //p')" SCHED_OTHER
+}
+
 # refuse BODY MESSAGE-PART: refused with bad_body, no directory, no row
 refuse() {
 	run --separate-stderr nunet-send /alloc/start "$1"

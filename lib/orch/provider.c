@@ -27,6 +27,7 @@
 #include "log.h"
 #include "onboard.h"
 #include "pay.h"
+#include "storage.h"
 
 #define LOG_CHUNK_MAX (256 * 1024)
 
@@ -165,7 +166,8 @@ static void lease_end(struct orch *o, const char *lease, const char *st_name, co
 		sqlite3_bind_text(st, 3, lease, -1, SQLITE_STATIC);
 		orch_step(o, st);
 	}
-	orch_lease_emit(o, !strcmp(st_name, "expired") ? "deploy.lease.expired" : "deploy.lease.released",
+	orch_lease_emit(o, !strcmp(st_name, "expired") ? "deploy.lease.expired"
+			: !strcmp(st_name, "orphaned") ? "deploy.lease.orphaned" : "deploy.lease.released",
 			lease, trace, why);
 }
 
@@ -194,11 +196,71 @@ void orch_leases_expire(struct orch *o)
 	jv_free(a);
 }
 
+/* Provisioned leases whose requester this node has seen dead, without a
+ * break, for deploy_orphan_ms: the orchestrator is gone or cut off, and
+ * has moved the allocations elsewhere or will release them when it can;
+ * the provider ends them itself so that no copy runs twice for long.  The
+ * time counts from when this node (since its start) first saw the
+ * requester dead; a requester seen alive again resets it. */
+void orch_leases_orphan(struct orch *o)
+{
+	int64_t limit = nn_node_config(o->n)->deploy_orphan_ms, now = nn_mono_ms();
+	sqlite3_stmt *st;
+	jv dead = jv_object(), end = jv_array();
+	if (limit <= 0 || now - o->orphan_checked < 1000)
+		return;
+	o->orphan_checked = now;
+	st = orch_prep(o, "SELECT l.id, l.trace, l.requester, e.state FROM orch_lease l LEFT JOIN swarm_edges e"
+		       " ON e.src = ? AND e.dst = l.requester WHERE l.state = 'provisioned' AND l.requester <> ?");
+	if (!st) {
+		jv_free(dead);
+		jv_free(end);
+		return;
+	}
+	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, nn_node_did(o->n), -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *rq = (const char *)sqlite3_column_text(st, 2);
+		const char *es = (const char *)sqlite3_column_text(st, 3);
+		jv since;
+		if (!rq || !es || strcmp(es, "dead"))
+			continue;
+		since = jv_object_get(jv_copy(o->dead_since), jv_string(rq));
+		if (!jv_is_valid(since))
+			since = jv_number((double)now);
+		dead = jv_object_set(dead, jv_string(rq), jv_copy(since));
+		if (now - (int64_t)jv_number_value(since) >= limit) {
+			const char *t = (const char *)sqlite3_column_text(st, 1);
+			jv x = jv_array_append(jv_array(), jv_string((const char *)sqlite3_column_text(st, 0)));
+			x = jv_array_append(x, jv_string(t ? t : ""));
+			end = jv_array_append(end, jv_array_append(x, jv_string(rq)));
+		}
+		jv_free(since);
+	}
+	sqlite3_finalize(st);
+	/* only requesters still dead keep their time */
+	jv_free(o->dead_since);
+	o->dead_since = dead;
+	jv_array_foreach(end, i, x) {
+		jv id = jv_array_get(jv_copy(x), 0), t = jv_array_get(jv_copy(x), 1), rq = jv_array_get(jv_copy(x), 2);
+		char why[256];
+		snprintf(why, sizeof why, "its orchestrator %.80s was unreachable for %lld ms", jv_string_value(rq),
+			 (long long)limit);
+		nn_warn("orch: lease %s: %s: its allocations are stopped", jv_string_value(id), why);
+		lease_end(o, jv_string_value(id), "orphaned", jv_string_value(t), why);
+		jv_free(id);
+		jv_free(t);
+		jv_free(rq);
+		jv_free(x);
+	}
+	jv_free(end);
+}
+
 /* The lease row as an object, or invalid when there is none. */
 static jv lease_get(struct orch *o, const char *id)
 {
 	sqlite3_stmt *st = orch_prep(o, "SELECT id, dep, grp, requester, trace, resources, expires, state,"
-				     " created FROM orch_lease WHERE id = ?");
+				     " created, reader FROM orch_lease WHERE id = ?");
 	jv r = jv_invalid();
 	if (!st)
 		return r;
@@ -214,6 +276,7 @@ static jv lease_get(struct orch *o, const char *id)
 		r = jv_object_set(r, jv_string("expires"), jv_number((double)sqlite3_column_int64(st, 6)));
 		r = jv_object_set(r, jv_string("state"), orch_col_str(st, 7));
 		r = jv_object_set(r, jv_string("created"), jv_number((double)sqlite3_column_int64(st, 8)));
+		r = jv_object_set(r, jv_string("reader"), orch_col_str(st, 9));
 	}
 	sqlite3_finalize(st);
 	return r;
@@ -221,9 +284,9 @@ static jv lease_get(struct orch *o, const char *id)
 
 /* The lease named in body, checked to belong to the envelope's sender (an
  * owner may act on any).  Invalid + err otherwise. */
-static jv lease_of_sender(struct orch *o, jv req, jv body, char *err)
+static jv lease_of(struct orch *o, jv req, jv body, int read, char *err)
 {
-	const char *id, *from = nn_env_str(req, "from"), *rq;
+	const char *id, *from = nn_env_str(req, "from"), *rq, *rd;
 	jv l;
 	if (nn_json_get_str(body, "lease", &id, NULL) < 0) {
 		nn_seterr(err, "lease: expected the lease id");
@@ -235,7 +298,8 @@ static jv lease_of_sender(struct orch *o, jv req, jv body, char *err)
 		return l;
 	}
 	if (nn_json_get_str(l, "requester", &rq, NULL) < 0 ||
-	    (strcmp(rq, from) != 0 && !nn_node_is_owner(o->n, from))) {
+	    (strcmp(rq, from) != 0 && !nn_node_is_owner(o->n, from) &&
+	     !(read && nn_json_get_str(l, "reader", &rd, NULL) == 0 && !strcmp(rd, from)))) {
 		jv_free(l);
 		nn_seterr(err, "lease: '%.80s' was not made for %.80s", id, from);
 		return jv_invalid();
@@ -243,13 +307,25 @@ static jv lease_of_sender(struct orch *o, jv req, jv body, char *err)
 	return l;
 }
 
+static jv lease_of_sender(struct orch *o, jv req, jv body, char *err)
+{
+	return lease_of(o, req, body, 0, err);
+}
+
+/* The same for reading logs, results and outputs: also the lease's reader. */
+static jv lease_for_reader(struct orch *o, jv req, jv body, char *err)
+{
+	return lease_of(o, req, body, 1, err);
+}
+
 static enum nn_code be_commit(struct nn_node *n, jv req, jv *reply, char *err)
 {
-	static const char *const keys[] = { "deployment", "group", "resources", "lease_ms", "contract", NULL };
+	static const char *const keys[] = { "deployment", "group", "resources", "lease_ms", "contract", "reader",
+					    NULL };
 	struct orch *o = orch_of(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv resj = jv_invalid();
-	const char *dep, *grp, *contract = NULL, *trace = nn_env_str(req, "trace");
+	const char *dep, *grp, *contract = NULL, *reader = NULL, *trace = nn_env_str(req, "trace");
 	int64_t lease_ms = 0, now = nn_now_ms();
 	struct nn_res r;
 	char id[33], cid[160], e[NN_ERRLEN];
@@ -282,6 +358,12 @@ static enum nn_code be_commit(struct nn_node *n, jv req, jv *reply, char *err)
 	if (nn_json_has(body, "contract") && !orch_is_null(body, "contract") &&
 	    nn_json_get_str(body, "contract", &contract, err) < 0)
 		goto out;
+	if (nn_json_has(body, "reader") && !orch_is_null(body, "reader") &&
+	    (nn_json_get_str(body, "reader", &reader, NULL) < 0 || strncmp(reader, "did:", 4) != 0 ||
+	     strlen(reader) >= NN_DID_MAX)) {
+		nn_seterr(err, "reader: expected a did");
+		goto out;
+	}
 	if (nn_node_config(n)->deploy_require_contract) {
 		struct nn_pay *p = nn_pay_attached();
 		if (!contract) {
@@ -304,7 +386,7 @@ static enum nn_code be_commit(struct nn_node *n, jv req, jv *reply, char *err)
 		goto out;
 	}
 	st = orch_prep(o, "INSERT INTO orch_lease (id, dep, grp, requester, trace, resources, expires, state,"
-		       " created, updated) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?)");
+		       " created, updated, reader) VALUES (?, ?, ?, ?, ?, ?, ?, 'reserved', ?, ?, ?)");
 	{
 		jv rv = nn_res_to_json(&r);
 		rtext = nn_json_dump(rv);	/* borrows */
@@ -321,6 +403,8 @@ static enum nn_code be_commit(struct nn_node *n, jv req, jv *reply, char *err)
 		sqlite3_bind_int64(st, 7, now + lease_ms);
 		sqlite3_bind_int64(st, 8, now);
 		sqlite3_bind_int64(st, 9, now);
+		if (reader)
+			sqlite3_bind_text(st, 10, reader, -1, SQLITE_STATIC);
 	}
 	if (orch_step(o, st) < 0) {
 		free(rtext);
@@ -623,7 +707,8 @@ static jv lease_allocs(struct orch *o, const char *lease)
 		a = jv_object_set(a, jv_string("slot"), jv_number((double)sqlite3_column_int64(st, 2)));
 		if (nn_node_invoke(o->n, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(aid)),
 				   NULL, &r, e) == NN_OK) {
-			static const char *const f[] = { "state", "status", "reason", "run", "dir", NULL };
+			static const char *const f[] = { "state", "status", "reason", "run", "dir", "result",
+							 "outputs", NULL };
 			for (int i = 0; f[i]; i++)
 				a = jv_object_set(a, jv_string(f[i]), jv_object_get(jv_copy(r), jv_string(f[i])));
 		}
@@ -650,79 +735,193 @@ static enum nn_code be_lease(struct nn_node *n, jv req, jv *reply, char *err)
 	return NN_OK;
 }
 
-/* /public/deploy/logs: the requester of a lease (and nobody else) reads
- * its allocations' logs by offset. */
-static enum nn_code be_logs(struct nn_node *n, jv req, jv *reply, char *err)
+/* A reply {"data" (base64), "offset", "size"} with up to max bytes of the
+ * open file fd (closed here; -1: none, an empty answer) from off. */
+static jv read_chunk(int fd, int64_t off, int64_t max)
 {
-	struct orch *o = orch_of(n);
-	jv body = jv_object_get(jv_copy(req), jv_string("body"));
-	jv l = jv_invalid(), allocs = jv_invalid(), a = jv_invalid();
-	const char *lease, *name, *stream = "stdout", *dir = NULL, *state = "";
-	int64_t off = 0, max = 65536;
-	enum nn_code code = NN_E_BAD_BODY;
-	char *path = NULL, *buf = NULL, *b64 = NULL;
 	struct stat sb;
-	int fd = -1;
+	char *buf = NULL, *b64;
 	ssize_t got = 0;
+	int64_t size = 0;
+	jv r;
+	if (fd >= 0 && fstat(fd, &sb) == 0) {
+		size = sb.st_size;
+		if (off < size) {
+			buf = nn_xmalloc((size_t)max);
+			got = pread(fd, buf, (size_t)max, off);
+			if (got < 0)
+				got = 0;
+		}
+	}
+	if (size < off)
+		size = off;
+	if (fd >= 0)
+		close(fd);
+	b64 = nn_xmalloc(nn_b64_len((size_t)got));
+	nn_b64_encode(b64, (const uint8_t *)(buf ? buf : ""), (size_t)got);
+	r = jv_object_set(jv_object(), jv_string("data"), jv_string(b64));
+	r = jv_object_set(r, jv_string("offset"), jv_number((double)(off + got)));
+	r = jv_object_set(r, jv_string("size"), jv_number((double)size));
+	free(buf);
+	free(b64);
+	return r;
+}
 
+/* The lease (checked: the requester, an owner, or its reader), and the
+ * allocation body.name of it with its "dir"; invalid + err + *code. */
+static jv reader_alloc(struct orch *o, jv req, jv body, const char **name, enum nn_code *code, char *err)
+{
+	jv l, allocs, a;
+	const char *lease, *dir;
+	*code = NN_E_BAD_BODY;
 	if (jv_get_kind(body) != JV_KIND_OBJECT) {
 		nn_seterr(err, "body: expected an object");
-		goto out;
+		return jv_invalid();
 	}
-	l = lease_of_sender(o, req, body, err);
+	l = lease_for_reader(o, req, body, err);
 	if (!jv_is_valid(l)) {
-		code = strstr(err, "not made for") ? NN_E_UNAUTHORIZED : NN_E_BAD_BODY;
-		goto out;
+		if (strstr(err, "not made for"))
+			*code = NN_E_UNAUTHORIZED;
+		return l;
 	}
-	if (nn_json_get_str(body, "name", &name, NULL) < 0) {
+	if (nn_json_get_str(body, "name", name, NULL) < 0) {
+		jv_free(l);
 		nn_seterr(err, "name: expected the allocation's name");
-		goto out;
-	}
-	if ((nn_json_has(body, "stream") && nn_json_get_str(body, "stream", &stream, err) < 0) ||
-	    (nn_json_has(body, "offset") && nn_json_get_int(body, "offset", &off, err) < 0) ||
-	    (nn_json_has(body, "max") && nn_json_get_int(body, "max", &max, err) < 0))
-		goto out;
-	if ((strcmp(stream, "stdout") && strcmp(stream, "stderr")) || off < 0 || max < 1 || max > LOG_CHUNK_MAX) {
-		nn_seterr(err, "stream: stdout or stderr; offset >= 0; max 1 to %d", LOG_CHUNK_MAX);
-		goto out;
+		return jv_invalid();
 	}
 	nn_json_get_str(l, "lease", &lease, NULL);
 	allocs = lease_allocs(o, lease);
-	a = jv_object_get(jv_copy(allocs), jv_string(name));
+	a = jv_object_get(allocs, jv_string(*name));
 	if (jv_get_kind(a) != JV_KIND_OBJECT || nn_json_get_str(a, "dir", &dir, NULL) < 0) {
-		nn_seterr(err, "name: no allocation '%.64s' under lease %s", name, lease);
+		nn_seterr(err, "name: no allocation '%.64s' under lease %s", *name, lease);
+		jv_free(a);
+		a = jv_invalid();
+	}
+	jv_free(l);
+	return a;
+}
+
+/* The offset and max of a read request; -1 + err. */
+static int read_range(jv body, int64_t *off, int64_t *max, char *err)
+{
+	*off = 0;
+	*max = 65536;
+	if ((nn_json_has(body, "offset") && nn_json_get_int(body, "offset", off, err) < 0) ||
+	    (nn_json_has(body, "max") && nn_json_get_int(body, "max", max, err) < 0))
+		return -1;
+	if (*off < 0 || *max < 1 || *max > LOG_CHUNK_MAX)
+		return nn_seterr(err, "offset >= 0; max 1 to %d", LOG_CHUNK_MAX);
+	return 0;
+}
+
+/* /public/deploy/logs: the requester of a lease (and the reader it named,
+ * nobody else) reads its allocations' logs by offset. */
+static enum nn_code be_logs(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	const char *name, *stream = "stdout", *dir, *state = "";
+	int64_t off, max;
+	enum nn_code code;
+	jv a = reader_alloc(orch_of(n), req, body, &name, &code, err);
+	char *path;
+	if (!jv_is_valid(a))
+		goto out;
+	code = NN_E_BAD_BODY;
+	if ((nn_json_has(body, "stream") && nn_json_get_str(body, "stream", &stream, err) < 0) ||
+	    read_range(body, &off, &max, err) < 0)
+		goto out;
+	if (strcmp(stream, "stdout") && strcmp(stream, "stderr")) {
+		nn_seterr(err, "stream: stdout or stderr");
 		goto out;
 	}
+	nn_json_get_str(a, "dir", &dir, NULL);
 	nn_json_get_str(a, "state", &state, NULL);
 	path = nn_xasprintf("%s/%s.log", dir, stream);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd >= 0 && fstat(fd, &sb) == 0 && off < sb.st_size) {
-		buf = nn_xmalloc((size_t)max);
-		got = pread(fd, buf, (size_t)max, off);
-		if (got < 0)
-			got = 0;
-	} else if (fd >= 0) {
-		sb.st_size = sb.st_size < off ? off : sb.st_size;
-	} else {
-		sb.st_size = 0;
-	}
-	b64 = nn_xmalloc(nn_b64_len((size_t)got));
-	nn_b64_encode(b64, (const uint8_t *)(buf ? buf : ""), (size_t)got);
-	*reply = jv_object_set(jv_object(), jv_string("data"), jv_string(b64));
-	*reply = jv_object_set(*reply, jv_string("offset"), jv_number((double)(off + got)));
-	*reply = jv_object_set(*reply, jv_string("size"), jv_number((double)sb.st_size));
+	*reply = read_chunk(open(path, O_RDONLY | O_CLOEXEC), off, max);
+	free(path);
 	*reply = jv_object_set(*reply, jv_string("state"), jv_string(state));
 	*reply = jv_object_set(*reply, jv_string("final"), jv_bool(nn_alloc_state_final(state)));
 	code = NN_OK;
 out:
-	if (fd >= 0)
-		close(fd);
-	free(path);
-	free(buf);
-	free(b64);
 	jv_free(a);
-	jv_free(allocs);
-	jv_free(l);
+	jv_free(body);
+	return code;
+}
+
+/* /public/deploy/result: an allocation's state, last result (with what its
+ * outputs became) and declared outputs, for the lease's requester or reader. */
+static enum nn_code be_result(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	static const char *const f[] = { "id", "state", "status", "reason", "run", "dir", "result", "outputs",
+					 NULL };
+	jv body = jv_object_get(jv_copy(req), jv_string("body"));
+	const char *name;
+	enum nn_code code;
+	jv a = reader_alloc(orch_of(n), req, body, &name, &code, err);
+	if (jv_is_valid(a)) {
+		*reply = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+		for (int i = 0; f[i]; i++) {
+			jv v = jv_object_get(jv_copy(a), jv_string(f[i]));
+			*reply = jv_object_set(*reply, jv_string(f[i]), jv_is_valid(v) ? v : (jv_free(v), jv_null()));
+		}
+		code = NN_OK;
+	}
+	jv_free(a);
+	jv_free(body);
+	return code;
+}
+
+/* /public/deploy/output: bytes by offset of one of an allocation's declared
+ * outputs (a regular file inside its directory), for the same callers. */
+static enum nn_code be_output(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv body = jv_object_get(jv_copy(req), jv_string("body")), outs = jv_invalid();
+	const char *name, *path = NULL, *dir;
+	char *full = NULL, e[NN_ERRLEN];
+	int64_t off, max;
+	int declared = 0, fd;
+	struct stat sb;
+	enum nn_code code;
+	jv a = reader_alloc(orch_of(n), req, body, &name, &code, err);
+	if (!jv_is_valid(a))
+		goto out;
+	code = NN_E_BAD_BODY;
+	if (nn_json_get_str(body, "path", &path, NULL) < 0 || read_range(body, &off, &max, err) < 0) {
+		if (!path)
+			nn_seterr(err, "path: expected one of the allocation's outputs");
+		goto out;
+	}
+	outs = jv_object_get(jv_copy(a), jv_string("outputs"));
+	if (jv_get_kind(outs) == JV_KIND_ARRAY)
+		jv_array_foreach(outs, i, it) {
+			const char *p;
+			if (nn_json_get_str(it, "path", &p, NULL) == 0 && !strcmp(p, path))
+				declared = 1;
+			jv_free(it);
+		}
+	if (!declared) {
+		nn_seterr(err, "path: '%.200s' is not an output of %.64s", path, name);
+		goto out;
+	}
+	nn_json_get_str(a, "dir", &dir, NULL);
+	if (nn_storage_join(dir, path, &full, e) < 0) {
+		nn_seterr(err, "path: %s", e);
+		goto out;
+	}
+	fd = open(full, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		nn_seterr(err, "path: %.200s: %s", path, fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		code = NN_E_UNAVAILABLE;
+		goto out;
+	}
+	*reply = read_chunk(fd, off, max);
+	code = NN_OK;
+out:
+	free(full);
+	jv_free(outs);
+	jv_free(a);
 	jv_free(body);
 	return code;
 }
@@ -863,5 +1062,7 @@ const struct nn_behavior orch_provider_behaviors[] = {
 	{ "/deploy/restart", be_restart, "restart (or fail) a lease's allocations for its requester", 0 },
 	{ "/deploy/lease", be_lease, "a lease and the states of its allocations", 0 },
 	{ "/public/deploy/logs", be_logs, "log bytes of a lease's allocation, for its requester", 1 },
+	{ "/public/deploy/result", be_result, "a lease's allocation's result and outputs, for its requester", 1 },
+	{ "/public/deploy/output", be_output, "bytes of a lease's allocation's output, for its requester", 1 },
 	{ NULL, NULL, NULL, 0 }
 };

@@ -19,6 +19,7 @@ static const struct cmd cmds[] = {
 	{ "did", cmd__did },
 	{ "key", cmd__key },
 	{ "env", cmd__env },
+	{ "envscan", cmd__envscan },
 	{ "replay", cmd__replay },
 	{ "lines", cmd__lines },
 	{ "db", cmd__db },

@@ -12,6 +12,7 @@ int cmd__b64(int argc, char **argv);
 int cmd__did(int argc, char **argv);
 int cmd__key(int argc, char **argv);
 int cmd__env(int argc, char **argv);
+int cmd__envscan(int argc, char **argv);
 int cmd__replay(int argc, char **argv);
 int cmd__lines(int argc, char **argv);
 int cmd__db(int argc, char **argv);
