@@ -6,20 +6,12 @@
 # contracts refuses deployments without an accepted one; an allocation's
 # revoked tokens are pruned when it ends.
 load lib/common
+load lib/swarm
 
-VPS="$NUNET_SRC/share/nunet/capability/small-vps.json"
-declare -gA DID ADDR PID
+# three nodes, not lib/swarm's five
 NODES="a b c"
+declare -gA CONFIG
 
-home() { echo "$BATS_TEST_TMPDIR/$1"; }
-
-free_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .free.cpu; }
-onboarded_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .onboarded.cpu; }
-clean() { [ "$(free_cpu "$1")" = "$(onboarded_cpu "$1")" ]; }
-all_clean() {
-	local n
-	for n in $NODES; do clean $n || return 1; done
-}
 alive() {	# alive NODE COUNT: NODE sees COUNT peers alive
 	[ "$(nunet-node --home "$(home $1)" peers | jq -s '[.[] | select(.state == "alive")] | length')" = "$2" ]
 }
@@ -28,9 +20,10 @@ converged() {
 	for n in $NODES; do alive $n 2 || return 1; done
 }
 
-# start_swarm: three nodes, a the orchestrator holding /deploy tokens from
-# the others (and each from the others: any may orchestrate)
-start_swarm() {
+# start_trio: nodes a, b, c at one price, each with its CONFIG[NODE] and
+# onboarded when in ONBOARD (default all), each holding /deploy tokens
+# from the others (any may orchestrate)
+start_trio() {
 	local n m boot=""
 	export NUNET_SWARM_PROBE_MS=1000 NUNET_SWARM_SUSPECT_MS=3000
 	for n in $NODES; do node_init "$(home $n)"; DID[$n]=$(nunet-node --home "$(home $n)" id); done
@@ -53,17 +46,9 @@ start_swarm() {
 	done
 	within 60 converged
 }
-declare -gA CONFIG
-
-teardown() {
-	local n
-	for n in $NODES; do [ -n "${PID[$n]:-}" ] && kill -CONT "${PID[$n]}" 2>/dev/null; done
-	node_stop_all
-	allocs_kill "$BATS_TEST_TMPDIR"
-}
 
 @test "results: each allocation's result, logs and outputs, from their URL (verified) or the provider; again, idempotent; a provider gone is named" {
-	start_swarm
+	start_trio
 	store=$BATS_TEST_TMPDIR/store
 	mkdir -p "$store"
 	cat >"$BATS_TEST_TMPDIR/ens.json" <<-EOF
@@ -143,7 +128,7 @@ teardown() {
 }
 
 @test "a recursive job's child placed on another node streams its output to the parent as it is written" {
-	start_swarm
+	start_trio
 	# the driver holds 0.5 of b's single cpu, so its 0.8-cpu child goes to
 	# another node; the child prints a line a second, then waits for a mark
 	mark=$BATS_TEST_TMPDIR/mark
@@ -174,6 +159,17 @@ teardown() {
 	assert_equal "$(drv_out)" "$(printf 'line 1\nline 2\nline 3\nlast\nchild 6')"
 	assert_equal "$(drv_err)" "$(printf 'err 1\nerr 2\nerr 3')"
 	within 20 all_clean
+	# a client that is not an owner of a sends on through it only what a
+	# token from a covers: none, or one for /alloc, is not enough
+	nunet-node --home "$BATS_TEST_TMPDIR/x" init >/dev/null
+	xd=$(nunet-node --home "$BATS_TEST_TMPDIR/x" id)
+	nunet-node --home "$(home a)" cap grant "$xd" --cap /alloc >"$BATS_TEST_TMPDIR/x.tok"
+	for cap in "" "--cap $BATS_TEST_TMPDIR/x.tok"; do
+		run --separate-stderr nunet-send --key "$BATS_TEST_TMPDIR/x/key" $cap --to "${DID[b]}" \
+			/public/deploy/logs '{"lease":"x","name":"y"}'
+		assert_failure
+		[[ $stderr == *"unauthorized: $xd may not send /public/deploy/logs through this node"* ]]
+	done
 }
 
 # contract PROVIDER CAP: a proposes a contract to PROVIDER, which accepts it,
@@ -189,7 +185,7 @@ contract() {
 @test "deploy_require_contract: a provider deploys only under a contract it accepted; others refuse with the reason, nothing stays reserved" {
 	CONFIG[b]='{"deploy_require_contract":true}'
 	CONFIG[c]='{"deploy_require_contract":true}'
-	ONBOARD="b c" start_swarm
+	ONBOARD="b c" start_trio
 	export NUNET_HOME=$(home a)
 	ens() {	# ens CONTRACT [PEER]: one small task under CONTRACT ("" for none)
 		printf '{"name":"paid","allocations":{"t":{"command":["sh","-c","echo paid"],"resources":{"cpu":0.5,"ram":16777216}}}'
