@@ -1046,6 +1046,11 @@ static int cmd_exec(int argc, char **argv)
 		fcntl(so.ready_fd, F_SETFD, FD_CLOEXEC);
 	if (!so.shim && (so.ready_fd >= 0 || so.adopt || so.health || so.log_max))
 		exec_usage(NN_EX_USAGE);
+	/* started under a real-time policy (a node run by chrt -f): leave it,
+	 * as the job must (its monitor does so too); health checks and
+	 * staging run under SCHED_OTHER as well */
+	if (nn_exec_sched_normal() < 0)
+		nn_warn("cannot leave the real-time scheduling policy: %s", strerror(errno));
 
 	text = read_spec(argv[optind], &len);
 	json = nn_json_parse(text, len, err);

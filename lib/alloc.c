@@ -102,6 +102,8 @@ struct alloc {
 	struct nn_watch *kill_timer, *delay_timer;
 	int unhealthy;
 	char health_msg[NN_ERRLEN];
+	int sup;		/* its supervisor asked: 1 restart it, 2 fail it (/alloc/restart) */
+	char sup_msg[256];
 	int recoveries;
 	char did[NN_DID_MAX];	/* its identity ("" when it has none) */
 	int64_t cap_exp;	/* expiry of its latest token (ms), 0: none */
@@ -124,6 +126,7 @@ struct amod {
 	char *shim_path;
 	int64_t hb_ms;
 	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
+	int64_t pruned;		/* monotonic ms of the last prune of expired tokens */
 	int orphans;		/* a parent ended with live children */
 	const struct nn_alloc_observer *obs[4];
 	int nobs;
@@ -609,7 +612,8 @@ static int put_file(const char *path, const char *text, int replace, char *err)
 
 /*
  * Issue a token from the node's key to the identity did for /alloc and
- * /deploy on this node, record it with the tokens the node issued (so the
+ * /deploy on this node, and /public/deploy sent on through it (reading its
+ * deployments' output from their providers), record it with the tokens the node issued (so the
  * end of the allocation revokes it), then write it to DIR/cred/cap.
  * *exp gets its expiry.
  */
@@ -617,6 +621,7 @@ static int cred_token(struct amod *m, const char *dir, const char *did, int64_t 
 		      char *err)
 {
 	jv caps = jv_array_append(jv_array_append(jv_array(), jv_string("/alloc")), jv_string("/deploy"));
+	caps = jv_array_append(caps, jv_string("/public/deploy"));
 	int64_t e = nn_now_ms() + m->cap_ttl_ms;
 	jv tok = nn_captoken_make(nn_node_key(m->n), did, jv_copy(caps), e, 0, jv_null(), err);
 	char *text, *ctext, *path;
@@ -710,6 +715,30 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CRED);
 	rmdir(p);
 	free(p);
+}
+
+/*
+ * Forget the tokens given to allocations that have expired, and their
+ * revocations: an expired token is refused for that alone.  A revoked
+ * token that has not expired keeps its revocation (a copy of it must stay
+ * worthless) until it expires; pruned at each end of an allocation, and
+ * from the tick at most every half token lifetime (at most a minute).
+ */
+static void cred_prune(struct amod *m)
+{
+	int64_t now = nn_now_ms();
+	sqlite3_stmt *st;
+	m->pruned = nn_mono_ms();
+	st = prep(m, "DELETE FROM cap_revoked WHERE nonce IN (SELECT t.nonce FROM cap_tokens t"
+		  " JOIN allocations a ON a.did = t.aud WHERE t.exp <= ?)");
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
+	step_done(m, st);
+	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND aud IN (SELECT did FROM allocations"
+		  " WHERE did IS NOT NULL)");
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
+	step_done(m, st);
 }
 
 /* Where a container finds the control socket and DIR/cred (read-only). */
@@ -970,9 +999,12 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 	a->respawn = 0;
 	if (a->m->nobs)
 		notify(a, NN_ALLOC_ENDED, result);
-	set_state(a, state, reason, result, status);
+	/* revoked before the final state is out: whoever sees the end
+	 * (a client watching state.json) finds its tokens revoked */
 	cred_remove(a->m, a->dir, a->did);
+	cred_prune(a->m);
 	a->cap_exp = 0;
+	set_state(a, state, reason, result, status);
 	if (live_children(a->m, a->id) > 0)
 		a->m->orphans = 1;	/* the next tick tears them down */
 	{
@@ -1080,6 +1112,22 @@ static void on_result(struct alloc *a, int run, jv res)
 	}
 	failed = status != 0 || a->unhealthy;
 	a->unhealthy = 0;
+	if (a->sup && !a->cancel) {
+		/* a supervisor elsewhere (the orchestrator) decided: a restart
+		 * of its own is not the job's failure and is not counted here;
+		 * an escalation is a failure its own policy judges */
+		char *tmp = nn_xasprintf("%s: %.200s", a->sup == 1 ? "supervisor" : "escalated", a->sup_msg);
+		int restart = a->sup == 1;
+		snprintf(reason, sizeof reason, "%s", tmp);
+		free(tmp);
+		a->sup = 0;
+		failed = 1;
+		if (restart) {
+			set_state(a, "restarting", reason, res, status);
+			a->respawn = 1;
+			return;
+		}
+	}
 	if (a->cancel || a->rp.policy == NN_RESTART_NEVER || staging_failed(res) ||
 	    (a->rp.policy == NN_RESTART_ON_FAILURE && !failed)) {
 		finish(a, state, reason, res, status);
@@ -1649,6 +1697,8 @@ static void on_tick(struct nn_loop *l, void *arg)
 			cred_renew(a);
 	if (m->orphans)
 		reap_orphans(m);
+	if (now - m->pruned >= (m->cap_ttl_ms / 2 < 60000 ? m->cap_ttl_ms / 2 : 60000))
+		cred_prune(m);
 }
 
 /* ---- behaviors ---- */
@@ -2278,12 +2328,57 @@ static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
 	return NN_OK;
 }
 
+/* /alloc/restart {"id","reason","escalate"}: for a supervisor on
+ * another node.  A running job is killed; then restarted at once, not
+ * counted against its own restart intensity (the supervisor counts), or
+ * with escalate its end is a failure that its own policy judges. */
+static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct amod *m = mod(n);
+	jv body, esc;
+	const char *id = body_id(req, &body, err), *why = "restarted by its supervisor";
+	struct alloc *a;
+	enum nn_code code;
+	int ok = 0;
+	if (!id) {
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	if ((code = check_scope(n, req, id, err)) != NN_OK) {
+		jv_free(body);
+		return code;
+	}
+	if (nn_json_has(body, "reason") && nn_json_get_str(body, "reason", &why, err) < 0) {
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	if (!exists(m, id)) {
+		nn_seterr(err, "no allocation '%.80s' on this node", id);
+		jv_free(body);
+		return NN_E_BAD_BODY;
+	}
+	esc = jget(body, "escalate");
+	a = find(m, id);
+	if (a && !a->cancel && !a->sup && !strcmp(a->state, "running")) {
+		a->sup = jv_get_kind(esc) == JV_KIND_TRUE ? 2 : 1;
+		snprintf(a->sup_msg, sizeof a->sup_msg, "%s", why);
+		signal_job(a, SIGKILL);
+		ok = 1;
+	}
+	*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+	*reply = jv_object_set(*reply, jv_string("restarted"), jv_bool(ok));
+	jv_free(esc);
+	jv_free(body);
+	return NN_OK;
+}
+
 static const struct nn_behavior behaviors[] = {
 	{ "/alloc/start", be_start, "check a job spec, then start it as an allocation", 0 },
 	{ "/alloc/list", be_list, "list live allocations (all with {\"all\":true})", 0 },
 	{ "/alloc/status", be_status, "one allocation: state, result, history, children", 0 },
 	{ "/alloc/logs", be_logs, "where an allocation's logs are", 0 },
 	{ "/alloc/cancel", be_cancel, "stop an allocation, its children first", 0 },
+	{ "/alloc/restart", be_restart, "kill a running job for its supervisor: restart it, or fail it", 0 },
 };
 
 /* ---- attach, reconnect, close ---- */

@@ -78,6 +78,12 @@
  *	               where to read (the logs are files on this machine)
  *	/alloc/cancel  {"id","grace":"10s"} → {"id","cancelled":bool}:
  *	               children first, then SIGTERM, SIGKILL after grace
+ *	/alloc/restart {"id","reason","escalate":bool} → {"id","restarted"}:
+ *	               a running job is killed for a supervisor elsewhere
+ *	               (the orchestrator's restart strategies): restarted at
+ *	               once, state restarting with reason "supervisor: …",
+ *	               not counted against its own intensity; with escalate
+ *	               its end is a failure ("escalated: …") its policy judges
  *
  * Waiting for the end is watching DIR/state.json (inotify) until its state
  * is final: a behavior's answer cannot be deferred by the node yet, and a

@@ -5,6 +5,7 @@
  * a document restricted to a vector (what a node offers when it answers for
  * its free resources).  All of it pure: jv in, jv or numbers out.
  */
+#include <math.h>
 #include <string.h>
 #include <stdio.h>
 #include "cap.h"
@@ -86,6 +87,22 @@ static int mul_ok(int64_t a, int64_t b, int64_t *out)
 	return !__builtin_mul_overflow(a, b, out);
 }
 
+int nn_cap_millicores(double cores, int64_t *milli)
+{
+	double k;
+	if (!(cores >= 0) || cores * 1000 >= 9223372036854775808.0)
+		return -1;
+	/* the nearest whole number of millicores, and whether that many
+	 * thousandths reads back as the same double: a correctly rounded
+	 * division gives the double nearest to k/1000, which is what the
+	 * decimal text "1.007" was read as */
+	k = nearbyint(cores * 1000);
+	if (k / 1000 != cores && k != cores * 1000)
+		return -1;
+	*milli = (int64_t)k;
+	return 0;
+}
+
 int nn_res_from_doc(struct nn_res *r, jv doc, char *err)
 {
 	struct nn_res x = { 0, 0, 0, 0, 0 };
@@ -106,12 +123,9 @@ int nn_res_from_doc(struct nn_res *r, jv doc, char *err)
 			if (jv_is_valid(m) && jv_get_kind(m) != JV_KIND_NULL && !num_ok(m, &milli))
 				rc = nn_seterr(err, "cpu.millicores: expected a non-negative integer");
 			else if (jv_get_kind(k) == JV_KIND_NUMBER) {
-				double d = jv_number_value(k) * 1000;
-				if (d < 0 || d >= 9223372036854775808.0 || d != (double)(int64_t)d)
+				if (nn_cap_millicores(jv_number_value(k), &cores) < 0)
 					rc = nn_seterr(err, "cpu.cores: expected a non-negative number "
 						       "(at most 3 decimals)");
-				else
-					cores = (int64_t)d;
 			} else if (jv_is_valid(k) && jv_get_kind(k) != JV_KIND_NULL)
 				rc = nn_seterr(err, "cpu.cores: expected a non-negative number "
 					       "(at most 3 decimals)");

@@ -31,6 +31,14 @@ struct nn_res {
 int nn_cap_size(jv v, const char *field, int64_t *out, char *err);
 
 /*
+ * A number of cores with at most three decimals as millicores: 0 and *milli
+ * (1.007 gives 1007, exactly, though 1.007 * 1000 is 1006.9999999999999 in
+ * a double), or -1 for a negative, non-finite or finer number, or one of
+ * 2^63 millicores or more.
+ */
+int nn_cap_millicores(double cores, int64_t *milli);
+
+/*
  * The vector of a capability or requirements document (borrows doc):
  * cpu.millicores, else cpu.cores * 1000 (cores may have 3 decimals); ram.size; disk.size; gpus: an array
  * of GPUs (count, sum of vram) or an object {"count":N,"vram":PER_GPU}

@@ -1391,7 +1391,8 @@ static void check_links(struct ctx *c, jv allocs, const char *key)
 
 static const char *const top_keys[] = {
 	"version", "name", "allocations", "nodes", "edges", "where", "rank", "max_price",
-	"deadline", "deadline_ms", "bid_window", "bid_window_ms", "contract", NULL
+	"deadline", "deadline_ms", "bid_window", "bid_window_ms", "heartbeat", "heartbeat_ms",
+	"contract", NULL
 };
 
 /* Each allocation in exactly one group (groups and allocs borrowed). */
@@ -1602,6 +1603,12 @@ static jv normalize(jv doc, const char *defname, jv *errors)
 		err(&c, nn_json_has(doc, "bid_window") ? "bid_window" : "bid_window_ms",
 		    "must be shorter than the deadline (%lldms)", (long long)deadline);
 	out = jv_object_set(out, jv_string("bid_window_ms"), jv_number((double)ms));
+	/* providers push a heartbeat this often; three missed: lost */
+	if (want_duration(&c, doc, "", "heartbeat", 2000, 100, &ms) < 0)
+		bad = 1;
+	else if (ms > 600000)
+		err(&c, nn_json_has(doc, "heartbeat") ? "heartbeat" : "heartbeat_ms", "must be at most 10m");
+	out = jv_object_set(out, jv_string("heartbeat_ms"), jv_number((double)ms));
 
 	v = field(doc, "contract");
 	put(&out, "contract", is_null(v) ? v : want_string(&c, v, "contract"), &bad);

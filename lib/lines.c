@@ -48,13 +48,21 @@ void nn_lines_feed(struct nn_lines *l, const char *p, size_t n)
 
 ssize_t nn_lines_read_fd(struct nn_lines *l, int fd)
 {
-	char chunk[65536];
+	/* straight into the buffer: no copy from a chunk on the stack */
+	enum { CHUNK = 65536 };
+	char *room;
 	ssize_t n;
+	if (l->off > 0 && (l->off == l->buf.len || l->off > CHUNK))
+		compact(l);
+	if (!(room = nn_buf_room(&l->buf, CHUNK))) {
+		errno = ENOMEM;
+		return -1;
+	}
 	do
-		n = read(fd, chunk, sizeof chunk);
+		n = read(fd, room, CHUNK);
 	while (n < 0 && errno == EINTR);
 	if (n > 0)
-		nn_lines_feed(l, chunk, (size_t)n);
+		nn_buf_commit(&l->buf, (size_t)n);
 	return n;
 }
 

@@ -51,6 +51,7 @@ struct ofr {
 	struct {
 		struct sv arch, kernel, cont, country, city, currency, where;
 	} s;
+	const char *top[12];		/* the value of each top-level K_* member */
 	int ngpu, nexec, nfeat, nlab;
 	struct sv gvendor[MAXLIST];
 	int64_t gvram[MAXLIST];
@@ -93,6 +94,10 @@ struct nn_match {
 	struct strs labk, labv;
 	struct nn_res need;		/* for the default rank */
 	jq_state *where, *rank;
+	struct xprog *xwhere, *xrank;	/* their fast forms, or NULL */
+	int jq_only;			/* nn_match_jq_only() */
+	const char *xtop;		/* the offer in hand, for xeval */
+	unsigned long nfast;		/* nn_match_fast_count() */
 	char *where_text, *rank_text;
 	char *where_show;		/* where_text for messages, when it differs */
 	struct wcache wc[WCACHE];
@@ -132,6 +137,8 @@ static int bad(struct scan *s, const char *what)
 
 static inline void ws(struct scan *s)
 {
+	if (s->p < s->e && (unsigned char)*s->p > ' ')	/* the usual case: none */
+		return;
 	while (s->p < s->e && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
 		s->p++;
 }
@@ -227,7 +234,37 @@ static const unsigned char plain[256] = {
 #undef R8
 };
 
-static int scan_str(struct scan *s, struct sv *out)
+static int scan_str_slow(struct scan *s, struct sv *out);
+
+/* The usual string, short and plain, ends within 16 bytes: found with one
+ * compare, inline; anything else (escapes, UTF-8, longer) is scan_str_slow. */
+static inline int scan_str(struct scan *s, struct sv *out)
+{
+#ifdef __SSE2__
+	const char *p = s->p + 1;
+	if (s->e - p >= 16) {
+		__m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+		unsigned mask = (unsigned)_mm_movemask_epi8(_mm_or_si128(
+			_mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('"')),
+				     _mm_cmpeq_epi8(x, _mm_set1_epi8('\\'))),
+			_mm_cmplt_epi8(x, _mm_set1_epi8(0x20))));
+		if (mask) {
+			unsigned i = (unsigned)__builtin_ctz(mask);
+			if (p[i] == '"') {
+				s->p = p + i + 1;
+				if (out) {
+					out->p = p;
+					out->n = i;
+				}
+				return 0;
+			}
+		}
+	}
+#endif
+	return scan_str_slow(s, out);
+}
+
+static int scan_str_slow(struct scan *s, struct sv *out)
 {
 	const char *start = ++s->p, *p = start;
 	int esc = 0;
@@ -244,7 +281,7 @@ static int scan_str(struct scan *s, struct sv *out)
 				_mm_cmplt_epi8(x, sp)));
 			if (mask) {
 				p += __builtin_ctz((unsigned)mask);
-				break;
+				goto stop;
 			}
 			p += 16;
 		}
@@ -255,6 +292,9 @@ static int scan_str(struct scan *s, struct sv *out)
 			s->p = p;
 			return fail(s, "not JSON: unterminated string");
 		}
+#ifdef __SSE2__
+stop:;
+#endif
 		unsigned char c = (unsigned char)*p;
 		if (c == '"')
 			break;
@@ -339,6 +379,40 @@ static int scan_str(struct scan *s, struct sv *out)
 	return 0;
 }
 
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define LITTLE_ENDIAN_SWAR 1
+#else
+#define LITTLE_ENDIAN_SWAR 0
+#endif
+
+static const int64_t pow10i[9] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000,
+				     100000000 };
+
+/* The leading decimal digits among the 8 bytes at p (readable): how many,
+ * and their value in *x (SWAR, as in simdjson's parse_eight_digits). */
+static inline unsigned digits8(const char *p, uint64_t *x)
+{
+	uint64_t v, nd;
+	unsigned n;
+	memcpy(&v, p, 8);
+	/* a byte that is not '0'..'9' (a carry out of such a byte only
+	 * spoils the bytes after it, which are not counted) */
+	nd = ((v & 0xf0f0f0f0f0f0f0f0ULL) ^ 0x3030303030303030ULL) |
+	     (((v + 0x0606060606060606ULL) & 0xf0f0f0f0f0f0f0f0ULL) ^ 0x3030303030303030ULL);
+	n = nd ? (unsigned)__builtin_ctzll(nd) / 8 : 8;
+	if (n == 0) {
+		*x = 0;
+		return 0;
+	}
+	v -= 0x3030303030303030ULL;
+	v <<= 8 * (8 - n);	/* the first n digits, after leading zeros */
+	v = v * 10 + (v >> 8);
+	v = (((v & 0x000000ff000000ffULL) * (100 + (1000000ULL << 32))) +
+	     (((v >> 16) & 0x000000ff000000ffULL) * (1 + (10000ULL << 32)))) >> 32;
+	*x = v;
+	return n;
+}
+
 /* A number; *iv gets its value when it is an integer in int64 range
  * (*isint = 1). */
 static int scan_num(struct scan *s, int64_t *iv, int *isint)
@@ -356,9 +430,23 @@ static int scan_num(struct scan *s, int64_t *iv, int *isint)
 	/* fast path: up to 18 digits, no fraction, no exponent */
 	if (*p != '0') {
 		int64_t v = 0;
-		const char *d = p;
-		while (p < s->e && *p >= '0' && *p <= '9' && p - d < 18)
-			v = v * 10 + (*p++ - '0');
+		const char *d = s->e - p > 18 ? p + 18 : s->e;
+		unsigned dig;
+		if (LITTLE_ENDIAN_SWAR && s->e - p >= 16) {	/* 8 digits at a time */
+			uint64_t x;
+			unsigned n = digits8(p, &x);
+			v = (int64_t)x;
+			p += n;
+			if (n == 8) {
+				n = digits8(p, &x);
+				v = v * pow10i[n] + (int64_t)x;
+				p += n;
+			}
+		}
+		while (p < d && (dig = (unsigned char)*p - (unsigned)'0') < 10) {
+			v = v * 10 + dig;
+			p++;
+		}
 		if (p >= s->e || (*p != '.' && *p != 'e' && *p != 'E' && (*p < '0' || *p > '9'))) {
 			s->p = p;
 			*iv = neg ? -v : v;
@@ -414,28 +502,35 @@ static int scan_value(struct scan *s, int depth);
  * follows (for objects, *key is set and the ':' consumed), 0 at the close. */
 static int next_member(struct scan *s, int *first, struct sv *key, char close)
 {
+	const char *p;
 	ws(s);
-	if (peek(s) == close) {
-		s->p++;
+	p = s->p;
+	if (p < s->e && *p == close) {
+		s->p = p + 1;
 		return 0;
 	}
 	if (!*first) {
-		if (peek(s) != ',')
+		if (p >= s->e || *p != ',')
 			return bad(s, close == '}' ? "',' or '}'" : "',' or ']'");
-		s->p++;
+		s->p = p + 1;
 		ws(s);
+		p = s->p;
 	}
 	*first = 0;
 	if (close == ']')
 		return 1;
-	if (peek(s) != '"')
+	if (p >= s->e || *p != '"')
 		return bad(s, "a member name");
 	if (scan_str(s, key) < 0)
 		return -1;
-	ws(s);
-	if (peek(s) != ':')
-		return bad(s, "':'");
-	s->p++;
+	p = s->p;
+	if (p >= s->e || *p != ':') {
+		ws(s);
+		if (peek(s) != ':')
+			return bad(s, "':'");
+		p = s->p;
+	}
+	s->p = p + 1;
 	ws(s);
 	return 1;
 }
@@ -479,15 +574,6 @@ static int scan_value(struct scan *s, int depth)
 /* k equals the literal lit: a constant-size compare the compiler inlines */
 #define SV_IS(k, lit) ((k).n == sizeof(lit) - 1 && !memcmp((k).p, lit, sizeof(lit) - 1))
 
-static inline int sv_is(struct sv k, const char *lit)
-{
-	size_t i;
-	for (i = 0; i < k.n; i++)
-		if (!lit[i] || lit[i] != k.p[i])
-			return 0;
-	return !lit[i];
-}
-
 static int is_null(struct scan *s)
 {
 	if ((size_t)(s->e - s->p) >= 4 && !memcmp(s->p, "null", 4)) {
@@ -504,10 +590,12 @@ static int scan_uint(struct scan *s, const char *obj, const char *key, int64_t *
 {
 	int64_t v;
 	int isint;
-	if (is_null(s))
-		return 0;
-	if (peek(s) != '-' && (peek(s) < '0' || peek(s) > '9'))
+	int c = peek(s);
+	if ((c < '0' || c > '9') && c != '-') {
+		if (is_null(s))
+			return 0;
 		goto bad;
+	}
 	if (scan_num(s, &v, &isint) < 0)
 		return -1;
 	if (!isint || v < 0)
@@ -521,6 +609,8 @@ bad:
 
 static int scan_string_field(struct scan *s, const char *field, struct sv *out)
 {
+	if (peek(s) == '"')
+		return scan_str(s, out);
 	if (is_null(s)) {
 		out->p = NULL;
 		return 0;
@@ -558,11 +648,27 @@ static int scan_strlist(struct scan *s, const char *field, struct sv *v, int *n)
 	return r;
 }
 
+/*
+ * Member i of obj (key is its name) seen a second time in the same object:
+ * jq keeps the last one whole while the scanner would have read both (a
+ * null second one leaves the first in place), so rather than read the
+ * document two ways it is refused, at every level, like a repeated
+ * top-level member.
+ */
+static int twice(struct scan *s, unsigned *seen, int i, const char *obj, const char *key)
+{
+	if (*seen & (1u << i))
+		return fail(s, "'%s%s%s' appears twice", obj, *obj ? "." : "", key);
+	*seen |= 1u << i;
+	return 0;
+}
+
 /* Members of an object that are all non-negative integers (others skipped). */
 static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
-		     const int *idx, int nkeys, struct ofr *o)
+		     const unsigned char *klen, const int *idx, int nkeys, struct ofr *o)
 {
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 	if (is_null(s))
 		return 0;
@@ -570,15 +676,16 @@ static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		int i;
-		for (i = 0; i < nkeys; i++)
-			if (sv_is(k, keys[i]))
+		for (i = 0; i < nkeys; i++)	/* the names differ in their first byte */
+			if (k.n && k.p[0] == keys[i][0])
 				break;
-		if (i == nkeys) {
+		if (i == nkeys || k.n != klen[i] || memcmp(k.p, keys[i], k.n)) {
 			if (scan_value(s, 2) < 0)
 				return -1;
 			continue;
 		}
-		if (scan_uint(s, obj, keys[i], &o->num[idx[i]], &o->has, 1u << idx[i]) < 0)
+		if (twice(s, &seen, i, obj, keys[i]) < 0 ||
+		    scan_uint(s, obj, keys[i], &o->num[idx[i]], &o->has, 1u << idx[i]) < 0)
 			return -1;
 	}
 	return r;
@@ -587,8 +694,10 @@ static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
 static int scan_cpu(struct scan *s, struct ofr *o)
 {
 	static const char *const sk[] = { "single", "multi" };
+	static const unsigned char sl[] = { 6, 5 };
 	static const int si[] = { F_SSINGLE, F_SMULTI };
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 	if (is_null(s))
 		return 0;
@@ -596,17 +705,23 @@ static int scan_cpu(struct scan *s, struct ofr *o)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		if (SV_IS(k, "cores"))
-			r = scan_uint(s, "cpu", "cores", &o->cores, &o->has, H_CORES);
+			r = twice(s, &seen, 0, "cpu", "cores") < 0 ? -1 :
+			    scan_uint(s, "cpu", "cores", &o->cores, &o->has, H_CORES);
 		else if (SV_IS(k, "millicores"))
-			r = scan_uint(s, "cpu", "millicores", &o->milli, &o->has, H_MILLI);
+			r = twice(s, &seen, 1, "cpu", "millicores") < 0 ? -1 :
+			    scan_uint(s, "cpu", "millicores", &o->milli, &o->has, H_MILLI);
 		else if (SV_IS(k, "threads"))
-			r = scan_uint(s, "cpu", "threads", &o->num[F_THREADS], &o->has, 1u << F_THREADS);
+			r = twice(s, &seen, 2, "cpu", "threads") < 0 ? -1 :
+			    scan_uint(s, "cpu", "threads", &o->num[F_THREADS], &o->has, 1u << F_THREADS);
 		else if (SV_IS(k, "mhz"))
-			r = scan_uint(s, "cpu", "mhz", &o->num[F_MHZ], &o->has, 1u << F_MHZ);
+			r = twice(s, &seen, 3, "cpu", "mhz") < 0 ? -1 :
+			    scan_uint(s, "cpu", "mhz", &o->num[F_MHZ], &o->has, 1u << F_MHZ);
 		else if (SV_IS(k, "arch"))
-			r = scan_string_field(s, "cpu.arch", &o->s.arch);
+			r = twice(s, &seen, 4, "cpu", "arch") < 0 ? -1 :
+			    scan_string_field(s, "cpu.arch", &o->s.arch);
 		else if (SV_IS(k, "score"))
-			r = scan_nums(s, "cpu.score", sk, si, 2, o);
+			r = twice(s, &seen, 5, "cpu", "score") < 0 ? -1 :
+			    scan_nums(s, "cpu.score", sk, sl, si, 2, o);
 		else
 			r = scan_value(s, 2);
 		if (r < 0)
@@ -627,7 +742,7 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 	o->has |= H_GPUS;
 	while ((r = next_member(s, &first, &k, ']')) == 1) {
 		int f2 = 1, i = o->ngpu;
-		unsigned h = 0;
+		unsigned h = 0, seen = 0;
 		if (i >= MAXLIST)
 			return fail(s, "gpus: more than %d entries", MAXLIST);
 		if (peek(s) != '{')
@@ -636,10 +751,13 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 		o->gvendor[i].p = NULL;
 		o->gvram[i] = 0;
 		while ((r = next_member(s, &f2, &k, '}')) == 1) {
-			if (SV_IS(k, "vendor")) {
-				r = scan_string_field(s, "gpus[].vendor", &o->gvendor[i]);
-			} else if (SV_IS(k, "vram")) {
-				r = scan_uint(s, "gpus[]", "vram", &o->gvram[i], &h, 1);
+			if (SV_IS(k, "vendor") || SV_IS(k, "vram")) {
+				int v = k.n == 6;
+				if (seen & (1u << v))
+					return fail(s, "'gpus[%d].%s' appears twice", i, v ? "vendor" : "vram");
+				seen |= 1u << v;
+				r = v ? scan_string_field(s, "gpus[].vendor", &o->gvendor[i])
+				      : scan_uint(s, "gpus[]", "vram", &o->gvram[i], &h, 1);
 			} else {
 				r = scan_value(s, 3);
 			}
@@ -656,6 +774,7 @@ static int scan_gpus(struct scan *s, struct ofr *o)
 static int scan_location(struct scan *s, struct ofr *o)
 {
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k;
 	if (is_null(s))
 		return 0;
@@ -663,11 +782,14 @@ static int scan_location(struct scan *s, struct ofr *o)
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		if (SV_IS(k, "continent"))
-			r = scan_string_field(s, "location.continent", &o->s.cont);
+			r = twice(s, &seen, 0, "location", "continent") < 0 ? -1 :
+			    scan_string_field(s, "location.continent", &o->s.cont);
 		else if (SV_IS(k, "country"))
-			r = scan_string_field(s, "location.country", &o->s.country);
+			r = twice(s, &seen, 1, "location", "country") < 0 ? -1 :
+			    scan_string_field(s, "location.country", &o->s.country);
 		else if (SV_IS(k, "city"))
-			r = scan_string_field(s, "location.city", &o->s.city);
+			r = twice(s, &seen, 2, "location", "city") < 0 ? -1 :
+			    scan_string_field(s, "location.city", &o->s.city);
 		else
 			r = scan_value(s, 2);
 		if (r < 0)
@@ -694,6 +816,7 @@ static int money(struct sv v, int64_t *out)
 static int scan_price(struct scan *s, struct ofr *o)
 {
 	int first = 1, r;
+	unsigned seen = 0;
 	struct sv k, v;
 	if (is_null(s))
 		return 0;
@@ -702,18 +825,23 @@ static int scan_price(struct scan *s, struct ofr *o)
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		int i;
 		if (SV_IS(k, "currency")) {
-			if (scan_string_field(s, "price.currency", &o->s.currency) < 0)
+			if (twice(s, &seen, NP, "price", "currency") < 0 ||
+			    scan_string_field(s, "price.currency", &o->s.currency) < 0)
 				return -1;
 			continue;
 		}
 		for (i = 0; i < NP; i++)
-			if (sv_is(k, pname[i]))
+			if (k.n && k.p[0] == pname[i][0])	/* c, r, d, g */
 				break;
+		if (i < NP && (k.n != strlen(pname[i]) || memcmp(k.p, pname[i], k.n)))
+			i = NP;
 		if (i == NP) {
 			if (scan_value(s, 2) < 0)
 				return -1;
 			continue;
 		}
+		if (twice(s, &seen, i, "price", pname[i]) < 0)
+			return -1;
 		if (peek(s) != '"' && !is_null(s))
 			return fail(s, "price.%s: expected a string", pname[i]);
 		v.p = NULL;
@@ -743,6 +871,10 @@ static int scan_labels(struct scan *s, struct ofr *o)
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		if (o->nlab >= MAXLIST)
 			return fail(s, "labels: more than %d entries", MAXLIST);
+		for (int i = 0; i < o->nlab; i++)
+			if (o->labk[i].n == k.n && !memcmp(o->labk[i].p, k.p, k.n))
+				return fail(s, "'labels.%.*s' appears twice",
+					    (int)(k.n > 64 ? 64 : k.n), k.p);
 		o->labk[o->nlab] = k;
 		if (peek(s) != '"')
 			return fail(s, "labels.%.*s: expected a string", (int)(k.n > 64 ? 64 : k.n), k.p);
@@ -753,11 +885,33 @@ static int scan_labels(struct scan *s, struct ofr *o)
 	return r;
 }
 
+/* The members of an offer the matcher reads, and their names. */
+enum { K_CPU, K_RAM, K_DISK, K_GPUS, K_EXEC, K_FEAT, K_KERNEL, K_LOC, K_PRICE, K_LABELS,
+       K_WHERE, K_V, K_OTHER };
+static const char *const kname[K_OTHER] = { "cpu", "ram", "disk", "gpus", "executors",
+	"features", "kernel", "location", "price", "labels", "where", "v" };
+
+static int top_key(struct sv k)
+{
+	switch (k.n) {
+	case 1: return k.p[0] == 'v' ? K_V : K_OTHER;
+	case 3: return SV_IS(k, "cpu") ? K_CPU : SV_IS(k, "ram") ? K_RAM : K_OTHER;
+	case 4: return SV_IS(k, "disk") ? K_DISK : SV_IS(k, "gpus") ? K_GPUS : K_OTHER;
+	case 5: return SV_IS(k, "price") ? K_PRICE : SV_IS(k, "where") ? K_WHERE : K_OTHER;
+	case 6: return SV_IS(k, "labels") ? K_LABELS : SV_IS(k, "kernel") ? K_KERNEL : K_OTHER;
+	case 8: return SV_IS(k, "location") ? K_LOC : SV_IS(k, "features") ? K_FEAT : K_OTHER;
+	case 9: return SV_IS(k, "executors") ? K_EXEC : K_OTHER;
+	default: return K_OTHER;
+	}
+}
+
 static int scan_offer(struct scan *s, struct ofr *o)
 {
 	static const char *const rk[] = { "size", "bandwidth" };
+	static const unsigned char rl[] = { 4, 9 };
 	static const int ri[] = { F_RAM, F_RAMBW };
 	static const char *const dk[] = { "size", "read", "write" };
+	static const unsigned char dl[] = { 4, 4, 5 };
 	static const int di[] = { F_DISK, F_DISKR, F_DISKW };
 	int first = 1, r;
 	unsigned seen = 0;
@@ -766,6 +920,7 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	o->has = 0;
 	o->ngpu = o->nexec = o->nfeat = o->nlab = 0;
 	memset(&o->s, 0, sizeof o->s);
+	memset(o->top, 0, sizeof o->top);
 	ws(s);
 	if (peek(s) != '{') {
 		if (scan_value(s, 0) < 0)
@@ -777,45 +932,36 @@ static int scan_offer(struct scan *s, struct ofr *o)
 		/* a member the matcher reads, twice: readers differ on which
 		 * counts (jq takes the last whole, a scan would merge them),
 		 * so the document is refused rather than read one way */
-		static const char *const known[] = { "cpu", "ram", "disk", "gpus", "executors",
-			"features", "kernel", "location", "price", "labels", "where", "v" };
-		for (unsigned i = 0; i < sizeof known / sizeof *known; i++)
-			if (k.n == strlen(known[i]) && !memcmp(k.p, known[i], k.n)) {
-				if (seen & (1u << i))
-					return fail(s, "'%s' appears twice", known[i]);
-				seen |= 1u << i;
-			}
-		if (SV_IS(k, "cpu"))
-			r = scan_cpu(s, o);
-		else if (SV_IS(k, "ram"))
-			r = scan_nums(s, "ram", rk, ri, 2, o);
-		else if (SV_IS(k, "disk"))
-			r = scan_nums(s, "disk", dk, di, 3, o);
-		else if (SV_IS(k, "gpus"))
-			r = scan_gpus(s, o);
-		else if (SV_IS(k, "executors"))
-			r = scan_strlist(s, "executors", o->exec, &o->nexec);
-		else if (SV_IS(k, "features"))
-			r = scan_strlist(s, "features", o->feat, &o->nfeat);
-		else if (SV_IS(k, "kernel"))
-			r = scan_string_field(s, "kernel", &o->s.kernel);
-		else if (SV_IS(k, "location"))
-			r = scan_location(s, o);
-		else if (SV_IS(k, "price"))
-			r = scan_price(s, o);
-		else if (SV_IS(k, "labels"))
-			r = scan_labels(s, o);
-		else if (SV_IS(k, "where"))
-			r = scan_string_field(s, "where", &o->s.where);
-		else if (SV_IS(k, "v")) {
+		int kk = top_key(k);
+		if (kk != K_OTHER) {
+			if (seen & (1u << kk))
+				return fail(s, "'%s' appears twice", kname[kk]);
+			seen |= 1u << kk;
+			o->top[kk] = s->p;
+		}
+		switch (kk) {
+		case K_CPU: r = scan_cpu(s, o); break;
+		case K_RAM: r = scan_nums(s, "ram", rk, rl, ri, 2, o); break;
+		case K_DISK: r = scan_nums(s, "disk", dk, dl, di, 3, o); break;
+		case K_GPUS: r = scan_gpus(s, o); break;
+		case K_EXEC: r = scan_strlist(s, "executors", o->exec, &o->nexec); break;
+		case K_FEAT: r = scan_strlist(s, "features", o->feat, &o->nfeat); break;
+		case K_KERNEL: r = scan_string_field(s, "kernel", &o->s.kernel); break;
+		case K_LOC: r = scan_location(s, o); break;
+		case K_PRICE: r = scan_price(s, o); break;
+		case K_LABELS: r = scan_labels(s, o); break;
+		case K_WHERE: r = scan_string_field(s, "where", &o->s.where); break;
+		case K_V: {
 			int64_t v = 0;
 			unsigned h = 0;
 			r = scan_uint(s, "", "v", &v, &h, 1);
 			if (r == 0 && h && v != 1)
 				return fail(s, "v: version %lld is not supported (expected 1)",
 					    (long long)v);
-		} else
-			r = scan_value(s, 1);
+			break;
+		}
+		default: r = scan_value(s, 1); break;
+		}
 		if (r < 0)
 			return -1;
 	}
@@ -827,6 +973,26 @@ static int scan_offer(struct scan *s, struct ofr *o)
 	return 0;
 }
 
+/* The value of the (valid) number at s->p, as jq reads it. */
+static double num_value(struct scan *s)
+{
+	const char *st = s->p;
+	int64_t iv;
+	int isint;
+	double d;
+	scan_num(s, &iv, &isint);
+	size_t n = (size_t)(s->p - st);
+	if (isint && n <= 18 && !memchr(st, '.', n) && !memchr(st, 'e', n) && !memchr(st, 'E', n))
+		return (double)iv;
+	char tmp[64], *t = n < sizeof tmp ? tmp : nn_xmalloc(n + 1);
+	memcpy(t, st, n);
+	t[n] = 0;
+	d = strtod(t, NULL);
+	if (t != tmp)
+		free(t);
+	return d;
+}
+
 /*
  * The jv of a line scan_offer() has accepted, built directly: about twice
  * as fast as jv_parse_sized(), which matters for the offers that reach the
@@ -836,8 +1002,7 @@ static int scan_offer(struct scan *s, struct ofr *o)
  */
 static jv build(struct scan *s)
 {
-	int first = 1, r, isint;
-	int64_t iv;
+	int first = 1, r;
 	struct sv k;
 	jv v;
 
@@ -869,21 +1034,8 @@ static jv build(struct scan *s)
 	case 'n':
 		s->p += 4;
 		return jv_null();
-	default: {
-		const char *st = s->p;
-		scan_num(s, &iv, &isint);
-		size_t n = (size_t)(s->p - st);
-		if (isint && n <= 18 && !memchr(st, '.', n) && !memchr(st, 'e', n) &&
-		    !memchr(st, 'E', n))
-			return jv_number((double)iv);
-		char tmp[64], *t = n < sizeof tmp ? tmp : nn_xmalloc(n + 1);
-		memcpy(t, st, n);
-		t[n] = 0;
-		v = jv_number(strtod(t, NULL));
-		if (t != tmp)
-			free(t);
-		return v;
-	}
+	default:
+		return jv_number(num_value(s));
 	}
 }
 
@@ -991,10 +1143,9 @@ static int on_cpu(struct nn_match *m, const char *obj, const char *key, jv v, ch
 {
 	if (!strcmp(key, "cores")) {
 		double d = jv_get_kind(v) == JV_KIND_NUMBER ? jv_number_value(v) : -1;
-		if (d < 0 || d > 9e15 || d * 1000 != floor(d * 1000))
+		if (d > 9e15 || nn_cap_millicores(d, &m->milli) < 0)
 			return nn_seterr(err, "cpu.cores: expected a non-negative number "
 					 "(at most 3 decimals)");
-		m->milli = (int64_t)(d * 1000);
 		m->milli_as_cores = d == floor(d);
 		return 0;
 	}
@@ -1230,6 +1381,500 @@ static int jq_first(jq_state *jq, jv input, jv *out, char *err)
 	return nn_seterr(err, "produced no value");
 }
 
+/* --- jq expressions without jq ------------------------------------------
+ *
+ * A where or rank made only of paths (.cpu.mhz), literals (numbers, plain
+ * strings, true, false, null), comparisons, and, or, not, + - * /,
+ * tonumber, parentheses and pipes is also compiled into a small tree that
+ * is evaluated on the offer's text, with no jv and no allocation.  It
+ * answers only when it is sure to answer as jq would: a value it does not
+ * model (an array or object compared, a string with escapes, a string that
+ * is not plain digits given to tonumber, a NaN) or anything jq would raise
+ * an error on (indexing a number, dividing by zero, adding a string) makes
+ * it give up, and that offer goes through jq as before, so the results,
+ * the reasons and the error messages stay jq's.  Any other expression is
+ * run by jq only.
+ */
+
+enum { X_CONST, X_DOT, X_FIELD, X_NOT, X_TONUM, X_AND, X_OR, X_PIPE,
+       X_EQ, X_NE, X_LT, X_LE, X_GT, X_GE, X_ADD, X_SUB, X_MUL, X_DIV };
+
+/* A value: a jv kind, or X_UNSURE; objects and arrays point at their text. */
+#define X_UNSURE (-1)
+struct xv {
+	int kind;
+	double n;
+	const char *p;		/* strings: bytes; objects, arrays: at the bracket */
+	size_t len;
+};
+
+struct xnode {
+	int op, a, b;		/* a, b: operands (node indexes) */
+	struct xv c;		/* X_CONST */
+	char *key;		/* X_FIELD: the member name */
+	size_t klen;
+	int ktop;		/* X_FIELD: top_key(key) */
+};
+
+#define XMAX 64
+struct xprog {
+	struct xnode n[XMAX];
+	int nn, root;
+};
+
+struct xlex {
+	const char *p;
+	int tok;		/* see T_*; a char for one-char operators */
+	const char *tp;		/* the token's text */
+	size_t tn;
+	double num;
+};
+enum { T_END = 256, T_BAD, T_FIELD, T_DOT, T_NUM, T_STR, T_IDENT, T_EQ, T_NE, T_LE, T_GE };
+
+static int id_start(int c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int id_char(int c)
+{
+	return id_start(c) || (c >= '0' && c <= '9');
+}
+
+static void xnext(struct xlex *x)
+{
+	const char *p = x->p;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	x->tp = p;
+	if (!*p) {
+		x->tok = T_END;
+	} else if (*p == '.' && id_start((unsigned char)p[1])) {
+		p++;
+		while (id_char((unsigned char)*p))
+			p++;
+		x->tok = T_FIELD;
+	} else if (*p == '.') {
+		/* ".." and ".[" and ".5" and '."x"' are not modelled */
+		p++;
+		x->tok = *p == '.' || *p == '[' || *p == '"' || (*p >= '0' && *p <= '9') ? T_BAD : T_DOT;
+	} else if (*p >= '0' && *p <= '9') {
+		char *end;
+		while (*p >= '0' && *p <= '9')
+			p++;
+		if (*p == '.' && p[1] >= '0' && p[1] <= '9')
+			for (p++; *p >= '0' && *p <= '9'; p++)
+				;
+		x->tok = *p == '.' || *p == 'e' || *p == 'E' || id_char((unsigned char)*p) ? T_BAD : T_NUM;
+		x->num = strtod(x->tp, &end);
+		if (end != p)
+			x->tok = T_BAD;
+	} else if (*p == '"') {
+		/* plain strings only: no escapes, no interpolation */
+		for (p++; *p && *p != '"' && *p != '\\'; p++)
+			;
+		x->tok = *p == '"' ? T_STR : T_BAD;
+		if (*p == '"')
+			p++;
+	} else if (id_start((unsigned char)*p)) {
+		while (id_char((unsigned char)*p))
+			p++;
+		x->tok = *p == ':' ? T_BAD : T_IDENT;	/* mod::name */
+	} else if ((p[0] == '=' || p[0] == '!' || p[0] == '<' || p[0] == '>') && p[1] == '=') {
+		x->tok = p[0] == '=' ? T_EQ : p[0] == '!' ? T_NE : p[0] == '<' ? T_LE : T_GE;
+		p += 2;
+	} else if (strchr("<>+-*/|()", *p)) {
+		x->tok = (unsigned char)*p++;
+		/* "//", "|=", "+=", "-=", "*=", "/=" are other operators */
+		if (strchr("+-*/|", x->tok) && (*p == '=' || (x->tok == '/' && *p == '/')))
+			x->tok = T_BAD;
+	} else {
+		x->tok = T_BAD;
+	}
+	x->tn = (size_t)(p - x->tp);
+	x->p = p;
+}
+
+static int xnew(struct xprog *g, int op, int a, int b)
+{
+	if (g->nn >= XMAX)
+		return -1;
+	memset(&g->n[g->nn], 0, sizeof g->n[0]);
+	g->n[g->nn].op = op;
+	g->n[g->nn].a = a;
+	g->n[g->nn].b = b;
+	return g->nn++;
+}
+
+static int xident(struct xlex *x, const char *w)
+{
+	return x->tok == T_IDENT && x->tn == strlen(w) && !memcmp(x->tp, w, x->tn);
+}
+
+static int xpipe(struct xprog *g, struct xlex *x, int depth);
+
+/* a field of node a, named by the T_FIELD token in hand */
+static int xfield(struct xprog *g, struct xlex *x, int a)
+{
+	int i = xnew(g, X_FIELD, a, -1);
+	if (i < 0)
+		return -1;
+	g->n[i].klen = x->tn - 1;
+	g->n[i].key = nn_xmalloc(x->tn);
+	memcpy(g->n[i].key, x->tp + 1, x->tn - 1);
+	g->n[i].key[x->tn - 1] = 0;
+	g->n[i].ktop = top_key((struct sv){ g->n[i].key, g->n[i].klen });
+	xnext(x);
+	return i;
+}
+
+static int xprimary(struct xprog *g, struct xlex *x, int depth)
+{
+	int i = -1;
+	if (depth > 32)
+		return -1;
+	if (x->tok == T_DOT) {
+		i = xnew(g, X_DOT, -1, -1);
+		xnext(x);
+	} else if (x->tok == T_FIELD) {
+		if ((i = xnew(g, X_DOT, -1, -1)) < 0)
+			return -1;
+		i = xfield(g, x, i);
+	} else if (x->tok == T_NUM || x->tok == '-') {
+		double sign = 1;
+		if (x->tok == '-') {	/* a negative literal, nothing else */
+			xnext(x);
+			if (x->tok != T_NUM)
+				return -1;
+			sign = -1;
+		}
+		if ((i = xnew(g, X_CONST, -1, -1)) < 0)
+			return -1;
+		g->n[i].c.kind = JV_KIND_NUMBER;
+		g->n[i].c.n = sign * x->num;
+		xnext(x);
+	} else if (x->tok == T_STR) {
+		if ((i = xnew(g, X_CONST, -1, -1)) < 0)
+			return -1;
+		g->n[i].c.kind = JV_KIND_STRING;
+		g->n[i].key = nn_xmalloc(x->tn);
+		memcpy(g->n[i].key, x->tp + 1, x->tn - 2);
+		g->n[i].c.p = g->n[i].key;
+		g->n[i].c.len = x->tn - 2;
+		xnext(x);
+	} else if (x->tok == T_IDENT) {
+		int op = xident(x, "not") ? X_NOT : xident(x, "tonumber") ? X_TONUM : -1;
+		int kind = xident(x, "true") ? JV_KIND_TRUE : xident(x, "false") ? JV_KIND_FALSE :
+			   xident(x, "null") ? JV_KIND_NULL : -1;
+		if (op >= 0)
+			i = xnew(g, op, -1, -1);	/* applied to the input */
+		else if (kind >= 0 && (i = xnew(g, X_CONST, -1, -1)) >= 0)
+			g->n[i].c.kind = kind;
+		else
+			return -1;
+		xnext(x);
+		if (x->tok == '(')		/* not(…): another function */
+			return -1;
+	} else if (x->tok == '(') {
+		xnext(x);
+		if ((i = xpipe(g, x, depth + 1)) < 0 || x->tok != ')')
+			return -1;
+		xnext(x);
+	} else {
+		return -1;
+	}
+	if (i < 0)
+		return -1;
+	while (x->tok == T_FIELD)
+		if ((i = xfield(g, x, i)) < 0)
+			return -1;
+	return i;
+}
+
+static int xbinary(struct xprog *g, struct xlex *x, int level, int depth)
+{
+	/* levels, loosest first: or, and, comparison, + -, * / */
+	int a = level == 4 ? xprimary(g, x, depth) : xbinary(g, x, level + 1, depth);
+	for (;;) {
+		int op = -1;
+		if (a < 0)
+			return -1;
+		switch (level) {
+		case 0: op = xident(x, "or") ? X_OR : -1; break;
+		case 1: op = xident(x, "and") ? X_AND : -1; break;
+		case 2: op = x->tok == T_EQ ? X_EQ : x->tok == T_NE ? X_NE : x->tok == '<' ? X_LT :
+			     x->tok == T_LE ? X_LE : x->tok == '>' ? X_GT : x->tok == T_GE ? X_GE : -1;
+			break;
+		case 3: op = x->tok == '+' ? X_ADD : x->tok == '-' ? X_SUB : -1; break;
+		case 4: op = x->tok == '*' ? X_MUL : x->tok == '/' ? X_DIV : -1; break;
+		}
+		if (op < 0)
+			return a;
+		xnext(x);
+		int b = level == 4 ? xprimary(g, x, depth) : xbinary(g, x, level + 1, depth);
+		if (b < 0 || (a = xnew(g, op, a, b)) < 0)
+			return -1;
+		if (level == 2)		/* comparisons do not chain */
+			return x->tok == T_EQ || x->tok == T_NE || x->tok == '<' || x->tok == T_LE ||
+			       x->tok == '>' || x->tok == T_GE ? -1 : a;
+	}
+}
+
+static int xpipe(struct xprog *g, struct xlex *x, int depth)
+{
+	int a = xbinary(g, x, 0, depth);
+	if (a < 0 || x->tok != '|')
+		return a;
+	xnext(x);
+	int b = xpipe(g, x, depth + 1);
+	return b < 0 ? -1 : xnew(g, X_PIPE, a, b);
+}
+
+static void xfree(struct xprog *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->nn; i++)
+		free(g->n[i].key);
+	free(g);
+}
+
+/* The fast form of a jq expression, or NULL when it is not of the kind. */
+static struct xprog *xcompile(const char *text)
+{
+	struct xprog *g = nn_xcalloc(1, sizeof *g);
+	struct xlex x = { text, 0, NULL, 0, 0 };
+	xnext(&x);
+	g->root = xpipe(g, &x, 0);
+	if (g->root < 0 || x.tok != T_END) {
+		xfree(g);
+		return NULL;
+	}
+	return g;
+}
+
+/* The end of the valid JSON value at p. */
+static const char *xskip(const char *p, const char *e)
+{
+	int depth = 0;
+	do {
+		while (p < e && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' ||
+				 *p == ',' || *p == ':'))
+			p++;
+		if (p >= e)
+			return e;
+		switch (*p) {
+		case '"':
+			for (p++; p < e && *p != '"'; p++)
+				if (*p == '\\')
+					p++;
+			p++;
+			break;
+		case '{': case '[':
+			depth++;
+			p++;
+			break;
+		case '}': case ']':
+			depth--;
+			p++;
+			break;
+		default:	/* a number or a literal */
+			while (p < e && ((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+					 *p == '-' || *p == '+' || *p == '.' || *p == 'E'))
+				p++;
+		}
+	} while (depth > 0);
+	return p;
+}
+
+/* The value at p (valid JSON) as an xv. */
+static struct xv xat(struct nn_match *m, const char *p, const char *e)
+{
+	struct xv v = { X_UNSURE, 0, p, 0 };
+	switch (*p) {
+	case '{': v.kind = JV_KIND_OBJECT; break;
+	case '[': v.kind = JV_KIND_ARRAY; break;
+	case 't': v.kind = JV_KIND_TRUE; break;
+	case 'f': v.kind = JV_KIND_FALSE; break;
+	case 'n': v.kind = JV_KIND_NULL; break;
+	case '"': {
+		const char *q = p + 1;
+		while (*q != '"' && *q != '\\')
+			q++;
+		if (*q == '"') {	/* with escapes: not modelled */
+			v.kind = JV_KIND_STRING;
+			v.p = p + 1;
+			v.len = (size_t)(q - p - 1);
+		}
+		break;
+	}
+	default: {
+		struct scan s = { p, p, e, NULL, m };
+		v.kind = JV_KIND_NUMBER;
+		v.n = num_value(&s);
+	}
+	}
+	return v;
+}
+
+/* Member key of the object at o (the last one of that name, as jq has it). */
+static struct xv xmember(struct nn_match *m, const char *o, const char *e, const char *key,
+			 size_t klen)
+{
+	struct xv v = { JV_KIND_NULL, 0, NULL, 0 };
+	const char *p = o + 1, *found = NULL;
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',')
+			p++;
+		if (*p == '}')
+			break;
+		const char *k = ++p;
+		while (*p != '"' && *p != '\\')
+			p++;
+		if (*p == '\\') {	/* a name with escapes: not modelled */
+			v.kind = X_UNSURE;
+			return v;
+		}
+		int hit = (size_t)(p - k) == klen && !memcmp(k, key, klen);
+		p++;
+		while (*p != ':')
+			p++;
+		p++;
+		while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+			p++;
+		if (hit)
+			found = p;
+		p = xskip(p, e);
+	}
+	return found ? xat(m, found, e) : v;
+}
+
+static int truthy(const struct xv *v)
+{
+	return v->kind != JV_KIND_NULL && v->kind != JV_KIND_FALSE;
+}
+
+static struct xv xeval(struct nn_match *m, const struct xprog *g, int i, struct xv in,
+		       const char *e)
+{
+	const struct xnode *n = &g->n[i];
+	struct xv a, b, r = { X_UNSURE, 0, NULL, 0 };
+	switch (n->op) {
+	case X_CONST:
+		return n->c;
+	case X_DOT:
+		return in;
+	case X_FIELD:
+		a = xeval(m, g, n->a, in, e);
+		if (a.kind == JV_KIND_NULL)
+			return a;
+		if (a.kind != JV_KIND_OBJECT)
+			return r;	/* jq: cannot index (an error) */
+		if (a.p == m->xtop && n->ktop != K_OTHER) {
+			/* a top-level member the scanner has seen (once) */
+			const char *v = m->o.top[n->ktop];
+			if (!v) {
+				r.kind = JV_KIND_NULL;
+				return r;
+			}
+			return xat(m, v, e);
+		}
+		return xmember(m, a.p, e, n->key, n->klen);
+	case X_PIPE:
+		a = xeval(m, g, n->a, in, e);
+		return a.kind == X_UNSURE ? a : xeval(m, g, n->b, a, e);
+	case X_NOT:
+		if (in.kind != X_UNSURE)
+			r.kind = truthy(&in) ? JV_KIND_FALSE : JV_KIND_TRUE;
+		return r;
+	case X_TONUM:
+		if (in.kind == JV_KIND_NUMBER)
+			return in;
+		if (in.kind == JV_KIND_STRING && in.len >= 1 && in.len <= 15 &&
+		    (in.p[0] != '0' || in.len == 1)) {
+			double d = 0;
+			for (size_t k = 0; k < in.len; k++) {
+				if (in.p[k] < '0' || in.p[k] > '9')
+					return r;
+				d = d * 10 + (in.p[k] - '0');
+			}
+			r.kind = JV_KIND_NUMBER;
+			r.n = d;
+		}
+		return r;
+	case X_AND:
+	case X_OR:
+		a = xeval(m, g, n->a, in, e);
+		if (a.kind == X_UNSURE)
+			return a;
+		if (truthy(&a) == (n->op == X_OR)) {
+			r.kind = n->op == X_OR ? JV_KIND_TRUE : JV_KIND_FALSE;
+			return r;
+		}
+		b = xeval(m, g, n->b, in, e);
+		if (b.kind != X_UNSURE)
+			r.kind = truthy(&b) ? JV_KIND_TRUE : JV_KIND_FALSE;
+		return r;
+	default:
+		break;
+	}
+	a = xeval(m, g, n->a, in, e);
+	if (a.kind == X_UNSURE)
+		return a;
+	b = xeval(m, g, n->b, in, e);
+	if (b.kind == X_UNSURE)
+		return b;
+	if (n->op >= X_ADD) {
+		if (a.kind != JV_KIND_NUMBER || b.kind != JV_KIND_NUMBER ||
+		    (n->op == X_DIV && b.n == 0))
+			return r;
+		r.kind = JV_KIND_NUMBER;
+		r.n = n->op == X_ADD ? a.n + b.n : n->op == X_SUB ? a.n - b.n :
+		      n->op == X_MUL ? a.n * b.n : a.n / b.n;
+		return r;
+	}
+	/* comparison, in jq's order: kinds first (null < false < true <
+	 * numbers < strings), then values */
+	int c;
+	if (a.kind == JV_KIND_ARRAY || a.kind == JV_KIND_OBJECT ||
+	    b.kind == JV_KIND_ARRAY || b.kind == JV_KIND_OBJECT)
+		return r;
+	if (a.kind != b.kind) {
+		c = a.kind < b.kind ? -1 : 1;
+	} else if (a.kind == JV_KIND_NUMBER) {
+		if (isnan(a.n) || isnan(b.n))
+			return r;
+		c = a.n < b.n ? -1 : a.n > b.n;
+	} else if (a.kind == JV_KIND_STRING) {
+		c = memcmp(a.p, b.p, a.len < b.len ? a.len : b.len);
+		if (c == 0)
+			c = a.len < b.len ? -1 : a.len > b.len;
+	} else {
+		c = 0;
+	}
+	switch (n->op) {
+	case X_EQ: c = c == 0; break;
+	case X_NE: c = c != 0; break;
+	case X_LT: c = c < 0; break;
+	case X_LE: c = c <= 0; break;
+	case X_GT: c = c > 0; break;
+	default: c = c >= 0; break;
+	}
+	r.kind = c ? JV_KIND_TRUE : JV_KIND_FALSE;
+	return r;
+}
+
+/* The expression on the offer text[0..len) (valid JSON): its value, or
+ * X_UNSURE (then jq decides). */
+static struct xv xrun(struct nn_match *m, const struct xprog *g, const char *text, size_t len)
+{
+	const char *p = text, *e = text + len;
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	m->xtop = p;
+	return xeval(m, g, g->root, xat(m, p, e), e);
+}
+
 void nn_match_free(struct nn_match *m)
 {
 	if (!m)
@@ -1259,6 +1904,8 @@ void nn_match_free(struct nn_match *m)
 		jq_teardown(&m->where);
 	if (m->rank)
 		jq_teardown(&m->rank);
+	xfree(m->xwhere);
+	xfree(m->xrank);
 	free(m->where_text);
 	free(m->where_show);
 	free(m->rank_text);
@@ -1367,6 +2014,10 @@ struct nn_match *nn_match_compile(jv req, const char *where, const char *rank, i
 		goto fail;
 	if (m->rank_text && !(m->rank = jq_make(rank ? "--rank" : "rank", m->rank_text, err)))
 		goto fail;
+	if (m->where_text)
+		m->xwhere = xcompile(m->where_text);
+	if (m->rank_text)
+		m->xrank = xcompile(m->rank_text);
 	return m;
 fail:
 	if (ex)
@@ -1378,6 +2029,16 @@ fail:
 int nn_match_default_rank(const struct nn_match *m)
 {
 	return m->rank == NULL;
+}
+
+void nn_match_jq_only(struct nn_match *m, int on)
+{
+	m->jq_only = on;
+}
+
+unsigned long nn_match_fast_count(const struct nn_match *m)
+{
+	return m->nfast;
 }
 
 /* --- evaluation -------------------------------------------------------- */
@@ -1663,6 +2324,29 @@ static jq_state *offer_where(struct nn_match *m, const char *text, const char **
 	return w->jq;
 }
 
+/* *offer, the jv of the offer text[0..len) (once: kept when valid), or -1
+ * with err (and *why freed) when jq would not have it. */
+static int offer_jv(struct nn_match *m, const char *text, size_t len, jv *offer, jv *why,
+		    char *err)
+{
+	struct scan b = { text, text, text + len, err, m };
+	if (jv_is_valid(*offer))
+		return 0;
+	*offer = build(&b);
+	if (jv_is_valid(*offer))
+		return 0;
+	jv msg = jv_invalid_get_msg(*offer);
+	*offer = jv_invalid();
+	nn_seterr(err, "not JSON: %s", jv_get_kind(msg) == JV_KIND_STRING ?
+		  jv_string_value(msg) : "rejected by jq");
+	jv_free(msg);
+	if (why) {
+		jv_free(*why);
+		*why = jv_invalid();
+	}
+	return -1;
+}
+
 int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		  double *score, jv *why, char *err)
 {
@@ -1689,21 +2373,11 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 	if (nfail && !why)
 		return NN_MATCH_NO;
 
-	if (m->where || m->rank || o->s.where.p) {
-		struct scan b = { text, text, text + len, err, m };
-		offer = build(&b);
-		if (!jv_is_valid(offer)) {
-			jv msg = jv_invalid_get_msg(offer);
-			nn_seterr(err, "not JSON: %s", jv_get_kind(msg) == JV_KIND_STRING ?
-				  jv_string_value(msg) : "rejected by jq");
-			jv_free(msg);
-			if (why) {
-				jv_free(*why);
-				*why = jv_invalid();
-			}
+	/* the offer as a jv, for jq: only when an expression has no fast
+	 * form or its fast form is not sure */
+	if ((m->where && (!m->xwhere || m->jq_only)) || (m->rank && (!m->xrank || m->jq_only)))
+		if (offer_jv(m, text, len, &offer, why, err) < 0)
 			return NN_MATCH_BAD;
-		}
-	}
 	/* from here every failure is counted; with why NULL, stop at the first */
 #undef FAIL
 #define FAIL(...) do {							\
@@ -1713,15 +2387,22 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 	} while (0)
 	if (m->where) {
 		jv r;
-		if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
+		int k = X_UNSURE;
+		if (m->xwhere && !m->jq_only)
+			k = xrun(m, m->xwhere, text, len).kind;
+		if (k != X_UNSURE)
+			m->nfast++;
+		else if (offer_jv(m, text, len, &offer, why, err) < 0)
+			return NN_MATCH_BAD;
+		else if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
 			FAIL("where: %s", jerr);
 		else {
-			jv_kind k = jv_get_kind(r);
+			k = (int)jv_get_kind(r);
 			jv_free(r);
-			if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
-				FAIL("where: %s is %s", m->where_show ? m->where_show : m->where_text,
-				     k == JV_KIND_FALSE ? "false" : "null");
 		}
+		if (k == JV_KIND_FALSE || k == JV_KIND_NULL)
+			FAIL("where: %s is %s", m->where_show ? m->where_show : m->where_text,
+			     k == JV_KIND_FALSE ? "false" : "null");
 		if (nfail && !why)
 			goto no;
 	}
@@ -1752,7 +2433,14 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		goto no;
 	if (m->rank) {
 		jv r = jv_invalid();
-		if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)
+		struct xv x = { X_UNSURE, 0, NULL, 0 };
+		if (m->xrank && !m->jq_only)
+			x = xrun(m, m->xrank, text, len);
+		if (x.kind == JV_KIND_NUMBER && isfinite(x.n))
+			*score = x.n, m->nfast++;
+		else if (offer_jv(m, text, len, &offer, why, err) < 0)
+			return NN_MATCH_BAD;
+		else if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)
 			FAIL("rank: %s", jerr);
 		else if (jv_get_kind(r) != JV_KIND_NUMBER || !isfinite(jv_number_value(r)))
 			FAIL("rank: %s is not a finite number", nn_json_kind(r));

@@ -49,6 +49,17 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 /* The same for an offer held as a jv (borrowed). */
 int nn_match_eval(struct nn_match *m, jv offer, double *score, jv *why, char *err);
 
+/*
+ * For tests: with on set, where and rank always run in libjq, as they did
+ * before their fast forms (match.c, "jq expressions without jq") existed,
+ * so the two can be compared; the answers must be the same.
+ */
+void nn_match_jq_only(struct nn_match *m, int on);
+
+/* How many where and rank evaluations their fast forms answered so far
+ * (the others went to jq). */
+unsigned long nn_match_fast_count(const struct nn_match *m);
+
 /* Whether the score is the default one (minus the estimated price per second
  * of the requested resources), i.e. no rank expression was given. */
 int nn_match_default_rank(const struct nn_match *m);

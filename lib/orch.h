@@ -16,7 +16,10 @@
  * groups to distinct providers that satisfies every constraint (edges'
  * round-trip times from the bids, redundancy, pins), commits, provisions in
  * depends_on order, reverts and retries on any failure until the deadline,
- * and follows the allocations until the deployment is done.
+ * and follows the allocations until the deployment is done: pushed states
+ * and heartbeats; a provider lost (missed heartbeats or membership) has
+ * only its node groups placed again (a repair) while the others run on;
+ * leases of groups waiting for their dependencies are renewed.
  *
  * Behaviors (bodies are objects):
  *
@@ -27,12 +30,16 @@
  *        → {"lease","expires"}
  *   /deploy/provision  {"lease","allocations":[{"name","start":BODY}]}
  *        → {"lease","allocations":{NAME:ID}}
+ *   /deploy/renew      {"lease","lease_ms"} → {"lease","expires"}  (still reserved)
  *   /deploy/release    {"lease"} → {"lease","released"}
  *   /deploy/lease      {"lease"} → the lease and its allocations' states
  *   /deploy/logs       {"lease","name","stream","offset","max"}
  *        → {"data":BASE64,"offset","size","final"}
  *   /public/deploy/update  {"deployment","name","slot","alloc","state",…}
  *        provider → orchestrator; only the placement's provider is heard
+ *   /public/deploy/heartbeat  {"deployment","lease","allocations":{NAME:STATE}}
+ *        provider → orchestrator every heartbeat_ms while any allocation of
+ *        the lease has not ended; three missed: the provider is lost
  *   /deploy/start   {"ensemble":ENS,"hops":N,"parent":ALLOC} → {"id","trace"}
  *   /deploy/list    {} → {"deployments":[…]}
  *   /deploy/status  {"id"} → the deployment, its placements and allocations

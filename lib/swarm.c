@@ -1278,6 +1278,9 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				const char *line;
 				size_t len;
 				int k;
+				/* the lines of one read are one burst: the node may
+				 * commit their effects together (nn_node_hold) */
+				nn_node_burst_begin(s->n);
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
 						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
@@ -1288,6 +1291,7 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 					}
 					on_line(s, c, line, len);
 				}
+				nn_node_burst_end(s->n);
 			}
 			if ((size_t)r < sizeof buf)
 				break;

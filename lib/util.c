@@ -128,6 +128,19 @@ int nn_buf_add(struct nn_buf *b, const void *p, size_t n)
 	return 0;
 }
 
+char *nn_buf_room(struct nn_buf *b, size_t n)
+{
+	if (grow(b, n) < 0)
+		return NULL;
+	return b->data + b->len;
+}
+
+void nn_buf_commit(struct nn_buf *b, size_t n)
+{
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
 int nn_buf_addc(struct nn_buf *b, char c)
 {
 	return nn_buf_add(b, &c, 1);
@@ -268,7 +281,8 @@ int nn_write_all(int fd, const void *buf, size_t n)
 	return 0;
 }
 
-int nn_write_file(const char *path, const void *data, size_t len, int mode, char *err)
+static int write_file(const char *path, const void *data, size_t len, int mode, int sync,
+		      char *err)
 {
 	char *tmp = nn_xasprintf("%s.tmp.%ld", path, (long)getpid());
 	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
@@ -277,7 +291,7 @@ int nn_write_file(const char *path, const void *data, size_t len, int mode, char
 		free(tmp);
 		return -1;
 	}
-	if (fchmod(fd, mode) < 0 || nn_write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (fchmod(fd, mode) < 0 || nn_write_all(fd, data, len) < 0 || (sync && fsync(fd) < 0)) {
 		nn_seterr(err, "cannot write '%s': %s", tmp, strerror(errno));
 		goto fail;
 	}
@@ -299,6 +313,16 @@ fail:
 	unlink(tmp);
 	free(tmp);
 	return -1;
+}
+
+int nn_write_file(const char *path, const void *data, size_t len, int mode, char *err)
+{
+	return write_file(path, data, len, mode, 1, err);
+}
+
+int nn_write_file_nosync(const char *path, const void *data, size_t len, int mode, char *err)
+{
+	return write_file(path, data, len, mode, 0, err);
 }
 
 int nn_mkdirs(const char *path, int mode, char *err)

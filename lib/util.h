@@ -53,6 +53,11 @@ int nn_buf_adds(struct nn_buf *b, const char *s);
 int nn_buf_addf(struct nn_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void nn_buf_consume(struct nn_buf *b, size_t n); /* drop n bytes from the front */
+/* Room for n more bytes after len, to be written in place (a read(2) into
+ * the buffer, no copy) and then added with nn_buf_commit(); NULL when the
+ * maximum would be exceeded. */
+char *nn_buf_room(struct nn_buf *b, size_t n);
+void nn_buf_commit(struct nn_buf *b, size_t n);	/* n <= the room asked for */
 /* Detach the data (caller frees); the buffer is empty afterwards. */
 char *nn_buf_detach(struct nn_buf *b, size_t *len);
 
@@ -69,8 +74,11 @@ int nn_hex_decode(uint8_t *out, size_t outlen, const char *in);
 
 /* Read a whole file (capped at max bytes); caller frees.  NULL + err. */
 char *nn_read_file(const char *path, size_t max, size_t *len, char *err);
-/* Write a file atomically (temp + rename) with the given mode. */
+/* Write a file atomically (temp + rename) with the given mode.  _nosync
+ * skips the fsync: for files that describe live processes, which a crash
+ * of the machine ends anyway (a reader still never sees half a file). */
 int nn_write_file(const char *path, const void *data, size_t len, int mode, char *err);
+int nn_write_file_nosync(const char *path, const void *data, size_t len, int mode, char *err);
 /* mkdir -p with mode for created directories. */
 int nn_mkdirs(const char *path, int mode, char *err);
 

@@ -168,3 +168,26 @@ targets() {
 	assert_equal "$(jq -r .offer.price.cpu_second <<<"$output")" 5
 	assert_equal "$stderr" "nunet-match: warn: stdin: line 1: 'price' appears twice"
 }
+
+# The same inside the objects of the vocabulary: {"cores":16,"cores":null}
+# was 16 cores to the scanner (a null left the first in place) and none to
+# jq and nn_match_eval (the last whole); a repeated label was the last one
+# to both, but is just as ambiguous to a reader.  Refused at every level.
+@test "fuzz regression: a member repeated inside cpu, score, ram, a gpu, location, price or labels is refused" {
+	run --separate-stderr nunet-match '{"cpu":{"cores":8}}' < <(printf '%s\n' \
+		'{"v":1,"cpu":{"cores":16,"cores":null}}' \
+		'{"v":1,"cpu":{"cores":16,"score":{"multi":1,"multi":2}}}' \
+		'{"v":1,"cpu":{"cores":16},"gpus":[{"vram":1},{"vram":1,"vram":null}]}' \
+		'{"v":1,"cpu":{"cores":16},"location":{"city":"Oslo","city":"Bergen"}}' \
+		'{"v":1,"cpu":{"cores":16},"price":{"cpu_second":"1","cpu_second":null}}' \
+		'{"v":1,"cpu":{"cores":16},"labels":{"tier":"gold","ti\u0065r":"bronze"}}' \
+		'{"v":1,"cpu":{"cores":16,"model":"a","model":"b"},"labels":{"tier":"gold"}}')
+	assert_success
+	assert_equal "$(jq -r .offer.cpu.model <<<"$output")" b
+	assert_equal "$stderr" "nunet-match: warn: stdin: line 1: 'cpu.cores' appears twice
+nunet-match: warn: stdin: line 2: 'cpu.score.multi' appears twice
+nunet-match: warn: stdin: line 3: 'gpus[1].vram' appears twice
+nunet-match: warn: stdin: line 4: 'location.city' appears twice
+nunet-match: warn: stdin: line 5: 'price.cpu_second' appears twice
+nunet-match: warn: stdin: line 6: 'labels.tier' appears twice"
+}

@@ -33,13 +33,7 @@ setup() {
 }
 
 teardown() {
-	local id
-	for id in $(nunet-run ls 2>/dev/null | jq -r .id); do
-		nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
-		timeout 10 nunet-run wait "$id" >/dev/null 2>&1
-	done
-	node_stop_all
-	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	allocs_teardown
 }
 
 status_of() {

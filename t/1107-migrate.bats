@@ -10,24 +10,6 @@ load lib/common
 bats_require_minimum_version 1.5.0
 
 declare -gA DID ADDR HOME_OF
-swarm_node() {
-	local name=$1 home="$BATS_TEST_TMPDIR/$1"
-	shift
-	node_start "$home" --listen 127.0.0.1:0 "$@"
-	DID[$name]=$(jq -r .did <<<"$READY_LINE")
-	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
-	HOME_OF[$name]=$home
-}
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
-peer_state() {
-	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -r --arg d "$2" 'select(.did == $d) | .state'
-}
 # on NAME CMD...: run CMD against node NAME
 on() {
 	local n=$1
@@ -52,15 +34,7 @@ setup() {
 }
 
 teardown() {
-	local n id
-	for n in a b; do
-		for id in $(on $n nunet-run ls 2>/dev/null | jq -r .id); do
-			on $n nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
-			timeout 15 env NUNET_HOME="${HOME_OF[$n]}" nunet-run wait "$id" >/dev/null 2>&1
-		done
-	done
-	node_stop_all
-	for p in $(pgrep -f -- "$BATS_TEST_TMPDIR/[ab]/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	allocs_teardown "$BATS_TEST_TMPDIR/a" "$BATS_TEST_TMPDIR/b"
 }
 
 # A job that keeps a counter in its state directory, one step a second.

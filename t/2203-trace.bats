@@ -4,22 +4,9 @@
 load lib/common
 
 declare -gA DID ADDR
-swarm_node() { # NAME [ARGS]: start a node listening on loopback
-	local name=$1 home="$BATS_TEST_TMPDIR/$1"
-	shift
-	[ -d "$home" ] || node_init "$home"
-	node_start "$home" --listen 127.0.0.1:0 "$@"
-	DID[$name]=$(jq -r .did <<<"$READY_LINE")
-	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
-}
 alive() { # ON NAME: node ON lists NAME as alive
 	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -e --arg d "${DID[$2]}" 'select(.did == $d and .state == "alive")' >/dev/null
 }
-within() {
-	for i in $(seq $(( $1 * 10 ))); do eval "$2" && return 0; sleep 0.1; done
-	eval "$2"
-}
-
 setup() {
 	common_setup
 	node_init "$BATS_TEST_TMPDIR/a"

@@ -75,6 +75,18 @@ SHARE="$NUNET_SRC/share/nunet"
 	assert_output --partial "error: ram.size: bad size 'lots'"
 }
 
+@test "cores with three decimals are exact millicores; a fourth decimal is refused" {
+	# 1.007 * 1000 is 1006.9999999999999 in a double: read as 1007
+	for c in 1.007 0.001 2.5 4.999 0.3 16.383; do
+		run test-tool cap doc <<<"{\"cpu\":{\"cores\":$c}}"
+		assert_success
+		assert_equal "$(jq .cpu <<<"$output")" "$(awk -v c="$c" 'BEGIN { printf "%d", c * 1000 + 0.5 }')"
+	done
+	run test-tool cap doc <<<'{"cpu":{"cores":1.0001}}'
+	assert_failure
+	assert_output --partial 'error: cpu.cores: expected a non-negative number (at most 3 decimals)'
+}
+
 @test "every shipped capability example passes the schema check" {
 	for f in "$SHARE"/capability/*.json; do
 		run test-tool cap check <"$f"

@@ -191,3 +191,18 @@ AMD EPYC 7B13 -4'
 	assert_failure 1
 	assert_output --partial '"rejected":["cpu.cores: need 100000, have '
 }
+
+@test "cores with three decimals (millicores from an ensemble) match exactly" {
+	o='{"v":1,"cpu":{"cores":1,"millicores":MILLI},"ram":{"size":1073741824}}'
+	for c in 1.007 0.001 2.999 16.383; do
+		milli=$(awk -v c="$c" 'BEGIN { printf "%d", c * 1000 + 0.5 }')
+		run --separate-stderr nunet-match "{\"cpu\":{\"cores\":$c}}" <<<"${o/MILLI/$milli}"
+		assert_success
+		run --separate-stderr nunet-match --explain "{\"cpu\":{\"cores\":$c}}" <<<"${o/MILLI/$((milli - 1))}"
+		assert_failure 1
+		assert_equal "$(jq -c .rejected <<<"$output")" "[\"cpu.millicores: need $milli, have $((milli - 1))\"]"
+	done
+	run --separate-stderr nunet-match '{"cpu":{"cores":1.0001}}' </dev/null
+	assert_failure 64
+	assert_equal "$stderr" 'nunet-match: error: cpu.cores: expected a non-negative number (at most 3 decimals)'
+}

@@ -116,6 +116,21 @@ no_cgroups_left() {
 	no_cgroups_left
 }
 
+@test "sched: a starter under a real-time policy (chrt -f) runs its job under SCHED_OTHER" {
+	command -v chrt >/dev/null || skip "chrt (util-linux) is not installed"
+	chrt -f 10 true 2>/dev/null || skip "this machine refuses SCHED_FIFO"
+	spec '{id:$id, dir:$dir, command:["sh","-c","chrt -p $$"], resources:{cpu:0.5, memory:"64M", pids:16}}'
+	# a cgroup v1 cpu group refuses real-time tasks: the job leaves the
+	# policy before it joins its groups, so it starts, limited
+	run --separate-stderr chrt -f 10 nunet-run exec --result "$BATS_TEST_TMPDIR/r.json" \
+		"$BATS_TEST_TMPDIR/spec.json"
+	assert_success
+	assert_line --partial "scheduling policy: SCHED_OTHER"
+	assert_line --partial "scheduling priority: 0"
+	assert_equal "$(result .state)" exited
+	no_cgroups_left
+}
+
 @test "signals: SIGTERM to nunet-run is forwarded to the job" {
 	spec '{id:$id, dir:$dir, command:["sh","-c","trap \"echo got TERM; exit 7\" TERM; echo ready; while :; do sleep 0.05; done"]}'
 	nunet-run exec --result "$BATS_TEST_TMPDIR/r.json" "$BATS_TEST_TMPDIR/spec.json" \

@@ -13,13 +13,7 @@ setup() {
 # Stop what is still running (cancel through the node, at once), then the
 # node; shims left by a test that killed its node are killed by pid.
 teardown() {
-	local id
-	for id in $(nunet-run ls 2>/dev/null | jq -r .id); do
-		nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
-		timeout 10 nunet-run wait "$id" >/dev/null 2>&1
-	done
-	node_stop_all
-	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	allocs_teardown
 }
 
 start() {
@@ -77,6 +71,24 @@ true
 	# a finished allocation is listed only with all
 	assert_equal "$(nunet-send /alloc/list | jq -c .allocations)" '[]'
 	assert_equal "$(nunet-send /alloc/list '{"all":true}' | jq -r '.allocations[].id')" s1
+}
+
+@test "a node under a real-time policy (chrt -f) starts shims and jobs under SCHED_OTHER" {
+	command -v chrt >/dev/null || skip "chrt (util-linux) is not installed"
+	chrt -f -p 10 "$NODE_PID" 2>/dev/null || skip "this machine refuses SCHED_FIFO"
+	assert_equal "$(chrt -p "$NODE_PID" | sed -n 's/.*policy: //p')" SCHED_FIFO
+	run --separate-stderr nunet-run --cpu 0.5 --memory 64M -- sh -c 'chrt -p $$'
+	assert_success
+	assert_line --partial "scheduling policy: SCHED_OTHER"
+	# the shim too, while its job runs
+	id=$(nunet-run -d -- sleep 30)
+	for i in $(seq 100); do
+		[ "$(jq -r .state "$NUNET_HOME/alloc/$id/state.json")" = running ] && break
+		sleep 0.05
+	done
+	pid=$(nunet-run status "$id" | jq -r .shim_pid)
+	[ "$pid" -gt 1 ]
+	assert_equal "$(chrt -p "$pid" | sed -n 's/.*policy: //p')" SCHED_OTHER
 }
 
 # refuse BODY MESSAGE-PART: refused with bad_body, no directory, no row

@@ -13,23 +13,8 @@ setup() {
 }
 
 teardown() {
-	local id
-	for id in $(nunet-run ls 2>/dev/null | jq -r .id); do
-		nunet-run cancel --grace 0s "$id" >/dev/null 2>&1
-		timeout 10 nunet-run wait "$id" >/dev/null 2>&1
-	done
-	node_stop_all
-	for p in $(pgrep -f -- "$NUNET_HOME/alloc/" || true); do kill -9 "$p" 2>/dev/null || true; done
+	allocs_teardown
 	engine_stop
-}
-
-# wait_state ID STATE: until the node's state.json says so (at most 10 s)
-wait_state() {
-	for i in $(seq 200); do
-		[ "$(jq -r .state "$NUNET_HOME/alloc/$1/state.json" 2>/dev/null)" = "$2" ] && return 0
-		sleep 0.05
-	done
-	return 1
 }
 
 crash_node() {

@@ -3,37 +3,10 @@
 # failure detection, and a message to a dead peer.
 load lib/common
 
-# swarm_node NAME [ARGS...]: init and start a node in $BATS_TEST_TMPDIR/NAME
-# listening on a free loopback port; sets DID[NAME], ADDR[NAME], PID[NAME].
 declare -gA DID ADDR PID
-swarm_node() {
-	local name=$1 home="$BATS_TEST_TMPDIR/$1"
-	shift
-	[ -d "$home" ] || node_init "$home"
-	node_start "$home" --listen 127.0.0.1:0 "$@"
-	DID[$name]=$(jq -r .did <<<"$READY_LINE")
-	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
-	PID[$name]=$NODE_PID
-}
-
 # alive NAME: how many peers NAME lists as alive
 alive() {
 	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -s '[.[] | select(.state == "alive")] | length'
-}
-
-# state NAME DID: the state NAME gives DID ("" when unknown)
-state() {
-	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -r --arg d "$2" 'select(.did == $d) | .state'
-}
-
-# within SECONDS 'SHELL TEXT': evaluate the text until it succeeds; fail
-# after SECONDS
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
 }
 
 @test "the ready line names the bound listen address" {
@@ -65,8 +38,8 @@ within() {
 @test "two nodes: bootstrap connects them and both list each other as peers" {
 	swarm_node a
 	swarm_node b --bootstrap "${DID[a]}@${ADDR[a]}"
-	within 5 'test "$(state a "${DID[b]}")" = alive'
-	within 5 'test "$(state b "${DID[a]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[b]}")" = alive'
+	within 5 'test "$(peer_state b "${DID[a]}")" = alive'
 	run nunet-node --home "$BATS_TEST_TMPDIR/a" peers
 	assert_success
 	assert_equal "$(jq -r '.did, .addr, .direct' <<<"$output")" "${DID[b]}
@@ -98,7 +71,7 @@ true"
 	done
 	kill -KILL "${PID[n3]}"
 	for i in 1 2 4 5; do
-		within 10 'test "$(state n$i "${DID[n3]}")" = dead' || fail "node $i says n3 is $(state n$i "${DID[n3]}")"
+		within 10 'test "$(peer_state n$i "${DID[n3]}")" = dead' || fail "node $i says n3 is $(peer_state n$i "${DID[n3]}")"
 	done
 	for i in 1 2 4 5; do
 		assert_equal "$(alive n$i)" 3
@@ -114,9 +87,9 @@ true"
 @test "a restarted node rejoins with a new incarnation" {
 	swarm_node a
 	swarm_node b --bootstrap "${DID[a]}@${ADDR[a]}"
-	within 5 'test "$(state a "${DID[b]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[b]}")" = alive'
 	kill -KILL "${PID[b]}"
-	within 10 'test "$(state a "${DID[b]}")" = dead'
+	within 10 'test "$(peer_state a "${DID[b]}")" = dead'
 	swarm_node b --bootstrap "${DID[a]}@${ADDR[a]}"
-	within 5 'test "$(state a "${DID[b]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[b]}")" = alive'
 }

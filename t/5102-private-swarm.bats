@@ -4,25 +4,6 @@
 load lib/common
 
 declare -gA DID ADDR PID
-swarm_node() {
-	local name=$1 home="$BATS_TEST_TMPDIR/$1"
-	shift
-	node_start "$home" --listen 127.0.0.1:0 "$@"
-	DID[$name]=$(jq -r .did <<<"$READY_LINE")
-	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
-	PID[$name]=$NODE_PID
-}
-state() {
-	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -r --arg d "$2" 'select(.did == $d) | .state'
-}
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
-
 @test "init --new-swarm stores a new key (0600) and prints it once after the did" {
 	run nunet-node --home "$BATS_TEST_TMPDIR/a" init --new-swarm
 	assert_success
@@ -75,16 +56,16 @@ within() {
 	swarm_node b --bootstrap "${DID[a]}@${ADDR[a]}"
 	swarm_node x --bootstrap "${DID[a]}@${ADDR[a]}"
 	swarm_node p --bootstrap "${DID[a]}@${ADDR[a]},${DID[b]}@${ADDR[b]}"
-	within 5 'test "$(state a "${DID[b]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[b]}")" = alive'
 	# the outsiders' handshakes fail at both ends ...
 	within 5 'test "$(grep -c "handshake failed" "$BATS_TEST_TMPDIR/node.log")" -ge 4'
 	grep -q "warn: swarm: peer 127.0.0.1:[0-9]*: handshake failed" "$BATS_TEST_TMPDIR/node.log"
 	grep -q "swarm: peer ${DID[a]}@${ADDR[a]}: handshake failed" "$BATS_TEST_TMPDIR/node.log"
 	# ... and give them nothing: give them a few probe periods more
 	sleep 2
-	assert_equal "$(state a "${DID[x]}")" ""
-	assert_equal "$(state a "${DID[p]}")" ""
-	assert_equal "$(state b "${DID[x]}")" ""
+	assert_equal "$(peer_state a "${DID[x]}")" ""
+	assert_equal "$(peer_state a "${DID[p]}")" ""
+	assert_equal "$(peer_state b "${DID[x]}")" ""
 	assert_equal "$(nunet-node --home "$BATS_TEST_TMPDIR/x" peers | jq -r 'select(.state == "alive") | .did')" ""
 	assert_equal "$(nunet-node --home "$BATS_TEST_TMPDIR/p" peers | jq -r 'select(.state == "alive") | .did')" ""
 	# a message from the outsider cannot get in

@@ -5,25 +5,6 @@
 load lib/common
 
 declare -gA DID ADDR PID
-swarm_node() {
-	local name=$1 home="$BATS_TEST_TMPDIR/$1"
-	shift
-	[ -d "$home" ] || node_init "$home"
-	node_start "$home" --listen 127.0.0.1:0 "$@"
-	DID[$name]=$(jq -r .did <<<"$READY_LINE")
-	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
-	PID[$name]=$NODE_PID
-}
-state() {
-	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -r --arg d "$2" 'select(.did == $d) | .state'
-}
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
 # own NAME DID: make DID an owner of node NAME (before it starts)
 own() {
 	local cfg="$BATS_TEST_TMPDIR/$1/config.json"
@@ -47,7 +28,7 @@ setup() {
 	own b "$(nunet-node --home "$BATS_TEST_TMPDIR/a" id)"
 	swarm_node a
 	swarm_node b --bootstrap "${DID[a]}@${ADDR[a]}"
-	within 5 'test "$(state a "${DID[b]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[b]}")" = alive'
 	export NUNET_HOME="$BATS_TEST_TMPDIR/a"
 	run nunet-send --to "${DID[b]}" /node/info
 	assert_success
@@ -68,7 +49,7 @@ ${DID[a]}
 @test "a remote node refuses a sender that is not its owner, except for /public/" {
 	swarm_node a
 	swarm_node b --bootstrap "${DID[a]}@${ADDR[a]}"
-	within 5 'test "$(state a "${DID[b]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[b]}")" = alive'
 	export NUNET_HOME="$BATS_TEST_TMPDIR/a"
 	run --separate-stderr nunet-send --to "${DID[b]}" /node/info
 	assert_failure 1
@@ -188,9 +169,9 @@ teardown() {
 	run ip netns exec ${NS}a bash -c "exec 3<>/dev/tcp/10.251.2.3/${ADDR[c]##*:}"
 	assert_failure
 	# ... yet learns of it through B and keeps it alive by indirect probes
-	within 5 'test "$(state a "${DID[c]}")" = alive'
+	within 5 'test "$(peer_state a "${DID[c]}")" = alive'
 	sleep 2
-	assert_equal "$(state a "${DID[c]}")" alive
+	assert_equal "$(peer_state a "${DID[c]}")" alive
 	assert_equal "$(nunet-node --home "$BATS_TEST_TMPDIR/a" peers | jq -r --arg d "${DID[c]}" 'select(.did == $d) | .direct, .via')" "false
 ${DID[b]}"
 	# a request from A to C goes through B and C's signed reply comes back

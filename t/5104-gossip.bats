@@ -4,24 +4,8 @@
 load lib/common
 
 declare -gA DID ADDR PID
-swarm_node() {
-	local name=$1 home="$BATS_TEST_TMPDIR/$1"
-	shift
-	[ -d "$home" ] || node_init "$home"
-	node_start "$home" --listen 127.0.0.1:0 "$@"
-	DID[$name]=$(jq -r .did <<<"$READY_LINE")
-	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
-	PID[$name]=$NODE_PID
-}
 alive() {
 	nunet-node --home "$BATS_TEST_TMPDIR/$1" peers | jq -s '[.[] | select(.state == "alive")] | length'
-}
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
 }
 own() {
 	local cfg="$BATS_TEST_TMPDIR/$1/config.json"

@@ -21,7 +21,7 @@ alloc() {
 	run ens "$ONE"
 	assert_success
 	run jq -c . <<<"$output"
-	assert_output '{"allocations":{"a":{"children":[],"command":["true"],"depends_on":[],"env":{},"executor":"native","healthcheck":null,"image":null,"inputs":[],"outputs":[],"ports":[],"resources":{"cpu":1,"disk":0,"gpus":0,"ram":268435456},"restart":{"intensity":3,"period_ms":60000,"policy":"never","strategy":"one_for_one"},"retries":0,"state_dir":null,"timeout_ms":0,"type":"task","workdir":null}},"bid_window_ms":500,"contract":null,"deadline_ms":60000,"edges":[],"max_price":null,"name":"ensemble","nodes":{"a":{"allocations":["a"],"location":null,"peer":null,"redundancy":1}},"rank":null,"version":1,"where":null}'
+	assert_output '{"allocations":{"a":{"children":[],"command":["true"],"depends_on":[],"env":{},"executor":"native","healthcheck":null,"image":null,"inputs":[],"outputs":[],"ports":[],"resources":{"cpu":1,"disk":0,"gpus":0,"ram":268435456},"restart":{"intensity":3,"period_ms":60000,"policy":"never","strategy":"one_for_one"},"retries":0,"state_dir":null,"timeout_ms":0,"type":"task","workdir":null}},"bid_window_ms":500,"contract":null,"deadline_ms":60000,"edges":[],"heartbeat_ms":2000,"max_price":null,"name":"ensemble","nodes":{"a":{"allocations":["a"],"location":null,"peer":null,"redundancy":1}},"rank":null,"version":1,"where":null}'
 }
 
 @test "units: sizes become bytes, durations milliseconds, cpu millicores stay exact" {
@@ -122,6 +122,16 @@ allocations.a.ports[1].name: "tcp-80" is used twice'
 	run ens "$(alloc '"timeout":"1s","timeout_ms":5')"
 	assert_failure 65
 	assert_output 'allocations.a.timeout: give timeout or timeout_ms, not both'
+	# the providers' heartbeat: 100ms to 10m
+	run ens '{"allocations":{"a":{"command":["true"]}},"heartbeat":"50ms"}'
+	assert_failure 65
+	assert_output 'heartbeat: must be at least 100ms'
+	run ens '{"allocations":{"a":{"command":["true"]}},"heartbeat_ms":600001}'
+	assert_failure 65
+	assert_output 'heartbeat_ms: must be at most 10m'
+	run ens '{"allocations":{"a":{"command":["true"]}},"heartbeat":"500ms"}'
+	assert_success
+	assert_equal "$(jq -r .heartbeat_ms <<<"$output")" 500
 }
 
 @test "unknown type, executor, policy, strategy, protocol" {

@@ -23,13 +23,6 @@ start() {
 	DID[$name]=$(jq -r .did <<<"$READY_LINE")
 	ADDR[$name]=$(jq -r .listen <<<"$READY_LINE")
 }
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
 # envelope FROM TO BE [TS_OFFSET_MS] [CAPS-JSON]: an unsigned request
 envelope() {
 	local now=$(( $(date +%s%3N) + ${4:-0} ))

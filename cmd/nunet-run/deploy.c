@@ -7,10 +7,13 @@
  * `cancel`, `logs` and `results` take deployment ids (and fall back to
  * allocation ids in cmd/nunet-run.c); `--swarm -- CMD` runs one command as
  * a one-allocation deployment and streams its output from wherever it went.
- * Remote logs are read by offset from the provider (/public/deploy/logs),
- * which answers the deployment's requester only: this node's key.
+ * Remote logs, results and outputs are read by offset from the provider
+ * (/public/deploy/logs, /result, /output), which answers the deployment's
+ * requester (this node's key) and the lease's reader (the allocation that
+ * asked for the deployment, when one did) only.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +29,7 @@
 #include "json.h"
 #include "lines.h"
 #include "log.h"
+#include "storage.h"
 #include "util.h"
 #include "deploy.h"
 
@@ -515,20 +519,273 @@ static int cmd_logs(struct nn_client *c, jv st, int argc, char **argv, int follo
 	return 0;
 }
 
-static int cmd_results(struct nn_client *c, jv st, const char *dir)
+/* ---- results ---- */
+
+/* A body naming allocation a (borrowed) under its lease, for its provider. */
+static jv alloc_body(jv a)
 {
-	jv allocs = jv_object_get(jv_copy(st), jv_string("allocations"));
+	const char *lease = "", *name = "";
+	nn_json_get_str(a, "lease", &lease, NULL);
+	nn_json_get_str(a, "name", &name, NULL);
+	return jv_object_set(jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)), jv_string("name"),
+			     jv_string(name));
+}
+
+/* All the bytes behavior be (/public/deploy/logs or /output) of a's
+ * provider gives for key=value, into the new file path (written beside it
+ * and renamed into place only when complete).  0, or -1 + err. */
+static int fetch_file(struct nn_client *c, jv a, const char *be, const char *key, const char *value,
+		      const char *path, char *err)
+{
+	const char *prov = "";
+	char *tmp = nn_xasprintf("%s.part", path);
+	int64_t off = 0;
+	int fd, rc = -1;
+	nn_json_get_str(a, "provider", &prov, NULL);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		nn_seterr(err, "cannot write '%s': %s", tmp, strerror(errno));
+		free(tmp);
+		return -1;
+	}
+	for (;;) {
+		enum nn_code code;
+		jv b = jv_object_set(alloc_body(a), jv_string(key), jv_string(value)), r;
+		const char *data = "";
+		int64_t size = 0;
+		b = jv_object_set(b, jv_string("offset"), jv_number((double)off));
+		b = jv_object_set(b, jv_string("max"), jv_number(196608));
+		r = dcall(c, prov, be, b, &code, err);
+		if (!jv_is_valid(r))
+			break;
+		nn_json_get_str(r, "data", &data, NULL);
+		nn_json_get_int(r, "size", &size, NULL);
+		if (*data) {
+			size_t dl = strlen(data);
+			uint8_t *buf = nn_xmalloc(dl + 1);
+			int n = nn_b64_decode(buf, dl + 1, data, dl);
+			if (n < 0 || nn_write_all(fd, buf, (size_t)n) < 0) {
+				nn_seterr(err, n < 0 ? "the provider sent bad base64" : "cannot write '%s': %s", tmp,
+					  strerror(errno));
+				free(buf);
+				jv_free(r);
+				break;
+			}
+			off += n;
+			free(buf);
+		}
+		jv_free(r);
+		if (!*data || off >= size) {
+			rc = 0;
+			break;
+		}
+	}
+	if (close(fd) < 0 && rc == 0)
+		rc = nn_seterr(err, "cannot write '%s': %s", tmp, strerror(errno));
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = nn_seterr(err, "cannot rename '%s': %s", tmp, strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+/* One JSON value (consumed) into path, atomically; 0 or -1 + err. */
+static int write_json(const char *path, jv v, char *err)
+{
+	char *t = nn_json_dump(v), *tmp = nn_xasprintf("%s.part", path);
+	int rc = nn_write_file(tmp, t, strlen(t), 0644, err);
+	jv_free(v);
+	free(t);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = nn_seterr(err, "cannot rename '%s': %s", tmp, strerror(errno));
+	if (rc < 0)
+		unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+struct results {
+	int download;		/* fetch uploaded outputs from their URLs */
+	int missing, bad;	/* what could not be fetched; checksums that failed */
+};
+
+static void not_fetched(struct results *R, const char *sub, const char *what, const char *why)
+{
+	nn_error("%s/%s: not fetched: %s", sub, what, why);
+	R->missing++;
+}
+
+/* One output of allocation a (its entry in the result, or null when the
+ * result names none) into sub/outputs/PATH: from its URL when it was
+ * uploaded (and R->download), else from the provider, checked against the
+ * sha256 the provider computed when it stored it.  Its line for
+ * outputs.json. */
+static jv one_output(struct nn_client *c, struct results *R, jv a, const char *sub, const char *path, jv up)
+{
+	const char *url = NULL, *sha = NULL, *uerr = NULL;
+	char err[NN_ERRLEN], hex[65], *base = nn_xasprintf("%s/outputs", sub), *dest = NULL;
+	const char *source = NULL;
+	uint64_t size = 0;
+	jv line = jv_object_set(jv_object(), jv_string("path"), jv_string(path));
+	if (jv_get_kind(up) == JV_KIND_OBJECT) {
+		nn_json_get_str(up, "url", &url, NULL);
+		nn_json_get_str(up, "sha256", &sha, NULL);
+		nn_json_get_str(up, "error", &uerr, NULL);
+		static const char *const keep[] = { "url", "size", "sha256", "commit", "error", NULL };
+		for (int i = 0; keep[i]; i++)
+			if (nn_json_has(up, keep[i]))
+				line = jv_object_set(line, jv_string(keep[i]), jv_object_get(jv_copy(up), jv_string(keep[i])));
+	}
+	if (sha && !*sha)
+		sha = NULL;	/* a git tree: no file to verify */
+	if (nn_mkdirs(base, 0755, err) < 0 || nn_storage_join(base, path, &dest, err) < 0) {
+		not_fetched(R, sub, path, err);
+		goto done;
+	}
+	{	/* the output's own directories below outputs/ */
+		char *slash = strrchr(dest, '/');
+		*slash = 0;
+		if (nn_mkdirs(dest, 0755, err) < 0) {
+			*slash = '/';
+			not_fetched(R, sub, path, err);
+			goto done;
+		}
+		*slash = '/';
+	}
+	if (url && sha && !uerr && !R->download) {
+		line = jv_object_set(line, jv_string("file"), jv_null());
+		goto done;
+	}
+	if (url && sha && !uerr) {
+		struct nn_storage_opts o;
+		struct nn_storage_result r;
+		nn_storage_opts_init(&o);
+		o.sha256 = sha;
+		if (nn_storage_fetch(url, dest, &o, &r, err) == 0)
+			source = "url";
+		else
+			line = jv_object_set(line, jv_string("url_error"), jv_string(err));
+	}
+	if (!source) {
+		if (fetch_file(c, a, "/public/deploy/output", "path", path, dest, err) < 0) {
+			not_fetched(R, sub, path, err);
+			goto done;
+		}
+		source = "provider";
+	}
+	if (nn_storage_sha256_file(dest, hex, &size, err) < 0) {
+		not_fetched(R, sub, path, err);
+		goto done;
+	}
+	if (sha && strcmp(hex, sha) != 0) {
+		nn_error("%s/outputs/%s: sha256 %s, not the %s it was stored with: removed", sub, path, hex, sha);
+		unlink(dest);
+		R->bad++;
+		source = NULL;
+		goto done;
+	}
+	line = jv_object_set(line, jv_string("size"), jv_number((double)size));
+	line = jv_object_set(line, jv_string("sha256"), jv_string(hex));
+	line = jv_object_set(line, jv_string("verified"), jv_bool(sha != NULL));
+done:
+	line = jv_object_set(line, jv_string("source"), source ? jv_string(source) : jv_null());
+	if (source)
+		line = jv_object_set(line, jv_string("file"), jv_string(dest + strlen(sub) + 1));
+	else if (!nn_json_has(line, "file"))
+		line = jv_object_set(line, jv_string("file"), jv_null());
+	free(base);
+	free(dest);
+	return line;
+}
+
+/* Everything of allocation a into sub: its state as the orchestrator
+ * knows it, and from its provider its result, logs and outputs. */
+static void one_results(struct nn_client *c, struct results *R, jv a, const char *sub)
+{
+	const char *prov = "";
+	char err[NN_ERRLEN], *p;
+	enum nn_code code;
+	jv res, outs, ups, lines = jv_array();
+	p = nn_xasprintf("%s/state.json", sub);
+	if (write_json(p, jv_copy(a), err) < 0)
+		not_fetched(R, sub, "state.json", err);
+	free(p);
+	nn_json_get_str(a, "provider", &prov, NULL);
+	if (!*prov) {
+		not_fetched(R, sub, "result.json", "the allocation was never placed");
+		jv_free(lines);
+		return;
+	}
+	res = dcall(c, prov, "/public/deploy/result", alloc_body(a), &code, err);
+	if (!jv_is_valid(res)) {
+		/* the provider is gone or refuses: nothing more from it; what an
+		 * earlier call fetched stays */
+		char why[NN_ERRLEN + 128];
+		snprintf(why, sizeof why, "provider %.80s: %s", prov, err);
+		not_fetched(R, sub, "result.json, stdout.log, stderr.log and outputs", why);
+		jv_free(lines);
+		return;
+	}
+	p = nn_xasprintf("%s/result.json", sub);
+	if (write_json(p, jv_copy(res), err) < 0)
+		not_fetched(R, sub, "result.json", err);
+	free(p);
+	for (int i = 0; i < 2; i++) {
+		const char *stream = i ? "stderr" : "stdout";
+		p = nn_xasprintf("%s/%s.log", sub, stream);
+		if (fetch_file(c, a, "/public/deploy/logs", "stream", stream, p, err) < 0) {
+			char what[16];
+			snprintf(what, sizeof what, "%s.log", stream);
+			not_fetched(R, sub, what, err);
+		}
+		free(p);
+	}
+	outs = jv_object_get(jv_copy(res), jv_string("outputs"));
+	ups = jv_object_get(jv_object_get(jv_copy(res), jv_string("result")), jv_string("outputs"));
+	if (jv_get_kind(outs) == JV_KIND_ARRAY)
+		jv_array_foreach(outs, i, o) {
+			const char *path;
+			jv up = jv_null();
+			if (nn_json_get_str(o, "path", &path, NULL) == 0) {
+				if (jv_get_kind(ups) == JV_KIND_ARRAY)
+					jv_array_foreach(ups, k, u) {
+						const char *q;
+						if (jv_get_kind(up) == JV_KIND_NULL && nn_json_get_str(u, "path", &q, NULL) == 0 &&
+						    !strcmp(q, path)) {
+							jv_free(up);
+							up = jv_copy(u);
+						}
+						jv_free(u);
+					}
+				lines = jv_array_append(lines, one_output(c, R, a, sub, path, up));
+			}
+			jv_free(up);
+			jv_free(o);
+		}
+	p = nn_xasprintf("%s/outputs.json", sub);
+	if (write_json(p, lines, err) < 0)
+		not_fetched(R, sub, "outputs.json", err);
+	free(p);
+	jv_free(outs);
+	jv_free(ups);
+	jv_free(res);
+}
+
+static int cmd_results(struct nn_client *c, jv st, const char *dir, int download)
+{
+	jv allocs = jv_object_get(jv_copy(st), jv_string("allocations")), seen = jv_object();
+	struct results R = { download, 0, 0 };
+	struct stat sb;
 	char err[NN_ERRLEN];
-	int rc = 0;
+	if (stat(dir, &sb) == 0 && !S_ISDIR(sb.st_mode))
+		nn_die(NN_EX_IOERR, "results: '%s' is not a directory", dir);
 	if (nn_mkdirs(dir, 0755, err) < 0)
 		nn_die(NN_EX_IOERR, "%s", err);
-	jv seen = jv_object();
 	jv_array_foreach(allocs, i, a) {
 		const char *name = "";
-		int64_t oo = 0, oe = 0;
-		char *sub, *po, *pe, *ps;
-		FILE *fo, *fe;
-		int fin, copy;
+		char *sub;
+		int copy;
 		jv k;
 		nn_json_get_str(a, "name", &name, NULL);
 		/* redundant copies of an allocation: NAME, NAME.1, NAME.2 … */
@@ -537,49 +794,35 @@ static int cmd_results(struct nn_client *c, jv st, const char *dir)
 		jv_free(k);
 		seen = jv_object_set(seen, jv_string(name), jv_number(copy + 1));
 		sub = copy ? nn_xasprintf("%s/%s.%d", dir, name, copy) : nn_xasprintf("%s/%s", dir, name);
-		if (nn_mkdirs(sub, 0755, err) < 0)
-			nn_die(NN_EX_IOERR, "%s", err);
-		po = nn_xasprintf("%s/stdout.log", sub);
-		pe = nn_xasprintf("%s/stderr.log", sub);
-		ps = nn_xasprintf("%s/state.json", sub);
-		fo = fopen(po, "w");
-		fe = fopen(pe, "w");
-		if (!fo || !fe)
-			nn_die(NN_EX_IOERR, "cannot write in '%s': %s", sub, strerror(errno));
-		while (pump(c, a, "stdout", &oo, fileno(fo), &fin) > 0)
-			;
-		while (pump(c, a, "stderr", &oe, fileno(fe), &fin) > 0)
-			;
-		fclose(fo);
-		fclose(fe);
-		{
-			char *t = nn_json_dump(a);
-			if (nn_write_file(ps, t, strlen(t), 0644, err) < 0)
-				rc = NN_EX_IOERR;
-			free(t);
-		}
+		if (!nn_path_plain(name) || nn_mkdirs(sub, 0755, err) < 0)
+			nn_die(NN_EX_IOERR, "cannot make '%s': %s", sub, nn_path_plain(name) ? err : "not a plain name");
+		one_results(c, &R, a, sub);
 		printf("%s\n", sub);
+		fflush(stdout);
 		free(sub);
-		free(po);
-		free(pe);
-		free(ps);
 		jv_free(a);
 	}
 	jv_free(seen);
 	jv_free(allocs);
-	return rc;
+	if (R.missing)
+		nn_error("results: %d thing%s could not be fetched (listed above)", R.missing, R.missing == 1 ? "" : "s");
+	return R.missing ? NN_EX_UNAVAILABLE : R.bad ? NN_EX_DATAERR : 0;
 }
 
 int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 {
 	struct nn_client c;
 	const char *id;
-	int follow = 0, rc = 0, ai = 1;
+	int follow = 0, rc = 0, ai = 1, download = 1;
 	jv st;
 	/* no getopt here: the allocation commands parse the same argv after
 	 * this when it names no deployment, and getopt keeps state */
 	if (ai < argc && !strcmp(argv[ai], "-f") && !strcmp(cmd, "logs")) {
 		follow = 1;
+		ai++;
+	}
+	if (ai < argc && !strcmp(argv[ai], "--no-download") && !strcmp(cmd, "results")) {
+		download = 0;
 		ai++;
 	}
 	if (ai >= argc || argv[ai][0] == '-')
@@ -621,7 +864,7 @@ int nn_run_on_deployment(const char *cmd, int argc, char **argv)
 	} else if (!strcmp(cmd, "logs")) {
 		rc = cmd_logs(&c, st, argc - ai - 1, argv + ai + 1, follow);
 	} else if (!strcmp(cmd, "results")) {
-		rc = cmd_results(&c, st, argv[ai + 1]);
+		rc = cmd_results(&c, st, argv[ai + 1], download);
 	}
 	jv_free(st);
 	nn_client_close(&c);

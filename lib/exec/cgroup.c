@@ -412,6 +412,59 @@ int nn_cgroup_attach(const struct nn_cgroup *cg, pid_t pid, char *err)
 	return 0;
 }
 
+void nn_cgroup_join_init(struct nn_cgroup_join *j)
+{
+	memset(j, 0, sizeof *j);
+	for (int i = 0; i < NN_CG_NCTL + 1; i++)
+		j->fd[i] = -1;
+}
+
+int nn_cgroup_join_open(struct nn_cgroup_join *j, const struct nn_cgroup *cg, char *err)
+{
+	const char *d[NN_CG_NCTL + 1];
+	int n = dirs(cg, d);
+	nn_cgroup_join_init(j);
+	for (int i = 0; i < n; i++) {
+		/* v1: the calling thread by "0" in tasks; v2 has no such
+		 * file for a domain group: the process, in cgroup.procs */
+		int v2 = cg->v2dir && !strcmp(d[i], cg->v2dir);
+		char *path = nn_xasprintf("%s/%s", d[i], v2 ? "cgroup.procs" : "tasks");
+		j->fd[j->n] = open(path, O_WRONLY | O_CLOEXEC);
+		if (j->fd[j->n] < 0) {
+			nn_seterr(err, "cannot open %s: %s", path, strerror(errno));
+			free(path);
+			nn_cgroup_join_close(j);
+			return -1;
+		}
+		free(path);
+		j->v2[j->n] = v2;
+		j->dir[j->n] = d[i];
+		j->n++;
+	}
+	return 0;
+}
+
+int nn_cgroup_join(const struct nn_cgroup_join *j, int in_v2, const char **dir)
+{
+	for (int i = 0; i < j->n; i++) {
+		if (j->v2[i] && in_v2)
+			continue;
+		if (write(j->fd[i], "0", 1) != 1) {
+			*dir = j->dir[i];
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void nn_cgroup_join_close(struct nn_cgroup_join *j)
+{
+	for (int i = 0; i < NN_CG_NCTL + 1; i++)
+		if (j->fd[i] >= 0)
+			close(j->fd[i]);
+	nn_cgroup_join_init(j);
+}
+
 long nn_cgroup_oom_kills(const struct nn_cgroup *cg)
 {
 	const char *d = cg->dir[NN_CG_MEMORY];

@@ -10,6 +10,7 @@
 #include "json.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
@@ -868,9 +869,29 @@ unsigned long long nn_exec_proc_starttime(pid_t pid, int live_only)
 int nn_exec_write_state(const struct nn_exec_spec *s, const char *name, jv o, char *err)
 {
 	char *text = nn_json_dump(o), *path = nn_exec_path(s, name);
-	int rc = nn_write_file(path, text, strlen(text), 0644, err);
+	int rc = nn_write_file_nosync(path, text, strlen(text), 0644, err);
 	jv_free(o);
 	free(path);
 	free(text);
 	return rc;
+}
+
+/*
+ * Leave a real-time scheduling policy (SCHED_FIFO, SCHED_RR) for
+ * SCHED_OTHER, as a job must: a cgroup v1 cpu group gives real-time tasks
+ * no runtime (cpu.rt_runtime_us 0), so the kernel refuses to move one in,
+ * and a job is no place for a starter's real-time priority.  Other
+ * policies (batch, idle) and the nice value are kept.  -1 with errno when
+ * the policy cannot be changed.
+ */
+int nn_exec_sched_normal(void)
+{
+	int p = sched_getscheduler(0);
+	struct sched_param sp = { 0 };
+	if (p < 0)
+		return -1;
+	p &= ~SCHED_RESET_ON_FORK;
+	if (p != SCHED_FIFO && p != SCHED_RR)
+		return 0;
+	return sched_setscheduler(0, SCHED_OTHER, &sp);
 }

@@ -222,12 +222,19 @@ extern const struct nn_executor nn_exec_native;
 extern const struct nn_executor nn_exec_docker;
 extern const struct nn_executor nn_exec_vm;
 
+/* Leave a real-time scheduling policy (SCHED_FIFO, SCHED_RR) for
+ * SCHED_OTHER; other policies are kept.  For whatever starts jobs: a
+ * cgroup v1 cpu group refuses real-time tasks.  0, or -1 with errno. */
+int nn_exec_sched_normal(void);
+
 /* Paths inside the allocation directory (caller frees). */
 /* The start time of pid (clock ticks since boot, field 22 of
  * /proc/PID/stat), which with the pid names a process without doubt; 0
  * when it is gone, or, with live_only, a zombie. */
 unsigned long long nn_exec_proc_starttime(pid_t pid, int live_only);
-/* Write the state object o (consumed) to DIR/name, mode 0644. */
+/* Write the state object o (consumed) to DIR/name, mode 0644, atomically
+ * but without fsync: it describes live processes, which do not outlive a
+ * crash of the machine either. */
 int nn_exec_write_state(const struct nn_exec_spec *s, const char *name, jv o, char *err);
 
 char *nn_exec_path(const struct nn_exec_spec *spec, const char *name);

@@ -11,8 +11,13 @@
  *   any failure before running: release every lease, drop the provider
  *   that failed, select again from the bids (new bids when none is left)
  *   until the deadline; then "failed" with the reason.
- *   running ──tasks final──▶ done;  a service final or a lost provider:
- *   redeploy (services, tasks with retries) or failed.
+ *   running ──tasks final──▶ done;  a service final: failed.
+ *   A lost provider (ORCH_HB_MISSES heartbeats missed, or membership says
+ *   dead): a repair: only its slots (services, tasks with retries left) go
+ *   through bidding, committing and provisioning again, the surviving
+ *   slots kept (d->repair, slot.keep) as fixed candidates of the
+ *   selection; its tasks without retries are reported failed.  Leases of
+ *   committed slots waiting for their dependencies are renewed.
  */
 #include "orch/orch_int.h"
 
@@ -32,7 +37,7 @@ static const char *const dstate[] = { "bidding", "committing", "provisioning", "
 				      "failed", "cancelled" };
 enum { S_NONE, S_COMMITTING, S_COMMITTED, S_PROVISIONING, S_RUNNING };
 static const char *const sstate[] = { "none", "committing", "committed", "provisioning", "running" };
-enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE, RQ_SYNC };
+enum { RQ_BID, RQ_COMMIT, RQ_PROVISION, RQ_RELEASE, RQ_SYNC, RQ_RENEW, RQ_RESTART };
 
 struct slot {
 	char grp[72];
@@ -40,6 +45,11 @@ struct slot {
 	char lease[72];
 	int st;
 	int failed;
+	int keep;			/* a repair leaves this placement running */
+	int renewing;			/* a /deploy/renew is out */
+	int64_t expires;		/* wall ms: the lease's end while reserved */
+	int64_t hb;			/* monotonic ms: last heard of while running */
+	int64_t pulled;			/* monotonic ms: last pull of its states */
 };
 
 struct orch_dep {
@@ -55,10 +65,16 @@ struct orch_dep {
 	jv expect;			/* did → true: answers awaited before the window's end */
 	int inflight;
 	jv excluded;			/* did → why */
+	jv refused;			/* did → why: refusals that stand for the whole deployment
+					 * (a provider that requires a contract it has not accepted) */
 	struct slot *slots;
 	int nslots;
 	int redeploys;
-	int64_t synced;			/* monotonic ms of the last pull of states */
+	int resumed;			/* started over after a restart of this node */
+	int64_t rebid_at;		/* monotonic ms: bid again then (0: not waiting) */
+	int repair;			/* placing only the slots a lost provider held */
+	int64_t hb_ms;			/* the providers' heartbeat period */
+	jv sup_times;			/* wall ms of the restarts its strategies made */
 	struct orch_dep *next;
 };
 
@@ -67,6 +83,7 @@ struct orch_rq {
 	char dep[40];
 	int gen, kind, slot;
 	char to[NN_DID_MAX];
+	char lease[72];			/* RQ_RELEASE: the lease */
 	int depth;
 	struct orch_rq *next;
 };
@@ -102,7 +119,7 @@ static void dep_save(struct orch_dep *d, const char *reason, int status)
 {
 	sqlite3_stmt *st = orch_prep(d->o, "UPDATE orch_deploy SET state = ?, updated = ?,"
 				     " reason = coalesce(?, reason), status = coalesce(?, status),"
-				     " attempts = ? WHERE id = ?");
+				     " attempts = ?, repair = ? WHERE id = ?");
 	if (!st)
 		return;
 	sqlite3_bind_text(st, 1, dstate[d->state], -1, SQLITE_STATIC);
@@ -112,7 +129,8 @@ static void dep_save(struct orch_dep *d, const char *reason, int status)
 	if (status >= 0)
 		sqlite3_bind_int(st, 4, status);
 	sqlite3_bind_int(st, 5, d->attempts);
-	sqlite3_bind_text(st, 6, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 6, d->repair);
+	sqlite3_bind_text(st, 7, d->id, -1, SQLITE_STATIC);
 	orch_step(d->o, st);
 }
 
@@ -141,6 +159,8 @@ static void dep_free(struct orch_dep *d)
 	jv_free(d->asked);
 	jv_free(d->expect);
 	jv_free(d->excluded);
+	jv_free(d->refused);
+	jv_free(d->sup_times);
 	free(d->slots);
 	free(d);
 }
@@ -169,18 +189,23 @@ void orch_deploy_free_all(struct orch *o)
 	}
 }
 
-static struct orch_rq *rq_new(struct orch_dep *d, int kind, int slot, const char *to)
+static struct orch_rq *rq_make(struct orch *o, const char *dep, int gen, int kind, int slot, const char *to)
 {
 	struct orch_rq *r = nn_xcalloc(1, sizeof *r);
-	r->o = d->o;
-	snprintf(r->dep, sizeof r->dep, "%s", d->id);
-	r->gen = d->gen;
+	r->o = o;
+	snprintf(r->dep, sizeof r->dep, "%s", dep);
+	r->gen = gen;
 	r->kind = kind;
 	r->slot = slot;
 	snprintf(r->to, sizeof r->to, "%s", to);
-	r->next = d->o->rqs;
-	d->o->rqs = r;
+	r->next = o->rqs;
+	o->rqs = r;
 	return r;
+}
+
+static struct orch_rq *rq_new(struct orch_dep *d, int kind, int slot, const char *to)
+{
+	return rq_make(d->o, d->id, d->gen, kind, slot, to);
 }
 
 static void rq_free(struct orch_rq *r)
@@ -231,6 +256,13 @@ static int64_t step_ms(int64_t left)
 	if (left > ORCH_STEP_MS)
 		return ORCH_STEP_MS;
 	return left > 100 ? left : 100;
+}
+
+static int64_t lease_ms_for(struct orch_dep *d)
+{
+	int64_t left = d->deadline - nn_now_ms();
+	/* the lease covers the time to the deadline, at most ORCH_LEASE_MS */
+	return left + 1000 < ORCH_LEASE_MS ? (left > 0 ? left + 1000 : 1000) : ORCH_LEASE_MS;
 }
 
 /* ---- capability tokens this node holds ---- */
@@ -551,8 +583,13 @@ static jv bid_body(struct orch_dep *d)
 	jv groups = jv_object(), nodes = jget(d->ens, "nodes");
 	/* where and rank travel inside each group's requirements */
 	jv_object_foreach(nodes, g, v) {
-		jv req = nn_ensemble_group_requirements(d->ens, jv_string_value(g));
-		groups = jv_object_set(groups, jv_copy(g), jv_is_valid(req) ? req : (jv_free(req), jv_object()));
+		int want = !d->repair;
+		for (int i = 0; i < d->nslots && !want; i++)
+			want = !d->slots[i].keep && !strcmp(d->slots[i].grp, jv_string_value(g));
+		if (want) {
+			jv req = nn_ensemble_group_requirements(d->ens, jv_string_value(g));
+			groups = jv_object_set(groups, jv_copy(g), jv_is_valid(req) ? req : (jv_free(req), jv_object()));
+		}
 		jv_free(g);
 		jv_free(v);
 	}
@@ -703,6 +740,7 @@ static void dep_bid(struct orch_dep *d)
 
 	d->state = D_BIDDING;
 	d->gen++;
+	d->rebid_at = 0;
 	d->inflight = 0;
 	jv_free(d->bids);
 	jv_free(d->asked);
@@ -777,10 +815,24 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 		int64_t red = ens_int(v, "redundancy", 1);
 		const char *pin = ens_str(v, "peer");
 		jv cands = jv_array(), near = jv_array();
+		int kept = d->repair;
+		for (int i = 0; i < d->nslots && kept; i++)
+			if (!strcmp(d->slots[i].grp, jv_string_value(g)))
+				kept = d->slots[i].keep;
+		if (!kept)
 		jv_object_foreach(d->bids, did, b) {
 			jv ans = jv_object_get(jget(b, "groups"), jv_copy(g));
 			jv m = jget(ans, "match"), why = jv_object_get(jv_copy(d->excluded), jv_copy(did));
-			if (jv_is_valid(why)) {
+			jv rf = jv_object_get(jv_copy(d->refused), jv_copy(did));
+			if (jv_is_valid(rf)) {
+				/* it said no for good: a near-miss with its reason */
+				if (!pin || !strcmp(pin, jv_string_value(did))) {
+					jv x = jv_object_set(jv_object(), jv_string("group"), jv_copy(g));
+					x = jv_object_set(x, jv_string("provider"), jv_copy(did));
+					x = jv_object_set(x, jv_string("rejected"), jv_array_append(jv_array(), jv_copy(rf)));
+					near = jv_array_append(near, x);
+				}
+			} else if (jv_is_valid(why)) {
 				;
 			} else if (pin && strcmp(pin, jv_string_value(did))) {
 				;
@@ -797,6 +849,7 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 				x = jv_object_set(x, jv_string("rejected"), jget(ans, "rejected"));
 				near = jv_array_append(near, x);
 			}
+			jv_free(rf);
 			jv_free(why);
 			jv_free(m);
 			jv_free(ans);
@@ -820,8 +873,17 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 		}
 		jv_free(near);
 		for (int64_t i = 0; i < red && i < 16; i++) {
+			int idx = jv_array_length(jv_copy(slots));
 			jv s = jv_object_set(jv_object(), jv_string("group"), jv_copy(g));
-			s = jv_object_set(s, jv_string("candidates"), jv_copy(cands));
+			if (d->repair && idx < d->nslots && d->slots[idx].keep) {
+				/* a placement that survived stays where it runs */
+				jv c = jv_object_set(jv_object(), jv_string("did"), jv_string(d->slots[idx].prov));
+				c = jv_object_set(c, jv_string("score"), jv_number(0));
+				c = jv_object_set(c, jv_string("price"), jv_number(0));
+				s = jv_object_set(s, jv_string("candidates"), jv_array_append(jv_array(), c));
+			} else {
+				s = jv_object_set(s, jv_string("candidates"), jv_copy(cands));
+			}
 			slots = jv_array_append(slots, s);
 		}
 		jv_free(cands);
@@ -872,21 +934,32 @@ static void dep_select(struct orch_dep *d)
 		if (jv_get_kind(edges) == JV_KIND_ARRAY && jv_array_length(jv_copy(edges)) > 0)
 			f = jv_object_set(f, jv_string("rtt_ms"), jv_copy(rtt));
 		emit(d, NN_LOG_WARN, "deploy.nomatch", f);
-		if (jv_object_length(jv_copy(d->excluded)) > 0 && d->attempts > 0 &&
-		    nn_now_ms() + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
-			/* providers failed us: ask again, the others may still bid */
+		if ((((jv_object_length(jv_copy(d->excluded)) > 0 || d->redeploys > 0) && d->attempts > 0) ||
+		     d->resumed) &&
+		    nn_now_ms() + 1000 + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
+			/* providers failed us: ask again a second later, the
+			 * others may still bid, and what was reverted (released
+			 * allocations end within their grace) is free again */
 			jv_free(d->excluded);
 			d->excluded = jv_object();
-			dep_bid(d);
+			d->state = D_BIDDING;
+			d->bid_close = 0;
+			d->rebid_at = nn_mono_ms() + 1000;
 		} else {
 			dep_fail(d, w, jv_object_set(jv_object(), jv_string("explain"), jv_copy(explain)));
 		}
 		free(w);
 		goto out;
 	}
-	free(d->slots);
-	d->nslots = n;
-	d->slots = nn_xcalloc((size_t)n + 1, sizeof *d->slots);
+	if (d->repair && n != d->nslots) {
+		dep_fail(d, "the ensemble's groups changed during a repair", jv_null());
+		goto out;
+	}
+	if (!d->repair) {
+		free(d->slots);
+		d->nslots = n;
+		d->slots = nn_xcalloc((size_t)n + 1, sizeof *d->slots);
+	}
 	d->attempts++;
 	d->gen++;
 	{
@@ -898,6 +971,8 @@ static void dep_select(struct orch_dep *d)
 			jv rs = jv_object();
 			snprintf(d->slots[i].grp, sizeof d->slots[i].grp, "%s", g ? g : "");
 			snprintf(d->slots[i].prov, sizeof d->slots[i].prov, "%s", jv_string_value(p));
+			if (d->slots[i].keep)
+				rs = jv_object_set(rs, jv_string("kept"), jv_true());
 			rs = jv_object_set(rs, jv_string("group"), jv_string(d->slots[i].grp));
 			rs = jv_object_set(rs, jv_string("provider"), jv_copy(p));
 			jv_array_foreach(cs, k, c) {
@@ -921,6 +996,8 @@ static void dep_select(struct orch_dep *d)
 			f = jv_object_set(f, jv_string("complete"), jget(res, "complete"));
 			f = jv_object_set(f, jv_string("bids"), jv_number(jv_object_length(jv_copy(d->bids))));
 			f = jv_object_set(f, jv_string("attempt"), jv_number(d->attempts));
+			if (d->repair)
+				f = jv_object_set(f, jv_string("repair"), jv_true());
 			t = nn_json_dump(f);
 			st = orch_prep(d->o, "UPDATE orch_deploy SET selection = ? WHERE id = ?");
 			if (st) {
@@ -935,13 +1012,15 @@ static void dep_select(struct orch_dep *d)
 	}
 	d->state = D_COMMITTING;
 	dep_save(d, NULL, -1);
-	{
+	if (!d->repair) {
 		sqlite3_stmt *st = orch_prep(d->o, "DELETE FROM orch_slot WHERE dep = ?");
 		if (st)
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 		orch_step(d->o, st);
 	}
 	for (int i = 0; i < n; i++) {
+		if (d->slots[i].keep)
+			continue;
 		d->slots[i].st = S_COMMITTING;
 		slot_save(d, i);
 	}
@@ -952,6 +1031,8 @@ static void dep_select(struct orch_dep *d)
 		int gen = d->gen;
 		snprintf(idc, sizeof idc, "%s", d->id);
 		for (int i = 0; i < n; i++) {
+			if (d->slots[i].keep)
+				continue;
 			commit_slot(d, i);
 			if (dep_find(o, idc) != d || d->gen != gen || d->state != D_COMMITTING)
 				break;
@@ -968,25 +1049,119 @@ out:
 
 /* ---- commit, revert ---- */
 
+/*
+ * Releases.  A lease given up is written to orch_release before its
+ * /deploy/release goes out, and the row goes when the provider answered
+ * (whatever it said: it heard us).  What could not be sent or was not
+ * answered (the provider dead, cut off by a partition, this node killed
+ * before the answer) is asked again every ORCH_RELEASE_RETRY_MS once the
+ * provider is alive to this node again: a provider that ran on while it
+ * was cut off stops its now orphaned allocations when it is back.
+ */
 static void on_release(struct nn_node *n, jv ans, void *arg)
 {
+	struct orch_rq *r = arg;
+	const char *from = jv_is_valid(ans) ? nn_env_str(ans, "from") : NULL;
 	(void)n;
-	(void)ans;
-	rq_free(arg);
+	/* the node answers for a peer it cannot reach: only the provider's
+	 * own answer counts */
+	if (from && !strcmp(from, r->to)) {
+		sqlite3_stmt *st = orch_prep(r->o, "DELETE FROM orch_release WHERE provider = ? AND lease = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, r->to, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, r->lease, -1, SQLITE_STATIC);
+		}
+		orch_step(r->o, st);
+	}
+	rq_free(r);
+}
+
+static void release_send(struct orch *o, const char *dep, const char *prov, const char *lease, const char *trace)
+{
+	char e[NN_ERRLEN];
+	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	struct orch_rq *r = rq_make(o, dep, -1, RQ_RELEASE, -1, prov);
+	snprintf(r->lease, sizeof r->lease, "%s", lease);
+	if (nn_node_request_cap(o->n, prov, "/deploy/release", b, tokens_for(o, prov), trace,
+				10000, on_release, r, NULL, e) < 0) {
+		nn_debug("orch: release of lease %s on %s: %s (asked again later)", lease, prov, e);
+		rq_free(r);
+	}
+}
+
+/* Release s's lease (now, or when its provider is back); the slot keeps
+ * its state. */
+static void release_lease(struct orch_dep *d, struct slot *s)
+{
+	if (s->lease[0] && s->prov[0]) {
+		sqlite3_stmt *st = orch_prep(d->o, "INSERT OR IGNORE INTO orch_release (provider, lease, dep, trace,"
+					     " since) VALUES (?, ?, ?, ?, ?)");
+		if (st) {
+			sqlite3_bind_text(st, 1, s->prov, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, s->lease, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, d->trace, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, nn_now_ms());
+		}
+		orch_step(d->o, st);
+		release_send(d->o, d->id, s->prov, s->lease, d->trace);
+	}
+	s->lease[0] = '\0';
 }
 
 static void release_slot(struct orch_dep *d, struct slot *s)
 {
-	char e[NN_ERRLEN];
-	if (s->lease[0] && s->prov[0]) {
-		jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease));
-		struct orch_rq *r = rq_new(d, RQ_RELEASE, -1, s->prov);
-		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/release", b, tokens_for(d->o, s->prov), d->trace,
-					10000, on_release, r, NULL, e) < 0)
-			rq_free(r);
-	}
-	s->lease[0] = '\0';
+	release_lease(d, s);
 	s->st = S_NONE;
+}
+
+/* Ask again for the releases not answered, of providers alive now (and
+ * this node's own); a row older than a week is dropped. */
+void orch_release_retry(struct orch *o)
+{
+	int64_t mono = nn_mono_ms();
+	sqlite3_stmt *st;
+	jv rows = jv_array();
+	if (mono - o->released_retried < ORCH_RELEASE_RETRY_MS)
+		return;
+	o->released_retried = mono;
+	if ((st = orch_prep(o, "DELETE FROM orch_release WHERE since < ?"))) {
+		sqlite3_bind_int64(st, 1, nn_now_ms() - 7 * 86400000LL);
+		orch_step(o, st);
+	}
+	st = orch_prep(o, "SELECT r.provider, r.lease, r.dep, r.trace FROM orch_release r LEFT JOIN swarm_edges e"
+		       " ON e.src = ?1 AND e.dst = r.provider WHERE r.provider = ?1 OR e.state = 'alive' LIMIT 64");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int busy = 0;
+		const char *prov = (const char *)sqlite3_column_text(st, 0);
+		const char *lease = (const char *)sqlite3_column_text(st, 1);
+		for (struct orch_rq *r = o->rqs; r && !busy; r = r->next)
+			busy = r->kind == RQ_RELEASE && !strcmp(r->lease, lease) && !strcmp(r->to, prov);
+		if (!busy) {
+			jv x = jv_array_append(jv_array(), orch_col_str(st, 0));
+			x = jv_array_append(x, orch_col_str(st, 1));
+			x = jv_array_append(x, orch_col_str(st, 2));
+			rows = jv_array_append(rows, jv_array_append(x, orch_col_str(st, 3)));
+		}
+	}
+	sqlite3_finalize(st);
+	jv_array_foreach(rows, i, x) {
+		jv p = jv_array_get(jv_copy(x), 0), l = jv_array_get(jv_copy(x), 1);
+		jv dp = jv_array_get(jv_copy(x), 2), t = jv_array_get(jv_copy(x), 3);
+		if (jv_get_kind(p) == JV_KIND_STRING && jv_get_kind(l) == JV_KIND_STRING &&
+		    jv_get_kind(dp) == JV_KIND_STRING && strlen(jv_string_value(l)) < 72)
+			release_send(o, jv_string_value(dp), jv_string_value(p), jv_string_value(l),
+				     jv_get_kind(t) == JV_KIND_STRING ? jv_string_value(t) : NULL);
+		jv_free(p);
+		jv_free(l);
+		jv_free(dp);
+		jv_free(t);
+		jv_free(x);
+	}
+	jv_free(rows);
 }
 
 /* Release every lease (they would expire anyway) and forget the slots. */
@@ -994,19 +1169,22 @@ static void dep_revert(struct orch_dep *d, const char *why)
 {
 	jv f = jv_object_set(jv_object(), jv_string("reason"), jv_string(why)), rel = jv_array();
 	for (int i = 0; i < d->nslots; i++) {
+		sqlite3_stmt *st;
+		if (d->repair && d->slots[i].keep)
+			continue;
 		if (d->slots[i].lease[0])
 			rel = jv_array_append(rel, jv_string(d->slots[i].prov));
 		release_slot(d, &d->slots[i]);
 		slot_save(d, i);
+		st = orch_prep(d->o, "DELETE FROM orch_alloc WHERE dep = ? AND slot = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 2, i);
+		}
+		orch_step(d->o, st);
 	}
 	f = jv_object_set(f, jv_string("released"), rel);
 	emit(d, NN_LOG_WARN, "deploy.revert", f);
-	{
-		sqlite3_stmt *st = orch_prep(d->o, "DELETE FROM orch_alloc WHERE dep = ?");
-		if (st)
-			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-		orch_step(d->o, st);
-	}
 	d->gen++;
 }
 
@@ -1039,6 +1217,13 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 			jv f = jv_object_set(jv_object(), jv_string("group"), jv_string(s->grp));
 			snprintf(s->lease, sizeof s->lease, "%s", lease);
 			s->st = S_COMMITTED;
+			s->expires = 0;
+			s->renewing = 0;
+			{
+				int64_t ex;
+				if (nn_json_get_int(body, "expires", &ex, NULL) == 0)
+					s->expires = ex;
+			}
 			slot_save(d, r->slot);
 			f = jv_object_set(f, jv_string("provider"), jv_string(s->prov));
 			f = jv_object_set(f, jv_string("lease"), jv_string(lease));
@@ -1046,9 +1231,15 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 			emit(d, NN_LOG_INFO, "deploy.commit", f);
 		} else {
 			char why[NN_ERRLEN];
+			const char *code = NULL;
+			int for_good;
 			s->failed = 1;
 			s->st = S_NONE;
 			answer_why(ans, why, sizeof why);
+			/* refused for lack of authority (or of a contract it
+			 * accepted): asking it again cannot change its answer */
+			for_good = jv_get_kind(body) == JV_KIND_OBJECT && nn_json_get_str(body, "code", &code, NULL) == 0 &&
+				   !strcmp(code, "unauthorized");
 			snprintf(s->lease, sizeof s->lease, "%s", "");
 			jv_free(body);
 			body = jv_null();
@@ -1061,7 +1252,9 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 				     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(p)),
 						   jv_string("reason"), jv_string(why)));
 				rq_free(r);
-				dep_retry(d, p, w);
+				if (for_good)
+					d->refused = jv_object_set(d->refused, jv_string(p), jv_string(w));
+				dep_retry(d, for_good ? NULL : p, w);
 				return;
 			}
 		}
@@ -1069,7 +1262,7 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 		{
 			int all = 1;
 			for (int i = 0; i < d->nslots; i++)
-				all &= d->slots[i].st == S_COMMITTED;
+				all &= d->slots[i].st == S_COMMITTED || d->slots[i].keep;
 			if (all) {
 				d->state = D_PROVISIONING;
 				dep_save(d, NULL, -1);
@@ -1093,6 +1286,23 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 	rq_free(r);
 }
 
+/* The did that asked for the deployment when it is not this node (an
+ * allocation's identity, a recursive job): the providers let it read the
+ * logs and outputs of their leases.  NULL otherwise; the caller frees. */
+static char *dep_reader(struct orch_dep *d)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT owner FROM orch_deploy WHERE id = ?");
+	char *r = NULL;
+	if (!st)
+		return NULL;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0) &&
+	    strcmp((const char *)sqlite3_column_text(st, 0), nn_node_did(d->o->n)) != 0)
+		r = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
+	sqlite3_finalize(st);
+	return r;
+}
+
 static void commit_slot(struct orch_dep *d, int i)
 {
 	struct slot *s = &d->slots[i];
@@ -1108,12 +1318,15 @@ static void commit_slot(struct orch_dep *d, int i)
 	b = jv_object_set(b, jv_string("deployment"), jv_string(d->id));
 	b = jv_object_set(b, jv_string("group"), jv_string(s->grp));
 	b = jv_object_set(b, jv_string("resources"), nn_res_to_json(&res));
-	/* the lease covers the time to the deadline, at most ORCH_LEASE_MS */
-	b = jv_object_set(b, jv_string("lease_ms"),
-			  jv_number((double)(left + 1000 < ORCH_LEASE_MS ? (left > 0 ? left + 1000 : 1000)
-					     : ORCH_LEASE_MS)));
+	b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)lease_ms_for(d)));
 	if (contract)
 		b = jv_object_set(b, jv_string("contract"), jv_string(contract));
+	{
+		char *rd = dep_reader(d);
+		if (rd)
+			b = jv_object_set(b, jv_string("reader"), jv_string(rd));
+		free(rd);
+	}
 	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/commit", b, tokens_for(d->o, s->prov), d->trace,
 				step_ms(left), on_commit, r, NULL, e) < 0) {
 		char p[NN_DID_MAX];
@@ -1169,6 +1382,7 @@ static void on_provision(struct nn_node *n, jv ans, void *arg)
 		if (is_reply(ans) && jv_get_kind(allocs) == JV_KIND_OBJECT) {
 			jv f = jv_object_set(jv_object(), jv_string("group"), jv_string(s->grp));
 			s->st = S_RUNNING;
+			s->hb = nn_mono_ms();
 			slot_save(d, r->slot);
 			alloc_rows(d, r->slot, allocs);
 			f = jv_object_set(f, jv_string("provider"), jv_string(s->prov));
@@ -1269,6 +1483,7 @@ static void provision_slot(struct orch_dep *d, int i)
 	jv_free(allocs);
 	b = jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease));
 	b = jv_object_set(b, jv_string("allocations"), list);
+	b = jv_object_set(b, jv_string("heartbeat_ms"), jv_number((double)d->hb_ms));
 	s->st = S_PROVISIONING;
 	slot_save(d, i);
 	r = rq_new(d, RQ_PROVISION, i, s->prov);
@@ -1310,9 +1525,15 @@ static void dep_provision(struct orch_dep *d)
 			x = jv_object_set(x, jv_string("provider"), jv_string(d->slots[i].prov));
 			pl = jv_array_append(pl, x);
 		}
+		jv f = jv_object_set(jv_object(), jv_string("placements"), pl);
+		if (d->repair)
+			f = jv_object_set(f, jv_string("repaired"), jv_true());
 		d->state = D_RUNNING;
+		d->repair = 0;
+		for (int i = 0; i < d->nslots; i++)
+			d->slots[i].keep = 0;
 		dep_save(d, NULL, -1);
-		emit(d, NN_LOG_INFO, "deploy.running", jv_object_set(jv_object(), jv_string("placements"), pl));
+		emit(d, NN_LOG_INFO, "deploy.running", f);
 		/* tasks may have ended before the last answer came */
 		dep_check_done(d);
 	}
@@ -1383,11 +1604,218 @@ static void dep_check_done(struct orch_dep *d)
 		dep_final(d, D_DONE, "deploy.done", NULL, status, jv_null());
 }
 
+/* ---- restart strategies across nodes ---- */
+
+static void on_restarted(struct nn_node *n, jv ans, void *arg)
+{
+	(void)n;
+	(void)ans;
+	rq_free(arg);
+}
+
+/* The allocations restarted with `name` under strategy: every other one
+ * (one_for_all), or those that depend on it, directly or not
+ * (rest_for_one).  A new object name → true. */
+static jv strategy_set(jv ens, const char *name, const char *strategy)
+{
+	jv allocs = jget(ens, "allocations"), set = jv_object_set(jv_object(), jv_string(name), jv_true());
+	int grew = 1, all = !strcmp(strategy, "one_for_all");
+	while (grew) {
+		grew = 0;
+		jv_object_foreach(allocs, k, a) {
+			jv in = jv_object_get(jv_copy(set), jv_copy(k)), deps = jget(a, "depends_on");
+			int add = 0;
+			if (!jv_is_valid(in)) {
+				add = all;
+				if (jv_get_kind(deps) == JV_KIND_ARRAY)
+					jv_array_foreach(deps, i, dn) {
+						jv x = jv_object_get(jv_copy(set), jv_copy(dn));
+						add |= jv_is_valid(x);
+						jv_free(x);
+						jv_free(dn);
+					}
+			}
+			if (add) {
+				set = jv_object_set(set, jv_copy(k), jv_true());
+				grew = 1;
+			}
+			jv_free(in);
+			jv_free(deps);
+			jv_free(k);
+			jv_free(a);
+		}
+	}
+	jv_free(allocs);
+	return jv_object_delete(set, jv_string(name));
+}
+
+static void send_restart(struct orch_dep *d, const char *prov, const char *lease, jv names, const char *why,
+			 int escalate)
+{
+	char e[NN_ERRLEN];
+	struct orch_rq *r = rq_new(d, RQ_RESTART, -1, prov);
+	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	b = jv_object_set(b, jv_string("names"), names);
+	b = jv_object_set(b, jv_string("reason"), jv_string(why));
+	b = jv_object_set(b, jv_string("escalate"), jv_bool(escalate));
+	if (nn_node_request_cap(d->o->n, prov, "/deploy/restart", b, tokens_for(d->o, prov), d->trace, 10000,
+				on_restarted, r, NULL, e) < 0) {
+		nn_debug("orch: %s: restart on %s: %s", d->id, prov, e);
+		rq_free(r);
+	}
+}
+
+/* The parent allocation of a child deployment (on this node) is told of
+ * its failure as its own: its job is ended, and its policy applies. */
+static void escalate_parent(struct orch_dep *d, const char *why)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT parent FROM orch_deploy WHERE id = ? AND parent IS NOT NULL");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		jv r, b = jv_object_set(jv_object(), jv_string("id"), orch_col_str(st, 0));
+		char e[NN_ERRLEN], w[NN_ERRLEN + 320];
+		snprintf(w, sizeof w, "child deployment %s: %.200s", d->id, why);
+		b = jv_object_set(b, jv_string("reason"), jv_string(w));
+		b = jv_object_set(b, jv_string("escalate"), jv_true());
+		if (nn_node_invoke(d->o->n, "/alloc/restart", b, d->trace, &r, e) != NN_OK)
+			nn_debug("orch: %s: cannot tell the parent: %s", d->id, e);
+		jv_free(r);
+	}
+	sqlite3_finalize(st);
+}
+
+/*
+ * Allocation `name` of running deployment d failed (state restarting, or
+ * final other than exited 0), and not by its supervisor's hand.  Under
+ * one_for_all or rest_for_one its siblings are restarted wherever they
+ * run; more than the policy's intensity of such restarts within its
+ * period escalates: the parent allocation of a child deployment is told,
+ * and the deployment fails, releasing everything.  Returns 1 when d
+ * ended.
+ */
+static int supervise(struct orch_dep *d, const char *name, const char *state, int64_t status, const char *reason)
+{
+	jv a = jv_object_get(jget(d->ens, "allocations"), jv_string(name)), rs = jget(a, "restart"), set;
+	const char *strategy = ens_str(rs, "strategy");
+	int64_t intensity = ens_int(rs, "intensity", 3), period = ens_int(rs, "period_ms", 60000);
+	int64_t now = nn_now_ms();
+	jv kept = jv_array(), lst = jv_array();
+	char why[NN_ERRLEN];
+	int n = 0;
+	sqlite3_stmt *st;
+
+	if (d->state != D_RUNNING || !strategy || !strcmp(strategy, "one_for_one") ||
+	    (reason && (!strncmp(reason, "supervisor:", 11) || !strncmp(reason, "escalated:", 10))) ||
+	    !(!strcmp(state, "restarting") ||
+	      (nn_alloc_state_final(state) && !(!strcmp(state, "exited") && status == 0)))) {
+		jv_free(kept);
+		jv_free(lst);
+		jv_free(rs);
+		jv_free(a);
+		return 0;
+	}
+	jv_array_foreach(d->sup_times, i, t) {
+		if (jv_number_value(t) > (double)(now - period))
+			kept = jv_array_append(kept, jv_copy(t));
+		jv_free(t);
+	}
+	jv_free(d->sup_times);
+	d->sup_times = jv_array_append(kept, jv_number((double)now));
+	n = jv_array_length(jv_copy(d->sup_times));
+	if (n > intensity) {
+		jv f = jv_object_set(jv_object(), jv_string("escalated"), jv_true());
+		snprintf(why, sizeof why, "restart intensity reached: %d failures within %lld ms (%s, intensity %lld);"
+			 " last: %s %s%s%.200s%s", n, (long long)period, strategy, (long long)intensity, name, state,
+			 reason ? " (" : "", reason ? reason : "", reason ? ")" : "");
+		jv_free(rs);
+		jv_free(a);
+		jv_free(lst);
+		escalate_parent(d, why);
+		dep_fail(d, why, f);
+		return 1;
+	}
+	set = strategy_set(d->ens, name, strategy);
+	snprintf(why, sizeof why, "%s %s: %s", name, state, strategy);
+	/* one request per lease, naming its allocations to restart */
+	st = orch_prep(d->o, "SELECT provider, lease, name FROM orch_alloc WHERE dep = ? AND state = 'running'"
+		       " AND provider IS NOT NULL AND lease IS NOT NULL ORDER BY provider, lease");
+	if (st) {
+		char prov[NN_DID_MAX] = "", lease[72] = "";
+		jv names = jv_array();
+		sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *p = (const char *)sqlite3_column_text(st, 0);
+			const char *l = (const char *)sqlite3_column_text(st, 1);
+			const char *nm = (const char *)sqlite3_column_text(st, 2);
+			jv in = jv_object_get(jv_copy(set), jv_string(nm));
+			int member = jv_is_valid(in);
+			jv_free(in);
+			if (!member)
+				continue;
+			if (strcmp(p, prov) || strcmp(l, lease)) {
+				if (jv_array_length(jv_copy(names)) > 0)
+					send_restart(d, prov, lease, names, why, 0);
+				else
+					jv_free(names);
+				names = jv_array();
+				snprintf(prov, sizeof prov, "%s", p);
+				snprintf(lease, sizeof lease, "%s", l);
+			}
+			names = jv_array_append(names, jv_string(nm));
+			lst = jv_array_append(lst, jv_string(nm));
+		}
+		sqlite3_finalize(st);
+		if (jv_array_length(jv_copy(names)) > 0)
+			send_restart(d, prov, lease, names, why, 0);
+		else
+			jv_free(names);
+	}
+	{
+		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+		f = jv_object_set(f, jv_string("state"), jv_string(state));
+		f = jv_object_set(f, jv_string("strategy"), jv_string(strategy));
+		f = jv_object_set(f, jv_string("restart"), lst);
+		f = jv_object_set(f, jv_string("count"), jv_number(n));
+		f = jv_object_set(f, jv_string("intensity"), jv_number((double)intensity));
+		emit(d, NN_LOG_WARN, "deploy.restart", f);
+	}
+	jv_free(set);
+	jv_free(rs);
+	jv_free(a);
+	return 0;
+}
+
 static void stale_released(struct nn_node *n, jv ans, void *arg)
 {
 	(void)n;
 	(void)ans;
 	(void)arg;
+}
+
+/* A provider that came back late runs what was given up: its lease is
+ * released (the release may have been lost with it). */
+static void release_stale(struct orch *o, const char *from, const char *dep, const char *lease,
+			  const char *trace)
+{
+	sqlite3_stmt *q = orch_prep(o, "SELECT 1 FROM orch_alloc WHERE dep = ? AND lease = ?");
+	char e[NN_ERRLEN];
+	int ours = 0;
+	struct orch_dep *d = dep_find(o, dep);
+	if (q) {
+		sqlite3_bind_text(q, 1, dep, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, lease, -1, SQLITE_STATIC);
+		ours = sqlite3_step(q) == SQLITE_ROW;
+		sqlite3_finalize(q);
+	}
+	/* a lease committed and not yet answered for is ours too */
+	for (int i = 0; d && i < d->nslots; i++)
+		ours |= !strcmp(d->slots[i].lease, lease);
+	if (!ours && nn_node_request_cap(o->n, from, "/deploy/release",
+					 jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)),
+					 tokens_for(o, from), trace, 10000, stale_released, NULL, NULL, e) < 0)
+		nn_debug("orch: cannot release stale lease %s: %s", lease, e);
 }
 
 static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
@@ -1458,25 +1886,9 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		jv_free(a);
 	}
 	if (!changed) {
-		/* a provider that came back late runs what was given up: its
-		 * lease is released (the release may have been lost with it) */
 		const char *lease = ens_str(body, "lease");
-		char e[NN_ERRLEN];
-		if (lease && strlen(lease) < 72 && !nn_alloc_state_final(state)) {
-			sqlite3_stmt *q = orch_prep(o, "SELECT 1 FROM orch_alloc WHERE dep = ? AND lease = ?");
-			int ours = 0;
-			if (q) {
-				sqlite3_bind_text(q, 1, dep, -1, SQLITE_STATIC);
-				sqlite3_bind_text(q, 2, lease, -1, SQLITE_STATIC);
-				ours = sqlite3_step(q) == SQLITE_ROW;
-				sqlite3_finalize(q);
-			}
-			if (!ours && nn_node_request_cap(n, from, "/deploy/release",
-							 jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)),
-							 tokens_for(o, from), nn_env_str(req, "trace"), 10000,
-							 stale_released, NULL, NULL, e) < 0)
-				nn_debug("orch: cannot release stale lease %s: %s", lease, e);
-		}
+		if (lease && strlen(lease) < 72 && !nn_alloc_state_final(state))
+			release_stale(o, from, dep, lease, nn_env_str(req, "trace"));
 		jv_free(body);
 		nn_seterr(err, "no allocation '%.64s' of deployment '%.40s' runs on %.80s", name, dep, from);
 		return NN_E_UNAUTHORIZED;
@@ -1488,10 +1900,12 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		f = jv_object_set(f, jv_string("state"), jv_string(state));
 		f = jv_object_set(f, jv_string("status"), jget(body, "status"));
 		f = jv_object_set(f, jv_string("reason"), jget(body, "reason"));
+		if (ens_str(body, "health"))
+			f = jv_object_set(f, jv_string("health"), jget(body, "health"));
 		emit(d, NN_LOG_INFO, "deploy.alloc", f);
 		if (d->state == D_PROVISIONING)
 			dep_provision(d);
-		else
+		else if (!supervise(d, name, state, status, ens_str(body, "reason")))
 			dep_check_done(d);
 	}
 	*reply = jv_object_set(jv_object(), jv_string("ok"), jv_true());
@@ -1501,70 +1915,203 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 
 /* ---- a lost provider ---- */
 
+/* Whether slot i of a running deployment still has an allocation that
+ * is not final: a slot whose allocations all ended is not heard from. */
+static int slot_live(struct orch_dep *d, int i)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT state FROM orch_alloc WHERE dep = ? AND slot = ?");
+	int live = 0, any = 0;
+	if (!st)
+		return 1;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 2, i);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *s = (const char *)sqlite3_column_text(st, 0);
+		any = 1;
+		live |= !s || !nn_alloc_state_final(s);
+	}
+	sqlite3_finalize(st);
+	return live || !any;
+}
+
+/*
+ * Provider did is lost to deployment d (by "membership" or "heartbeat").
+ * Before running: the step is retried without it.  Running: only the
+ * slots it held move.  A slot moves when it holds a service, or a task
+ * not yet ended that asked for retries; otherwise its unfinished tasks
+ * are reported failed there and the slot stays as it is.  The other slots
+ * keep running untouched while the lost ones are bid for, committed and
+ * provisioned again (a repair: the same steps, restricted to them).
+ */
+static void dep_lost(struct orch_dep *d, const char *did, const char *by)
+{
+	struct orch *o = d->o;
+	jv allocs, groups = jv_array(), failed = jv_array();
+	int hit = 0, moving = 0;
+	char w[NN_ERRLEN];
+
+	for (int i = 0; i < d->nslots; i++)
+		hit |= !strcmp(d->slots[i].prov, did) && d->slots[i].st != S_NONE;
+	if (!hit) {
+		jv_free(groups);
+		jv_free(failed);
+		return;
+	}
+	snprintf(w, sizeof w, "provider %.80s was lost (%s)", did, by);
+	if (d->state != D_RUNNING) {
+		/* a kept placement lost during a repair is placed again too */
+		for (int i = 0; i < d->nslots; i++)
+			if (d->repair && d->slots[i].keep && !strcmp(d->slots[i].prov, did)) {
+				d->slots[i].keep = 0;
+				d->slots[i].lease[0] = '\0';
+			}
+		emit(d, NN_LOG_WARN, "deploy.lost",
+		     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(did)),
+				   jv_string("by"), jv_string(by)));
+		jv_free(groups);
+		jv_free(failed);
+		dep_retry(d, did, w);
+		return;
+	}
+	allocs = jget(d->ens, "allocations");
+	for (int i = 0; i < d->nslots; i++) {
+		struct slot *s = &d->slots[i];
+		sqlite3_stmt *st;
+		int move = 0;
+		if (strcmp(s->prov, did) != 0 || s->st == S_NONE)
+			continue;
+		st = orch_prep(o, "SELECT name, type, state FROM orch_alloc WHERE dep = ? AND slot = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 2, i);
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				const char *nm = (const char *)sqlite3_column_text(st, 0);
+				const char *ty = (const char *)sqlite3_column_text(st, 1);
+				const char *as = (const char *)sqlite3_column_text(st, 2);
+				jv a = jv_object_get(jv_copy(allocs), jv_string(nm ? nm : ""));
+				if (ty && !strcmp(ty, "service"))
+					move = 1;
+				else if (!(as && nn_alloc_state_final(as)) && ens_int(a, "retries", 0) > d->redeploys)
+					move = 1;
+				jv_free(a);
+			}
+			sqlite3_finalize(st);
+		}
+		/* the dead node's lease is released when it is back
+		 * (orch_release): what it runs meanwhile is an orphan */
+		release_lease(d, s);
+		if (move) {
+			sqlite3_stmt *del = orch_prep(o, "DELETE FROM orch_alloc WHERE dep = ? AND slot = ?");
+			if (del) {
+				sqlite3_bind_text(del, 1, d->id, -1, SQLITE_STATIC);
+				sqlite3_bind_int(del, 2, i);
+			}
+			orch_step(o, del);
+			s->st = S_NONE;
+			s->prov[0] = '\0';
+			groups = jv_array_append(groups, jv_string(s->grp));
+			moving = 1;
+		} else {
+			sqlite3_stmt *up = orch_prep(o, "UPDATE orch_alloc SET state = 'failed', reason = ?,"
+						     " updated = ? WHERE dep = ? AND slot = ? AND state NOT IN"
+						     " ('exited', 'killed', 'oom', 'failed')");
+			if (up) {
+				sqlite3_bind_text(up, 1, w, -1, SQLITE_STATIC);
+				sqlite3_bind_int64(up, 2, nn_now_ms());
+				sqlite3_bind_text(up, 3, d->id, -1, SQLITE_STATIC);
+				sqlite3_bind_int(up, 4, i);
+			}
+			if (orch_step(o, up) == 0 && sqlite3_changes(nn_node_db(o->n)->h) > 0)
+				failed = jv_array_append(failed, jv_string(s->grp));
+		}
+		slot_save(d, i);
+	}
+	jv_free(allocs);
+	{
+		jv f = jv_object_set(jv_object(), jv_string("provider"), jv_string(did));
+		f = jv_object_set(f, jv_string("by"), jv_string(by));
+		f = jv_object_set(f, jv_string("redeploy"), jv_copy(groups));
+		f = jv_object_set(f, jv_string("failed"), jv_copy(failed));
+		emit(d, NN_LOG_WARN, "deploy.lost", f);
+	}
+	jv_free(groups);
+	jv_free(failed);
+	d->excluded = jv_object_set(d->excluded, jv_string(did), jv_string("lost"));
+	if (!moving) {
+		dep_check_done(d);
+		return;
+	}
+	d->redeploys++;
+	d->repair = 1;
+	for (int i = 0; i < d->nslots; i++)
+		d->slots[i].keep = d->slots[i].st == S_RUNNING;
+	d->deadline = nn_now_ms() + ens_int(d->ens, "deadline_ms", 60000);
+	{
+		sqlite3_stmt *st = orch_prep(o, "UPDATE orch_deploy SET deadline = ? WHERE id = ?");
+		if (st) {
+			sqlite3_bind_int64(st, 1, d->deadline);
+			sqlite3_bind_text(st, 2, d->id, -1, SQLITE_STATIC);
+		}
+		orch_step(o, st);
+	}
+	dep_bid(d);
+}
+
 void orch_peer_dead(struct orch *o, const char *did)
 {
 	struct orch_dep *d, *next;
 	for (d = o->deps; d; d = next) {
-		int hit = -1;
 		next = d->next;
-		for (int i = 0; i < d->nslots; i++)
-			if (!strcmp(d->slots[i].prov, did) && d->slots[i].st != S_NONE)
-				hit = i;
-		if (hit < 0)
-			continue;
-		if (d->state != D_RUNNING) {
-			char w[NN_ERRLEN];
-			snprintf(w, sizeof w, "provider %.80s was lost", did);
-			dep_retry(d, did, w);
-			continue;
-		}
-		{
-			/* tasks without retries fail with it; anything else moves */
-			sqlite3_stmt *st = orch_prep(o, "SELECT name, type, state FROM orch_alloc WHERE dep = ? AND provider = ?");
-			jv allocs = jget(d->ens, "allocations");
-			int moveable = 1;
-			char lost[128] = "";
-			if (st) {
-				sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
-				sqlite3_bind_text(st, 2, did, -1, SQLITE_STATIC);
-				while (sqlite3_step(st) == SQLITE_ROW) {
-					const char *nm = (const char *)sqlite3_column_text(st, 0);
-					const char *ty = (const char *)sqlite3_column_text(st, 1);
-					const char *s = (const char *)sqlite3_column_text(st, 2);
-					jv a = jv_object_get(jv_copy(allocs), jv_string(nm));
-					if (ty && strcmp(ty, "service") && !(s && nn_alloc_state_final(s)) &&
-					    ens_int(a, "retries", 0) <= d->redeploys) {
-						moveable = 0;
-						snprintf(lost, sizeof lost, "%s", nm);
-					}
-					jv_free(a);
-				}
-				sqlite3_finalize(st);
-			}
-			jv_free(allocs);
-			emit(d, NN_LOG_WARN, "deploy.lost",
-			     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(did)),
-					   jv_string("redeploy"), jv_bool(moveable)));
-			{
-				/* the dead node's lease cannot be released: forget it */
-				for (int i = 0; i < d->nslots; i++)
-					if (!strcmp(d->slots[i].prov, did))
-						d->slots[i].lease[0] = '\0';
-			}
-			if (!moveable) {
-				char w[256];
-				snprintf(w, sizeof w, "provider %.80s was lost with task %s", did, lost);
-				dep_fail(d, w, jv_null());
-				continue;
-			}
-			d->redeploys++;
-			d->excluded = jv_object_set(d->excluded, jv_string(did), jv_string("lost"));
-			dep_revert(d, "provider lost: redeploying");
-			if (nn_now_ms() + 1000 > d->deadline)
-				d->deadline = nn_now_ms() + ens_int(d->ens, "deadline_ms", 60000);
-			dep_bid(d);
-		}
+		dep_lost(d, did, "membership");
 	}
+}
+
+/* /public/deploy/heartbeat: a provider's periodic word for a lease, with
+ * its allocations' states (what a lost push missed comes back with it). */
+static void apply_states(struct orch_dep *d, int slot, jv allocs, const char *via);
+
+static enum nn_code be_heartbeat(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body"), allocs;
+	const char *dep, *lease, *from = nn_env_str(req, "from");
+	struct orch_dep *d;
+	int slot = -1;
+	if (jv_get_kind(body) != JV_KIND_OBJECT || nn_json_get_str(body, "deployment", &dep, NULL) < 0 ||
+	    nn_json_get_str(body, "lease", &lease, NULL) < 0 || strlen(lease) > 64) {
+		jv_free(body);
+		nn_seterr(err, "body: expected deployment, lease and allocations");
+		return NN_E_BAD_BODY;
+	}
+	allocs = jget(body, "allocations");
+	d = dep_find(o, dep);
+	for (int i = 0; d && i < d->nslots; i++)
+		if (!strcmp(d->slots[i].lease, lease) && !strcmp(d->slots[i].prov, from))
+			slot = i;
+	if (slot < 0 || jv_get_kind(allocs) != JV_KIND_OBJECT) {
+		if (jv_get_kind(allocs) == JV_KIND_OBJECT) {
+			int live = 0;
+			jv_object_foreach(allocs, k, a) {
+				const char *s = ens_str(a, "state");
+				live |= s && !nn_alloc_state_final(s);
+				jv_free(k);
+				jv_free(a);
+			}
+			if (live)
+				release_stale(o, from, dep, lease, nn_env_str(req, "trace"));
+		}
+		jv_free(allocs);
+		jv_free(body);
+		nn_seterr(err, "no lease '%.64s' of deployment '%.40s' is held on %.80s", lease, dep, from);
+		return NN_E_UNAUTHORIZED;
+	}
+	d->slots[slot].hb = nn_mono_ms();
+	*reply = jv_object_set(jv_object(), jv_string("ok"), jv_true());
+	if (d->slots[slot].st == S_RUNNING)
+		apply_states(d, slot, allocs, "heartbeat");
+	jv_free(allocs);
+	jv_free(body);
+	return NN_OK;
 }
 
 /* ---- recursive deployments ---- */
@@ -1605,6 +2152,61 @@ void orch_parent_state(struct orch *o, jv fields)
 
 /* ---- pulling states: after a restart, and now and then ---- */
 
+/* States of slot's allocations from its provider ({NAME:{"state",
+ * "status","reason"}}, borrowed): the changed ones are recorded, each an
+ * event; then what follows from them (d may end). */
+static void apply_states(struct orch_dep *d, int slot, jv allocs, const char *via)
+{
+	int changed = 0;
+	jv_object_foreach(allocs, name, a) {
+		const char *state = ens_str(a, "state"), *reason = ens_str(a, "reason");
+		int64_t status = -1;
+		sqlite3_stmt *st = orch_prep(d->o, "UPDATE orch_alloc SET state = ?, status = ?, reason = ?,"
+					     " updated = ? WHERE dep = ? AND name = ? AND slot = ? AND provider = ?"
+					     " AND state IS NOT ?");
+		nn_json_get_int(a, "status", &status, NULL);
+		if (st && state) {
+			sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+			if (status >= 0)
+				sqlite3_bind_int64(st, 2, status);
+			if (reason)
+				sqlite3_bind_text(st, 3, reason, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 4, nn_now_ms());
+			sqlite3_bind_text(st, 5, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 6, jv_string_value(name), -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 7, slot);
+			sqlite3_bind_text(st, 8, d->slots[slot].prov, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 9, state, -1, SQLITE_STATIC);
+			orch_step(d->o, st);
+			if (sqlite3_changes(nn_node_db(d->o->n)->h) > 0) {
+				jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
+				f = jv_object_set(f, jv_string("provider"), jv_string(d->slots[slot].prov));
+				f = jv_object_set(f, jv_string("state"), jv_string(state));
+				f = jv_object_set(f, jv_string("status"), jget(a, "status"));
+				f = jv_object_set(f, jv_string("via"), jv_string(via));
+				emit(d, NN_LOG_INFO, "deploy.alloc", f);
+				changed = 1;
+				if (supervise(d, jv_string_value(name), state, status, reason)) {
+					/* d ended */
+					jv_free(name);
+					jv_free(a);
+					return;
+				}
+			}
+		} else if (st) {
+			sqlite3_finalize(st);
+		}
+		jv_free(name);
+		jv_free(a);
+	}
+	if (!changed)
+		return;
+	if (d->state == D_PROVISIONING)
+		dep_provision(d);
+	else
+		dep_check_done(d);
+}
+
 static void on_sync(struct nn_node *n, jv ans, void *arg)
 {
 	struct orch_rq *r = arg;
@@ -1614,43 +2216,12 @@ static void on_sync(struct nn_node *n, jv ans, void *arg)
 		jv body = jget(ans, "body"), allocs = jget(body, "allocations");
 		const char *lease = ens_str(body, "lease");
 		if (lease && !strcmp(lease, d->slots[r->slot].lease) && jv_get_kind(allocs) == JV_KIND_OBJECT) {
-			jv_object_foreach(allocs, name, a) {
-				const char *state = ens_str(a, "state");
-				int64_t status = -1;
-				sqlite3_stmt *st = orch_prep(d->o, "UPDATE orch_alloc SET state = ?, status = ?, updated = ?"
-							     " WHERE dep = ? AND name = ? AND slot = ? AND provider = ?"
-							     " AND state IS NOT ?");
-				nn_json_get_int(a, "status", &status, NULL);
-				if (st && state) {
-					sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
-					if (status >= 0)
-						sqlite3_bind_int64(st, 2, status);
-					sqlite3_bind_int64(st, 3, nn_now_ms());
-					sqlite3_bind_text(st, 4, d->id, -1, SQLITE_STATIC);
-					sqlite3_bind_text(st, 5, jv_string_value(name), -1, SQLITE_STATIC);
-					sqlite3_bind_int(st, 6, r->slot);
-					sqlite3_bind_text(st, 7, d->slots[r->slot].prov, -1, SQLITE_STATIC);
-					sqlite3_bind_text(st, 8, state, -1, SQLITE_STATIC);
-					orch_step(d->o, st);
-					if (sqlite3_changes(nn_node_db(d->o->n)->h) > 0) {
-						jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
-						f = jv_object_set(f, jv_string("provider"), jv_string(d->slots[r->slot].prov));
-						f = jv_object_set(f, jv_string("state"), jv_string(state));
-						f = jv_object_set(f, jv_string("status"), jget(a, "status"));
-						f = jv_object_set(f, jv_string("pulled"), jv_true());
-						emit(d, NN_LOG_INFO, "deploy.alloc", f);
-					}
-				} else if (st) {
-					sqlite3_finalize(st);
-				}
-				jv_free(name);
-				jv_free(a);
-			}
-			jv_free(allocs);
-			jv_free(body);
-			rq_free(r);
-			dep_check_done(d);
-			return;
+			d->slots[r->slot].hb = nn_mono_ms();
+			apply_states(d, r->slot, allocs, "pull");
+			/* after a restart, tasks may all have ended meanwhile */
+			d = rq_dep(r);
+			if (d)
+				dep_check_done(d);
 		}
 		jv_free(allocs);
 		jv_free(body);
@@ -1658,44 +2229,140 @@ static void on_sync(struct nn_node *n, jv ans, void *arg)
 	rq_free(r);
 }
 
-/* Ask each provider of a running deployment for its lease's states: what
- * a push lost (the orchestrator down, a dropped connection) comes back. */
+/* Ask slot i's provider for its lease's states: what a push lost (the
+ * orchestrator down, a dropped connection) comes back. */
+static void sync_slot(struct orch_dep *d, int i)
+{
+	struct slot *s = &d->slots[i];
+	struct orch_rq *r;
+	char e[NN_ERRLEN];
+	if (s->st != S_RUNNING || !s->lease[0] || !s->prov[0])
+		return;
+	s->pulled = nn_mono_ms();
+	r = rq_new(d, RQ_SYNC, i, s->prov);
+	if (nn_node_request_cap(d->o->n, s->prov, "/deploy/lease",
+				jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease)),
+				tokens_for(d->o, s->prov), d->trace, 10000, on_sync, r, NULL, e) < 0)
+		rq_free(r);
+}
+
 static void dep_sync(struct orch_dep *d)
 {
+	for (int i = 0; i < d->nslots; i++)
+		sync_slot(d, i);
+}
+
+/* ---- lease renewal ---- */
+
+static void on_renew(struct nn_node *n, jv ans, void *arg)
+{
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	(void)n;
+	if (d && r->slot >= 0 && r->slot < d->nslots && d->slots[r->slot].st == S_COMMITTED) {
+		struct slot *s = &d->slots[r->slot];
+		jv body = jget(ans, "body");
+		int64_t ex;
+		s->renewing = 0;
+		if (is_reply(ans) && nn_json_get_int(body, "expires", &ex, NULL) == 0) {
+			jv f = jv_object_set(jv_object(), jv_string("group"), jv_string(s->grp));
+			s->expires = ex;
+			f = jv_object_set(f, jv_string("provider"), jv_string(s->prov));
+			f = jv_object_set(f, jv_string("lease"), jv_string(s->lease));
+			f = jv_object_set(f, jv_string("expires"), jv_number((double)ex));
+			emit(d, NN_LOG_INFO, "deploy.renew", f);
+		} else {
+			char why[NN_ERRLEN];
+			answer_why(ans, why, sizeof why);
+			/* the lease ends by itself; provisioning it fails and retries */
+			emit(d, NN_LOG_WARN, "deploy.renew_failed",
+			     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(s->prov)),
+					   jv_string("reason"), jv_string(why)));
+		}
+		jv_free(body);
+	}
+	rq_free(r);
+}
+
+/* Leases of groups still waiting (committed, not yet provisioned) are
+ * renewed when half their time is gone: a group may wait longer than a
+ * lease for its dependencies.  Nobody renews after the orchestrator died,
+ * so they still expire by themselves. */
+static void dep_renew(struct orch_dep *d)
+{
+	int64_t now = nn_now_ms(), ms = lease_ms_for(d);
 	char e[NN_ERRLEN];
-	d->synced = nn_mono_ms();
 	for (int i = 0; i < d->nslots; i++) {
 		struct slot *s = &d->slots[i];
 		struct orch_rq *r;
-		if (s->st != S_RUNNING || !s->lease[0] || !s->prov[0])
+		jv b;
+		if (s->st != S_COMMITTED || s->renewing || !s->expires || !s->lease[0] ||
+		    s->expires - now > ms / 2)
 			continue;
-		r = rq_new(d, RQ_SYNC, i, s->prov);
-		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/lease",
-					jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease)),
-					tokens_for(d->o, s->prov), d->trace, 10000, on_sync, r, NULL, e) < 0)
+		b = jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease));
+		b = jv_object_set(b, jv_string("lease_ms"), jv_number((double)ms));
+		r = rq_new(d, RQ_RENEW, i, s->prov);
+		s->renewing = 1;
+		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/renew", b, tokens_for(d->o, s->prov), d->trace,
+					step_ms(s->expires - now), on_renew, r, NULL, e) < 0) {
+			s->renewing = 0;
 			rq_free(r);
+		}
 	}
 }
 
 /* ---- the timer ---- */
+
+/* A running placement not heard from for ORCH_HB_MISSES heartbeats.  One
+ * that missed one is asked for its states (once a period): a lease's last
+ * heartbeat, or the pull after a restart, may have been lost. */
+static const char *silent_provider(struct orch_dep *d, int64_t mono)
+{
+	if (d->hb_ms <= 0)
+		return NULL;
+	for (int i = 0; i < d->nslots; i++) {
+		struct slot *s = &d->slots[i];
+		if (s->st != S_RUNNING || !s->hb || !s->prov[0] || !s->lease[0] ||
+		    mono - s->hb <= d->hb_ms + d->hb_ms / 2)
+			continue;
+		if (!slot_live(d, i))
+			continue;
+		if (mono - s->hb > ORCH_HB_MISSES * d->hb_ms)
+			return s->prov;
+		if (mono - s->pulled >= d->hb_ms && d->state == D_RUNNING)
+			sync_slot(d, i);
+	}
+	return NULL;
+}
 
 void orch_deploy_tick(struct orch *o)
 {
 	struct orch_dep *d, *next;
 	int64_t mono = nn_mono_ms(), now = nn_now_ms();
 	for (d = o->deps; d; d = next) {
+		const char *silent;
 		next = d->next;
-		if (d->state == D_RUNNING && mono - d->synced >= ORCH_SYNC_MS) {
-			dep_sync(d);
+		if ((silent = silent_provider(d, mono))) {
+			char p[NN_DID_MAX];
+			snprintf(p, sizeof p, "%s", silent);
+			dep_lost(d, p, "heartbeat");
 			continue;
 		}
 		if (d->state <= D_PROVISIONING && now >= d->deadline) {
 			char w[NN_ERRLEN];
 			snprintf(w, sizeof w, "deadline passed while %s", dstate[d->state]);
 			dep_revert(d, w);
-			dep_final(d, D_FAILED, "deploy.failed", w, -1, jv_null());
+			/* what a repair kept goes too: the deployment has failed */
+			dep_fail(d, w, jv_null());
 			continue;
 		}
+		if (d->state == D_BIDDING && d->rebid_at && mono >= d->rebid_at) {
+			d->rebid_at = 0;
+			dep_bid(d);
+			continue;
+		}
+		if (d->state == D_COMMITTING || d->state == D_PROVISIONING)
+			dep_renew(d);
 		if (d->state == D_BIDDING && d->bid_close && mono >= d->bid_close) {
 			d->bid_close = 0;
 			dep_select(d);
@@ -1726,6 +2393,8 @@ static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trac
 	d->asked = jv_object();
 	d->expect = jv_object();
 	d->excluded = jv_object();
+	d->refused = jv_object();
+	d->sup_times = jv_array();
 	d->next = o->deps;
 	o->deps = d;
 	return d;
@@ -1822,6 +2491,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	d = dep_new(o, id, trace, ens);
 	d->hops = (int)hops;
 	d->deadline = now + ens_int(ens, "deadline_ms", 60000);
+	d->hb_ms = ens_int(ens, "heartbeat_ms", ORCH_HB_DEFAULT_MS);
 	{
 		jv f = jv_object_set(jv_object(), jv_string("name"), name ? jv_string(name) : jv_null());
 		f = jv_object_set(f, jv_string("groups"), jv_number(group_count(ens)));
@@ -2001,8 +2671,9 @@ static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
 
 void orch_deploy_resume(struct orch *o)
 {
-	sqlite3_stmt *st = orch_prep(o, "SELECT id, trace, state, ensemble, hops, deadline, attempts FROM orch_deploy"
-				     " WHERE state IN ('bidding', 'committing', 'provisioning', 'running')");
+	sqlite3_stmt *st = orch_prep(o, "SELECT id, trace, state, ensemble, hops, deadline, attempts, repair"
+				     " FROM orch_deploy WHERE state IN ('bidding', 'committing', 'provisioning',"
+				     " 'running')");
 	while (st && sqlite3_step(st) == SQLITE_ROW) {
 		const char *s = (const char *)sqlite3_column_text(st, 2);
 		jv ens = orch_col_json(st, 3);
@@ -2012,6 +2683,8 @@ void orch_deploy_resume(struct orch *o)
 		d->hops = sqlite3_column_int(st, 4);
 		d->deadline = sqlite3_column_int64(st, 5);
 		d->attempts = sqlite3_column_int(st, 6);
+		d->repair = sqlite3_column_int(st, 7);
+		d->hb_ms = ens_int(d->ens, "heartbeat_ms", ORCH_HB_DEFAULT_MS);
 		q = orch_prep(o, "SELECT slot, grp, provider, lease, state FROM orch_slot WHERE dep = ? ORDER BY slot");
 		if (q) {
 			int n = 0;
@@ -2029,6 +2702,9 @@ void orch_deploy_resume(struct orch *o)
 				for (int k = 0; k < 5; k++)
 					if (t && !strcmp(t, sstate[k]))
 						sl->st = k;
+				/* heard of now: silence is counted from this start */
+				sl->hb = nn_mono_ms();
+				sl->keep = d->repair && sl->st == S_RUNNING;
 			}
 			sqlite3_finalize(q);
 			d->nslots = n;
@@ -2043,8 +2719,10 @@ void orch_deploy_resume(struct orch *o)
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s ? s : "?")));
 			d->state = D_BIDDING;
 			dep_revert(d, "the orchestrator restarted mid-deployment");
-			if (nn_now_ms() < d->deadline)
-				dep_bid(d);
+			/* bid once the swarm had a second to connect again,
+			 * and again while nothing fits, until the deadline */
+			d->resumed = 1;
+			d->rebid_at = nn_mono_ms() + 1000;
 		}
 	}
 	if (st)
@@ -2057,5 +2735,6 @@ const struct nn_behavior orch_deploy_behaviors[] = {
 	{ "/deploy/status", be_status, "a deployment, where its allocations went and why", 0 },
 	{ "/deploy/cancel", be_cancel, "stop a deployment and release what it holds", 0 },
 	{ "/public/deploy/update", be_update, "a provider reports an allocation's state", 1 },
+	{ "/public/deploy/heartbeat", be_heartbeat, "a provider's periodic word for a lease it runs", 1 },
 	{ NULL, NULL, NULL, 0 }
 };

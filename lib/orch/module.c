@@ -35,6 +35,17 @@ static const char *const schema[] = {
 	"CREATE TABLE orch_alloc (dep TEXT NOT NULL, name TEXT NOT NULL, slot INTEGER NOT NULL,"
 	" grp TEXT NOT NULL, type TEXT NOT NULL, provider TEXT, lease TEXT, alloc TEXT, state TEXT,"
 	" status INTEGER, reason TEXT, updated INTEGER, PRIMARY KEY (dep, name, slot));",
+	/* v2: supervision across nodes: the provider's heartbeat period per
+	 * lease; the orchestrator's repairs (only the lost slots placed again) */
+	"ALTER TABLE orch_lease ADD COLUMN hb_ms INTEGER NOT NULL DEFAULT 0;"
+	"ALTER TABLE orch_deploy ADD COLUMN repair INTEGER NOT NULL DEFAULT 0;",
+	/* v3: who besides the requester may read a lease's logs and outputs:
+	 * the allocation whose deployment it serves (a recursive job) */
+	"ALTER TABLE orch_lease ADD COLUMN reader TEXT;",
+	/* v4: leases the orchestrator gave up and could not release yet (the
+	 * provider dead, cut off, or this node restarting): asked again */
+	"CREATE TABLE orch_release (provider TEXT NOT NULL, lease TEXT NOT NULL, dep TEXT NOT NULL,"
+	" trace TEXT, since INTEGER NOT NULL, PRIMARY KEY (provider, lease));",
 	NULL
 };
 
@@ -94,7 +105,7 @@ int orch_only_keys(jv obj, const char *const *keys, char *err)
 
 /* The follower runs inside whoever emitted: only queue. */
 /* the events on_event acts on */
-static const char *const orch_kinds[] = { "alloc.state", "peer.dead", NULL };
+static const char *const orch_kinds[] = { "alloc.state", "alloc.unhealthy", "peer.dead", NULL };
 
 static int on_event(void *arg, jv ev)
 {
@@ -102,7 +113,8 @@ static int on_event(void *arg, jv ev)
 	const char *kind;
 	if (nn_json_get_str(ev, "kind", &kind, NULL) < 0)
 		return 0;
-	if (strcmp(kind, "alloc.state") != 0 && strcmp(kind, "peer.dead") != 0)
+	if (strcmp(kind, "alloc.state") != 0 && strcmp(kind, "alloc.unhealthy") != 0 &&
+	    strcmp(kind, "peer.dead") != 0)
 		return 0;
 	o->pending = jv_array_append(o->pending, jv_copy(ev));
 	nn_loop_timer_arm(nn_node_loop(o->n), o->kick, 1, 0);
@@ -122,6 +134,8 @@ static void on_kick(struct nn_loop *l, void *arg)
 		if (!strcmp(kind, "alloc.state")) {
 			orch_push_state(o, f);
 			orch_parent_state(o, f);
+		} else if (!strcmp(kind, "alloc.unhealthy")) {
+			orch_push_state(o, f);
 		} else {
 			const char *did;
 			if (nn_json_get_str(f, "did", &did, NULL) == 0)
@@ -138,7 +152,10 @@ static void on_tick(struct nn_loop *l, void *arg)
 	struct orch *o = arg;
 	(void)l;
 	orch_leases_expire(o);
+	orch_heartbeats(o);
+	orch_leases_orphan(o);
 	orch_deploy_tick(o);
+	orch_release_retry(o);
 }
 
 static void orch_close(struct nn_node *n, void *arg)
@@ -152,6 +169,8 @@ static void orch_close(struct nn_node *n, void *arg)
 		nn_loop_remove(nn_node_loop(n), o->kick);
 	orch_deploy_free_all(o);
 	jv_free(o->pending);
+	jv_free(o->hb_next);
+	jv_free(o->dead_since);
 	the_orch = NULL;
 	free(o);
 }
@@ -165,6 +184,8 @@ int nn_orch_attach(struct nn_node *n, char *err)
 	o = nn_xcalloc(1, sizeof *o);
 	o->n = n;
 	o->pending = jv_array();
+	o->hb_next = jv_object();
+	o->dead_since = jv_object();
 	o->follow_id = -1;
 	the_orch = o;
 	nn_node_on_close(n, orch_close, o);
