@@ -127,6 +127,36 @@ lost_after() {	# lost_after DID T0: ms from T0 (epoch ms) to the loss event
 	within 40 all_clean
 }
 
+@test "a lost group placed again keeps its edge to the survivor: the cheap far node is passed over" {
+	start_swarm far
+	within 30 rtts_known
+	cat >"$BATS_TEST_TMPDIR/edge.json" <<-EOF
+	{"allocations":{$(service api),$(service db)},
+	 "edges":[{"from":"api","to":"db","max_rtt_ms":250}],"bid_window_ms":5000,"deadline_ms":40000}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/edge.json"
+	assert_success
+	id=${lines[-1]}
+	victim= vname= kname=
+	for x in api db; do
+		n=$(node_of "$(where $x)")
+		[ "$n" != a ] && [ -z "$victim" ] && { victim=$n; vname=$x; }
+	done
+	[ -n "$victim" ] || skip "both groups landed on the orchestrator's own node"
+	[ "$vname" = api ] && kname=db || kname=api
+	kept=$(where $kname) kept_alloc=$(alloc_of $kname)
+	kill -KILL "${PID[$victim]}"
+	within 60 "[ \"\$(nunet-run status $id | jq -r .state)\" = running ] && [ -n \"\$(where $vname)\" ] && [ \"\$(where $vname)\" != \"${DID[$victim]}\" ]"
+	# e is the cheapest left, but 400 ms from everyone: never next to the survivor
+	assert [ "$(where $vname)" != "${DID[e]}" ]
+	assert_equal "$(where $kname)" "$kept"
+	assert_equal "$(alloc_of $kname)" "$kept_alloc"
+	nunet-run cancel "$id" >/dev/null
+	NODES=${NODES/$victim/}
+	within 30 all_clean
+}
+
 @test "a provider killed while heartbeats are slow is lost by membership; a lost task without retries fails alone" {
 	start_swarm
 	cat >"$BATS_TEST_TMPDIR/mix.json" <<-EOF

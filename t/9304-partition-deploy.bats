@@ -9,13 +9,10 @@
 # kill -9 the orchestrator, then a provider, in the middle of a deployment
 # (loopback, no namespaces), and check the same and the databases.
 load lib/common
+load lib/swarm
 load lib/netns
 
-VPS="$NUNET_SRC/share/nunet/capability/small-vps.json"
-NODES="a b c d e"
 export NUNET_SWARM_PROBE_MS=250 NUNET_SWARM_SUSPECT_MS=1500
-
-home() { echo "$BATS_TEST_TMPDIR/$1"; }
 
 teardown() {
 	if [ -n "${NS:-}" ]; then netns_teardown; else node_stop_all; fi
@@ -40,7 +37,7 @@ up() {
 # others 4), a holding /deploy tokens from each, a provider ending the
 # allocations of a lease whose orchestrator it has seen dead for ORPHAN_MS
 swarm() {
-	local n price
+	local n
 	for n in $NODES; do
 		if [ -z "${NS:-}" ]; then
 			node_init "$(home $n)"
@@ -52,15 +49,9 @@ swarm() {
 	up a
 	for n in b c d e; do up $n --bootstrap "${DID[a]}@${ADDR[a]}"; done
 	for n in $NODES; do
-		price=4
-		case $n in b|d) price=1 ;; esac
-		NUNET_HOME=$(home $n) nunet-node onboard --cpu 1 --memory 1G --disk 1G \
-			--price cpu_second=$price <"$VPS" >/dev/null
+		case $n in b|d) swarm_onboard $n 1 ;; *) swarm_onboard $n 4 ;; esac
 	done
-	mkdir -p "$(home a)/tokens"
-	for n in b c d e; do
-		nunet-node --home "$(home $n)" cap grant "${DID[a]}" --cap /deploy >"$(home a)/tokens/$n.json"
-	done
+	swarm_tokens
 	within 30 converged
 }
 
@@ -72,7 +63,7 @@ dstate() { NUNET_HOME=$(home a) nunet-run status "$1" | jq -r .state; }
 where() {	# where DEP NAME: the node (name) a says allocation NAME runs on
 	name_of "$(NUNET_HOME=$(home a) nunet-run status "$1" | jq -r --arg n "$2" '.allocations[] | select(.name == $n) | .provider')"
 }
-saw() {	# saw NODE KIND [FIELD VALUE]: NODE recorded such an event
+saw_on() {	# saw_on NODE KIND [FIELD VALUE]: NODE recorded such an event
 	NUNET_HOME=$(home $1) nunet-node events --kind "$2" |
 		jq -e --arg f "${3:-}" --arg v "${4:-}" 'select($f == "" or .fields[$f] == $v)' >/dev/null
 }
@@ -103,12 +94,6 @@ accounted() {
 		[ "$(jq '.committed.cpu == ([.commitments[].resources.cpu] | add // 0)' <<<"$r")" = true ]
 }
 all_accounted() { local n; for n in $NODES; do accounted $n || return 1; done; }
-clean() {	# nothing committed anywhere
-	local n
-	for n in $NODES; do
-		[ "$(NUNET_HOME=$(home $n) nunet-send /node/resources | jq -r .committed.cpu)" = 0 ] || return 1
-	done
-}
 # one_each DEP NAMES...: exactly one copy of each, where a says it runs
 one_each() {
 	local dep=$1 nm
@@ -128,11 +113,11 @@ show() {	# what went wrong: a's deployment events and every node's allocations
 	done
 }
 
-service() {	# service NAME: a small long-running allocation of a whole core
+long_service() {	# long_service NAME: a whole core for longer than any scenario (lib/swarm's service: 60 s)
 	printf '"%s":{"type":"service","command":["sleep","300"],"resources":{"cpu":1,"ram":16777216}}' "$1"
 }
 pair() {
-	echo "{\"name\":\"pair\",\"allocations\":{$(service api),$(service db)},\"deadline_ms\":${1:-30000}}"
+	echo "{\"name\":\"pair\",\"allocations\":{$(long_service api),$(long_service db)},\"deadline_ms\":${1:-30000}}"
 }
 
 # deploy_pair: the two services running, on b and d; sets DEP
@@ -161,7 +146,7 @@ after_heal() {
 	deploy_pair
 	ns_cut "a b" "c d e"
 	# a sees d dead and moves d's service to a node it still reaches
-	within 40 "saw a deploy.lost provider ${DID[d]}"
+	within 40 "saw_on a deploy.lost provider ${DID[d]}"
 	within 40 '[ "$(dstate $DEP)" = running ] && [[ "$(where $DEP api)$(where $DEP db)" = @(ab|ba) ]]' ||
 		{ show; false; }
 	# cut off, d still runs its copy: it cannot know yet
@@ -169,9 +154,9 @@ after_heal() {
 	ns_heal "a b"
 	after_heal $DEP api db
 	# d stopped its copy because a released its lease once it was back
-	saw d deploy.lease.released
+	saw_on d deploy.lease.released
 	NUNET_HOME=$(home a) nunet-run cancel $DEP >/dev/null
-	within 30 clean
+	within 30 all_clean
 }
 
 @test "a partition longer than deploy_orphan_ms: the cut provider stops its orphaned copy on its own" {
@@ -183,12 +168,12 @@ after_heal() {
 		{ show; false; }
 	# still cut: d has seen a dead long enough and ends the lease itself
 	within 30 '! live d | grep -q "^$DEP "'
-	saw d deploy.lease.orphaned
+	saw_on d deploy.lease.orphaned
 	accounted d
 	ns_heal "a b"
 	after_heal $DEP api db
 	NUNET_HOME=$(home a) nunet-run cancel $DEP >/dev/null
-	within 30 clean
+	within 30 all_clean
 }
 
 @test "a partition after the commits, before provisioning: deployed on reachable providers or failed with a final event; nothing reserved after healing" {
@@ -197,7 +182,7 @@ after_heal() {
 	# web waits for prep (a 3 s task): both leases are held that long
 	cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
 	{"allocations":{"prep":{"type":"task","command":["sleep","3"],"resources":{"cpu":1,"ram":16777216}},
-	 $(service web | sed 's/}}$/},"depends_on":["prep"]}/')},
+	 $(long_service web | sed 's/}}$/},"depends_on":["prep"]}/')},
 	 "deadline_ms":30000}
 	EOF
 	NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
@@ -219,7 +204,7 @@ after_heal() {
 	ns_heal "a b"
 	if [ "$last" = deploy.running ]; then after_heal $DEP web; else after_heal $DEP; fi
 	NUNET_HOME=$(home a) nunet-run cancel $DEP >/dev/null || true
-	within 30 clean
+	within 30 all_clean
 }
 
 # integrity HOME: every database of a node home passes integrity_check
@@ -236,7 +221,7 @@ integrity() {
 		# prep (1 s) before web: provisioning lasts a while
 		cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
 		{"allocations":{"prep":{"type":"task","command":["sleep","1"],"resources":{"cpu":1,"ram":16777216}},
-		 $(service web | sed 's/}}$/},"depends_on":["prep"]}/')},
+		 $(long_service web | sed 's/}}$/},"depends_on":["prep"]}/')},
 		 "bid_window_ms":800,"deadline_ms":12000}
 		EOF
 		NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
@@ -257,7 +242,7 @@ integrity() {
 		fi
 		# once the leases' lifetime is over, nothing of it is left anywhere
 		NUNET_HOME=$(home a) nunet-run cancel $DEP >/dev/null
-		within 30 'clean && [ "$(copies $DEP web)" = 0 ]' || { show; false; }
+		within 30 'all_clean && [ "$(copies $DEP web)" = 0 ]' || { show; false; }
 	done
 	for n in $NODES; do integrity "$(home $n)"; done
 }
@@ -269,7 +254,7 @@ integrity() {
 		# before it provisions, and the kill lands before, during or after
 		cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
 		{"allocations":{"prep":{"type":"task","command":["sleep","1"],"resources":{"cpu":1,"ram":16777216}},
-		 $(service web | sed 's/}}$/},"depends_on":["prep"]}/')},
+		 $(long_service web | sed 's/}}$/},"depends_on":["prep"]}/')},
 		 "deadline_ms":20000}
 		EOF
 		NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
@@ -289,7 +274,7 @@ integrity() {
 			within 30 "one_each $DEP web && all_accounted" || { show; false; }
 		fi
 		NUNET_HOME=$(home a) nunet-run cancel $DEP >/dev/null
-		within 30 'clean && [ "$(copies $DEP web)" = 0 ]' || { show; false; }
+		within 30 'all_clean && [ "$(copies $DEP web)" = 0 ]' || { show; false; }
 	done
 	for n in $NODES; do integrity "$(home $n)"; done
 }

@@ -1964,7 +1964,7 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 		for (int i = 0; i < d->nslots; i++)
 			if (d->repair && d->slots[i].keep && !strcmp(d->slots[i].prov, did)) {
 				d->slots[i].keep = 0;
-				d->slots[i].lease[0] = '\0';
+				release_lease(d, &d->slots[i]);	/* when it is back */
 			}
 		emit(d, NN_LOG_WARN, "deploy.lost",
 		     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(did)),

@@ -7,6 +7,7 @@
 # where namespaces, ip(8) or iptables(8) are missing.  ns_start starts a
 # node in its namespace; ns_cut and ns_heal partition and heal the swarm
 # with iptables (connections reset, so both sides see them break).
+# Poll with lib/common's within.
 
 declare -gA DID ADDR IP PID
 
@@ -56,15 +57,6 @@ ns_start() {
 	read -r -t 10 READY_LINE <"$fifo" || { rm -f "$fifo"; cat "$BATS_TEST_TMPDIR/$n.log" >&2; return 1; }
 	rm -f "$fifo"
 	ADDR[$n]=$(jq -r .listen <<<"$READY_LINE")
-}
-
-# within SECONDS COMMAND: poll until COMMAND succeeds
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.2
-	done
 }
 
 # sees N STATE DIDS...: node N lists each of DIDS in STATE
