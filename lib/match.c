@@ -500,7 +500,9 @@ static int scan_value(struct scan *s, int depth);
 
 /* After '{' or '[' (first) or after a member/element: 1 when another one
  * follows (for objects, *key is set and the ':' consumed), 0 at the close. */
-static int next_member(struct scan *s, int *first, struct sv *key, char close)
+/* inline: it runs for every member, and close is a constant at each call */
+static inline __attribute__((always_inline))
+int next_member(struct scan *s, int *first, struct sv *key, char close)
 {
 	const char *p;
 	ws(s);
