@@ -1501,8 +1501,9 @@ static void xnext(struct xlex *x)
 		if (end != p)
 			x->tok = T_BAD;
 	} else if (*p == '"') {
-		/* plain strings only: no escapes, no interpolation */
-		for (p++; *p && *p != '"' && *p != '\\'; p++)
+		/* plain strings only: no escapes, no interpolation, and ASCII
+		 * (jq makes invalid UTF-8 in a literal U+FFFD; not modelled) */
+		for (p++; *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\'; p++)
 			;
 		x->tok = *p == '"' ? T_STR : T_BAD;
 		if (*p == '"')
