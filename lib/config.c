@@ -27,6 +27,7 @@ void nn_config_init(struct nn_config *c)
 	c->events_messages = 1;
 	c->stage_timeout_ms = 600000;
 	c->deploy_require_contract = 0;
+	c->deploy_orphan_ms = 120000;
 	c->pay_report_ms = 10000;
 	c->metrics_listen = NULL;
 	c->sinks = jv_array();
@@ -72,6 +73,7 @@ static const struct intkey keys[] = {
 	{ "events_messages", OFF(events_messages), 0, 1, 1 },
 	{ "stage_timeout_ms", OFF(stage_timeout_ms), 1000, 7 * 86400000LL, 0 },
 	{ "deploy_require_contract", OFF(deploy_require_contract), 0, 1, 1 },
+	{ "deploy_orphan_ms", OFF(deploy_orphan_ms), 0, 7 * 86400000LL, 0 },
 	{ "pay_report_interval_ms", OFF(pay_report_ms), 100, 86400000, 0 },
 };
 

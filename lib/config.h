@@ -26,6 +26,7 @@ struct nn_config {
 	int64_t events_messages;	/* "events_messages": record msg.in/msg.out (true/false) */
 	int64_t stage_timeout_ms;	/* "stage_timeout_ms": staging an allocation's inputs */
 	int64_t deploy_require_contract;	/* "deploy_require_contract": commits need an accepted contract */
+	int64_t deploy_orphan_ms;	/* "deploy_orphan_ms": a provisioned lease whose requester is dead this long ends; 0 never */
 	int64_t pay_report_ms;		/* "pay_report_interval_ms": usage reports under contracts */
 	char *metrics_listen;		/* "metrics_listen": HOST:PORT for GET /metrics, or NULL */
 	jv sinks;			/* "sinks": [{"url","what","level","kind","interval_ms"}] */

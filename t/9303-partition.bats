@@ -8,8 +8,8 @@
 # where the kernel has sch_netem; a third cuts two nodes apart for longer
 # than TCP keeps a connection, so only probing dead peers again heals it.
 load lib/common
+load lib/netns
 
-declare -gA DID ADDR IP
 NODES="a b c d e"
 
 # failure detection a little faster than the defaults (500 ms, 3 s), so
@@ -18,91 +18,16 @@ export NUNET_SWARM_PROBE_MS=250 NUNET_SWARM_SUSPECT_MS=1500
 
 setup() {
 	common_setup
-	[ "$(id -u)" = 0 ] || skip "needs root for network namespaces"
-	command -v ip >/dev/null || skip "no ip(8)"
-	command -v iptables >/dev/null || skip "no iptables(8)"
-	NS=p$$
-	ip netns add ${NS}s 2>/dev/null || skip "cannot make network namespaces"
-	ip -n ${NS}s link add br0 type bridge
-	ip -n ${NS}s link set br0 up
-	local i=0 n
-	for n in $NODES; do
-		i=$((i + 1))
-		IP[$n]=10.253.0.$i
-		ip netns add ${NS}$n
-		ip link add ${NS}v$n type veth peer name ${NS}s$n
-		ip link set ${NS}v$n netns ${NS}$n
-		ip link set ${NS}s$n netns ${NS}s
-		ip -n ${NS}s link set ${NS}s$n master br0 up
-		ip -n ${NS}$n addr add ${IP[$n]}/24 dev ${NS}v$n
-		ip -n ${NS}$n link set ${NS}v$n up
-		ip -n ${NS}$n link set lo up
-		node_init "$BATS_TEST_TMPDIR/$n"
-		DID[$n]=$(nunet-node --home "$BATS_TEST_TMPDIR/$n" id)
-	done
+	netns_setup
 }
 
 teardown() {
-	node_stop_all
-	local n
-	for n in $NODES s; do ip netns del ${NS}$n 2>/dev/null || true; done
+	netns_teardown
 }
 
-# start NAME [ARGS...]: the node in its namespace, listening on its address
-start() {
-	local n=$1 fifo="$BATS_TEST_TMPDIR/ready.$1"
-	shift
-	mkfifo "$fifo"
-	ip netns exec ${NS}$n nunet-node --home "$BATS_TEST_TMPDIR/$n" run --ready-fd 3 \
-		--listen "${IP[$n]}:0" "$@" 3>"$fifo" 2>>"$BATS_TEST_TMPDIR/$n.log" &
-	NODE_PIDS+=("$!")
-	read -r -t 10 READY_LINE <"$fifo" || { cat "$BATS_TEST_TMPDIR/$n.log" >&2; return 1; }
-	ADDR[$n]=$(jq -r .listen <<<"$READY_LINE")
-}
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.2
-	done
-}
-# sees N STATE DIDS...: node N lists each of DIDS in STATE
-sees() {
-	local n=$1 st=$2 d
-	shift 2
-	local list
-	list=$(nunet-node --home "$BATS_TEST_TMPDIR/$n" peers | jq -r --arg s "$st" 'select(.state == $s) | .did')
-	for d in "$@"; do
-		grep -qx "$d" <<<"$list" || return 1
-	done
-}
-dids() { local n; for n in "$@"; do echo "${DID[$n]}"; done; }
-# converged: every node sees every other alive
-converged() {
-	local n
-	for n in $NODES; do
-		sees $n alive $(for o in $NODES; do [ $o = $n ] || echo "${DID[$o]}"; done) || return 1
-	done
-}
-# cut_off: iptables in A's and B's namespaces refuse all traffic with C, D
-# and E, TCP with a reset, so the connections open across break on both
-# sides (as when a link goes down for longer than TCP waits): only
-# probing again can bring the other side back
-cut_off() {
-	local n o
-	for n in a b; do
-		for o in c d e; do
-			ip netns exec ${NS}$n iptables -A INPUT -s ${IP[$o]} -p tcp -j REJECT --reject-with tcp-reset
-			ip netns exec ${NS}$n iptables -A INPUT -s ${IP[$o]} -j DROP
-			ip netns exec ${NS}$n iptables -A OUTPUT -d ${IP[$o]} -p tcp -j REJECT --reject-with tcp-reset
-			ip netns exec ${NS}$n iptables -A OUTPUT -d ${IP[$o]} -j DROP
-		done
-	done
-}
-heal() {
-	local n
-	for n in a b; do ip netns exec ${NS}$n iptables -F; done
-}
+start() { ns_start "$@"; }
+cut_off() { ns_cut "a b" "c d e"; }
+heal() { ns_heal "a b"; }
 send_from() {	# send_from N TO-NAME: /public/ping from node N to another
 	NUNET_HOME="$BATS_TEST_TMPDIR/$1" timeout 20 nunet-send --to "${DID[$2]}" /public/ping
 }

@@ -65,9 +65,13 @@ struct orch_dep {
 	jv expect;			/* did → true: answers awaited before the window's end */
 	int inflight;
 	jv excluded;			/* did → why */
+	jv refused;			/* did → why: refusals that stand for the whole deployment
+					 * (a provider that requires a contract it has not accepted) */
 	struct slot *slots;
 	int nslots;
 	int redeploys;
+	int resumed;			/* started over after a restart of this node */
+	int64_t rebid_at;		/* monotonic ms: bid again then (0: not waiting) */
 	int repair;			/* placing only the slots a lost provider held */
 	int64_t hb_ms;			/* the providers' heartbeat period */
 	jv sup_times;			/* wall ms of the restarts its strategies made */
@@ -79,6 +83,7 @@ struct orch_rq {
 	char dep[40];
 	int gen, kind, slot;
 	char to[NN_DID_MAX];
+	char lease[72];			/* RQ_RELEASE: the lease */
 	int depth;
 	struct orch_rq *next;
 };
@@ -154,6 +159,7 @@ static void dep_free(struct orch_dep *d)
 	jv_free(d->asked);
 	jv_free(d->expect);
 	jv_free(d->excluded);
+	jv_free(d->refused);
 	jv_free(d->sup_times);
 	free(d->slots);
 	free(d);
@@ -183,18 +189,23 @@ void orch_deploy_free_all(struct orch *o)
 	}
 }
 
-static struct orch_rq *rq_new(struct orch_dep *d, int kind, int slot, const char *to)
+static struct orch_rq *rq_make(struct orch *o, const char *dep, int gen, int kind, int slot, const char *to)
 {
 	struct orch_rq *r = nn_xcalloc(1, sizeof *r);
-	r->o = d->o;
-	snprintf(r->dep, sizeof r->dep, "%s", d->id);
-	r->gen = d->gen;
+	r->o = o;
+	snprintf(r->dep, sizeof r->dep, "%s", dep);
+	r->gen = gen;
 	r->kind = kind;
 	r->slot = slot;
 	snprintf(r->to, sizeof r->to, "%s", to);
-	r->next = d->o->rqs;
-	d->o->rqs = r;
+	r->next = o->rqs;
+	o->rqs = r;
 	return r;
+}
+
+static struct orch_rq *rq_new(struct orch_dep *d, int kind, int slot, const char *to)
+{
+	return rq_make(d->o, d->id, d->gen, kind, slot, to);
 }
 
 static void rq_free(struct orch_rq *r)
@@ -729,6 +740,7 @@ static void dep_bid(struct orch_dep *d)
 
 	d->state = D_BIDDING;
 	d->gen++;
+	d->rebid_at = 0;
 	d->inflight = 0;
 	jv_free(d->bids);
 	jv_free(d->asked);
@@ -811,7 +823,16 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 		jv_object_foreach(d->bids, did, b) {
 			jv ans = jv_object_get(jget(b, "groups"), jv_copy(g));
 			jv m = jget(ans, "match"), why = jv_object_get(jv_copy(d->excluded), jv_copy(did));
-			if (jv_is_valid(why)) {
+			jv rf = jv_object_get(jv_copy(d->refused), jv_copy(did));
+			if (jv_is_valid(rf)) {
+				/* it said no for good: a near-miss with its reason */
+				if (!pin || !strcmp(pin, jv_string_value(did))) {
+					jv x = jv_object_set(jv_object(), jv_string("group"), jv_copy(g));
+					x = jv_object_set(x, jv_string("provider"), jv_copy(did));
+					x = jv_object_set(x, jv_string("rejected"), jv_array_append(jv_array(), jv_copy(rf)));
+					near = jv_array_append(near, x);
+				}
+			} else if (jv_is_valid(why)) {
 				;
 			} else if (pin && strcmp(pin, jv_string_value(did))) {
 				;
@@ -828,6 +849,7 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 				x = jv_object_set(x, jv_string("rejected"), jget(ans, "rejected"));
 				near = jv_array_append(near, x);
 			}
+			jv_free(rf);
 			jv_free(why);
 			jv_free(m);
 			jv_free(ans);
@@ -912,12 +934,17 @@ static void dep_select(struct orch_dep *d)
 		if (jv_get_kind(edges) == JV_KIND_ARRAY && jv_array_length(jv_copy(edges)) > 0)
 			f = jv_object_set(f, jv_string("rtt_ms"), jv_copy(rtt));
 		emit(d, NN_LOG_WARN, "deploy.nomatch", f);
-		if (jv_object_length(jv_copy(d->excluded)) > 0 && d->attempts > 0 &&
-		    nn_now_ms() + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
-			/* providers failed us: ask again, the others may still bid */
+		if ((((jv_object_length(jv_copy(d->excluded)) > 0 || d->redeploys > 0) && d->attempts > 0) ||
+		     d->resumed) &&
+		    nn_now_ms() + 1000 + ens_int(d->ens, "bid_window_ms", 500) < d->deadline) {
+			/* providers failed us: ask again a second later, the
+			 * others may still bid, and what was reverted (released
+			 * allocations end within their grace) is free again */
 			jv_free(d->excluded);
 			d->excluded = jv_object();
-			dep_bid(d);
+			d->state = D_BIDDING;
+			d->bid_close = 0;
+			d->rebid_at = nn_mono_ms() + 1000;
 		} else {
 			dep_fail(d, w, jv_object_set(jv_object(), jv_string("explain"), jv_copy(explain)));
 		}
@@ -1022,25 +1049,119 @@ out:
 
 /* ---- commit, revert ---- */
 
+/*
+ * Releases.  A lease given up is written to orch_release before its
+ * /deploy/release goes out, and the row goes when the provider answered
+ * (whatever it said: it heard us).  What could not be sent or was not
+ * answered (the provider dead, cut off by a partition, this node killed
+ * before the answer) is asked again every ORCH_RELEASE_RETRY_MS once the
+ * provider is alive to this node again: a provider that ran on while it
+ * was cut off stops its now orphaned allocations when it is back.
+ */
 static void on_release(struct nn_node *n, jv ans, void *arg)
 {
+	struct orch_rq *r = arg;
+	const char *from = jv_is_valid(ans) ? nn_env_str(ans, "from") : NULL;
 	(void)n;
-	(void)ans;
-	rq_free(arg);
+	/* the node answers for a peer it cannot reach: only the provider's
+	 * own answer counts */
+	if (from && !strcmp(from, r->to)) {
+		sqlite3_stmt *st = orch_prep(r->o, "DELETE FROM orch_release WHERE provider = ? AND lease = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, r->to, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, r->lease, -1, SQLITE_STATIC);
+		}
+		orch_step(r->o, st);
+	}
+	rq_free(r);
+}
+
+static void release_send(struct orch *o, const char *dep, const char *prov, const char *lease, const char *trace)
+{
+	char e[NN_ERRLEN];
+	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	struct orch_rq *r = rq_make(o, dep, -1, RQ_RELEASE, -1, prov);
+	snprintf(r->lease, sizeof r->lease, "%s", lease);
+	if (nn_node_request_cap(o->n, prov, "/deploy/release", b, tokens_for(o, prov), trace,
+				10000, on_release, r, NULL, e) < 0) {
+		nn_debug("orch: release of lease %s on %s: %s (asked again later)", lease, prov, e);
+		rq_free(r);
+	}
+}
+
+/* Release s's lease (now, or when its provider is back); the slot keeps
+ * its state. */
+static void release_lease(struct orch_dep *d, struct slot *s)
+{
+	if (s->lease[0] && s->prov[0]) {
+		sqlite3_stmt *st = orch_prep(d->o, "INSERT OR IGNORE INTO orch_release (provider, lease, dep, trace,"
+					     " since) VALUES (?, ?, ?, ?, ?)");
+		if (st) {
+			sqlite3_bind_text(st, 1, s->prov, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 2, s->lease, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 3, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, d->trace, -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 5, nn_now_ms());
+		}
+		orch_step(d->o, st);
+		release_send(d->o, d->id, s->prov, s->lease, d->trace);
+	}
+	s->lease[0] = '\0';
 }
 
 static void release_slot(struct orch_dep *d, struct slot *s)
 {
-	char e[NN_ERRLEN];
-	if (s->lease[0] && s->prov[0]) {
-		jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(s->lease));
-		struct orch_rq *r = rq_new(d, RQ_RELEASE, -1, s->prov);
-		if (nn_node_request_cap(d->o->n, s->prov, "/deploy/release", b, tokens_for(d->o, s->prov), d->trace,
-					10000, on_release, r, NULL, e) < 0)
-			rq_free(r);
-	}
-	s->lease[0] = '\0';
+	release_lease(d, s);
 	s->st = S_NONE;
+}
+
+/* Ask again for the releases not answered, of providers alive now (and
+ * this node's own); a row older than a week is dropped. */
+void orch_release_retry(struct orch *o)
+{
+	int64_t mono = nn_mono_ms();
+	sqlite3_stmt *st;
+	jv rows = jv_array();
+	if (mono - o->released_retried < ORCH_RELEASE_RETRY_MS)
+		return;
+	o->released_retried = mono;
+	if ((st = orch_prep(o, "DELETE FROM orch_release WHERE since < ?"))) {
+		sqlite3_bind_int64(st, 1, nn_now_ms() - 7 * 86400000LL);
+		orch_step(o, st);
+	}
+	st = orch_prep(o, "SELECT r.provider, r.lease, r.dep, r.trace FROM orch_release r LEFT JOIN swarm_edges e"
+		       " ON e.src = ?1 AND e.dst = r.provider WHERE r.provider = ?1 OR e.state = 'alive' LIMIT 64");
+	if (!st)
+		return;
+	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int busy = 0;
+		const char *prov = (const char *)sqlite3_column_text(st, 0);
+		const char *lease = (const char *)sqlite3_column_text(st, 1);
+		for (struct orch_rq *r = o->rqs; r && !busy; r = r->next)
+			busy = r->kind == RQ_RELEASE && !strcmp(r->lease, lease) && !strcmp(r->to, prov);
+		if (!busy) {
+			jv x = jv_array_append(jv_array(), orch_col_str(st, 0));
+			x = jv_array_append(x, orch_col_str(st, 1));
+			x = jv_array_append(x, orch_col_str(st, 2));
+			rows = jv_array_append(rows, jv_array_append(x, orch_col_str(st, 3)));
+		}
+	}
+	sqlite3_finalize(st);
+	jv_array_foreach(rows, i, x) {
+		jv p = jv_array_get(jv_copy(x), 0), l = jv_array_get(jv_copy(x), 1);
+		jv dp = jv_array_get(jv_copy(x), 2), t = jv_array_get(jv_copy(x), 3);
+		if (jv_get_kind(p) == JV_KIND_STRING && jv_get_kind(l) == JV_KIND_STRING &&
+		    jv_get_kind(dp) == JV_KIND_STRING && strlen(jv_string_value(l)) < 72)
+			release_send(o, jv_string_value(dp), jv_string_value(p), jv_string_value(l),
+				     jv_get_kind(t) == JV_KIND_STRING ? jv_string_value(t) : NULL);
+		jv_free(p);
+		jv_free(l);
+		jv_free(dp);
+		jv_free(t);
+		jv_free(x);
+	}
+	jv_free(rows);
 }
 
 /* Release every lease (they would expire anyway) and forget the slots. */
@@ -1110,9 +1231,15 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 			emit(d, NN_LOG_INFO, "deploy.commit", f);
 		} else {
 			char why[NN_ERRLEN];
+			const char *code = NULL;
+			int for_good;
 			s->failed = 1;
 			s->st = S_NONE;
 			answer_why(ans, why, sizeof why);
+			/* refused for lack of authority (or of a contract it
+			 * accepted): asking it again cannot change its answer */
+			for_good = jv_get_kind(body) == JV_KIND_OBJECT && nn_json_get_str(body, "code", &code, NULL) == 0 &&
+				   !strcmp(code, "unauthorized");
 			snprintf(s->lease, sizeof s->lease, "%s", "");
 			jv_free(body);
 			body = jv_null();
@@ -1125,7 +1252,9 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 				     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(p)),
 						   jv_string("reason"), jv_string(why)));
 				rq_free(r);
-				dep_retry(d, p, w);
+				if (for_good)
+					d->refused = jv_object_set(d->refused, jv_string(p), jv_string(w));
+				dep_retry(d, for_good ? NULL : p, w);
 				return;
 			}
 		}
@@ -1834,7 +1963,7 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 		for (int i = 0; i < d->nslots; i++)
 			if (d->repair && d->slots[i].keep && !strcmp(d->slots[i].prov, did)) {
 				d->slots[i].keep = 0;
-				d->slots[i].lease[0] = '\0';
+				release_lease(d, &d->slots[i]);	/* when it is back */
 			}
 		emit(d, NN_LOG_WARN, "deploy.lost",
 		     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(did)),
@@ -1868,8 +1997,9 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 			}
 			sqlite3_finalize(st);
 		}
-		/* the dead node's lease cannot be released: it expires there */
-		s->lease[0] = '\0';
+		/* the dead node's lease is released when it is back
+		 * (orch_release): what it runs meanwhile is an orphan */
+		release_lease(d, s);
 		if (move) {
 			sqlite3_stmt *del = orch_prep(o, "DELETE FROM orch_alloc WHERE dep = ? AND slot = ?");
 			if (del) {
@@ -1891,8 +2021,8 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 				sqlite3_bind_text(up, 3, d->id, -1, SQLITE_STATIC);
 				sqlite3_bind_int(up, 4, i);
 			}
-			orch_step(o, up);
-			failed = jv_array_append(failed, jv_string(s->grp));
+			if (orch_step(o, up) == 0 && sqlite3_changes(nn_node_db(o->n)->h) > 0)
+				failed = jv_array_append(failed, jv_string(s->grp));
 		}
 		slot_save(d, i);
 	}
@@ -2226,6 +2356,11 @@ void orch_deploy_tick(struct orch *o)
 			dep_fail(d, w, jv_null());
 			continue;
 		}
+		if (d->state == D_BIDDING && d->rebid_at && mono >= d->rebid_at) {
+			d->rebid_at = 0;
+			dep_bid(d);
+			continue;
+		}
 		if (d->state == D_COMMITTING || d->state == D_PROVISIONING)
 			dep_renew(d);
 		if (d->state == D_BIDDING && d->bid_close && mono >= d->bid_close) {
@@ -2258,6 +2393,7 @@ static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trac
 	d->asked = jv_object();
 	d->expect = jv_object();
 	d->excluded = jv_object();
+	d->refused = jv_object();
 	d->sup_times = jv_array();
 	d->next = o->deps;
 	o->deps = d;
@@ -2583,8 +2719,10 @@ void orch_deploy_resume(struct orch *o)
 			emit(d, NN_LOG_INFO, "deploy.resume", jv_object_set(jv_object(), jv_string("state"), jv_string(s ? s : "?")));
 			d->state = D_BIDDING;
 			dep_revert(d, "the orchestrator restarted mid-deployment");
-			if (nn_now_ms() < d->deadline)
-				dep_bid(d);
+			/* bid once the swarm had a second to connect again,
+			 * and again while nothing fits, until the deadline */
+			d->resumed = 1;
+			d->rebid_at = nn_mono_ms() + 1000;
 		}
 	}
 	if (st)

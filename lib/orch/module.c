@@ -42,6 +42,10 @@ static const char *const schema[] = {
 	/* v3: who besides the requester may read a lease's logs and outputs:
 	 * the allocation whose deployment it serves (a recursive job) */
 	"ALTER TABLE orch_lease ADD COLUMN reader TEXT;",
+	/* v4: leases the orchestrator gave up and could not release yet (the
+	 * provider dead, cut off, or this node restarting): asked again */
+	"CREATE TABLE orch_release (provider TEXT NOT NULL, lease TEXT NOT NULL, dep TEXT NOT NULL,"
+	" trace TEXT, since INTEGER NOT NULL, PRIMARY KEY (provider, lease));",
 	NULL
 };
 
@@ -149,7 +153,9 @@ static void on_tick(struct nn_loop *l, void *arg)
 	(void)l;
 	orch_leases_expire(o);
 	orch_heartbeats(o);
+	orch_leases_orphan(o);
 	orch_deploy_tick(o);
+	orch_release_retry(o);
 }
 
 static void orch_close(struct nn_node *n, void *arg)
@@ -164,6 +170,7 @@ static void orch_close(struct nn_node *n, void *arg)
 	orch_deploy_free_all(o);
 	jv_free(o->pending);
 	jv_free(o->hb_next);
+	jv_free(o->dead_since);
 	the_orch = NULL;
 	free(o);
 }
@@ -178,6 +185,7 @@ int nn_orch_attach(struct nn_node *n, char *err)
 	o->n = n;
 	o->pending = jv_array();
 	o->hb_next = jv_object();
+	o->dead_since = jv_object();
 	o->follow_id = -1;
 	the_orch = o;
 	nn_node_on_close(n, orch_close, o);

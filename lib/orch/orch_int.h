@@ -23,6 +23,7 @@
 #define ORCH_LEASE_MS 20000
 #define ORCH_HB_MISSES 3		/* heartbeats missed before a provider is lost */
 #define ORCH_HB_DEFAULT_MS 2000
+#define ORCH_RELEASE_RETRY_MS 2000
 
 struct orch_dep;
 struct orch_rq;
@@ -34,6 +35,9 @@ struct orch {
 	jv pending;		/* events queued by the follower, handled on kick */
 	jv hb_next;		/* provider: lease → monotonic ms of its next heartbeat */
 	int hb_loaded;		/* hb_next holds the provisioned leases of node.db */
+	jv dead_since;		/* requester did → monotonic ms first seen dead */
+	int64_t orphan_checked;	/* monotonic ms of the last orphan check */
+	int64_t released_retried;	/* monotonic ms of the last retry of releases */
 	struct orch_dep *deps;
 	struct orch_rq *rqs;
 };
@@ -51,6 +55,7 @@ int orch_only_keys(jv obj, const char *const *keys, char *err);
 extern const struct nn_behavior orch_provider_behaviors[];
 jv orch_peers(struct orch *o);
 void orch_leases_expire(struct orch *o);
+void orch_leases_orphan(struct orch *o);
 void orch_push_state(struct orch *o, jv fields);
 void orch_heartbeats(struct orch *o);
 void orch_lease_emit(struct orch *o, const char *kind, const char *lease, const char *trace, const char *why);
@@ -62,5 +67,6 @@ void orch_deploy_resume(struct orch *o);
 void orch_peer_dead(struct orch *o, const char *did);
 void orch_parent_state(struct orch *o, jv fields);
 void orch_deploy_free_all(struct orch *o);
+void orch_release_retry(struct orch *o);
 
 #endif

@@ -166,7 +166,8 @@ static void lease_end(struct orch *o, const char *lease, const char *st_name, co
 		sqlite3_bind_text(st, 3, lease, -1, SQLITE_STATIC);
 		orch_step(o, st);
 	}
-	orch_lease_emit(o, !strcmp(st_name, "expired") ? "deploy.lease.expired" : "deploy.lease.released",
+	orch_lease_emit(o, !strcmp(st_name, "expired") ? "deploy.lease.expired"
+			: !strcmp(st_name, "orphaned") ? "deploy.lease.orphaned" : "deploy.lease.released",
 			lease, trace, why);
 }
 
@@ -193,6 +194,66 @@ void orch_leases_expire(struct orch *o)
 		jv_free(p);
 	}
 	jv_free(a);
+}
+
+/* Provisioned leases whose requester this node has seen dead, without a
+ * break, for deploy_orphan_ms: the orchestrator is gone or cut off, and
+ * has moved the allocations elsewhere or will release them when it can;
+ * the provider ends them itself so that no copy runs twice for long.  The
+ * time counts from when this node (since its start) first saw the
+ * requester dead; a requester seen alive again resets it. */
+void orch_leases_orphan(struct orch *o)
+{
+	int64_t limit = nn_node_config(o->n)->deploy_orphan_ms, now = nn_mono_ms();
+	sqlite3_stmt *st;
+	jv dead = jv_object(), end = jv_array();
+	if (limit <= 0 || now - o->orphan_checked < 1000)
+		return;
+	o->orphan_checked = now;
+	st = orch_prep(o, "SELECT l.id, l.trace, l.requester, e.state FROM orch_lease l LEFT JOIN swarm_edges e"
+		       " ON e.src = ? AND e.dst = l.requester WHERE l.state = 'provisioned' AND l.requester <> ?");
+	if (!st) {
+		jv_free(dead);
+		jv_free(end);
+		return;
+	}
+	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, nn_node_did(o->n), -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		const char *rq = (const char *)sqlite3_column_text(st, 2);
+		const char *es = (const char *)sqlite3_column_text(st, 3);
+		jv since;
+		if (!rq || !es || strcmp(es, "dead"))
+			continue;
+		since = jv_object_get(jv_copy(o->dead_since), jv_string(rq));
+		if (!jv_is_valid(since))
+			since = jv_number((double)now);
+		dead = jv_object_set(dead, jv_string(rq), jv_copy(since));
+		if (now - (int64_t)jv_number_value(since) >= limit) {
+			const char *t = (const char *)sqlite3_column_text(st, 1);
+			jv x = jv_array_append(jv_array(), jv_string((const char *)sqlite3_column_text(st, 0)));
+			x = jv_array_append(x, jv_string(t ? t : ""));
+			end = jv_array_append(end, jv_array_append(x, jv_string(rq)));
+		}
+		jv_free(since);
+	}
+	sqlite3_finalize(st);
+	/* only requesters still dead keep their time */
+	jv_free(o->dead_since);
+	o->dead_since = dead;
+	jv_array_foreach(end, i, x) {
+		jv id = jv_array_get(jv_copy(x), 0), t = jv_array_get(jv_copy(x), 1), rq = jv_array_get(jv_copy(x), 2);
+		char why[256];
+		snprintf(why, sizeof why, "its orchestrator %.80s was unreachable for %lld ms", jv_string_value(rq),
+			 (long long)limit);
+		nn_warn("orch: lease %s: %s: its allocations are stopped", jv_string_value(id), why);
+		lease_end(o, jv_string_value(id), "orphaned", jv_string_value(t), why);
+		jv_free(id);
+		jv_free(t);
+		jv_free(rq);
+		jv_free(x);
+	}
+	jv_free(end);
 }
 
 /* The lease row as an object, or invalid when there is none. */

@@ -46,16 +46,26 @@ start_swarm() {
 		PID[$n]=$NODE_PID
 		ADDR[$n]=$(jq -r .listen <<<"$READY_LINE")
 		[ -n "$boot" ] || boot="--bootstrap ${DID[a]}@${ADDR[a]}"
-		local price=4
-		case $n in d|e) price=1 ;; esac
-		NUNET_HOME=$(home $n) nunet-node onboard --cpu 1 --memory 1G --disk 1G \
-			--price cpu_second=$price <"$VPS" >/dev/null
+		case $n in d|e) swarm_onboard $n 1 ;; *) swarm_onboard $n 4 ;; esac
 	done
-	mkdir -p "$(home a)/tokens"
-	for n in b c d e; do
-		nunet-node --home "$(home $n)" cap grant "${DID[a]}" --cap /deploy >"$(home a)/tokens/$n.json"
-	done
+	swarm_tokens
 	within 60 converged
+}
+
+# swarm_onboard NODE PRICE: offer 1 core, 1 GiB of memory and of disk at
+# PRICE per cpu-second
+swarm_onboard() {
+	NUNET_HOME=$(home $1) nunet-node onboard --cpu 1 --memory 1G --disk 1G \
+		--price cpu_second=$2 <"$VPS" >/dev/null
+}
+
+# swarm_tokens: a holds a /deploy token from each other node
+swarm_tokens() {
+	local n
+	mkdir -p "$(home a)/tokens"
+	for n in $NODES; do
+		[ $n = a ] || nunet-node --home "$(home $n)" cap grant "${DID[a]}" --cap /deploy >"$(home a)/tokens/$n.json"
+	done
 }
 
 converged() {	# every node sees the four others alive
