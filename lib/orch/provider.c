@@ -206,17 +206,16 @@ void orch_leases_orphan(struct orch *o)
 {
 	int64_t limit = nn_node_config(o->n)->deploy_orphan_ms, now = nn_mono_ms();
 	sqlite3_stmt *st;
-	jv dead = jv_object(), end = jv_array();
+	jv dead, end;
 	if (limit <= 0 || now - o->orphan_checked < 1000)
 		return;
 	o->orphan_checked = now;
 	st = orch_prep(o, "SELECT l.id, l.trace, l.requester, e.state FROM orch_lease l LEFT JOIN swarm_edges e"
 		       " ON e.src = ? AND e.dst = l.requester WHERE l.state = 'provisioned' AND l.requester <> ?");
-	if (!st) {
-		jv_free(dead);
-		jv_free(end);
+	if (!st)
 		return;
-	}
+	dead = jv_object();	/* after the early returns: they leaked it every tick */
+	end = jv_array();
 	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, nn_node_did(o->n), -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
