@@ -54,7 +54,7 @@ static const char usage_text[] =
 	"       nunet-run logs [-f] ID [ALLOC]\n"
 	"       nunet-run wait ID\n"
 	"       nunet-run cancel [--grace DURATION] ID\n"
-	"       nunet-run results ID DIR\n"
+	"       nunet-run results [--no-download] ID DIR\n"
 	"       nunet-run trace ID\n"
 	"       nunet-run checkpoint ID\n"
 	"       nunet-run migrate --to DID [--as ID] [--cap FILE] ID\n"

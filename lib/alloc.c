@@ -126,6 +126,7 @@ struct amod {
 	char *shim_path;
 	int64_t hb_ms;
 	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
+	int64_t pruned;		/* monotonic ms of the last prune of expired tokens */
 	int orphans;		/* a parent ended with live children */
 	const struct nn_alloc_observer *obs[4];
 	int nobs;
@@ -716,6 +717,30 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 	free(p);
 }
 
+/*
+ * Forget the tokens given to allocations that have expired, and their
+ * revocations: an expired token is refused for that alone.  A revoked
+ * token that has not expired keeps its revocation (a copy of it must stay
+ * worthless) until it expires; pruned at each end of an allocation, and
+ * from the tick at most every half token lifetime (at most a minute).
+ */
+static void cred_prune(struct amod *m)
+{
+	int64_t now = nn_now_ms();
+	sqlite3_stmt *st;
+	m->pruned = nn_mono_ms();
+	st = prep(m, "DELETE FROM cap_revoked WHERE nonce IN (SELECT t.nonce FROM cap_tokens t"
+		  " JOIN allocations a ON a.did = t.aud WHERE t.exp <= ?)");
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
+	step_done(m, st);
+	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND aud IN (SELECT did FROM allocations"
+		  " WHERE did IS NOT NULL)");
+	if (st)
+		sqlite3_bind_int64(st, 1, now);
+	step_done(m, st);
+}
+
 /* Where a container finds the control socket and DIR/cred (read-only). */
 #define CONTAINER_SOCK "/run/nunet/node.sock"
 #define CONTAINER_CRED "/run/nunet/cred"
@@ -977,6 +1002,7 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 	/* revoked before the final state is out: whoever sees the end
 	 * (a client watching state.json) finds its tokens revoked */
 	cred_remove(a->m, a->dir, a->did);
+	cred_prune(a->m);
 	a->cap_exp = 0;
 	set_state(a, state, reason, result, status);
 	if (live_children(a->m, a->id) > 0)
@@ -1671,6 +1697,8 @@ static void on_tick(struct nn_loop *l, void *arg)
 			cred_renew(a);
 	if (m->orphans)
 		reap_orphans(m);
+	if (now - m->pruned >= (m->cap_ttl_ms / 2 < 60000 ? m->cap_ttl_ms / 2 : 60000))
+		cred_prune(m);
 }
 
 /* ---- behaviors ---- */

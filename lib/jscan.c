@@ -19,6 +19,7 @@
 #include "jscan.h"
 
 #include <string.h>
+#include "json.h"
 
 struct st {
 	const unsigned char *p, *e;
@@ -192,20 +193,42 @@ static int keycmp(const unsigned char *a, size_t an, const unsigned char *b, siz
 
 static int value(struct st *s, int depth, struct nn_jscan_member *m);
 
+/* Step into a container at s->p: 1 when it closes at once, 0, or -1. */
+static int open_container(struct st *s, int depth, char close)
+{
+	if (depth > NN_JSCAN_DEPTH)
+		return -1;
+	s->p++;
+	ws(s);
+	if (s->p < s->e && *s->p == close) {
+		s->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* After a member or element: 1 when the container closes, 0 after a
+ * comma (and the whitespace after it), -1 on anything else. */
+static int next_item(struct st *s, char close)
+{
+	ws(s);
+	if (s->p >= s->e || (*s->p != close && *s->p != ','))
+		return -1;
+	s->p++;
+	if (s->p[-1] == close)
+		return 1;
+	ws(s);
+	return 0;
+}
+
 /* An object at s->p; top-level members go to j (NULL inside). */
 static int object(struct st *s, int depth, struct nn_jscan *j)
 {
 	const unsigned char *prev = NULL;
 	size_t prevlen = 0;
-	int sorted = 1;		/* the keys so far strictly increase */
-	if (depth > NN_JSCAN_DEPTH)
-		return -1;
-	s->p++;
-	ws(s);
-	if (s->p < s->e && *s->p == '}') {
-		s->p++;
-		return 0;
-	}
+	int sorted = 1, r;	/* sorted: the keys so far strictly increase */
+	if ((r = open_container(s, depth, '}')) != 0)
+		return r < 0 ? -1 : 0;
 	for (;;) {
 		struct nn_jscan_member tmp, *m = &tmp;
 		const unsigned char *k;
@@ -243,45 +266,22 @@ static int object(struct st *s, int depth, struct nn_jscan *j)
 			return -1;
 		if (j)
 			j->n++;
-		ws(s);
-		if (s->p >= s->e)
-			return -1;
-		if (*s->p == '}') {
-			s->p++;
-			return 0;
-		}
-		if (*s->p != ',')
-			return -1;
-		s->p++;
-		ws(s);
+		if ((r = next_item(s, '}')) != 0)
+			return r < 0 ? -1 : 0;
 	}
 }
 
 static int array(struct st *s, int depth)
 {
-	if (depth > NN_JSCAN_DEPTH)
-		return -1;
-	s->p++;
-	ws(s);
-	if (s->p < s->e && *s->p == ']') {
-		s->p++;
-		return 0;
-	}
+	int r;
+	if ((r = open_container(s, depth, ']')) != 0)
+		return r < 0 ? -1 : 0;
 	for (;;) {
 		struct nn_jscan_member tmp;
 		if (value(s, depth, &tmp) < 0)
 			return -1;
-		ws(s);
-		if (s->p >= s->e)
-			return -1;
-		if (*s->p == ']') {
-			s->p++;
-			return 0;
-		}
-		if (*s->p != ',')
-			return -1;
-		s->p++;
-		ws(s);
+		if ((r = next_item(s, ']')) != 0)
+			return r < 0 ? -1 : 0;
 	}
 }
 
@@ -345,4 +345,31 @@ long long nn_jscan_int(const struct nn_jscan_member *m)
 	for (p += neg; p < e; p++)
 		v = v * 10 + (*p - '0');
 	return neg ? -v : v;
+}
+
+jv nn_jscan_jv(const struct nn_jscan *j)
+{
+	jv o = jv_object();
+	for (int i = 0; i < j->n; i++) {
+		const struct nn_jscan_member *m = &j->m[i];
+		jv v;
+		switch (m->kind) {
+		case NN_JSCAN_TRUE: v = jv_true(); break;
+		case NN_JSCAN_FALSE: v = jv_false(); break;
+		case NN_JSCAN_NULL: v = jv_null(); break;
+		default:
+			if (m->plain)
+				v = jv_string_sized(m->val + 1, (int)m->vlen - 2);
+			else if (m->integer)
+				v = jv_number((double)nn_jscan_int(m));
+			else
+				v = nn_json_parse(m->val, m->vlen, NULL);
+		}
+		if (!jv_is_valid(v)) {	/* cannot happen: jscan.h's promise */
+			jv_free(o);
+			return v;
+		}
+		o = jv_object_set(o, jv_string_sized(m->key, (int)m->klen), v);
+	}
+	return o;
 }

@@ -19,6 +19,7 @@
 #define NN_JSCAN_H
 
 #include <stddef.h>
+#include <jv.h>
 
 #define NN_JSCAN_MEMBERS 32
 #define NN_JSCAN_DEPTH 64
@@ -54,5 +55,11 @@ const struct nn_jscan_member *nn_jscan_get(const struct nn_jscan *j, const char 
 
 /* The value of an integer member (m->integer set). */
 long long nn_jscan_int(const struct nn_jscan_member *m);
+
+/* The object j was scanned from as a jv: the value nn_json_parse gives
+ * for the same text, built member by member in text order (plain strings,
+ * integers and literals directly, only other values through the parser),
+ * which is most of the parse saved for an envelope.  Caller frees. */
+jv nn_jscan_jv(const struct nn_jscan *j);
 
 #endif

@@ -97,6 +97,7 @@ struct nn_match {
 	struct xprog *xwhere, *xrank;	/* their fast forms, or NULL */
 	int jq_only;			/* nn_match_jq_only() */
 	const char *xtop;		/* the offer in hand, for xeval */
+	unsigned long nfast;		/* nn_match_fast_count() */
 	char *where_text, *rank_text;
 	char *where_show;		/* where_text for messages, when it differs */
 	struct wcache wc[WCACHE];
@@ -573,17 +574,6 @@ static int scan_value(struct scan *s, int depth)
 /* k equals the literal lit: a constant-size compare the compiler inlines */
 #define SV_IS(k, lit) ((k).n == sizeof(lit) - 1 && !memcmp((k).p, lit, sizeof(lit) - 1))
 
-static inline int sv_is(struct sv k, const char *lit)
-{
-	size_t i;
-	if (!k.n || k.p[0] != lit[0])	/* most misses */
-		return 0;
-	for (i = 0; i < k.n; i++)
-		if (!lit[i] || lit[i] != k.p[i])
-			return 0;
-	return !lit[i];
-}
-
 static int is_null(struct scan *s)
 {
 	if ((size_t)(s->e - s->p) >= 4 && !memcmp(s->p, "null", 4)) {
@@ -619,6 +609,8 @@ bad:
 
 static int scan_string_field(struct scan *s, const char *field, struct sv *out)
 {
+	if (peek(s) == '"')
+		return scan_str(s, out);
 	if (is_null(s)) {
 		out->p = NULL;
 		return 0;
@@ -673,7 +665,7 @@ static int twice(struct scan *s, unsigned *seen, int i, const char *obj, const c
 
 /* Members of an object that are all non-negative integers (others skipped). */
 static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
-		     const int *idx, int nkeys, struct ofr *o)
+		     const unsigned char *klen, const int *idx, int nkeys, struct ofr *o)
 {
 	int first = 1, r;
 	unsigned seen = 0;
@@ -684,10 +676,10 @@ static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
 		return -1;
 	while ((r = next_member(s, &first, &k, '}')) == 1) {
 		int i;
-		for (i = 0; i < nkeys; i++)
-			if (sv_is(k, keys[i]))
+		for (i = 0; i < nkeys; i++)	/* the names differ in their first byte */
+			if (k.n && k.p[0] == keys[i][0])
 				break;
-		if (i == nkeys) {
+		if (i == nkeys || k.n != klen[i] || memcmp(k.p, keys[i], k.n)) {
 			if (scan_value(s, 2) < 0)
 				return -1;
 			continue;
@@ -702,6 +694,7 @@ static int scan_nums(struct scan *s, const char *obj, const char *const *keys,
 static int scan_cpu(struct scan *s, struct ofr *o)
 {
 	static const char *const sk[] = { "single", "multi" };
+	static const unsigned char sl[] = { 6, 5 };
 	static const int si[] = { F_SSINGLE, F_SMULTI };
 	int first = 1, r;
 	unsigned seen = 0;
@@ -728,7 +721,7 @@ static int scan_cpu(struct scan *s, struct ofr *o)
 			    scan_string_field(s, "cpu.arch", &o->s.arch);
 		else if (SV_IS(k, "score"))
 			r = twice(s, &seen, 5, "cpu", "score") < 0 ? -1 :
-			    scan_nums(s, "cpu.score", sk, si, 2, o);
+			    scan_nums(s, "cpu.score", sk, sl, si, 2, o);
 		else
 			r = scan_value(s, 2);
 		if (r < 0)
@@ -838,8 +831,10 @@ static int scan_price(struct scan *s, struct ofr *o)
 			continue;
 		}
 		for (i = 0; i < NP; i++)
-			if (sv_is(k, pname[i]))
+			if (k.n && k.p[0] == pname[i][0])	/* c, r, d, g */
 				break;
+		if (i < NP && (k.n != strlen(pname[i]) || memcmp(k.p, pname[i], k.n)))
+			i = NP;
 		if (i == NP) {
 			if (scan_value(s, 2) < 0)
 				return -1;
@@ -913,8 +908,10 @@ static int top_key(struct sv k)
 static int scan_offer(struct scan *s, struct ofr *o)
 {
 	static const char *const rk[] = { "size", "bandwidth" };
+	static const unsigned char rl[] = { 4, 9 };
 	static const int ri[] = { F_RAM, F_RAMBW };
 	static const char *const dk[] = { "size", "read", "write" };
+	static const unsigned char dl[] = { 4, 4, 5 };
 	static const int di[] = { F_DISK, F_DISKR, F_DISKW };
 	int first = 1, r;
 	unsigned seen = 0;
@@ -944,8 +941,8 @@ static int scan_offer(struct scan *s, struct ofr *o)
 		}
 		switch (kk) {
 		case K_CPU: r = scan_cpu(s, o); break;
-		case K_RAM: r = scan_nums(s, "ram", rk, ri, 2, o); break;
-		case K_DISK: r = scan_nums(s, "disk", dk, di, 3, o); break;
+		case K_RAM: r = scan_nums(s, "ram", rk, rl, ri, 2, o); break;
+		case K_DISK: r = scan_nums(s, "disk", dk, dl, di, 3, o); break;
 		case K_GPUS: r = scan_gpus(s, o); break;
 		case K_EXEC: r = scan_strlist(s, "executors", o->exec, &o->nexec); break;
 		case K_FEAT: r = scan_strlist(s, "features", o->feat, &o->nfeat); break;
@@ -2039,6 +2036,11 @@ void nn_match_jq_only(struct nn_match *m, int on)
 	m->jq_only = on;
 }
 
+unsigned long nn_match_fast_count(const struct nn_match *m)
+{
+	return m->nfast;
+}
+
 /* --- evaluation -------------------------------------------------------- */
 
 /* a equals b, ignoring ASCII case */
@@ -2388,10 +2390,10 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		int k = X_UNSURE;
 		if (m->xwhere && !m->jq_only)
 			k = xrun(m, m->xwhere, text, len).kind;
-		if (k == X_UNSURE && offer_jv(m, text, len, &offer, why, err) < 0)
-			return NN_MATCH_BAD;
 		if (k != X_UNSURE)
-			;
+			m->nfast++;
+		else if (offer_jv(m, text, len, &offer, why, err) < 0)
+			return NN_MATCH_BAD;
 		else if (jq_first(m->where, jv_copy(offer), &r, jerr) < 0)
 			FAIL("where: %s", jerr);
 		else {
@@ -2435,7 +2437,7 @@ int nn_match_text(struct nn_match *m, const char *text, size_t len,
 		if (m->xrank && !m->jq_only)
 			x = xrun(m, m->xrank, text, len);
 		if (x.kind == JV_KIND_NUMBER && isfinite(x.n))
-			*score = x.n;
+			*score = x.n, m->nfast++;
 		else if (offer_jv(m, text, len, &offer, why, err) < 0)
 			return NN_MATCH_BAD;
 		else if (jq_first(m->rank, jv_copy(offer), &r, jerr) < 0)

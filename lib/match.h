@@ -56,6 +56,10 @@ int nn_match_eval(struct nn_match *m, jv offer, double *score, jv *why, char *er
  */
 void nn_match_jq_only(struct nn_match *m, int on);
 
+/* How many where and rank evaluations their fast forms answered so far
+ * (the others went to jq). */
+unsigned long nn_match_fast_count(const struct nn_match *m);
+
 /* Whether the score is the default one (minus the estimated price per second
  * of the requested resources), i.e. no rank expression was given. */
 int nn_match_default_rank(const struct nn_match *m);

@@ -33,6 +33,7 @@
 #define MAX_BEHAVIORS 256
 #define OUT_HIGH (1024 * 1024)	/* pause a client's input above this */
 #define CONN_BUDGET_MS 10	/* reading one client, per wakeup */
+#define BURST_MAX 256		/* answers held for one group commit */
 
 struct conn {
 	struct nn_node *node;
@@ -89,6 +90,27 @@ struct nn_node {
 	struct nn_watch *reqtimer;
 	jv selfq;		/* answers to them made here, not yet handed over */
 	struct nn_buf scratch;	/* the signed bytes of a scanned envelope */
+	/* group commit (nn_node_hold): answers kept until the burst's commit */
+	int burst;		/* depth of nn_node_burst_begin */
+	struct held *held, **held_tail;
+	size_t nheld;
+	struct hold_hook {
+		nn_commit_fn *fn;
+		void *arg;
+	} hooks[4];
+	int nhooks;
+};
+
+/* An answer kept for the end of a burst: its line, where it goes (the
+ * origin copied, its peer name too) and, for a reply, the request, so
+ * that a failed commit answers it with an error instead. */
+struct held {
+	struct nn_origin o;
+	char *peer;
+	jv req;			/* the request of a reply; null otherwise */
+	size_t len;
+	struct held *next;
+	char line[];
 };
 
 static const struct nn_behavior core_behaviors[];
@@ -297,6 +319,31 @@ static void msg_event(struct nn_node *n, const char *kind, const struct msgf *m,
 	nn_buf_release(&b);
 }
 
+/* Hand one answer line to its origin, or keep it while the burst holds
+ * answers (req: the request when the line is its reply, else null). */
+static void answer_out(struct nn_node *n, const struct nn_origin *o, jv req, const char *line,
+		       size_t len)
+{
+	struct held *h;
+	if (!n->nhooks) {
+		o->send(o, line, len);
+		return;
+	}
+	h = nn_xmalloc(sizeof *h + len);
+	h->o = *o;
+	h->peer = o->peer ? nn_xstrdup(o->peer) : NULL;
+	h->o.peer = h->peer;
+	h->o.line = NULL;
+	h->o.len = 0;
+	h->req = jv_get_kind(req) == JV_KIND_OBJECT ? jv_copy(req) : jv_null();
+	h->len = len;
+	h->next = NULL;
+	memcpy(h->line, line, len);
+	*n->held_tail = h;
+	n->held_tail = &h->next;
+	n->nheld++;
+}
+
 /* Record msg.out (when asked) with m, sign env (consumed), send it. */
 static void send_signed(struct nn_node *n, jv env, const struct msgf *m, const struct nn_origin *o)
 {
@@ -309,7 +356,7 @@ static void send_signed(struct nn_node *n, jv env, const struct msgf *m, const s
 	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
-		o->send(o, b.data, b.len);
+		answer_out(n, o, jv_null(), b.data, b.len);
 	nn_buf_release(&b);
 }
 
@@ -369,7 +416,7 @@ int nn_node_is_owner(const struct nn_node *n, const char *from)
 
 /* The answer to a request verified into h: built and signed straight from
  * the fields (nn_env_answer_line), its msg.out event from the same values. */
-static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
+static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv req, jv body,
 		       const struct nn_origin *o)
 {
 	char err[NN_ERRLEN], id[33];
@@ -383,26 +430,27 @@ static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv body,
 			       &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
-		o->send(o, b.data, b.len);
+		answer_out(n, o, req, b.data, b.len);
 	nn_buf_release(&b);
 }
 
 /*
  * Everything after verification.  env is the envelope, or an invalid jv
- * when it was read from o->line by the hot path: it is then parsed here
- * only when a behavior or an error needs it (*parsed owns that parse).
+ * when it was read from o->line by the hot path: it is then built from the
+ * scan only when a behavior or an error needs it (*parsed owns it).
  */
-static jv env_of(jv env, const struct nn_origin *o, jv *parsed)
+static jv env_of(jv env, const struct nn_jscan *j, jv *parsed)
 {
 	if (jv_is_valid(env))
 		return env;
 	if (!jv_is_valid(*parsed))
-		*parsed = nn_json_parse(o->line, o->len, NULL);
+		*parsed = nn_jscan_jv(j);
 	return *parsed;
 }
 
-static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head *h,
-			     const struct nn_origin *o)
+/* j: what the hot path scanned, when env is invalid */
+static void deliver_burst(struct nn_node *n, jv env, const struct nn_jscan *j,
+			  const struct nn_env_head *h, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN];
 	const char *type = h->type, *from = h->from, *to = h->to, *be = h->be, *id = h->id;
@@ -416,16 +464,16 @@ static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head
 	}
 
 	if (strcmp(type, "msg") != 0) {
-		send_error(n, o, env_of(env, o, &parsed), NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
+		send_error(n, o, env_of(env, j, &parsed), NN_E_BAD_FIELD, "type: only msg envelopes are invoked");
 		goto out;
 	}
 	switch (nn_replay_check(n->replay, from, id, h->exp, nn_now_ms())) {
 	case 1:
 		snprintf(err, sizeof err, "envelope %s from %.80s was seen before", id, from);
-		send_error(n, o, env_of(env, o, &parsed), NN_E_REPLAY, err);
+		send_error(n, o, env_of(env, j, &parsed), NN_E_REPLAY, err);
 		goto out;
 	case -1:
-		send_error(n, o, env_of(env, o, &parsed), NN_E_BUSY, "replay cache is full: try again later");
+		send_error(n, o, env_of(env, j, &parsed), NN_E_BUSY, "replay cache is full: try again later");
 		goto out;
 	}
 	/* "*" is a broadcast a peer passed on: it runs here like a local call */
@@ -436,20 +484,20 @@ static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head
 		 * output of its deployments' allocations: /public/deploy) */
 		if (o->kind == NN_ORIGIN_CLIENT && !nn_node_is_owner(n, from) &&
 		    (!n->authorizer ||
-		     n->authorizer(n, env_of(env, o, &parsed), o, n->authorizer_arg, err) != NN_OK)) {
+		     n->authorizer(n, env_of(env, j, &parsed), o, n->authorizer_arg, err) != NN_OK)) {
 			snprintf(err, sizeof err, "%.80s may not send %.80s through this node", from, be);
-			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAUTHORIZED, err);
+			send_error(n, o, env_of(env, j, &parsed), NN_E_UNAUTHORIZED, err);
 			goto out;
 		}
 		err[0] = '\0';
 		if (!n->router || n->router(n, env, h, o, n->router_arg, err) < 0) {
 			if (!err[0])
 				snprintf(err, sizeof err, "no route to '%.80s': this node is %s", to, n->key.did);
-			send_error(n, o, env_of(env, o, &parsed), NN_E_UNAVAILABLE, err);
+			send_error(n, o, env_of(env, j, &parsed), NN_E_UNAVAILABLE, err);
 		}
 		goto out;
 	}
-	env = env_of(env, o, &parsed);	/* behaviors and authorizers read the jv */
+	env = env_of(env, j, &parsed);	/* behaviors and authorizers read the jv */
 	/* a behavior registered as public needs no authority, as /public/… */
 	b = find_behavior(n, be);
 	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
@@ -483,9 +531,19 @@ static void deliver_verified(struct nn_node *n, jv env, const struct nn_env_head
 		goto out;
 	}
 	nn_debug("%s %s", be, id);
-	send_reply(n, h, reply, o);
+	send_reply(n, h, env, reply, o);
 out:
 	jv_free(parsed);
+}
+
+/* deliver_burst inside a burst: outside one, the envelope is a burst of
+ * its own, and what it holds is committed and sent at once */
+static void deliver_verified(struct nn_node *n, jv env, const struct nn_jscan *j,
+			     const struct nn_env_head *h, const struct nn_origin *o)
+{
+	nn_node_burst_begin(n);
+	deliver_burst(n, env, j, h, o);
+	nn_node_burst_end(n);
 }
 
 void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
@@ -507,7 +565,7 @@ void nn_node_deliver(struct nn_node *n, jv env, const struct nn_origin *o)
 		send_error(n, o, jv_get_kind(env) == JV_KIND_OBJECT ? env : jv_null(), code, err);
 		return;
 	}
-	deliver_verified(n, env, &h, o);
+	deliver_verified(n, env, NULL, &h, o);
 }
 
 int nn_node_deliver_scanned(struct nn_node *n, struct nn_env_scan *es, const struct nn_origin *o)
@@ -527,8 +585,71 @@ int nn_node_deliver_scanned(struct nn_node *n, struct nn_env_scan *es, const str
 	if (!nn_env_scan_verify(es, &n->lim, nn_now_ms(), sig, &n->scratch))
 		return 0;
 	n->requests++;
-	deliver_verified(n, jv_invalid(), &es->h, o);
+	deliver_verified(n, jv_invalid(), &es->j, &es->h, o);
 	return 1;
+}
+
+/* ---- group commit ---- */
+
+static int hold_flush(struct nn_node *n, char *err);
+
+void nn_node_burst_begin(struct nn_node *n)
+{
+	n->burst++;
+}
+
+void nn_node_hold(struct nn_node *n, nn_commit_fn *commit, void *arg)
+{
+	for (int i = 0; i < n->nhooks; i++)
+		if (n->hooks[i].fn == commit && n->hooks[i].arg == arg)
+			return;
+	if (n->nhooks == (int)(sizeof n->hooks / sizeof *n->hooks))
+		hold_flush(n, NULL);	/* no room: what is held so far goes now */
+	n->hooks[n->nhooks].fn = commit;
+	n->hooks[n->nhooks++].arg = arg;
+}
+
+/* Commit what the burst holds, then send its answers (or, when a commit
+ * failed, an error for each held reply).  The burst stays open.  -1 + err
+ * (may be NULL) when a commit failed. */
+static int hold_flush(struct nn_node *n, char *errout)
+{
+	char err[NN_ERRLEN] = "";
+	int failed = 0;
+	struct held *h;
+	/* a commit may hold again (it must not, but then it commits later) */
+	while (n->nhooks) {
+		struct hold_hook hooks[4];
+		int k = n->nhooks;
+		memcpy(hooks, n->hooks, sizeof hooks);
+		n->nhooks = 0;
+		for (int i = 0; i < k; i++)
+			if (hooks[i].fn(n, hooks[i].arg, err) < 0 && !failed) {
+				failed = 1;
+				nn_error("group commit failed: %s", err);
+			}
+	}
+	while ((h = n->held)) {
+		n->held = h->next;
+		if (!failed || jv_get_kind(h->req) != JV_KIND_OBJECT)
+			h->o.send(&h->o, h->line, h->len);
+		else
+			nn_node_refuse(n, &h->o, h->req, NN_E_INTERNAL, err[0] ? err : "commit failed");
+		jv_free(h->req);
+		free(h->peer);
+		free(h);
+	}
+	n->held_tail = &n->held;
+	n->nheld = 0;
+	if (failed && errout)
+		nn_seterr(errout, "%s", err);
+	return failed ? -1 : 0;
+}
+
+void nn_node_burst_end(struct nn_node *n)
+{
+	if (n->burst > 0 && --n->burst == 0)
+		hold_flush(n, NULL);
 }
 
 /* ---- the node's own requests ---- */
@@ -690,6 +811,10 @@ enum nn_code nn_node_invoke(struct nn_node *n, const char *be, jv body, const ch
 	code = b->fn(n, env, reply, err);
 	n->cur = was;
 	jv_free(env);
+	/* the reply goes to the caller now: what the behavior holds is
+	 * committed first */
+	if (n->nhooks && hold_flush(n, err) < 0 && code == NN_OK)
+		code = NN_E_INTERNAL;
 	if (code == NN_OK && jv_get_kind(*reply) != JV_KIND_OBJECT) {
 		jv_free(*reply);
 		*reply = jv_invalid();
@@ -818,6 +943,9 @@ static void conn_process(struct conn *c)
 	size_t len;
 	int code;
 	jv v;
+	/* the lines read together are one burst (group commit, at most
+	 * BURST_MAX answers held) */
+	nn_node_burst_begin(c->node);
 	while (!c->closing && c->out.len < OUT_HIGH) {
 		int r = nn_jsonl_next_text(&c->in, &line, &len, &code, err);
 		struct nn_env_scan es;
@@ -836,11 +964,16 @@ static void conn_process(struct conn *c)
 			handle(c, v, line, len);
 			jv_free(v);
 		}
+		if (c->node->nheld >= BURST_MAX) {
+			nn_node_burst_end(c->node);
+			nn_node_burst_begin(c->node);
+		}
 		/* hand answers over as they are made, so the client can work on
 		 * them while the next lines are handled */
 		if (c->out.len >= 8192 && conn_flush(c) < 0)
 			c->closing = 1;
 	}
+	nn_node_burst_end(c->node);
 	c->paused = c->out.len >= OUT_HIGH;
 }
 
@@ -1274,6 +1407,7 @@ struct nn_node *nn_node_open(const struct nn_node_opts *o, int *exit_code, char 
 	n->ready_fd = o->ready_fd;
 	n->ready = jv_object();
 	n->selfq = jv_array();
+	n->held_tail = &n->held;
 	nn_config_init(&n->cfg);
 	n->home = nn_home(o->home, e);
 	if (!n->home) {

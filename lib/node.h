@@ -55,6 +55,26 @@ void nn_node_close(struct nn_node *n);
 void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b);
 
 /*
+ * Group commit.  A transport that hands the node the envelopes it read
+ * together (the lines of one read of a client or a peer) brackets them
+ * with nn_node_burst_begin() and nn_node_burst_end(); outside a bracket
+ * each envelope is a burst of its own.  A behavior whose effect must be
+ * durable before its answer leaves, and that would rather commit once for
+ * the whole burst, opens its transaction (if not already open) and calls
+ * nn_node_hold(n, commit, arg): from then until the burst ends the node
+ * keeps every answer it makes instead of sending it; at the end it calls
+ * each commit registered (once per burst, in order) and sends the answers
+ * if all returned 0, else answers each held reply with an "internal"
+ * error carrying the commit's message.  Nothing waits for more input: a
+ * lone envelope is committed and answered as soon as it is handled.  A
+ * transport must end a burst before it frees the origins it lent.
+ */
+typedef int nn_commit_fn(struct nn_node *n, void *arg, char *err);
+void nn_node_burst_begin(struct nn_node *n);
+void nn_node_burst_end(struct nn_node *n);
+void nn_node_hold(struct nn_node *n, nn_commit_fn *commit, void *arg);
+
+/*
  * Where an envelope came from, and how its answer goes back.  The control
  * socket makes one per client line; a transport between nodes makes its own
  * (kind NN_ORIGIN_PEER, with the peer's did) and sends answers over the

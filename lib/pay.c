@@ -1723,7 +1723,8 @@ int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 		}
 	}
 	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, vtext, err)) < 0 ||
-	    (rc = activate(p, contract, err)) < 0 || (rc = commit(p, err)) < 0)
+	    (strcmp(r.state, "active") && (rc = activate(p, contract, err)) < 0) ||
+	    (rc = commit(p, err)) < 0)
 		goto out;
 	snprintf(p->prev_contract, sizeof p->prev_contract, "%s", contract);
 	p->prev_seq = h.seq;
@@ -1749,7 +1750,7 @@ out:
  * storing.  *kind names the refusal for the log; *text gets the voucher's
  * canonical text once its signature is checked (caller frees). */
 static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_pay_voucher_info *info,
-			 const char **kind, char **text, char *err)
+			 const char **kind, char **text, int *active, char *err)
 {
 	struct head h;
 	struct row r;
@@ -1788,6 +1789,7 @@ static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_p
 			    h.requester, r.id, r.t.requester);
 	}
 	rc = still_open(p, &r, 0, err);
+	*active = !strcmp(r.state, "active");
 	if (rc == 0 && !doc_sig_text(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk, text)) {
 		*kind = "bad_signature";
 		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
@@ -1835,7 +1837,8 @@ int nn_pay_voucher_check(struct nn_pay *p, jv v, const char *expect_contract,
 	struct nn_pay_voucher_info tmp;
 	const char *kind;
 	char *text = NULL;
-	int rc = voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, &text, err);
+	int active;
+	int rc = voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, &text, &active, err);
 	free(text);
 	return rc;
 }
@@ -1846,20 +1849,20 @@ int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
 	struct nn_pay_voucher_info tmp;
 	const char *kind;
 	char *text = NULL;
-	int rc;
+	int rc, active = 0;
 
 	if (!info)
 		info = &tmp;
 	memset(info, 0, sizeof *info);
 	if ((rc = begin(p, err)) < 0)
 		return rc;
-	rc = voucher_check(p, v, expect_contract, info, &kind, &text, err);
+	rc = voucher_check(p, v, expect_contract, info, &kind, &text, &active, err);
 	if (rc < 0) {
 		free(text);
 		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
 	}
 	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, text, err)) < 0 ||
-	    (rc = activate(p, info->contract, err)) < 0 || (rc = commit(p, err)) < 0) {
+	    (!active && (rc = activate(p, info->contract, err)) < 0) || (rc = commit(p, err)) < 0) {
 		free(text);
 		rollback(p);
 		return rc;

@@ -104,6 +104,7 @@ struct pending {
 	unsigned long no;
 	int64_t exp;			/* wall-clock ms */
 	int multi;			/* broadcast: many answers */
+	int next;			/* the next in its hash chain, -1: none */
 };
 
 /* A ping we send on behalf of a ping-req. */
@@ -132,6 +133,8 @@ struct swarm {
 	int64_t next_probe, next_revive;
 	struct pending *pend;
 	size_t npend, cappend;
+	int *pbucket;			/* pend indexed by id: chain heads, -1 empty */
+	size_t nbucket;
 	struct relay_probe relays[64];
 	struct nn_replay *bc_seen;
 	char **boot;
@@ -867,6 +870,55 @@ static void on_swim(struct swarm *s, struct pconn *c, jv msg, const char *type)
 
 /* ---- routing ---- */
 
+/* The pending table: an array (removal moves the last entry into the
+ * hole) with chained hash buckets over it, so that an answer finds its
+ * request without comparing its id with every one in flight. */
+static size_t pend_bucket(const struct swarm *s, const char *id)
+{
+	uint64_t h = 1469598103934665603ull;	/* FNV-1a */
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return (size_t)(h & (s->nbucket - 1));
+}
+
+static void pend_link(struct swarm *s, size_t i)
+{
+	size_t b = pend_bucket(s, s->pend[i].id);
+	s->pend[i].next = s->pbucket[b];
+	s->pbucket[b] = (int)i;
+}
+
+static void pend_unlink(struct swarm *s, size_t i)
+{
+	int *pp = &s->pbucket[pend_bucket(s, s->pend[i].id)];
+	while (*pp != (int)i)
+		pp = &s->pend[*pp].next;
+	*pp = s->pend[i].next;
+}
+
+static void pend_remove(struct swarm *s, size_t i)
+{
+	size_t last = --s->npend;
+	pend_unlink(s, i);
+	if (i != last) {
+		pend_unlink(s, last);
+		s->pend[i] = s->pend[last];
+		pend_link(s, i);
+	}
+}
+
+/* The first entry (in array order, as a scan would find it) for id, or -1. */
+static long pend_find(const struct swarm *s, const char *id)
+{
+	long best = -1;
+	if (!s->nbucket)
+		return -1;
+	for (int i = s->pbucket[pend_bucket(s, id)]; i >= 0; i = s->pend[i].next)
+		if (!strcmp(s->pend[i].id, id) && (best < 0 || i < best))
+			best = i;
+	return best;
+}
+
 static void pending_add(struct swarm *s, const char *id, int to_client, unsigned long no,
 			int64_t exp, int multi)
 {
@@ -876,6 +928,12 @@ static void pending_add(struct swarm *s, const char *id, int to_client, unsigned
 	if (s->npend == s->cappend) {
 		s->cappend = s->cappend ? 2 * s->cappend : 64;
 		s->pend = nn_xrealloc(s->pend, s->cappend * sizeof *s->pend);
+		s->nbucket = 2 * s->cappend;
+		free(s->pbucket);
+		s->pbucket = nn_xmalloc(s->nbucket * sizeof *s->pbucket);
+		memset(s->pbucket, 0xff, s->nbucket * sizeof *s->pbucket);	/* -1 */
+		for (size_t i = 0; i < s->npend; i++)
+			pend_link(s, i);
 	}
 	p = &s->pend[s->npend++];
 	snprintf(p->id, sizeof p->id, "%s", id);
@@ -883,6 +941,7 @@ static void pending_add(struct swarm *s, const char *id, int to_client, unsigned
 	p->no = no;
 	p->exp = exp;
 	p->multi = multi;
+	pend_link(s, s->npend - 1);
 }
 
 static void pending_expire(struct swarm *s)
@@ -890,43 +949,42 @@ static void pending_expire(struct swarm *s)
 	int64_t now = nn_now_ms();
 	for (size_t i = 0; i < s->npend;)
 		if (s->pend[i].exp < now)
-			s->pend[i] = s->pend[--s->npend];
+			pend_remove(s, i);
 		else
 			i++;
 }
 
 /* An answer came back: pass its bytes on the way its request came.  env
- * may be an invalid jv (the hot path read re from the line): it is parsed
- * only for the node's own requests. */
-static void route_answer(struct swarm *s, jv env, const char *re, const char *line, size_t len)
+ * may be an invalid jv (the hot path read re from the line as j): a jv is
+ * built only for the node's own requests. */
+static void route_answer(struct swarm *s, jv env, const struct nn_jscan *j, const char *re,
+			 const char *line, size_t len)
 {
-	for (size_t i = 0; i < s->npend; i++) {
-		struct pending *p = &s->pend[i];
-		if (strcmp(p->id, re) != 0)
-			continue;
-		if (p->to_client == BACK_SELF) {
-			jv v = jv_is_valid(env) ? jv_copy(env) : nn_json_parse(line, len, NULL);
-			/* the node's callback may route more: settle the table first */
-			if (!p->multi)
-				s->pend[i] = s->pend[--s->npend];
-			nn_node_answer_in(s->n, v);
-			jv_free(v);
-			return;
-		} else if (p->to_client == BACK_CLIENT) {
-			nn_buf_reset(&s->line);
-			nn_buf_add(&s->line, line, len);
-			nn_buf_addc(&s->line, '\n');
-			nn_node_client_send(s->n, p->no, s->line.data, s->line.len);
-		} else {
-			struct pconn *c = conn_find(s, p->no);
-			if (c && c->open)
-				conn_send(c, line, len);
-		}
-		if (!p->multi)
-			s->pend[i] = s->pend[--s->npend];
+	long i = pend_find(s, re);
+	struct pending p;
+
+	if (i < 0) {
+		nn_debug("swarm: an answer to %s that nobody waits for", re);
 		return;
 	}
-	nn_debug("swarm: an answer to %s that nobody waits for", re);
+	p = s->pend[i];
+	/* settle the table first: the node's callback may route more */
+	if (!p.multi)
+		pend_remove(s, (size_t)i);
+	if (p.to_client == BACK_SELF) {
+		jv v = jv_is_valid(env) ? jv_copy(env) : nn_jscan_jv(j);
+		nn_node_answer_in(s->n, v);
+		jv_free(v);
+	} else if (p.to_client == BACK_CLIENT) {
+		nn_buf_reset(&s->line);
+		nn_buf_add(&s->line, line, len);
+		nn_buf_addc(&s->line, '\n');
+		nn_node_client_send(s->n, p.no, s->line.data, s->line.len);
+	} else {
+		struct pconn *c = conn_find(s, p.no);
+		if (c && c->open)
+			conn_send(c, line, len);
+	}
 }
 
 static void bc_forward(struct swarm *s, jv env, int hops, unsigned long except)
@@ -1078,7 +1136,7 @@ static int on_line_scanned(struct swarm *s, struct pconn *c, const char *line, s
 			return 1;	/* no re: nobody to pass it to, as below */
 		if (!(re = nn_env_scan_str(&es, "re")))
 			return 0;
-		route_answer(s, jv_invalid(), re, line, len);
+		route_answer(s, jv_invalid(), &es.j, re, line, len);
 		return 1;
 	}
 	return nn_node_deliver_scanned(s->n, &es, &o);
@@ -1142,7 +1200,7 @@ static void on_line(struct swarm *s, struct pconn *c, const char *line, size_t l
 	    (!strcmp(jv_string_value(t), "reply") || !strcmp(jv_string_value(t), "error"))) {
 		const char *re = nn_env_str(v, "re");
 		if (re)
-			route_answer(s, v, re, line, len);
+			route_answer(s, v, NULL, re, line, len);
 	} else {
 		o.line = line;
 		o.len = len;
@@ -1220,6 +1278,9 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 				const char *line;
 				size_t len;
 				int k;
+				/* the lines of one read are one burst: the node may
+				 * commit their effects together (nn_node_hold) */
+				nn_node_burst_begin(s->n);
 				while (!c->dead && (k = nn_shs_conn_next(&c->sc, &line, &len)) != NN_LINES_NONE) {
 					if (k == NN_LINES_OVERSIZE) {
 						struct nn_origin o = { NN_ORIGIN_PEER, 0, c->did, origin_send, c, NULL, 0 };
@@ -1230,6 +1291,7 @@ static void on_conn(struct nn_loop *l, int fd, uint32_t events, void *arg)
 					}
 					on_line(s, c, line, len);
 				}
+				nn_node_burst_end(s->n);
 			}
 			if ((size_t)r < sizeof buf)
 				break;
@@ -1442,6 +1504,7 @@ static void swarm_close(struct nn_node *n, void *arg)
 		free(s->boot[i]);
 	free(s->boot);
 	free(s->pend);
+	free(s->pbucket);
 	nn_buf_release(&s->line);
 	sodium_memzero(s->netkey, sizeof s->netkey);
 	nn_node_set_router(n, NULL, NULL);

@@ -418,3 +418,55 @@ pay_node_start() {
 	[[ "$stderr" == *"unauthorized"*"only the provider named in the body"* ]]
 	assert_equal "$(rpay contract show "$ID" | jq -r .seq)" 1
 }
+
+@test "in the node: reports read together are answered after one commit, every voucher stored" {
+	pay_node_start "$R"
+	pid=${NODE_PIDS[-1]}
+	for i in $(seq 1 40); do
+		ppay usage record "$ID" --alloc a1 --cpu-seconds "$i" --wall-seconds "$i" >/dev/null
+		ppay usage report "$ID"
+	done | jq -c '{be: "/pay/usage", body: .}' >req.jsonl
+	# the node is stopped while the whole stream is written to its socket
+	# (once it has accepted the connection), so that it reads the reports
+	# together when it goes on
+	queued() { ss -xnH state established src "$R/node.sock" | awk '{ q += $2; n++ } END { print n ? q : -1 }'; }
+	mkfifo in.fifo
+	NUNET_HOME="$R" nunet-send -t 60 - <in.fifo >out.jsonl 3>&- &
+	sender=$!
+	exec 7>in.fifo
+	for t in $(seq 1 100); do
+		[ "$(queued)" -ge 0 ] && break
+		sleep 0.1
+	done
+	kill -STOP "$pid"
+	cat req.jsonl >&7
+	exec 7>&-
+	for t in $(seq 1 100); do
+		[ "$(queued)" -ge "$(wc -c <req.jsonl)" ] && break
+		sleep 0.1
+	done
+	[ "$(queued)" -ge "$(wc -c <req.jsonl)" ]
+	kill -CONT "$pid"
+	wait "$sender"
+	# each report answered with its voucher, in order, all of them stored
+	assert_equal "$(jq -s 'map(.seq) == [range(1; 41)]' out.jsonl)" true
+	assert_equal "$(sqlite3 "$R/ledger.db" "SELECT COUNT(*), MIN(seq), MAX(seq) FROM vouchers WHERE role = 'issued'")" "40|1|40"
+	assert_equal "$(sqlite3 "$R/ledger.db" "SELECT COUNT(*) FROM reports WHERE dir = 'received'")" 40
+	run rpay ledger --verify
+	assert_success
+	# in fewer commits than reports
+	run env NUNET_HOME="$R" nunet-node metrics
+	assert_success
+	answers=$(awk '$1 == "nunet_pay_answers_total" { print $2 }' <<<"$output")
+	commits=$(awk '$1 == "nunet_pay_commits_total" { print $2 }' <<<"$output")
+	assert_equal "$answers" 40
+	[ "$commits" -ge 1 ] && [ "$commits" -lt 10 ]
+	# a lone report afterwards is answered at once, in a commit of its own
+	ppay usage record "$ID" --alloc a1 --cpu-seconds 41 --wall-seconds 41 >/dev/null
+	ppay usage report "$ID" >rep.json
+	run env NUNET_HOME="$R" nunet-send -t 10 /pay/usage "$(cat rep.json)"
+	assert_success
+	assert_equal "$(jq -r .seq <<<"$output")" 41
+	run env NUNET_HOME="$R" nunet-node metrics
+	assert_equal "$(awk '$1 == "nunet_pay_commits_total" { print $2 }' <<<"$output")" $((commits + 1))
+}

@@ -122,6 +122,16 @@ allocations.a.ports[1].name: "tcp-80" is used twice'
 	run ens "$(alloc '"timeout":"1s","timeout_ms":5')"
 	assert_failure 65
 	assert_output 'allocations.a.timeout: give timeout or timeout_ms, not both'
+	# the providers' heartbeat: 100ms to 10m
+	run ens '{"allocations":{"a":{"command":["true"]}},"heartbeat":"50ms"}'
+	assert_failure 65
+	assert_output 'heartbeat: must be at least 100ms'
+	run ens '{"allocations":{"a":{"command":["true"]}},"heartbeat_ms":600001}'
+	assert_failure 65
+	assert_output 'heartbeat_ms: must be at most 10m'
+	run ens '{"allocations":{"a":{"command":["true"]}},"heartbeat":"500ms"}'
+	assert_success
+	assert_equal "$(jq -r .heartbeat_ms <<<"$output")" 500
 }
 
 @test "unknown type, executor, policy, strategy, protocol" {

@@ -22,6 +22,10 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost |
 		jq -r --arg p "$1" 'select(.fields.provider == $p) | .fields.by' | head -1
 }
+lost_after() {	# lost_after DID T0: ms from T0 (epoch ms) to the loss event
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.lost |
+		jq -s -r --arg p "$1" --argjson t "$2" 'map(select(.fields.provider == $p)) | .[0].ts - $t'
+}
 
 @test "a pushed state reaches the orchestrator within a second of the exit" {
 	start_swarm
@@ -97,9 +101,11 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 		before_prov[$x]=$(where $x)
 		before_pid[$x]=$(job_pid "$(node_of "${before_prov[$x]}")" "${before_alloc[$x]}")
 	done
+	t0=$(( $(date +%s%N) / 1000000 ))
 	kill -STOP "${PID[$victim]}"
 	within 30 "[ -n \"\$(lost_by ${DID[$victim]})\" ]"
 	assert_equal "$(lost_by "${DID[$victim]}")" heartbeat
+	echo "# stopped to lost (heartbeat 300 ms): $(lost_after "${DID[$victim]}" "$t0") ms" >&3
 	within 40 "[ \"\$(nunet-run status $id | jq -r .state)\" = running ] && [ \"\$(where $vname)\" != \"${DID[$victim]}\" ] && [ -n \"\$(where $vname)\" ]"
 	# the lost group runs elsewhere, under a new allocation
 	assert [ "$(alloc_of $vname)" != "${before_alloc[$vname]}" ]
@@ -121,6 +127,36 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	within 40 all_clean
 }
 
+@test "a lost group placed again keeps its edge to the survivor: the cheap far node is passed over" {
+	start_swarm far
+	within 30 rtts_known
+	cat >"$BATS_TEST_TMPDIR/edge.json" <<-EOF
+	{"allocations":{$(service api),$(service db)},
+	 "edges":[{"from":"api","to":"db","max_rtt_ms":250}],"bid_window_ms":5000,"deadline_ms":40000}
+	EOF
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/edge.json"
+	assert_success
+	id=${lines[-1]}
+	victim= vname= kname=
+	for x in api db; do
+		n=$(node_of "$(where $x)")
+		[ "$n" != a ] && [ -z "$victim" ] && { victim=$n; vname=$x; }
+	done
+	[ -n "$victim" ] || skip "both groups landed on the orchestrator's own node"
+	[ "$vname" = api ] && kname=db || kname=api
+	kept=$(where $kname) kept_alloc=$(alloc_of $kname)
+	kill -KILL "${PID[$victim]}"
+	within 60 "[ \"\$(nunet-run status $id | jq -r .state)\" = running ] && [ -n \"\$(where $vname)\" ] && [ \"\$(where $vname)\" != \"${DID[$victim]}\" ]"
+	# e is the cheapest left, but 400 ms from everyone: never next to the survivor
+	assert [ "$(where $vname)" != "${DID[e]}" ]
+	assert_equal "$(where $kname)" "$kept"
+	assert_equal "$(alloc_of $kname)" "$kept_alloc"
+	nunet-run cancel "$id" >/dev/null
+	NODES=${NODES/$victim/}
+	within 30 all_clean
+}
+
 @test "a provider killed while heartbeats are slow is lost by membership; a lost task without retries fails alone" {
 	start_swarm
 	cat >"$BATS_TEST_TMPDIR/mix.json" <<-EOF
@@ -133,9 +169,11 @@ lost_by() {	# lost_by DID: how a's deployment found DID lost, if it did
 	assert_success
 	id=${lines[-1]}
 	web=$(alloc_of web)
+	t0=$(( $(date +%s%N) / 1000000 ))
 	kill -KILL "${PID[c]}"
 	within 40 "[ -n \"\$(lost_by ${DID[c]})\" ]"
 	assert_equal "$(lost_by "${DID[c]}")" membership
+	echo "# killed to lost (membership, probe 1 s, suspect 3 s): $(lost_after "${DID[c]}" "$t0") ms" >&3
 	# the task is reported failed; the service runs on where it was
 	within 10 "[ \"\$(nunet-run status $id | jq -r '.allocations[] | select(.name == \"job\") | .state')\" = failed ]"
 	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[] | select(.name == "job") | .reason')" \

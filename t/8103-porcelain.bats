@@ -6,20 +6,12 @@
 # contracts refuses deployments without an accepted one; an allocation's
 # revoked tokens are pruned when it ends.
 load lib/common
+load lib/swarm
 
-VPS="$NUNET_SRC/share/nunet/capability/small-vps.json"
-declare -gA DID ADDR PID
+# three nodes, not lib/swarm's five
 NODES="a b c"
+declare -gA CONFIG
 
-home() { echo "$BATS_TEST_TMPDIR/$1"; }
-
-free_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .free.cpu; }
-onboarded_cpu() { NUNET_HOME=$(home "$1") nunet-send /node/resources | jq -r .onboarded.cpu; }
-clean() { [ "$(free_cpu "$1")" = "$(onboarded_cpu "$1")" ]; }
-all_clean() {
-	local n
-	for n in $NODES; do clean $n || return 1; done
-}
 alive() {	# alive NODE COUNT: NODE sees COUNT peers alive
 	[ "$(nunet-node --home "$(home $1)" peers | jq -s '[.[] | select(.state == "alive")] | length')" = "$2" ]
 }
@@ -28,9 +20,10 @@ converged() {
 	for n in $NODES; do alive $n 2 || return 1; done
 }
 
-# start_swarm: three nodes, a the orchestrator holding /deploy tokens from
-# the others (and each from the others: any may orchestrate)
-start_swarm() {
+# start_trio: nodes a, b, c at one price, each with its CONFIG[NODE] and
+# onboarded when in ONBOARD (default all), each holding /deploy tokens
+# from the others (any may orchestrate)
+start_trio() {
 	local n m boot=""
 	export NUNET_SWARM_PROBE_MS=1000 NUNET_SWARM_SUSPECT_MS=3000
 	for n in $NODES; do node_init "$(home $n)"; DID[$n]=$(nunet-node --home "$(home $n)" id); done
@@ -40,6 +33,7 @@ start_swarm() {
 		PID[$n]=$NODE_PID
 		ADDR[$n]=$(jq -r .listen <<<"$READY_LINE")
 		[ -n "$boot" ] || boot="--bootstrap ${DID[a]}@${ADDR[a]}"
+		[[ " ${ONBOARD:-$NODES} " == *" $n "* ]] || continue
 		NUNET_HOME=$(home $n) nunet-node onboard --cpu 1 --memory 1G --disk 1G \
 			--price cpu_second=1 <"$VPS" >/dev/null
 	done
@@ -52,17 +46,9 @@ start_swarm() {
 	done
 	within 60 converged
 }
-declare -gA CONFIG
-
-teardown() {
-	local n
-	for n in $NODES; do [ -n "${PID[$n]:-}" ] && kill -CONT "${PID[$n]}" 2>/dev/null; done
-	node_stop_all
-	allocs_kill "$BATS_TEST_TMPDIR"
-}
 
 @test "results: each allocation's result, logs and outputs, from their URL (verified) or the provider; again, idempotent; a provider gone is named" {
-	start_swarm
+	start_trio
 	store=$BATS_TEST_TMPDIR/store
 	mkdir -p "$store"
 	cat >"$BATS_TEST_TMPDIR/ens.json" <<-EOF
@@ -142,7 +128,7 @@ teardown() {
 }
 
 @test "a recursive job's child placed on another node streams its output to the parent as it is written" {
-	start_swarm
+	start_trio
 	# the driver holds 0.5 of b's single cpu, so its 0.8-cpu child goes to
 	# another node; the child prints a line a second, then waits for a mark
 	mark=$BATS_TEST_TMPDIR/mark
@@ -173,4 +159,128 @@ teardown() {
 	assert_equal "$(drv_out)" "$(printf 'line 1\nline 2\nline 3\nlast\nchild 6')"
 	assert_equal "$(drv_err)" "$(printf 'err 1\nerr 2\nerr 3')"
 	within 20 all_clean
+	# a client that is not an owner of a sends on through it only what a
+	# token from a covers: none, or one for /alloc, is not enough
+	nunet-node --home "$BATS_TEST_TMPDIR/x" init >/dev/null
+	xd=$(nunet-node --home "$BATS_TEST_TMPDIR/x" id)
+	nunet-node --home "$(home a)" cap grant "$xd" --cap /alloc >"$BATS_TEST_TMPDIR/x.tok"
+	for cap in "" "--cap $BATS_TEST_TMPDIR/x.tok"; do
+		run --separate-stderr nunet-send --key "$BATS_TEST_TMPDIR/x/key" $cap --to "${DID[b]}" \
+			/public/deploy/logs '{"lease":"x","name":"y"}'
+		assert_failure
+		[[ $stderr == *"unauthorized: $xd may not send /public/deploy/logs through this node"* ]]
+	done
+}
+
+# contract PROVIDER CAP: a proposes a contract to PROVIDER, which accepts it,
+# and a takes its signature; prints its id
+contract() {
+	nunet-pay --home "$(home a)" contract propose --provider "${DID[$1]}" --cpu-rate 1 --cap "$2" \
+		--duration 1h >"$BATS_TEST_TMPDIR/prop.json"
+	nunet-pay --home "$(home $1)" contract accept "$BATS_TEST_TMPDIR/prop.json" >"$BATS_TEST_TMPDIR/acc.json"
+	nunet-pay --home "$(home a)" contract accept "$BATS_TEST_TMPDIR/acc.json" >/dev/null
+	jq -r .id "$BATS_TEST_TMPDIR/acc.json"
+}
+
+@test "deploy_require_contract: a provider deploys only under a contract it accepted; others refuse with the reason, nothing stays reserved" {
+	CONFIG[b]='{"deploy_require_contract":true}'
+	CONFIG[c]='{"deploy_require_contract":true}'
+	ONBOARD="b c" start_trio
+	export NUNET_HOME=$(home a)
+	ens() {	# ens CONTRACT [PEER]: one small task under CONTRACT ("" for none)
+		printf '{"name":"paid","allocations":{"t":{"command":["sh","-c","echo paid"],"resources":{"cpu":0.5,"ram":16777216}}}'
+		[ -z "$1" ] || printf ',"contract":"%s"' "$1"
+		[ -z "${2:-}" ] || printf ',"nodes":{"g":{"allocations":["t"],"peer":"%s"}}' "${DID[$2]}"
+		printf ',"bid_window_ms":3000,"deadline_ms":20000}\n'
+	}
+	failed_explain() {	# the near-misses in the deploy.failed event deploy printed: provider, reason
+		printf '%s\n' "$DEPLOY_OUT" | grep '"deploy.failed"' | jq -r '.fields.explain[] | [.provider, .rejected[0]] | @tsv'
+	}
+	commits_refused() {	# how many refused commits deploy printed
+		printf '%s\n' "$DEPLOY_OUT" | grep -c '"deploy.commit_failed"'
+	}
+	# no contract: both refuse, once each, the deployment fails at once
+	# with their reasons, nothing reserved
+	ens "" >"$BATS_TEST_TMPDIR/none.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/none.json"
+	assert_failure 1
+	id=${lines[-1]}
+	assert_equal "$(nunet-run status "$id" | jq -r .state)" failed
+	# (a, not onboarded, offers nothing)
+	DEPLOY_OUT=$output
+	run failed_explain
+	assert_line "${DID[a]}	onboard: this node offers nothing (not onboarded)"
+	mapfile -t lines < <(failed_explain | grep -v "${DID[a]}")
+	assert_equal "${#lines[@]}" 2
+	for l in "${lines[@]}"; do
+		[[ $l == "${DID[b]}	commit on ${DID[b]} refused: contract: this provider deploys only under an accepted contract" ||
+		   $l == "${DID[c]}	commit on ${DID[c]} refused: contract: this provider deploys only under an accepted contract" ]]
+	done
+	assert_equal "$(commits_refused)" 2
+	within 20 all_clean
+	# a contract b accepted: b runs it (c, asked first or not, refuses it)
+	cb=$(contract b 100000)
+	ens "$cb" >"$BATS_TEST_TMPDIR/b.json"
+	run --separate-stderr nunet-run deploy --wait "$BATS_TEST_TMPDIR/b.json"
+	assert_success
+	id=${lines[-1]}
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].provider')" "${DID[b]}"
+	assert_equal "$(nunet-run logs "$id" t)" paid
+	# pinned to c under b's contract: c refuses, the deployment fails cleanly
+	ens "$cb" c >"$BATS_TEST_TMPDIR/c.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/c.json"
+	assert_failure 1
+	id=${lines[-1]}
+	DEPLOY_OUT=$output
+	assert_equal "$(failed_explain | grep -v "${DID[a]}")" \
+		"${DID[c]}	commit on ${DID[c]} refused: contract: unknown contract '$cb'"
+	within 20 all_clean
+	# a contract b itself proposed and a never accepted: refused
+	nunet-pay --home "$(home b)" contract propose --requester "${DID[a]}" --cpu-rate 1 --cap 1000 \
+		--duration 1h >"$BATS_TEST_TMPDIR/p2.json"
+	cp=$(jq -r .id "$BATS_TEST_TMPDIR/p2.json")
+	ens "$cp" b >"$BATS_TEST_TMPDIR/p2ens.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/p2ens.json"
+	assert_failure 1
+	DEPLOY_OUT=$output
+	run failed_explain
+	assert_output "${DID[b]}	commit on ${DID[b]} refused: contract: contract $cp is proposed, not accepted"
+	within 20 all_clean
+	# nothing ran on b but the contracted task
+	assert_equal "$(NUNET_HOME=$(home b) nunet-run ls -a | jq -s length)" 1
+}
+
+@test "an allocation's expired and revoked tokens are pruned once they expire; a copy stays worthless" {
+	U=-$(od -An -tx1 -N3 /dev/urandom | tr -d ' \n')
+	node_init
+	# tokens that live 2 s, renewed every second
+	NUNET_ALLOC_CAP_TTL=2s node_start
+	db=$NUNET_HOME/node.db
+	rows() {	# tokens for audience $1, their revocations, revocations of no token
+		sqlite3 "$db" "SELECT (SELECT count(*) FROM cap_tokens WHERE aud = '$1') || ' ' ||
+			(SELECT count(*) FROM cap_revoked r JOIN cap_tokens t USING (nonce) WHERE t.aud = '$1') || ' ' ||
+			(SELECT count(*) FROM cap_revoked WHERE nonce NOT IN (SELECT nonce FROM cap_tokens))"
+	}
+	nunet-run -d --id keep$U -- sleep 300 >/dev/null
+	# a job that copies its credentials, lives through a few renewals, ends
+	nunet-run --id short$U -- sh -c "cp \"\$NUNET_KEY\" $BATS_TEST_TMPDIR/k; sleep 4.5; cp \"\$NUNET_CAP\" $BATS_TEST_TMPDIR/c"
+	short=$(jq -r .aud "$BATS_TEST_TMPDIR/c")
+	keep=$(jq -r .aud "$NUNET_HOME/alloc/keep$U/cred/cap")
+	# the end revoked its token, which has not expired: kept, revoked
+	run nunet-node cap list
+	assert_equal "$(jq -r --arg a "$short" 'select(.aud == $a) | .revoked' <<<"$output" | sort -u)" true
+	# renewed four times or more, the expired ones pruned already
+	assert [ "$(rows "$short" | cut -d' ' -f1)" -le 3 ]
+	# once it expired: no record left of it, nor any stray revocation
+	within 15 "[ \"\$(rows $short)\" = '0 0 0' ]"
+	# a copy of its key and token is still refused (expired)
+	run --separate-stderr nunet-send --key "$BATS_TEST_TMPDIR/k" --cap "$BATS_TEST_TMPDIR/c" /alloc/list
+	assert_failure
+	[[ $stderr == *unauthorized* ]]
+	# the live one keeps its current token, and only recent ones
+	n=$(rows "$keep" | cut -d' ' -f1)
+	(( n >= 1 && n <= 3 ))
+	assert_equal "$(jq -r .state "$NUNET_HOME/alloc/keep$U/state.json")" running
+	run nunet-send --key "$NUNET_HOME/alloc/keep$U/cred/key" --cap "$NUNET_HOME/alloc/keep$U/cred/cap" /alloc/list
+	assert_success
 }

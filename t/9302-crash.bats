@@ -246,3 +246,54 @@ feed() {
 	last=$(tail -n 1 vouchers.jsonl | jq -r .amount)
 	assert_equal "$(nunet-pay --home p contract show "$ID" | jq -r '(.seq|tostring) + " " + .amount')" "$N $last"
 }
+
+@test "kill -9 of the node while it answers /pay/usage in group commits: every voucher answered is kept, issued once, numbered without gaps" {
+	N=80
+	cd "$BATS_TEST_TMPDIR"
+	PD=$(nunet-node --home p init)
+	nunet-node --home r init >/dev/null
+	nunet-pay --home r contract propose --provider "$PD" --cpu-rate 3 --cap 1000000 --duration 24h >prop.json
+	nunet-pay --home p contract accept prop.json >acc.json
+	nunet-pay --home r contract accept acc.json >/dev/null
+	ID=$(jq -r .id acc.json)
+	for i in $(seq 1 $N); do
+		nunet-pay --home p usage record "$ID" --alloc a --cpu-seconds "$i" --wall-seconds 1 >/dev/null
+		nunet-pay --home p usage report "$ID"
+	done | jq -c '{be: "/pay/usage", body: .}' >requests.jsonl
+	export NUNET_HOME="$BATS_TEST_TMPDIR/r"
+	cut=0
+	for r in $(seq 1 15); do
+		# resend from the report after the newest voucher received, as the
+		# provider would (one voucher per report: seq for seq)
+		start=$(cat out.* 2>/dev/null | jq -s 'map(select(.seq) | .seq) | max // 0')
+		tail -n +"$((start + 1))" requests.jsonl >"feed.$r"
+		[ -s "feed.$r" ] || break
+		node_start
+		feed "feed.$r" | nunet-send - >"out.$r" 2>/dev/null &
+		BG_PIDS="${BG_PIDS:-} $!"
+		pause_random 5 60
+		crash
+		wait || true
+		integrity "$NUNET_HOME"
+		[ "$(grep -c '"seq"' "out.$r")" -lt "$(wc -l <"feed.$r")" ] && cut=$((cut + 1))
+	done
+	[ "$cut" -ge 1 ]
+	# one uninterrupted pass: reports already answered get the same
+	# voucher again, the rest new ones, in group commits
+	node_start
+	nunet-send - <requests.jsonl >out.final 2>/dev/null
+	node_stop_all
+	integrity "$NUNET_HOME"
+	run nunet-pay --home r ledger --verify
+	assert_success
+	assert_equal "$(sqlite3 r/ledger.db "SELECT COUNT(*), COUNT(DISTINCT seq), MIN(seq), MAX(seq), COUNT(DISTINCT report_seq) FROM vouchers WHERE role = 'issued'")" "$N|$N|1|$N|$N"
+	# every voucher that was answered is in the ledger, and no seq was
+	# ever answered with two different vouchers
+	cat out.* | jq -r 'select(.type == "nunet/voucher") | "\(.seq) \(.sig)"' | sort -u >answered
+	assert_equal "$(wc -l <answered)" $N
+	assert_equal "$(cut -d' ' -f1 answered | sort | uniq -d | wc -l)" 0
+	sqlite3 r/ledger.db "SELECT seq || ' ' || json_extract(doc, '$.sig') FROM vouchers WHERE role = 'issued'" | sort >stored
+	assert_equal "$(comm -23 answered stored | wc -l)" 0
+	# the final pass answered each report with its voucher
+	assert_equal "$(jq -s 'map(.seq) == [range(1; '$N' + 1)]' out.final)" true
+}

@@ -574,11 +574,12 @@ static int fetch_file(struct nn_client *c, jv a, const char *be, const char *key
 			off += n;
 			free(buf);
 		}
-		jv_free(r);
 		if (!*data || off >= size) {
+			jv_free(r);
 			rc = 0;
 			break;
 		}
+		jv_free(r);
 	}
 	if (close(fd) < 0 && rc == 0)
 		rc = nn_seterr(err, "cannot write '%s': %s", tmp, strerror(errno));

@@ -65,6 +65,8 @@ struct orch_dep {
 	jv expect;			/* did → true: answers awaited before the window's end */
 	int inflight;
 	jv excluded;			/* did → why */
+	jv refused;			/* did → why: refusals that stand for the whole deployment
+					 * (a provider that requires a contract it has not accepted) */
 	struct slot *slots;
 	int nslots;
 	int redeploys;
@@ -157,6 +159,7 @@ static void dep_free(struct orch_dep *d)
 	jv_free(d->asked);
 	jv_free(d->expect);
 	jv_free(d->excluded);
+	jv_free(d->refused);
 	jv_free(d->sup_times);
 	free(d->slots);
 	free(d);
@@ -820,7 +823,16 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 		jv_object_foreach(d->bids, did, b) {
 			jv ans = jv_object_get(jget(b, "groups"), jv_copy(g));
 			jv m = jget(ans, "match"), why = jv_object_get(jv_copy(d->excluded), jv_copy(did));
-			if (jv_is_valid(why)) {
+			jv rf = jv_object_get(jv_copy(d->refused), jv_copy(did));
+			if (jv_is_valid(rf)) {
+				/* it said no for good: a near-miss with its reason */
+				if (!pin || !strcmp(pin, jv_string_value(did))) {
+					jv x = jv_object_set(jv_object(), jv_string("group"), jv_copy(g));
+					x = jv_object_set(x, jv_string("provider"), jv_copy(did));
+					x = jv_object_set(x, jv_string("rejected"), jv_array_append(jv_array(), jv_copy(rf)));
+					near = jv_array_append(near, x);
+				}
+			} else if (jv_is_valid(why)) {
 				;
 			} else if (pin && strcmp(pin, jv_string_value(did))) {
 				;
@@ -837,6 +849,7 @@ static jv build_slots(struct orch_dep *d, jv *explain)
 				x = jv_object_set(x, jv_string("rejected"), jget(ans, "rejected"));
 				near = jv_array_append(near, x);
 			}
+			jv_free(rf);
 			jv_free(why);
 			jv_free(m);
 			jv_free(ans);
@@ -1219,9 +1232,15 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 			emit(d, NN_LOG_INFO, "deploy.commit", f);
 		} else {
 			char why[NN_ERRLEN];
+			const char *code = NULL;
+			int for_good;
 			s->failed = 1;
 			s->st = S_NONE;
 			answer_why(ans, why, sizeof why);
+			/* refused for lack of authority (or of a contract it
+			 * accepted): asking it again cannot change its answer */
+			for_good = jv_get_kind(body) == JV_KIND_OBJECT && nn_json_get_str(body, "code", &code, NULL) == 0 &&
+				   !strcmp(code, "unauthorized");
 			snprintf(s->lease, sizeof s->lease, "%s", "");
 			jv_free(body);
 			body = jv_null();
@@ -1234,7 +1253,9 @@ static void on_commit(struct nn_node *n, jv ans, void *arg)
 				     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(p)),
 						   jv_string("reason"), jv_string(why)));
 				rq_free(r);
-				dep_retry(d, p, w);
+				if (for_good)
+					d->refused = jv_object_set(d->refused, jv_string(p), jv_string(w));
+				dep_retry(d, for_good ? NULL : p, w);
 				return;
 			}
 		}
@@ -1943,7 +1964,7 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 		for (int i = 0; i < d->nslots; i++)
 			if (d->repair && d->slots[i].keep && !strcmp(d->slots[i].prov, did)) {
 				d->slots[i].keep = 0;
-				d->slots[i].lease[0] = '\0';
+				release_lease(d, &d->slots[i]);	/* when it is back */
 			}
 		emit(d, NN_LOG_WARN, "deploy.lost",
 		     jv_object_set(jv_object_set(jv_object(), jv_string("provider"), jv_string(did)),
@@ -2001,8 +2022,8 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 				sqlite3_bind_text(up, 3, d->id, -1, SQLITE_STATIC);
 				sqlite3_bind_int(up, 4, i);
 			}
-			orch_step(o, up);
-			failed = jv_array_append(failed, jv_string(s->grp));
+			if (orch_step(o, up) == 0 && sqlite3_changes(nn_node_db(o->n)->h) > 0)
+				failed = jv_array_append(failed, jv_string(s->grp));
 		}
 		slot_save(d, i);
 	}
@@ -2373,6 +2394,7 @@ static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trac
 	d->asked = jv_object();
 	d->expect = jv_object();
 	d->excluded = jv_object();
+	d->refused = jv_object();
 	d->sup_times = jv_array();
 	d->next = o->deps;
 	o->deps = d;

@@ -57,6 +57,38 @@ static struct {
 	struct mcontract *list;
 } meter;
 
+/* What the group commit did, for /node/metrics. */
+static struct {
+	uint64_t batches, answers, failed;
+} stats;
+
+static int group_commit(struct nn_node *n, void *arg, char *err)
+{
+	if (!ledger.batch)
+		return 0;
+	if (nn_pay_batch_commit(&ledger, err) < 0) {
+		stats.failed++;
+		return -1;
+	}
+	return 0;
+}
+
+static void metrics(struct nn_node *n, struct nn_buf *b, void *arg)
+{
+	nn_buf_addf(b, "# HELP nunet_pay_commits_total Ledger commits of /pay/usage and /pay/voucher "
+		    "(one per burst of envelopes read together).\n"
+		    "# TYPE nunet_pay_commits_total counter\nnunet_pay_commits_total %llu\n"
+		    "# HELP nunet_pay_answers_total Usage reports answered and vouchers kept through "
+		    "/pay/usage and /pay/voucher.\n"
+		    "# TYPE nunet_pay_answers_total counter\nnunet_pay_answers_total %llu\n"
+		    "# HELP nunet_pay_commit_failures_total Group commits that failed (their "
+		    "answers became errors).\n"
+		    "# TYPE nunet_pay_commit_failures_total counter\n"
+		    "nunet_pay_commit_failures_total %llu\n",
+		    (unsigned long long)stats.batches, (unsigned long long)stats.answers,
+		    (unsigned long long)stats.failed);
+}
+
 static enum nn_code code_for(int rc)
 {
 	return rc == NN_PAY_ESTORE ? NN_E_INTERNAL : NN_E_BAD_BODY;
@@ -88,10 +120,22 @@ static enum nn_code handle(struct nn_node *n, jv req, const char *be, const char
 		jv_free(body);
 		return NN_E_UNAUTHORIZED;
 	}
+	/* group commit: the reports and vouchers of one burst share one
+	 * transaction, committed before any of their answers leaves */
+	if (!ledger.batch) {
+		if (nn_pay_batch_begin(&ledger, err) < 0) {
+			jv_free(body);
+			return NN_E_INTERNAL;
+		}
+		stats.batches++;
+	}
+	nn_node_hold(n, group_commit, NULL);
 	rc = nn_pay_handle(&ledger, be, body, reply, err);
 	jv_free(body);
 	if (rc < 0)
 		code = code_for(rc);
+	else
+		stats.answers++;
 	return code;
 }
 
@@ -526,6 +570,7 @@ int nn_pay_attach(struct nn_node *n, char *err)
 	for (size_t i = 0; i < sizeof behaviors / sizeof *behaviors; i++)
 		nn_node_behavior(n, &behaviors[i]);
 	nn_node_on_close(n, closer, NULL);
+	nn_node_metrics_hook(n, metrics, NULL);
 	/* the meter, where the node runs allocations */
 	meter.n = n;
 	meter.interval_ms = nn_node_config(n)->pay_report_ms;

@@ -8,7 +8,7 @@
  * For one line: when nn_jscan accepts it, nn_json_parse must read an
  * object with the same members (kinds, plain strings, integers), and when
  * the scanner calls the line, or a member's value, canonical, nn_json_canon
- * must write those very bytes.  When nn_env_scan_verify says yes (without and with the
+ * must write those very bytes, and nn_jscan_jv must build the parsed value.  When nn_env_scan_verify says yes (without and with the
  * signature), nn_env_verify_head must say NN_OK with the same head.
  * Returns 0, or -1 with what differs in why.  *fwd and *sig say which path
  * decided (1: the fast path), *scanned and *canon what the scanner said.
@@ -85,6 +85,13 @@ static inline int envscan_oracle(const char *line, size_t len, int64_t now, char
 			if (rc)
 				snprintf(why, cap, "member '%.*s' reads otherwise", (int)m->klen, m->key);
 			jv_free(f);
+		}
+		if (!rc) {
+			jv b = nn_jscan_jv(&es->j);
+			if (!jv_equal(b, jv_copy(v))) {
+				snprintf(why, cap, "the jv built from the scan is not the parsed one");
+				rc = -1;
+			}
 		}
 		if (!rc && es->j.canonical) {
 			char *c = nn_json_canon_str(v, err);

@@ -5,6 +5,8 @@
  * scanner (nn_match_text, with and without the reasons); an offer that also
  * parses as JSON goes through nn_match_eval, which must reach the same
  * answer and score: the scanner is an optimisation, not a second opinion.
+ * With the fixed where, the offer also goes through a matcher that runs it
+ * in jq only (nn_match_jq_only): its fast form must agree.
  *
  * jq expressions are not bounded (nunet-match(1), CAVEATS), so the fuzzer
  * must not write them: the requirements' "where" and "rank" are dropped
@@ -41,11 +43,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		req = jv_object_delete(req, jv_string("where"));
 		req = jv_object_delete(req, jv_string("rank"));
 	}
-	struct nn_match *m = nn_match_compile(req, jq ? ".ram.size >= 0" : NULL, NULL, &ex, err);
+	struct nn_match *m = nn_match_compile(jv_copy(req), jq ? ".ram.size >= 0" : NULL, NULL, &ex, err);
 	if (!m) {
 		FUZZ_CHECK(err[0] && (ex == NN_EX_USAGE || ex == NN_EX_DATAERR));
+		jv_free(req);
 		return 0;
 	}
+	/* the same where run by jq only: the fast form must agree with it */
+	struct nn_match *mj = jq ? nn_match_compile(jv_copy(req), ".ram.size >= 0", NULL, &ex, err) : NULL;
+	FUZZ_CHECK(!jq || mj);
+	if (mj)
+		nn_match_jq_only(mj, 1);
+	jv_free(req);
 	(void)nn_match_default_rank(m);
 	while (olen > 0) {
 		const uint8_t *nl = memchr(offers, '\n', olen);
@@ -61,6 +70,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (r1 == NN_MATCH_YES)
 				FUZZ_CHECK(s1 == s2 || (isnan(s1) && isnan(s2)));
 			jv_free(why);
+			if (mj) {
+				double s4 = 0;
+				int r4 = nn_match_text(mj, (const char *)offers, n, &s4, NULL, err);
+				FUZZ_CHECK(r4 == r1);
+				if (r1 == NN_MATCH_YES)
+					FUZZ_CHECK(s1 == s4 || (isnan(s1) && isnan(s4)));
+			}
 			jv offer = nn_json_parse((const char *)offers, n, err);
 			/* nn_match_eval matches the offer's canonical text, which
 			 * a number beyond a double (1e999) does not have: it reads
@@ -85,5 +101,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		olen -= n + (nl ? 1 : 0);
 	}
 	nn_match_free(m);
+	nn_match_free(mj);
 	return 0;
 }

@@ -74,7 +74,8 @@ allocs_kill() {
 node_stop_all() {
 	local p
 	for p in "${NODE_PIDS[@]:-}"; do
-		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null
+		# CONT: a test may have stopped it (SIGSTOP), and TERM waits for that
+		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null
 	done
 	for p in "${NODE_PIDS[@]:-}"; do
 		[ -n "$p" ] && wait "$p" 2>/dev/null

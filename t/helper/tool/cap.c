@@ -10,6 +10,14 @@
  *   test-tool cap match REQ  stdin offers, one per line, through
  *                            nn_match_eval (the node's entry point) →
  *                            "yes SCORE" | "no [why…]" | "bad: err"
+ *   test-tool cap fastcmp REQ [WHERE [RANK]]
+ *                            stdin offers, one per line, each matched by
+ *                            nn_match_text twice, with the fast forms of
+ *                            where and rank and with jq only, with and
+ *                            without reasons: every answer, score and
+ *                            reason must be the same.  Prints
+ *                            "same N offers, M fast" (M: answers the fast
+ *                            forms gave), or the first difference (exit 1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -113,6 +121,66 @@ static int match(const char *reqtext)
 	return 0;
 }
 
+/* One offer through m: "rc score why" as text (caller frees). */
+static char *answer(struct nn_match *m, const char *line, size_t len, int reasons)
+{
+	char err[NN_ERRLEN] = "";
+	double score = 0;
+	jv why = jv_invalid();
+	int rc = nn_match_text(m, line, len, &score, reasons ? &why : NULL, err);
+	char *w = jv_is_valid(why) ? nn_json_dump(why) : nn_xstrdup("-");
+	char *out = nn_xasprintf("%d %.17g %s %s", rc, rc == NN_MATCH_YES ? score : 0.0, w,
+				 rc == NN_MATCH_BAD ? err : "");
+	free(w);
+	jv_free(why);
+	return out;
+}
+
+static int fastcmp(const char *reqtext, const char *where, const char *rank)
+{
+	char err[NN_ERRLEN];
+	struct nn_lines l;
+	struct nn_match *fast, *slow;
+	const char *line;
+	size_t len;
+	unsigned long n = 0;
+	int ex = 0, rc = 0;
+
+	fast = nn_match_compile(arg_json(reqtext), where, rank, &ex, err);
+	slow = fast ? nn_match_compile(arg_json(reqtext), where, rank, &ex, err) : NULL;
+	if (!slow) {
+		printf("error %d: %s\n", ex, err);
+		nn_match_free(fast);
+		return ex;
+	}
+	nn_match_jq_only(slow, 1);
+	nn_lines_init(&l, 0);
+	while (nn_lines_read_fd(&l, 0) > 0)
+		;
+	nn_lines_feed(&l, "\n", 1);
+	while (rc == 0 && nn_lines_next(&l, &line, &len) == NN_LINES_LINE) {
+		if (!len)
+			continue;
+		n++;
+		for (int reasons = 0; reasons < 2 && rc == 0; reasons++) {
+			char *a = answer(fast, line, len, reasons), *b = answer(slow, line, len, reasons);
+			if (strcmp(a, b)) {
+				printf("line %lu differs%s:\n  fast: %s\n  jq:   %s\n", l.lineno,
+				       reasons ? " (with reasons)" : "", a, b);
+				rc = 1;
+			}
+			free(a);
+			free(b);
+		}
+	}
+	if (rc == 0)
+		printf("same %lu offers, %lu fast\n", n, nn_match_fast_count(fast));
+	nn_lines_release(&l);
+	nn_match_free(fast);
+	nn_match_free(slow);
+	return rc;
+}
+
 int cmd__cap(int argc, char **argv)
 {
 	char err[NN_ERRLEN];
@@ -175,5 +243,8 @@ int cmd__cap(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "match") && argc == 3)
 		return match(argv[2]);
+	if (!strcmp(argv[1], "fastcmp") && argc >= 3 && argc <= 5)
+		return fastcmp(argv[2], argc > 3 && *argv[3] ? argv[3] : NULL,
+			       argc > 4 && *argv[4] ? argv[4] : NULL);
 	return 64;
 }

@@ -27,7 +27,7 @@ int cmd__envscan(int argc, char **argv)
 	while ((r = nn_lines_next(&l, &line, &len)) != NN_LINES_NONE) {
 		char why[256];
 		int scanned, canon, fwd, sig;
-		if (r != NN_LINES_LINE)
+		if (r != NN_LINES_LINE || len == 0)
 			continue;
 		if (envscan_oracle(line, len, now, why, sizeof why, &scanned, &canon, &fwd, &sig) < 0) {
 			printf("MISMATCH: %s\n", why);
