@@ -1121,7 +1121,7 @@ void orch_release_retry(struct orch *o)
 {
 	int64_t mono = nn_mono_ms();
 	sqlite3_stmt *st;
-	jv rows = jv_array();
+	jv rows;
 	if (mono - o->released_retried < ORCH_RELEASE_RETRY_MS)
 		return;
 	o->released_retried = mono;
@@ -1133,6 +1133,7 @@ void orch_release_retry(struct orch *o)
 		       " ON e.src = ?1 AND e.dst = r.provider WHERE r.provider = ?1 OR e.state = 'alive' LIMIT 64");
 	if (!st)
 		return;
+	rows = jv_array();
 	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		int busy = 0;

@@ -206,9 +206,11 @@ void orch_leases_orphan(struct orch *o)
 {
 	int64_t limit = nn_node_config(o->n)->deploy_orphan_ms, now = nn_mono_ms();
 	sqlite3_stmt *st;
-	jv dead = jv_object(), end = jv_array();
+	jv dead, end;
 	if (limit <= 0 || now - o->orphan_checked < 1000)
 		return;
+	dead = jv_object();
+	end = jv_array();
 	o->orphan_checked = now;
 	st = orch_prep(o, "SELECT l.id, l.trace, l.requester, e.state FROM orch_lease l LEFT JOIN swarm_edges e"
 		       " ON e.src = ? AND e.dst = l.requester WHERE l.state = 'provisioned' AND l.requester <> ?");
