@@ -158,14 +158,14 @@ static void one(struct run *r, const char *name, unsigned long lineno, const cha
 		hits_add(&r->hits, score, r->seq, line, len);
 		return;
 	}
-	if (r->rejected) {
+	if (r->rejected) {	/* else why was never set: nothing to free */
 		char *w = nn_json_dump(why);
 		fputs("{\"offer\":", r->rejected);
 		fwrite(line, 1, len, r->rejected);
 		fprintf(r->rejected, ",\"rejected\":%s}\n", w);
 		free(w);
+		jv_free(why);
 	}
-	jv_free(why);
 }
 
 static void read_offers(struct run *r, int fd, const char *name)

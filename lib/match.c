@@ -413,9 +413,37 @@ static inline unsigned digits8(const char *p, uint64_t *x)
 	return n;
 }
 
+static int scan_num_any(struct scan *s, int64_t *iv, int *isint);
+
 /* A number; *iv gets its value when it is an integer in int64 range
- * (*isint = 1). */
-static int scan_num(struct scan *s, int64_t *iv, int *isint)
+ * (*isint = 1).  Inline for the usual one, 1 to 16 digits with at least
+ * 16 bytes of line left; scan_num_any for the rest. */
+static inline __attribute__((always_inline))
+int scan_num(struct scan *s, int64_t *iv, int *isint)
+{
+	const char *p = s->p;
+	if (LITTLE_ENDIAN_SWAR && s->e - p >= 17 && *p >= '1' && *p <= '9') {
+		uint64_t x;
+		unsigned n = digits8(p, &x);
+		int64_t v = (int64_t)x;
+		p += n;
+		if (n == 8) {
+			n = digits8(p, &x);
+			v = v * pow10i[n] + (int64_t)x;
+			p += n;
+		}
+		/* p < s->e: at most 16 digits read out of 17 bytes or more */
+		if (*p != '.' && *p != 'e' && *p != 'E' && (*p < '0' || *p > '9')) {
+			s->p = p;
+			*iv = v;
+			*isint = 1;
+			return 0;
+		}
+	}
+	return scan_num_any(s, iv, isint);
+}
+
+static int scan_num_any(struct scan *s, int64_t *iv, int *isint)
 {
 	const char *st = s->p, *p = s->p;
 	int neg = 0;
@@ -500,7 +528,9 @@ static int scan_value(struct scan *s, int depth);
 
 /* After '{' or '[' (first) or after a member/element: 1 when another one
  * follows (for objects, *key is set and the ':' consumed), 0 at the close. */
-static int next_member(struct scan *s, int *first, struct sv *key, char close)
+/* inline: it runs for every member, and close is a constant at each call */
+static inline __attribute__((always_inline))
+int next_member(struct scan *s, int *first, struct sv *key, char close)
 {
 	const char *p;
 	ws(s);
@@ -585,8 +615,9 @@ static int is_null(struct scan *s)
 
 /* A non-negative integer field obj.key (obj may be ""); null leaves it
  * absent.  The name is formatted only on error: this runs for every number. */
-static int scan_uint(struct scan *s, const char *obj, const char *key, int64_t *out,
-		     unsigned *has, unsigned bit)
+static inline __attribute__((always_inline))
+int scan_uint(struct scan *s, const char *obj, const char *key, int64_t *out,
+	      unsigned *has, unsigned bit)
 {
 	int64_t v;
 	int isint;
@@ -1470,8 +1501,9 @@ static void xnext(struct xlex *x)
 		if (end != p)
 			x->tok = T_BAD;
 	} else if (*p == '"') {
-		/* plain strings only: no escapes, no interpolation */
-		for (p++; *p && *p != '"' && *p != '\\'; p++)
+		/* plain strings only: no escapes, no interpolation, and ASCII
+		 * (jq makes invalid UTF-8 in a literal U+FFFD; not modelled) */
+		for (p++; *p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\'; p++)
 			;
 		x->tok = *p == '"' ? T_STR : T_BAD;
 		if (*p == '"')

@@ -50,6 +50,7 @@ mixed_offers() {
 		'.cpu.threads >= .cpu.cores * 2 or .cpu.cores <= 8'
 		'.cpu.cores >= 16 and .cpu.cores < 64 and .ram.size > 17179869184'
 		'.cpu.cores == 4 or .cpu.cores != 2 and .labels.tier <= "gold"'
+		'.labels.tier != "bronzé" and .labels.tier != "br\u006fnze"'
 	)
 	ranks=(
 		'.cpu.score.multi / (.price.cpu_second | tonumber)'

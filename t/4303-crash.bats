@@ -25,14 +25,19 @@ crash_node() {
 
 @test "kill -9 of the node leaves shims and jobs running; the new node re-adopts them" {
 	nunet-run -d --id long -- sh -c 'i=0; while [ $i -lt 30 ]; do echo tick$i; i=$((i+1)); sleep 0.1; done; exit 4' >/dev/null
-	nunet-run -d --id quick -- sh -c 'sleep 0.5; echo done; exit 6' >/dev/null
+	# quick ends when told (a file), not after a time a loaded machine
+	# may spend before the test looks
+	nunet-run -d --id quick -- sh -c 'while [ ! -e go ]; do sleep 0.05; done; echo done; exit 6' >/dev/null
 	wait_state long running
 	wait_state quick running
 	shim=$(nunet-run status long | jq -r .shim_pid)
 	crash_node
 	# shims and jobs live on without the node
 	kill -0 "$shim"
-	sleep 1	# quick ends while no node runs
+	# quick ends while no node runs: its shim keeps the result
+	touch "$NUNET_HOME/alloc/quick/go"
+	for i in $(seq 600); do [ -e "$NUNET_HOME/alloc/quick/result.json" ] && break; sleep 0.05; done
+	[ -e "$NUNET_HOME/alloc/quick/result.json" ]
 	node_start
 	run nunet-run wait quick
 	assert_failure 6

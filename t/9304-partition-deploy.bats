@@ -116,8 +116,12 @@ show() {	# what went wrong: a's deployment events and every node's allocations
 long_service() {	# long_service NAME: a whole core for longer than any scenario (lib/swarm's service: 60 s)
 	printf '"%s":{"type":"service","command":["sleep","300"],"resources":{"cpu":1,"ram":16777216}}' "$1"
 }
+
+# every ensemble gives bids 3 s (under the sanitizers on a loaded machine
+# 500 ms saw only the orchestrator's own); the window closes as soon as
+# every live peer answered
 pair() {
-	echo "{\"name\":\"pair\",\"allocations\":{$(long_service api),$(long_service db)},\"deadline_ms\":${1:-30000}}"
+	echo "{\"name\":\"pair\",\"allocations\":{$(long_service api),$(long_service db)},\"bid_window_ms\":3000,\"deadline_ms\":${1:-30000}}"
 }
 
 # deploy_pair: the two services running, on b and d; sets DEP
@@ -183,7 +187,7 @@ after_heal() {
 	cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
 	{"allocations":{"prep":{"type":"task","command":["sleep","3"],"resources":{"cpu":1,"ram":16777216}},
 	 $(long_service web | sed 's/}}$/},"depends_on":["prep"]}/')},
-	 "deadline_ms":30000}
+	 "bid_window_ms":3000,"deadline_ms":30000}
 	EOF
 	NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
 	dpid=$!
@@ -222,7 +226,7 @@ integrity() {
 		cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
 		{"allocations":{"prep":{"type":"task","command":["sleep","1"],"resources":{"cpu":1,"ram":16777216}},
 		 $(long_service web | sed 's/}}$/},"depends_on":["prep"]}/')},
-		 "bid_window_ms":800,"deadline_ms":12000}
+		 "bid_window_ms":3000,"deadline_ms":15000}
 		EOF
 		NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
 		dpid=$!
@@ -255,7 +259,7 @@ integrity() {
 		cat >"$BATS_TEST_TMPDIR/two.json" <<-EOF
 		{"allocations":{"prep":{"type":"task","command":["sleep","1"],"resources":{"cpu":1,"ram":16777216}},
 		 $(long_service web | sed 's/}}$/},"depends_on":["prep"]}/')},
-		 "deadline_ms":20000}
+		 "bid_window_ms":3000,"deadline_ms":20000}
 		EOF
 		NUNET_HOME=$(home a) nunet-run deploy "$BATS_TEST_TMPDIR/two.json" >"$BATS_TEST_TMPDIR/out" 2>&1 &
 		dpid=$!

@@ -141,7 +141,12 @@ static void lease_end(struct orch *o, const char *lease, const char *st_name, co
 	sqlite3_stmt *st;
 	lease_commit_id(cid, sizeof cid, lease);
 	nn_onboard_release(nn_node_db(o->n), cid, NULL);
-	st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ?");
+	/* and what it started that a kill -9 kept out of orch_lease_alloc:
+	 * every allocation carries its lease as a label */
+	st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ?1 UNION SELECT id FROM allocations"
+		       " WHERE json_extract(spec, '$.labels.\"nunet.lease\"') = ?1");
+	if (!st)
+		st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ?");
 	if (st) {
 		jv ids = jv_array();
 		sqlite3_bind_text(st, 1, lease, -1, SQLITE_STATIC);
@@ -212,13 +217,14 @@ void orch_leases_orphan(struct orch *o)
 	dead = jv_object();
 	end = jv_array();
 	o->orphan_checked = now;
+	dead = jv_object();
+	end = jv_array();
 	st = orch_prep(o, "SELECT l.id, l.trace, l.requester, e.state FROM orch_lease l LEFT JOIN swarm_edges e"
 		       " ON e.src = ? AND e.dst = l.requester WHERE l.state = 'provisioned' AND l.requester <> ?");
-	if (!st) {
-		jv_free(dead);
-		jv_free(end);
+	if (!st)
 		return;
-	}
+	dead = jv_object();	/* after the early returns: they leaked it every tick */
+	end = jv_array();
 	sqlite3_bind_text(st, 1, nn_node_did(o->n), -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, nn_node_did(o->n), -1, SQLITE_STATIC);
 	while (sqlite3_step(st) == SQLITE_ROW) {
@@ -493,6 +499,23 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 			code = NN_E_BAD_BODY;
 		} else {
 			char e[NN_ERRLEN];
+			jv sp = jv_object_get(jv_copy(start), jv_string("spec"));
+			jv lb = jv_object_get(jv_copy(sp), jv_string("labels"));
+			/* the lease's mark on the allocation itself: a kill -9
+			 * between its start and the row below cannot orphan it */
+			if (jv_get_kind(lb) != JV_KIND_OBJECT) {
+				jv_free(lb);
+				lb = jv_object();
+			}
+			if (jv_get_kind(sp) == JV_KIND_OBJECT)
+				start = jv_object_set(start, jv_string("spec"),
+						      jv_object_set(sp, jv_string("labels"),
+								    jv_object_set(lb, jv_string("nunet.lease"),
+										  jv_string(lease))));
+			else {
+				jv_free(lb);
+				jv_free(sp);
+			}
 			nn_json_get_int(a, "slot", &slot, NULL);
 			code = nn_node_invoke(n, "/alloc/start", jv_copy(start), trace, &r, e);
 			if (code != NN_OK) {

@@ -74,8 +74,11 @@ allocs_kill() {
 node_stop_all() {
 	local p
 	for p in "${NODE_PIDS[@]:-}"; do
-		# CONT: a test may have stopped it (SIGSTOP), and TERM waits for that
-		[ -n "$p" ] && kill -TERM "$p" 2>/dev/null && kill -CONT "$p" 2>/dev/null
+		# CONT: a test may have stopped it (SIGSTOP), and TERM waits for
+		# that (a node that is already gone makes CONT fail: no matter)
+		if [ -n "$p" ] && kill -TERM "$p" 2>/dev/null; then
+			kill -CONT "$p" 2>/dev/null || true
+		fi
 	done
 	for p in "${NODE_PIDS[@]:-}"; do
 		[ -n "$p" ] && wait "$p" 2>/dev/null
