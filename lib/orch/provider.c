@@ -214,11 +214,7 @@ void orch_leases_orphan(struct orch *o)
 	jv dead, end;
 	if (limit <= 0 || now - o->orphan_checked < 1000)
 		return;
-	dead = jv_object();
-	end = jv_array();
 	o->orphan_checked = now;
-	dead = jv_object();
-	end = jv_array();
 	st = orch_prep(o, "SELECT l.id, l.trace, l.requester, e.state FROM orch_lease l LEFT JOIN swarm_edges e"
 		       " ON e.src = ? AND e.dst = l.requester WHERE l.state = 'provisioned' AND l.requester <> ?");
 	if (!st)
