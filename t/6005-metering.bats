@@ -35,14 +35,6 @@ teardown() {
 rpay() { nunet-pay --home "$R" "$@"; }
 ppay() { nunet-pay --home "$P" "$@"; }
 
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
-
 declare -gA PID
 # start_p / start_r: the provider listens, the requester bootstraps from it
 start_p() {

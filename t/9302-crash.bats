@@ -36,14 +36,6 @@ integrity() {
 	done
 	[ "$n" -ge 1 ]
 }
-within() {
-	local end=$(( $(date +%s%N) / 1000000 + $1 * 1000 ))
-	until eval "$2"; do
-		(( $(date +%s%N) / 1000000 < end )) || return 1
-		sleep 0.1
-	done
-}
-
 # the reservation of step J: cpu (J mod 19 + 1) tenths of a core, memory
 # (J mod 31 + 1) x 64 MiB, as the node reports them
 want_cpu() { echo $(( ($1 % 19 + 1) * 100 )); }
