@@ -205,6 +205,17 @@ two_step() {
 	assert_output "$(printf 'report\t-1.03125\nstore\t-1.0625')"
 	run bash -c "nunet-run cancel $id | jq -r .state"
 	assert_output cancelled
+	within 20 all_clean
+	rm -rf /tmp/nunet-batch /tmp/batch
+	mkdir -p /tmp/nunet-batch
+	id=$(nunet-run deploy --wait share/nunet/examples/batch.json | tail -1)
+	run nunet-run results "$id" /tmp/batch
+	assert_success
+	run cat /tmp/batch/report/stdout.log
+	assert_output "GPL-3 has $(wc -w </usr/share/common-licenses/GPL-3) words"
+	run jq -r '.[] | [.path, .source, .verified] | @tsv' /tmp/batch/count/outputs.json
+	assert_output "$(printf 'out/words.txt\turl\ttrue')"
+	rm -rf /tmp/nunet-batch /tmp/batch
 	cd "$BATS_TEST_TMPDIR"
 	# one command anywhere in the swarm, like srun
 	run --separate-stderr nunet-run --swarm --cpu 0.5 -- sh -c 'echo hello; echo oops >&2; exit 3'
