@@ -117,6 +117,11 @@ static int str(struct st *s, int *plain)
 					s->canon = 0;
 				v = v << 4 | h;
 			}
+			/* a surrogate: libjq refuses a high one not followed
+			 * by a low one, and replaces a lone low one; the full
+			 * path decides (found by the envscan fuzz target) */
+			if (v >= 0xd800 && v <= 0xdfff)
+				return -1;
 			/* the writer spells only control characters this way,
 			 * and those that have no short escape */
 			if (v >= 0x20 || v == '\b' || v == '\f' || v == '\n' || v == '\r' || v == '\t')
