@@ -21,7 +21,9 @@ setup_file() {
 
 teardown_file() {
 	httpd_stop
-	swift_stop
+	# Swift is started by one test, whose process is gone by now: its
+	# servers are found by the pid file swift_start wrote
+	SWIFT_DIR=$BATS_FILE_TMPDIR/swift swift_stop
 }
 
 setup() {
