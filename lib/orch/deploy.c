@@ -2182,6 +2182,9 @@ static void apply_states(struct orch_dep *d, int slot, jv allocs, const char *vi
 			if (sqlite3_changes(nn_node_db(d->o->n)->h) > 0) {
 				jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
 				f = jv_object_set(f, jv_string("provider"), jv_string(d->slots[slot].prov));
+				/* the allocation's id, as a pushed state's event has it */
+				if (ens_str(a, "id"))
+					f = jv_object_set(f, jv_string("alloc"), jget(a, "id"));
 				f = jv_object_set(f, jv_string("state"), jv_string(state));
 				f = jv_object_set(f, jv_string("status"), jget(a, "status"));
 				f = jv_object_set(f, jv_string("via"), jv_string(via));
