@@ -591,18 +591,14 @@ static int fetch_file(struct nn_client *c, jv a, const char *be, const char *key
 	return rc;
 }
 
-/* One JSON value (consumed) into path, atomically; 0 or -1 + err. */
+/* One JSON value (consumed) into path, atomically (nn_write_file); 0 or
+ * -1 + err. */
 static int write_json(const char *path, jv v, char *err)
 {
-	char *t = nn_json_dump(v), *tmp = nn_xasprintf("%s.part", path);
-	int rc = nn_write_file(tmp, t, strlen(t), 0644, err);
+	char *t = nn_json_dump(v);
+	int rc = nn_write_file(path, t, strlen(t), 0644, err);
 	jv_free(v);
 	free(t);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = nn_seterr(err, "cannot rename '%s': %s", tmp, strerror(errno));
-	if (rc < 0)
-		unlink(tmp);
-	free(tmp);
 	return rc;
 }
 
