@@ -1791,6 +1791,20 @@ static enum nn_code check_scope(struct nn_node *n, jv req, const char *id, char 
 	return c;
 }
 
+/* body_id, then the caller's scope over that allocation (check_scope):
+ * the id, or NULL with *code set and body already freed. */
+static const char *scoped_id(struct nn_node *n, jv req, jv *body, enum nn_code *code, char *err)
+{
+	const char *id = body_id(req, body, err);
+	*code = id ? check_scope(n, req, id, err) : NN_E_BAD_BODY;
+	if (*code != NN_OK) {
+		jv_free(*body);
+		*body = jv_invalid();
+		return NULL;
+	}
+	return id;
+}
+
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
@@ -2125,17 +2139,11 @@ static enum nn_code be_status(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct amod *m = mod(n);
 	jv body, o, hist;
-	const char *id = body_id(req, &body, err);
-	sqlite3_stmt *st;
 	enum nn_code code;
-	if (!id) {
-		jv_free(body);
-		return NN_E_BAD_BODY;
-	}
-	if ((code = check_scope(n, req, id, err)) != NN_OK) {
-		jv_free(body);
+	const char *id = scoped_id(n, req, &body, &code, err);
+	sqlite3_stmt *st;
+	if (!id)
 		return code;
-	}
 	st = prep(m, "SELECT " ROW_COLS " FROM allocations WHERE id = ?");
 	if (!st) {
 		jv_free(body);
@@ -2247,17 +2255,11 @@ static enum nn_code be_logs(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct amod *m = mod(n);
 	jv body, o;
-	const char *id = body_id(req, &body, err);
-	sqlite3_stmt *st;
 	enum nn_code code;
-	if (!id) {
-		jv_free(body);
-		return NN_E_BAD_BODY;
-	}
-	if ((code = check_scope(n, req, id, err)) != NN_OK) {
-		jv_free(body);
+	const char *id = scoped_id(n, req, &body, &code, err);
+	sqlite3_stmt *st;
+	if (!id)
 		return code;
-	}
 	st = prep(m, "SELECT dir, state FROM allocations WHERE id = ?");
 	if (!st) {
 		jv_free(body);
@@ -2295,18 +2297,12 @@ static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct amod *m = mod(n);
 	jv body;
-	const char *id = body_id(req, &body, err);
+	enum nn_code code;
+	const char *id = scoped_id(n, req, &body, &code, err);
 	struct alloc *a;
 	int64_t grace = DEFAULT_GRACE_MS;
-	enum nn_code code;
-	if (!id) {
-		jv_free(body);
-		return NN_E_BAD_BODY;
-	}
-	if ((code = check_scope(n, req, id, err)) != NN_OK) {
-		jv_free(body);
+	if (!id)
 		return code;
-	}
 	if (get_duration(body, "grace", &grace, "body", err) < 0) {
 		jv_free(body);
 		return NN_E_BAD_BODY;
@@ -2336,18 +2332,12 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct amod *m = mod(n);
 	jv body, esc;
-	const char *id = body_id(req, &body, err), *why = "restarted by its supervisor";
-	struct alloc *a;
 	enum nn_code code;
+	const char *id = scoped_id(n, req, &body, &code, err), *why = "restarted by its supervisor";
+	struct alloc *a;
 	int ok = 0;
-	if (!id) {
-		jv_free(body);
-		return NN_E_BAD_BODY;
-	}
-	if ((code = check_scope(n, req, id, err)) != NN_OK) {
-		jv_free(body);
+	if (!id)
 		return code;
-	}
 	if (nn_json_has(body, "reason") && nn_json_get_str(body, "reason", &why, err) < 0) {
 		jv_free(body);
 		return NN_E_BAD_BODY;
