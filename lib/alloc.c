@@ -130,11 +130,17 @@ struct amod {
 	int orphans;		/* a parent ended with live children */
 	const struct nn_alloc_observer *obs[4];
 	int nobs;
+	/* a spare shim, loaded and waiting on its stdin for an allocation */
+	int spare_on;		/* NUNET_ALLOC_SPARE=0 turns it off */
+	pid_t spare_pid;	/* 0: none */
+	int spare_ctl;		/* its stdin (write end) */
+	int spare_ready;	/* its ready pipe (read end) */
 };
 
 static struct amod *the_mod;
 
 static void spawn(struct alloc *a, int adopt);
+static void spare_start(struct amod *m);
 static void recover(struct alloc *a);
 static void check_cancel_parent(struct amod *m, const char *parent);
 static void cancel_tree(struct alloc *a, int64_t grace_ms);
@@ -1018,6 +1024,9 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 		check_cancel_parent(a->m, parent);
 		free(parent);
 	}
+	/* now, not at the next start: the client that saw the end leaves,
+	 * and the spare loads meanwhile */
+	spare_start(a->m);
 }
 
 static int result_status(jv res, const char **state)
@@ -1362,28 +1371,164 @@ static char *find_shim(void)
 	return nn_xstrdup("nunet-run");
 }
 
+/* fd moved above the three standard ones and 3 (a child's dup2 targets) */
+static int fd_high(int fd)
+{
+	if (fd >= 0 && fd <= 3) {
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+		close(fd);
+		fd = d;
+	}
+	return fd;
+}
+
+/*
+ * Spawn the shim program with argv in a session of its own: stdin from
+ * in_fd (-1: /dev/null), stdout and stderr appended to log (NULL:
+ * /dev/null), fd 3 the write end of its ready pipe.  0, or an errno.
+ */
+static int shim_spawn(struct amod *m, const char *const *argv, int in_fd, const char *log,
+		      int ready_w, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (in_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, ready_w, 3);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGHUP);
+	sigaddset(&def, SIGCHLD);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+				 POSIX_SPAWN_SETSIGDEF);
+	rc = strchr(m->shim_path, '/')
+		? posix_spawn(pid, m->shim_path, &fa, &at, (char **)argv, environ)
+		: posix_spawnp(pid, m->shim_path, &fa, &at, (char **)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+static void spare_close(struct amod *m)
+{
+	if (m->spare_ctl >= 0)
+		close(m->spare_ctl);	/* its end of file: it exits */
+	if (m->spare_ready >= 0)
+		close(m->spare_ready);
+	m->spare_ctl = m->spare_ready = -1;
+	m->spare_pid = 0;
+}
+
+/*
+ * Keep a spare shim: `nunet-run exec --shim --spare HOME/alloc`, loaded
+ * and waiting for the arguments of an allocation's shim on its stdin, so
+ * an allocation's start does not wait for the program to be loaded
+ * (spare_use).  It is in its own session like every shim; the end of its
+ * stdin (the node stopped, or was killed) ends it.
+ */
+static void spare_start(struct amod *m)
+{
+	int ctl[2], rp[2], rc;
+	pid_t pid;
+	char *root;
+	const char *argv[6];
+
+	if (!m->spare_on || m->spare_pid > 0)
+		return;
+	if (pipe2(ctl, O_CLOEXEC) < 0)
+		return;
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		close(ctl[0]);
+		close(ctl[1]);
+		return;
+	}
+	ctl[0] = fd_high(ctl[0]);
+	rp[1] = fd_high(rp[1]);
+	/* no slash after it: what looks for an allocation's processes by
+	 * "HOME/alloc/" in their command line does not find the spare */
+	root = nn_xasprintf("%s/alloc", nn_node_home(m->n));
+	argv[0] = m->shim_path;
+	argv[1] = "exec";
+	argv[2] = "--shim";
+	argv[3] = "--spare";
+	argv[4] = root;
+	argv[5] = NULL;
+	rc = ctl[0] < 0 || rp[1] < 0 ? EBADF : shim_spawn(m, argv, ctl[0], NULL, rp[1], &pid);
+	free(root);
+	if (ctl[0] >= 0)
+		close(ctl[0]);
+	if (rp[1] >= 0)
+		close(rp[1]);
+	if (rc != 0) {
+		close(ctl[1]);
+		close(rp[0]);
+		return;
+	}
+	reap_track(m, pid);
+	m->spare_pid = pid;
+	m->spare_ctl = ctl[1];
+	m->spare_ready = rp[0];
+}
+
+/*
+ * Hand the spare shim an allocation: argv (from "exec" on) and its
+ * shim.log.  0 with *pid and *ready (the read end of its ready pipe, the
+ * caller's), or -1 when there is no spare or it is gone (spawn one).
+ */
+static int spare_use(struct amod *m, const char *const *argv, const char *log, pid_t *pid, int *ready)
+{
+	jv v = jv_array();
+	char *line;
+	size_t len;
+	int ok;
+
+	if (m->spare_pid <= 0)
+		return -1;
+	for (int i = 0; argv[i]; i++)
+		v = jv_array_append(v, jv_string(argv[i]));
+	v = jv_object_set(jv_object_set(jv_object(), jv_string("argv"), v), jv_string("log"), jv_string(log));
+	line = nn_json_dump(v);
+	jv_free(v);
+	len = strlen(line);
+	line[len] = '\n';
+	ok = nn_write_all(m->spare_ctl, line, len + 1) == 0;
+	free(line);
+	*pid = m->spare_pid;
+	*ready = m->spare_ready;
+	m->spare_ready = -1;
+	spare_close(m);
+	if (!ok) {		/* it died: SIGPIPE is ignored, EPIPE here */
+		kill(*pid, SIGKILL);
+		close(*ready);
+		return -1;
+	}
+	return 0;
+}
+
 /* Start a shim: a new run, or (adopt) one that finds the running job. */
 static void spawn(struct alloc *a, int adopt)
 {
 	struct amod *m = a->m;
 	char hb[32], runs[24], lmax[32], lkeep[16], *specpath, *logpath, *health = NULL;
 	const char *argv[24];
-	int argc = 0, p[2], rc;
+	int argc = 0, p[2] = { -1, -1 }, rc;
 	pid_t pid;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, def;
 	jv hc;
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		finish(a, "failed", "cannot make a pipe for the shim", jv_null(), -1);
-		return;
-	}
-	if (p[1] <= 3) {
-		int d = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
-		close(p[1]);
-		p[1] = d;
-	}
 	snprintf(hb, sizeof hb, "%lldms", (long long)m->hb_ms);
 	specpath = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SPEC);
 	logpath = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SHIMLOG);
@@ -1426,41 +1571,34 @@ static void spawn(struct alloc *a, int adopt)
 	argv[argc++] = specpath;
 	argv[argc] = NULL;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 3);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigaddset(&def, SIGTERM);
-	sigaddset(&def, SIGINT);
-	sigaddset(&def, SIGHUP);
-	sigaddset(&def, SIGCHLD);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
-	rc = strchr(m->shim_path, '/')
-		? posix_spawn(&pid, m->shim_path, &fa, &at, (char **)argv, environ)
-		: posix_spawnp(&pid, m->shim_path, &fa, &at, (char **)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(p[1]);
+	/* a new run goes to the spare shim when there is one (already
+	 * loaded), else to a shim started now */
+	rc = -1;
+	if (!adopt && spare_use(m, argv + 1, logpath, &pid, &p[0]) == 0) {
+		rc = 0;
+	} else if (pipe2(p, O_CLOEXEC) < 0) {
+		rc = errno;
+	} else if ((p[1] = fd_high(p[1])) < 0) {
+		rc = errno;
+		close(p[0]);
+	} else {
+		rc = shim_spawn(m, argv, -1, logpath, p[1], &pid);
+		close(p[1]);
+		if (rc != 0)
+			close(p[0]);
+		else
+			reap_track(m, pid);
+	}
 	free(specpath);
 	free(logpath);
 	free(health);
 	if (rc != 0) {
 		char reason[NN_ERRLEN];
-		close(p[0]);
 		snprintf(reason, sizeof reason, "cannot start the shim '%s': %s", m->shim_path, strerror(rc));
 		finish(a, "failed", reason, jv_null(), -1);
 		alloc_drop(a);
 		return;
 	}
-	reap_track(m, pid);
 	a->shim_pid = pid;
 	a->spawned = nn_mono_ms();
 	a->adopting = adopt;
@@ -1699,6 +1837,7 @@ static void on_tick(struct nn_loop *l, void *arg)
 		reap_orphans(m);
 	if (now - m->pruned >= (m->cap_ttl_ms / 2 < 60000 ? m->cap_ttl_ms / 2 : 60000))
 		cred_prune(m);
+	spare_start(m);		/* when the last one was used, or never made */
 }
 
 /* ---- behaviors ---- */
@@ -2381,6 +2520,7 @@ static void on_close(struct nn_node *n, void *arg)
 		m->list = a->next;
 		alloc_free(a);
 	}
+	spare_close(m);
 	while (m->reaps)
 		reap_free(m, m->reaps);
 	if (m->tick)
@@ -2481,6 +2621,11 @@ int nn_alloc_attach(struct nn_node *n, char *err)
 			m->cap_ttl_ms = ms;
 	}
 	m->shim_path = find_shim();
+	m->spare_ctl = m->spare_ready = -1;
+	{
+		const char *sp = getenv("NUNET_ALLOC_SPARE");
+		m->spare_on = !sp || strcmp(sp, "0");
+	}
 	the_mod = m;
 	nn_node_on_close(n, on_close, m);
 	nn_node_metrics_hook(n, alloc_metrics, m);
