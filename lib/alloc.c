@@ -73,6 +73,9 @@ static const char *const schema[] = {
 	"CREATE INDEX allocations_did ON allocations (did);"
 	/* the swarm module's table (attached first): revoked by audience */
 	"CREATE INDEX IF NOT EXISTS cap_tokens_aud ON cap_tokens (aud);",
+	/* 3: the prune at each end of an allocation reads the expired
+	 * tokens only (it scanned every token and every allocation ever) */
+	"CREATE INDEX IF NOT EXISTS cap_tokens_exp ON cap_tokens (exp);",
 	NULL
 };
 
@@ -543,17 +546,56 @@ static void write_state_file(struct alloc *a, jv o)
 	free(path);
 }
 
-/* Record a state: store, history, DIR/state.json, event.  result is
- * consumed (null when none); status < 0: none. */
-static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
+/* One transaction for the statements until tx_end(), unless one is open
+ * already: 1 when this call opened it.  (Nothing that may open its own,
+ * such as events or observers, runs in between.) */
+static int tx_begin(struct amod *m)
+{
+	char e[NN_ERRLEN];
+	if (!sqlite3_get_autocommit(dbh(m)))
+		return 0;
+	if (nn_db_exec(nn_node_db(m->n), "BEGIN IMMEDIATE", e) < 0) {
+		nn_error("alloc: %s", e);
+		return 0;	/* each statement commits on its own */
+	}
+	return 1;
+}
+
+static void tx_end(struct amod *m, int began)
+{
+	char e[NN_ERRLEN];
+	if (began && nn_db_exec(nn_node_db(m->n), "COMMIT", e) < 0) {
+		nn_error("alloc: %s", e);
+		nn_db_exec(nn_node_db(m->n), "ROLLBACK", NULL);
+	}
+}
+
+static void cred_revoke(struct amod *m, const char *did);
+static void cred_files_remove(const char *dir);
+static void cred_prune(struct amod *m);
+
+/* Record a state: store and history (one commit), DIR/state.json, event.
+ * result is consumed (null when none); status < 0: none.  ending: the
+ * final state, committed with the revocation of the allocation's tokens,
+ * whose files are removed before the state is out (whoever sees the end
+ * finds them revoked and gone). */
+static void record_state(struct alloc *a, const char *state, const char *reason, jv result,
+			 int status, int ending)
 {
 	struct amod *m = a->m;
 	int64_t now = nn_now_ms();
 	sqlite3_stmt *st;
 	char *rtext = jv_get_kind(result) == JV_KIND_OBJECT ? nn_json_dump(result) : NULL;
+	int began;
 	jv o;
 
 	snprintf(a->state, sizeof a->state, "%s", state);
+	began = tx_begin(m);
+	if (ending) {
+		cred_revoke(m, a->did);
+		cred_prune(m);
+		a->cap_exp = 0;
+	}
 	st = prep(m, "UPDATE allocations SET state = ?2, reason = ?3, updated = ?4, run = ?5,"
 		  " shim_pid = ?6, status = coalesce(?7, status), result = coalesce(?8, result)"
 		  " WHERE id = ?1");
@@ -580,7 +622,10 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 			sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
 	}
 	step_done(m, st);
+	tx_end(m, began);
 	free(rtext);
+	if (ending)
+		cred_files_remove(a->dir);
 
 	o = jv_object_set(jv_object(), jv_string("id"), jv_string(a->id));
 	o = jv_object_set(o, jv_string("state"), jv_string(state));
@@ -591,6 +636,11 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 	o = jv_object_set(o, jv_string("result"), result);
 	write_state_file(a, o);
 	nn_node_event(m->n, "alloc.state", o);
+}
+
+static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
+{
+	record_state(a, state, reason, result, status, 0);
 }
 
 /* ---- credentials: an identity and a token for each allocation ---- */
@@ -698,11 +748,10 @@ static int cred_make(struct amod *m, const char *dir, char did[NN_DID_MAX], int6
 	return rc < 0 ? -1 : cred_token(m, dir, did, exp, 0, err);
 }
 
-/* Revoke every token the identity did was given; remove DIR/cred. */
-static void cred_remove(struct amod *m, const char *dir, const char *did)
+/* Revoke every token the identity did was given. */
+static void cred_revoke(struct amod *m, const char *did)
 {
 	sqlite3_stmt *st;
-	char *p;
 	if (did[0]) {
 		st = prep(m, "INSERT OR IGNORE INTO cap_revoked (nonce, revoked)"
 			  " SELECT nonce, ? FROM cap_tokens WHERE aud = ?");
@@ -712,7 +761,12 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 		}
 		step_done(m, st);
 	}
-	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
+}
+
+/* Remove DIR/cred. */
+static void cred_files_remove(const char *dir)
+{
+	char *p = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
 	unlink(p);
 	free(p);
 	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CAP);
@@ -721,6 +775,13 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CRED);
 	rmdir(p);
 	free(p);
+}
+
+/* Revoke every token the identity did was given; remove DIR/cred. */
+static void cred_remove(struct amod *m, const char *dir, const char *did)
+{
+	cred_revoke(m, did);
+	cred_files_remove(dir);
 }
 
 /*
@@ -740,8 +801,8 @@ static void cred_prune(struct amod *m)
 	if (st)
 		sqlite3_bind_int64(st, 1, now);
 	step_done(m, st);
-	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND aud IN (SELECT did FROM allocations"
-		  " WHERE did IS NOT NULL)");
+	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND EXISTS (SELECT 1 FROM allocations a"
+		  " WHERE a.did = cap_tokens.aud)");
 	if (st)
 		sqlite3_bind_int64(st, 1, now);
 	step_done(m, st);
@@ -1007,10 +1068,7 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 		notify(a, NN_ALLOC_ENDED, result);
 	/* revoked before the final state is out: whoever sees the end
 	 * (a client watching state.json) finds its tokens revoked */
-	cred_remove(a->m, a->dir, a->did);
-	cred_prune(a->m);
-	a->cap_exp = 0;
-	set_state(a, state, reason, result, status);
+	record_state(a, state, reason, result, status, 1);
 	if (live_children(a->m, a->id) > 0)
 		a->m->orphans = 1;	/* the next tick tears them down */
 	{
