@@ -104,9 +104,10 @@ static enum nn_code be_haves(struct nn_node *n, jv req, jv *reply, char *err)
 	struct orch *o = orch_of(n);
 	const char *dep, *name;
 	enum nn_code code;
-	jv b = placement(o, req, 1, &dep, &name, &code, err), s, h = jv_array();
+	jv b = placement(o, req, 1, &dep, &name, &code, err), s, h;
 	if (!jv_is_valid(b))
 		return code;
+	h = jv_array();
 	s = orch_snapshot_of(o, dep, name);
 	if (jv_get_kind(s) == JV_KIND_OBJECT)
 		h = jv_array_append(h, jv_object_get(jv_copy(s), jv_string("commit")));
