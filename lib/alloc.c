@@ -2132,7 +2132,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
 					    "inputs", "outputs", "stage_timeout", "state_dir", "restore",
-					    "contract", NULL };
+					    "checkpoint", "contract", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
