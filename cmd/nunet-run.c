@@ -64,13 +64,15 @@ static const char usage_text[] =
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
 	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n"
+	"       nunet-run exec --shim --spare ROOT\n"
 	"       nunet-run -h | --help | --version\n";
 
 static const char exec_usage_text[] =
 	"usage: nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
-	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n";
+	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n"
+	"       nunet-run exec --shim --spare ROOT\n";
 
 #define SPEC_MAX (1024 * 1024)
 
@@ -1141,6 +1143,105 @@ out:
 	return status;
 }
 
+/* 1 when path names a file inside the directory root. */
+static int under(const char *root, const char *path)
+{
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	return n > 0 && !strncmp(path, root, n) && path[n] == '/' && nn_path_plain(path + n + 1);
+}
+
+/*
+ * A spare shim (exec --shim --spare ROOT): started by a node before any
+ * allocation needs it, so that starting one does not wait for a program
+ * to be loaded.  It reads one line from stdin, {"argv":[…],"log":PATH}:
+ * the arguments of `nunet-run exec` it is to go on with (a shim of an
+ * allocation under ROOT) and the file for its stderr (DIR/shim.log).  End
+ * of file instead (its node stopped or died): *nargv is NULL, nothing to
+ * do.  -1 + err for a line that is not such.  *nargv is freed by the
+ * caller (nn_exec_strv_free).
+ */
+static int spare_wait(const char *root, int *nargc, char ***nargv, char *err)
+{
+	struct nn_buf b;
+	char chunk[4096], *nl = NULL, **v = NULL;
+	const char *log;
+	ssize_t r;
+	jv o, a;
+	int n, fd, rc = -1;
+
+	*nargv = NULL;
+	*nargc = 0;
+	nn_buf_init(&b, 64 * 1024);
+	while (!nl) {
+		r = read(0, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			nn_buf_release(&b);
+			return r == 0 ? 0 : nn_seterr(err, "spare: cannot read stdin: %s", strerror(errno));
+		}
+		if (nn_buf_add(&b, chunk, (size_t)r) < 0) {
+			nn_buf_release(&b);
+			return nn_seterr(err, "spare: a line longer than 64 KiB");
+		}
+		nl = memchr(b.data, '\n', b.len);
+	}
+	o = nn_json_parse(b.data, (size_t)(nl - b.data), err);
+	nn_buf_release(&b);
+	if (!jv_is_valid(o)) {
+		jv_free(o);
+		return -1;
+	}
+	a = jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string("argv")) : jv_invalid();
+	n = jv_get_kind(a) == JV_KIND_ARRAY ? jv_array_length(jv_copy(a)) : 0;
+	if (n < 2 || n > 32 || nn_json_get_str(o, "log", &log, NULL) < 0 || !under(root, log)) {
+		nn_seterr(err, "spare: expected {\"argv\":[\"exec\",…],\"log\":PATH under %s}", root);
+		goto out;
+	}
+	v = nn_xcalloc((size_t)n + 1, sizeof *v);
+	for (int i = 0; i < n; i++) {
+		jv s = jv_array_get(jv_copy(a), i);
+		if (jv_get_kind(s) == JV_KIND_STRING)
+			v[i] = nn_xstrdup(jv_string_value(s));
+		jv_free(s);
+		if (!v[i] || !strcmp(v[i], "--spare")) {
+			nn_seterr(err, "spare: argv[%d] is not an argument it takes", i);
+			goto out;
+		}
+	}
+	if (strcmp(v[0], "exec") || !under(root, v[n - 1])) {
+		nn_seterr(err, "spare: not the arguments of a shim under %s", root);
+		goto out;
+	}
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		nn_seterr(err, "spare: cannot open '%s': %s", log, strerror(errno));
+		goto out;
+	}
+	if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+		nn_seterr(err, "spare: cannot use '%s': %s", log, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);	/* the node's pipe: nothing more comes on it */
+		close(fd);
+	}
+	*nargv = v;
+	*nargc = n;
+	v = NULL;
+	rc = 0;
+out:
+	nn_exec_strv_free(v);
+	jv_free(a);
+	jv_free(o);
+	return rc;
+}
+
 static int cmd_exec(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1154,6 +1255,7 @@ static int cmd_exec(int argc, char **argv)
 		{ "heartbeat", required_argument, NULL, 'B' },
 		{ "health", required_argument, NULL, 'C' },
 		{ "adopt", no_argument, NULL, 'A' },
+		{ "spare", no_argument, NULL, 'P' },
 		{ "log-max", required_argument, NULL, 'L' },
 		{ "log-keep", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
@@ -1174,7 +1276,7 @@ static int cmd_exec(int argc, char **argv)
 	struct sigaction sa;
 	struct stat sb;
 	int64_t t0, deadline = 0, kill_at = 0;
-	int forwarded = 0, out_gone = 0, err_gone = 0;
+	int forwarded = 0, out_gone = 0, err_gone = 0, spare = 0;
 	struct shim_opts so = { 0, -1, 1, 1000, NULL, 0, 0, 1 };
 	char *end;
 
@@ -1218,6 +1320,7 @@ static int cmd_exec(int argc, char **argv)
 			break;
 		case 'C': so.health = optarg; break;
 		case 'A': so.adopt = 1; break;
+		case 'P': spare = 1; break;
 		case 'L':
 			if (nn_parse_size(optarg, &so.log_max) < 0) {
 				nn_error("--log-max: '%s' is not a size", optarg);
@@ -1242,6 +1345,21 @@ static int cmd_exec(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		exec_usage(NN_EX_USAGE);
+	if (spare) {
+		/* nothing but --shim with it: the rest comes on stdin */
+		int nargc;
+		char **nargv;
+		if (!so.shim || so.ready_fd >= 0 || so.adopt || so.health || so.log_max ||
+		    result_file || timeout_ms || argc != 4)
+			exec_usage(NN_EX_USAGE);
+		if (spare_wait(argv[optind], &nargc, &nargv, err) < 0)
+			nn_die(NN_EX_DATAERR, "%s", err);
+		if (!nargv)
+			return 0;	/* no allocation came: the node is gone */
+		status = cmd_exec(nargc, nargv);
+		nn_exec_strv_free(nargv);
+		return status;
+	}
 	if (so.ready_fd >= 0)
 		fcntl(so.ready_fd, F_SETFD, FD_CLOEXEC);
 	if (!so.shim && (so.ready_fd >= 0 || so.adopt || so.health || so.log_max))
