@@ -39,6 +39,12 @@ static void show_progress(const char *what, void *arg)
 	nn_info("%s...", what);
 }
 
+static void show_warning(const char *msg, void *arg)
+{
+	(void)arg;
+	nn_warn("%s", msg);
+}
+
 /* "key=value" into labels; a usage error otherwise. */
 static jv add_label(jv labels, const char *kv)
 {
@@ -117,6 +123,7 @@ int main(int argc, char **argv)
 	if (isatty(2)) {
 		o.progress = show_progress;
 	}
+	o.warn = show_warning;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	doc = nn_bench_run(&o, labels, &fail, err);
 	curl_global_cleanup();

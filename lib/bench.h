@@ -5,18 +5,21 @@
  * document (man/nunet-capability.5).  Nothing here prints; progress is
  * reported through a callback the caller may set.
  *
- * Every figure is the upper quartile of several short trials (the 4th of 5,
- * the 9th of 11): other work on the machine only slows trials down, so a
- * high quantile estimates the machine's own speed, and is steadier from run
- * to run than the median on a busy machine; one lucky trial cannot set it
- * as it would the maximum.  Durations and sizes per mode:
+ * The CPU and memory figures are the upper quartile of several short
+ * trials (the 4th of 5, the 9th of 11): other work on the machine only
+ * slows them down, so a high quantile estimates the machine's own speed,
+ * and is steadier from run to run than the median on a busy machine; one
+ * lucky trial cannot set it as it would the maximum.  Disk trials stray
+ * both ways (device and host caches speed some up), so the disk figures
+ * are the mean of the middle half of the trials.  Durations and sizes:
  *
- *	          full                     quick
- *	cpu       1 warm-up + 11 x 200 ms   1 + 5 x 50 ms   (single, then multi)
- *	memory    11 x memcpy 256 MiB       5 x 32 MiB
- *	disk      5 x (write+read) 256 MiB  3 x 16 MiB   (after 1 allocating write;
- *	          or what the disk writes    or 100 ms     at least 4 MiB)
- *	          in 500 ms if less
+ *	          full                      quick
+ *	cpu       1 warm-up + 11 x 200 ms    1 + 5 x 50 ms  (single, then multi)
+ *	memory    11 x memcpy 256 MiB        5 x 32 MiB
+ *	disk      1 warm-up + 9 rounds of    1 + 3 x 16 MiB (after 1 allocating
+ *	          write+read 256 MiB, or     or 100 ms       write; at least
+ *	          what the disk writes in                    4 MiB; 8 MiB calls)
+ *	          500 ms if less
  *
  * The CPU kernel (nn_bench_cpu_unit) is fixed: one iteration is 4096 steps
  * of SplitMix64 over a 64-bit state, each step adding the upper half of the
@@ -71,9 +74,10 @@ struct nn_bench_disk {
 };
 
 /* Disk: in dir, a new unlinked temporary file is written once to allocate
- * it, then rewritten sequentially in 1 MiB blocks from the start and
- * fdatasync()ed (the write time includes the sync), then read back; upper
- * quartile of trials.  The page cache is bypassed with O_DIRECT where the
+ * it, then in rounds rewritten sequentially in 8 MiB calls from the start
+ * and fdatasync()ed (the write time includes the sync), then read back;
+ * one warm-up round, then trials rounds, each rate the mean of the middle
+ * half of its trials.  The page cache is bypassed with O_DIRECT where the
  * filesystem allows it; elsewhere the file is written buffered,
  * fdatasync()ed, and dropped from the cache with
  * posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes is the most one
@@ -100,8 +104,12 @@ struct nn_bench_opts {
 	 * thread"); may be NULL */
 	void (*progress)(const char *what, void *arg);
 	void *progress_arg;
+	/* called with a sentence the user should see whatever the terminal
+	 * (the disk measured without O_DIRECT); progress_arg is its arg; may
+	 * be NULL */
+	void (*warn)(const char *msg, void *arg);
 };
-#define NN_BENCH_OPTS_INIT { 0, 1, NULL, { NULL, NULL, 5000 }, NULL, NULL }
+#define NN_BENCH_OPTS_INIT { 0, 1, NULL, { NULL, NULL, 5000 }, NULL, NULL, NULL }
 
 /* Detect and measure; return the capability document {"v":1, "cpu",
  * "ram", "disk", "gpus", "executors", "features", "kernel", "labels"}.

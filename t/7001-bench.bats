@@ -148,6 +148,43 @@ field() {
 	refute_output --regexp 'nunet-bench'
 }
 
+@test "disk: O_DIRECT in calls of at most 8 MiB, each write synced; a warm-up round and 3 timed ones" {
+	command -v strace >/dev/null || skip "no strace"
+	mkdir "$BATS_TEST_TMPDIR/d"
+	run --separate-stderr strace -f -qq -o "$BATS_TEST_TMPDIR/trace" \
+		-e trace=openat,pwrite64,pread64,fdatasync nunet-bench -q -d "$BATS_TEST_TMPDIR/d"
+	assert_success
+	if [[ "$stderr" == *"does not take O_DIRECT"* ]]; then
+		skip "the file system of $BATS_TEST_TMPDIR refuses O_DIRECT"
+	fi
+	assert_equal "$stderr" ""
+	# the descriptor opened with O_DIRECT on the test file, then what was
+	# done with it: calls, the largest, bytes written and read, syncs
+	run awk -v dir="$BATS_TEST_TMPDIR/d/.nunet-bench." '
+		$2 ~ /^openat\(/ && index($0, dir) && /O_DIRECT/ { fd = $NF; next }
+		fd == "" { next }
+		$2 ~ "^(pwrite64|pread64|fdatasync)\\(" fd "," || $2 == "fdatasync(" fd ")" {
+			op = $2; sub(/\(.*/, "", op); n[op]++
+			if (op != "fdatasync") { b[op] += $NF; if ($NF > max) max = $NF }
+		}
+		END { printf "fd=%s syncs=%d max=%d written=%d read=%d\n", fd, n["fdatasync"], max, b["pwrite64"], b["pread64"] }' \
+		"$BATS_TEST_TMPDIR/trace"
+	echo "$output"
+	[[ "$output" =~ ^fd=([0-9]+)\ syncs=([0-9]+)\ max=([0-9]+)\ written=([0-9]+)\ read=([0-9]+)$ ]]
+	local syncs=${BASH_REMATCH[2]} max=${BASH_REMATCH[3]} w=${BASH_REMATCH[4]} r=${BASH_REMATCH[5]}
+	# --quick: a 16 MiB file (or less, on a slow disk) is allocated by one
+	# synced pass, then 1 + 3 rounds each write it whole, sync and read it
+	# whole: 5 syncs, 4 files' worth read, and written after the first
+	# pass of 16 MiB and the 1 MiB that checks O_DIRECT works
+	assert_equal "$syncs" 5
+	[ "$max" -le 8388608 ]
+	[ "$r" -gt 0 ]
+	assert_equal $((r % 4)) 0
+	local pass=$((r / 4))
+	[ "$pass" -le 16777216 ]
+	assert_equal "$w" $((1048576 + 16777216 + 4 * pass))
+}
+
 @test "disk writes are measured at the device: a 20 MB/s blkio limit shows" {
 	# A cgroup v1 blkio throttle on the disk holding TMPDIR: a write rate
 	# that went to the page cache would be far above it.
