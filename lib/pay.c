@@ -11,9 +11,15 @@
  * nothing acknowledged (FULL would also survive a power loss, at one fsync
  * per commit: ~20 times slower here).  Prepared statements are kept (by
  * the address of their SQL literal, BEGIN and COMMIT included), the last
- * contract loaded stays parsed, the last report answered keeps its usage,
- * and each document is canonicalized once (the signature spliced into the
- * text the ledger stores), so that a voucher costs mostly its ed25519 work.
+ * contract loaded stays parsed, and the contract of the stream (its row,
+ * its newest report and voucher) stays in p->hot while no other connection
+ * writes (PRAGMA data_version, read at each BEGIN), so that a voucher reads
+ * no row.  A report or voucher in the canonical form this module writes is
+ * read from its text by the strict reader (lib/jscan.h), its signature
+ * checked over the text without "sig", and stored as it came; any other is
+ * parsed and canonicalized once (the signature spliced into the text the
+ * ledger stores).  A voucher is written straight from its fields.  So a
+ * voucher costs mostly its ed25519 work.
  */
 #include "pay.h"
 
