@@ -123,28 +123,34 @@ static int open_input(const char *path)
  * Run fn over each JSON line of path (or stdin); each failure is one line on
  * stderr and processing goes on.  Lines are taken in batches (what is
  * buffered, at most BATCH_MAX) that commit together: results are printed
- * only once their batch is durable, and no transaction stays open while
- * waiting for input.  Read-only runs (writes == 0) open no batch.
+ * (in one write) only once their batch is durable, and no transaction stays
+ * open while waiting for input.  Read-only runs (writes == 0) open no batch.
+ * fn gets each line's text (the library reads it, strictly or in full) and
+ * appends its result line to out.
  * Returns the exit code of the first failure (0 when all passed).
  */
 #define BATCH_MAX 256
-typedef int line_fn(struct nn_pay *, jv, void *, jv *, char *);
+typedef int line_fn(struct nn_pay *, const char *, size_t, void *, struct nn_buf *, char *);
 
-static void batch_flush(struct nn_pay *p, jv *pending)
+static void batch_flush(struct nn_pay *p, struct nn_buf *pending)
 {
 	char err[NN_ERRLEN];
 	if (p->batch && nn_pay_batch_commit(p, err) < 0)
 		nn_die(NN_EX_IOERR, "%s", err);
-	print_each(*pending);
-	*pending = jv_array();
+	if (pending->len && (fwrite(pending->data, 1, pending->len, stdout) != pending->len ||
+			     fflush(stdout) != 0))
+		nn_die(NN_EX_IOERR, "write: %s", strerror(errno));
+	nn_buf_reset(pending);
 }
 
 static int each_line(const char *path, line_fn *fn, struct nn_pay *p, void *ctx, int writes)
 {
 	struct nn_lines l;
+	struct nn_buf pending = NN_BUF_INIT;
 	char err[NN_ERRLEN];
+	const char *line;
+	size_t len;
 	int fd = open_input(path), code, first = 0, eof = 0, n = 0;
-	jv v, out, pending = jv_array();
 
 	nn_lines_init(&l, DOC_MAX);
 	for (;;) {
@@ -152,7 +158,7 @@ static int each_line(const char *path, line_fn *fn, struct nn_pay *p, void *ctx,
 			batch_flush(p, &pending);
 			n = 0;
 		}
-		int r = nn_jsonl_next(&l, &v, &code, err);
+		int r = nn_jsonl_next_text(&l, &line, &len, &code, err);
 		if (r == NN_JSONL_NONE) {
 			if (n) {
 				batch_flush(p, &pending);
@@ -181,20 +187,21 @@ static int each_line(const char *path, line_fn *fn, struct nn_pay *p, void *ctx,
 		}
 		if (!n++ && writes && nn_pay_batch_begin(p, err) < 0)
 			nn_die(NN_EX_IOERR, "%s", err);
-		int rc = fn(p, v, ctx, &out, err);
+		size_t mark = pending.len;
+		int rc = fn(p, line, len, ctx, &pending, err);
 		if (rc < 0) {
 			if (rc == NN_PAY_ESTORE)
 				nn_die(NN_EX_IOERR, "line %lu: %s", l.lineno, err);
 			nn_error("line %lu: %s", l.lineno, err);
 			if (!first)
 				first = nn_pay_exit_code(rc);
-		} else {
-			pending = jv_array_append(pending, out);
+		} else if (pending.len > mark) {
+			nn_buf_addc(&pending, '\n');
 		}
 	}
 	if (n)
 		batch_flush(p, &pending);
-	jv_free(pending);
+	nn_buf_release(&pending);
 	nn_lines_release(&l);
 	if (fd > 0)
 		close(fd);
@@ -405,9 +412,10 @@ static uint64_t count_opt(const char *val, const char *opt, uint64_t scale)
 	return v * scale;
 }
 
-static int answer_one(struct nn_pay *p, jv report, void *ctx, jv *out, char *err)
+static int answer_one(struct nn_pay *p, const char *line, size_t len, void *ctx,
+		      struct nn_buf *out, char *err)
 {
-	return nn_pay_usage_answer(p, report, out, err);
+	return nn_pay_usage_answer_text(p, line, len, out, err);
 }
 
 static int usage_cmd(int argc, char **argv)
@@ -495,22 +503,21 @@ struct vctx {
 	const char *contract;
 };
 
-static int voucher_one(struct nn_pay *p, jv v, void *ctx, jv *out, char *err)
+static int voucher_one(struct nn_pay *p, const char *line, size_t len, void *ctx,
+		       struct nn_buf *out, char *err)
 {
 	struct vctx *c = ctx;
 	struct nn_pay_voucher_info info;
-	int rc = c->store ? nn_pay_voucher_accept(p, v, c->contract, &info, err) :
-		nn_pay_voucher_check(p, v, c->contract, &info, err);
-	jv_free(v);
-	if (rc == 0) {
-		char a[NN_PAY_AMOUNT_MAX];
-		nn_pay_amount_fmt(a, info.amount);
-		*out = JV_OBJECT(jv_string("contract"), jv_string(info.contract),
-				 jv_string("seq"), jv_number((double)info.seq),
-				 jv_string("amount"), jv_string(a),
-				 jv_string(c->store ? "accepted" : "valid"), jv_true());
-	}
-	return rc;
+	char a[NN_PAY_AMOUNT_MAX];
+	int rc = nn_pay_voucher_text(p, line, len, c->store, c->contract, &info, err);
+	if (rc < 0)
+		return rc;
+	/* what nn_json_dump writes for the object: keys in order */
+	nn_pay_amount_fmt(a, info.amount);
+	nn_buf_addf(out, "{%s\"amount\":\"%s\",\"contract\":\"%s\",\"seq\":%lld%s}",
+		    c->store ? "\"accepted\":true," : "", a, info.contract, (long long)info.seq,
+		    c->store ? "" : ",\"valid\":true");
+	return 0;
 }
 
 static int voucher_cmd(int argc, char **argv)

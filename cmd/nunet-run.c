@@ -64,13 +64,15 @@ static const char usage_text[] =
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
 	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n"
+	"       nunet-run exec --shim --spare ROOT\n"
 	"       nunet-run -h | --help | --version\n";
 
 static const char exec_usage_text[] =
 	"usage: nunet-run exec [--result FILE] [--timeout DURATION] [--grace DURATION] SPEC\n"
 	"       nunet-run exec --available [EXECUTOR]\n"
 	"       nunet-run exec --shim [--ready-fd N] [--run N] [--heartbeat DURATION] [--health JSON]\n"
-	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n";
+	"           [--log-max SIZE] [--log-keep N] [--adopt] SPEC\n"
+	"       nunet-run exec --shim --spare ROOT\n";
 
 #define SPEC_MAX (1024 * 1024)
 
@@ -207,6 +209,9 @@ struct shim {
 	int staging, collecting, job_started;
 	int64_t st_t0, st_ms;	/* staging began; it took (ms) */
 	jv inputs;		/* what staging fetched (results), or null */
+	/* periodic checkpoints (stage.json "checkpoint_ms") */
+	struct nn_watch *ck_t;
+	pid_t ck_pid;		/* the running `nunet-run checkpoint`, or 0 */
 };
 
 static void shim_finish(struct shim *s);
@@ -742,22 +747,146 @@ static void shim_on_signal(struct nn_loop *l, int sig, void *arg)
 		nn_warn("%s", err);
 }
 
-/* Unpack a received snapshot pack and restore its commit into the state
- * directory (stage.json "restore"); nothing to do without one. */
+/* One request to `to` through the node of c: the reply's body, or
+ * invalid and err (the refusal's message). */
+static jv call_or_err(struct nn_client *c, const char *to, const char *be, jv body, char *err)
+{
+	enum nn_code code;
+	char e[NN_ERRLEN];
+	jv env = nn_client_call(c, to, be, body, 60000, &code, e), b;
+	const char *msg = NULL;
+	if (!jv_is_valid(env)) {
+		nn_seterr(err, "%s: %s", be, e);
+		return env;
+	}
+	b = jv_object_get(jv_copy(env), jv_string("body"));
+	if (!strcmp(nn_env_str(env, "type"), "reply")) {
+		jv_free(env);
+		return b;
+	}
+	nn_json_get_str(b, "message", &msg, NULL);
+	nn_seterr(err, "%s: %s", be, msg ? msg : "refused");
+	jv_free(b);
+	jv_free(env);
+	return jv_invalid();
+}
+
+/* Fetch from the orchestrator named in r (stage.json "restore" with
+ * "fetch") a pack of what this node's snapshot repository lacks of the
+ * kept snapshot, into path; its size into *bytes.  -1 + err. */
+static int fetch_snapshot(jv r, const char *path, uint64_t *bytes, char *err)
+{
+	const char *home, *from, *dep, *name, *commit, *repo, *x;
+	struct nn_client c;
+	enum nn_code code;
+	char e[NN_ERRLEN], *xfer = NULL;
+	uint8_t *buf = NULL;
+	int64_t size = -1, off = 0;
+	int fd = -1, rc = -1;
+	jv haves, b;
+
+	if (nn_json_get_str(r, "home", &home, NULL) < 0 || nn_json_get_str(r, "fetch", &from, NULL) < 0 ||
+	    nn_json_get_str(r, "deployment", &dep, NULL) < 0 || nn_json_get_str(r, "name", &name, NULL) < 0 ||
+	    nn_json_get_str(r, "commit", &commit, NULL) < 0 || nn_json_get_str(r, "repo", &repo, NULL) < 0)
+		return nn_seterr(err, "%s: restore: incomplete", NN_STAGE_FILE);
+	if (nn_client_open(&c, home, NULL, &code, e) < 0) {
+		nn_client_close(&c);
+		return nn_seterr(err, "cannot reach this node: %s", e);
+	}
+	haves = nn_snapshot_haves(repo, e);
+	if (!jv_is_valid(haves)) {
+		jv_free(haves);
+		haves = jv_array();
+	}
+	b = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
+	b = jv_object_set(b, jv_string("name"), jv_string(name));
+	b = jv_object_set(b, jv_string("commit"), jv_string(commit));
+	b = jv_object_set(b, jv_string("haves"), haves);
+	b = call_or_err(&c, from, "/public/deploy/snapshot/pack", b, err);
+	if (!jv_is_valid(b))
+		goto out;
+	if (nn_json_get_str(b, "xfer", &x, NULL) < 0 || nn_json_get_int(b, "size", &size, NULL) < 0 || size < 0) {
+		jv_free(b);
+		nn_seterr(err, "%s offered no snapshot pack", from);
+		goto out;
+	}
+	xfer = nn_xstrdup(x);
+	jv_free(b);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		nn_seterr(err, "cannot create '%s': %s", path, strerror(errno));
+		goto out;
+	}
+	buf = nn_xmalloc(NN_MIGRATE_CHUNK + 3);
+	while (off < size) {
+		const char *data;
+		int64_t next = -1;
+		int len;
+		b = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
+		b = call_or_err(&c, from, "/public/deploy/snapshot/read",
+				jv_object_set(b, jv_string("offset"), jv_number((double)off)), err);
+		if (!jv_is_valid(b))
+			goto out;
+		if (nn_json_get_str(b, "data", &data, NULL) < 0 || nn_json_get_int(b, "offset", &next, NULL) < 0 ||
+		    strlen(data) > nn_b64_len(NN_MIGRATE_CHUNK) ||
+		    (len = nn_b64_decode(buf, NN_MIGRATE_CHUNK + 3, data, strlen(data))) <= 0 ||
+		    next != off + len || next > size) {
+			jv_free(b);
+			nn_seterr(err, "a bad piece of the snapshot pack at offset %lld", (long long)off);
+			goto out;
+		}
+		jv_free(b);
+		if (nn_write_all(fd, buf, (size_t)len) < 0) {
+			nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
+			goto out;
+		}
+		off = next;
+	}
+	*bytes = (uint64_t)size;
+	rc = 0;
+out:
+	if (fd >= 0 && close(fd) < 0 && rc == 0)
+		rc = nn_seterr(err, "cannot write '%s': %s", path, strerror(errno));
+	if (rc < 0)
+		unlink(path);
+	free(buf);
+	free(xfer);
+	nn_client_close(&c);
+	return rc;
+}
+
+/* Unpack a snapshot pack (received, or fetched from the orchestrator) and
+ * restore its commit into the state directory (stage.json "restore");
+ * nothing to do without one. */
 static int shim_restore(struct shim *s, char *err)
 {
 	const char *pack, *commit, *repo, *sd;
 	char ref[NN_ERRLEN], e[NN_ERRLEN];
 	jv r;
-	char *dir;
+	char *dir, *fetched = NULL;
+	uint64_t bytes = 0;
 	int rc;
 	if (jv_get_kind(s->stage) != JV_KIND_OBJECT || !nn_json_has(s->stage, "restore"))
 		return 0;
 	r = jv_object_get(jv_copy(s->stage), jv_string("restore"));
+	if (nn_json_has(r, "fetch") && nn_json_get_str(r, "home", &pack, NULL) == 0) {
+		char *d = nn_xasprintf("%s/snapshots", pack);
+		mkdir(d, 0700);
+		free(d);
+		fetched = nn_xasprintf("%s/snapshots/fetch.%ld.pack", pack, (long)getpid());
+		if (fetch_snapshot(r, fetched, &bytes, e) < 0) {
+			nn_seterr(err, "restoring the state: the last snapshot could not be fetched: %s", e);
+			free(fetched);
+			jv_free(r);
+			return -1;
+		}
+		r = jv_object_set(r, jv_string("pack"), jv_string(fetched));
+	}
 	if (nn_json_get_str(r, "pack", &pack, NULL) < 0 || nn_json_get_str(r, "commit", &commit, NULL) < 0 ||
 	    nn_json_get_str(r, "repo", &repo, NULL) < 0 ||
 	    nn_json_get_str(s->stage, "state_dir", &sd, NULL) < 0) {
 		jv_free(r);
+		free(fetched);
 		return nn_seterr(err, "%s: restore: incomplete", NN_STAGE_FILE);
 	}
 	nn_migrate_ref(s->spec->id, ref);
@@ -769,9 +898,72 @@ static int shim_restore(struct shim *s, char *err)
 		nn_seterr(err, "restoring the state (commit %.12s): %s", commit, e);
 	else
 		unlink(pack);
+	if (rc == 0 && fetched)
+		nn_info("restored the state from snapshot %.12s (%llu bytes fetched)", commit,
+			(unsigned long long)bytes);
+	if (fetched)
+		unlink(fetched);
+	free(fetched);
 	free(dir);
 	jv_free(r);
 	return rc;
+}
+
+/* The checkpoint child, when it has ended (or, with wait, once it has). */
+static void ck_reap(struct shim *s, int wait)
+{
+	int st;
+	pid_t r;
+	if (s->ck_pid <= 0)
+		return;
+	if (wait)
+		kill(s->ck_pid, SIGTERM);
+	while ((r = waitpid(s->ck_pid, &st, wait ? 0 : WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (r == 0)
+		return;
+	if (r == s->ck_pid && !wait && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		nn_warn("the periodic checkpoint failed (status %d): see above",
+			WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+	s->ck_pid = 0;
+}
+
+/* Every checkpoint_ms while the job runs: `nunet-run checkpoint ID`
+ * against this node (NUNET_HOME), which commits the state directory and,
+ * for a deployed allocation, pushes it to the orchestrator.  One at a
+ * time: a tick while the last one runs is skipped.  Its messages go to
+ * shim.log. */
+static void shim_on_checkpoint(struct nn_loop *l, void *arg)
+{
+	struct shim *s = arg;
+	const char *home = NULL;
+	pid_t pid;
+	(void)l;
+	ck_reap(s, 0);
+	if (s->ck_pid > 0 || !s->job_started || s->done || s->staging ||
+	    nn_json_get_str(s->stage, "home", &home, NULL) < 0)
+		return;
+	pid = fork();
+	if (pid < 0) {
+		nn_warn("cannot start a checkpoint: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		sigset_t none;
+		int fd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
+		if (fd >= 0)
+			dup2(fd, 1);
+		setenv("NUNET_HOME", home, 1);
+		unsetenv("NUNET_SOCKET");
+		unsetenv("NUNET_KEY");
+		unsetenv("NUNET_CAP");
+		execl("/proc/self/exe", "nunet-run", "checkpoint", s->spec->id, (char *)NULL);
+		_exit(127);
+	}
+	s->ck_pid = pid;
 }
 
 /* Watch the started job: its wait fd, or a timer; and health checks. */
@@ -887,6 +1079,15 @@ static int shim_main(const struct shim_opts *o, struct nn_exec_spec *spec,
 		status = NN_EX_SOFTWARE;
 		goto fail_job;
 	}
+	{
+		int64_t every = 0;
+		if (jv_get_kind(s.stage) == JV_KIND_OBJECT &&
+		    nn_json_get_int(s.stage, "checkpoint_ms", &every, NULL) == 0 && every > 0 &&
+		    !(s.ck_t = nn_loop_timer(s.l, every, every, shim_on_checkpoint, &s, err))) {
+			status = NN_EX_SOFTWARE;
+			goto fail_job;
+		}
+	}
 	if (s.staging) {
 		s.staging = 0;
 		if (stage_begin(&s, 0, err) < 0) {
@@ -935,10 +1136,110 @@ out:
 		kill(s.st_pid, SIGKILL);
 		waitpid(s.st_pid, NULL, 0);
 	}
+	ck_reap(&s, 1);
 	if (s.have_h)
 		nn_alloc_health_release(&s.h);
 	nn_exec_job_release(&s.job);
 	return status;
+}
+
+/* 1 when path names a file inside the directory root. */
+static int under(const char *root, const char *path)
+{
+	size_t n = strlen(root);
+	while (n > 1 && root[n - 1] == '/')
+		n--;
+	return n > 0 && !strncmp(path, root, n) && path[n] == '/' && nn_path_plain(path + n + 1);
+}
+
+/*
+ * A spare shim (exec --shim --spare ROOT): started by a node before any
+ * allocation needs it, so that starting one does not wait for a program
+ * to be loaded.  It reads one line from stdin, {"argv":[…],"log":PATH}:
+ * the arguments of `nunet-run exec` it is to go on with (a shim of an
+ * allocation under ROOT) and the file for its stderr (DIR/shim.log).  End
+ * of file instead (its node stopped or died): *nargv is NULL, nothing to
+ * do.  -1 + err for a line that is not such.  *nargv is freed by the
+ * caller (nn_exec_strv_free).
+ */
+static int spare_wait(const char *root, int *nargc, char ***nargv, char *err)
+{
+	struct nn_buf b;
+	char chunk[4096], *nl = NULL, **v = NULL;
+	const char *log;
+	ssize_t r;
+	jv o, a;
+	int n, fd, rc = -1;
+
+	*nargv = NULL;
+	*nargc = 0;
+	nn_buf_init(&b, 64 * 1024);
+	while (!nl) {
+		r = read(0, chunk, sizeof chunk);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			nn_buf_release(&b);
+			return r == 0 ? 0 : nn_seterr(err, "spare: cannot read stdin: %s", strerror(errno));
+		}
+		if (nn_buf_add(&b, chunk, (size_t)r) < 0) {
+			nn_buf_release(&b);
+			return nn_seterr(err, "spare: a line longer than 64 KiB");
+		}
+		nl = memchr(b.data, '\n', b.len);
+	}
+	o = nn_json_parse(b.data, (size_t)(nl - b.data), err);
+	nn_buf_release(&b);
+	if (!jv_is_valid(o)) {
+		jv_free(o);
+		return -1;
+	}
+	a = jv_get_kind(o) == JV_KIND_OBJECT ? jv_object_get(jv_copy(o), jv_string("argv")) : jv_invalid();
+	n = jv_get_kind(a) == JV_KIND_ARRAY ? jv_array_length(jv_copy(a)) : 0;
+	if (n < 2 || n > 32 || nn_json_get_str(o, "log", &log, NULL) < 0 || !under(root, log)) {
+		nn_seterr(err, "spare: expected {\"argv\":[\"exec\",…],\"log\":PATH under %s}", root);
+		goto out;
+	}
+	v = nn_xcalloc((size_t)n + 1, sizeof *v);
+	for (int i = 0; i < n; i++) {
+		jv s = jv_array_get(jv_copy(a), i);
+		if (jv_get_kind(s) == JV_KIND_STRING)
+			v[i] = nn_xstrdup(jv_string_value(s));
+		jv_free(s);
+		if (!v[i] || !strcmp(v[i], "--spare")) {
+			nn_seterr(err, "spare: argv[%d] is not an argument it takes", i);
+			goto out;
+		}
+	}
+	if (strcmp(v[0], "exec") || !under(root, v[n - 1])) {
+		nn_seterr(err, "spare: not the arguments of a shim under %s", root);
+		goto out;
+	}
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		nn_seterr(err, "spare: cannot open '%s': %s", log, strerror(errno));
+		goto out;
+	}
+	if (dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+		nn_seterr(err, "spare: cannot use '%s': %s", log, strerror(errno));
+		close(fd);
+		goto out;
+	}
+	close(fd);
+	fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		dup2(fd, 0);	/* the node's pipe: nothing more comes on it */
+		close(fd);
+	}
+	*nargv = v;
+	*nargc = n;
+	v = NULL;
+	rc = 0;
+out:
+	nn_exec_strv_free(v);
+	jv_free(a);
+	jv_free(o);
+	return rc;
 }
 
 static int cmd_exec(int argc, char **argv)
@@ -954,6 +1255,7 @@ static int cmd_exec(int argc, char **argv)
 		{ "heartbeat", required_argument, NULL, 'B' },
 		{ "health", required_argument, NULL, 'C' },
 		{ "adopt", no_argument, NULL, 'A' },
+		{ "spare", no_argument, NULL, 'P' },
 		{ "log-max", required_argument, NULL, 'L' },
 		{ "log-keep", required_argument, NULL, 'K' },
 		{ "help", no_argument, NULL, 'h' },
@@ -974,7 +1276,7 @@ static int cmd_exec(int argc, char **argv)
 	struct sigaction sa;
 	struct stat sb;
 	int64_t t0, deadline = 0, kill_at = 0;
-	int forwarded = 0, out_gone = 0, err_gone = 0;
+	int forwarded = 0, out_gone = 0, err_gone = 0, spare = 0;
 	struct shim_opts so = { 0, -1, 1, 1000, NULL, 0, 0, 1 };
 	char *end;
 
@@ -1018,6 +1320,7 @@ static int cmd_exec(int argc, char **argv)
 			break;
 		case 'C': so.health = optarg; break;
 		case 'A': so.adopt = 1; break;
+		case 'P': spare = 1; break;
 		case 'L':
 			if (nn_parse_size(optarg, &so.log_max) < 0) {
 				nn_error("--log-max: '%s' is not a size", optarg);
@@ -1042,6 +1345,21 @@ static int cmd_exec(int argc, char **argv)
 	}
 	if (argc - optind != 1)
 		exec_usage(NN_EX_USAGE);
+	if (spare) {
+		/* nothing but --shim with it: the rest comes on stdin */
+		int nargc;
+		char **nargv;
+		if (!so.shim || so.ready_fd >= 0 || so.adopt || so.health || so.log_max ||
+		    result_file || timeout_ms || argc != 4)
+			exec_usage(NN_EX_USAGE);
+		if (spare_wait(argv[optind], &nargc, &nargv, err) < 0)
+			nn_die(NN_EX_DATAERR, "%s", err);
+		if (!nargv)
+			return 0;	/* no allocation came: the node is gone */
+		status = cmd_exec(nargc, nargv);
+		nn_exec_strv_free(nargv);
+		return status;
+	}
 	if (so.ready_fd >= 0)
 		fcntl(so.ready_fd, F_SETFD, FD_CLOEXEC);
 	if (!so.shim && (so.ready_fd >= 0 || so.adopt || so.health || so.log_max))
@@ -1987,6 +2305,8 @@ static void snapshot_of(struct nn_client *c, jv st, const char *id, char out[65]
 	free(msg);
 }
 
+static jv push_snapshot(struct nn_client *c, jv st, const char *commit);
+
 static int cmd_checkpoint(int argc, char **argv)
 {
 	struct nn_client c;
@@ -1998,7 +2318,10 @@ static int cmd_checkpoint(int argc, char **argv)
 	snapshot_of(&c, st, id, commit);
 	o = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
 	o = jv_object_set(o, jv_string("commit"), jv_string(commit));
-	o = jv_object_set(o, jv_string("state_dir"), jv_object_get(st, jv_string("state_dir")));
+	o = jv_object_set(o, jv_string("state_dir"), jv_object_get(jv_copy(st), jv_string("state_dir")));
+	/* a deployed allocation's snapshot goes to its orchestrator */
+	o = jv_object_set(o, jv_string("pushed"), push_snapshot(&c, st, commit));
+	jv_free(st);
 	print_json(o);
 	nn_client_close(&c);
 	return 0;
@@ -2024,6 +2347,128 @@ static jv portable_spec(jv st)
 	return jv_object_delete(spec, jv_string("readonly"));
 }
 
+/* Send the pack at path (bytes long; removed once sent) to `to` through
+ * PREFIX"receive" (body opening names the commit; the size is added) and
+ * acknowledged PREFIX"chunk" pieces (opening: consumed): the transfer's id (caller frees);
+ * *sent adds the bytes on the wire, *chunks the pieces.  Dies on a
+ * refusal. */
+static char *send_pack(struct nn_client *c, const char *to, const char *prefix, jv opening, const char *path,
+		       uint64_t bytes, uint64_t *sent, int *chunks)
+{
+	char *be = nn_xasprintf("%sreceive", prefix), *xfer;
+	const char *x = NULL;
+	uint64_t off = 0;
+	uint8_t *buf;
+	char *b64;
+	int fd;
+	jv r = node_call_to(c, to, be, jv_object_set(opening, jv_string("size"), jv_number((double)bytes)));
+	free(be);
+	if (nn_json_get_str(r, "xfer", &x, NULL) < 0) {
+		unlink(path);
+		nn_client_close(c);
+		nn_die(NN_EX_UNAVAILABLE, "%s opened no transfer", to);
+	}
+	xfer = nn_xstrdup(x);
+	jv_free(r);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_IOERR, "cannot open '%s': %s", path, strerror(errno));
+	}
+	be = nn_xasprintf("%schunk", prefix);
+	buf = nn_xmalloc(NN_MIGRATE_CHUNK);
+	b64 = nn_xmalloc(nn_b64_len(NN_MIGRATE_CHUNK));
+	while (off < bytes) {
+		ssize_t n = read(fd, buf, NN_MIGRATE_CHUNK);
+		jv b;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			nn_client_close(c);
+			nn_die(NN_EX_IOERR, "cannot read '%s': %s", path, n < 0 ? strerror(errno) : "short");
+		}
+		nn_b64_encode(b64, buf, (size_t)n);
+		b = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
+		b = jv_object_set(b, jv_string("offset"), jv_number((double)off));
+		b = jv_object_set(b, jv_string("data"), jv_string(b64));
+		jv_free(node_call_to(c, to, be, b));
+		off += (uint64_t)n;
+		*sent += strlen(b64);
+		(*chunks)++;
+	}
+	close(fd);
+	unlink(path);
+	free(be);
+	free(buf);
+	free(b64);
+	return xfer;
+}
+
+/* The checkpoint (commit) of a deployed allocation (status st, borrowed)
+ * goes to the orchestrator of its lease (orch.h, /public/deploy/snapshot/):
+ * what that node lacks, packed and sent in acknowledged pieces.  Returns
+ * {"to","haves","pack_bytes","sent_bytes","chunks"}, or null for an
+ * allocation of no deployment.  Dies on a refusal (the local commit stays). */
+static jv push_snapshot(struct nn_client *c, jv st, const char *commit)
+{
+	jv lb = jv_object_get(jv_object_get(jv_copy(st), jv_string("spec")), jv_string("labels"));
+	const char *dep, *name, *lease, *to;
+	char err[NN_ERRLEN], *repo, *pack, *xfer, *d;
+	uint64_t bytes = 0, sent = 0;
+	int chunks = 0, nhaves;
+	jv l, h, who, b, out;
+	if (jv_get_kind(lb) != JV_KIND_OBJECT || nn_json_get_str(lb, "nunet.deployment", &dep, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.allocation", &name, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.lease", &lease, NULL) < 0) {
+		jv_free(lb);
+		return jv_null();
+	}
+	l = node_call(c, "/deploy/lease", jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)));
+	if (nn_json_get_str(l, "requester", &to, NULL) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_SOFTWARE, "lease %s names no requester", lease);
+	}
+	who = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
+	who = jv_object_set(who, jv_string("name"), jv_string(name));
+	who = jv_object_set(who, jv_string("lease"), jv_string(lease));
+	h = node_call_to(c, to, "/public/deploy/snapshot/haves", jv_copy(who));
+	h = jv_object_get(h, jv_string("haves"));
+	if (jv_get_kind(h) != JV_KIND_ARRAY) {
+		jv_free(h);
+		h = jv_array();
+	}
+	nhaves = jv_array_length(jv_copy(h));
+	repo = nn_migrate_repo(c->home);
+	d = nn_xasprintf("%s/snapshots", c->home);
+	mkdir(d, 0700);
+	free(d);
+	pack = nn_xasprintf("%s/snapshots/push.%ld.pack", c->home, (long)getpid());
+	if (nn_snapshot_pack(repo, commit, h, pack, &bytes, err) < 0) {
+		unlink(pack);
+		nn_client_close(c);
+		nn_die(NN_EX_IOERR, "checkpoint: %s", err);
+	}
+	jv_free(h);
+	xfer = send_pack(c, to, "/public/deploy/snapshot/",
+			 jv_object_set(jv_copy(who), jv_string("commit"), jv_string(commit)), pack, bytes, &sent,
+			 &chunks);
+	b = jv_object_set(jv_copy(who), jv_string("xfer"), jv_string(xfer));
+	b = jv_object_set(b, jv_string("commit"), jv_string(commit));
+	jv_free(node_call_to(c, to, "/public/deploy/snapshot/commit", b));
+	out = jv_object_set(jv_object(), jv_string("to"), jv_string(to));
+	out = jv_object_set(out, jv_string("haves"), jv_number(nhaves));
+	out = jv_object_set(out, jv_string("pack_bytes"), jv_number((double)bytes));
+	out = jv_object_set(out, jv_string("sent_bytes"), jv_number((double)sent));
+	out = jv_object_set(out, jv_string("chunks"), jv_number(chunks));
+	free(xfer);
+	free(pack);
+	free(repo);
+	jv_free(who);
+	jv_free(l);
+	jv_free(lb);
+	return out;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -2036,14 +2481,12 @@ static int cmd_migrate(int argc, char **argv)
 	static const char *const pass[] = { "restart", "healthcheck", "state_dir", "inputs", "outputs",
 					    NULL };
 	struct nn_client c;
-	const char *to = NULL, *as = NULL, *id, *state = NULL, *x = NULL;
+	const char *to = NULL, *as = NULL, *id, *state = NULL;
 	char commit[65], err[NN_ERRLEN], *repo, *pack, *xfer;
 	jv caps = jv_null(), st, r, body;
-	uint64_t bytes = 0, off = 0, sent = 0;
-	int o, fd, chunks = 0, nhaves;
+	uint64_t bytes = 0, sent = 0;
+	int o, chunks = 0, nhaves;
 	int64_t deadline;
-	uint8_t *buf;
-	char *b64;
 
 	optind = 1;
 	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {	/* ID may come first */
@@ -2099,45 +2542,9 @@ static int cmd_migrate(int argc, char **argv)
 	}
 	jv_free(body);
 	/* 3-4: the pack, in acknowledged pieces */
-	r = node_call_to(&c, to, "/alloc/migrate/receive",
-			 jv_object_set(jv_object_set(jv_object(), jv_string("commit"), jv_string(commit)),
-				       jv_string("size"), jv_number((double)bytes)));
-	if (nn_json_get_str(r, "xfer", &x, NULL) < 0) {
-		unlink(pack);
-		nn_client_close(&c);
-		nn_die(NN_EX_UNAVAILABLE, "migrate %s: the target opened no transfer", id);
-	}
-	xfer = nn_xstrdup(x);
-	jv_free(r);
-	fd = open(pack, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		nn_client_close(&c);
-		nn_die(NN_EX_IOERR, "cannot open '%s': %s", pack, strerror(errno));
-	}
-	buf = nn_xmalloc(NN_MIGRATE_CHUNK);
-	b64 = nn_xmalloc(nn_b64_len(NN_MIGRATE_CHUNK));
-	while (off < bytes) {
-		ssize_t n = read(fd, buf, NN_MIGRATE_CHUNK);
-		jv b;
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			nn_client_close(&c);
-			nn_die(NN_EX_IOERR, "cannot read '%s': %s", pack, n < 0 ? strerror(errno) : "short");
-		}
-		nn_b64_encode(b64, buf, (size_t)n);
-		b = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
-		b = jv_object_set(b, jv_string("offset"), jv_number((double)off));
-		b = jv_object_set(b, jv_string("data"), jv_string(b64));
-		jv_free(node_call_to(&c, to, "/alloc/migrate/chunk", b));
-		off += (uint64_t)n;
-		sent += strlen(b64);
-		chunks++;
-	}
-	close(fd);
-	unlink(pack);
-	free(buf);
-	free(b64);
+	xfer = send_pack(&c, to, "/alloc/migrate/",
+			 jv_object_set(jv_object(), jv_string("commit"), jv_string(commit)), pack, bytes, &sent,
+			 &chunks);
 	/* 5: start it there from the pack */
 	body = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
 	body = jv_object_set(body, jv_string("id"), jv_string(as ? as : id));

@@ -73,6 +73,9 @@ static const char *const schema[] = {
 	"CREATE INDEX allocations_did ON allocations (did);"
 	/* the swarm module's table (attached first): revoked by audience */
 	"CREATE INDEX IF NOT EXISTS cap_tokens_aud ON cap_tokens (aud);",
+	/* 3: the prune at each end of an allocation reads the expired
+	 * tokens only (it scanned every token and every allocation ever) */
+	"CREATE INDEX IF NOT EXISTS cap_tokens_exp ON cap_tokens (exp);",
 	NULL
 };
 
@@ -130,11 +133,17 @@ struct amod {
 	int orphans;		/* a parent ended with live children */
 	const struct nn_alloc_observer *obs[4];
 	int nobs;
+	/* a spare shim, loaded and waiting on its stdin for an allocation */
+	int spare_on;		/* NUNET_ALLOC_SPARE=0 turns it off */
+	pid_t spare_pid;	/* 0: none */
+	int spare_ctl;		/* its stdin (write end) */
+	int spare_ready;	/* its ready pipe (read end) */
 };
 
 static struct amod *the_mod;
 
 static void spawn(struct alloc *a, int adopt);
+static void spare_start(struct amod *m);
 static void recover(struct alloc *a);
 static void check_cancel_parent(struct amod *m, const char *parent);
 static void cancel_tree(struct alloc *a, int64_t grace_ms);
@@ -537,17 +546,56 @@ static void write_state_file(struct alloc *a, jv o)
 	free(path);
 }
 
-/* Record a state: store, history, DIR/state.json, event.  result is
- * consumed (null when none); status < 0: none. */
-static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
+/* One transaction for the statements until tx_end(), unless one is open
+ * already: 1 when this call opened it.  (Nothing that may open its own,
+ * such as events or observers, runs in between.) */
+static int tx_begin(struct amod *m)
+{
+	char e[NN_ERRLEN];
+	if (!sqlite3_get_autocommit(dbh(m)))
+		return 0;
+	if (nn_db_exec(nn_node_db(m->n), "BEGIN IMMEDIATE", e) < 0) {
+		nn_error("alloc: %s", e);
+		return 0;	/* each statement commits on its own */
+	}
+	return 1;
+}
+
+static void tx_end(struct amod *m, int began)
+{
+	char e[NN_ERRLEN];
+	if (began && nn_db_exec(nn_node_db(m->n), "COMMIT", e) < 0) {
+		nn_error("alloc: %s", e);
+		nn_db_exec(nn_node_db(m->n), "ROLLBACK", NULL);
+	}
+}
+
+static void cred_revoke(struct amod *m, const char *did);
+static void cred_files_remove(const char *dir);
+static void cred_prune(struct amod *m);
+
+/* Record a state: store and history (one commit), DIR/state.json, event.
+ * result is consumed (null when none); status < 0: none.  ending: the
+ * final state, committed with the revocation of the allocation's tokens,
+ * whose files are removed before the state is out (whoever sees the end
+ * finds them revoked and gone). */
+static void record_state(struct alloc *a, const char *state, const char *reason, jv result,
+			 int status, int ending)
 {
 	struct amod *m = a->m;
 	int64_t now = nn_now_ms();
 	sqlite3_stmt *st;
 	char *rtext = jv_get_kind(result) == JV_KIND_OBJECT ? nn_json_dump(result) : NULL;
+	int began;
 	jv o;
 
 	snprintf(a->state, sizeof a->state, "%s", state);
+	began = tx_begin(m);
+	if (ending) {
+		cred_revoke(m, a->did);
+		cred_prune(m);
+		a->cap_exp = 0;
+	}
 	st = prep(m, "UPDATE allocations SET state = ?2, reason = ?3, updated = ?4, run = ?5,"
 		  " shim_pid = ?6, status = coalesce(?7, status), result = coalesce(?8, result)"
 		  " WHERE id = ?1");
@@ -574,7 +622,10 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 			sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
 	}
 	step_done(m, st);
+	tx_end(m, began);
 	free(rtext);
+	if (ending)
+		cred_files_remove(a->dir);
 
 	o = jv_object_set(jv_object(), jv_string("id"), jv_string(a->id));
 	o = jv_object_set(o, jv_string("state"), jv_string(state));
@@ -585,6 +636,11 @@ static void set_state(struct alloc *a, const char *state, const char *reason, jv
 	o = jv_object_set(o, jv_string("result"), result);
 	write_state_file(a, o);
 	nn_node_event(m->n, "alloc.state", o);
+}
+
+static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
+{
+	record_state(a, state, reason, result, status, 0);
 }
 
 /* ---- credentials: an identity and a token for each allocation ---- */
@@ -692,11 +748,10 @@ static int cred_make(struct amod *m, const char *dir, char did[NN_DID_MAX], int6
 	return rc < 0 ? -1 : cred_token(m, dir, did, exp, 0, err);
 }
 
-/* Revoke every token the identity did was given; remove DIR/cred. */
-static void cred_remove(struct amod *m, const char *dir, const char *did)
+/* Revoke every token the identity did was given. */
+static void cred_revoke(struct amod *m, const char *did)
 {
 	sqlite3_stmt *st;
-	char *p;
 	if (did[0]) {
 		st = prep(m, "INSERT OR IGNORE INTO cap_revoked (nonce, revoked)"
 			  " SELECT nonce, ? FROM cap_tokens WHERE aud = ?");
@@ -706,7 +761,12 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 		}
 		step_done(m, st);
 	}
-	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
+}
+
+/* Remove DIR/cred. */
+static void cred_files_remove(const char *dir)
+{
+	char *p = nn_xasprintf("%s/%s", dir, NN_ALLOC_KEY);
 	unlink(p);
 	free(p);
 	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CAP);
@@ -715,6 +775,13 @@ static void cred_remove(struct amod *m, const char *dir, const char *did)
 	p = nn_xasprintf("%s/%s", dir, NN_ALLOC_CRED);
 	rmdir(p);
 	free(p);
+}
+
+/* Revoke every token the identity did was given; remove DIR/cred. */
+static void cred_remove(struct amod *m, const char *dir, const char *did)
+{
+	cred_revoke(m, did);
+	cred_files_remove(dir);
 }
 
 /*
@@ -734,8 +801,8 @@ static void cred_prune(struct amod *m)
 	if (st)
 		sqlite3_bind_int64(st, 1, now);
 	step_done(m, st);
-	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND aud IN (SELECT did FROM allocations"
-		  " WHERE did IS NOT NULL)");
+	st = prep(m, "DELETE FROM cap_tokens WHERE exp <= ? AND EXISTS (SELECT 1 FROM allocations a"
+		  " WHERE a.did = cap_tokens.aud)");
 	if (st)
 		sqlite3_bind_int64(st, 1, now);
 	step_done(m, st);
@@ -1001,10 +1068,7 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 		notify(a, NN_ALLOC_ENDED, result);
 	/* revoked before the final state is out: whoever sees the end
 	 * (a client watching state.json) finds its tokens revoked */
-	cred_remove(a->m, a->dir, a->did);
-	cred_prune(a->m);
-	a->cap_exp = 0;
-	set_state(a, state, reason, result, status);
+	record_state(a, state, reason, result, status, 1);
 	if (live_children(a->m, a->id) > 0)
 		a->m->orphans = 1;	/* the next tick tears them down */
 	{
@@ -1018,6 +1082,9 @@ static void finish(struct alloc *a, const char *state, const char *reason, jv re
 		check_cancel_parent(a->m, parent);
 		free(parent);
 	}
+	/* now, not at the next start: the client that saw the end leaves,
+	 * and the spare loads meanwhile */
+	spare_start(a->m);
 }
 
 static int result_status(jv res, const char **state)
@@ -1362,28 +1429,164 @@ static char *find_shim(void)
 	return nn_xstrdup("nunet-run");
 }
 
+/* fd moved above the three standard ones and 3 (a child's dup2 targets) */
+static int fd_high(int fd)
+{
+	if (fd >= 0 && fd <= 3) {
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+		close(fd);
+		fd = d;
+	}
+	return fd;
+}
+
+/*
+ * Spawn the shim program with argv in a session of its own: stdin from
+ * in_fd (-1: /dev/null), stdout and stderr appended to log (NULL:
+ * /dev/null), fd 3 the write end of its ready pipe.  0, or an errno.
+ */
+static int shim_spawn(struct amod *m, const char *const *argv, int in_fd, const char *log,
+		      int ready_w, pid_t *pid)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, def;
+	int rc;
+
+	posix_spawn_file_actions_init(&fa);
+	if (in_fd >= 0)
+		posix_spawn_file_actions_adddup2(&fa, in_fd, 0);
+	else
+		posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 1, log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	posix_spawn_file_actions_adddup2(&fa, ready_w, 3);
+	posix_spawnattr_init(&at);
+	sigemptyset(&none);
+	sigemptyset(&def);
+	sigaddset(&def, SIGPIPE);
+	sigaddset(&def, SIGTERM);
+	sigaddset(&def, SIGINT);
+	sigaddset(&def, SIGHUP);
+	sigaddset(&def, SIGCHLD);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &def);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
+				 POSIX_SPAWN_SETSIGDEF);
+	rc = strchr(m->shim_path, '/')
+		? posix_spawn(pid, m->shim_path, &fa, &at, (char **)argv, environ)
+		: posix_spawnp(pid, m->shim_path, &fa, &at, (char **)argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	return rc;
+}
+
+static void spare_close(struct amod *m)
+{
+	if (m->spare_ctl >= 0)
+		close(m->spare_ctl);	/* its end of file: it exits */
+	if (m->spare_ready >= 0)
+		close(m->spare_ready);
+	m->spare_ctl = m->spare_ready = -1;
+	m->spare_pid = 0;
+}
+
+/*
+ * Keep a spare shim: `nunet-run exec --shim --spare HOME/alloc`, loaded
+ * and waiting for the arguments of an allocation's shim on its stdin, so
+ * an allocation's start does not wait for the program to be loaded
+ * (spare_use).  It is in its own session like every shim; the end of its
+ * stdin (the node stopped, or was killed) ends it.
+ */
+static void spare_start(struct amod *m)
+{
+	int ctl[2], rp[2], rc;
+	pid_t pid;
+	char *root;
+	const char *argv[6];
+
+	if (!m->spare_on || m->spare_pid > 0)
+		return;
+	if (pipe2(ctl, O_CLOEXEC) < 0)
+		return;
+	if (pipe2(rp, O_CLOEXEC) < 0) {
+		close(ctl[0]);
+		close(ctl[1]);
+		return;
+	}
+	ctl[0] = fd_high(ctl[0]);
+	rp[1] = fd_high(rp[1]);
+	/* no slash after it: what looks for an allocation's processes by
+	 * "HOME/alloc/" in their command line does not find the spare */
+	root = nn_xasprintf("%s/alloc", nn_node_home(m->n));
+	argv[0] = m->shim_path;
+	argv[1] = "exec";
+	argv[2] = "--shim";
+	argv[3] = "--spare";
+	argv[4] = root;
+	argv[5] = NULL;
+	rc = ctl[0] < 0 || rp[1] < 0 ? EBADF : shim_spawn(m, argv, ctl[0], NULL, rp[1], &pid);
+	free(root);
+	if (ctl[0] >= 0)
+		close(ctl[0]);
+	if (rp[1] >= 0)
+		close(rp[1]);
+	if (rc != 0) {
+		close(ctl[1]);
+		close(rp[0]);
+		return;
+	}
+	reap_track(m, pid);
+	m->spare_pid = pid;
+	m->spare_ctl = ctl[1];
+	m->spare_ready = rp[0];
+}
+
+/*
+ * Hand the spare shim an allocation: argv (from "exec" on) and its
+ * shim.log.  0 with *pid and *ready (the read end of its ready pipe, the
+ * caller's), or -1 when there is no spare or it is gone (spawn one).
+ */
+static int spare_use(struct amod *m, const char *const *argv, const char *log, pid_t *pid, int *ready)
+{
+	jv v = jv_array();
+	char *line;
+	size_t len;
+	int ok;
+
+	if (m->spare_pid <= 0)
+		return -1;
+	for (int i = 0; argv[i]; i++)
+		v = jv_array_append(v, jv_string(argv[i]));
+	v = jv_object_set(jv_object_set(jv_object(), jv_string("argv"), v), jv_string("log"), jv_string(log));
+	line = nn_json_dump(v);
+	jv_free(v);
+	len = strlen(line);
+	line[len] = '\n';
+	ok = nn_write_all(m->spare_ctl, line, len + 1) == 0;
+	free(line);
+	*pid = m->spare_pid;
+	*ready = m->spare_ready;
+	m->spare_ready = -1;
+	spare_close(m);
+	if (!ok) {		/* it died: SIGPIPE is ignored, EPIPE here */
+		kill(*pid, SIGKILL);
+		close(*ready);
+		return -1;
+	}
+	return 0;
+}
+
 /* Start a shim: a new run, or (adopt) one that finds the running job. */
 static void spawn(struct alloc *a, int adopt)
 {
 	struct amod *m = a->m;
 	char hb[32], runs[24], lmax[32], lkeep[16], *specpath, *logpath, *health = NULL;
 	const char *argv[24];
-	int argc = 0, p[2], rc;
+	int argc = 0, p[2] = { -1, -1 }, rc;
 	pid_t pid;
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, def;
 	jv hc;
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		finish(a, "failed", "cannot make a pipe for the shim", jv_null(), -1);
-		return;
-	}
-	if (p[1] <= 3) {
-		int d = fcntl(p[1], F_DUPFD_CLOEXEC, 10);
-		close(p[1]);
-		p[1] = d;
-	}
 	snprintf(hb, sizeof hb, "%lldms", (long long)m->hb_ms);
 	specpath = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SPEC);
 	logpath = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_SHIMLOG);
@@ -1426,41 +1629,34 @@ static void spawn(struct alloc *a, int adopt)
 	argv[argc++] = specpath;
 	argv[argc] = NULL;
 
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_addopen(&fa, 1, logpath, O_WRONLY | O_CREAT | O_APPEND, 0600);
-	posix_spawn_file_actions_adddup2(&fa, 1, 2);
-	posix_spawn_file_actions_adddup2(&fa, p[1], 3);
-	posix_spawnattr_init(&at);
-	sigemptyset(&none);
-	sigemptyset(&def);
-	sigaddset(&def, SIGPIPE);
-	sigaddset(&def, SIGTERM);
-	sigaddset(&def, SIGINT);
-	sigaddset(&def, SIGHUP);
-	sigaddset(&def, SIGCHLD);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &def);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-				 POSIX_SPAWN_SETSIGDEF);
-	rc = strchr(m->shim_path, '/')
-		? posix_spawn(&pid, m->shim_path, &fa, &at, (char **)argv, environ)
-		: posix_spawnp(&pid, m->shim_path, &fa, &at, (char **)argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
-	close(p[1]);
+	/* a new run goes to the spare shim when there is one (already
+	 * loaded), else to a shim started now */
+	rc = -1;
+	if (!adopt && spare_use(m, argv + 1, logpath, &pid, &p[0]) == 0) {
+		rc = 0;
+	} else if (pipe2(p, O_CLOEXEC) < 0) {
+		rc = errno;
+	} else if ((p[1] = fd_high(p[1])) < 0) {
+		rc = errno;
+		close(p[0]);
+	} else {
+		rc = shim_spawn(m, argv, -1, logpath, p[1], &pid);
+		close(p[1]);
+		if (rc != 0)
+			close(p[0]);
+		else
+			reap_track(m, pid);
+	}
 	free(specpath);
 	free(logpath);
 	free(health);
 	if (rc != 0) {
 		char reason[NN_ERRLEN];
-		close(p[0]);
 		snprintf(reason, sizeof reason, "cannot start the shim '%s': %s", m->shim_path, strerror(rc));
 		finish(a, "failed", reason, jv_null(), -1);
 		alloc_drop(a);
 		return;
 	}
-	reap_track(m, pid);
 	a->shim_pid = pid;
 	a->spawned = nn_mono_ms();
 	a->adopting = adopt;
@@ -1699,6 +1895,7 @@ static void on_tick(struct nn_loop *l, void *arg)
 		reap_orphans(m);
 	if (now - m->pruned >= (m->cap_ttl_ms / 2 < 60000 ? m->cap_ttl_ms / 2 : 60000))
 		cred_prune(m);
+	spare_start(m);		/* when the last one was used, or never made */
 }
 
 /* ---- behaviors ---- */
@@ -1809,7 +2006,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
 					    "inputs", "outputs", "stage_timeout", "state_dir", "restore",
-					    "contract", NULL };
+					    "checkpoint", "contract", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
@@ -2381,6 +2578,7 @@ static void on_close(struct nn_node *n, void *arg)
 		m->list = a->next;
 		alloc_free(a);
 	}
+	spare_close(m);
 	while (m->reaps)
 		reap_free(m, m->reaps);
 	if (m->tick)
@@ -2481,6 +2679,11 @@ int nn_alloc_attach(struct nn_node *n, char *err)
 			m->cap_ttl_ms = ms;
 	}
 	m->shim_path = find_shim();
+	m->spare_ctl = m->spare_ready = -1;
+	{
+		const char *sp = getenv("NUNET_ALLOC_SPARE");
+		m->spare_on = !sp || strcmp(sp, "0");
+	}
 	the_mod = m;
 	nn_node_on_close(n, on_close, m);
 	nn_node_metrics_hook(n, alloc_metrics, m);

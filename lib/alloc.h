@@ -62,7 +62,9 @@
  *	                "parent":ID, "logs":{"max":SIZE,"keep":N},
  *	                "inputs":[{"url","path","sha256"?}],
  *	                "outputs":[{"path","url"}], "stage_timeout":"10m",
- *	                "state_dir":D, "restore":{"xfer","commit"} (migrate.h),
+ *	                "state_dir":D, "restore":{"xfer","commit"} or
+ *	                {"fetch","deployment","name","commit"},
+ *	                "checkpoint":"30s" (migrate.h),
  *	                "contract":ID}
  *	               → {"id","dir","executor"}.  SPEC is an exec spec
  *	               (exec.h) without "dir".  Refused before anything is

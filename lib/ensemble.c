@@ -18,6 +18,7 @@
 #include "json.h"
 #include "key.h"
 #include "match.h"
+#include "migrate.h"
 #include "storage.h"
 #include "util.h"
 #include "yamldoc.h"
@@ -503,7 +504,7 @@ static void put(jv *obj, const char *key, jv v, int *bad)
 static const char *const alloc_keys[] = {
 	"type", "executor", "command", "image", "resources", "env", "workdir", "inputs",
 	"outputs", "ports", "healthcheck", "restart", "retries", "depends_on", "children",
-	"state_dir", "timeout", "timeout_ms", NULL
+	"state_dir", "checkpoint", "checkpoint_ms", "timeout", "timeout_ms", NULL
 };
 static const char *const types[] = { "service", "task", NULL };
 static const char *const executors[] = { "native", "docker", "vm", NULL };
@@ -1018,6 +1019,24 @@ static jv n_alloc(struct ctx *c, jv a, const char *path, int *failed)
 	nn_json_path_key(p, path, "state_dir");
 	v = field(a, "state_dir");
 	put(&out, "state_dir", is_null(v) ? v : want_relpath(c, v, p), &bad);
+
+	/* periodic checkpoints of the state directory, pushed to the
+	 * orchestrator; only where there is one, and only when asked */
+	if (want_duration(c, a, path, "checkpoint", 0, 0, &ms) < 0) {
+		bad = 1;
+	} else if (ms > 0) {
+		nn_json_path_key(p, path, "checkpoint");
+		v = field(a, "state_dir");
+		if (ms < NN_MIGRATE_EVERY_MIN_MS) {
+			err(c, p, "must be at least %ds", NN_MIGRATE_EVERY_MIN_MS / 1000);
+			bad = 1;
+		} else if (is_null(v)) {
+			err(c, p, "needs a state_dir to checkpoint");
+			bad = 1;
+		}
+		jv_free(v);
+		out = jv_object_set(out, jv_string("checkpoint_ms"), jv_number((double)ms));
+	}
 
 	if (want_duration(c, a, path, "timeout", 0, 0, &ms) < 0)
 		bad = 1;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "codec.h"
 #include "json.h"
+#include "key.h"
 #include "log.h"
 #include "node.h"
 #include "storage.h"
@@ -24,8 +25,10 @@
 struct xfer {
 	char id[33];
 	char commit[65];
+	char owner[NN_DID_MAX];	/* the did that opened it: the only one heard */
 	uint64_t size, have;
 	int fd;
+	int out;		/* served by this node (nn_migrate_serve), not received */
 	int64_t created;	/* monotonic ms */
 	int started;		/* handed to /alloc/start */
 	struct xfer *next;
@@ -52,6 +55,17 @@ void nn_migrate_ref(const char *id, char *ref)
 static char *pack_path(const char *home, const char *xid)
 {
 	return nn_xasprintf("%s/snapshots/incoming/%s.pack", home, xid);
+}
+
+/* home/snapshots/incoming, made when missing */
+static void incoming_dir(const char *home)
+{
+	char *dir = nn_xasprintf("%s/snapshots", home);
+	mkdir(dir, 0700);
+	free(dir);
+	dir = nn_xasprintf("%s/snapshots/incoming", home);
+	mkdir(dir, 0700);
+	free(dir);
 }
 
 static struct xfer *find(const char *id)
@@ -97,18 +111,56 @@ int nn_migrate_take(jv body, jv *opts, const char *home, char *err)
 					 "directory (relative, without '.' or '..')");
 		*opts = jv_object_set(*opts, jv_string("state_dir"), jv_string(sd));
 	}
+	if (nn_json_has(body, "checkpoint")) {
+		const char *every = NULL;
+		int64_t ms = 0;
+		if (nn_json_get_str(body, "checkpoint", &every, NULL) < 0 || nn_parse_duration_ms(every, &ms) < 0 ||
+		    ms < NN_MIGRATE_EVERY_MIN_MS)
+			return nn_seterr(err, "checkpoint: expected a duration of at least %ds (\"30s\")",
+					 NN_MIGRATE_EVERY_MIN_MS / 1000);
+		if (!sd)
+			return nn_seterr(err, "checkpoint: needs a state_dir to checkpoint");
+		*opts = jv_object_set(*opts, jv_string("checkpoint_ms"), jv_number((double)ms));
+		*opts = jv_object_set(*opts, jv_string("home"), jv_string(home));
+	}
 	if (!nn_json_has(body, "restore"))
 		return 0;
 	if (!sd)
 		return nn_seterr(err, "restore: needs a state_dir to restore into");
 	r = jv_object_get(jv_copy(body), jv_string("restore"));
+	if (jv_get_kind(r) == JV_KIND_OBJECT && nn_json_has(r, "fetch")) {
+		/* a deployment's last snapshot, kept by its orchestrator */
+		const char *from = NULL, *dep = NULL, *name = NULL;
+		char *repo;
+		jv o;
+		if (nn_json_get_str(r, "fetch", &from, NULL) < 0 || strncmp(from, "did:", 4) ||
+		    strlen(from) >= NN_DID_MAX || nn_json_get_str(r, "deployment", &dep, NULL) < 0 ||
+		    !nn_path_plain(dep) || strlen(dep) > 64 || nn_json_get_str(r, "name", &name, NULL) < 0 ||
+		    !nn_path_plain(name) || strlen(name) > 64 || nn_json_get_str(r, "commit", &commit, NULL) < 0 ||
+		    !hex_id(commit, 40, 64)) {
+			jv_free(r);
+			return nn_seterr(err, "restore: expected {\"fetch\":DID,\"deployment\",\"name\","
+					 "\"commit\":HEX}");
+		}
+		repo = nn_migrate_repo(home);
+		o = jv_object_set(jv_object(), jv_string("fetch"), jv_string(from));
+		o = jv_object_set(o, jv_string("deployment"), jv_string(dep));
+		o = jv_object_set(o, jv_string("name"), jv_string(name));
+		o = jv_object_set(o, jv_string("commit"), jv_string(commit));
+		o = jv_object_set(o, jv_string("repo"), jv_string(repo));
+		o = jv_object_set(o, jv_string("home"), jv_string(home));
+		*opts = jv_object_set(*opts, jv_string("restore"), o);
+		free(repo);
+		jv_free(r);
+		return 0;
+	}
 	if (nn_json_get_str(r, "xfer", &xid, NULL) < 0 || nn_json_get_str(r, "commit", &commit, NULL) < 0 ||
 	    !hex_id(commit, 40, 64)) {
 		jv_free(r);
 		return nn_seterr(err, "restore: expected {\"xfer\":ID,\"commit\":HEX}");
 	}
 	x = find(xid);
-	if (!x || x->started || x->have != x->size || strcmp(x->commit, commit)) {
+	if (!x || x->out || x->started || x->have != x->size || strcmp(x->commit, commit)) {
 		jv_free(r);
 		return nn_seterr(err, "restore: no complete transfer '%.40s' of commit %.64s here", xid,
 				 commit);
@@ -126,7 +178,7 @@ int nn_migrate_take(jv body, jv *opts, const char *home, char *err)
 	return 0;
 }
 
-/* ---- behaviors ---- */
+/* ---- transfers (also for other modules: the orchestrator's snapshots) ---- */
 
 static jv req_body(jv req)
 {
@@ -134,63 +186,64 @@ static jv req_body(jv req)
 	return jv_get_kind(b) == JV_KIND_OBJECT ? b : (jv_free(b), jv_object());
 }
 
-static enum nn_code be_haves(struct nn_node *n, jv req, jv *reply, char *err)
+static struct xfer *xfer_new(const char *owner, const char *commit, uint64_t size, int out)
 {
-	char *repo = nn_migrate_repo(nn_node_home(n));
-	jv h = nn_snapshot_haves(repo, err);
-	free(repo);
-	if (!jv_is_valid(h)) {
-		jv_free(h);
-		return NN_E_INTERNAL;
-	}
-	*reply = jv_object_set(jv_object(), jv_string("haves"), h);
-	return NN_OK;
+	struct xfer *x = nn_xcalloc(1, sizeof *x);
+	nn_random_id(x->id);
+	snprintf(x->commit, sizeof x->commit, "%s", commit);
+	snprintf(x->owner, sizeof x->owner, "%s", owner ? owner : "");
+	x->size = size;
+	x->out = out;
+	x->created = nn_mono_ms();
+	return x;
 }
 
-static enum nn_code be_receive(struct nn_node *n, jv req, jv *reply, char *err)
+/* The transfer xid, when owner opened it (err otherwise). */
+static struct xfer *owned(const char *xid, const char *owner, int out, char *err)
+{
+	struct xfer *x = find(xid);
+	if (!x || x->out != out || strcmp(x->owner, owner ? owner : "")) {
+		nn_seterr(err, "no transfer '%.40s' here", xid);
+		return NULL;
+	}
+	return x;
+}
+
+enum nn_code nn_migrate_open(struct nn_node *n, const char *owner, jv body, jv *reply, char *err)
 {
 	struct mmod *m = the_mod;
-	jv b = req_body(req);
 	const char *commit = NULL;
 	int64_t size = -1;
 	struct xfer *x;
-	char *dir, *path;
+	char *path;
 
-	if (nn_json_get_str(b, "commit", &commit, NULL) < 0 || !hex_id(commit, 40, 64) ||
-	    nn_json_get_int(b, "size", &size, NULL) < 0 || size <= 0 || size > (1LL << 40)) {
-		jv_free(b);
+	if (!m) {
+		nn_seterr(err, "migrate: not attached");
+		return NN_E_INTERNAL;
+	}
+	if (nn_json_get_str(body, "commit", &commit, NULL) < 0 || !hex_id(commit, 40, 64) ||
+	    nn_json_get_int(body, "size", &size, NULL) < 0 || size <= 0 || size > (1LL << 40)) {
 		nn_seterr(err, "expected {\"commit\":HEX,\"size\":BYTES}");
 		return NN_E_BAD_BODY;
 	}
-	x = nn_xcalloc(1, sizeof *x);
-	nn_random_id(x->id);
-	snprintf(x->commit, sizeof x->commit, "%s", commit);
-	x->size = (uint64_t)size;
-	x->created = nn_mono_ms();
-	dir = nn_xasprintf("%s/snapshots", nn_node_home(n));
-	mkdir(dir, 0700);
-	free(dir);
-	dir = nn_xasprintf("%s/snapshots/incoming", nn_node_home(n));
-	mkdir(dir, 0700);
-	free(dir);
+	x = xfer_new(owner, commit, (uint64_t)size, 0);
+	incoming_dir(nn_node_home(n));
 	path = pack_path(nn_node_home(n), x->id);
 	x->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (x->fd < 0) {
 		nn_seterr(err, "cannot create '%s': %s", path, strerror(errno));
 		free(path);
 		free(x);
-		jv_free(b);
 		return NN_E_INTERNAL;
 	}
 	free(path);
 	x->next = m->list;
 	m->list = x;
 	*reply = jv_object_set(jv_object(), jv_string("xfer"), jv_string(x->id));
-	jv_free(b);
 	return NN_OK;
 }
 
-static enum nn_code be_chunk(struct nn_node *n, jv req, jv *reply, char *err)
+enum nn_code nn_migrate_piece(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	jv b = req_body(req);
 	const char *xid = NULL, *data = NULL;
@@ -200,18 +253,19 @@ static enum nn_code be_chunk(struct nn_node *n, jv req, jv *reply, char *err)
 	size_t dlen;
 	int len;
 	enum nn_code code = NN_E_BAD_BODY;
+	(void)n;
 
 	if (nn_json_get_str(b, "xfer", &xid, NULL) < 0 || nn_json_get_int(b, "offset", &off, NULL) < 0 ||
 	    nn_json_get_str(b, "data", &data, NULL) < 0) {
 		nn_seterr(err, "expected {\"xfer\",\"offset\",\"data\"}");
 		goto out;
 	}
-	x = find(xid);
+	x = owned(xid, nn_env_str(req, "from"), 0, err);
 	if (!x || x->fd < 0) {
 		nn_seterr(err, "no transfer '%.40s' here", xid);
 		goto out;
 	}
-	if ((uint64_t)off != x->have) {
+	if (off < 0 || (uint64_t)off != x->have) {
 		nn_seterr(err, "offset %lld: expected %llu", (long long)off, (unsigned long long)x->have);
 		goto out;
 	}
@@ -246,6 +300,135 @@ out:
 	return code;
 }
 
+char *nn_migrate_claim(struct nn_node *n, const char *owner, const char *xid, const char *commit,
+		       uint64_t *size, char *err)
+{
+	struct xfer *x = owned(xid, owner, 0, err);
+	char *path;
+	if (!x)
+		return NULL;
+	if (x->have != x->size || strcmp(x->commit, commit)) {
+		nn_seterr(err, "xfer: %llu of %llu bytes of commit %.12s received, not all of %.12s",
+			  (unsigned long long)x->have, (unsigned long long)x->size, x->commit, commit);
+		return NULL;
+	}
+	path = pack_path(nn_node_home(n), x->id);
+	*size = x->size;
+	xfer_drop(the_mod, x, 0);
+	return path;
+}
+
+enum nn_code nn_migrate_serve(struct nn_node *n, const char *owner, const char *repo, const char *commit,
+			      jv haves, jv *reply, char *err)
+{
+	struct mmod *m = the_mod;
+	struct xfer *x;
+	char *path, e[NN_ERRLEN];
+	uint64_t bytes = 0;
+	if (!m) {
+		nn_seterr(err, "migrate: not attached");
+		return NN_E_INTERNAL;
+	}
+	x = xfer_new(owner, commit, 0, 1);
+	incoming_dir(nn_node_home(n));
+	path = pack_path(nn_node_home(n), x->id);
+	if (nn_snapshot_pack(repo, commit, haves, path, &bytes, e) < 0) {
+		unlink(path);
+		free(path);
+		free(x);
+		nn_seterr(err, "cannot pack commit %.12s: %s", commit, e);
+		return NN_E_INTERNAL;
+	}
+	x->fd = open(path, O_RDONLY | O_CLOEXEC);
+	free(path);
+	if (x->fd < 0) {
+		nn_seterr(err, "cannot open the pack: %s", strerror(errno));
+		free(x);
+		return NN_E_INTERNAL;
+	}
+	x->size = x->have = bytes;
+	x->next = m->list;
+	m->list = x;
+	*reply = jv_object_set(jv_object(), jv_string("xfer"), jv_string(x->id));
+	*reply = jv_object_set(*reply, jv_string("size"), jv_number((double)bytes));
+	return NN_OK;
+}
+
+enum nn_code nn_migrate_read(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv b = req_body(req);
+	const char *xid = NULL;
+	int64_t off = -1;
+	struct xfer *x;
+	uint8_t *buf;
+	char *b64;
+	ssize_t got;
+	size_t want;
+	enum nn_code code = NN_E_BAD_BODY;
+	(void)n;
+	if (nn_json_get_str(b, "xfer", &xid, NULL) < 0 || nn_json_get_int(b, "offset", &off, NULL) < 0) {
+		nn_seterr(err, "expected {\"xfer\",\"offset\"}");
+		goto out;
+	}
+	x = owned(xid, nn_env_str(req, "from"), 1, err);
+	if (!x)
+		goto out;
+	if (off < 0 || (uint64_t)off > x->size) {
+		nn_seterr(err, "offset %lld: the pack has %llu bytes", (long long)off, (unsigned long long)x->size);
+		goto out;
+	}
+	want = x->size - (uint64_t)off < NN_MIGRATE_CHUNK ? (size_t)(x->size - (uint64_t)off) : NN_MIGRATE_CHUNK;
+	buf = nn_xmalloc(want + 1);
+	got = want ? pread(x->fd, buf, want, off) : 0;
+	if (got < 0 || (size_t)got != want) {
+		nn_seterr(err, "cannot read the pack: %s", got < 0 ? strerror(errno) : "short");
+		free(buf);
+		code = NN_E_INTERNAL;
+		goto out;
+	}
+	b64 = nn_xmalloc(nn_b64_len(want));
+	nn_b64_encode(b64, buf, want);
+	*reply = jv_object_set(jv_object(), jv_string("data"), jv_string(b64));
+	*reply = jv_object_set(*reply, jv_string("offset"), jv_number((double)((uint64_t)off + want)));
+	*reply = jv_object_set(*reply, jv_string("size"), jv_number((double)x->size));
+	free(buf);
+	free(b64);
+	if ((uint64_t)off + want == x->size)
+		xfer_drop(the_mod, x, 1);	/* the last piece: served */
+	code = NN_OK;
+out:
+	jv_free(b);
+	return code;
+}
+
+/* ---- behaviors ---- */
+
+static enum nn_code be_haves(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	char *repo = nn_migrate_repo(nn_node_home(n));
+	jv h = nn_snapshot_haves(repo, err);
+	free(repo);
+	if (!jv_is_valid(h)) {
+		jv_free(h);
+		return NN_E_INTERNAL;
+	}
+	*reply = jv_object_set(jv_object(), jv_string("haves"), h);
+	return NN_OK;
+}
+
+static enum nn_code be_receive(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	jv b = req_body(req);
+	enum nn_code code = nn_migrate_open(n, nn_env_str(req, "from"), b, reply, err);
+	jv_free(b);
+	return code;
+}
+
+static enum nn_code be_chunk(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	return nn_migrate_piece(n, req, reply, err);
+}
+
 static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const pass[] = { "restart", "healthcheck", "logs", "state_dir", "inputs",
@@ -255,7 +438,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 	struct xfer *x;
 	enum nn_code code;
 
-	if (nn_json_get_str(b, "xfer", &xid, NULL) < 0 || !(x = find(xid))) {
+	if (nn_json_get_str(b, "xfer", &xid, NULL) < 0 || !(x = owned(xid, nn_env_str(req, "from"), 0, err))) {
 		jv_free(b);
 		nn_seterr(err, "xfer: no such transfer here");
 		return NN_E_BAD_BODY;

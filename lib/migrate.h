@@ -30,19 +30,27 @@
  *   6. the source watches the target's /alloc/status until "running",
  *      and only then cancels its own copy.
  *
- * A transfer not started within NN_MIGRATE_XFER_MS is dropped.
+ * A transfer not started within NN_MIGRATE_XFER_MS is dropped.  Only the
+ * did that opened a transfer is heard about it (pieces, start).
+ *
+ * The same transfers carry a deployment's snapshots to and from its
+ * orchestrator (orch.h, /public/deploy/snapshot/…): nn_migrate_open,
+ * _piece and _claim receive a pack for another module; nn_migrate_serve
+ * and _read hand one out, by offset, to the did it was made for.
  */
 #ifndef NN_MIGRATE_H
 #define NN_MIGRATE_H
 
 #include <stdint.h>
 #include <jv.h>
+#include "env.h"
 #include "util.h"
 
 struct nn_node;
 
 #define NN_MIGRATE_CHUNK (512 * 1024)
 #define NN_MIGRATE_XFER_MS (10 * 60 * 1000)
+#define NN_MIGRATE_EVERY_MIN_MS 1000	/* the shortest periodic checkpoint */
 #define NN_SNAPSHOT_REPO "snapshots.git"
 
 /* Register /alloc/migrate/{haves,receive,chunk,start} and a timer. */
@@ -59,5 +67,38 @@ void nn_migrate_ref(const char *id, char *ref);
  * paths under home.  -1 + err on a bad value or a transfer that is not
  * complete. */
 int nn_migrate_take(jv body, jv *opts, const char *home, char *err);
+/* "checkpoint" (a duration, at least NN_MIGRATE_EVERY_MIN_MS; needs the
+ * state_dir) becomes opts "checkpoint_ms" and "home": the shim runs
+ * `nunet-run checkpoint ID` that often while the job runs.
+ * "restore" may also be {"fetch":DID,"deployment","name","commit"}: the last
+ * snapshot of allocation name of a deployment, kept by its orchestrator
+ * DID: restore becomes {"fetch","deployment","name","commit","repo",
+ * "home"}, and the shim fetches what it lacks before the job starts. */
+
+/* Open a transfer to this node of a pack of body.commit, body.size bytes
+ * (body borrowed), for owner (the did of the request): {"xfer"} into
+ * *reply.  NN_OK, or a code and err. */
+enum nn_code nn_migrate_open(struct nn_node *n, const char *owner, jv body, jv *reply, char *err);
+
+/* One piece {"xfer","offset","data":BASE64} of request req (borrowed),
+ * from the transfer's owner only: {"have"} into *reply. */
+enum nn_code nn_migrate_piece(struct nn_node *n, jv req, jv *reply, char *err);
+
+/* A complete transfer xid of commit from owner: the path of its pack
+ * (the caller frees the string and unlinks the file), its size in *size;
+ * the transfer is forgotten.  NULL + err otherwise. */
+char *nn_migrate_claim(struct nn_node *n, const char *owner, const char *xid, const char *commit,
+		       uint64_t *size, char *err);
+
+/* Pack what commit needs beyond haves (borrowed) from repo and offer it to
+ * owner: {"xfer","size"} into *reply.  The pack is removed once its last
+ * byte was read, or after NN_MIGRATE_XFER_MS. */
+enum nn_code nn_migrate_serve(struct nn_node *n, const char *owner, const char *repo, const char *commit,
+			      jv haves, jv *reply, char *err);
+
+/* {"xfer","offset"} of request req (borrowed), from the owner of a served
+ * transfer: {"data":BASE64,"offset":NEXT,"size"} (at most NN_MIGRATE_CHUNK
+ * bytes) into *reply. */
+enum nn_code nn_migrate_read(struct nn_node *n, jv req, jv *reply, char *err);
 
 #endif

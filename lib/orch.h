@@ -40,6 +40,14 @@
  *   /public/deploy/heartbeat  {"deployment","lease","allocations":{NAME:STATE}}
  *        provider → orchestrator every heartbeat_ms while any allocation of
  *        the lease has not ended; three missed: the provider is lost
+ *   /public/deploy/snapshot/{haves,receive,chunk,commit}
+ *        provider → orchestrator: a checkpoint of an allocation with a
+ *        state_dir, only what the orchestrator lacks (migrate.h transfers);
+ *        kept per deployment and name (orch_snapshot, snapshots.git)
+ *   /public/deploy/snapshot/{pack,read}
+ *        the provider placing it again fetches what it lacks of the kept
+ *        snapshot (the /alloc/start body's "restore":{"fetch",…})
+ *        all six: only from the provider of a placement of that allocation
  *   /deploy/start   {"ensemble":ENS,"hops":N,"parent":ALLOC} → {"id","trace"}
  *   /deploy/list    {} → {"deployments":[…]}
  *   /deploy/status  {"id"} → the deployment, its placements and allocations
@@ -51,8 +59,9 @@
  * issuer is the provider.  /deploy/start, list, status and cancel serve the
  * node's own control socket only.
  *
- * Tables (module "orch"): orch_deploy, orch_slot, orch_alloc (the
- * orchestrator's), orch_lease, orch_lease_alloc (the provider's).
+ * Tables (module "orch"): orch_deploy, orch_slot, orch_alloc,
+ * orch_release, orch_snapshot (the orchestrator's), orch_lease,
+ * orch_lease_alloc (the provider's).
  */
 #ifndef NN_ORCH_H
 #define NN_ORCH_H

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sodium.h>
 #include "codec.h"
+#include "jscan.h"
 #include "json.h"
 #include "util.h"
 
@@ -164,6 +165,18 @@ static int get_count(jv obj, const char *key, int64_t max, int64_t *out, char *e
 /* A did:key field into out, its key into pk; pk NULL: only its form is
  * checked (no base58 decoding), for documents whose parties must then equal
  * those of a contract, which were decoded when it was stored. */
+/* 1 when s[0..n) has the form of an ed25519 did:key (not decoded). */
+static int did_form(const char *s, size_t n)
+{
+	static const char b58[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+	if (n != 56 || memcmp(s, "did:key:z6Mk", 12) != 0)
+		return 0;
+	for (size_t i = 12; i < n; i++)
+		if (!s[i] || !strchr(b58, s[i]))
+			return 0;
+	return 1;
+}
+
 static int get_did(jv obj, const char *key, char out[NN_DID_MAX], uint8_t pk[32], char *err)
 {
 	const char *s;
@@ -171,9 +184,7 @@ static int get_did(jv obj, const char *key, char out[NN_DID_MAX], uint8_t pk[32]
 	if (nn_json_get_str(obj, key, &s, err) < 0)
 		return -1;
 	if (strlen(s) >= NN_DID_MAX || nn_did_len(s) != strlen(s) ||
-	    (pk ? nn_did_to_pk(s, pk, e) < 0 :
-	     strncmp(s, "did:key:z6Mk", 12) != 0 || strlen(s) != 56 ||
-	     strspn(s + 9, "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz") != 47))
+	    (pk ? nn_did_to_pk(s, pk, e) < 0 : !did_form(s, strlen(s))))
 		return nn_seterr(err, "%s: '%s' is not a did:key", key, s);
 	strcpy(out, s);
 	return 0;
@@ -250,13 +261,18 @@ static jv sign_b64(const struct nn_key *k, const struct nn_buf *msg)
 	return jv_string(s64);
 }
 
-/* 1 when sig64 is pk's signature over msg. */
-static int sig_ok(const uint8_t pk[32], const char *sig64, const struct nn_buf *msg)
+/* 1 when sig64[0..n) is pk's signature over msg. */
+static int sig_ok_n(const uint8_t pk[32], const char *sig64, size_t n, const struct nn_buf *msg)
 {
 	uint8_t sig[64];
-	if (nn_b64_decode(sig, sizeof sig, sig64, strlen(sig64)) != 64)
+	if (!sig64 || nn_b64_decode(sig, sizeof sig, sig64, n) != 64)
 		return 0;
 	return nn_sig_verify(pk, sig, msg->data, msg->len) == 0;
+}
+
+static int sig_ok(const uint8_t pk[32], const char *sig64, const struct nn_buf *msg)
+{
+	return sig_ok_n(pk, sig64, strlen(sig64), msg);
 }
 
 static const char *const drop_contract[] = { "id", "sigs", NULL };
@@ -306,28 +322,6 @@ static jv sign_doc(jv doc, const char *prefix, const struct nn_key *k, char **te
 	return doc;
 }
 
-/* 1 when doc's "sig" is pk's signature (borrows doc); then, when text is
- * not NULL, the document's canonical text into *text (caller frees). */
-static int doc_sig_text(jv doc, const char *prefix, const uint8_t pk[32], char **text)
-{
-	struct nn_buf b = NN_BUF_INIT;
-	const char *s;
-	size_t at;
-	int ok = 0;
-	if (nn_json_get_str(doc, "sig", &s, NULL) == 0 &&
-	    sig_input(doc, prefix, &b, &at, NULL) == 0)
-		ok = sig_ok(pk, s, &b);
-	if (ok && text)
-		*text = splice_sig(&b, strlen(prefix), at, s);
-	nn_buf_release(&b);
-	return ok;
-}
-
-static int doc_sig_ok(jv doc, const char *prefix, const uint8_t pk[32])
-{
-	return doc_sig_text(doc, prefix, pk, NULL);
-}
-
 /* ---- the database ---- */
 
 int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char *err)
@@ -336,8 +330,14 @@ int nn_pay_open(struct nn_pay *p, const char *path, const struct nn_key *k, char
 	memset(p, 0, sizeof *p);
 	p->now = nn_now_ms;
 	p->cache_jv = jv_invalid();
+	p->data_version = -1;
 	if (nn_db_open(&p->db, path, ledger_schema, err) < 0)
 		return NN_PAY_ESTORE;
+	/* the log and its index stay when the last connection closes (after
+	 * the same checkpoint): each nunet-pay run would otherwise create and
+	 * delete both files, which costs a run more than a hundred vouchers */
+	int persist = 1;
+	sqlite3_file_control(p->db.h, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	if (nn_db_exec(&p->db, "PRAGMA synchronous=NORMAL", e) < 0) {
 		nn_db_close(&p->db);
 		return fail(NN_PAY_ESTORE, err, "ledger '%s': %s", path, e);
@@ -356,6 +356,8 @@ void nn_pay_close(struct nn_pay *p)
 	memset(p->stmt_sql, 0, sizeof p->stmt_sql);
 	free(p->cache_doc);
 	p->cache_doc = NULL;
+	p->hot.id[0] = '\0';
+	nn_buf_release(&p->msg);
 	jv_free(p->cache_jv);
 	p->cache_jv = jv_invalid();
 	nn_db_close(&p->db);
@@ -452,9 +454,15 @@ static int tx(struct nn_pay *p, const char *sql, char *e)
 	return r == SQLITE_DONE ? 0 : -1;
 }
 
+/* Forget the hot contract: after a rollback, or a write it does not follow. */
+static void hot_forget(struct nn_pay *p)
+{
+	p->hot.id[0] = '\0';
+}
+
 static void undo(struct nn_pay *p)
 {
-	p->prev_seq = 0;
+	hot_forget(p);
 	if (p->batch) {
 		tx(p, SQL_ROLLBACK_TO, NULL);
 		tx(p, SQL_RELEASE, NULL);
@@ -464,12 +472,37 @@ static void undo(struct nn_pay *p)
 	p->open = 0;
 }
 
+/* After BEGIN: forget the hot contract when another connection has
+ * committed since we last looked (its rows may have changed). */
+static int check_version(struct nn_pay *p, char *e)
+{
+	sqlite3_stmt *st = prep(p, NULL, "PRAGMA data_version", 0);
+	int64_t v;
+	if (!st)
+		return nn_seterr(e, "%s", sqlite3_errmsg(p->db.h));
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		nn_seterr(e, "%s", sqlite3_errmsg(p->db.h));
+		unprep(p, st);
+		return -1;
+	}
+	v = sqlite3_column_int64(st, 0);
+	unprep(p, st);
+	if (v != p->data_version)
+		hot_forget(p);
+	p->data_version = v;
+	return 0;
+}
+
 static int begin(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
 	if (tx(p, p->batch ? SQL_SAVEPOINT : SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->open = 1;
+	if (!p->batch && check_version(p, e) < 0) {
+		undo(p);
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	}
 	return 0;
 }
 
@@ -497,6 +530,11 @@ int nn_pay_batch_begin(struct nn_pay *p, char *err)
 		return fail(NN_PAY_EBAD, err, "a batch is already open");
 	if (tx(p, SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	if (check_version(p, e) < 0) {
+		tx(p, SQL_ROLLBACK, NULL);
+		hot_forget(p);
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	}
 	p->batch = 1;
 	return 0;
 }
@@ -508,7 +546,7 @@ int nn_pay_batch_commit(struct nn_pay *p, char *err)
 		return fail(NN_PAY_EBAD, err, "no batch is open");
 	p->batch = 0;
 	if (tx(p, SQL_COMMIT, e) < 0) {
-		p->prev_seq = 0;
+		hot_forget(p);
 		tx(p, SQL_ROLLBACK, NULL);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
@@ -520,7 +558,7 @@ void nn_pay_batch_abort(struct nn_pay *p)
 	if (!p->batch)
 		return;
 	p->batch = 0;
-	p->prev_seq = 0;
+	hot_forget(p);
 	tx(p, SQL_ROLLBACK, NULL);
 }
 
@@ -780,6 +818,7 @@ static int store_contract(struct nn_pay *p, const char *id, jv doc, const char *
 	sqlite3_stmt *st;
 	if (!text)
 		return NN_PAY_EBAD;
+	hot_forget(p);
 	snprintf(now, sizeof now, "%lld", (long long)p->now());
 	st = prep(p, err, replace ?
 		  "INSERT OR REPLACE INTO contracts (id, doc, role, state, updated) VALUES (?1,?2,?3,?4,?5)" :
@@ -1106,6 +1145,7 @@ int nn_pay_contract_set_state(struct nn_pay *p, const char *id, const char *stat
 		return fail(NN_PAY_EREFUSED, err, "contract %s is %s: it cannot become %s", id,
 			    r.state, state);
 	}
+	hot_forget(p);
 	snprintf(now, sizeof now, "%lld", (long long)p->now());
 	st = prep(p, err, strcmp(state, "settled") ?
 		  "UPDATE contracts SET state = ?2, ended = ?3, updated = ?3 WHERE id = ?1" :
@@ -1470,7 +1510,7 @@ out:
 	return rc;
 }
 
-/* ---- usage reports and vouchers: checks ---- */
+/* ---- usage reports and vouchers: reading ---- */
 
 static const char *const report_keys[] = {
 	"v", "type", "contract", "requester", "provider", "seq", "ts", "usage", "amount", "sig", NULL
@@ -1479,78 +1519,257 @@ static const char *const voucher_keys[] = {
 	"v", "type", "contract", "requester", "provider", "seq", "amount", "ts", "sig", NULL
 };
 
-/* Common head of reports and vouchers: contract id, parties, seq. */
-struct head {
-	const char *contract;
-	char requester[NN_DID_MAX], provider[NN_DID_MAX];
-	int64_t seq, ts;
-	uint64_t amount;
-};
-
-static int head_parse(jv doc, const char *type, const char *const *keys, struct head *h, char *err)
+static const char *doc_type(int type)
 {
-	const char *s;
-	if (check_head(doc, type, err) < 0 || only_keys(doc, type, keys, err) < 0 ||
-	    nn_json_get_str(doc, "contract", &h->contract, err) < 0)
+	return type == NN_PAY_DOC_USAGE ? "nunet/usage" : "nunet/voucher";
+}
+
+static const char *doc_prefix(int type)
+{
+	return type == NN_PAY_DOC_USAGE ? NN_PAY_USAGE_PREFIX : NN_PAY_VOUCHER_PREFIX;
+}
+
+/* The full reader's common fields: contract, parties, seq, ts, amount, sig
+ * (d->contract stays "" unless all are good). */
+static int head_parse(jv doc, int type, struct nn_pay_doc *d, char *err)
+{
+	const char *s, *c;
+	if (check_head(doc, doc_type(type), err) < 0 ||
+	    only_keys(doc, doc_type(type), type == NN_PAY_DOC_USAGE ? report_keys : voucher_keys,
+		      err) < 0 ||
+	    nn_json_get_str(doc, "contract", &c, err) < 0)
 		return -1;
-	if (!is_hex(h->contract, 64))
-		return nn_seterr(err, "contract: '%s' is not a contract id (64 hex digits)", h->contract);
-	if (get_did(doc, "requester", h->requester, NULL, err) < 0 ||
-	    get_did(doc, "provider", h->provider, NULL, err) < 0 ||
-	    get_count(doc, "seq", COUNTER_MAX, &h->seq, err) < 0 ||
-	    get_count(doc, "ts", COUNTER_MAX, &h->ts, err) < 0 ||
-	    get_amount(doc, "amount", &h->amount, err) < 0 ||
+	if (!is_hex(c, 64))
+		return nn_seterr(err, "contract: '%s' is not a contract id (64 hex digits)", c);
+	if (get_did(doc, "requester", d->requester, NULL, err) < 0 ||
+	    get_did(doc, "provider", d->provider, NULL, err) < 0 ||
+	    get_count(doc, "seq", COUNTER_MAX, &d->seq, err) < 0 ||
+	    get_count(doc, "ts", COUNTER_MAX, &d->ts, err) < 0 ||
+	    get_amount(doc, "amount", &d->amount, err) < 0 ||
 	    nn_json_get_str(doc, "sig", &s, err) < 0)
 		return -1;
-	if (h->seq < 1)
+	if (d->seq < 1)
 		return nn_seterr(err, "seq: sequence numbers start at 1");
+	memcpy(d->contract, c, NN_PAY_ID_LEN);
+	d->sig = s;
+	d->siglen = strlen(s);
 	return 0;
 }
+
+int nn_pay_doc_read(int type, jv doc, struct nn_pay_doc *d, char *err)
+{
+	struct nn_buf *msg = d->msg;
+	const char *prefix = doc_prefix(type);
+	size_t at;
+	int r;
+
+	memset(d, 0, sizeof *d);
+	d->msg = msg;
+	if (head_parse(doc, type, d, err) < 0)
+		return NN_PAY_EBAD;
+	if (type == NN_PAY_DOC_USAGE) {
+		jv uj = jv_object_get(jv_copy(doc), jv_string("usage"));
+		r = usage_parse(uj, &d->usage, err);
+		jv_free(uj);
+		if (r < 0)
+			return NN_PAY_EBAD;
+	}
+	/* the bytes signed and the canonical text, by one canonicalization;
+	 * a document the writer cannot put in canonical form has no usable
+	 * signature */
+	nn_buf_reset(msg);
+	nn_buf_adds(msg, prefix);
+	if (nn_json_canon_without_at(doc, "sig", msg, &at, NULL) < 0) {
+		d->sig = NULL;
+		return 0;
+	}
+	d->own = splice_sig(msg, strlen(prefix), at, d->sig);
+	d->text = d->own;
+	d->tlen = strlen(d->own);
+	return 0;
+}
+
+void nn_pay_doc_release(struct nn_pay_doc *d)
+{
+	free(d->own);
+	d->own = NULL;
+}
+
+/* The strict reader: the members of each document in canonical order. */
+static const char *const report_sorted[] = {
+	"amount", "contract", "provider", "requester", "seq", "sig", "ts", "type", "usage", "v"
+};
+static const char *const voucher_sorted[] = {
+	"amount", "contract", "provider", "requester", "seq", "sig", "ts", "type", "v"
+};
+/* usage's members in canonical order, and their place in nn_pay_usage */
+static const char *const usage_sorted[] = {
+	"allocations", "cpu_ms", "deployments", "mem_mib_ms", "wall_ms"
+};
+static const int usage_field[] = { 3, 0, 4, 1, 2 };
+
+static int key_is(const struct nn_jscan_member *m, const char *k)
+{
+	size_t n = strlen(k);
+	return m->klen == n && !memcmp(m->key, k, n);
+}
+
+/* A plain string member: its bytes between the quotes. */
+static int scan_str(const struct nn_jscan_member *m, const char **s, size_t *n)
+{
+	if (m->kind != NN_JSCAN_STRING || !m->plain)
+		return 0;
+	*s = m->val + 1;
+	*n = m->vlen - 2;
+	return 1;
+}
+
+/* A non-negative integer member: at most 15 digits, so exact as the
+ * double libjq reads and below COUNTER_MAX. */
+static int scan_count(const struct nn_jscan_member *m, int64_t *out)
+{
+	if (m->kind != NN_JSCAN_NUMBER || !m->integer || m->val[0] == '-')
+		return 0;
+	*out = nn_jscan_int(m);
+	return 1;
+}
+
+int nn_pay_doc_scan(int type, const char *text, size_t len, struct nn_pay_doc *d)
+{
+	const char *const *keys = type == NN_PAY_DOC_USAGE ? report_sorted : voucher_sorted;
+	int nkeys = type == NN_PAY_DOC_USAGE ? 10 : 9, last = nkeys - 1;
+	struct nn_buf *msg = d->msg;
+	struct nn_jscan j, uj;
+	const struct nn_jscan_member *m = j.m;
+	char amt[NN_PAY_AMOUNT_MAX];
+	const char *s, *cut, *end;
+	size_t n;
+
+	memset(d, 0, sizeof *d);
+	d->msg = msg;
+	if (nn_jscan_object(text, len, &j) < 0 || !j.canonical || j.n != nkeys)
+		return 0;
+	for (int i = 0; i < nkeys; i++)
+		if (!key_is(&m[i], keys[i]))
+			return 0;
+	if (!scan_str(&m[0], &s, &n) || n >= sizeof amt)
+		return 0;
+	memcpy(amt, s, n);
+	amt[n] = '\0';
+	if (nn_pay_amount_parse(amt, &d->amount, NULL) < 0)
+		return 0;
+	if (!scan_str(&m[1], &s, &n) || n != 64)
+		return 0;
+	memcpy(d->contract, s, 64);
+	d->contract[64] = '\0';
+	if (!is_hex(d->contract, 64))
+		return 0;
+	if (!scan_str(&m[2], &s, &n) || !did_form(s, n))
+		return 0;
+	memcpy(d->provider, s, n);
+	d->provider[n] = '\0';
+	if (!scan_str(&m[3], &s, &n) || !did_form(s, n))
+		return 0;
+	memcpy(d->requester, s, n);
+	d->requester[n] = '\0';
+	if (!scan_count(&m[4], &d->seq) || d->seq < 1 || !scan_str(&m[5], &d->sig, &d->siglen) ||
+	    !scan_count(&m[6], &d->ts) || !scan_str(&m[7], &s, &n) ||
+	    n != strlen(doc_type(type)) || memcmp(s, doc_type(type), n))
+		return 0;
+	if (type == NN_PAY_DOC_USAGE) {
+		if (m[8].kind != NN_JSCAN_OBJECT || nn_jscan_object(m[8].val, m[8].vlen, &uj) < 0 ||
+		    uj.n != 5)
+			return 0;
+		for (int i = 0; i < 5; i++) {
+			int64_t v;
+			if (!key_is(&uj.m[i], usage_sorted[i]) || !scan_count(&uj.m[i], &v))
+				return 0;
+			(&d->usage.cpu_ms)[usage_field[i]] = (uint64_t)v;
+		}
+	}
+	if (m[last].kind != NN_JSCAN_NUMBER || m[last].vlen != 1 || m[last].val[0] != '1')
+		return 0;
+	/* canonical: the bytes signed are the text without ,"sig":"…" (sig is
+	 * neither the first member nor the last) */
+	cut = m[5].key - 2;
+	end = m[5].val + m[5].vlen;
+	nn_buf_reset(msg);
+	nn_buf_adds(msg, doc_prefix(type));
+	nn_buf_add(msg, text, (size_t)(cut - text));
+	nn_buf_add(msg, end, (size_t)(text + len - end));
+	d->text = text;
+	d->tlen = len;
+	return 1;
+}
+
+/* ---- usage reports and vouchers: checks ---- */
 
 /* Is the contract in a state where reports/vouchers may still arrive? */
-static int still_open(struct nn_pay *p, const struct row *r, int grace, char *err)
+static int still_open(struct nn_pay *p, const struct nn_pay_hot *h, int grace, char *err)
 {
-	if (!strcmp(r->state, "accepted") || !strcmp(r->state, "active"))
+	if (!strcmp(h->state, "accepted") || !strcmp(h->state, "active"))
 		return 0;
-	if (!strcmp(r->state, "draft") || !strcmp(r->state, "proposed"))
-		return fail(NN_PAY_EREFUSED, err, "contract %s is %s, not accepted", r->id, r->state);
-	if (!strcmp(r->state, "settled"))
-		return fail(NN_PAY_EREFUSED, err, "contract %s is settled", r->id);
+	if (!strcmp(h->state, "draft") || !strcmp(h->state, "proposed"))
+		return fail(NN_PAY_EREFUSED, err, "contract %s is %s, not accepted", h->id, h->state);
+	if (!strcmp(h->state, "settled"))
+		return fail(NN_PAY_EREFUSED, err, "contract %s is settled", h->id);
 	if (!grace)
 		return 0;
-	if (r->ended >= 0 && p->now() >= r->ended + r->t.notice_s * 1000)
+	if (h->ended >= 0 && p->now() >= h->ended + h->t.notice_s * 1000)
 		return fail(NN_PAY_EREFUSED, err, "contract %s is %s and its notice (%llds) has run "
-			    "out", r->id, r->state, (long long)r->t.notice_s);
+			    "out", h->id, h->state, (long long)h->t.notice_s);
 	return 0;
 }
 
-/* Store a voucher whose canonical text is text. */
-static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
-			  uint64_t amount, int64_t report_seq, const char *text, char *err)
+/* Make h the contract id (loading it unless h holds it already): 0, or as
+ * load_contract.  p->hot is only used inside a transaction, where begin()
+ * has checked that no other connection wrote since it was filled. */
+static int hot_load(struct nn_pay *p, struct nn_pay_hot *h, const char *id, char *err)
 {
-	char s_seq[24], s_amt[NN_PAY_AMOUNT_MAX], s_rep[24], s_now[24];
-	sqlite3_stmt *st;
-	snprintf(s_seq, sizeof s_seq, "%lld", (long long)seq);
-	nn_pay_amount_fmt(s_amt, amount);
-	snprintf(s_rep, sizeof s_rep, "%lld", (long long)report_seq);
-	snprintf(s_now, sizeof s_now, "%lld", (long long)p->now());
-	st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, report_seq, doc, ts) "
-		  "VALUES (?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER),?6,CAST(?7 AS INTEGER))",
-		  7, contract, role, s_seq, s_amt, report_seq > 0 ? s_rep : NULL, text, s_now);
+	struct row r;
+	int rc;
+	if (h->id[0] && !strcmp(h->id, id))
+		return 0;
+	h->id[0] = '\0';
+	if ((rc = load_contract(p, id, &r, err)) < 0)
+		return rc;
+	snprintf(h->role, sizeof h->role, "%s", r.role);
+	snprintf(h->state, sizeof h->state, "%s", r.state);
+	h->ended = r.ended;
+	h->t = r.t;
+	h->rep_seq = -1;
+	h->v_seq = -1;
+	row_release(&r);
+	snprintf(h->id, sizeof h->id, "%s", id);
+	return 0;
+}
+
+/* Store a voucher whose canonical text is text[0..tlen). */
+static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
+			  uint64_t amount, int64_t report_seq, const char *text, size_t tlen, char *err)
+{
+	char s_amt[NN_PAY_AMOUNT_MAX];
+	sqlite3_stmt *st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, "
+				"report_seq, doc, ts) VALUES (?1,?2,?3,?4,?5,?6,?7)", 2, contract, role);
 	if (!st)
 		return NN_PAY_ESTORE;
+	nn_pay_amount_fmt(s_amt, amount);
+	sqlite3_bind_int64(st, 3, seq);
+	sqlite3_bind_text(st, 4, s_amt, -1, SQLITE_TRANSIENT);
+	if (report_seq > 0)
+		sqlite3_bind_int64(st, 5, report_seq);
+	sqlite3_bind_text(st, 6, text, (int)tlen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 7, p->now());
 	return run_done(p, st, err);
 }
 
 static int activate(struct nn_pay *p, const char *id, char *err)
 {
-	char now[24];
-	sqlite3_stmt *st;
-	snprintf(now, sizeof now, "%lld", (long long)p->now());
-	st = prep(p, err, "UPDATE contracts SET state = 'active', updated = CAST(?2 AS INTEGER) "
-		  "WHERE id = ?1 AND state = 'accepted'", 2, id, now);
+	sqlite3_stmt *st = prep(p, err, "UPDATE contracts SET state = 'active', updated = ?2 "
+				"WHERE id = ?1 AND state = 'accepted'", 1, id);
 	if (!st)
 		return NN_PAY_ESTORE;
+	sqlite3_bind_int64(st, 2, p->now());
 	return run_done(p, st, err);
 }
 
@@ -1569,306 +1788,398 @@ static char *stored_doc(struct nn_pay *p, const char *sql, const char *a, const 
 	return doc;
 }
 
-int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
+static int same_text(const char *stored, const char *text, size_t len)
 {
-	struct head h;
-	struct row r = { .doc = jv_invalid() };
-	struct nn_pay_usage u, last = { 0 };
+	return stored && text && strlen(stored) == len && !memcmp(stored, text, len);
+}
+
+/*
+ * The voucher for contract h written from its fields in canonical order
+ * and signed with our key: the signing input into msg, the canonical text
+ * appended to out.  The bytes sign_doc gives for the jv document with the
+ * same fields (t/6006 checks them against nn_json_canon), without the jv.
+ */
+static void voucher_write(struct nn_pay *p, const struct nn_pay_hot *h, int64_t seq,
+			  uint64_t amount, int64_t ts, struct nn_buf *msg, struct nn_buf *out)
+{
+	size_t plen = strlen(NN_PAY_VOUCHER_PREFIX), at;
+	char amt[NN_PAY_AMOUNT_MAX], s64[96];
+	uint8_t sig[64];
+	nn_pay_amount_fmt(amt, amount);
+	nn_buf_reset(msg);
+	nn_buf_addf(msg, "%s{\"amount\":\"%s\",\"contract\":\"%s\",\"provider\":\"%s\","
+		    "\"requester\":\"%s\",\"seq\":%lld", NN_PAY_VOUCHER_PREFIX, amt, h->id,
+		    h->t.provider, h->t.requester, (long long)seq);
+	at = msg->len;
+	nn_buf_addf(msg, ",\"ts\":%lld,\"type\":\"nunet/voucher\",\"v\":1}", (long long)ts);
+	nn_key_sign(&p->key, sig, msg->data, msg->len);
+	nn_b64_encode(s64, sig, sizeof sig);
+	nn_buf_add(out, msg->data + plen, at - plen);
+	nn_buf_addf(out, ",\"sig\":\"%s\"", s64);
+	nn_buf_add(out, msg->data + at, msg->len - at);
+}
+
+/* Check a report read into d and answer it: the voucher's text appended to
+ * out (nothing on failure).  Refusals are logged. */
+static int answer(struct nn_pay *p, const struct nn_pay_doc *d, struct nn_buf *out, char *err)
+{
+	struct nn_pay_hot *h = &p->hot;
+	const struct nn_pay_usage *u = &d->usage;
+	struct nn_pay_usage last = { 0 };
+	const char *contract = d->contract, *kind = "usage";
 	uint64_t amount, vamount;
 	int64_t last_seq, vseq;
-	char *text = NULL, *vtext = NULL, *prev = NULL, contract[NN_PAY_ID_LEN] = "";
-	const char *kind = "usage";
-	jv v = jv_invalid(), uj;
+	size_t mark = out->len;
+	sqlite3_stmt *st;
 	int rc;
 
-	*out = jv_invalid();
-	if (head_parse(report, "nunet/usage", report_keys, &h, err) < 0) {
-		rc = NN_PAY_EBAD;
-		goto refuse;
-	}
-	snprintf(contract, sizeof contract, "%s", h.contract);
-	uj = jv_object_get(jv_copy(report), jv_string("usage"));
-	rc = usage_parse(uj, &u, err);
-	jv_free(uj);
-	if (rc < 0) {
-		rc = NN_PAY_EBAD;
-		goto refuse;
-	}
 	if ((rc = begin(p, err)) < 0)
-		goto out;
-	if ((rc = load_contract(p, contract, &r, err)) < 0) {
+		return rc;
+	if ((rc = hot_load(p, h, contract, err)) < 0) {
 		kind = "unknown_contract";
 		goto refuse;
 	}
-	if (strcmp(r.role, "requester")) {
+	if (strcmp(h->role, "requester")) {
 		rc = fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its requester", contract);
 		goto refuse;
 	}
-	if (strcmp(h.requester, r.t.requester) || strcmp(h.provider, r.t.provider)) {
+	if (strcmp(d->requester, h->t.requester) || strcmp(d->provider, h->t.provider)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report names other parties than contract %s",
 			  contract);
 		goto refuse;
 	}
-	if ((rc = still_open(p, &r, 1, err)) < 0)
+	if ((rc = still_open(p, h, 1, err)) < 0)
 		goto refuse;
-	if (!doc_sig_text(report, NN_PAY_USAGE_PREFIX, r.t.provider_pk, &text)) {
+	if (!sig_ok_n(h->t.provider_pk, d->sig, d->siglen, d->msg)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
-			  (long long)h.seq, contract);
+			  (long long)d->seq, contract);
 		kind = "bad_signature";
 		goto refuse;
 	}
-	if ((rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
+	last_seq = h->rep_seq;
+	if (last_seq < 0 &&
+	    (rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
 			  contract, REPORT_DIR_RECEIVED, &last_seq, err)) < 0)
 		goto out;
-	if (h.seq <= last_seq) {
+	if (d->seq <= last_seq) {
 		char *old = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
-				       "AND seq = ?3", contract, REPORT_DIR_RECEIVED, h.seq);
-		int same = old && !strcmp(old, text);
+				       "AND seq = ?3", contract, REPORT_DIR_RECEIVED, d->seq);
+		int same = same_text(old, d->text, d->tlen);
 		free(old);
 		if (same) {
 			/* a retransmission: the same answer again */
 			char *vd = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND "
-					      "role = ?2 AND report_seq = ?3", contract, "issued", h.seq);
+					      "role = ?2 AND report_seq = ?3", contract, "issued", d->seq);
 			if (vd) {
-				*out = nn_json_parse(vd, strlen(vd), err);
+				nn_buf_adds(out, vd);
 				free(vd);
-				rc = jv_is_valid(*out) ? 0 : NN_PAY_ESTORE;
 				rollback(p);
-				goto out;
+				return 0;
 			}
 		}
 		rc = fail(NN_PAY_EREFUSED, err, "replayed usage report: seq %lld is not above %lld, "
-			  "the newest answered for contract %s", (long long)h.seq, (long long)last_seq,
+			  "the newest answered for contract %s", (long long)d->seq, (long long)last_seq,
 			  contract);
 		kind = "replay";
 		goto refuse;
 	}
-	if (last_seq > 0 && p->prev_seq == last_seq && !strcmp(p->prev_contract, contract)) {
-		memcpy(&last.cpu_ms, p->prev_usage, sizeof p->prev_usage);
+	if (last_seq > 0 && h->rep_seq == last_seq) {
+		memcpy(&last.cpu_ms, h->rep_usage, sizeof h->rep_usage);
 	} else if (last_seq > 0) {
-		prev = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
-				  "AND seq = ?3", contract, REPORT_DIR_RECEIVED, last_seq);
+		char *prev = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
+					"AND seq = ?3", contract, REPORT_DIR_RECEIVED, last_seq);
 		jv pd = prev ? nn_json_parse(prev, strlen(prev), NULL) : jv_invalid();
 		jv pu = jv_is_valid(pd) ? jv_object_get(pd, jv_string("usage")) : pd;
 		rc = usage_parse(pu, &last, NULL);
 		jv_free(pu);
+		free(prev);
 		if (rc < 0) {
 			rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt usage report");
 			goto out;
 		}
 	}
 	for (int i = 0; i < 5; i++)
-		if ((&u.cpu_ms)[i] < (&last.cpu_ms)[i]) {
+		if ((&u->cpu_ms)[i] < (&last.cpu_ms)[i]) {
 			rc = fail(NN_PAY_EREFUSED, err, "usage report %lld: usage.%s went back from "
-				  "%llu to %llu", (long long)h.seq, usage_keys[i],
+				  "%llu to %llu", (long long)d->seq, usage_keys[i],
 				  (unsigned long long)(&last.cpu_ms)[i],
-				  (unsigned long long)(&u.cpu_ms)[i]);
+				  (unsigned long long)(&u->cpu_ms)[i]);
 			goto refuse;
 		}
-	if (u.wall_ms > (uint64_t)r.t.duration_s * 1000) {
+	if (u->wall_ms > (uint64_t)h->t.duration_s * 1000) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld: %llu ms of wall time is over the "
-			  "contract's duration of %llds", (long long)h.seq,
-			  (unsigned long long)u.wall_ms, (long long)r.t.duration_s);
+			  "contract's duration of %llds", (long long)d->seq,
+			  (unsigned long long)u->wall_ms, (long long)h->t.duration_s);
 		kind = "over_duration";
 		goto refuse;
 	}
-	if ((rc = nn_pay_usage_amount(&r.t, &u, &amount, err)) < 0) {
+	if ((rc = nn_pay_usage_amount(&h->t, u, &amount, err)) < 0) {
 		kind = "over_cap";
 		goto refuse;
 	}
-	if (amount != h.amount) {
+	if (amount != d->amount) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld claims %llu but its usage at the "
-			  "contract's rates comes to %llu", (long long)h.seq,
-			  (unsigned long long)h.amount, (unsigned long long)amount);
+			  "contract's rates comes to %llu", (long long)d->seq,
+			  (unsigned long long)d->amount, (unsigned long long)amount);
 		goto refuse;
 	}
-	if (amount > r.t.cap) {
+	if (amount > h->t.cap) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld: amount %llu is over the "
-			  "contract's cap of %llu", (long long)h.seq, (unsigned long long)amount,
-			  (unsigned long long)r.t.cap);
+			  "contract's cap of %llu", (long long)d->seq, (unsigned long long)amount,
+			  (unsigned long long)h->t.cap);
 		kind = "over_cap";
 		goto refuse;
 	}
-	if ((rc = newest_voucher(p, contract, "issued", &vseq, &vamount, NULL, err)) < 0)
+	vseq = h->v_seq;
+	vamount = h->v_amount;
+	if (vseq < 0 && (rc = newest_voucher(p, contract, "issued", &vseq, &vamount, NULL, err)) < 0)
 		goto out;
 	if (amount < vamount) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld is worth %llu, less than the "
-			  "%llu already vouched", (long long)h.seq, (unsigned long long)amount,
+			  "%llu already vouched", (long long)d->seq, (unsigned long long)amount,
 			  (unsigned long long)vamount);
 		goto refuse;
 	}
-	v = JV_OBJECT(jv_string("v"), jv_number(1), jv_string("type"), jv_string("nunet/voucher"),
-		      jv_string("contract"), jv_string(contract),
-		      jv_string("requester"), jv_string(r.t.requester),
-		      jv_string("provider"), jv_string(r.t.provider),
-		      jv_string("seq"), jv_number((double)(vseq + 1)),
-		      jv_string("amount"), amount_jv(amount),
-		      jv_string("ts"), jv_number((double)p->now()));
-	v = sign_doc(v, NN_PAY_VOUCHER_PREFIX, &p->key, &vtext, err);
-	if (!jv_is_valid(v)) {
-		rc = NN_PAY_EBAD;
+	voucher_write(p, h, vseq + 1, amount, p->now(), d->msg, out);
+	st = prep(p, err, "INSERT INTO reports (contract, dir, seq, doc, ts) VALUES (?1,?2,?3,?4,?5)",
+		  2, contract, REPORT_DIR_RECEIVED);
+	if (!st) {
+		rc = NN_PAY_ESTORE;
 		goto out;
 	}
-	{
-		char s_seq[24], s_now[24];
-		sqlite3_stmt *st;
-		snprintf(s_seq, sizeof s_seq, "%lld", (long long)h.seq);
-		snprintf(s_now, sizeof s_now, "%lld", (long long)p->now());
-		st = prep(p, err, "INSERT INTO reports (contract, dir, seq, doc, ts) VALUES "
-			  "(?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER))", 5, contract,
-			  REPORT_DIR_RECEIVED, s_seq, text, s_now);
-		if (!st || (rc = run_done(p, st, err)) < 0) {
-			rc = NN_PAY_ESTORE;
-			goto out;
-		}
-	}
-	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, h.seq, vtext, err)) < 0 ||
-	    (strcmp(r.state, "active") && (rc = activate(p, contract, err)) < 0) ||
+	sqlite3_bind_int64(st, 3, d->seq);
+	sqlite3_bind_text(st, 4, d->text, (int)d->tlen, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, p->now());
+	if ((rc = run_done(p, st, err)) < 0 ||
+	    (rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d->seq, out->data + mark,
+				 out->len - mark, err)) < 0 ||
+	    (strcmp(h->state, "active") && (rc = activate(p, contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0)
 		goto out;
-	snprintf(p->prev_contract, sizeof p->prev_contract, "%s", contract);
-	p->prev_seq = h.seq;
-	memcpy(p->prev_usage, &u.cpu_ms, sizeof p->prev_usage);
-	*out = v;
-	v = jv_invalid();
-	goto out;
+	/* committed (or released into the batch): what the ledger now holds */
+	if (h->id[0]) {
+		snprintf(h->state, sizeof h->state, "active");
+		h->rep_seq = d->seq;
+		memcpy(h->rep_usage, &u->cpu_ms, sizeof h->rep_usage);
+		h->v_seq = vseq + 1;
+		h->v_amount = amount;
+	}
+	return 0;
 refuse:
-	refuse_logged(p, rc, *contract ? contract : NULL, kind, err);
+	refuse_logged(p, rc, contract, kind, err);
 out:
-	if (rc < 0)
+	if (rc < 0) {
 		rollback(p);
-	row_release(&r);
-	free(text);
-	free(vtext);
-	free(prev);
-	jv_free(v);
+		out->len = mark;
+		if (out->data)
+			out->data[mark] = '\0';
+	}
+	return rc;
+}
+
+/* The full reader and answer for a parsed report (consumed): the voucher's
+ * text appended to out. */
+static int answer_jv(struct nn_pay *p, jv report, struct nn_buf *out, char *err)
+{
+	struct nn_pay_doc d = { .msg = &p->msg };
+	int rc = nn_pay_doc_read(NN_PAY_DOC_USAGE, report, &d, err);
+	if (rc < 0)
+		rc = refuse_logged(p, rc, d.contract[0] ? d.contract : NULL, "usage", err);
+	else
+		rc = answer(p, &d, out, err);
+	nn_pay_doc_release(&d);
 	jv_free(report);
 	return rc;
 }
 
-/* The checks of a voucher against the ledger; inside a transaction when
- * storing.  *kind names the refusal for the log; *text gets the voucher's
- * canonical text once its signature is checked (caller frees). */
-static int voucher_check(struct nn_pay *p, jv v, const char *expect, struct nn_pay_voucher_info *info,
-			 const char **kind, char **text, int *active, char *err)
+int nn_pay_usage_answer(struct nn_pay *p, jv report, jv *out, char *err)
 {
-	struct head h;
-	struct row r;
+	struct nn_buf b = NN_BUF_INIT;
+	struct nn_jscan j;
+	int rc;
+	*out = jv_invalid();
+	if ((rc = answer_jv(p, report, &b, err)) == 0) {
+		*out = nn_jscan_object(b.data, b.len, &j) == 0 ? nn_jscan_jv(&j) :
+			nn_json_parse(b.data, b.len, err);
+		if (!jv_is_valid(*out))
+			rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt voucher");
+	}
+	nn_buf_release(&b);
+	return rc;
+}
+
+int nn_pay_usage_answer_text(struct nn_pay *p, const char *s, size_t len, struct nn_buf *out,
+			     char *err)
+{
+	struct nn_pay_doc d = { .msg = &p->msg };
+	jv report;
+	if (nn_pay_doc_scan(NN_PAY_DOC_USAGE, s, len, &d))
+		return answer(p, &d, out, err);
+	report = nn_json_parse(s, len, err);
+	if (!jv_is_valid(report))
+		return NN_PAY_EBAD;
+	return answer_jv(p, report, out, err);
+}
+
+/* The checks of a voucher read into d against the ledger (h: the hot
+ * contract inside a transaction, else a caller's empty one); *kind names
+ * the refusal for the log. */
+static int voucher_check(struct nn_pay *p, const struct nn_pay_doc *d, const char *expect,
+			 struct nn_pay_hot *h, struct nn_pay_voucher_info *info, const char **kind,
+			 char *err)
+{
 	int64_t seq;
 	uint64_t amount;
 	int rc;
 
 	*kind = "voucher";
-	if (head_parse(v, "nunet/voucher", voucher_keys, &h, err) < 0)
-		return NN_PAY_EBAD;
-	snprintf(info->contract, sizeof info->contract, "%s", h.contract);
-	info->seq = h.seq;
-	info->amount = h.amount;
-	if (expect && strcmp(expect, h.contract)) {
+	snprintf(info->contract, sizeof info->contract, "%s", d->contract);
+	info->seq = d->seq;
+	info->amount = d->amount;
+	if (expect && strcmp(expect, d->contract)) {
 		*kind = "other_contract";
-		return fail(NN_PAY_EREFUSED, err, "voucher is for contract %s, not %s", h.contract,
+		return fail(NN_PAY_EREFUSED, err, "voucher is for contract %s, not %s", d->contract,
 			    expect);
 	}
-	if (strcmp(h.provider, p->key.did)) {
+	if (strcmp(d->provider, p->key.did)) {
 		*kind = "other_provider";
 		return fail(NN_PAY_EREFUSED, err, "voucher names provider %s, not this node (%s)",
-			    h.provider, p->key.did);
+			    d->provider, p->key.did);
 	}
-	if ((rc = load_contract(p, h.contract, &r, err)) < 0) {
+	if ((rc = hot_load(p, h, d->contract, err)) < 0) {
 		*kind = "unknown_contract";
 		return rc;
 	}
-	if (strcmp(r.role, "provider")) {
-		row_release(&r);
+	if (strcmp(h->role, "provider")) {
 		*kind = "other_provider";
-		return fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", r.id);
+		return fail(NN_PAY_EREFUSED, err, "contract %s: this node is not its provider", h->id);
 	}
-	if (strcmp(h.requester, r.t.requester)) {
-		row_release(&r);
+	if (strcmp(d->requester, h->t.requester))
 		return fail(NN_PAY_EREFUSED, err, "voucher names requester %s; contract %s is with %s",
-			    h.requester, r.id, r.t.requester);
-	}
-	rc = still_open(p, &r, 0, err);
-	*active = !strcmp(r.state, "active");
-	if (rc == 0 && !doc_sig_text(v, NN_PAY_VOUCHER_PREFIX, r.t.requester_pk, text)) {
+			    d->requester, h->id, h->t.requester);
+	if ((rc = still_open(p, h, 0, err)) < 0)
+		return rc;
+	if (!sig_ok_n(h->t.requester_pk, d->sig, d->siglen, d->msg)) {
 		*kind = "bad_signature";
-		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
-			  "(not signed by its requester %s)", (long long)h.seq, r.id, r.t.requester);
+		return fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
+			    "(not signed by its requester %s)", (long long)d->seq, h->id, h->t.requester);
 	}
-	if (rc == 0 && h.amount > r.t.cap) {
+	if (d->amount > h->t.cap) {
 		*kind = "over_cap";
-		rc = fail(NN_PAY_EREFUSED, err, "voucher %lld: amount %llu is over the contract's "
-			  "cap of %llu", (long long)h.seq, (unsigned long long)h.amount,
-			  (unsigned long long)r.t.cap);
+		return fail(NN_PAY_EREFUSED, err, "voucher %lld: amount %llu is over the contract's "
+			    "cap of %llu", (long long)d->seq, (unsigned long long)d->amount,
+			    (unsigned long long)h->t.cap);
 	}
-	row_release(&r);
-	if (rc < 0)
+	seq = h->v_seq;
+	amount = h->v_amount;
+	if (seq < 0 && (rc = newest_voucher(p, d->contract, "received", &seq, &amount, NULL, err)) < 0)
 		return rc;
-	if ((rc = newest_voucher(p, h.contract, "received", &seq, &amount, NULL, err)) < 0)
-		return rc;
-	if (h.seq == seq) {
+	if (d->seq == seq) {
 		char *doc = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND role = ?2 "
-				       "AND seq = ?3", h.contract, "received", seq);
-		int same = *text && doc && !strcmp(*text, doc);
+				       "AND seq = ?3", d->contract, "received", seq);
+		int same = same_text(doc, d->text, d->tlen);
 		free(doc);
 		*kind = "replay";
 		return fail(NN_PAY_EREFUSED, err, same ?
 			    "replayed voucher: seq %lld of contract %s is already accepted" :
 			    "voucher seq %lld of contract %s is already taken by another voucher",
-			    (long long)h.seq, h.contract);
+			    (long long)d->seq, d->contract);
 	}
-	if (h.seq < seq) {
+	if (d->seq < seq) {
 		*kind = "lower_seq";
 		return fail(NN_PAY_EREFUSED, err, "voucher seq %lld is below the newest accepted "
-			    "(%lld) for contract %s", (long long)h.seq, (long long)seq, h.contract);
+			    "(%lld) for contract %s", (long long)d->seq, (long long)seq, d->contract);
 	}
-	if (h.amount < amount) {
+	if (d->amount < amount) {
 		*kind = "lower_amount";
 		return fail(NN_PAY_EREFUSED, err, "voucher %lld: cumulative amount %llu is below "
-			    "the newest accepted (%llu) for contract %s", (long long)h.seq,
-			    (unsigned long long)h.amount, (unsigned long long)amount, h.contract);
+			    "the newest accepted (%llu) for contract %s", (long long)d->seq,
+			    (unsigned long long)d->amount, (unsigned long long)amount, d->contract);
 	}
 	return 0;
+}
+
+/* Check a voucher read into d, and store it when store is set (atomically:
+ * concurrent accepters cannot both store the same seq; refusals logged). */
+static int voucher_doc(struct nn_pay *p, const struct nn_pay_doc *d, int store, const char *expect,
+		       struct nn_pay_voucher_info *info, char *err)
+{
+	struct nn_pay_hot cold = { .id = "" };
+	struct nn_pay_hot *h = &p->hot;
+	const char *kind;
+	int rc;
+
+	if (!store)
+		return voucher_check(p, d, expect, &cold, info, &kind, err);
+	if ((rc = begin(p, err)) < 0)
+		return rc;
+	if ((rc = voucher_check(p, d, expect, h, info, &kind, err)) < 0)
+		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
+	if ((rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, 0, d->text, d->tlen,
+				 err)) < 0 ||
+	    (strcmp(h->state, "active") && (rc = activate(p, d->contract, err)) < 0) ||
+	    (rc = commit(p, err)) < 0) {
+		rollback(p);
+		return rc;
+	}
+	if (h->id[0]) {
+		snprintf(h->state, sizeof h->state, "active");
+		h->v_seq = d->seq;
+		h->v_amount = d->amount;
+	}
+	return 0;
+}
+
+/* The full reader and voucher_doc for a parsed voucher (borrowed).  A
+ * malformed one is logged when it was to be stored. */
+static int voucher_jv(struct nn_pay *p, jv v, int store, const char *expect,
+		      struct nn_pay_voucher_info *info, char *err)
+{
+	struct nn_pay_doc d = { .msg = &p->msg };
+	struct nn_pay_voucher_info tmp;
+	int rc;
+	if (!info)
+		info = &tmp;
+	memset(info, 0, sizeof *info);
+	rc = nn_pay_doc_read(NN_PAY_DOC_VOUCHER, v, &d, err);
+	if (rc < 0 && store)
+		rc = refuse_logged(p, rc, NULL, "voucher", err);
+	else if (rc == 0)
+		rc = voucher_doc(p, &d, store, expect, info, err);
+	nn_pay_doc_release(&d);
+	return rc;
 }
 
 int nn_pay_voucher_check(struct nn_pay *p, jv v, const char *expect_contract,
 			 struct nn_pay_voucher_info *info, char *err)
 {
-	struct nn_pay_voucher_info tmp;
-	const char *kind;
-	char *text = NULL;
-	int active;
-	int rc = voucher_check(p, v, expect_contract, info ? info : &tmp, &kind, &text, &active, err);
-	free(text);
-	return rc;
+	return voucher_jv(p, v, 0, expect_contract, info, err);
 }
 
 int nn_pay_voucher_accept(struct nn_pay *p, jv v, const char *expect_contract,
 			  struct nn_pay_voucher_info *info, char *err)
 {
-	struct nn_pay_voucher_info tmp;
-	const char *kind;
-	char *text = NULL;
-	int rc, active = 0;
+	return voucher_jv(p, v, 1, expect_contract, info, err);
+}
 
+int nn_pay_voucher_text(struct nn_pay *p, const char *s, size_t len, int store,
+			const char *expect_contract, struct nn_pay_voucher_info *info, char *err)
+{
+	struct nn_pay_doc d = { .msg = &p->msg };
+	struct nn_pay_voucher_info tmp;
+	jv v;
+	int rc;
 	if (!info)
 		info = &tmp;
 	memset(info, 0, sizeof *info);
-	if ((rc = begin(p, err)) < 0)
-		return rc;
-	rc = voucher_check(p, v, expect_contract, info, &kind, &text, &active, err);
-	if (rc < 0) {
-		free(text);
-		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
-	}
-	if ((rc = insert_voucher(p, info->contract, "received", info->seq, info->amount, 0, text, err)) < 0 ||
-	    (!active && (rc = activate(p, info->contract, err)) < 0) || (rc = commit(p, err)) < 0) {
-		free(text);
-		rollback(p);
-		return rc;
-	}
-	free(text);
-	return 0;
+	if (nn_pay_doc_scan(NN_PAY_DOC_VOUCHER, s, len, &d))
+		return voucher_doc(p, &d, store, expect_contract, info, err);
+	v = nn_json_parse(s, len, err);
+	if (!jv_is_valid(v))
+		return NN_PAY_EBAD;
+	rc = voucher_jv(p, v, store, expect_contract, info, err);
+	jv_free(v);
+	return rc;
 }
 
 int nn_pay_handle(struct nn_pay *p, const char *be, jv body, jv *reply, char *err)
@@ -2038,6 +2349,7 @@ static int settle_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 	c->out = jv_array_append(c->out, o);
 	if (c->mark && (!strcmp(r->state, "completed") || !strcmp(r->state, "terminated"))) {
 		char now[24];
+		hot_forget(p);
 		snprintf(now, sizeof now, "%lld", (long long)p->now());
 		sqlite3_stmt *st = prep(p, err, "UPDATE contracts SET state = 'settled', updated = "
 					"CAST(?2 AS INTEGER) WHERE id = ?1", 2, r->id, now);
@@ -2123,15 +2435,15 @@ static int verify_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 		uint64_t amount;
 		const char *text = (const char *)sqlite3_column_text(st, 2);
 		jv d = nn_json_parse(text, strlen(text), NULL);
-		struct head h;
+		struct nn_pay_doc h = { .msg = &p->msg };
 		n++;
 		rc = 0;
 		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), &amount, NULL) < 0 ||
-		    head_parse(d, "nunet/voucher", voucher_keys, &h, NULL) < 0 || h.seq != seq ||
+		    nn_pay_doc_read(NN_PAY_DOC_VOUCHER, d, &h, NULL) < 0 || h.seq != seq ||
 		    h.amount != amount || strcmp(h.contract, r->id))
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld does not match "
 				  "its row", r->id, vrole, (long long)seq);
-		else if (!doc_sig_ok(d, NN_PAY_VOUCHER_PREFIX, t.requester_pk))
+		else if (!sig_ok_n(t.requester_pk, h.sig, h.siglen, h.msg))
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld: bad signature",
 				  r->id, vrole, (long long)seq);
 		else if (seq <= prev_seq || (vrole[0] == 'i' && seq != prev_seq + 1))
@@ -2144,6 +2456,7 @@ static int verify_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 		else if (amount > t.cap)
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld over the cap",
 				  r->id, vrole, (long long)seq);
+		nn_pay_doc_release(&h);
 		jv_free(d);
 		if (rc < 0) {
 			unprep(p, st);

@@ -74,6 +74,20 @@ struct nn_pay_terms {
 	int signed_requester, signed_provider;	/* signature present and valid */
 };
 
+/* The contract of the stream being answered or kept, and its newest
+ * report and voucher, so that a voucher reads no row (private: valid while
+ * no other connection wrote, PRAGMA data_version at each begin). */
+struct nn_pay_hot {
+	char id[NN_PAY_ID_LEN];	/* "": nothing held */
+	char role[16], state[16];
+	int64_t ended;
+	struct nn_pay_terms t;
+	int64_t rep_seq;	/* newest report received, -1: unknown */
+	uint64_t rep_usage[5];	/* …its usage */
+	int64_t v_seq;		/* newest voucher issued/received, -1: unknown */
+	uint64_t v_amount;
+};
+
 /* A ledger opened for one identity.  The key is copied (wiped on close). */
 struct nn_pay {
 	struct nn_db db;
@@ -86,9 +100,9 @@ struct nn_pay {
 	char *cache_doc;	/* the contract last loaded, as stored… */
 	jv cache_jv;		/* …parsed… */
 	struct nn_pay_terms cache_terms;	/* …and checked */
-	char prev_contract[NN_PAY_ID_LEN];	/* the report last answered… */
-	int64_t prev_seq;		/* …its seq (0: none)… */
-	uint64_t prev_usage[5];		/* …and usage, so it is not parsed again */
+	struct nn_pay_hot hot;	/* the contract of the stream */
+	int64_t data_version;
+	struct nn_buf msg;	/* scratch: the bytes signed */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -204,6 +218,49 @@ struct nn_pay_voucher_info {
 	int64_t seq;
 	uint64_t amount;
 };
+
+/*
+ * Reading a usage report or voucher.  The strict reader takes the text of
+ * a document exactly as this module writes it (RFC 8785 canonical form,
+ * every field of the form it must have, integers of at most 15 digits)
+ * without building a jv: the bytes signed are the text without its "sig"
+ * member.  Anything else it leaves to the full reader (libjq, then the
+ * field checks with their messages), which reads every text the strict
+ * one takes to the same fields and bytes (t/6006 holds them together).
+ */
+enum { NN_PAY_DOC_USAGE = 1, NN_PAY_DOC_VOUCHER = 2 };
+struct nn_pay_doc {
+	char contract[NN_PAY_ID_LEN];	/* "" until read */
+	char requester[NN_DID_MAX], provider[NN_DID_MAX];
+	int64_t seq, ts;
+	uint64_t amount;
+	struct nn_pay_usage usage;	/* of a report */
+	const char *sig;		/* base64, in the document; NULL: unusable */
+	size_t siglen;
+	struct nn_buf *msg;		/* prefix || the text without "sig" (caller's) */
+	const char *text;		/* the canonical text, "sig" included */
+	size_t tlen;
+	char *own;			/* text, when made by the full reader */
+};
+/* Strict reader: 1 with d filled (text points into s), 0: use the full
+ * reader.  d->msg must point to a buffer. */
+int nn_pay_doc_scan(int type, const char *s, size_t len, struct nn_pay_doc *d);
+/* Full reader (borrows doc; d->sig points into it): 0, or NN_PAY_EBAD
+ * with the first malformed field in err. */
+int nn_pay_doc_read(int type, jv doc, struct nn_pay_doc *d, char *err);
+void nn_pay_doc_release(struct nn_pay_doc *d);
+
+/* nn_pay_usage_answer on the text of a report (a JSON line): read by the
+ * strict reader when it can, else parsed and read in full, with the same
+ * verdicts and messages.  The voucher's canonical text is appended to out
+ * (no newline).  Text that is not JSON: NN_PAY_EBAD ("not JSON: …"), not
+ * logged as a refusal. */
+int nn_pay_usage_answer_text(struct nn_pay *p, const char *s, size_t len, struct nn_buf *out,
+			     char *err);
+/* nn_pay_voucher_accept (store set) or nn_pay_voucher_check on the text
+ * of a voucher, as nn_pay_usage_answer_text reads a report. */
+int nn_pay_voucher_text(struct nn_pay *p, const char *s, size_t len, int store,
+			const char *expect_contract, struct nn_pay_voucher_info *info, char *err);
 
 /* Provider side: check a voucher (borrows) against the ledger without
  * storing it: signature by the contract's requester, a contract we accepted

@@ -158,7 +158,7 @@ int nn_stage_prepare(const char *dir, jv opts, char *err)
 	char *text, *path;
 	int rc;
 	if (!nn_stage_has(opts, "inputs") && !nn_stage_has(opts, "outputs") &&
-	    !nn_json_has(opts, "restore"))
+	    !nn_json_has(opts, "restore") && !nn_json_has(opts, "checkpoint_ms"))
 		return 0;
 	nn_json_get_int(opts, "stage_timeout_ms", &ms, NULL);
 	in = field(opts, "inputs");
@@ -168,10 +168,14 @@ int nn_stage_prepare(const char *dir, jv opts, char *err)
 	o = jv_object_set(o, jv_string("outputs"),
 			  jv_get_kind(out) == JV_KIND_ARRAY ? out : (jv_free(out), jv_array()));
 	o = jv_object_set(o, jv_string("timeout_ms"), jv_number((double)ms));
-	if (nn_json_has(opts, "restore")) {
+	if (nn_json_has(opts, "restore"))
 		o = jv_object_set(o, jv_string("restore"), field(opts, "restore"));
-		o = jv_object_set(o, jv_string("state_dir"), field(opts, "state_dir"));
+	if (nn_json_has(opts, "checkpoint_ms")) {
+		o = jv_object_set(o, jv_string("checkpoint_ms"), field(opts, "checkpoint_ms"));
+		o = jv_object_set(o, jv_string("home"), field(opts, "home"));
 	}
+	if (nn_json_has(opts, "restore") || nn_json_has(opts, "checkpoint_ms"))
+		o = jv_object_set(o, jv_string("state_dir"), field(opts, "state_dir"));
 	text = nn_json_dump(o);
 	jv_free(o);
 	path = nn_xasprintf("%s/%s", dir, NN_STAGE_FILE);

@@ -22,9 +22,12 @@
  * DIR/stage.json:
  *	{"inputs":[{"url","path","sha256"?,"max_size"?}],
  *	 "outputs":[{"path","url"}], "timeout_ms":N,
- *	 "restore":{"pack","commit","repo"}, "state_dir":D}
+ *	 "restore":{"pack","commit","repo"} or {"fetch",…}, "state_dir":D,
+ *	 "checkpoint_ms":N, "home":NUNET_HOME}
  * paths relative to DIR; restore (migrate.h): a received snapshot pack
- * the shim unpacks and restores into D before it stages or starts.
+ * (or one fetched from the deployment's orchestrator) the shim unpacks
+ * and restores into D before it stages or starts; checkpoint_ms: the shim
+ * runs `nunet-run checkpoint` that often while the job runs.
  */
 #ifndef NN_STAGE_H
 #define NN_STAGE_H
@@ -57,8 +60,8 @@ jv nn_stage_readonly(jv inputs);
 int nn_stage_take(jv body, jv *spec, jv *opts, int64_t default_ms, char *err);
 /* 1 when opts (borrowed) name inputs or outputs. */
 int nn_stage_has(jv opts, const char *which);
-/* Write DIR/stage.json from opts (borrowed) when it names inputs, outputs
- * or a restore; 0 when there is nothing to write. */
+/* Write DIR/stage.json from opts (borrowed) when it names inputs, outputs,
+ * a restore or periodic checkpoints; 0 when there is nothing to write. */
 int nn_stage_prepare(const char *dir, jv opts, char *err);
 
 /* Read it: the object, or jv_null() when there is none; invalid + err

@@ -157,3 +157,75 @@ refuse() {
 	assert_failure 137
 	assert_equal "$(nunet-send /node/resources | jq -c '[.committed.cpu, .committed.ram, .allocations]')" '[0,0,0]'
 }
+
+# spare_pid: the pid of the node's spare shim, waiting (at most 10 s) for one
+spare_pid() {
+	local i p
+	for i in $(seq 200); do
+		p=$(pgrep -f -- "exec --shim --spare $NUNET_HOME/alloc\$" || true)
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.05
+	done
+	return 1
+}
+
+@test "a new run goes to the spare shim the node keeps loaded; kill -9 of the node ends the spare, not the allocation" {
+	spare=$(spare_pid)
+	# in a session of its own, like every shim
+	assert_equal "$(ps -o sid= -p "$spare" | tr -d ' ')" "$spare"
+	nunet-run -d --id sp1 -- sh -c 'echo out; echo err >&2; sleep 30' >/dev/null
+	wait_state sp1 running
+	assert_equal "$(nunet-run status sp1 | jq -r .shim_pid)" "$spare"
+	[ -S "$NUNET_HOME/alloc/sp1/shim.sock" ]
+	run nunet-run logs sp1
+	assert_line out
+	# the next spare is made within a second (the node's tick)
+	next=$(spare_pid)
+	[ "$next" != "$spare" ]
+	kill -9 "$NODE_PID"
+	wait "$NODE_PID" 2>/dev/null || true
+	NODE_PIDS=()
+	for i in $(seq 200); do kill -0 "$next" 2>/dev/null || break; sleep 0.05; done
+	! kill -0 "$next" 2>/dev/null
+	kill -0 "$spare"	# now sp1's shim: it lives on
+	node_start
+	assert_equal "$(nunet-run status sp1 | jq -r .state)" running
+	nunet-run cancel --grace 0s sp1 >/dev/null
+	run nunet-run wait sp1
+	assert_failure 137
+	# a quick job through a spare: its code, its output
+	spare_pid >/dev/null
+	run --separate-stderr nunet-run -- sh -c 'echo hi; exit 7'
+	assert_failure 7
+	assert_equal "$output" hi
+}
+
+@test "NUNET_ALLOC_SPARE=0: no spare shim, each shim started when needed" {
+	node_stop_all
+	NUNET_ALLOC_SPARE=0 node_start
+	run nunet-run -- true
+	assert_success
+	! pgrep -f -- "exec --shim --spare $NUNET_HOME/alloc" >/dev/null
+}
+
+@test "a spare shim takes only a shim's arguments under its root, and ends quietly at end of file" {
+	root="$NUNET_HOME/alloc"
+	run --separate-stderr nunet-run exec --shim --spare "$root" </dev/null
+	assert_success
+	assert_equal "$stderr" ""
+	run --separate-stderr nunet-run exec --shim --spare --run 2 "$root" </dev/null
+	assert_failure 64
+	run --separate-stderr nunet-run exec --spare "$root" </dev/null
+	assert_failure 64
+	run --separate-stderr nunet-run exec --shim --spare "$root" <<<'{"argv":["exec","--shim","/etc/passwd"],"log":"'"$root"'/x/shim.log"}'
+	assert_failure 65
+	assert_equal "$stderr" "nunet-run: error: spare: not the arguments of a shim under $root"
+	run --separate-stderr nunet-run exec --shim --spare "$root" <<<'{"argv":["exec","--shim","'"$root"'/x/spec.json"],"log":"/tmp/shim.log"}'
+	assert_failure 65
+	[[ "$stderr" == *"spare: expected"* ]]
+	run --separate-stderr nunet-run exec --shim --spare "$root" <<<'{"argv":["exec","--spare","'"$root"'/x/spec.json"],"log":"'"$root"'/x/shim.log"}'
+	assert_failure 65
+	run --separate-stderr nunet-run exec --shim --spare "$root" <<<'not json'
+	assert_failure 65
+	[ ! -e "$root/x" ]
+}

@@ -61,6 +61,7 @@ struct native {
 	char *path;		/* the resolved command */
 	int pidfd;		/* the job's main process, for signals */
 	int monfd;		/* its monitor, which ends after it */
+	int stfd;		/* the monitor's status socket (-1: none, adopted) */
 	pid_t mon_pid;
 	int mon_done;		/* the monitor has ended (or is gone) */
 	unsigned long long starttime, mon_start;
@@ -85,7 +86,7 @@ static struct native *priv(struct nn_exec_job *job)
 {
 	if (!job->priv) {
 		struct native *n = nn_xcalloc(1, sizeof *n);
-		n->pidfd = n->monfd = -1;
+		n->pidfd = n->monfd = n->stfd = -1;
 		nn_cgroup_join_init(&n->join);
 		job->priv = n;
 	}
@@ -357,13 +358,16 @@ struct clone_args_nn {
 
 /*
  * The monitor: a small process outside the job's namespaces whose only
- * child is the job.  It reaps the job and writes its exit status to
- * DIR/exit.json, so the status survives the death of whoever started the
- * job (adopt() reads it).  It ignores the terminal's signals: those are
- * for the job, through its starter.
+ * child is the job.  It reaps the job and sends its exit status to the
+ * starter on stfd; when the starter does not answer that it kept it ("k",
+ * sent by cleanup() once the result is kept: it died, or was gone), the
+ * status goes to DIR/exit.json, so it survives the death of whoever
+ * started the job (adopt() reads it).  The starter learns the end without
+ * waiting for a file and for this process to end.  It ignores the
+ * terminal's signals: those are for the job, through its starter.
  */
 static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int errp[2],
-		    int pidw, int cgfd, int out, int errlog, char **envp)
+		    int pidw, int stfd, int cgfd, int out, int errlog, char **envp)
 {
 	struct clone_args_nn ca;
 	siginfo_t si;
@@ -409,6 +413,7 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int e
 	}
 	if (pid == 0) {
 		close(pidw);
+		close(stfd);
 		child(job, n, in_v2, syncfd, errp[1], out, errlog, envp);
 		_exit(127);
 	}
@@ -424,7 +429,11 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int e
 			_exit(127);	/* the starter kills the job */
 	}
 	close(pidw);
-	syscall(SYS_close_range, 3U, ~0U, 0U);
+	/* nothing open but the status socket, as fd 3 */
+	if (stfd != 3 && dup2(stfd, 3) < 0)
+		_exit(127);
+	stfd = 3;
+	syscall(SYS_close_range, 4U, ~0U, 0U);
 	memset(&si, 0, sizeof si);
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
 		if (errno != EINTR)
@@ -433,6 +442,14 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int e
 		snprintf(buf, sizeof buf, "{\"code\":%d,\"signal\":null}\n", si.si_status);
 	else
 		snprintf(buf, sizeof buf, "{\"code\":null,\"signal\":%d}\n", si.si_status);
+	if (nn_write_all(stfd, buf, strlen(buf)) == 0) {
+		char k = 0;
+		ssize_t r;
+		while ((r = read(stfd, &k, 1)) < 0 && errno == EINTR)
+			;
+		if (r == 1 && k == 'k')
+			_exit(0);	/* kept: no file to write */
+	}
 	path = nn_exec_path(job->spec, EXIT_FILE);
 	tmp = nn_xasprintf("%s.tmp", path);
 	/* temp + rename, so a reader never sees half of it; no fsync: the
@@ -448,7 +465,7 @@ static int native_start(struct nn_exec_job *job, char *err)
 {
 	struct native *n = priv(job);
 	const struct nn_exec_spec *s = job->spec;
-	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidp[2] = { -1, -1 };
+	int syncp[2] = { -1, -1 }, errp[2] = { -1, -1 }, pidp[2] = { -1, -1 }, stp[2] = { -1, -1 };
 	int out = -1, errlog = -1, monfd = -1, jobpid = 0, cgfd = -1, watch_errno = 0;
 	char **envp = NULL;
 	struct clone_args_nn ca;
@@ -489,6 +506,7 @@ static int native_start(struct nn_exec_job *job, char *err)
 	/* sync: a socket, so a go to a job that died meanwhile is an error
 	 * (EPIPE), not a SIGPIPE */
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, syncp) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, stp) < 0 ||
 	    pipe2(errp, O_CLOEXEC) < 0 || pipe2(pidp, O_CLOEXEC) < 0) {
 		nn_seterr(err, "cannot make a pipe: %s", strerror(errno));
 		goto fail_cg;
@@ -513,7 +531,8 @@ static int native_start(struct nn_exec_job *job, char *err)
 		close(syncp[1]);
 		close(errp[0]);
 		close(pidp[0]);
-		monitor(job, n, syncp[0], errp, pidp[1], cgfd, out, errlog, envp);
+		close(stp[0]);
+		monitor(job, n, syncp[0], errp, pidp[1], stp[1], cgfd, out, errlog, envp);
 		_exit(127);
 	}
 	n->mon_pid = (pid_t)mon;
@@ -521,7 +540,8 @@ static int native_start(struct nn_exec_job *job, char *err)
 	close(syncp[0]);
 	close(errp[1]);
 	close(pidp[1]);
-	syncp[0] = errp[1] = pidp[1] = -1;
+	close(stp[1]);
+	syncp[0] = errp[1] = pidp[1] = stp[1] = -1;
 	if (cgfd >= 0)
 		close(cgfd);
 	cgfd = -1;
@@ -583,7 +603,8 @@ static int native_start(struct nn_exec_job *job, char *err)
 		job->ex_code = NN_EX_UNAVAILABLE;
 		goto fail_child;
 	}
-	job->wait_fd = n->monfd;
+	n->stfd = stp[0];
+	job->wait_fd = n->stfd;
 	nn_exec_strv_free(envp);
 	close(out);
 	close(errlog);
@@ -616,6 +637,8 @@ fail_early:
 			close(errp[i]);
 		if (pidp[i] >= 0)
 			close(pidp[i]);
+		if (stp[i] >= 0)
+			close(stp[i]);
 	}
 	if (n->pidfd >= 0)
 		close(n->pidfd);
@@ -764,6 +787,62 @@ static void close_fds(struct nn_exec_job *job, struct native *n)
 	job->wait_fd = -1;
 }
 
+/*
+ * The status from the monitor's socket: 1 it came (the result is
+ * complete), 0 not yet (or interrupted), 2 the socket ended without one
+ * (the monitor died or is ending: ask it and exit.json), -1 + err.
+ */
+static int status_read(struct nn_exec_job *job, struct native *n, int timeout_ms, char *err)
+{
+	struct pollfd p = { n->stfd, POLLIN, 0 };
+	char buf[128];
+	ssize_t got = 0, r;
+	int code = -1, sig = 0, ok = 0;
+
+	r = poll(&p, 1, timeout_ms);
+	if (r < 0 && errno == EINTR)
+		return 0;
+	if (r < 0)
+		return fail(job, NN_EX_SOFTWARE, err, "cannot wait for the job: %s", strerror(errno));
+	if (r == 0)
+		return 0;
+	/* one short line, written at once; read to its end */
+	while ((size_t)got < sizeof buf - 1) {
+		r = read(n->stfd, buf + got, sizeof buf - 1 - (size_t)got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		got += r;
+		if (memchr(buf, '\n', (size_t)got))
+			break;
+	}
+	buf[got] = '\0';
+	if (got > 0 && buf[got - 1] == '\n') {
+		jv o = nn_json_parse(buf, (size_t)got, NULL);
+		if (jv_get_kind(o) == JV_KIND_OBJECT) {
+			jv c = jv_object_get(jv_copy(o), jv_string("code"));
+			jv sg = jv_object_get(jv_copy(o), jv_string("signal"));
+			ok = 1;
+			if (jv_get_kind(c) == JV_KIND_NUMBER)
+				code = (int)jv_number_value(c);
+			if (jv_get_kind(sg) == JV_KIND_NUMBER)
+				sig = (int)jv_number_value(sg);
+			jv_free(c);
+			jv_free(sg);
+		}
+		jv_free(o);
+	}
+	if (!ok) {
+		close(n->stfd);
+		n->stfd = -1;
+		job->wait_fd = n->monfd;
+		return 2;
+	}
+	finish(job, n, code, sig);	/* the socket stays: cleanup() answers */
+	return 1;
+}
+
 static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_result *res,
 		       char *err)
 {
@@ -779,6 +858,14 @@ static int native_wait(struct nn_exec_job *job, int timeout_ms, struct nn_exec_r
 	}
 	if (n->monfd < 0)
 		return fail(job, NN_EX_SOFTWARE, err, "native: wait() on a job that was not started");
+	if (n->stfd >= 0) {
+		int r = status_read(job, n, timeout_ms, err);
+		if (r == 1)
+			goto done;
+		if (r != 2)
+			return r;
+		timeout_ms = -1;	/* its monitor is ending: exit.json tells */
+	}
 	for (;;) {
 		struct pollfd p = { n->monfd, POLLIN, 0 };
 		int r = poll(&p, 1, timeout_ms);
@@ -838,6 +925,22 @@ static int native_cleanup(struct nn_exec_job *job, char *err)
 	if (n->pidfd >= 0)
 		syscall(SYS_pidfd_send_signal, n->pidfd, SIGKILL, NULL, 0);
 	nn_cgroup_kill(&n->cg, NULL);
+	if (n->stfd >= 0) {
+		/* the result is kept (the caller has it): the monitor writes
+		 * no exit.json and ends; wait for that, and reap it */
+		if (n->res.done)
+			(void)send(n->stfd, "k", 1, MSG_NOSIGNAL);
+		close(n->stfd);
+		n->stfd = -1;
+		if (n->res.done && n->monfd >= 0) {
+			struct pollfd p = { n->monfd, POLLIN, 0 };
+			if (poll(&p, 1, 5000) != 1)
+				syscall(SYS_pidfd_send_signal, n->monfd, SIGKILL, NULL, 0);
+			if (!job->adopted)
+				waitpid(n->mon_pid, NULL, 0);
+			n->mon_done = 1;
+		}
+	}
 	if (n->monfd >= 0 && !n->res.done) {
 		/* the monitor ends right after the job: let it, and reap it */
 		struct nn_exec_result r;
@@ -867,6 +970,9 @@ static void native_free(struct nn_exec_job *job)
 	if (!n)
 		return;
 	close_fds(job, n);
+	if (n->stfd >= 0)
+		close(n->stfd);
+	n->stfd = -1;
 	nn_cgroup_layout_release(&n->lo);
 	nn_cgroup_release(&n->cg);
 	free(n->path);

@@ -458,8 +458,18 @@ static jv start_body(struct orch_dep *d, const char *name, jv a)
 		body = jv_object_set(body, jv_string("outputs"), x);
 	else
 		jv_free(x);
-	if ((s = ens_str(a, "state_dir")))
+	if ((s = ens_str(a, "state_dir"))) {
+		/* placed again: from the last snapshot its provider pushed */
+		jv snap = orch_snapshot_restore(d->o, d->id, name);
+		int64_t every = ens_int(a, "checkpoint_ms", 0);
 		body = jv_object_set(body, jv_string("state_dir"), jv_string(s));
+		if (every > 0)
+			body = jv_object_set(body, jv_string("checkpoint"), jv_string_fmt("%lldms", (long long)every));
+		if (jv_is_valid(snap))
+			body = jv_object_set(body, jv_string("restore"), snap);
+		else
+			jv_free(snap);
+	}
 	/* the provider meters the allocation under the ensemble's contract */
 	if ((s = ens_str(d->ens, "contract")))
 		body = jv_object_set(body, jv_string("contract"), jv_string(s));
@@ -573,6 +583,24 @@ static jv group_of(jv ens, jv name)
 	jv_free(nodes);
 	jv_free(name);
 	return out;
+}
+
+int orch_dep_holds(struct orch *o, const char *dep, const char *name, const char *did, const char *lease)
+{
+	struct orch_dep *d = dep_find(o, dep);
+	jv g;
+	int yes = 0;
+	if (!d || d->state >= D_DONE)
+		return 0;
+	g = group_of(d->ens, jv_string(name));
+	if (jv_get_kind(g) == JV_KIND_STRING)
+		for (int i = 0; i < d->nslots && !yes; i++) {
+			struct slot *s = &d->slots[i];
+			yes = s->st >= S_COMMITTED && !strcmp(s->grp, jv_string_value(g)) && !strcmp(s->prov, did) &&
+				(!lease || !strcmp(s->lease, lease));
+		}
+	jv_free(g);
+	return yes;
 }
 
 /* ---- bids ---- */
@@ -2547,6 +2575,8 @@ static jv dep_row(struct orch *o, sqlite3_stmt *st, int full)
 				x = jv_object_set(x, jv_string("status"), sqlite3_column_type(q, 8) == SQLITE_NULL
 						  ? jv_null() : jv_number(sqlite3_column_int(q, 8)));
 				x = jv_object_set(x, jv_string("reason"), orch_col_str(q, 9));
+				x = jv_object_set(x, jv_string("snapshot"),
+						  orch_snapshot_of(o, id, (const char *)sqlite3_column_text(q, 0)));
 				a = jv_array_append(a, x);
 			}
 			sqlite3_finalize(q);

@@ -46,6 +46,10 @@ static const char *const schema[] = {
 	 * provider dead, cut off, or this node restarting): asked again */
 	"CREATE TABLE orch_release (provider TEXT NOT NULL, lease TEXT NOT NULL, dep TEXT NOT NULL,"
 	" trace TEXT, since INTEGER NOT NULL, PRIMARY KEY (provider, lease));",
+	/* v5: the last snapshot of each allocation with a state directory,
+	 * pushed by its provider (its objects in snapshots.git) */
+	"CREATE TABLE orch_snapshot (dep TEXT NOT NULL, name TEXT NOT NULL, commit_id TEXT NOT NULL,"
+	" bytes INTEGER NOT NULL, provider TEXT NOT NULL, updated INTEGER NOT NULL, PRIMARY KEY (dep, name));",
 	NULL
 };
 
@@ -197,6 +201,8 @@ int nn_orch_attach(struct nn_node *n, char *err)
 		nn_node_behavior(n, &orch_provider_behaviors[i]);
 	for (int i = 0; orch_deploy_behaviors[i].path; i++)
 		nn_node_behavior(n, &orch_deploy_behaviors[i]);
+	for (int i = 0; orch_snapshot_behaviors[i].path; i++)
+		nn_node_behavior(n, &orch_snapshot_behaviors[i]);
 	/* leases whose time ran out while the node was down end now */
 	orch_leases_expire(o);
 	orch_deploy_resume(o);

@@ -68,5 +68,16 @@ void orch_peer_dead(struct orch *o, const char *did);
 void orch_parent_state(struct orch *o, jv fields);
 void orch_deploy_free_all(struct orch *o);
 void orch_release_retry(struct orch *o);
+/* Whether did provides a placement (committed or later) of allocation
+ * name of deployment dep, under lease when it is not NULL. */
+int orch_dep_holds(struct orch *o, const char *dep, const char *name, const char *did, const char *lease);
+
+/* snapshot.c */
+extern const struct nn_behavior orch_snapshot_behaviors[];
+/* {"commit","bytes","provider","updated"} kept of (dep, name), or null. */
+jv orch_snapshot_of(struct orch *o, const char *dep, const char *name);
+/* The "restore" of an /alloc/start body for (dep, name): the kept
+ * snapshot to fetch from this node, or invalid when none is kept. */
+jv orch_snapshot_restore(struct orch *o, const char *dep, const char *name);
 
 #endif

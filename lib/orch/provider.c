@@ -512,6 +512,18 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 				jv_free(lb);
 				jv_free(sp);
 			}
+			/* a snapshot is fetched from the lease's requester, never
+			 * from a node the body names */
+			{
+				jv rsn = jv_object_get(jv_copy(start), jv_string("restore"));
+				const char *rq = "";
+				nn_json_get_str(l, "requester", &rq, NULL);
+				if (jv_get_kind(rsn) == JV_KIND_OBJECT && nn_json_has(rsn, "fetch"))
+					start = jv_object_set(start, jv_string("restore"),
+							      jv_object_set(rsn, jv_string("fetch"), jv_string(rq)));
+				else
+					jv_free(rsn);
+			}
 			nn_json_get_int(a, "slot", &slot, NULL);
 			code = nn_node_invoke(n, "/alloc/start", jv_copy(start), trace, &r, e);
 			if (code != NN_OK) {

@@ -7,12 +7,16 @@
  * nn_pay_usage_answer, and nn_pay_handle for both behaviors.  The storing
  * calls run inside a batch that is rolled back, so every input meets the
  * same ledger.  Amount strings found in the document go through
- * nn_pay_amount_parse, which must read back what it formats.
+ * nn_pay_amount_parse, which must read back what it formats.  The input's
+ * text also goes through the strict reader of reports and vouchers, which
+ * must read it as the full reader does (payscan-oracle.h), and through
+ * nn_pay_voucher_text and nn_pay_usage_answer_text.
  */
 #include <jv.h>
 #include "pay.h"
 #include "json.h"
 #include "fuzz.h"
+#include "payscan-oracle.h"
 
 #define NOW 1800000000000LL
 
@@ -117,15 +121,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct nn_pay_terms t;
 	struct nn_pay_voucher_info info;
 	jv out;
+	int rc;
 
 	setup();
+	for (int type = NN_PAY_DOC_USAGE; type <= NN_PAY_DOC_VOUCHER; type++) {
+		char why[NN_ERRLEN + 128];
+		int fast;
+		if (payscan_oracle(type, (const char *)data, size, why, sizeof why, &fast) < 0) {
+			fprintf(stderr, "fuzz pay: %s\n", why);
+			FUZZ_CHECK(0);
+		}
+	}
+	{
+		struct nn_buf b = NN_BUF_INIT;
+		FUZZ_CHECK(nn_pay_batch_begin(&prov, err) == 0);
+		rc = nn_pay_voucher_text(&prov, (const char *)data, size, 1, NULL, &info, err);
+		FUZZ_CHECK(rc == 0 || err[0]);
+		nn_pay_batch_abort(&prov);
+		FUZZ_CHECK(nn_pay_batch_begin(&req, err) == 0);
+		rc = nn_pay_usage_answer_text(&req, (const char *)data, size, &b, err);
+		FUZZ_CHECK(rc == 0 || err[0]);
+		nn_pay_batch_abort(&req);
+		nn_buf_release(&b);
+	}
 	jv doc = nn_json_parse((const char *)data, size, err);
 	if (!jv_is_valid(doc)) {
 		jv_free(doc);
 		return 0;
 	}
 	amounts(jv_copy(doc));
-	int rc = nn_pay_contract_check(doc, &t, err);
+	rc = nn_pay_contract_check(doc, &t, err);
 	FUZZ_CHECK(rc == 0 || ((rc == NN_PAY_EBAD || rc == NN_PAY_EREFUSED) && err[0]));
 	rc = nn_pay_voucher_check(&prov, doc, NULL, &info, err);
 	FUZZ_CHECK(rc <= 0);

@@ -19,6 +19,12 @@
  *                                      and print {"wall_ms","cpu_ms","status"}
  *                                      on stderr: its user + system time
  *                                      from wait4, microsecond resolution
+ *   test-tool pay scan usage|voucher   each stdin line through the strict
+ *                                      and the full reader of documents:
+ *                                      "fast ok", "full ok" or "full: ERROR";
+ *                                      "MISMATCH: …" and exit 1 where the
+ *                                      two read differently
+ *                                      (t/fuzz/payscan-oracle.h)
  *   test-tool pay bench N DIR [PASSES] N vouchers issued (usage report
  *                                      checked, voucher signed and stored by
  *                                      the requester) then verified and stored
@@ -39,11 +45,13 @@
 #include <sys/wait.h>
 #include "codec.h"
 #include "json.h"
+#include "lines.h"
 #include "key.h"
 #include "node.h"
 #include "pay.h"
 #include "util.h"
 #include "test-tool.h"
+#include "../../fuzz/payscan-oracle.h"
 
 static jv read_stdin_doc(void)
 {
@@ -407,6 +415,39 @@ static int pay_bench(long n, const char *dir, int passes)
 	return bad ? 70 : 0;
 }
 
+static int pay_scan(const char *kind)
+{
+	int type = !strcmp(kind, "usage") ? NN_PAY_DOC_USAGE :
+		!strcmp(kind, "voucher") ? NN_PAY_DOC_VOUCHER : 0;
+	struct nn_lines l;
+	const char *line;
+	size_t len;
+	int r, rc = 0;
+
+	if (!type)
+		return 64;
+	nn_lines_init(&l, 0);
+	while (nn_lines_read_fd(&l, 0) > 0)
+		;
+	nn_lines_feed(&l, "\n", 1);
+	while ((r = nn_lines_next(&l, &line, &len)) != NN_LINES_NONE) {
+		char why[NN_ERRLEN + 128];
+		int fast;
+		if (r != NN_LINES_LINE || len == 0)
+			continue;
+		if (payscan_oracle(type, line, len, why, sizeof why, &fast) < 0) {
+			printf("MISMATCH: %s\n", why);
+			rc = 1;
+		} else if (fast) {
+			printf("fast %s\n", why);
+		} else {
+			printf("full%s%s\n", strcmp(why, "ok") ? ": " : " ", why);
+		}
+	}
+	nn_lines_release(&l);
+	return rc;
+}
+
 int cmd__pay(int argc, char **argv)
 {
 	char err[NN_ERRLEN];
@@ -449,6 +490,8 @@ int cmd__pay(int argc, char **argv)
 		nn_pay_close(&p);
 		return 0;
 	}
+	if (!strcmp(argv[1], "scan") && argc == 3)
+		return pay_scan(argv[2]);
 	if (!strcmp(argv[1], "bench") && (argc == 4 || argc == 5))
 		return pay_bench(atol(argv[2]), argv[3], argc == 5 ? atoi(argv[4]) : 5);
 	return 64;

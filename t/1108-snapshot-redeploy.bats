@@ -1,0 +1,207 @@
+#!/usr/bin/env bats
+# A deployment's snapshots outlive their provider (lib/orch.h, migrate.h):
+# `nunet-run checkpoint` on the provider pushes what the orchestrator
+# lacks of the new snapshot to it, which keeps it per deployment and
+# allocation (node.db and snapshots.git: it survives a restart); when the
+# provider is lost, the allocation placed on another node starts from that
+# snapshot, fetched by the new provider before the job starts.  A real
+# three-node swarm on loopback: a orchestrates (and runs nothing), b and c
+# provide.
+load lib/common
+load lib/swarm
+
+NODES="a b c"
+
+converged() {	# every node sees the two others alive
+	local n
+	for n in $NODES; do
+		[ "$(nunet-node --home "$(home $n)" peers | jq -s '[.[] | select(.state == "alive")] | length')" = 2 ] || return 1
+	done
+}
+
+start_three() {
+	local n boot=""
+	export NUNET_SWARM_PROBE_MS=1000 NUNET_SWARM_SUSPECT_MS=3000
+	for n in $NODES; do node_init "$(home $n)"; DID[$n]=$(nunet-node --home "$(home $n)" id); done
+	for n in $NODES; do
+		node_start "$(home $n)" --listen 127.0.0.1:0 $boot
+		PID[$n]=$NODE_PID
+		ADDR[$n]=$(jq -r .listen <<<"$READY_LINE")
+		[ -n "$boot" ] || boot="--bootstrap ${DID[a]}@${ADDR[a]}"
+		[ $n = a ] || swarm_onboard $n 1
+	done
+	swarm_tokens
+	within 60 converged
+}
+
+where() { nunet-run status "$id" | jq -r '.allocations[] | select(.name == "ctr") | .provider'; }
+alloc_of() { nunet-run status "$id" | jq -r '.allocations[] | select(.name == "ctr") | .alloc'; }
+node_of() {
+	local n
+	for n in $NODES; do [ "${DID[$n]}" != "$1" ] || echo "$n"; done
+}
+# counter NODE ALLOC: the value the job last wrote there
+counter() { cat "$(home "$1")/alloc/$2/st/n" 2>/dev/null || echo 0; }
+# starts NODE ALLOC: the values the job started from, one per run
+starts() { sed -n 's/^start //p' "$(home "$1")/alloc/$2/stdout.log" 2>/dev/null; }
+
+# A service that keeps a counter in its state directory, one step each 0.2 s,
+# and says what it started from.
+COUNTER='mkdir -p st; n=$(cat st/n 2>/dev/null || echo 0); echo "start $n"; while :; do n=$((n+1)); echo $n >st/n.tmp; mv st/n.tmp st/n; sleep 0.2; done'
+
+deploy_counter() {	# deploy_counter [CHECKPOINT-EVERY]
+	jq -n --arg c "$COUNTER" --arg every "${1:-}" '{allocations:{ctr:{type:"service",command:["sh","-c",$c],state_dir:"st",
+		resources:{cpu:1,ram:16777216}}},heartbeat:"300ms",deadline_ms:40000}
+		| if $every != "" then .allocations.ctr.checkpoint = $every else . end' >"$BATS_TEST_TMPDIR/ctr.json"
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/ctr.json"
+	assert_success
+	id=${lines[-1]}
+	p=$(where) pn=$(node_of "$(where)") alloc=$(alloc_of)
+	[ "$pn" = b ] || [ "$pn" = c ]
+	[ "$pn" = b ] && qn=c || qn=b
+}
+
+@test "a provider killed: the allocation placed again starts from the last checkpoint its provider pushed" {
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 3 ]"
+	# a restart on the same provider (the job killed, policy always) keeps
+	# the state directory: the second run goes on from the counter
+	kill -KILL "$(jq -r .pid "$(home $pn)/alloc/$alloc/native.json")"
+	within 30 "[ \$(starts $pn $alloc | wc -l) -ge 2 ]"
+	[ "$(starts $pn $alloc | sed -n 2p)" -ge 3 ]
+	# the first checkpoint sends everything, 1 MiB of it in a blob
+	head -c 1048576 /dev/urandom >"$(home $pn)/alloc/$alloc/st/blob"
+	sum=$(sha256sum <"$(home $pn)/alloc/$alloc/st/blob")
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	echo "first: $output"
+	jq -e --arg a "${DID[a]}" '.pushed.to == $a and .pushed.haves == 0 and .pushed.pack_bytes > 1048576' <<<"$output"
+	v1=$(counter $pn $alloc)
+	within 20 "[ \$(counter $pn $alloc) -gt $v1 ]"
+	# the second only what the orchestrator lacks: the blob stays home
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	echo "second: $output"
+	jq -e '.pushed.haves == 1 and .pushed.pack_bytes < 16384' <<<"$output"
+	c2=$(jq -r .commit <<<"$output")
+	echo "# checkpoint pushes: 1 MiB blob and counter, then counter only: $(jq .pushed.pack_bytes <<<"$output") bytes" >&3
+	# the orchestrator holds it, per deployment and allocation
+	assert_equal "$(git --git-dir "$(home a)/snapshots.git" rev-parse "refs/nunet/deploy/$id/ctr")" "$c2"
+	v=$(git --git-dir "$(home a)/snapshots.git" show "$c2:n")
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot | .commit + " " + .provider')" "$c2 $p"
+	# writes after the checkpoint are not part of it
+	echo late >"$(home $pn)/alloc/$alloc/st/late"
+	within 20 "[ \$(counter $pn $alloc) -gt $((v + 2)) ]"
+	# the orchestrator restarted still keeps it
+	kill -TERM "${PID[a]}"
+	wait "${PID[a]}" || true
+	node_start "$(home a)" --listen "${ADDR[a]}" --bootstrap "${DID[b]}@${ADDR[b]}"
+	PID[a]=$NODE_PID
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$c2"
+	# the provider dies; the allocation moves to the other one
+	kill -KILL "${PID[$pn]}"
+	within 60 "[ \"\$(where)\" = \"${DID[$qn]}\" ] && [ \"\$(nunet-run status $id | jq -r '.allocations[0].state')\" = running ]"
+	a2=$(alloc_of)
+	within 20 "[ -n \"\$(starts $qn $a2)\" ]"
+	# from the checkpoint: its counter, its blob, not the later write
+	assert_equal "$(starts $qn "$a2" | head -1)" "$v"
+	assert_equal "$(sha256sum <"$(home $qn)/alloc/$a2/st/blob")" "$sum"
+	[ ! -e "$(home $qn)/alloc/$a2/st/late" ]
+	# the orchestrator said so: which commit, how many bytes, to whom
+	run env NUNET_HOME="$(home a)" nunet-node events --kind deploy.restore
+	jq -e -s --arg c "$c2" --arg q "${DID[$qn]}" \
+		'map(select(.fields.commit == $c and .fields.provider == $q and .fields.bytes > 1048576)) | length == 1' <<<"$output"
+	echo "# restore on the new provider: $(jq -s '.[0].fields.bytes' <<<"$output") bytes fetched" >&3
+	nunet-run cancel "$id" >/dev/null
+	NODES="a $qn"
+	within 30 all_clean
+}
+
+@test "snapshot pushes: only the placement's provider is heard; a bad pack is refused and the orchestrator lives on" {
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	lease=$(nunet-run status "$id" | jq -r '.allocations[0].lease')
+	who="\"deployment\":\"$id\",\"name\":\"ctr\",\"lease\":\"$lease\""
+	# the other provider, with the right names, is refused
+	run --separate-stderr nunet-send --home "$(home $qn)" --to "${DID[a]}" /public/deploy/snapshot/receive \
+		"{$who,\"commit\":\"$(printf '%040d' 0)\",\"size\":10}"
+	assert_failure
+	[[ "$output$stderr" == *"holds no placement of allocation 'ctr'"* ]] || { echo "$output $stderr"; false; }
+	# so is the provider under another lease
+	run --separate-stderr nunet-send --home "$(home $pn)" --to "${DID[a]}" /public/deploy/snapshot/haves \
+		"{\"deployment\":\"$id\",\"name\":\"ctr\",\"lease\":\"x$lease\"}"
+	assert_failure
+	# the provider itself, with a pack that is not one: refused at commit
+	c=$(printf 'a%.0s' $(seq 40))
+	run nunet-send --home "$(home $pn)" --to "${DID[a]}" /public/deploy/snapshot/receive "{$who,\"commit\":\"$c\",\"size\":12}"
+	assert_success
+	x=$(jq -r .xfer <<<"$output")
+	# pieces of another's transfer are not heard
+	run --separate-stderr nunet-send --home "$(home $qn)" --to "${DID[a]}" /public/deploy/snapshot/chunk \
+		"{\"xfer\":\"$x\",\"offset\":0,\"data\":\"$(printf 'PACKgarbage!' | base64)\"}"
+	assert_failure
+	run nunet-send --home "$(home $pn)" --to "${DID[a]}" /public/deploy/snapshot/chunk \
+		"{\"xfer\":\"$x\",\"offset\":0,\"data\":\"$(printf 'PACKgarbage!' | base64)\"}"
+	assert_success
+	run --separate-stderr nunet-send --home "$(home $pn)" --to "${DID[a]}" /public/deploy/snapshot/commit \
+		"{$who,\"xfer\":\"$x\",\"commit\":\"$c\"}"
+	assert_failure
+	[[ "$output$stderr" == *"snapshot of ctr: commit aaaaaaaaaaaa"* ]] || { echo "$output $stderr"; false; }
+	kill -0 "${PID[a]}"
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot')" null
+	# a real checkpoint still goes through afterwards
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$(jq -r .commit <<<"$output")"
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}
+
+@test "a kept snapshot that cannot be fetched fails the new allocation's start with the reason" {
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	# the orchestrator's copy is lost (its snapshot repository removed)
+	rm -rf "$(home a)/snapshots.git"
+	kill -KILL "${PID[$pn]}"
+	failed_on_q() {
+		NUNET_HOME=$(home $qn) nunet-run ls -a | jq -e -s 'map(select(.state == "failed")) | length > 0' >/dev/null
+	}
+	within 60 failed_on_q
+	run env NUNET_HOME="$(home $qn)" nunet-run ls -a
+	reason=$(jq -r -s 'map(select(.state == "failed")) | .[0].reason' <<<"$output")
+	echo "reason: $reason"
+	[[ "$reason" == "restoring the state: the last snapshot could not be fetched: /public/deploy/snapshot/pack: cannot pack commit "* ]]
+	# nothing of the job ran there
+	a2=$(jq -r -s 'map(select(.state == "failed")) | .[0].id' <<<"$output")
+	[ -z "$(starts $qn "$a2")" ]
+	nunet-run cancel "$id" >/dev/null || true
+}
+
+@test "checkpoint: 1s in the ensemble: the provider pushes snapshots by itself, and a repair starts from the last" {
+	start_three
+	deploy_counter 1s
+	kept() { nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit // empty'; }
+	within 30 '[ -n "$(kept)" ]'
+	c1=$(kept)
+	# the next one replaces it, with a counter further on
+	within 30 '[ -n "$(kept)" ] && [ "$(kept)" != "$c1" ]'
+	c2=$(kept)
+	[ "$(git --git-dir "$(home a)/snapshots.git" show "$c2:n")" -gt "$(git --git-dir "$(home a)/snapshots.git" show "$c1:n")" ]
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot | jq -e -s --arg p "$p" 'map(select(.fields.provider == $p)) | length >= 2' >/dev/null
+	kill -KILL "${PID[$pn]}"
+	within 60 "[ \"\$(where)\" = \"${DID[$qn]}\" ] && [ \"\$(nunet-run status $id | jq -r '.allocations[0].state')\" = running ]"
+	a2=$(alloc_of)
+	within 20 "[ -n \"\$(starts $qn $a2)\" ]"
+	c=$(NUNET_HOME=$(home a) nunet-node events --kind deploy.restore | jq -r -s '.[-1].fields.commit')
+	assert_equal "$(starts $qn "$a2" | head -1)" "$(git --git-dir "$(home a)/snapshots.git" show "$c:n")"
+	[ "$(starts $qn "$a2" | head -1)" -gt 0 ]
+	nunet-run cancel "$id" >/dev/null
+	NODES="a $qn"
+	within 30 all_clean
+}
