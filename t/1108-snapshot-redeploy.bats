@@ -366,3 +366,39 @@ deploy_counter() {	# deploy_counter [CHECKPOINT-EVERY]
 	NODES="a $qn"
 	within 30 all_clean
 }
+
+@test "a deployment's kept snapshots go when it ends, and the objects nothing else reaches with them" {
+	export NUNET_SNAPSHOT_GRACE_S=0	# the orchestrator prunes at once
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	head -c 1048576 /dev/urandom >"$(home $pn)/alloc/$alloc/st/blob"
+	blob=$(git hash-object "$(home $pn)/alloc/$alloc/st/blob")
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	c=$(jq -r .commit <<<"$output")
+	git --git-dir "$(home a)/snapshots.git" cat-file -e "$blob"
+	assert_equal "$(git --git-dir "$(home a)/snapshots.git" rev-parse "refs/nunet/deploy/$id/ctr")" "$c"
+	# kept while the deployment runs (a repair starts from it)
+	sleep 1
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$c"
+	nunet-run cancel "$id" >/dev/null
+	dropped() { NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot.dropped | jq -e -s --arg d "$id" 'map(select(.fields.deployment == $d and .fields.refs == 1)) | length == 1' >/dev/null; }
+	within 30 dropped
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot.dropped | jq -c '.[]' 2>/dev/null || true
+	run git --git-dir "$(home a)/snapshots.git" rev-parse --verify -q "refs/nunet/deploy/$id/ctr"
+	assert_failure
+	run git --git-dir "$(home a)/snapshots.git" cat-file -e "$blob"
+	assert_failure
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot')" null
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot.dropped | jq -e -s '.[-1].fields.pruned > 0' >/dev/null
+	# the repository still works: a new deployment keeps its snapshot
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$(jq -r .commit <<<"$output")"
+	git --git-dir "$(home a)/snapshots.git" fsck --no-dangling
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}

@@ -12,6 +12,11 @@
  * commit ("restore":{"fetch":THIS_DID,…}); the new provider's shim asks
  * for a pack of what it lacks (pack) and reads it by offset (read).
  *
+ * The git work (unpacking a push, packing for a fetch, dropping the refs
+ * of a deployment that ended and pruning what nothing reaches) runs in a
+ * child process, one at a time, never in the node's loop (see the jobs
+ * below).
+ *
  * Only the provider of a placement of the allocation, as this node's
  * deployment records it now, is heard (the lease it holds is the
  * authority, as for /public/deploy/update): no token is needed and none
@@ -50,9 +55,11 @@
 enum { JOB_QUEUED, JOB_RUNNING, JOB_DONE, JOB_FAILED };
 struct job {
 	int packing;			/* 0: unpack a pushed pack; 1: pack for a fetch */
+	int dropping;			/* or drop a deployment's refs (and prune) */
 	char xfer[40], dep[72], name[72], commit[72], from[NN_DID_MAX], trace[72];
 	char *pack;			/* the pack received, or the one made */
-	jv haves;			/* packing: the commits the fetcher has */
+	jv haves;			/* packing: the commits the fetcher has;
+					 * dropping: the refs */
 	uint64_t size;
 	int state;
 	char err[NN_ERRLEN];
@@ -159,12 +166,29 @@ static void job_unlink(struct job *j)
 		}
 }
 
-/* The kept snapshot of j becomes the one unpacked: row and event. */
+static void drop_refs(struct orch *o, const char *dep, jv refs, const char *trace);
+
+/* The kept snapshot of j becomes the one unpacked: row and event (unless
+ * its deployment ended meanwhile: then its ref goes too). */
 static int job_record(struct orch *o, struct job *j)
 {
-	sqlite3_stmt *st = orch_prep(o, "INSERT OR REPLACE INTO orch_snapshot (dep, name, commit_id, bytes,"
-				     " provider, updated) VALUES (?, ?, ?, ?, ?, ?)");
+	sqlite3_stmt *st = orch_prep(o, "SELECT 1 FROM orch_deploy WHERE id = ? AND state IN ('done', 'failed',"
+				     " 'cancelled')");
+	int ended = 0;
 	jv f;
+	if (st) {
+		sqlite3_bind_text(st, 1, j->dep, -1, SQLITE_STATIC);
+		ended = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	}
+	if (ended) {
+		char ref[256];
+		snap_ref(ref, sizeof ref, j->dep, j->name);
+		drop_refs(o, j->dep, jv_array_append(jv_array(), jv_string(ref)), j->trace);
+		return nn_seterr(j->err, "deployment %.64s has ended: its snapshots are not kept", j->dep);
+	}
+	st = orch_prep(o, "INSERT OR REPLACE INTO orch_snapshot (dep, name, commit_id, bytes,"
+		       " provider, updated) VALUES (?, ?, ?, ?, ?, ?)");
 	if (st) {
 		sqlite3_bind_text(st, 1, j->dep, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 2, j->name, -1, SQLITE_STATIC);
@@ -202,6 +226,23 @@ static void on_job(struct nn_loop *l, int fd, uint32_t ev, void *arg)
 		;
 	j->pid = 0;
 	buf[n > 0 ? n : 0] = '\0';
+	if (j->dropping) {
+		unsigned removed = 0, pruned = 0;
+		jv f = jv_object_set(jv_object(), jv_string("deployment"), jv_string(j->dep));
+		if (n > 0 && buf[0] == '0' && sscanf(buf + 1, "%u %u", &removed, &pruned) == 2) {
+			f = jv_object_set(f, jv_string("refs"), jv_number(removed));
+			f = jv_object_set(f, jv_string("pruned"), jv_number(pruned));
+		} else {
+			f = jv_object_set(f, jv_string("reason"), jv_string(n > 3 ? buf + 3 : "the pruning process"
+									      " ended without a word"));
+		}
+		f = jv_object_set(f, jv_string("ms"), jv_number((double)(nn_mono_ms() - j->started)));
+		nn_node_emit(o->n, NN_LOG_INFO, "deploy.snapshot.dropped", j->trace[0] ? j->trace : NULL, f);
+		job_unlink(j);
+		job_free(o, j);
+		job_next(o);
+		return;
+	}
 	if (n > 0 && buf[0] == '0') {
 		j->state = JOB_DONE;
 		if (j->packing)
@@ -257,7 +298,16 @@ static void job_next(struct orch *o)
 		if (p[1] != 3 && dup2(p[1], 3) < 0)
 			_exit(NN_EX_SOFTWARE);
 		syscall(SYS_close_range, 4U, ~0U, 0U);
-		if (q->packing) {
+		if (q->dropping) {
+			int removed = 0, pruned = 0;
+			const char *g = getenv("NUNET_SNAPSHOT_GRACE_S");
+			r = nn_snapshot_drop(repo, q->haves, g && *g ? strtoll(g, NULL, 10) : 600, &removed, &pruned,
+					     e);
+			if (r < 0)
+				dprintf(3, "-1 %s", e);
+			else
+				dprintf(3, "0 %d %d", removed, pruned);
+		} else if (q->packing) {
 			uint64_t bytes = 0;
 			r = nn_snapshot_pack(repo, q->commit, q->haves, q->pack, &bytes, e);
 			if (r < 0)
@@ -307,6 +357,46 @@ static struct job *job_find(int packing, const char *xfer, const char *from)
 			found = j;
 	}
 	return found;
+}
+
+void orch_snapshot_forget(struct orch *o, const char *dep, const char *trace)
+{
+	sqlite3_stmt *st = orch_prep(o, "SELECT name FROM orch_snapshot WHERE dep = ?");
+	jv refs = jv_array();
+	if (!st) {
+		jv_free(refs);
+		return;
+	}
+	sqlite3_bind_text(st, 1, dep, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char ref[256];
+		snap_ref(ref, sizeof ref, dep, (const char *)sqlite3_column_text(st, 0));
+		refs = jv_array_append(refs, jv_string(ref));
+	}
+	sqlite3_finalize(st);
+	if (jv_array_length(jv_copy(refs)) == 0) {
+		jv_free(refs);
+		return;
+	}
+	st = orch_prep(o, "DELETE FROM orch_snapshot WHERE dep = ?");
+	if (st)
+		sqlite3_bind_text(st, 1, dep, -1, SQLITE_STATIC);
+	orch_step(o, st);
+	drop_refs(o, dep, refs, trace);
+}
+
+/* Queue the removal of refs (consumed) of dep, and a prune. */
+static void drop_refs(struct orch *o, const char *dep, jv refs, const char *trace)
+{
+	struct job *j = nn_xcalloc(1, sizeof *j);
+	j->dropping = 1;
+	snprintf(j->dep, sizeof j->dep, "%s", dep);
+	snprintf(j->trace, sizeof j->trace, "%s", trace ? trace : "");
+	j->haves = refs;
+	j->fd = -1;
+	j->next = jobs;
+	jobs = j;
+	job_next(o);
 }
 
 void orch_snapshot_close(struct orch *o)
