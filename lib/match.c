@@ -77,6 +77,17 @@ struct wcache {
 	char *cerr;
 };
 
+/* nn_match_jq: where and rank programs by their text, shared by the
+ * matchers compiled with it (they borrow them) */
+#define JQCACHE 16
+struct nn_match_jq {
+	struct {
+		char *text;
+		jq_state *jq;
+	} e[JQCACHE];
+	int n;
+};
+
 struct nn_match {
 	jv req;				/* the requirements, input of offers' where */
 	unsigned want;			/* bit i: min[i] */
@@ -94,6 +105,7 @@ struct nn_match {
 	struct strs labk, labv;
 	struct nn_res need;		/* for the default rank */
 	jq_state *where, *rank;
+	int where_owned, rank_owned;	/* 0: borrowed from a struct nn_match_jq */
 	struct xprog *xwhere, *xrank;	/* their fast forms, or NULL */
 	int jq_only;			/* nn_match_jq_only() */
 	const char *xtop;		/* the offer in hand, for xeval */
@@ -1932,9 +1944,9 @@ void nn_match_free(struct nn_match *m)
 	}
 	free(m->accept);
 	free(m->reject);
-	if (m->where)
+	if (m->where && m->where_owned)
 		jq_teardown(&m->where);
-	if (m->rank)
+	if (m->rank && m->rank_owned)
 		jq_teardown(&m->rank);
 	xfree(m->xwhere);
 	xfree(m->xrank);
@@ -1951,7 +1963,51 @@ void nn_match_free(struct nn_match *m)
 	free(m);
 }
 
+struct nn_match_jq *nn_match_jq_new(void)
+{
+	return nn_xcalloc(1, sizeof(struct nn_match_jq));
+}
+
+void nn_match_jq_free(struct nn_match_jq *c)
+{
+	if (!c)
+		return;
+	for (int i = 0; i < c->n; i++) {
+		free(c->e[i].text);
+		jq_teardown(&c->e[i].jq);
+	}
+	free(c);
+}
+
+/* jq_make through the cache c (may be NULL); *owned: the caller's to tear
+ * down (not in the cache).  A text that does not compile is not kept, so
+ * its message is jq's every time. */
+static jq_state *jq_get(struct nn_match_jq *c, const char *what, const char *text,
+			int *owned, char *err)
+{
+	jq_state *jq;
+	for (int i = 0; c && i < c->n; i++)
+		if (!strcmp(c->e[i].text, text)) {
+			*owned = 0;
+			return c->e[i].jq;
+		}
+	jq = jq_make(what, text, err);
+	*owned = 1;
+	if (jq && c && c->n < JQCACHE) {
+		c->e[c->n].text = nn_xstrdup(text);
+		c->e[c->n++].jq = jq;
+		*owned = 0;
+	}
+	return jq;
+}
+
 struct nn_match *nn_match_compile(jv req, const char *where, const char *rank, int *ex, char *err)
+{
+	return nn_match_compile_cached(req, where, rank, NULL, ex, err);
+}
+
+struct nn_match *nn_match_compile_cached(jv req, const char *where, const char *rank,
+					 struct nn_match_jq *c, int *ex, char *err)
 {
 	struct nn_match *m = nn_xcalloc(1, sizeof *m);
 	const char *qw = NULL, *qr = NULL;
@@ -2041,10 +2097,11 @@ struct nn_match *nn_match_compile(jv req, const char *where, const char *rank, i
 			goto fail;
 		jq_teardown(&t);
 	}
-	if (m->where_text && !(m->where = jq_make(where && !qw ? "--where" : "where",
-						  m->where_text, err)))
+	if (m->where_text && !(m->where = jq_get(c, where && !qw ? "--where" : "where",
+						 m->where_text, &m->where_owned, err)))
 		goto fail;
-	if (m->rank_text && !(m->rank = jq_make(rank ? "--rank" : "rank", m->rank_text, err)))
+	if (m->rank_text && !(m->rank = jq_get(c, rank ? "--rank" : "rank", m->rank_text,
+					       &m->rank_owned, err)))
 		goto fail;
 	if (m->where_text)
 		m->xwhere = xcompile(m->where_text);

@@ -31,6 +31,22 @@ struct nn_match *nn_match_compile(jv req, const char *where, const char *rank,
 				  int *ex, char *err);
 void nn_match_free(struct nn_match *m);
 
+/*
+ * For a program that compiles many requirements with the same where and
+ * rank (jq_compile takes milliseconds, the structured part microseconds):
+ * a cache of compiled jq programs keyed by their text.
+ * nn_match_compile_cached() is nn_match_compile() taking the where and
+ * rank programs from c (compiling and keeping the ones it lacks, up to 16;
+ * a text that does not compile is not kept); c NULL is no cache.  Matchers
+ * compiled with c borrow its programs: c must outlive them, and they must
+ * all be used from one thread.
+ */
+struct nn_match_jq;
+struct nn_match_jq *nn_match_jq_new(void);
+void nn_match_jq_free(struct nn_match_jq *c);
+struct nn_match *nn_match_compile_cached(jv req, const char *where, const char *rank,
+					 struct nn_match_jq *c, int *ex, char *err);
+
 enum { NN_MATCH_BAD = -1, NN_MATCH_NO = 0, NN_MATCH_YES = 1 };
 
 /*

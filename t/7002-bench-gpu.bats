@@ -66,6 +66,23 @@ gpus() {
 	assert_equal "$(gpus | jq -c 'map([.vendor, .vram])')" '[["nvidia",85520809984],["nvidia",42949672960]]'
 }
 
+@test "nvidia: what nvidia-smi cannot say ([N/A], [Not Supported], a warning line) is left to /proc" {
+	cat >"$BIN/nvidia-smi" <<'SMI'
+#!/bin/sh
+echo "WARNING: infoROM is corrupted at gpu 0000:C1:00.0"
+echo "00000000:C1:00.0, [N/A], [Not Supported]"
+echo "00000000:01:00.0, NVIDIA GH200 480GB, [N/A]"
+SMI
+	chmod +x "$BIN/nvidia-smi"
+	run --separate-stderr nunet-bench -n --sysroot "$FIX/nvidia"
+	assert_success
+	assert_equal "$stderr" ""
+	# the name nvidia-smi gave wins over /proc's; one it did not give is
+	# /proc's; a size it did not give is 0, not a number made of "[N/A]"
+	assert_equal "$(gpus)" \
+		'[{"model":"NVIDIA GH200 480GB","vendor":"nvidia","vram":0},{"model":"NVIDIA A100-SXM4-40GB","vendor":"nvidia","vram":0}]'
+}
+
 @test "amd: vram from mem_info_vram_total, model from product_name or pci.ids" {
 	run --separate-stderr nunet-bench -n --sysroot "$FIX/amd"
 	assert_success

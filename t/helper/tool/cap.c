@@ -15,7 +15,9 @@
  *                            nn_match_text twice, with the fast forms of
  *                            where and rank and with jq only, with and
  *                            without reasons: every answer, score and
- *                            reason must be the same.  Prints
+ *                            reason must be the same (the two matchers
+ *                            share their jq programs through one
+ *                            nn_match_jq cache).  Prints
  *                            "same N offers, M fast" (M: answers the fast
  *                            forms gave), or the first difference (exit 1).
  */
@@ -146,11 +148,15 @@ static int fastcmp(const char *reqtext, const char *where, const char *rank)
 	unsigned long n = 0;
 	int ex = 0, rc = 0;
 
-	fast = nn_match_compile(arg_json(reqtext), where, rank, &ex, err);
-	slow = fast ? nn_match_compile(arg_json(reqtext), where, rank, &ex, err) : NULL;
+	/* both through one cache: they share their jq programs, each run in
+	 * turn on the same state (nn_match_compile_cached) */
+	struct nn_match_jq *cache = nn_match_jq_new();
+	fast = nn_match_compile_cached(arg_json(reqtext), where, rank, cache, &ex, err);
+	slow = fast ? nn_match_compile_cached(arg_json(reqtext), where, rank, cache, &ex, err) : NULL;
 	if (!slow) {
 		printf("error %d: %s\n", ex, err);
 		nn_match_free(fast);
+		nn_match_jq_free(cache);
 		return ex;
 	}
 	nn_match_jq_only(slow, 1);
@@ -178,6 +184,7 @@ static int fastcmp(const char *reqtext, const char *where, const char *rank)
 	nn_lines_release(&l);
 	nn_match_free(fast);
 	nn_match_free(slow);
+	nn_match_jq_free(cache);
 	return rc;
 }
 
