@@ -1663,6 +1663,7 @@ static void spare_start(struct amod *m)
 		return;
 	}
 	reap_track(m, pid);
+	nn_sock_nonblock(ctl[1]);	/* a spare that does not read is no spare */
 	m->spare_pid = pid;
 	m->spare_ctl = ctl[1];
 	m->spare_ready = rp[0];
@@ -1695,7 +1696,7 @@ static int spare_use(struct amod *m, const char *const *argv, const char *log, p
 	*ready = m->spare_ready;
 	m->spare_ready = -1;
 	spare_close(m);
-	if (!ok) {		/* it died: SIGPIPE is ignored, EPIPE here */
+	if (!ok) {		/* it died (EPIPE: SIGPIPE is ignored) or is stuck */
 		kill(*pid, SIGKILL);
 		close(*ready);
 		return -1;
@@ -2307,8 +2308,9 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 			committed = 1;
 		}
 	}
-	/* checked: now make things (the spare directory, when there is one) */
-	spared = sdir_take(m, spec.dir, did);
+	/* checked: now make things (the spare directory, when there is one,
+	 * unless inputs come first: logs there say the job started) */
+	spared = !nn_stage_has(opts, "inputs") && sdir_take(m, spec.dir, did);
 	if (nn_exec_dir_create(&spec, err) < 0) {
 		if (spared)
 			nn_storage_rmtree(spec.dir);

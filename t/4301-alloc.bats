@@ -140,7 +140,7 @@ refuse() {
 	run nunet-send /node/behaviors
 	assert_success
 	assert_equal "$(jq -r '[.behaviors[].be | select(startswith("/alloc/"))] | sort | join(" ")' <<<"$output")" \
-		"/alloc/cancel /alloc/list /alloc/logs /alloc/migrate/chunk /alloc/migrate/haves /alloc/migrate/receive /alloc/migrate/start /alloc/restart /alloc/start /alloc/status"
+		"/alloc/cancel /alloc/list /alloc/logs /alloc/migrate/adopt /alloc/migrate/chunk /alloc/migrate/haves /alloc/migrate/receive /alloc/migrate/start /alloc/restart /alloc/start /alloc/status"
 }
 
 @test "on an onboarded node an allocation commits its resources while it lives" {
