@@ -77,7 +77,9 @@ struct nn_bench_disk {
  * it, then in rounds rewritten sequentially in 8 MiB calls from the start
  * and fdatasync()ed (the write time includes the sync), then read back;
  * one warm-up round, then trials rounds, each rate the mean of the middle
- * half of its trials.  The page cache is bypassed with O_DIRECT where the
+ * half of its trials; when the warm-up round took over 3 x pass_ms (a disk
+ * that reads far slower than it writes), the timed rounds use the part of
+ * the file that takes that long.  The page cache is bypassed with O_DIRECT where the
  * filesystem allows it; elsewhere the file is written buffered,
  * fdatasync()ed, and dropped from the cache with
  * posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes is the most one
