@@ -513,10 +513,15 @@ static int voucher_one(struct nn_pay *p, const char *line, size_t len, void *ctx
 	if (rc < 0)
 		return rc;
 	/* what nn_json_dump writes for the object: keys in order */
+	nn_buf_adds(out, c->store ? "{\"accepted\":true,\"amount\":\"" : "{\"amount\":\"");
 	nn_pay_amount_fmt(a, info.amount);
-	nn_buf_addf(out, "{%s\"amount\":\"%s\",\"contract\":\"%s\",\"seq\":%lld%s}",
-		    c->store ? "\"accepted\":true," : "", a, info.contract, (long long)info.seq,
-		    c->store ? "" : ",\"valid\":true");
+	nn_buf_adds(out, a);
+	nn_buf_adds(out, "\",\"contract\":\"");
+	nn_buf_adds(out, info.contract);
+	nn_buf_adds(out, "\",\"seq\":");
+	nn_pay_amount_fmt(a, (uint64_t)info.seq);
+	nn_buf_adds(out, a);
+	nn_buf_adds(out, c->store ? "}" : ",\"valid\":true}");
 	return 0;
 }
 

@@ -2469,6 +2469,40 @@ static jv push_snapshot(struct nn_client *c, jv st, const char *commit)
 	return out;
 }
 
+/* A deployed allocation (status st, borrowed) moving to `to`: the
+ * orchestrator of its lease grants the target a lease of its own
+ * (/public/deploy/move; refused before anything moves).  Returns
+ * {"orchestrator","deployment","name","lease","group","slot",
+ * "heartbeat_ms","trace"}, or null for an allocation of no deployment. */
+static jv move_grant(struct nn_client *c, jv st, const char *to)
+{
+	jv lb = jv_object_get(jv_object_get(jv_copy(st), jv_string("spec")), jv_string("labels")), l, b, g;
+	const char *dep, *name, *lease, *orch;
+	if (jv_get_kind(lb) != JV_KIND_OBJECT || nn_json_get_str(lb, "nunet.deployment", &dep, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.allocation", &name, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.lease", &lease, NULL) < 0) {
+		jv_free(lb);
+		return jv_null();
+	}
+	l = node_call(c, "/deploy/lease", jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)));
+	if (nn_json_get_str(l, "requester", &orch, NULL) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_SOFTWARE, "lease %s names no requester", lease);
+	}
+	b = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
+	b = jv_object_set(b, jv_string("name"), jv_string(name));
+	b = jv_object_set(b, jv_string("lease"), jv_string(lease));
+	b = jv_object_set(b, jv_string("to"), jv_string(to));
+	g = node_call_to(c, orch, "/public/deploy/move", b);
+	g = jv_object_set(g, jv_string("orchestrator"), jv_string(orch));
+	g = jv_object_set(g, jv_string("deployment"), jv_string(dep));
+	g = jv_object_set(g, jv_string("name"), jv_string(name));
+	g = jv_object_delete(g, jv_string("requester"));
+	jv_free(l);
+	jv_free(lb);
+	return g;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -2483,7 +2517,7 @@ static int cmd_migrate(int argc, char **argv)
 	struct nn_client c;
 	const char *to = NULL, *as = NULL, *id, *state = NULL;
 	char commit[65], err[NN_ERRLEN], *repo, *pack, *xfer;
-	jv caps = jv_null(), st, r, body;
+	jv caps = jv_null(), st, r, body, grant, pushed = jv_null();
 	uint64_t bytes = 0, sent = 0;
 	int o, chunks = 0, nhaves;
 	int64_t deadline;
@@ -2523,11 +2557,16 @@ static int cmd_migrate(int argc, char **argv)
 		nn_die(NN_EX_DATAERR, "allocation %s is %s, not running: nothing to migrate", id,
 		       state ? state : "in no known state");
 	}
+	/* a deployed allocation: its orchestrator grants the target a lease */
+	grant = move_grant(&c, st, to);
 	/* 1-2: what the target has; commit; pack only what it lacks */
 	r = node_call_to(&c, to, "/alloc/migrate/haves", jv_object());
 	body = jv_object_get(r, jv_string("haves"));
 	nhaves = jv_get_kind(body) == JV_KIND_ARRAY ? jv_array_length(jv_copy(body)) : 0;
 	snapshot_of(&c, st, id, commit);
+	/* and the orchestrator keeps this state as the allocation's last */
+	if (jv_get_kind(grant) == JV_KIND_OBJECT)
+		pushed = push_snapshot(&c, st, commit);
 	repo = nn_migrate_repo(c.home);
 	pack = nn_xasprintf("%s/snapshots/out.%ld.pack", c.home, (long)getpid());
 	{
@@ -2549,6 +2588,12 @@ static int cmd_migrate(int argc, char **argv)
 	body = jv_object_set(jv_object(), jv_string("xfer"), jv_string(xfer));
 	body = jv_object_set(body, jv_string("id"), jv_string(as ? as : id));
 	body = jv_object_set(body, jv_string("spec"), portable_spec(st));
+	if (jv_get_kind(grant) == JV_KIND_OBJECT) {	/* labelled with the granted lease */
+		jv sp = jv_object_get(jv_copy(body), jv_string("spec"));
+		jv lb = jv_object_get(jv_copy(sp), jv_string("labels"));
+		lb = jv_object_set(lb, jv_string("nunet.lease"), jv_object_get(jv_copy(grant), jv_string("lease")));
+		body = jv_object_set(body, jv_string("spec"), jv_object_set(sp, jv_string("labels"), lb));
+	}
 	for (int i = 0; pass[i]; i++) {
 		jv v = jv_object_get(jv_copy(st), jv_string(pass[i]));
 		if (jv_is_valid(v) && jv_get_kind(v) != JV_KIND_NULL)
@@ -2574,6 +2619,8 @@ static int cmd_migrate(int argc, char **argv)
 				 s2 ? s2 : "?", why ? ": " : "", why ? why : "", id);
 			jv_free(ts);
 			jv_free(st);
+			jv_free(grant);
+			jv_free(pushed);
 			free(xfer);
 			free(repo);
 			free(pack);
@@ -2583,7 +2630,41 @@ static int cmd_migrate(int argc, char **argv)
 		jv_free(ts);
 		usleep(100000);
 	}
-	jv_free(node_call(&c, "/alloc/cancel", jv_object_set(jv_object(), jv_string("id"), jv_string(id))));
+	if (jv_get_kind(grant) == JV_KIND_OBJECT) {
+		/* the target joins the granted lease; its first heartbeat moves
+		 * the placement, and the orchestrator releases this copy's lease */
+		const char *s3 = NULL;
+		jv b = jv_object_set(jv_copy(grant), jv_string("id"), jv_string(as ? as : id));
+		b = jv_object_set(b, jv_string("requester"), jv_object_get(jv_copy(grant), jv_string("orchestrator")));
+		b = jv_object_delete(b, jv_string("orchestrator"));
+		jv_free(node_call_to(&c, to, "/alloc/migrate/adopt", b));
+		deadline = nn_mono_ms() + 60000;
+		for (;;) {
+			jv ss = node_call(&c, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)));
+			s3 = NULL;
+			nn_json_get_str(ss, "state", &s3, NULL);
+			if (s3 && nn_alloc_state_final(s3)) {
+				jv_free(ss);
+				break;
+			}
+			jv_free(ss);
+			if (nn_mono_ms() > deadline) {
+				nn_error("migrate %s: its orchestrator did not take the copy on %s within 60 s; %s keeps"
+					 " running here, the copy there ends when the orchestrator hears of it", id, to, id);
+				jv_free(st);
+				jv_free(grant);
+				jv_free(pushed);
+				free(xfer);
+				free(repo);
+				free(pack);
+				nn_client_close(&c);
+				return NN_EX_UNAVAILABLE;
+			}
+			usleep(100000);
+		}
+	} else {
+		jv_free(node_call(&c, "/alloc/cancel", jv_object_set(jv_object(), jv_string("id"), jv_string(id))));
+	}
 	{
 		jv out = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
 		out = jv_object_set(out, jv_string("to"), jv_string(to));
@@ -2593,8 +2674,18 @@ static int cmd_migrate(int argc, char **argv)
 		out = jv_object_set(out, jv_string("pack_bytes"), jv_number((double)bytes));
 		out = jv_object_set(out, jv_string("sent_bytes"), jv_number((double)sent));
 		out = jv_object_set(out, jv_string("chunks"), jv_number(chunks));
+		if (jv_get_kind(grant) == JV_KIND_OBJECT) {
+			jv dp = jv_object_set(jv_object(), jv_string("orchestrator"),
+					      jv_object_get(jv_copy(grant), jv_string("orchestrator")));
+			dp = jv_object_set(dp, jv_string("deployment"), jv_object_get(jv_copy(grant), jv_string("deployment")));
+			dp = jv_object_set(dp, jv_string("lease"), jv_object_get(jv_copy(grant), jv_string("lease")));
+			dp = jv_object_set(dp, jv_string("pushed"), jv_copy(pushed));
+			out = jv_object_set(out, jv_string("deployment"), dp);
+		}
 		print_json(out);
 	}
+	jv_free(grant);
+	jv_free(pushed);
 	jv_free(st);
 	free(xfer);
 	free(repo);

@@ -27,6 +27,12 @@
  *			and when half its time is gone; every token it was
  *			given is revoked, and cred/ removed, when it ends
  *
+ * The node makes the next allocation's directory ahead, with its empty
+ * files and cred/ (a new identity), in $NUNET_HOME/alloc.spare/PID.N, and
+ * renames it to DIR when it starts one; it keeps a spare shim too
+ * (`nunet-run exec --shim --spare`), loaded and waiting for an
+ * allocation's arguments on its stdin.
+ *
  * Credentials: the job's environment gets NUNET_SOCKET (the node's control
  * socket), NUNET_KEY, NUNET_CAP (the two files) and NUNET_ALLOC (its id),
  * which lib/client honours, so programs run by the job talk to the node as

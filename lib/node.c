@@ -61,6 +61,11 @@ struct nn_node {
 	struct conn *conns;
 	unsigned long nconns, conn_seq;
 	const struct nn_behavior *beh[MAX_BEHAVIORS];
+	struct {
+		const char *path;
+		nn_behavior_text_fn *fn;
+	} texts[8];			/* behaviors' hot paths */
+	int ntexts;
 	int nbeh;
 	int64_t started_ms;
 	uint64_t requests, errors, errors_by[NN_E__COUNT];
@@ -103,11 +108,13 @@ struct nn_node {
 
 /* An answer kept for the end of a burst: its line, where it goes (the
  * origin copied, its peer name too) and, for a reply, the request, so
- * that a failed commit answers it with an error instead. */
+ * that a failed commit answers it with an error instead (a request the
+ * hot path read without a jv is kept as its line, parsed only then). */
 struct held {
 	struct nn_origin o;
 	char *peer;
 	jv req;			/* the request of a reply; null otherwise */
+	char *reqline;		/* or the request's line */
 	size_t len;
 	struct held *next;
 	char line[];
@@ -157,6 +164,27 @@ void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b)
 		}
 	if (n->nbeh < MAX_BEHAVIORS)
 		n->beh[n->nbeh++] = b;
+}
+
+void nn_node_behavior_text(struct nn_node *n, const char *path, nn_behavior_text_fn *fn)
+{
+	for (int i = 0; i < n->ntexts; i++)
+		if (!strcmp(n->texts[i].path, path)) {
+			n->texts[i].fn = fn;
+			return;
+		}
+	if (n->ntexts < (int)(sizeof n->texts / sizeof *n->texts)) {
+		n->texts[n->ntexts].path = path;
+		n->texts[n->ntexts++].fn = fn;
+	}
+}
+
+static nn_behavior_text_fn *find_text(struct nn_node *n, const char *path)
+{
+	for (int i = 0; i < n->ntexts; i++)
+		if (!strcmp(n->texts[i].path, path))
+			return n->texts[i].fn;
+	return NULL;
 }
 
 static const struct nn_behavior *find_behavior(struct nn_node *n, const char *path)
@@ -320,9 +348,10 @@ static void msg_event(struct nn_node *n, const char *kind, const struct msgf *m,
 }
 
 /* Hand one answer line to its origin, or keep it while the burst holds
- * answers (req: the request when the line is its reply, else null). */
-static void answer_out(struct nn_node *n, const struct nn_origin *o, jv req, const char *line,
-		       size_t len)
+ * answers (req: the request when the line is its reply, else null; reqline:
+ * the request's line instead, when it has no jv). */
+static void answer_out(struct nn_node *n, const struct nn_origin *o, jv req, const char *reqline,
+		       size_t reqlen, const char *line, size_t len)
 {
 	struct held *h;
 	if (!n->nhooks) {
@@ -336,6 +365,12 @@ static void answer_out(struct nn_node *n, const struct nn_origin *o, jv req, con
 	h->o.line = NULL;
 	h->o.len = 0;
 	h->req = jv_get_kind(req) == JV_KIND_OBJECT ? jv_copy(req) : jv_null();
+	h->reqline = NULL;
+	if (reqline) {
+		h->reqline = nn_xmalloc(reqlen + 1);
+		memcpy(h->reqline, reqline, reqlen);
+		h->reqline[reqlen] = '\0';
+	}
 	h->len = len;
 	h->next = NULL;
 	memcpy(h->line, line, len);
@@ -356,7 +391,7 @@ static void send_signed(struct nn_node *n, jv env, const struct msgf *m, const s
 	if (nn_env_sign_line(env, &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
-		answer_out(n, o, jv_null(), b.data, b.len);
+		answer_out(n, o, jv_null(), NULL, 0, b.data, b.len);
 	nn_buf_release(&b);
 }
 
@@ -430,7 +465,31 @@ static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv req, j
 			       &n->key, &b, err) < 0)
 		nn_error("cannot send an answer: %s", err);
 	else
-		answer_out(n, o, req, b.data, b.len);
+		answer_out(n, o, req, NULL, 0, b.data, b.len);
+	nn_buf_release(&b);
+}
+
+/* The same for a reply body given as its canonical text, to a request the
+ * hot path read from o->line (kept as the line while the burst holds). */
+static void send_reply_text(struct nn_node *n, const struct nn_env_head *h, const char *body,
+			    size_t blen, const struct nn_origin *o)
+{
+	char err[NN_ERRLEN], id[33];
+	struct nn_buf b = NN_BUF_INIT;
+	struct msgf m = { h->be, n->key.did, id, h->id, h->from, "reply", h->trace };
+	int64_t now = nn_now_ms();
+	struct nn_env_head a = {
+		.type = "reply", .id = id, .from = n->key.did, .to = h->from ? h->from : "local",
+		.be = h->be, .re = h->id, .trace = h->trace, .ts = now, .exp = now + n->cfg.ttl_ms,
+	};
+	nn_random_id(id);
+	n->answers++;
+	if (n->cfg.events_messages)
+		msg_event(n, "msg.out", &m, h->id, o);
+	if (nn_env_line_text(&a, body, blen, &n->key, &b, err) < 0)
+		nn_error("cannot send an answer: %s", err);
+	else
+		answer_out(n, o, jv_null(), o->line, o->len, b.data, b.len);
 	nn_buf_release(&b);
 }
 
@@ -497,9 +556,33 @@ static void deliver_burst(struct nn_node *n, jv env, const struct nn_jscan *j,
 		}
 		goto out;
 	}
-	env = env_of(env, j, &parsed);	/* behaviors and authorizers read the jv */
 	/* a behavior registered as public needs no authority, as /public/… */
 	b = find_behavior(n, be);
+	/* the hot path of a public behavior that reads its body as text */
+	nn_behavior_text_fn *text = b && b->public && j && o->line ? find_text(n, be) : NULL;
+	if (!jv_is_valid(env) && text) {
+		const struct nn_jscan_member *bm = nn_jscan_get(j, "body");
+		struct nn_buf rb = NN_BUF_INIT;
+		int took = 0;
+		if (bm && bm->kind == NN_JSCAN_OBJECT) {
+			err[0] = '\0';
+			code = NN_OK;
+			n->cur = o;
+			took = text(n, h, bm->val, bm->vlen, &rb, &code, err);
+			n->cur = NULL;
+		}
+		if (took) {
+			if (code != NN_OK)
+				send_error(n, o, env_of(env, j, &parsed), code,
+					   err[0] ? err : nn_code_name(code));
+			else
+				send_reply_text(n, h, rb.data, rb.len, o);
+		}
+		nn_buf_release(&rb);
+		if (took)
+			goto out;
+	}
+	env = env_of(env, j, &parsed);	/* behaviors and authorizers read the jv */
 	if (!(b && b->public) && !nn_node_public_path(be) && !nn_node_is_owner(n, from)) {
 		err[0] = '\0';
 		code = n->authorizer ? n->authorizer(n, env, o, n->authorizer_arg, err) : NN_E_UNAUTHORIZED;
@@ -631,11 +714,16 @@ static int hold_flush(struct nn_node *n, char *errout)
 	}
 	while ((h = n->held)) {
 		n->held = h->next;
+		if (failed && h->reqline) {
+			jv_free(h->req);
+			h->req = nn_json_parse(h->reqline, strlen(h->reqline), NULL);
+		}
 		if (!failed || jv_get_kind(h->req) != JV_KIND_OBJECT)
 			h->o.send(&h->o, h->line, h->len);
 		else
 			nn_node_refuse(n, &h->o, h->req, NN_E_INTERNAL, err[0] ? err : "commit failed");
 		jv_free(h->req);
+		free(h->reqline);
 		free(h->peer);
 		free(h);
 	}

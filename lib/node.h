@@ -55,6 +55,19 @@ void nn_node_close(struct nn_node *n);
 void nn_node_behavior(struct nn_node *n, const struct nn_behavior *b);
 
 /*
+ * The hot path of a public behavior (optional, at most 8): for a request
+ * the node read from its line without a jv (nn_node_deliver_scanned) whose
+ * body is an object, fn gets the verified head h and the body's text
+ * body[0..blen) before the behavior's own function would get the request
+ * as a jv.  It returns 0 to leave the request to that function, or 1 with
+ * *code set: NN_OK with the reply body, an object in canonical form,
+ * appended to reply, or a refusal with err.
+ */
+typedef int nn_behavior_text_fn(struct nn_node *n, const struct nn_env_head *h, const char *body,
+				size_t blen, struct nn_buf *reply, enum nn_code *code, char *err);
+void nn_node_behavior_text(struct nn_node *n, const char *path, nn_behavior_text_fn *fn);
+
+/*
  * Group commit.  A transport that hands the node the envelopes it read
  * together (the lines of one read of a client or a peer) brackets them
  * with nn_node_burst_begin() and nn_node_burst_end(); outside a bracket

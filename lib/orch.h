@@ -48,6 +48,13 @@
  *        the provider placing it again fetches what it lacks of the kept
  *        snapshot (the /alloc/start body's "restore":{"fetch",…})
  *        all six: only from the provider of a placement of that allocation
+ *   /public/deploy/move  {"deployment","name","lease","to"}
+ *        → {"lease","group","slot","heartbeat_ms","trace"}: its provider
+ *        migrates an allocation alone in its group; the target, once the
+ *        copy runs, takes the granted lease (/alloc/migrate/adopt
+ *        {"id","lease","requester","deployment","group","name","slot",
+ *        "heartbeat_ms"}, an /alloc token), and its first heartbeat or
+ *        state under it moves the placement; the source's lease is released
  *   /deploy/start   {"ensemble":ENS,"hops":N,"parent":ALLOC} → {"id","trace"}
  *   /deploy/list    {} → {"deployments":[…]}
  *   /deploy/status  {"id"} → the deployment, its placements and allocations

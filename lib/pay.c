@@ -11,9 +11,15 @@
  * nothing acknowledged (FULL would also survive a power loss, at one fsync
  * per commit: ~20 times slower here).  Prepared statements are kept (by
  * the address of their SQL literal, BEGIN and COMMIT included), the last
- * contract loaded stays parsed, the last report answered keeps its usage,
- * and each document is canonicalized once (the signature spliced into the
- * text the ledger stores), so that a voucher costs mostly its ed25519 work.
+ * contract loaded stays parsed, and the contract of the stream (its row,
+ * its newest report and voucher) stays in p->hot while no other connection
+ * writes (PRAGMA data_version, read at each BEGIN), so that a voucher reads
+ * no row.  A report or voucher in the canonical form this module writes is
+ * read from its text by the strict reader (lib/jscan.h), its signature
+ * checked over the text without "sig", and stored as it came; any other is
+ * parsed and canonicalized once (the signature spliced into the text the
+ * ledger stores).  A voucher is written straight from its fields.  So a
+ * voucher costs mostly its ed25519 work.
  */
 #include "pay.h"
 
@@ -123,7 +129,22 @@ int nn_pay_amount_parse(const char *s, uint64_t *out, char *err)
 
 void nn_pay_amount_fmt(char out[NN_PAY_AMOUNT_MAX], uint64_t v)
 {
-	snprintf(out, NN_PAY_AMOUNT_MAX, "%llu", (unsigned long long)v);
+	char tmp[NN_PAY_AMOUNT_MAX];
+	size_t n = 0, i = 0;
+	do
+		tmp[n++] = (char)('0' + v % 10);
+	while ((v /= 10));
+	while (n)
+		out[i++] = tmp[--n];
+	out[i] = '\0';
+}
+
+/* Append v in decimal. */
+static void add_u64(struct nn_buf *b, uint64_t v)
+{
+	char s[NN_PAY_AMOUNT_MAX];
+	nn_pay_amount_fmt(s, v);
+	nn_buf_adds(b, s);
 }
 
 static jv amount_jv(uint64_t v)
@@ -168,12 +189,14 @@ static int get_count(jv obj, const char *key, int64_t max, int64_t *out, char *e
 /* 1 when s[0..n) has the form of an ed25519 did:key (not decoded). */
 static int did_form(const char *s, size_t n)
 {
-	static const char b58[] = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 	if (n != 56 || memcmp(s, "did:key:z6Mk", 12) != 0)
 		return 0;
-	for (size_t i = 12; i < n; i++)
-		if (!s[i] || !strchr(b58, s[i]))
+	for (size_t i = 12; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];	/* base58: no 0, O, I or l */
+		if (!((c >= '1' && c <= '9') || (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') ||
+		      (c >= 'a' && c <= 'z' && c != 'l')))
 			return 0;
+	}
 	return 1;
 }
 
@@ -1803,19 +1826,29 @@ static void voucher_write(struct nn_pay *p, const struct nn_pay_hot *h, int64_t 
 			  uint64_t amount, int64_t ts, struct nn_buf *msg, struct nn_buf *out)
 {
 	size_t plen = strlen(NN_PAY_VOUCHER_PREFIX), at;
-	char amt[NN_PAY_AMOUNT_MAX], s64[96];
+	char s64[96];
 	uint8_t sig[64];
-	nn_pay_amount_fmt(amt, amount);
 	nn_buf_reset(msg);
-	nn_buf_addf(msg, "%s{\"amount\":\"%s\",\"contract\":\"%s\",\"provider\":\"%s\","
-		    "\"requester\":\"%s\",\"seq\":%lld", NN_PAY_VOUCHER_PREFIX, amt, h->id,
-		    h->t.provider, h->t.requester, (long long)seq);
+	nn_buf_adds(msg, NN_PAY_VOUCHER_PREFIX "{\"amount\":\"");
+	add_u64(msg, amount);
+	nn_buf_adds(msg, "\",\"contract\":\"");
+	nn_buf_adds(msg, h->id);
+	nn_buf_adds(msg, "\",\"provider\":\"");
+	nn_buf_adds(msg, h->t.provider);
+	nn_buf_adds(msg, "\",\"requester\":\"");
+	nn_buf_adds(msg, h->t.requester);
+	nn_buf_adds(msg, "\",\"seq\":");
+	add_u64(msg, (uint64_t)seq);
 	at = msg->len;
-	nn_buf_addf(msg, ",\"ts\":%lld,\"type\":\"nunet/voucher\",\"v\":1}", (long long)ts);
+	nn_buf_adds(msg, ",\"ts\":");
+	add_u64(msg, (uint64_t)ts);
+	nn_buf_adds(msg, ",\"type\":\"nunet/voucher\",\"v\":1}");
 	nn_key_sign(&p->key, sig, msg->data, msg->len);
 	nn_b64_encode(s64, sig, sizeof sig);
 	nn_buf_add(out, msg->data + plen, at - plen);
-	nn_buf_addf(out, ",\"sig\":\"%s\"", s64);
+	nn_buf_adds(out, ",\"sig\":\"");
+	nn_buf_adds(out, s64);
+	nn_buf_addc(out, '"');
 	nn_buf_add(out, msg->data + at, msg->len - at);
 }
 

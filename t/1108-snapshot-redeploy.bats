@@ -205,3 +205,105 @@ deploy_counter() {	# deploy_counter [CHECKPOINT-EVERY]
 	NODES="a $qn"
 	within 30 all_clean
 }
+
+@test "nunet-run migrate of a deployed allocation: the orchestrator follows it, and a later loss repairs from its last snapshot" {
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 3 ]"
+	lease=$(nunet-run status "$id" | jq -r '.allocations[0].lease')
+	nunet-node --home "$(home $qn)" cap grant "${DID[$pn]}" --cap /alloc >"$BATS_TEST_TMPDIR/tok"
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run migrate "$alloc" --to "${DID[$qn]}" \
+		--cap "$BATS_TEST_TMPDIR/tok"
+	echo "migrate: $output $stderr"
+	assert_success
+	nl=$(jq -r .deployment.lease <<<"$output")
+	cm=$(jq -r .commit <<<"$output")
+	[ -n "$nl" ] && [ "$nl" != "$lease" ]
+	jq -e --arg a "${DID[a]}" '.deployment.orchestrator == $a and .deployment.pushed.to == $a' <<<"$output"
+	# the orchestrator's records follow: provider, lease, allocation id
+	assert_equal "$(where)" "${DID[$qn]}"
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0] | .lease + " " + .alloc')" "$nl $alloc"
+	# the migrated state is also the kept snapshot
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$cm"
+	v=$(git --git-dir "$(home a)/snapshots.git" show "$cm:n")
+	within 20 "[ -n \"\$(starts $qn $alloc)\" ]"
+	[ "$(starts $qn "$alloc" | head -1)" -ge "$v" ]
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.moved | jq -e -s --arg p "${DID[$pn]}" --arg q "${DID[$qn]}" \
+		--arg l "$nl" --arg o "$lease" 'length == 1 and .[0].fields.from == $p and .[0].fields.to == $q and
+		.[0].fields.lease == $l and .[0].fields.released == $o' >/dev/null
+	# the source's copy ended with its lease, released by the orchestrator
+	within 20 "env NUNET_HOME=$(home $pn) nunet-run ls -a | jq -e -s --arg a $alloc 'map(select(.id == \$a)) | .[0].state == \"killed\"' >/dev/null"
+	assert_equal "$(nunet-send --home "$(home $pn)" /deploy/lease "{\"lease\":\"$lease\"}" | jq -r .state)" released
+	# its end is neither a failure nor a restart: the deployment runs on
+	sleep 2
+	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + .allocations[0].state')" "running running"
+	run env NUNET_HOME="$(home a)" nunet-node events --kind deploy.restart --kind deploy.lost --kind deploy.failed
+	assert_equal "$output" ""
+	# heartbeats come from the new provider: stopping the source changes nothing
+	kill -STOP "${PID[$pn]}"
+	sleep 3
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].state + " " + .allocations[0].provider')" "running ${DID[$qn]}"
+	kill -CONT "${PID[$pn]}"
+	# a checkpoint there goes to the orchestrator under the new lease
+	within 20 "[ \$(counter $qn $alloc) -gt $((v + 2)) ]"
+	run --separate-stderr env NUNET_HOME="$(home $qn)" nunet-run checkpoint "$alloc"
+	assert_success
+	c3=$(jq -r .commit <<<"$output")
+	jq -e '.pushed.haves == 1' <<<"$output"
+	v3=$(git --git-dir "$(home a)/snapshots.git" show "$c3:n")
+	# the new provider is lost: the allocation is placed again from that snapshot
+	kill -KILL "${PID[$qn]}"
+	within 60 "[ \"\$(where)\" = \"${DID[$pn]}\" ] && [ \"\$(nunet-run status $id | jq -r '.allocations[0].state')\" = running ]"
+	a3=$(alloc_of)
+	within 20 "[ -n \"\$(starts $pn $a3)\" ]"
+	assert_equal "$(starts $pn "$a3" | head -1)" "$v3"
+	nunet-run cancel "$id" >/dev/null
+	NODES="a $pn"
+	within 30 all_clean
+}
+
+@test "nunet-run migrate of a deployed allocation: only its provider may move it, only a group of one moves" {
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	lease=$(nunet-run status "$id" | jq -r '.allocations[0].lease')
+	# another node asks to move it: refused
+	run --separate-stderr nunet-send --home "$(home $qn)" --to "${DID[a]}" /public/deploy/move \
+		"{\"deployment\":\"$id\",\"name\":\"ctr\",\"lease\":\"$lease\",\"to\":\"${DID[a]}\"}"
+	assert_failure
+	[[ "$output$stderr" == *"runs no placement of allocation 'ctr'"* ]] || { echo "$output $stderr"; false; }
+	# a node that was granted nothing is not adopted: its heartbeat under a made-up lease is refused
+	run --separate-stderr nunet-send --home "$(home $qn)" --to "${DID[a]}" /public/deploy/heartbeat \
+		"{\"deployment\":\"$id\",\"lease\":\"nope\",\"allocations\":{\"ctr\":{\"id\":\"x\",\"state\":\"exited\"}}}"
+	assert_failure
+	assert_equal "$(where)" "${DID[$pn]}"
+	# the target refuses to adopt an allocation that is not labelled so
+	nunet-node --home "$(home $qn)" cap grant "${DID[$pn]}" --cap /alloc >"$BATS_TEST_TMPDIR/tok"
+	run --separate-stderr nunet-send --home "$(home $pn)" --to "${DID[$qn]}" --cap "$BATS_TEST_TMPDIR/tok" \
+		/alloc/migrate/adopt "{\"id\":\"nope\",\"lease\":\"l\",\"requester\":\"${DID[a]}\",\"deployment\":\"$id\",\"group\":\"g\",\"name\":\"ctr\",\"slot\":0,\"heartbeat_ms\":300}"
+	assert_failure
+	# and without the token at all
+	run --separate-stderr nunet-send --home "$(home $pn)" --to "${DID[$qn]}" \
+		/alloc/migrate/adopt "{\"id\":\"nope\",\"lease\":\"l\",\"requester\":\"${DID[a]}\",\"deployment\":\"$id\",\"group\":\"g\",\"name\":\"ctr\",\"slot\":0,\"heartbeat_ms\":300}"
+	assert_failure
+	kill -0 "${PID[a]}"
+	nunet-run cancel "$id" >/dev/null
+	# a node group of two allocations does not move one of them
+	jq -n --arg c "$COUNTER" '{allocations:{x:{type:"service",command:["sh","-c",$c],state_dir:"st",resources:{cpu:0.5,ram:16777216}},
+		y:{type:"service",command:["sleep","60"],resources:{cpu:0.5,ram:16777216}}},
+		nodes:{g:{allocations:["x","y"]}},heartbeat:"300ms",deadline_ms:40000}' >"$BATS_TEST_TMPDIR/two.json"
+	run --separate-stderr nunet-run deploy "$BATS_TEST_TMPDIR/two.json"
+	assert_success
+	id2=${lines[-1]}
+	x=$(nunet-run status "$id2" | jq -r '.allocations[] | select(.name == "x") | .alloc')
+	xp=$(node_of "$(nunet-run status "$id2" | jq -r '.allocations[] | select(.name == "x") | .provider')")
+	[ "$xp" = b ] && xq=c || xq=b
+	nunet-node --home "$(home $xq)" cap grant "${DID[$xp]}" --cap /alloc >"$BATS_TEST_TMPDIR/tok2"
+	within 20 "[ \"\$(env NUNET_HOME=$(home $xp) nunet-run status $x | jq -r .state)\" = running ]"
+	run --separate-stderr env NUNET_HOME="$(home $xp)" nunet-run migrate "$x" --to "${DID[$xq]}" --cap "$BATS_TEST_TMPDIR/tok2"
+	assert_equal "$status" 65
+	[[ "$stderr" == *"shares node group 'g' with 1 other: only a group of one allocation moves"* ]] || { echo "$stderr"; false; }
+	# nothing moved
+	assert_equal "$(env NUNET_HOME="$(home $xp)" nunet-run status "$x" | jq -r .state)" running
+	nunet-run cancel "$id2" >/dev/null
+}

@@ -171,11 +171,21 @@ spare_pid() {
 
 @test "a new run goes to the spare shim the node keeps loaded; kill -9 of the node ends the spare, not the allocation" {
 	spare=$(spare_pid)
+	# and to the directory made ahead: its files, its identity
+	sd=$(ls "$NUNET_HOME/alloc.spare")
+	[ -n "$sd" ]
+	assert_equal "$(cd "$NUNET_HOME/alloc.spare/$sd" && find . | sort | tr '\n' ' ')" \
+		". ./.result.json.tmp ./.state.json.1.tmp ./.state.json.2.tmp ./.state.json.tmp ./cred ./cred/cap ./cred/key ./shim.log ./spec.json ./stderr.log ./stdout.log "
+	sdid=$(jq -r .did "$NUNET_HOME/alloc.spare/$sd/cred/key")
 	# in a session of its own, like every shim
 	assert_equal "$(ps -o sid= -p "$spare" | tr -d ' ')" "$spare"
 	nunet-run -d --id sp1 -- sh -c 'echo out; echo err >&2; sleep 30' >/dev/null
 	wait_state sp1 running
 	assert_equal "$(nunet-run status sp1 | jq -r .shim_pid)" "$spare"
+	assert_equal "$(nunet-run status sp1 | jq -r .did)" "$sdid"
+	[ ! -e "$NUNET_HOME/alloc.spare/$sd" ]
+	assert_equal "$(stat -c %a "$NUNET_HOME/alloc/sp1/cred" "$NUNET_HOME/alloc/sp1/cred/cap" | tr '\n' ' ')" "700 600 "
+	assert_equal "$(jq -r .aud "$NUNET_HOME/alloc/sp1/cred/cap")" "$sdid"
 	[ -S "$NUNET_HOME/alloc/sp1/shim.sock" ]
 	run nunet-run logs sp1
 	assert_line out
@@ -188,7 +198,11 @@ spare_pid() {
 	for i in $(seq 200); do kill -0 "$next" 2>/dev/null || break; sleep 0.05; done
 	! kill -0 "$next" 2>/dev/null
 	kill -0 "$spare"	# now sp1's shim: it lives on
+	# what the killed node had made ahead is gone once a node starts
+	left=$(ls "$NUNET_HOME/alloc.spare")
 	node_start
+	for i in $(seq 200); do [ -n "$(ls "$NUNET_HOME/alloc.spare")" ] && break; sleep 0.05; done
+	[ -n "$left" ] && [ ! -e "$NUNET_HOME/alloc.spare/$left" ]
 	assert_equal "$(nunet-run status sp1 | jq -r .state)" running
 	nunet-run cancel --grace 0s sp1 >/dev/null
 	run nunet-run wait sp1
@@ -198,6 +212,14 @@ spare_pid() {
 	run --separate-stderr nunet-run -- sh -c 'echo hi; exit 7'
 	assert_failure 7
 	assert_equal "$output" hi
+	# what it ended with: nothing made ahead is left over
+	id=$(nunet-run ls -a | jq -r 'select(.status == 7) | .id')
+	for i in $(seq 200); do [ -e "$NUNET_HOME/alloc/$id/shim.sock" ] || break; sleep 0.05; done
+	assert_equal "$(cd "$NUNET_HOME/alloc/$id" && ls -A | tr '\n' ' ')" \
+		"result.json shim.log spec.json state.json stderr.log stdout.log "
+	# a node stopped cleanly leaves no spare directory
+	node_stop_all
+	assert_equal "$(ls -A "$NUNET_HOME/alloc.spare" 2>/dev/null)" ""
 }
 
 @test "NUNET_ALLOC_SPARE=0: no spare shim, each shim started when needed" {
@@ -206,6 +228,7 @@ spare_pid() {
 	run nunet-run -- true
 	assert_success
 	! pgrep -f -- "exec --shim --spare $NUNET_HOME/alloc" >/dev/null
+	assert_equal "$(ls -A "$NUNET_HOME/alloc.spare")" ""
 }
 
 @test "a spare shim takes only a shim's arguments under its root, and ends quietly at end of file" {

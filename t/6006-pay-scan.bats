@@ -241,3 +241,62 @@ run_both() {
 	assert_equal "$(cat err)" "nunet-pay: error: line 2: contract $ID is settled"
 	assert_equal "$(ppay contract show "$ID" | jq -r '.state + " " + (.seq|tostring)')" "settled 1"
 }
+
+# a node with pay attached (nn_pay_attach), serving R's control socket
+pay_node_start() {
+	local fifo=$BATS_TEST_TMPDIR/ready
+	mkfifo "$fifo"
+	test-tool pay serve "$1" 3>"$fifo" 2>>"$BATS_TEST_TMPDIR/node.log" &
+	NODE_PIDS+=("$!")
+	read -r -t 10 _ <"$fifo" || { cat "$BATS_TEST_TMPDIR/node.log" >&2; return 1; }
+	rm -f "$fifo"
+}
+
+# envelope BE BODYFILE ID: a request from R's owner key, signed, one line
+envelope() {
+	local now
+	now=$(date +%s%3N)
+	jq -nc --arg be "$1" --arg id "$3" --arg from "$RD" --argjson now "$now" --slurpfile b "$2" \
+		'{v:1, type:"msg", id:$id, from:$from, to:"local", ts:$now, exp:($now + 60000), be:$be, body:$b[0]}' |
+		test-tool env sign "$R/key"
+}
+
+@test "in the node: the body read as text and the envelope parsed in full give the same answers" {
+	pay_node_start "$R"
+	ppay usage record "$ID" --alloc a1 --cpu-seconds 10 --wall-seconds 10 >/dev/null
+	ppay usage report "$ID" >rep.json
+	jq -c '.amount = "9"' rep.json >forged.json
+	# canonical lines take the text path; the same envelopes spaced out are
+	# parsed in full and reach the behavior as a jv
+	{
+		envelope /pay/usage rep.json 00000000000000000000000000000001
+		envelope /pay/usage rep.json 00000000000000000000000000000002 | spaced
+		envelope /pay/usage forged.json 00000000000000000000000000000003
+		envelope /pay/usage forged.json 00000000000000000000000000000004 | spaced
+	} >req.jsonl
+	run rawsock -n 4 "$R/node.sock" <req.jsonl
+	assert_success
+	assert_equal "${#lines[@]}" 4
+	# the retransmitted report gets the very voucher the first one got
+	assert_equal "$(jq -c .body <<<"${lines[1]}")" "$(jq -c .body <<<"${lines[0]}")"
+	assert_equal "$(jq -r '.body.type + " " + .body.amount' <<<"${lines[0]}")" "nunet/voucher 200"
+	# the forged one is refused with the same error both ways
+	assert_equal "$(jq -c '.body | del(.re)' <<<"${lines[3]}")" "$(jq -c '.body | del(.re)' <<<"${lines[2]}")"
+	[[ "$(jq -r .body.message <<<"${lines[2]}")" == *"bad signature"* ]]
+	# and the voucher is kept by the provider's node, by either path
+	pay_node_start "$P"
+	jq -c .body <<<"${lines[0]}" >v.json
+	PDID=$(jq -r .provider rep.json)
+	env_p() {
+		local now
+		now=$(date +%s%3N)
+		jq -nc --arg id "$2" --arg from "$PDID" --argjson now "$now" --slurpfile b v.json \
+			'{v:1, type:"msg", id:$id, from:$from, to:"local", ts:$now, exp:($now + 60000), be:"/pay/voucher", body:$b[0]}' |
+			test-tool env sign "$P/key" | $1
+	}
+	{ env_p cat 00000000000000000000000000000005; env_p spaced 00000000000000000000000000000006; } >vreq.jsonl
+	run rawsock -n 2 "$P/node.sock" <vreq.jsonl
+	assert_success
+	assert_equal "$(jq -c .body <<<"${lines[0]}")" "{\"amount\":\"200\",\"contract\":\"$ID\",\"seq\":1}"
+	[[ "$(jq -r .body.message <<<"${lines[1]}")" == "replayed voucher: seq 1 of contract $ID is already accepted" ]]
+}

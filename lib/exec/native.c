@@ -373,7 +373,7 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int e
 	siginfo_t si;
 	long pid;
 	char buf[128], *path, *tmp;
-	int fd, in_v2;
+	int fd, in_v2, nsfd;
 
 	/* Hold nothing of the starter's: not its terminal, not its pipes. */
 	fd = open("/dev/null", O_RDWR);
@@ -423,17 +423,34 @@ static void monitor(struct nn_exec_job *job, struct native *n, int syncfd, int e
 	close(errp[1]);
 	close(out);
 	close(errlog);
+	/* Hold the job's mount namespace (before its go, so before it can
+	 * end): its teardown (unmounting the copy of every mount, waiting
+	 * for an RCU grace period) then happens when this process ends,
+	 * after the status is out, not in the job's exit, before it
+	 * (0.15 instead of 0.25 ms median, 0.3 instead of 1 ms mean here) */
+	{
+		char ns[64];
+		snprintf(ns, sizeof ns, "/proc/%ld/ns/mnt", pid);
+		nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (nsfd >= 0 && nsfd < 5) {	/* clear of 3 and 4 (below) */
+			int d = fcntl(nsfd, F_DUPFD_CLOEXEC, 5);
+			close(nsfd);
+			nsfd = d;
+		}
+	}
 	{
 		int p = (int)pid;
 		if (write(pidw, &p, sizeof p) != sizeof p)
 			_exit(127);	/* the starter kills the job */
 	}
 	close(pidw);
-	/* nothing open but the status socket, as fd 3 */
+	/* nothing open but the status socket, as fd 3, and the namespace */
 	if (stfd != 3 && dup2(stfd, 3) < 0)
 		_exit(127);
 	stfd = 3;
-	syscall(SYS_close_range, 4U, ~0U, 0U);
+	if (nsfd >= 0 && nsfd != 4)
+		nsfd = dup2(nsfd, 4);
+	syscall(SYS_close_range, nsfd >= 0 ? 5U : 4U, ~0U, 0U);
 	memset(&si, 0, sizeof si);
 	while (waitid(P_PID, (id_t)pid, &si, WEXITED) < 0)
 		if (errno != EINTR)

@@ -1847,6 +1847,194 @@ static void release_stale(struct orch *o, const char *from, const char *dep, con
 		nn_debug("orch: cannot release stale lease %s: %s", lease, e);
 }
 
+/* ---- a migrated allocation follows its move (nunet-run migrate) ----
+ *
+ * The provider of a slot that holds one allocation asks, before it sends
+ * the state to the target, for a lease for the target
+ * (/public/deploy/move); the target, once the copy runs, records that
+ * lease as provisioned for this node and heartbeats under it
+ * (/alloc/migrate/adopt on the target).  The first heartbeat or state
+ * from the target under the granted lease moves the slot: provider, lease
+ * and allocation id follow, and the source's lease is released as any
+ * given-up lease is (its allocation's end there is no failure: the slot
+ * is no longer its).  A grant not adopted within ORCH_MOVE_MS is void,
+ * and the target's copy is then a stale lease, released when heard. */
+
+/* The pending move granted as lease (invalid when none, or expired). */
+static jv move_get(struct orch *o, const char *lease)
+{
+	jv m = jv_object_get(jv_copy(o->moves), jv_string(lease));
+	int64_t until = 0;
+	if (jv_get_kind(m) != JV_KIND_OBJECT) {
+		jv_free(m);
+		return jv_invalid();
+	}
+	nn_json_get_int(m, "until", &until, NULL);
+	if (until < nn_mono_ms()) {
+		o->moves = jv_object_delete(o->moves, jv_string(lease));
+		jv_free(m);
+		return jv_invalid();
+	}
+	return m;
+}
+
+/* from, heard under lease for deployment dep (allocation aid, or NULL):
+ * when lease was granted to from for a move, the slot moves to it. */
+static void move_adopt(struct orch *o, const char *dep, const char *lease, const char *from, const char *aid,
+		       const char *trace)
+{
+	jv m = move_get(o, lease);
+	const char *mdep = "", *name = "", *src = "", *to = "", *old = "";
+	int64_t slot = -1;
+	struct orch_dep *d;
+	struct slot *s, was;
+	sqlite3_stmt *st;
+	jv f;
+	if (!jv_is_valid(m))
+		return;
+	nn_json_get_str(m, "deployment", &mdep, NULL);
+	nn_json_get_str(m, "name", &name, NULL);
+	nn_json_get_str(m, "from", &src, NULL);
+	nn_json_get_str(m, "to", &to, NULL);
+	nn_json_get_str(m, "old", &old, NULL);
+	nn_json_get_int(m, "slot", &slot, NULL);
+	if (strcmp(mdep, dep) || strcmp(to, from)) {	/* not the node it was granted to */
+		jv_free(m);
+		return;
+	}
+	d = dep_find(o, dep);
+	if (!d || d->state >= D_DONE || slot < 0 || slot >= d->nslots || d->slots[slot].st != S_RUNNING ||
+	    strcmp(d->slots[slot].prov, src) || strcmp(d->slots[slot].lease, old)) {
+		nn_info("orch: deployment %s: the move of %s to %s is void: its placement changed meanwhile", dep,
+			name, to);
+		o->moves = jv_object_delete(o->moves, jv_string(lease));
+		jv_free(m);
+		return;
+	}
+	s = &d->slots[slot];
+	was = *s;
+	snprintf(s->prov, sizeof s->prov, "%s", to);
+	snprintf(s->lease, sizeof s->lease, "%s", lease);
+	s->hb = s->pulled = nn_mono_ms();
+	slot_save(d, (int)slot);
+	st = orch_prep(o, "UPDATE orch_alloc SET provider = ?, lease = ?, alloc = coalesce(?, alloc), updated = ?"
+		       " WHERE dep = ? AND slot = ?");
+	if (st) {
+		sqlite3_bind_text(st, 1, to, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, lease, -1, SQLITE_STATIC);
+		if (aid)
+			sqlite3_bind_text(st, 3, aid, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 4, nn_now_ms());
+		sqlite3_bind_text(st, 5, dep, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 6, slot);
+	}
+	orch_step(o, st);
+	/* the source's copy ends with its lease: not a failure, not a restart */
+	release_lease(d, &was);
+	f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+	f = jv_object_set(f, jv_string("from"), jv_string(src));
+	f = jv_object_set(f, jv_string("to"), jv_string(to));
+	f = jv_object_set(f, jv_string("lease"), jv_string(lease));
+	f = jv_object_set(f, jv_string("released"), jv_string(old));
+	f = jv_object_set(f, jv_string("alloc"), aid ? jv_string(aid) : jv_null());
+	(void)trace;
+	emit(d, NN_LOG_INFO, "deploy.moved", f);
+	o->moves = jv_object_delete(o->moves, jv_string(lease));
+	jv_free(m);
+}
+
+/* /public/deploy/move {"deployment","name","lease","to"} → {"lease",
+ * "group","slot","heartbeat_ms","trace","requester"}: the provider of
+ * allocation name's placement (under lease) moves it to node `to`. */
+static enum nn_code be_move(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jget(req, "body"), g = jv_invalid(), names = jv_invalid(), m;
+	const char *dep, *name, *lease, *to, *from = nn_env_str(req, "from");
+	enum nn_code code = NN_E_BAD_BODY;
+	struct orch_dep *d;
+	char id[33];
+	int slot = -1, count;
+	if (jv_get_kind(body) != JV_KIND_OBJECT || nn_json_get_str(body, "deployment", &dep, NULL) < 0 ||
+	    nn_json_get_str(body, "name", &name, NULL) < 0 || nn_json_get_str(body, "lease", &lease, NULL) < 0 ||
+	    nn_json_get_str(body, "to", &to, NULL) < 0 || strlen(dep) > 64 || strlen(name) > 64 ||
+	    strlen(lease) > 64) {
+		nn_seterr(err, "expected {\"deployment\",\"name\",\"lease\",\"to\"}");
+		goto out;
+	}
+	if (strncmp(to, "did:key:", 8) || strlen(to) >= NN_DID_MAX || !strcmp(to, from ? from : "")) {
+		nn_seterr(err, "to: expected the did of another node");
+		goto out;
+	}
+	d = dep_find(o, dep);
+	if (d && d->state < D_DONE) {
+		g = group_of(d->ens, jv_string(name));
+		for (int i = 0; jv_get_kind(g) == JV_KIND_STRING && i < d->nslots && slot < 0; i++) {
+			struct slot *s = &d->slots[i];
+			if (s->st == S_RUNNING && !strcmp(s->grp, jv_string_value(g)) && !strcmp(s->prov, from) &&
+			    !strcmp(s->lease, lease))
+				slot = i;
+		}
+	}
+	if (slot < 0) {
+		nn_seterr(err, "deployment '%.64s': %.80s runs no placement of allocation '%.64s' under lease %.64s",
+			  dep, from ? from : "?", name, lease);
+		code = NN_E_UNAUTHORIZED;
+		goto out;
+	}
+	names = jv_object_get(jv_object_get(jget(d->ens, "nodes"), jv_copy(g)), jv_string("allocations"));
+	count = jv_get_kind(names) == JV_KIND_ARRAY ? jv_array_length(jv_copy(names)) : 0;
+	if (count != 1) {
+		nn_seterr(err, "allocation '%.64s' shares node group '%.64s' with %d other%s: only a group of one"
+			  " allocation moves", name, jv_string_value(g), count - 1, count == 2 ? "" : "s");
+		code = NN_E_BAD_BODY;
+		goto out;
+	}
+	/* one grant per allocation: a new one replaces the last; expired ones go */
+	m = jv_copy(o->moves);
+	jv_object_foreach(m, k, v) {
+		const char *a = ens_str(v, "deployment"), *b = ens_str(v, "name");
+		if ((a && b && !strcmp(a, dep) && !strcmp(b, name)) || ens_int(v, "until", 0) < nn_mono_ms())
+			o->moves = jv_object_delete(o->moves, jv_copy(k));
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(m);
+	if (jv_object_length(jv_copy(o->moves)) >= ORCH_MOVES_MAX) {
+		nn_seterr(err, "too many moves under way (%d): try again later", ORCH_MOVES_MAX);
+		code = NN_E_BUSY;
+		goto out;
+	}
+	nn_random_id(id);
+	m = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
+	m = jv_object_set(m, jv_string("name"), jv_string(name));
+	m = jv_object_set(m, jv_string("slot"), jv_number(slot));
+	m = jv_object_set(m, jv_string("from"), jv_string(from));
+	m = jv_object_set(m, jv_string("to"), jv_string(to));
+	m = jv_object_set(m, jv_string("old"), jv_string(lease));
+	m = jv_object_set(m, jv_string("until"), jv_number((double)(nn_mono_ms() + ORCH_MOVE_MS)));
+	o->moves = jv_object_set(o->moves, jv_string(id), m);
+	{
+		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+		f = jv_object_set(f, jv_string("from"), jv_string(from));
+		f = jv_object_set(f, jv_string("to"), jv_string(to));
+		f = jv_object_set(f, jv_string("lease"), jv_string(id));
+		emit(d, NN_LOG_INFO, "deploy.move", f);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(id));
+	*reply = jv_object_set(*reply, jv_string("requester"), jv_string(nn_node_did(n)));
+	*reply = jv_object_set(*reply, jv_string("group"), jv_copy(g));
+	*reply = jv_object_set(*reply, jv_string("slot"), jv_number(slot));
+	*reply = jv_object_set(*reply, jv_string("heartbeat_ms"), jv_number((double)d->hb_ms));
+	*reply = jv_object_set(*reply, jv_string("trace"), jv_string(d->trace));
+	code = NN_OK;
+out:
+	jv_free(names);
+	jv_free(g);
+	jv_free(body);
+	return code;
+}
+
 static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct orch *o = orch_of(n);
@@ -1865,6 +2053,8 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		return NN_E_BAD_BODY;
 	}
 	nn_json_get_int(body, "status", &status, NULL);
+	if (ens_str(body, "lease") && from)
+		move_adopt(o, dep, ens_str(body, "lease"), from, ens_str(body, "alloc"), nn_env_str(req, "trace"));
 	st = orch_prep(o, "UPDATE orch_alloc SET state = ?, status = ?, reason = ?, updated = ?"
 		       " WHERE dep = ? AND name = ? AND slot = ? AND provider = ?");
 	if (!st) {
@@ -2113,6 +2303,13 @@ static enum nn_code be_heartbeat(struct nn_node *n, jv req, jv *reply, char *err
 		return NN_E_BAD_BODY;
 	}
 	allocs = jget(body, "allocations");
+	if (from && jv_get_kind(allocs) == JV_KIND_OBJECT && jv_object_length(jv_copy(allocs)) == 1) {
+		jv_object_foreach(allocs, k, a) {
+			move_adopt(o, dep, lease, from, ens_str(a, "id"), nn_env_str(req, "trace"));
+			jv_free(k);
+			jv_free(a);
+		}
+	}
 	d = dep_find(o, dep);
 	for (int i = 0; d && i < d->nslots; i++)
 		if (!strcmp(d->slots[i].lease, lease) && !strcmp(d->slots[i].prov, from))
@@ -2770,5 +2967,6 @@ const struct nn_behavior orch_deploy_behaviors[] = {
 	{ "/deploy/cancel", be_cancel, "stop a deployment and release what it holds", 0 },
 	{ "/public/deploy/update", be_update, "a provider reports an allocation's state", 1 },
 	{ "/public/deploy/heartbeat", be_heartbeat, "a provider's periodic word for a lease it runs", 1 },
+	{ "/public/deploy/move", be_move, "its provider moves an allocation to another node (migrate)", 1 },
 	{ NULL, NULL, NULL, 0 }
 };

@@ -175,6 +175,7 @@ static void orch_close(struct nn_node *n, void *arg)
 	jv_free(o->pending);
 	jv_free(o->hb_next);
 	jv_free(o->dead_since);
+	jv_free(o->moves);
 	the_orch = NULL;
 	free(o);
 }
@@ -190,6 +191,7 @@ int nn_orch_attach(struct nn_node *n, char *err)
 	o->pending = jv_array();
 	o->hb_next = jv_object();
 	o->dead_since = jv_object();
+	o->moves = jv_object();
 	o->follow_id = -1;
 	the_orch = o;
 	nn_node_on_close(n, orch_close, o);

@@ -24,6 +24,8 @@
 #define ORCH_HB_MISSES 3		/* heartbeats missed before a provider is lost */
 #define ORCH_HB_DEFAULT_MS 2000
 #define ORCH_RELEASE_RETRY_MS 2000
+#define ORCH_MOVE_MS (10 * 60 * 1000)	/* a granted move not adopted by then is void */
+#define ORCH_MOVES_MAX 256
 
 struct orch_dep;
 struct orch_rq;
@@ -40,6 +42,7 @@ struct orch {
 	int64_t released_retried;	/* monotonic ms of the last retry of releases */
 	struct orch_dep *deps;
 	struct orch_rq *rqs;
+	jv moves;		/* granted lease → a migration not yet adopted (deploy.c) */
 };
 
 struct orch *orch_of(struct nn_node *n);

@@ -1086,6 +1086,106 @@ void orch_heartbeats(struct orch *o)
 	jv_free(due);
 }
 
+/* ---- adopting a migrated allocation (nunet-run migrate, orch.h) ---- */
+
+/* /alloc/migrate/adopt {"id","lease","requester","deployment","group",
+ * "name","slot","heartbeat_ms","trace"}: allocation id, started here by a
+ * migration and labelled with the lease its orchestrator granted for the
+ * move (/public/deploy/move), becomes that lease's, provisioned: its
+ * states and heartbeats go to the requester, who moves the placement here
+ * on the first one.  Guarded like the other /alloc/migrate/ behaviors. */
+static enum nn_code be_adopt(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct orch *o = orch_of(n);
+	jv body = jv_object_get(jv_copy(req), jv_string("body")), st = jv_invalid(), lb = jv_invalid(), old;
+	const char *id, *lease, *rq, *dep, *grp, *name, *trace = "", *l1, *l2, *l3;
+	int64_t slot = 0, hb_ms = 0, now = nn_now_ms();
+	enum nn_code code = NN_E_BAD_BODY;
+	char e[NN_ERRLEN];
+	sqlite3_stmt *q;
+	if (jv_get_kind(body) != JV_KIND_OBJECT || nn_json_get_str(body, "id", &id, NULL) < 0 ||
+	    nn_json_get_str(body, "lease", &lease, NULL) < 0 || nn_json_get_str(body, "requester", &rq, NULL) < 0 ||
+	    nn_json_get_str(body, "deployment", &dep, NULL) < 0 || nn_json_get_str(body, "group", &grp, NULL) < 0 ||
+	    nn_json_get_str(body, "name", &name, NULL) < 0 || nn_json_get_int(body, "slot", &slot, NULL) < 0 ||
+	    nn_json_get_int(body, "heartbeat_ms", &hb_ms, NULL) < 0 ||
+	    (nn_json_has(body, "trace") && nn_json_get_str(body, "trace", &trace, NULL) < 0) ||
+	    strlen(lease) > 64 || strlen(dep) > 64 || strlen(grp) > 64 || strlen(name) > 64 ||
+	    strlen(trace) > 70 || strncmp(rq, "did:key:", 8) || strlen(rq) >= NN_DID_MAX) {
+		nn_seterr(err, "expected {\"id\",\"lease\",\"requester\",\"deployment\",\"group\",\"name\",\"slot\","
+			  "\"heartbeat_ms\"}");
+		goto out;
+	}
+	if (hb_ms < 100 || hb_ms > 600000 || slot < 0 || slot >= ORCH_MAX_GROUPS * 16) {
+		nn_seterr(err, "heartbeat_ms: expected 100 to 600000; slot: a slot number");
+		goto out;
+	}
+	old = lease_get(o, lease);
+	if (jv_is_valid(old)) {
+		jv_free(old);
+		nn_seterr(err, "lease: '%.64s' is already held here", lease);
+		goto out;
+	}
+	jv_free(old);
+	if (nn_node_invoke(n, "/alloc/status", jv_object_set(jv_object(), jv_string("id"), jv_string(id)), NULL, &st,
+			   e) != NN_OK) {
+		nn_seterr(err, "id: %s", e);
+		goto out;
+	}
+	lb = jv_object_get(jv_object_get(jv_copy(st), jv_string("spec")), jv_string("labels"));
+	if (jv_get_kind(lb) != JV_KIND_OBJECT || nn_json_get_str(lb, "nunet.deployment", &l1, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.allocation", &l2, NULL) < 0 || nn_json_get_str(lb, "nunet.lease", &l3, NULL) < 0 ||
+	    strcmp(l1, dep) || strcmp(l2, name) || strcmp(l3, lease)) {
+		nn_seterr(err, "allocation %.64s is not labelled allocation '%.64s' of deployment '%.64s' under lease"
+			  " %.64s", id, name, dep, lease);
+		goto out;
+	}
+	q = orch_prep(o, "INSERT INTO orch_lease (id, dep, grp, requester, trace, resources, expires, state,"
+		      " created, updated, hb_ms) VALUES (?, ?, ?, ?, ?, '{}', ?, 'provisioned', ?, ?, ?)");
+	if (q) {
+		sqlite3_bind_text(q, 1, lease, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, dep, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, grp, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 4, rq, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 5, trace, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 6, now);
+		sqlite3_bind_int64(q, 7, now);
+		sqlite3_bind_int64(q, 8, now);
+		sqlite3_bind_int64(q, 9, hb_ms);
+	}
+	if (orch_step(o, q) < 0) {
+		nn_seterr(err, "cannot record the lease");
+		code = NN_E_INTERNAL;
+		goto out;
+	}
+	q = orch_prep(o, "INSERT OR REPLACE INTO orch_lease_alloc (alloc, lease, name, slot) VALUES (?, ?, ?, ?)");
+	if (q) {
+		sqlite3_bind_text(q, 1, id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 2, lease, -1, SQLITE_STATIC);
+		sqlite3_bind_text(q, 3, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 4, slot);
+	}
+	orch_step(o, q);
+	/* the first heartbeat now: it is what moves the placement here */
+	o->hb_next = jv_object_set(o->hb_next, jv_string(lease), jv_number((double)nn_mono_ms()));
+	{
+		jv f = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+		f = jv_object_set(f, jv_string("deployment"), jv_string(dep));
+		f = jv_object_set(f, jv_string("requester"), jv_string(rq));
+		f = jv_object_set(f, jv_string("allocations"),
+				  jv_object_set(jv_object(), jv_string(name), jv_string(id)));
+		nn_node_emit(n, NN_LOG_INFO, "deploy.adopted", trace[0] ? trace : nn_env_str(req, "trace"), f);
+	}
+	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	*reply = jv_object_set(*reply, jv_string("id"), jv_string(id));
+	*reply = jv_object_set(*reply, jv_string("requester"), jv_string(rq));
+	code = NN_OK;
+out:
+	jv_free(lb);
+	jv_free(st);
+	jv_free(body);
+	return code;
+}
+
 const struct nn_behavior orch_provider_behaviors[] = {
 	{ "/broadcast/public/deploy/bid", be_bid, "bid for an ensemble's node groups from free resources", 1 },
 	{ "/deploy/commit", be_commit, "reserve resources for a node group under a lease", 0 },
@@ -1093,6 +1193,7 @@ const struct nn_behavior orch_provider_behaviors[] = {
 	{ "/deploy/release", be_release, "stop a lease's allocations and free its resources", 0 },
 	{ "/deploy/renew", be_renew, "extend a reserved lease for its requester", 0 },
 	{ "/deploy/restart", be_restart, "restart (or fail) a lease's allocations for its requester", 0 },
+	{ "/alloc/migrate/adopt", be_adopt, "a migrated allocation joins the lease its orchestrator granted", 0 },
 	{ "/deploy/lease", be_lease, "a lease and the states of its allocations", 0 },
 	{ "/public/deploy/logs", be_logs, "log bytes of a lease's allocation, for its requester", 1 },
 	{ "/public/deploy/result", be_result, "a lease's allocation's result and outputs, for its requester", 1 },

@@ -30,6 +30,7 @@
 #include <string.h>
 #include "alloc.h"
 #include "config.h"
+#include "jscan.h"
 #include "json.h"
 #include "log.h"
 #include "node.h"
@@ -153,6 +154,88 @@ static enum nn_code be_usage(struct nn_node *n, jv req, jv *reply, char *err)
 static enum nn_code be_voucher(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	return handle(n, req, "/pay/voucher", "requester", reply, err);
+}
+
+/*
+ * The hot path of both behaviors: the body as the node read it, given to
+ * the ledger as text (nn_pay_usage_answer_text, nn_pay_voucher_text), the
+ * reply written as text.  A body whose party field the scanner cannot read
+ * is left to handle(), which refuses it with its message.
+ */
+static int handle_text(struct nn_node *n, const struct nn_env_head *h, const char *body,
+		       size_t blen, const char *be, const char *party, struct nn_buf *reply,
+		       enum nn_code *code, char *err)
+{
+	struct nn_jscan j;
+	const struct nn_jscan_member *m;
+	struct nn_pay_voucher_info info;
+	const char *from = h->from;
+	size_t wlen;
+	int rc;
+
+	if (nn_jscan_object(body, blen, &j) < 0 || !(m = nn_jscan_get(&j, party)) ||
+	    m->kind != NN_JSCAN_STRING || !m->plain)
+		return 0;
+	wlen = m->vlen - 2;
+	if (!from || (!nn_node_is_owner(n, from) &&
+		      (nn_did_len(from) != wlen || strncmp(from, m->val + 1, wlen)))) {
+		nn_seterr(err, "%s: only the %s named in the body (%.*s) or an owner may send it",
+			  be, party, (int)(wlen > 80 ? 80 : wlen), m->val + 1);
+		*code = NN_E_UNAUTHORIZED;
+		return 1;
+	}
+	if (!ledger.batch) {
+		if (nn_pay_batch_begin(&ledger, err) < 0) {
+			*code = NN_E_INTERNAL;
+			return 1;
+		}
+		stats.batches++;
+	}
+	nn_node_hold(n, group_commit, NULL);
+	if (be[5] == 'u') {
+		size_t mark = reply->len;
+		rc = nn_pay_usage_answer_text(&ledger, body, blen, reply, err);
+		if (rc == 0 && nn_jscan_object(reply->data + mark, reply->len - mark, &j) == 0) {
+			jv v = nn_jscan_jv(&j);	/* the event be_usage emits */
+			nn_node_emit(n, NN_LOG_INFO, "pay.issued", h->trace,
+				     JV_OBJECT(jv_string("contract"),
+					       jv_object_get(jv_copy(v), jv_string("contract")),
+					       jv_string("seq"), jv_object_get(jv_copy(v), jv_string("seq")),
+					       jv_string("amount"), jv_object_get(jv_copy(v), jv_string("amount"))));
+			jv_free(v);
+		}
+	} else {
+		char a[NN_PAY_AMOUNT_MAX];
+		rc = nn_pay_voucher_text(&ledger, body, blen, 1, NULL, &info, err);
+		if (rc == 0) {
+			nn_buf_adds(reply, "{\"amount\":\"");
+			nn_pay_amount_fmt(a, info.amount);
+			nn_buf_adds(reply, a);
+			nn_buf_adds(reply, "\",\"contract\":\"");
+			nn_buf_adds(reply, info.contract);
+			nn_buf_adds(reply, "\",\"seq\":");
+			nn_pay_amount_fmt(a, (uint64_t)info.seq);
+			nn_buf_adds(reply, a);
+			nn_buf_addc(reply, '}');
+		}
+	}
+	if (rc < 0)
+		*code = code_for(rc);
+	else
+		stats.answers++;
+	return 1;
+}
+
+static int text_usage(struct nn_node *n, const struct nn_env_head *h, const char *body, size_t blen,
+		      struct nn_buf *reply, enum nn_code *code, char *err)
+{
+	return handle_text(n, h, body, blen, "/pay/usage", "provider", reply, code, err);
+}
+
+static int text_voucher(struct nn_node *n, const struct nn_env_head *h, const char *body,
+			size_t blen, struct nn_buf *reply, enum nn_code *code, char *err)
+{
+	return handle_text(n, h, body, blen, "/pay/voucher", "requester", reply, code, err);
 }
 
 static const struct nn_behavior behaviors[] = {
@@ -569,6 +652,8 @@ int nn_pay_attach(struct nn_node *n, char *err)
 	attached = 1;
 	for (size_t i = 0; i < sizeof behaviors / sizeof *behaviors; i++)
 		nn_node_behavior(n, &behaviors[i]);
+	nn_node_behavior_text(n, "/pay/usage", text_usage);
+	nn_node_behavior_text(n, "/pay/voucher", text_voucher);
 	nn_node_on_close(n, closer, NULL);
 	nn_node_metrics_hook(n, metrics, NULL);
 	/* the meter, where the node runs allocations */
