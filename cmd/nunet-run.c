@@ -802,7 +802,31 @@ static int fetch_snapshot(jv r, const char *path, uint64_t *bytes, char *err)
 	b = jv_object_set(b, jv_string("name"), jv_string(name));
 	b = jv_object_set(b, jv_string("commit"), jv_string(commit));
 	b = jv_object_set(b, jv_string("haves"), haves);
-	b = call_or_err(&c, from, "/public/deploy/snapshot/pack", b, err);
+	/* the orchestrator packs off its loop: asked again while pending */
+	{
+		int64_t until = nn_mono_ms() + 600000;
+		jv ask = b;
+		for (;;) {
+			jv pd;
+			b = call_or_err(&c, from, "/public/deploy/snapshot/pack", jv_copy(ask), err);
+			if (!jv_is_valid(b))
+				break;
+			pd = jv_object_get(jv_copy(b), jv_string("pending"));
+			if (jv_get_kind(pd) != JV_KIND_TRUE) {
+				jv_free(pd);
+				break;
+			}
+			jv_free(pd);
+			jv_free(b);
+			b = jv_invalid();
+			if (nn_mono_ms() > until) {
+				nn_seterr(err, "%s did not pack the snapshot within 10 minutes", from);
+				break;
+			}
+			usleep(50000);
+		}
+		jv_free(ask);
+	}
 	if (!jv_is_valid(b))
 		goto out;
 	if (nn_json_get_str(b, "xfer", &x, NULL) < 0 || nn_json_get_int(b, "size", &size, NULL) < 0 || size < 0) {
@@ -2454,7 +2478,26 @@ static jv push_snapshot(struct nn_client *c, jv st, const char *commit)
 			 &chunks);
 	b = jv_object_set(jv_copy(who), jv_string("xfer"), jv_string(xfer));
 	b = jv_object_set(b, jv_string("commit"), jv_string(commit));
-	jv_free(node_call_to(c, to, "/public/deploy/snapshot/commit", b));
+	/* the orchestrator unpacks off its loop: asked again until it kept it */
+	{
+		int64_t until = nn_mono_ms() + 600000;
+		for (;;) {
+			jv r = node_call_to(c, to, "/public/deploy/snapshot/commit", jv_copy(b)), p;
+			p = jv_object_get(r, jv_string("pending"));
+			if (jv_get_kind(p) != JV_KIND_TRUE) {
+				jv_free(p);
+				break;
+			}
+			jv_free(p);
+			if (nn_mono_ms() > until) {
+				nn_client_close(c);
+				nn_die(NN_EX_UNAVAILABLE, "checkpoint: %s did not keep commit %s within 10 minutes", to,
+				       commit);
+			}
+			usleep(50000);
+		}
+	}
+	jv_free(b);
 	out = jv_object_set(jv_object(), jv_string("to"), jv_string(to));
 	out = jv_object_set(out, jv_string("haves"), jv_number(nhaves));
 	out = jv_object_set(out, jv_string("pack_bytes"), jv_number((double)bytes));

@@ -18,7 +18,7 @@
  *	memory    11 x memcpy 256 MiB        5 x 32 MiB
  *	disk      1 warm-up + 9 rounds of    1 + 3 x 16 MiB (after 1 allocating
  *	          write+read 256 MiB, or     or 100 ms       write; at least
- *	          what the disk writes in                    4 MiB; 8 MiB calls)
+ *	          what the disk writes in                    4 MiB; 64 MiB calls)
  *	          500 ms if less
  *
  * The CPU kernel (nn_bench_cpu_unit) is fixed: one iteration is 4096 steps
@@ -74,10 +74,12 @@ struct nn_bench_disk {
 };
 
 /* Disk: in dir, a new unlinked temporary file is written once to allocate
- * it, then in rounds rewritten sequentially in 8 MiB calls from the start
+ * it, then in rounds rewritten sequentially in 64 MiB calls from the start
  * and fdatasync()ed (the write time includes the sync), then read back;
  * one warm-up round, then trials rounds, each rate the mean of the middle
- * half of its trials.  The page cache is bypassed with O_DIRECT where the
+ * half of its trials; when the warm-up round took over 3 x pass_ms (a disk
+ * that reads far slower than it writes), the timed rounds use the part of
+ * the file that takes that long.  The page cache is bypassed with O_DIRECT where the
  * filesystem allows it; elsewhere the file is written buffered,
  * fdatasync()ed, and dropped from the cache with
  * posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes is the most one

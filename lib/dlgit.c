@@ -53,13 +53,16 @@
 	X(git_packbuilder_foreach) \
 	X(git_packbuilder_free) \
 	X(git_packbuilder_insert_walk) \
+	X(git_packbuilder_name) \
 	X(git_packbuilder_new) \
+	X(git_packbuilder_write) \
 	X(git_reference_create) \
 	X(git_reference_foreach) \
 	X(git_reference_free) \
 	X(git_reference_is_valid_name) \
 	X(git_reference_name_to_id) \
 	X(git_reference_peel) \
+	X(git_reference_remove) \
 	X(git_reference_target) \
 	X(git_repository_config) \
 	X(git_repository_free) \
@@ -330,6 +333,22 @@ int git_packbuilder_insert_walk(git_packbuilder *pb, git_revwalk *walk)
 int git_packbuilder_new(git_packbuilder **out, git_repository *repo)
 {
 	return READY() ? fn.git_packbuilder_new(out, repo) : -1;
+}
+
+const char *git_packbuilder_name(git_packbuilder *pb)
+{
+	return READY() ? fn.git_packbuilder_name(pb) : NULL;
+}
+
+int git_packbuilder_write(git_packbuilder *pb, const char *path, unsigned int mode,
+			  git_indexer_progress_cb progress_cb, void *progress_cb_payload)
+{
+	return READY() ? fn.git_packbuilder_write(pb, path, mode, progress_cb, progress_cb_payload) : -1;
+}
+
+int git_reference_remove(git_repository *repo, const char *name)
+{
+	return READY() ? fn.git_reference_remove(repo, name) : -1;
 }
 
 int git_reference_create(git_reference **out, git_repository *repo, const char *name, const git_oid *id, int force, const char *log_message)

@@ -318,35 +318,32 @@ char *nn_migrate_claim(struct nn_node *n, const char *owner, const char *xid, co
 	return path;
 }
 
-enum nn_code nn_migrate_serve(struct nn_node *n, const char *owner, const char *repo, const char *commit,
-			      jv haves, jv *reply, char *err)
+enum nn_code nn_migrate_offer(struct nn_node *n, const char *owner, const char *commit, const char *path,
+			      uint64_t bytes, jv *reply, char *err)
 {
 	struct mmod *m = the_mod;
 	struct xfer *x;
-	char *path, e[NN_ERRLEN];
-	uint64_t bytes = 0;
+	(void)n;
 	if (!m) {
 		nn_seterr(err, "migrate: not attached");
 		return NN_E_INTERNAL;
 	}
-	x = xfer_new(owner, commit, 0, 1);
-	incoming_dir(nn_node_home(n));
-	path = pack_path(nn_node_home(n), x->id);
-	if (nn_snapshot_pack(repo, commit, haves, path, &bytes, e) < 0) {
-		unlink(path);
-		free(path);
-		free(x);
-		nn_seterr(err, "cannot pack commit %.12s: %s", commit, e);
-		return NN_E_INTERNAL;
-	}
+	x = xfer_new(owner, commit, bytes, 1);
 	x->fd = open(path, O_RDONLY | O_CLOEXEC);
-	free(path);
 	if (x->fd < 0) {
 		nn_seterr(err, "cannot open the pack: %s", strerror(errno));
 		free(x);
 		return NN_E_INTERNAL;
 	}
-	x->size = x->have = bytes;
+	/* named as the transfer's pack: removed with it (or now, if it cannot
+	 * be renamed: the open file is enough) */
+	{
+		char *to = pack_path(nn_node_home(n), x->id);
+		if (strcmp(path, to) && rename(path, to) < 0)
+			unlink(path);
+		free(to);
+	}
+	x->have = bytes;
 	x->next = m->list;
 	m->list = x;
 	*reply = jv_object_set(jv_object(), jv_string("xfer"), jv_string(x->id));

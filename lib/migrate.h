@@ -35,7 +35,7 @@
  *
  * The same transfers carry a deployment's snapshots to and from its
  * orchestrator (orch.h, /public/deploy/snapshot/…): nn_migrate_open,
- * _piece and _claim receive a pack for another module; nn_migrate_serve
+ * _piece and _claim receive a pack for another module; nn_migrate_offer
  * and _read hand one out, by offset, to the did it was made for.
  */
 #ifndef NN_MIGRATE_H
@@ -90,11 +90,12 @@ enum nn_code nn_migrate_piece(struct nn_node *n, jv req, jv *reply, char *err);
 char *nn_migrate_claim(struct nn_node *n, const char *owner, const char *xid, const char *commit,
 		       uint64_t *size, char *err);
 
-/* Pack what commit needs beyond haves (borrowed) from repo and offer it to
- * owner: {"xfer","size"} into *reply.  The pack is removed once its last
- * byte was read, or after NN_MIGRATE_XFER_MS. */
-enum nn_code nn_migrate_serve(struct nn_node *n, const char *owner, const char *repo, const char *commit,
-			      jv haves, jv *reply, char *err);
+/* Offer the pack at path (bytes long, of commit; renamed into the
+ * transfer's place, or removed) to owner, e.g. one a child process made:
+ * {"xfer","size"} into *reply.  The pack is removed once its last byte
+ * was read, or after NN_MIGRATE_XFER_MS. */
+enum nn_code nn_migrate_offer(struct nn_node *n, const char *owner, const char *commit, const char *path,
+			      uint64_t bytes, jv *reply, char *err);
 
 /* {"xfer","offset"} of request req (borrowed), from the owner of a served
  * transfer: {"data":BASE64,"offset":NEXT,"size"} (at most NN_MIGRATE_CHUNK

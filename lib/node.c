@@ -450,46 +450,38 @@ int nn_node_is_owner(const struct nn_node *n, const char *from)
 }
 
 /* The answer to a request verified into h: built and signed straight from
- * the fields (nn_env_answer_line), its msg.out event from the same values. */
+ * the fields (nn_env_answer_line), its msg.out event from the same values.
+ * The body is the jv body (consumed), or, when btext is not NULL, its
+ * canonical text, answering a request the hot path read from o->line
+ * without a jv (kept as that line while the burst holds). */
 static void send_reply(struct nn_node *n, const struct nn_env_head *h, jv req, jv body,
-		       const struct nn_origin *o)
-{
-	char err[NN_ERRLEN], id[33];
-	struct nn_buf b = NN_BUF_INIT;
-	struct msgf m = { h->be, n->key.did, id, h->id, h->from, "reply", h->trace };
-	nn_random_id(id);
-	n->answers++;
-	if (n->cfg.events_messages)
-		msg_event(n, "msg.out", &m, h->id, o);
-	if (nn_env_answer_line(h, "reply", n->key.did, body, id, nn_now_ms(), n->cfg.ttl_ms,
-			       &n->key, &b, err) < 0)
-		nn_error("cannot send an answer: %s", err);
-	else
-		answer_out(n, o, req, NULL, 0, b.data, b.len);
-	nn_buf_release(&b);
-}
-
-/* The same for a reply body given as its canonical text, to a request the
- * hot path read from o->line (kept as the line while the burst holds). */
-static void send_reply_text(struct nn_node *n, const struct nn_env_head *h, const char *body,
-			    size_t blen, const struct nn_origin *o)
+		       const char *btext, size_t blen, const struct nn_origin *o)
 {
 	char err[NN_ERRLEN], id[33];
 	struct nn_buf b = NN_BUF_INIT;
 	struct msgf m = { h->be, n->key.did, id, h->id, h->from, "reply", h->trace };
 	int64_t now = nn_now_ms();
-	struct nn_env_head a = {
-		.type = "reply", .id = id, .from = n->key.did, .to = h->from ? h->from : "local",
-		.be = h->be, .re = h->id, .trace = h->trace, .ts = now, .exp = now + n->cfg.ttl_ms,
-	};
+	int rc;
 	nn_random_id(id);
 	n->answers++;
 	if (n->cfg.events_messages)
 		msg_event(n, "msg.out", &m, h->id, o);
-	if (nn_env_line_text(&a, body, blen, &n->key, &b, err) < 0)
+	if (btext) {
+		struct nn_env_head a = {
+			.type = "reply", .id = id, .from = n->key.did, .to = h->from ? h->from : "local",
+			.be = h->be, .re = h->id, .trace = h->trace, .ts = now, .exp = now + n->cfg.ttl_ms,
+		};
+		rc = nn_env_line_text(&a, btext, blen, &n->key, &b, err);
+	} else {
+		rc = nn_env_answer_line(h, "reply", n->key.did, body, id, now, n->cfg.ttl_ms, &n->key,
+					&b, err);
+	}
+	if (rc < 0)
 		nn_error("cannot send an answer: %s", err);
-	else
+	else if (btext)
 		answer_out(n, o, jv_null(), o->line, o->len, b.data, b.len);
+	else
+		answer_out(n, o, req, NULL, 0, b.data, b.len);
 	nn_buf_release(&b);
 }
 
@@ -576,7 +568,7 @@ static void deliver_burst(struct nn_node *n, jv env, const struct nn_jscan *j,
 				send_error(n, o, env_of(env, j, &parsed), code,
 					   err[0] ? err : nn_code_name(code));
 			else
-				send_reply_text(n, h, rb.data, rb.len, o);
+				send_reply(n, h, jv_null(), jv_invalid(), rb.data, rb.len, o);
 		}
 		nn_buf_release(&rb);
 		if (took)
@@ -614,7 +606,7 @@ static void deliver_burst(struct nn_node *n, jv env, const struct nn_jscan *j,
 		goto out;
 	}
 	nn_debug("%s %s", be, id);
-	send_reply(n, h, env, reply, o);
+	send_reply(n, h, env, reply, NULL, 0, o);
 out:
 	jv_free(parsed);
 }

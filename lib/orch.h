@@ -40,7 +40,8 @@
  *   /public/deploy/heartbeat  {"deployment","lease","allocations":{NAME:STATE}}
  *        provider → orchestrator every heartbeat_ms while any allocation of
  *        the lease has not ended; three missed: the provider is lost
- *   /public/deploy/snapshot/{haves,receive,chunk,commit}
+ *   /public/deploy/snapshot/{haves,receive,chunk,commit} (commit: pending
+ *        while a child process unpacks, off the loop; asked again)
  *        provider → orchestrator: a checkpoint of an allocation with a
  *        state_dir, only what the orchestrator lacks (migrate.h transfers);
  *        kept per deployment and name (orch_snapshot, snapshots.git)

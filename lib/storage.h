@@ -205,6 +205,13 @@ int nn_snapshot_pack(const char *repo, const char *commit, jv haves,
 int nn_snapshot_unpack(const char *repo, const char *packpath,
 		       const char *commit, const char *ref, char *err);
 
+/* Remove refs (jv array of names, borrowed) from repo, then keep in one
+ * new pack what the remaining refs reach and delete the other packs and
+ * the loose objects older than grace_s seconds (younger ones may belong to
+ * a writer that has not set its ref yet).  *removed: refs removed;
+ * *pruned: files deleted.  A missing repo: nothing to do. */
+int nn_snapshot_drop(const char *repo, jv refs, int64_t grace_s, int *removed, int *pruned, char *err);
+
 /* ---- between storage.c and its providers (not for other callers) ---- */
 
 struct nn_xfer;	/* one running call: options, progress, counters */

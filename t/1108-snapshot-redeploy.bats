@@ -49,6 +49,17 @@ starts() { sed -n 's/^start //p' "$(home "$1")/alloc/$2/stdout.log" 2>/dev/null;
 # and says what it started from.
 COUNTER='mkdir -p st; n=$(cat st/n 2>/dev/null || echo 0); echo "start $n"; while :; do n=$((n+1)); echo $n >st/n.tmp; mv st/n.tmp st/n; sleep 0.2; done'
 
+# commit_until_done NODE BODY: /public/deploy/snapshot/commit from NODE,
+# asked again while pending; run's status, output and stderr are the last
+commit_until_done() {
+	local i
+	for i in $(seq 300); do
+		run --separate-stderr nunet-send --home "$(home $1)" --to "${DID[a]}" /public/deploy/snapshot/commit "$2"
+		[ "$status" -eq 0 ] && jq -e .pending <<<"$output" >/dev/null || return 0
+		sleep 0.1
+	done
+}
+
 deploy_counter() {	# deploy_counter [CHECKPOINT-EVERY]
 	jq -n --arg c "$COUNTER" --arg every "${1:-}" '{allocations:{ctr:{type:"service",command:["sh","-c",$c],state_dir:"st",
 		resources:{cpu:1,ram:16777216}}},heartbeat:"300ms",deadline_ms:40000}
@@ -146,8 +157,8 @@ deploy_counter() {	# deploy_counter [CHECKPOINT-EVERY]
 	run nunet-send --home "$(home $pn)" --to "${DID[a]}" /public/deploy/snapshot/chunk \
 		"{\"xfer\":\"$x\",\"offset\":0,\"data\":\"$(printf 'PACKgarbage!' | base64)\"}"
 	assert_success
-	run --separate-stderr nunet-send --home "$(home $pn)" --to "${DID[a]}" /public/deploy/snapshot/commit \
-		"{$who,\"xfer\":\"$x\",\"commit\":\"$c\"}"
+	# the pack is unpacked off the loop: pending, then the refusal
+	commit_until_done "$pn" "{$who,\"xfer\":\"$x\",\"commit\":\"$c\"}"
 	assert_failure
 	[[ "$output$stderr" == *"snapshot of ctr: commit aaaaaaaaaaaa"* ]] || { echo "$output $stderr"; false; }
 	kill -0 "${PID[a]}"
@@ -306,4 +317,88 @@ deploy_counter() {	# deploy_counter [CHECKPOINT-EVERY]
 	# nothing moved
 	assert_equal "$(env NUNET_HOME="$(home $xp)" nunet-run status "$x" | jq -r .state)" running
 	nunet-run cancel "$id2" >/dev/null
+}
+
+@test "a large first snapshot is unpacked off the orchestrator's loop: it keeps answering meanwhile" {
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	head -c $((64 * 1048576)) /dev/urandom >"$(home $pn)/alloc/$alloc/st/big"
+	env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc" >"$BATS_TEST_TMPDIR/ck.json" &
+	ck=$!
+	# the orchestrator's own node answers all along: each round trip timed
+	while kill -0 $ck 2>/dev/null; do
+		s=$(date +%s%N)
+		nunet-send --home "$(home a)" /node/info >/dev/null || echo fail
+		echo $((($(date +%s%N) - s) / 1000000))
+	done >"$BATS_TEST_TMPDIR/pings"
+	wait $ck
+	jq -e '.pushed.pack_bytes > 67108864' "$BATS_TEST_TMPDIR/ck.json"
+	! grep -q fail "$BATS_TEST_TMPDIR/pings"
+	ev=$(NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot | jq -s '.[-1].fields')
+	jq -e '.bytes > 67108864' <<<"$ev"
+	max=$(sort -n "$BATS_TEST_TMPDIR/pings" | tail -1)
+	echo "# 64 MiB first snapshot: unpacked in $(jq .unpack_ms <<<"$ev") ms off the loop; $(wc -l <"$BATS_TEST_TMPDIR/pings") pings meanwhile, the slowest $max ms" >&3
+	# generous for a loaded machine, short of what a blocked loop takes
+	# (one ping would wait for most of the unpacking)
+	um=$(jq .unpack_ms <<<"$ev")
+	bound=$((um * 3 / 4)); [ "$bound" -ge 300 ] || bound=300
+	[ "$max" -lt "$bound" ]
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$(jq -r .commit "$BATS_TEST_TMPDIR/ck.json")"
+	# packing it for the provider that places it again is off the loop too
+	sum=$(sha256sum <"$(home $pn)/alloc/$alloc/st/big")
+	kill -KILL "${PID[$pn]}"
+	moved() { [ "$(where)" = "${DID[$qn]}" ] && [ "$(nunet-run status $id | jq -r '.allocations[0].state')" = running ]; }
+	for i in $(seq 1200); do
+		s=$(date +%s%N)
+		nunet-send --home "$(home a)" /node/info >/dev/null || echo fail
+		echo $((($(date +%s%N) - s) / 1000000))
+		moved && break
+	done >"$BATS_TEST_TMPDIR/pings2"
+	moved
+	! grep -q fail "$BATS_TEST_TMPDIR/pings2"
+	a2=$(alloc_of)
+	assert_equal "$(sha256sum <"$(home $qn)/alloc/$a2/st/big")" "$sum"
+	max2=$(sort -n "$BATS_TEST_TMPDIR/pings2" | tail -1)
+	echo "# and packed for the new provider ($(NUNET_HOME=$(home a) nunet-node events --kind deploy.restore | jq -s '.[-1].fields.bytes') bytes): the slowest of $(wc -l <"$BATS_TEST_TMPDIR/pings2") pings $max2 ms" >&3
+	[ "$max2" -lt "$bound" ]
+	nunet-run cancel "$id" >/dev/null
+	NODES="a $qn"
+	within 30 all_clean
+}
+
+@test "a deployment's kept snapshots go when it ends, and the objects nothing else reaches with them" {
+	export NUNET_SNAPSHOT_GRACE_S=0	# the orchestrator prunes at once
+	start_three
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	head -c 1048576 /dev/urandom >"$(home $pn)/alloc/$alloc/st/blob"
+	blob=$(git hash-object "$(home $pn)/alloc/$alloc/st/blob")
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	c=$(jq -r .commit <<<"$output")
+	git --git-dir "$(home a)/snapshots.git" cat-file -e "$blob"
+	assert_equal "$(git --git-dir "$(home a)/snapshots.git" rev-parse "refs/nunet/deploy/$id/ctr")" "$c"
+	# kept while the deployment runs (a repair starts from it)
+	sleep 1
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$c"
+	nunet-run cancel "$id" >/dev/null
+	dropped() { NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot.dropped | jq -e -s --arg d "$id" 'map(select(.fields.deployment == $d and .fields.refs == 1)) | length == 1' >/dev/null; }
+	within 30 dropped
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot.dropped | jq -c '.[]' 2>/dev/null || true
+	run git --git-dir "$(home a)/snapshots.git" rev-parse --verify -q "refs/nunet/deploy/$id/ctr"
+	assert_failure
+	run git --git-dir "$(home a)/snapshots.git" cat-file -e "$blob"
+	assert_failure
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot')" null
+	NUNET_HOME=$(home a) nunet-node events --kind deploy.snapshot.dropped | jq -e -s '.[-1].fields.pruned > 0' >/dev/null
+	# the repository still works: a new deployment keeps its snapshot
+	deploy_counter
+	within 20 "[ \$(counter $pn $alloc) -ge 1 ]"
+	run --separate-stderr env NUNET_HOME="$(home $pn)" nunet-run checkpoint "$alloc"
+	assert_success
+	assert_equal "$(nunet-run status "$id" | jq -r '.allocations[0].snapshot.commit')" "$(jq -r .commit <<<"$output")"
+	git --git-dir "$(home a)/snapshots.git" fsck --no-dangling
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
 }

@@ -1581,6 +1581,8 @@ static void dep_final(struct orch_dep *d, int state, const char *kind, const cha
 	if (status >= 0)
 		f = jv_object_set(f, jv_string("status"), jv_number(status));
 	emit(d, state == D_DONE ? NN_LOG_INFO : NN_LOG_WARN, kind, f);
+	/* nothing is placed again now: its snapshots go */
+	orch_snapshot_forget(d->o, d->id, d->trace);
 	dep_unlink(d);
 }
 

@@ -172,6 +172,7 @@ static void orch_close(struct nn_node *n, void *arg)
 	if (o->kick)
 		nn_loop_remove(nn_node_loop(n), o->kick);
 	orch_deploy_free_all(o);
+	orch_snapshot_close(o);
 	jv_free(o->pending);
 	jv_free(o->hb_next);
 	jv_free(o->dead_since);

@@ -82,5 +82,10 @@ jv orch_snapshot_of(struct orch *o, const char *dep, const char *name);
 /* The "restore" of an /alloc/start body for (dep, name): the kept
  * snapshot to fetch from this node, or invalid when none is kept. */
 jv orch_snapshot_restore(struct orch *o, const char *dep, const char *name);
+/* Deployment dep has ended: its kept snapshots are forgotten (rows now;
+ * refs, and objects nothing reaches, by a child process). */
+void orch_snapshot_forget(struct orch *o, const char *dep, const char *trace);
+/* Stop and forget the unpacking jobs (the node closes). */
+void orch_snapshot_close(struct orch *o);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include <git2.h>
 #include "dlgit.h"
@@ -903,6 +904,103 @@ out:
 	git_reference_free(r);
 	git_commit_free(c);
 	git_odb_free(odb);
+	git_repository_free(repo);
+	git_libgit2_shutdown();
+	return rc;
+}
+
+/* ---- dropping snapshots: refs removed, then what nothing reaches ---- */
+
+static int push_ref(git_reference *r, void *arg)
+{
+	git_object *obj = NULL;
+	if (git_reference_peel(&obj, r, GIT_OBJECT_COMMIT) == 0) {
+		git_revwalk_push(arg, git_object_id(obj));
+		git_object_free(obj);
+	}
+	git_reference_free(r);
+	return 0;
+}
+
+/* Remove the regular files in dir older than cutoff (wall seconds): all
+ * of them (loose), or the packs (pack-*) not named keep_stem*; the number
+ * removed. */
+static int prune_dir(const char *dir, time_t cutoff, const char *keep_stem, int loose)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char *p;
+		struct stat st;
+		if (e->d_name[0] == '.')
+			continue;
+		if (!loose && (strncmp(e->d_name, "pack-", 5) || (keep_stem && !strncmp(e->d_name, keep_stem,
+											 strlen(keep_stem)))))
+			continue;
+		p = nn_xasprintf("%s/%s", dir, e->d_name);
+		if (lstat(p, &st) == 0 && S_ISREG(st.st_mode) && st.st_mtime < cutoff && unlink(p) == 0)
+			n++;
+		free(p);
+	}
+	closedir(d);
+	return n;
+}
+
+int nn_snapshot_drop(const char *repo_path, jv refs, int64_t grace_s, int *removed, int *pruned, char *err)
+{
+	git_repository *repo = NULL;
+	git_packbuilder *pb = NULL;
+	git_revwalk *walk = NULL;
+	char msg[NN_ERRLEN], *packdir = NULL, stem[64];
+	time_t cutoff = time(NULL) - (time_t)grace_s;
+	struct stat st;
+	int rc = -1, n = jv_get_kind(refs) == JV_KIND_ARRAY ? jv_array_length(jv_copy(refs)) : 0;
+
+	*removed = *pruned = 0;
+	if (stat(repo_path, &st) < 0)
+		return 0;		/* nothing was ever kept */
+	if (nn_dlgit_load(msg) < 0)
+		return nn_seterr(err, "%s", msg);
+	git_libgit2_init();
+	if (git_repository_open_ext(&repo, repo_path, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL) < 0) {
+		nn_seterr(err, "cannot open repository '%s': %s", repo_path, gerr());
+		goto out;
+	}
+	for (int i = 0; i < n; i++) {
+		jv r = jv_array_get(jv_copy(refs), i);
+		if (jv_get_kind(r) == JV_KIND_STRING && git_reference_remove(repo, jv_string_value(r)) == 0)
+			(*removed)++;
+		jv_free(r);
+	}
+	/* one pack of what the remaining refs reach; then the older packs and
+	 * loose objects go (those younger than the grace stay: a writer may
+	 * not have pointed a ref at them yet) */
+	if (git_revwalk_new(&walk, repo) < 0 || git_reference_foreach(repo, push_ref, walk) < 0 ||
+	    git_packbuilder_new(&pb, repo) < 0 || git_packbuilder_insert_walk(pb, walk) < 0) {
+		gfail(err, "cannot pack what the snapshots reach");
+		goto out;
+	}
+	packdir = nn_xasprintf("%s/objects/pack", repo_path);
+	if (git_packbuilder_write(pb, packdir, 0, NULL, NULL) < 0) {
+		gfail(err, "cannot write the pack");
+		goto out;
+	}
+	snprintf(stem, sizeof stem, "pack-%s.", git_packbuilder_name(pb));
+	*pruned += prune_dir(packdir, cutoff, stem, 0);
+	for (int i = 0; i < 256; i++) {
+		char *d = nn_xasprintf("%s/objects/%02x", repo_path, i);
+		*pruned += prune_dir(d, cutoff, NULL, 1);
+		rmdir(d);
+		free(d);
+	}
+	rc = 0;
+out:
+	free(packdir);
+	git_packbuilder_free(pb);
+	git_revwalk_free(walk);
 	git_repository_free(repo);
 	git_libgit2_shutdown();
 	return rc;
