@@ -597,10 +597,10 @@ static void cred_revoke(struct amod *m, const char *did);
 static void cred_files_remove(const char *dir);
 static void cred_prune(struct amod *m);
 
-/* Record a state: store and history (one commit), DIR/state.json, event.
- * result is consumed (null when none); status < 0: none.  ending: the
- * final state, committed with the revocation of the allocation's tokens,
- * whose files are removed before the state is out (whoever sees the end
+/* Record a state: store and history (one commit, after DIR/state.json),
+ * event.  result is consumed (null when none); status < 0: none.
+ * ending: the final state, after the revocation of the allocation's
+ * tokens is committed and their files are removed (whoever sees the end
  * finds them revoked and gone). */
 static void record_state(struct alloc *a, const char *state, const char *reason, jv result,
 			 int status, int ending)
@@ -613,12 +613,15 @@ static void record_state(struct alloc *a, const char *state, const char *reason,
 	jv o;
 
 	snprintf(a->state, sizeof a->state, "%s", state);
-	began = tx_begin(m);
 	if (ending) {
+		began = tx_begin(m);
 		cred_revoke(m, a->did);
 		cred_prune(m);
+		tx_end(m, began);
 		a->cap_exp = 0;
+		cred_files_remove(a->dir);
 	}
+	began = tx_begin(m);
 	st = prep(m, "UPDATE allocations SET state = ?2, reason = ?3, updated = ?4, run = ?5,"
 		  " shim_pid = ?6, status = coalesce(?7, status), result = coalesce(?8, result)"
 		  " WHERE id = ?1");
@@ -645,10 +648,7 @@ static void record_state(struct alloc *a, const char *state, const char *reason,
 			sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
 	}
 	step_done(m, st);
-	tx_end(m, began);
 	free(rtext);
-	if (ending)
-		cred_files_remove(a->dir);
 
 	o = jv_object_set(jv_object(), jv_string("id"), jv_string(a->id));
 	o = jv_object_set(o, jv_string("state"), jv_string(state));
@@ -657,7 +657,12 @@ static void record_state(struct alloc *a, const char *state, const char *reason,
 	o = jv_object_set(o, jv_string("status"), status >= 0 ? jv_number(status) : jv_null());
 	o = jv_object_set(o, jv_string("ts"), jv_number((double)now));
 	o = jv_object_set(o, jv_string("result"), result);
+	/* the file before the commit: a node killed in between finds the
+	 * earlier state in its store and takes up the allocation again (a
+	 * commit first could leave a final store and a file that never
+	 * ends, which `nunet-run wait` watches for ever) */
 	write_state_file(a, o);
+	tx_end(m, began);
 	nn_node_event(m->n, "alloc.state", o);
 }
 
@@ -1185,7 +1190,10 @@ static void on_result(struct alloc *a, int run, jv res)
 	free(text);
 	shim_send(a, jv_object_set(jv_object_set(jv_object(), jv_string("t"), jv_string("ack")),
 				   jv_string("run"), jv_number(run)));
-	if (!fresh || run != a->run || nn_alloc_state_final(a->state)) {
+	/* a result seen before is decided on again only when its run did
+	 * not end: a node killed after recording it, before deciding */
+	if (run != a->run || nn_alloc_state_final(a->state) ||
+	    (!fresh && !strcmp(a->state, "restarting"))) {
 		jv_free(res);
 		return;
 	}
