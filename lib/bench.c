@@ -443,6 +443,8 @@ int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
 	out->bytes = bytes;
 	rc = 0;
 done:
+	if (dfd >= 0)	/* the buffer could not be had */
+		close(dfd);
 	if (fd >= 0) {
 		if (ftruncate(fd, 0) < 0) { /* unlinked already: freed on close */ }
 		close(fd);
