@@ -508,20 +508,11 @@ static int voucher_one(struct nn_pay *p, const char *line, size_t len, void *ctx
 {
 	struct vctx *c = ctx;
 	struct nn_pay_voucher_info info;
-	char a[NN_PAY_AMOUNT_MAX];
 	int rc = nn_pay_voucher_text(p, line, len, c->store, c->contract, &info, err);
 	if (rc < 0)
 		return rc;
-	/* what nn_json_dump writes for the object: keys in order */
-	nn_buf_adds(out, c->store ? "{\"accepted\":true,\"amount\":\"" : "{\"amount\":\"");
-	nn_pay_amount_fmt(a, info.amount);
-	nn_buf_adds(out, a);
-	nn_buf_adds(out, "\",\"contract\":\"");
-	nn_buf_adds(out, info.contract);
-	nn_buf_adds(out, "\",\"seq\":");
-	nn_pay_amount_fmt(a, (uint64_t)info.seq);
-	nn_buf_adds(out, a);
-	nn_buf_adds(out, c->store ? "}" : ",\"valid\":true}");
+	nn_pay_voucher_info_write(out, c->store ? "{\"accepted\":true," : "{", &info,
+				  c->store ? "}" : ",\"valid\":true}");
 	return 0;
 }
 

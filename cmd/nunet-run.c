@@ -2305,6 +2305,34 @@ static int cmd_cancel(int argc, char **argv)
 
 /* ---- checkpoint and migrate (migrate.h) ---- */
 
+/* Of a deployed allocation (status st, borrowed): {"deployment","name",
+ * "lease"} from its labels, with *orch (the caller's to free) the
+ * orchestrator its lease names; null for an allocation of no deployment.
+ * Dies when the lease names none. */
+static jv deployed_who(struct nn_client *c, jv st, char **orch)
+{
+	jv lb = jv_object_get(jv_object_get(jv_copy(st), jv_string("spec")), jv_string("labels")), l, who;
+	const char *dep, *name, *lease, *req;
+	if (jv_get_kind(lb) != JV_KIND_OBJECT || nn_json_get_str(lb, "nunet.deployment", &dep, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.allocation", &name, NULL) < 0 ||
+	    nn_json_get_str(lb, "nunet.lease", &lease, NULL) < 0) {
+		jv_free(lb);
+		return jv_null();
+	}
+	l = node_call(c, "/deploy/lease", jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)));
+	if (nn_json_get_str(l, "requester", &req, NULL) < 0) {
+		nn_client_close(c);
+		nn_die(NN_EX_SOFTWARE, "lease %s names no requester", lease);
+	}
+	*orch = nn_xstrdup(req);
+	who = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
+	who = jv_object_set(who, jv_string("name"), jv_string(name));
+	who = jv_object_set(who, jv_string("lease"), jv_string(lease));
+	jv_free(l);
+	jv_free(lb);
+	return who;
+}
+
 /* Commit the state directory of allocation id (its status st, borrowed)
  * into the node's snapshot repository; dies when it has none. */
 static void snapshot_of(struct nn_client *c, jv st, const char *id, char out[65])
@@ -2435,26 +2463,12 @@ static char *send_pack(struct nn_client *c, const char *to, const char *prefix, 
  * allocation of no deployment.  Dies on a refusal (the local commit stays). */
 static jv push_snapshot(struct nn_client *c, jv st, const char *commit)
 {
-	jv lb = jv_object_get(jv_object_get(jv_copy(st), jv_string("spec")), jv_string("labels"));
-	const char *dep, *name, *lease, *to;
-	char err[NN_ERRLEN], *repo, *pack, *xfer, *d;
+	char err[NN_ERRLEN], *repo, *pack, *xfer, *d, *to = NULL;
 	uint64_t bytes = 0, sent = 0;
 	int chunks = 0, nhaves;
-	jv l, h, who, b, out;
-	if (jv_get_kind(lb) != JV_KIND_OBJECT || nn_json_get_str(lb, "nunet.deployment", &dep, NULL) < 0 ||
-	    nn_json_get_str(lb, "nunet.allocation", &name, NULL) < 0 ||
-	    nn_json_get_str(lb, "nunet.lease", &lease, NULL) < 0) {
-		jv_free(lb);
-		return jv_null();
-	}
-	l = node_call(c, "/deploy/lease", jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)));
-	if (nn_json_get_str(l, "requester", &to, NULL) < 0) {
-		nn_client_close(c);
-		nn_die(NN_EX_SOFTWARE, "lease %s names no requester", lease);
-	}
-	who = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
-	who = jv_object_set(who, jv_string("name"), jv_string(name));
-	who = jv_object_set(who, jv_string("lease"), jv_string(lease));
+	jv h, b, out, who = deployed_who(c, st, &to);
+	if (jv_get_kind(who) != JV_KIND_OBJECT)
+		return who;
 	h = node_call_to(c, to, "/public/deploy/snapshot/haves", jv_copy(who));
 	h = jv_object_get(h, jv_string("haves"));
 	if (jv_get_kind(h) != JV_KIND_ARRAY) {
@@ -2506,9 +2520,8 @@ static jv push_snapshot(struct nn_client *c, jv st, const char *commit)
 	free(xfer);
 	free(pack);
 	free(repo);
+	free(to);
 	jv_free(who);
-	jv_free(l);
-	jv_free(lb);
 	return out;
 }
 
@@ -2519,30 +2532,17 @@ static jv push_snapshot(struct nn_client *c, jv st, const char *commit)
  * "heartbeat_ms","trace"}, or null for an allocation of no deployment. */
 static jv move_grant(struct nn_client *c, jv st, const char *to)
 {
-	jv lb = jv_object_get(jv_object_get(jv_copy(st), jv_string("spec")), jv_string("labels")), l, b, g;
-	const char *dep, *name, *lease, *orch;
-	if (jv_get_kind(lb) != JV_KIND_OBJECT || nn_json_get_str(lb, "nunet.deployment", &dep, NULL) < 0 ||
-	    nn_json_get_str(lb, "nunet.allocation", &name, NULL) < 0 ||
-	    nn_json_get_str(lb, "nunet.lease", &lease, NULL) < 0) {
-		jv_free(lb);
-		return jv_null();
-	}
-	l = node_call(c, "/deploy/lease", jv_object_set(jv_object(), jv_string("lease"), jv_string(lease)));
-	if (nn_json_get_str(l, "requester", &orch, NULL) < 0) {
-		nn_client_close(c);
-		nn_die(NN_EX_SOFTWARE, "lease %s names no requester", lease);
-	}
-	b = jv_object_set(jv_object(), jv_string("deployment"), jv_string(dep));
-	b = jv_object_set(b, jv_string("name"), jv_string(name));
-	b = jv_object_set(b, jv_string("lease"), jv_string(lease));
-	b = jv_object_set(b, jv_string("to"), jv_string(to));
-	g = node_call_to(c, orch, "/public/deploy/move", b);
+	char *orch = NULL;
+	jv g, who = deployed_who(c, st, &orch);
+	if (jv_get_kind(who) != JV_KIND_OBJECT)
+		return who;
+	g = node_call_to(c, orch, "/public/deploy/move",
+			 jv_object_set(jv_copy(who), jv_string("to"), jv_string(to)));
 	g = jv_object_set(g, jv_string("orchestrator"), jv_string(orch));
-	g = jv_object_set(g, jv_string("deployment"), jv_string(dep));
-	g = jv_object_set(g, jv_string("name"), jv_string(name));
+	g = jv_object_set(g, jv_string("deployment"), jv_object_get(jv_copy(who), jv_string("deployment")));
+	g = jv_object_set(g, jv_string("name"), jv_object_get(who, jv_string("name")));
 	g = jv_object_delete(g, jv_string("requester"));
-	jv_free(l);
-	jv_free(lb);
+	free(orch);
 	return g;
 }
 

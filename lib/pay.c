@@ -147,6 +147,19 @@ static void add_u64(struct nn_buf *b, uint64_t v)
 	nn_buf_adds(b, s);
 }
 
+void nn_pay_voucher_info_write(struct nn_buf *b, const char *first,
+			       const struct nn_pay_voucher_info *info, const char *last)
+{
+	nn_buf_adds(b, first);
+	nn_buf_adds(b, "\"amount\":\"");
+	add_u64(b, info->amount);
+	nn_buf_adds(b, "\",\"contract\":\"");
+	nn_buf_adds(b, info->contract);
+	nn_buf_adds(b, "\",\"seq\":");
+	add_u64(b, (uint64_t)info->seq);
+	nn_buf_adds(b, last);
+}
+
 static jv amount_jv(uint64_t v)
 {
 	char s[NN_PAY_AMOUNT_MAX];

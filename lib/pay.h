@@ -261,6 +261,11 @@ int nn_pay_usage_answer_text(struct nn_pay *p, const char *s, size_t len, struct
  * of a voucher, as nn_pay_usage_answer_text reads a report. */
 int nn_pay_voucher_text(struct nn_pay *p, const char *s, size_t len, int store,
 			const char *expect_contract, struct nn_pay_voucher_info *info, char *err);
+/* Append what the voucher's answer says of it, as nn_json_dump writes the
+ * object (keys in order): first (such as "{" or "{\"accepted\":true,"),
+ * then "amount":"A","contract":"C","seq":N, then last (such as "}"). */
+void nn_pay_voucher_info_write(struct nn_buf *b, const char *first,
+			       const struct nn_pay_voucher_info *info, const char *last);
 
 /* Provider side: check a voucher (borrows) against the ledger without
  * storing it: signature by the contract's requester, a contract we accepted

@@ -2,6 +2,7 @@
 # nunet-pay contracts: propose, accept, show, list, terminate, the states,
 # the contract id, and the refusal of bad terms.
 load lib/common
+load lib/pay
 bats_require_minimum_version 1.5.0
 
 # two identities made once per file; each test gets its own copy
@@ -11,18 +12,10 @@ setup_file() {
 }
 
 setup() {
-	common_setup
-	R=$BATS_TEST_TMPDIR/r
-	P=$BATS_TEST_TMPDIR/p
-	cp -a "$BATS_FILE_TMPDIR/r" "$R"
-	cp -a "$BATS_FILE_TMPDIR/p" "$P"
+	pay_homes
 	RD=$(nunet-node --home "$R" id)
 	PD=$(nunet-node --home "$P" id)
-	cd "$BATS_TEST_TMPDIR"
 }
-
-rpay() { nunet-pay --home "$R" "$@"; }
-ppay() { nunet-pay --home "$P" "$@"; }
 
 # a contract proposed by R, accepted by P, and the countersigned copy back at R
 agree() {

@@ -3,36 +3,23 @@
 # cumulative signed vouchers, the provider keeps the newest valid one, and
 # every kind of bad input is refused with a clear error and logged.
 load lib/common
+load lib/pay
 bats_require_minimum_version 1.5.0
 
-# two identities and their contract, made once per file; each test gets
-# its own copy of both homes
+# two identities and their contract, made once per file (cap 5000; 10 per
+# cpu-second, 2 per GiB-second, 100 per allocation); each test gets its
+# own copy of both homes
 setup_file() {
-	local F=$BATS_FILE_TMPDIR
-	nunet-node --home "$F/r" init >/dev/null
-	PD=$(nunet-node --home "$F/p" init)
-	# cap 5000; 10 per cpu-second, 2 per GiB-second, 100 per allocation
-	nunet-pay --home "$F/r" contract propose --provider "$PD" --cpu-rate 10 --gib-rate 2 \
-		--alloc-rate 100 --cap 5000 --duration 1h >"$F/prop.json"
-	nunet-pay --home "$F/p" contract accept "$F/prop.json" >"$F/acc.json"
-	nunet-pay --home "$F/r" contract accept "$F/acc.json" >/dev/null
+	pay_contract_file
 }
 
 setup() {
-	common_setup
-	R=$BATS_TEST_TMPDIR/r
-	P=$BATS_TEST_TMPDIR/p
-	cp -a "$BATS_FILE_TMPDIR/r" "$R"
-	cp -a "$BATS_FILE_TMPDIR/p" "$P"
-	cd "$BATS_TEST_TMPDIR"
+	pay_homes
 	cp "$BATS_FILE_TMPDIR/prop.json" "$BATS_FILE_TMPDIR/acc.json" .
 	RD=$(jq -r .requester acc.json)
 	PD=$(jq -r .provider acc.json)
 	ID=$(jq -r .id acc.json)
 }
-
-rpay() { nunet-pay --home "$R" "$@"; }
-ppay() { nunet-pay --home "$P" "$@"; }
 
 # meter CPU GIB WALL [ALLOC]: record cumulative usage, then write the next
 # report to rep.N.json and R's voucher to v.N.json (N = the report's seq)

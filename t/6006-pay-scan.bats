@@ -6,31 +6,18 @@
 # errors and logged refusals whichever reader took a line; the voucher
 # written straight from its fields is the canonical form of its document.
 load lib/common
+load lib/pay
 bats_require_minimum_version 1.5.0
 
 setup_file() {
-	local F=$BATS_FILE_TMPDIR
-	nunet-node --home "$F/r" init >/dev/null
-	PD=$(nunet-node --home "$F/p" init)
-	nunet-pay --home "$F/r" contract propose --provider "$PD" --cpu-rate 10 --gib-rate 2 \
-		--alloc-rate 100 --cap 5000 --duration 1h >"$F/prop.json"
-	nunet-pay --home "$F/p" contract accept "$F/prop.json" >"$F/acc.json"
-	nunet-pay --home "$F/r" contract accept "$F/acc.json" >/dev/null
+	pay_contract_file
 }
 
 setup() {
-	common_setup
-	R=$BATS_TEST_TMPDIR/r
-	P=$BATS_TEST_TMPDIR/p
-	cp -a "$BATS_FILE_TMPDIR/r" "$R"
-	cp -a "$BATS_FILE_TMPDIR/p" "$P"
-	cd "$BATS_TEST_TMPDIR"
+	pay_homes
 	RD=$(jq -r .requester "$BATS_FILE_TMPDIR/acc.json")
 	ID=$(jq -r .id "$BATS_FILE_TMPDIR/acc.json")
 }
-
-rpay() { nunet-pay --home "$R" "$@"; }
-ppay() { nunet-pay --home "$P" "$@"; }
 
 # round CPU WALL: the next report in rep.N.json, its voucher in v.N.json
 round() {

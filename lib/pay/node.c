@@ -205,19 +205,9 @@ static int handle_text(struct nn_node *n, const struct nn_env_head *h, const cha
 			jv_free(v);
 		}
 	} else {
-		char a[NN_PAY_AMOUNT_MAX];
 		rc = nn_pay_voucher_text(&ledger, body, blen, 1, NULL, &info, err);
-		if (rc == 0) {
-			nn_buf_adds(reply, "{\"amount\":\"");
-			nn_pay_amount_fmt(a, info.amount);
-			nn_buf_adds(reply, a);
-			nn_buf_adds(reply, "\",\"contract\":\"");
-			nn_buf_adds(reply, info.contract);
-			nn_buf_adds(reply, "\",\"seq\":");
-			nn_pay_amount_fmt(a, (uint64_t)info.seq);
-			nn_buf_adds(reply, a);
-			nn_buf_addc(reply, '}');
-		}
+		if (rc == 0)
+			nn_pay_voucher_info_write(reply, "{", &info, "}");
 	}
 	if (rc < 0)
 		*code = code_for(rc);
