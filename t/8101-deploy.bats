@@ -248,7 +248,8 @@ two_step() {
 	run timeout 60 nunet-run wait "$id"
 	assert_failure 5
 	assert_equal "$(nunet-run status "$id" | jq -r '.state + " " + (.status | tostring)')" "done 5"
-	NUNET_HOME=$(home a) nunet-node events --kind deploy.resume | grep -q "$id"
+	# events are stored by the node's writer every flush interval: polled
+	within 10 "NUNET_HOME=$(home a) nunet-node events --kind deploy.resume | grep -q $id"
 }
 
 @test "a recursive job: an allocation deploys a child through its own node, recorded under it" {
