@@ -1684,13 +1684,14 @@ static void spare_start(struct amod *m)
  */
 static int spare_use(struct amod *m, const char *const *argv, const char *log, pid_t *pid, int *ready)
 {
-	jv v = jv_array();
+	jv v;
 	char *line;
 	size_t len;
 	int ok;
 
 	if (m->spare_pid <= 0)
 		return -1;
+	v = jv_array();
 	for (int i = 0; argv[i]; i++)
 		v = jv_array_append(v, jv_string(argv[i]));
 	v = jv_object_set(jv_object_set(jv_object(), jv_string("argv"), v), jv_string("log"), jv_string(log));

@@ -254,6 +254,14 @@ out:
 	return rc;
 }
 
+/* A file of a live state directory that is no longer there (the job
+ * renamed or removed it while the snapshot read the directory). */
+static int gone(const char *path)
+{
+	struct stat st;
+	return lstat(path, &st) < 0 && errno == ENOENT;
+}
+
 /* Write dir as a tree into repo.  *empty is set when nothing was kept. */
 static int write_tree(git_repository *repo, git_odb *odb, const char *dir, int chunked,
 		      git_oid *out, int *empty, char *err)
@@ -281,6 +289,10 @@ static int write_tree(git_repository *repo, git_odb *odb, const char *dir, int c
 			continue;
 		p = nn_xasprintf("%s/%s", dir, de->d_name);
 		if (lstat(p, &st) < 0) {
+			if (errno == ENOENT) {	/* removed since it was listed */
+				free(p);
+				continue;
+			}
 			nn_seterr(err, "cannot stat '%s': %s", p, strerror(errno));
 			free(p);
 			goto out;
@@ -299,6 +311,11 @@ static int write_tree(git_repository *repo, git_odb *odb, const char *dir, int c
 		} else if (S_ISREG(st.st_mode) && chunked && (uint64_t)st.st_size > CHUNK_MIN) {
 			char *cname = nn_xasprintf("%s" CHUNK_SUFFIX, de->d_name);
 			int bad = write_chunks(repo, odb, p, st.st_mode & 0111, &oid, err) < 0;
+			if (bad && gone(p)) {
+				free(cname);
+				free(p);
+				continue;
+			}
 			if (!bad && git_treebuilder_insert(NULL, tb, cname, &oid, GIT_FILEMODE_TREE) < 0)
 				bad = gfail(err, "cannot add to a tree");
 			if (bad) {
@@ -314,6 +331,10 @@ static int write_tree(git_repository *repo, git_odb *odb, const char *dir, int c
 			/* Hash first: an unchanged file is not rewritten. */
 			if (git_odb_hashfile(&oid, p, GIT_OBJECT_BLOB) < 0 ||
 			    (!git_odb_exists(odb, &oid) && git_blob_create_from_disk(&oid, repo, p) < 0)) {
+				if (gone(p)) {	/* renamed or removed while read */
+					free(p);
+					continue;
+				}
 				nn_seterr(err, "cannot store '%s': %s", p, gerr());
 				free(p);
 				goto out;
