@@ -753,22 +753,10 @@ static jv call_or_err(struct nn_client *c, const char *to, const char *be, jv bo
 {
 	enum nn_code code;
 	char e[NN_ERRLEN];
-	jv env = nn_client_call(c, to, be, body, 60000, &code, e), b;
-	const char *msg = NULL;
-	if (!jv_is_valid(env)) {
+	jv r = nn_run_call(c, to, be, body, 60000, &code, e);
+	if (!jv_is_valid(r))
 		nn_seterr(err, "%s: %s", be, e);
-		return env;
-	}
-	b = jv_object_get(jv_copy(env), jv_string("body"));
-	if (!strcmp(nn_env_str(env, "type"), "reply")) {
-		jv_free(env);
-		return b;
-	}
-	nn_json_get_str(b, "message", &msg, NULL);
-	nn_seterr(err, "%s: %s", be, msg ? msg : "refused");
-	jv_free(b);
-	jv_free(env);
-	return jv_invalid();
+	return r;
 }
 
 /* Fetch from the orchestrator named in r (stage.json "restore" with

@@ -47,10 +47,10 @@ static void dopen(struct nn_client *c, const char *trace)
 		snprintf(c->trace, sizeof c->trace, "%s", trace);
 }
 
-/* One request; the reply body, or invalid with *code and err. */
-static jv dcall(struct nn_client *c, const char *to, const char *be, jv body, enum nn_code *code, char *err)
+jv nn_run_call(struct nn_client *c, const char *to, const char *be, jv body, int timeout_ms,
+	       enum nn_code *code, char *err)
 {
-	jv env = nn_client_call(c, to, be, body, 30000, code, err), b;
+	jv env = nn_client_call(c, to, be, body, timeout_ms, code, err), b;
 	const char *msg = NULL, *cname = NULL;
 	if (!jv_is_valid(env))
 		return env;
@@ -67,6 +67,12 @@ static jv dcall(struct nn_client *c, const char *to, const char *be, jv body, en
 	jv_free(b);
 	jv_free(env);
 	return jv_invalid();
+}
+
+/* One request; the reply body, or invalid with *code and err. */
+static jv dcall(struct nn_client *c, const char *to, const char *be, jv body, enum nn_code *code, char *err)
+{
+	return nn_run_call(c, to, be, body, 30000, code, err);
 }
 
 static int exit_for(enum nn_code code)

@@ -6,6 +6,7 @@
 #define NN_RUN_DEPLOY_H
 
 #include <jv.h>
+#include "env.h"
 
 struct nn_client;
 /* Connect to the local node as the caller (dies on failure); the client's
@@ -22,5 +23,10 @@ void nn_run_ls_deployments(int all);
 /* Run the /alloc/start body (consumed) as a one-allocation deployment
  * anywhere in the swarm; streams its output, returns its exit status. */
 int nn_run_swarm(jv body, int detach);
+/* One request to node `to` (NULL: the local one), waiting up to timeout_ms:
+ * the reply body, or invalid with *code and the node's message (or the
+ * client's error) in err. */
+jv nn_run_call(struct nn_client *c, const char *to, const char *be, jv body, int timeout_ms,
+	       enum nn_code *code, char *err);
 
 #endif
