@@ -72,15 +72,18 @@ int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
 	c->home = nn_home(home, e);
 	if (!c->home && (!sock || !keyfile)) {
 		*code = NN_E_BAD_FIELD;
-		return nn_seterr(err, "%s", e);
+		nn_seterr(err, "%s", e);
+		goto fail;
 	}
 	path = keyfile ? nn_xstrdup(keyfile) : nn_home_file(c->home, "key");
 	if (nn_key_load(&c->key, path, getenv("NUNET_PASSPHRASE"), e) < 0) {
 		free(path);
 		*code = NN_E_BAD_FIELD;
 		if (!keyfile && errno == ENOENT)
-			return nn_seterr(err, "no identity in '%s': run 'nunet-node init'", c->home);
-		return nn_seterr(err, "%s", e);
+			nn_seterr(err, "no identity in '%s': run 'nunet-node init'", c->home);
+		else
+			nn_seterr(err, "%s", e);
+		goto fail;
 	}
 	free(path);
 	if (capfile) {
@@ -88,7 +91,8 @@ int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
 		if (!jv_is_valid(c->caps)) {
 			c->caps = jv_null();
 			*code = NN_E_BAD_FIELD;
-			return nn_seterr(err, "NUNET_CAP: %s", e);
+			nn_seterr(err, "NUNET_CAP: %s", e);
+			goto fail;
 		}
 	}
 	path = sock ? nn_xstrdup(sock) : nn_home_file(c->home, "node.sock");
@@ -102,10 +106,13 @@ int nn_client_open(struct nn_client *c, const char *home, const char *keyfile,
 		else
 			nn_seterr(err, "%s", e);
 		free(path);
-		return -1;
+		goto fail;
 	}
 	free(path);
 	return 0;
+fail:	/* nothing is left to close */
+	nn_client_close(c);
+	return -1;
 }
 
 void nn_client_close(struct nn_client *c)

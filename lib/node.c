@@ -338,10 +338,18 @@ static void msg_fields_text(struct nn_buf *b, const struct msgf *m, const struct
 	nn_buf_addc(b, '}');
 }
 
+/* Behaviors whose messages are not recorded as msg.in/msg.out. */
+static int quiet_be(const char *be)
+{
+	return be && !strcmp(be, "/node/events/flush");
+}
+
 static void msg_event(struct nn_node *n, const char *kind, const struct msgf *m, const char *span,
 		      const struct nn_origin *o)
 {
 	struct nn_buf b = NN_BUF_INIT;
+	if (quiet_be(m->be))
+		return;
 	msg_fields_text(&b, m, o);
 	nn_events_emit_text(n->ev, NN_LOG_DEBUG, kind, m->trace, span, b.data, b.len);
 	nn_buf_release(&b);
@@ -1409,6 +1417,20 @@ out:
 	return rc;
 }
 
+/* The store then holds every event recorded before this request, for a
+ * reader of the store (nunet-node events).  Not itself recorded (see
+ * quiet_be): reading the events does not add to them. */
+static enum nn_code be_events_flush(struct nn_node *n, jv req, jv *reply, char *err)
+{
+	struct nn_events_stats st;
+	(void)req;
+	if (nn_events_flush(n->ev, err) < 0)
+		return NN_E_INTERNAL;
+	nn_events_stats(n->ev, &st);
+	*reply = jv_object_set(jv_object(), jv_string("next_seq"), jv_number((double)st.next_seq));
+	return NN_OK;
+}
+
 static void metric(struct nn_buf *b, const char *name, const char *type, const char *help, double v)
 {
 	nn_buf_addf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
@@ -1467,6 +1489,7 @@ static enum nn_code be_metrics(struct nn_node *n, jv req, jv *reply, char *err)
 
 static const struct nn_behavior core_behaviors[] = {
 	{ "/node/events", be_events, "query the node's events, or follow them live", 0 },
+	{ "/node/events/flush", be_events_flush, "store the events held in memory now", 0 },
 	{ "/node/metrics", be_metrics, "the node's metrics in the Prometheus text format", 0 },
 	{ "/node/info", be_info, "who this node is and how it is doing", 0 },
 	{ "/node/ping", be_ping, "answer at once, echoing the body", 0 },

@@ -57,6 +57,26 @@ wait_for() {
 		'msg.refused unknown_behavior,security.refused unauthorized,'
 }
 
+@test "events of a running node include what it recorded just before, and reading adds nothing" {
+	# the node stores its events every 100 ms; each read here comes sooner
+	node_start
+	for k in 1 2 3; do	# not i: bats's run sets it
+		nunet-send /node/ping "{\"k\":$k}" >/dev/null
+		run --separate-stderr nunet-node events --kind msg.in
+		assert_success
+		assert_equal "$stderr" ""
+		assert_equal "$(jq -r .fields.be <<<"$output" | tr '\n' ' ')" "$(printf '/node/ping %.0s' $(seq $k))"
+	done
+	run nunet-node events
+	[[ "$output" != *flush* ]] || fail "the flush requests were recorded: $output"
+	# a stopped node's store is read as it is
+	node_stop_all
+	run --separate-stderr nunet-node events --kind msg.in
+	assert_success
+	assert_equal "$stderr" ""
+	assert_equal "${#lines[@]}" 3
+}
+
 @test "filters: --kind, --level, --since, --limit, --where" {
 	node_start
 	for i in 1 2 3; do nunet-send /node/ping "{\"i\":$i}" >/dev/null; done

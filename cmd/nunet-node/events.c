@@ -191,6 +191,16 @@ int nn_node_cmd_events(int argc, char **argv, const char *home_opt)
 		}
 		jv_free(env);
 	}
+	if (!follow && nn_client_open(&c, home_arg, NULL, &code, err) == 0) {
+		/* a running node keeps its newest events in memory for up to a
+		 * flush interval: have it store them, so what happened before
+		 * this command is in what it prints */
+		jv env = nn_client_call(&c, "local", "/node/events/flush", jv_object(), 10000, &code, err);
+		if (!jv_is_valid(env) || strcmp(nn_env_str(env, "type"), "reply") != 0)
+			nn_warn("the running node did not store its newest events; they may be missing");
+		jv_free(env);
+		nn_client_close(&c);
+	}
 	dbpath = nn_home_file(home, "node.db");
 	if (sqlite3_open_v2(dbpath, &db.h, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
 		nn_die(NN_EX_CONFIG, "cannot open '%s': %s", dbpath, db.h ? sqlite3_errmsg(db.h) : "no memory");
