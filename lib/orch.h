@@ -28,8 +28,11 @@
  *           "peers":[{"did","rtt_ms"}],"expires"}        anyone in the swarm
  *   /deploy/commit     {"deployment","group","resources":VEC,"lease_ms","contract"}
  *        → {"lease","expires"}
- *   /deploy/provision  {"lease","allocations":[{"name","start":BODY}]}
- *        → {"lease","allocations":{NAME:ID}}
+ *   /deploy/provision  {"lease","allocations":[{"name","start":BODY,
+ *        "after":{NAME:"running"|"exited"}}]}
+ *        → {"lease","allocations":{NAME:ID},"waiting":[NAME]}: an
+ *        allocation with "after" waits on the provider (alloc.h) for
+ *        those of its group it depends on
  *   /deploy/renew      {"lease","lease_ms"} → {"lease","expires"}  (still reserved)
  *   /deploy/release    {"lease"} → {"lease","released"}
  *   /deploy/lease      {"lease"} → the lease and its allocations' states
