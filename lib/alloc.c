@@ -1846,8 +1846,11 @@ static int after_holds(struct alloc *a, char *why, size_t cap)
 				const char *rs = (const char *)sqlite3_column_text(st, 2);
 				const char *nm = (const char *)sqlite3_column_text(st, 3);
 				int status = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 1);
+				struct alloc *da = find(a->m, id);
 				s = s ? s : "";
-				if (run ? !strcmp(s, "running") : !strcmp(s, "exited") && status == 0) {
+				/* one its supervisor is restarting runs no more (its
+				 * end is on the way): one_for_all keeps the order */
+				if (run ? !strcmp(s, "running") && !(da && da->sup) : !strcmp(s, "exited") && status == 0) {
 					;
 				} else if (nn_alloc_state_final(s)) {
 					if (!strcmp(s, "exited"))

@@ -158,3 +158,57 @@ ensemble() {
 	nunet-run cancel "$id" >/dev/null
 	within 30 all_clean
 }
+
+# flaky SECONDS: a service of group f that fails every SECONDS, whose
+# one_for_all strategy restarts every other allocation of the deployment
+flaky() {
+	printf '{"flaky":{"type":"service","command":["sh","-c","sleep %s; exit 1"],"resources":{"cpu":0.25,"ram":16777216},"restart":{"policy":"always","strategy":"one_for_all","intensity":10,"period":"1m"}}}' "$1"
+}
+# all_ts NODE ALLOC STATE: every time the allocation entered STATE (ms)
+all_ts() {
+	NUNET_HOME=$(home "$1") nunet-run status "$2" | jq -r --arg s "$3" '.states[] | select(.state == $s) | .ts'
+}
+
+@test "one_for_all restarts keep the order within a group: the dependent starts again once its dependency runs again" {
+	start_swarm
+	T=$BATS_TEST_TMPDIR
+	jq -sc --arg b "${DID[b]}" --arg c "${DID[c]}" '{allocations: add, deadline_ms: 40000,
+		nodes: {f: {allocations: ["flaky"], peer: $b}, g: {allocations: ["db", "web"], peer: $c}}}' \
+		<(flaky 3) <(small db service "exec sleep 60") <(small web service "exec sleep 60" db) >"$T/ens.json"
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$T/ens.json"
+	assert_success
+	id=${lines[-1]}
+	db=$(alloc_of db) web=$(alloc_of web)
+	# both were killed by the strategy and started again, web after db
+	within 40 "[ \"\$(all_ts c $web starting | wc -l)\" -ge 2 ] && [ \"\$(all_ts c $db running | wc -l)\" -ge 2 ]"
+	NUNET_HOME=$(home c) nunet-run status "$web" |
+		jq -e '[.states[].reason // "" | select(startswith("supervisor: flaky"))] | length > 0' >/dev/null
+	(( $(all_ts c "$web" starting | sed -n 2p) >= $(all_ts c "$db" running | sed -n 2p) ))
+	# (its intensity may have failed the deployment by now on a slow machine)
+	nunet-run cancel "$id" >/dev/null || true
+	within 30 all_clean
+}
+
+@test "a lost provider's group placed again runs its task again before what depends on it" {
+	start_swarm
+	T=$BATS_TEST_TMPDIR
+	ensemble one "$(small prep task "sleep 1; echo run >>$T/prep-runs")" \
+		"$(small web service "wc -l <$T/prep-runs >>$T/web-saw; exec sleep 60" prep)" >"$T/ens.json"
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$T/ens.json"
+	assert_success
+	id=${lines[-1]}
+	prov=$(prov_of web)
+	victim=$(node_of "$prov")
+	[ "$victim" != a ] || skip "the group landed on the orchestrator's own node"
+	within 10 "[ -s $T/web-saw ]"
+	kill -KILL "${PID[$victim]}"
+	within 60 "[ \"\$(nunet-run status $id | jq -r .state)\" = running ] && [ \"\$(prov_of web)\" != $prov ]"
+	within 10 "[ \"\$(wc -l <$T/web-saw)\" = 2 ]"
+	# each start of web saw one more run of prep: the second came first
+	assert_equal "$(cat "$T/web-saw" | tr -d ' ' | paste -sd' ')" "1 2"
+	nunet-run cancel "$id" >/dev/null
+	NODES=${NODES/$victim/}
+	within 30 all_clean
+}
