@@ -5,7 +5,8 @@
  * Provider: answers bid requests for the node groups of an ensemble with
  * the matcher's verdict against its *free* resources, reserves resources
  * under a lease that expires by itself, provisions a group (starts its
- * allocations through /alloc/start, in depends_on order) turning the lease
+ * allocations through /alloc/start, in depends_on order, each waiting for
+ * those of the group it depends on: alloc.h's "after") turning the lease
  * into the allocations' own commitments, releases, serves allocation logs
  * by offset, and pushes every state change of the allocations it runs to
  * the orchestrator that asked for them.
