@@ -4,7 +4,9 @@
 # run (services) or have exited 0 (tasks), as the orchestrator does across
 # groups; a dependency that fails fails the deployment, naming it, and
 # what depends on it never starts; a converted Kubernetes pod's init
-# container finishes before its main container starts.
+# containers and a Nomad group's prestart task finish before the main
+# ones start; one_for_all restarts and a lost provider's repair keep the
+# order.
 load lib/common
 load lib/swarm
 
@@ -155,6 +157,29 @@ ensemble() {
 	n=$(node_of "$(prov_of app)")
 	(( $(first_ts "$n" "$(alloc_of migrate)" starting) >= $(first_ts "$n" "$(alloc_of setup)" exited) ))
 	(( $(first_ts "$n" "$(alloc_of app)" starting) >= $(first_ts "$n" "$(alloc_of migrate)" exited) ))
+	nunet-run cancel "$id" >/dev/null
+	within 30 all_clean
+}
+
+@test "a converted Nomad group: its prestart task ends before its main task starts" {
+	start_swarm
+	T=$BATS_TEST_TMPDIR
+	jq -nc --arg t "$T" '{Job: {ID: "pre", Name: "pre", Type: "service", TaskGroups: [{Name: "app", Count: 1,
+		Tasks: [{Name: "setup", Driver: "raw_exec", Lifecycle: {Hook: "prestart", Sidecar: false},
+			 Config: {command: "/bin/sh", args: ["-c", "sleep 2; echo prepared >\($t)/conf"]},
+			 Resources: {CPU: 100, MemoryMB: 16}},
+			{Name: "main", Driver: "raw_exec",
+			 Config: {command: "/bin/sh", args: ["-c", "cat \($t)/conf >\($t)/saw 2>&1; exec sleep 60"]},
+			 Resources: {CPU: 100, MemoryMB: 16}}]}]}}' >"$T/job.json"
+	run --separate-stderr nunet-run convert --from nomad "$T/job.json"
+	assert_success
+	printf '%s\n' "$output" >"$T/job.ens.json"
+	export NUNET_HOME=$(home a)
+	run --separate-stderr nunet-run deploy "$T/job.ens.json"
+	assert_success
+	id=${lines[-1]}
+	within 10 "[ -s $T/saw ]"
+	assert_equal "$(cat "$T/saw")" prepared
 	nunet-run cancel "$id" >/dev/null
 	within 30 all_clean
 }
