@@ -107,6 +107,8 @@ struct alloc {
 	char health_msg[NN_ERRLEN];
 	int sup;		/* its supervisor asked: 1 restart it, 2 fail it (/alloc/restart) */
 	char sup_msg[256];
+	int held;		/* its next run waits for its supervisor's release
+				 * (/alloc/restart "hold", then "release") */
 	int recoveries;
 	int swrites;		/* state.json written (by this node process) */
 	char did[NN_DID_MAX];	/* its identity ("" when it has none) */
@@ -672,9 +674,20 @@ static void record_state(struct alloc *a, const char *state, const char *reason,
 		wake_arm(m);
 }
 
+static void signal_job(struct alloc *a, int sig);
+
 static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
 {
 	record_state(a, state, reason, result, status, 0);
+	/* held while it was starting: this run ends at once, for its
+	 * supervisor, and the next one waits for the release */
+	if (a->held && !a->cancel && !strcmp(state, "running")) {
+		if (!a->sup) {
+			a->sup = 1;
+			snprintf(a->sup_msg, sizeof a->sup_msg, "held while starting");
+		}
+		signal_job(a, SIGKILL);
+	}
 }
 
 /* ---- credentials: an identity and a token for each allocation ---- */
@@ -1831,7 +1844,9 @@ static int after_holds(struct alloc *a, char *why, size_t cap)
 	why[0] = '\0';
 	if (jv_get_kind(after) != JV_KIND_OBJECT) {
 		jv_free(after);
-		return 1;
+		if (a->held)
+			snprintf(why, cap, NN_ALLOC_HELD);
+		return a->held ? 0 : 1;
 	}
 	jv_object_foreach(after, k, v) {
 		const char *id = jv_string_value(k);
@@ -1873,6 +1888,11 @@ static int after_holds(struct alloc *a, char *why, size_t cap)
 		jv_free(v);
 	}
 	jv_free(after);
+	/* held by its supervisor: what it depends on elsewhere is not up */
+	if (r >= 0 && a->held) {
+		snprintf(why, cap, NN_ALLOC_HELD);
+		r = 0;
+	}
 	return r;
 }
 
@@ -2822,14 +2842,16 @@ static enum nn_code be_cancel(struct nn_node *n, jv req, jv *reply, char *err)
 	return NN_OK;
 }
 
-/* /alloc/restart {"id","reason","escalate"}: for a supervisor on
- * another node.  A running job is killed; then restarted at once, not
- * counted against its own restart intensity (the supervisor counts), or
- * with escalate its end is a failure that its own policy judges. */
+/* /alloc/restart {"id","reason","escalate","hold","release"}: for a
+ * supervisor on another node.  A running job is killed; then restarted at
+ * once, not counted against its own restart intensity (the supervisor
+ * counts), or with escalate its end is a failure that its own policy
+ * judges.  With hold its next run (this one's, or that of one not running
+ * now) waits, state waiting, reason NN_ALLOC_HELD, until release. */
 static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct amod *m = mod(n);
-	jv body, esc;
+	jv body, esc, hold, rel;
 	enum nn_code code;
 	const char *id = scoped_id(n, req, &body, &code, err), *why = "restarted by its supervisor";
 	struct alloc *a;
@@ -2846,7 +2868,33 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 		return NN_E_BAD_BODY;
 	}
 	esc = jget(body, "escalate");
+	hold = jget(body, "hold");
+	rel = jget(body, "release");
 	a = find(m, id);
+	if (jv_get_kind(rel) == JV_KIND_TRUE) {
+		/* its held run may start (once its "after" holds) */
+		if (a && a->held) {
+			a->held = 0;
+			ok = 1;
+			if (!strcmp(a->state, "waiting") && !a->cancel)
+				run_next(a);	/* a may be gone */
+		}
+		*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
+		*reply = jv_object_set(*reply, jv_string("released"), jv_bool(ok));
+		goto out;
+	}
+	if (a && !a->cancel && jv_get_kind(hold) == JV_KIND_TRUE && !nn_alloc_state_final(a->state) &&
+	    jv_get_kind(esc) != JV_KIND_TRUE) {
+		a->held = 1;
+		if (!strcmp(a->state, "waiting"))
+			set_state(a, "waiting", NN_ALLOC_HELD, jv_null(), -1);
+		/* a run starting now is ended once it runs (set_state) */
+		if ((!strcmp(a->state, "starting") || !strcmp(a->state, "staging")) && !a->sup) {
+			a->sup = 1;
+			snprintf(a->sup_msg, sizeof a->sup_msg, "%s", why);
+			ok = 1;
+		}
+	}
 	if (a && !a->cancel && !a->sup && !strcmp(a->state, "running")) {
 		a->sup = jv_get_kind(esc) == JV_KIND_TRUE ? 2 : 1;
 		snprintf(a->sup_msg, sizeof a->sup_msg, "%s", why);
@@ -2855,6 +2903,9 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 	}
 	*reply = jv_object_set(jv_object(), jv_string("id"), jv_string(id));
 	*reply = jv_object_set(*reply, jv_string("restarted"), jv_bool(ok));
+out:
+	jv_free(hold);
+	jv_free(rel);
 	jv_free(esc);
 	jv_free(body);
 	return NN_OK;

@@ -97,7 +97,11 @@
  *	               (the orchestrator's restart strategies): restarted at
  *	               once, state restarting with reason "supervisor: …",
  *	               not counted against its own intensity; with escalate
- *	               its end is a failure ("escalated: …") its policy judges
+ *	               its end is a failure ("escalated: …") its policy judges;
+ *	               with "hold":true its next run waits (state waiting,
+ *	               reason NN_ALLOC_HELD, no shim) until the same
+ *	               supervisor sends {"id","release":true} → {"id",
+ *	               "released"}: what it depends on elsewhere runs again
  *
  * Waiting for the end is watching DIR/state.json (inotify) until its state
  * is final: a behavior's answer cannot be deferred by the node yet, and a
@@ -125,6 +129,8 @@ struct nn_node;
 #define NN_ALLOC_CRED "cred"
 #define NN_ALLOC_KEY "cred/key"
 #define NN_ALLOC_CAP "cred/cap"
+/* the reason of a run held by its supervisor (/alloc/restart "hold") */
+#define NN_ALLOC_HELD "held by its supervisor"
 
 /* Register the /alloc/ behaviors, tables (module "alloc"), timers and a
  * closer, and reconnect to the shims of every allocation still live. */

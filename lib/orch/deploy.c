@@ -17,6 +17,10 @@
  *   that failed, select again from the bids (new bids when none is left)
  *   until the deadline; then "failed" with the reason.
  *   running ──tasks final──▶ done;  a service final: failed.
+ *   A restart strategy (one_for_all, rest_for_one) restarts what it names
+ *   wherever it runs, and holds (/deploy/restart "hold") those that depend
+ *   on a restarted one of another group until it is up again
+ *   (release_held); one that ended otherwise fails the deployment.
  *   A lost provider (ORCH_HB_MISSES heartbeats missed, or membership says
  *   dead): a repair: only its slots (services, tasks with retries left) go
  *   through bidding, committing and provisioning again, the surviving
@@ -1571,6 +1575,18 @@ static void provision_slot(struct orch_dep *d, int i)
 	}
 }
 
+/* The reason a dependency dn that ended in state s (status, reason rs)
+ * gives what depends on it, k: at first start and after a restart alike. */
+static void broken_why(char *why, size_t cap, const char *dn, const char *k, const char *s, int status,
+		       const char *rs)
+{
+	if (!strcmp(s, "exited"))
+		snprintf(why, cap, "%.64s, which %.64s depends on, exited with status %d", dn, k, status);
+	else
+		snprintf(why, cap, "%.64s, which %.64s depends on, ended (%s%s%.200s)", dn, k, s, rs ? ": " : "",
+			 rs ? rs : "");
+}
+
 /* A dependency that ended other than its dependents need (a task not
  * by exiting 0, a service at all) before the deployment runs: 1, the
  * reason, naming it and what depends on it, in why, and *names (null
@@ -1602,13 +1618,7 @@ static int dep_broken(struct orch_dep *d, char *why, size_t cap, jv *names)
 					bad = 1;
 					*names = jv_object_set(jv_object(), jv_string("dependency"), jv_copy(dn));
 					*names = jv_object_set(*names, jv_string("dependent"), jv_copy(k));
-					if (!strcmp(s, "exited"))
-						snprintf(why, cap, "%.64s, which %.64s depends on, exited with status %d",
-							 jv_string_value(dn), jv_string_value(k), status);
-					else
-						snprintf(why, cap, "%.64s, which %.64s depends on, ended (%s%s%.200s)",
-							 jv_string_value(dn), jv_string_value(k), s, rs ? ": " : "",
-							 rs ? rs : "");
+					broken_why(why, cap, jv_string_value(dn), jv_string_value(k), s, status, rs);
 				}
 				if (st)
 					sqlite3_finalize(st);
@@ -1800,20 +1810,139 @@ static jv strategy_set(jv ens, const char *name, const char *strategy)
 	return jv_object_delete(set, jv_string(name));
 }
 
+/* /deploy/restart of a lease's allocations names; how: 0 restart, 1
+ * restart and hold the next run, 2 release held runs. */
 static void send_restart(struct orch_dep *d, const char *prov, const char *lease, jv names, const char *why,
-			 int escalate)
+			 int how)
 {
 	char e[NN_ERRLEN];
 	struct orch_rq *r = rq_new(d, RQ_RESTART, -1, prov);
 	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
 	b = jv_object_set(b, jv_string("names"), names);
 	b = jv_object_set(b, jv_string("reason"), jv_string(why));
-	b = jv_object_set(b, jv_string("escalate"), jv_bool(escalate));
+	b = jv_object_set(b, jv_string("escalate"), jv_false());
+	if (how == 1)
+		b = jv_object_set(b, jv_string("hold"), jv_true());
+	if (how == 2)
+		b = jv_object_set(b, jv_string("release"), jv_true());
 	if (nn_node_request_cap(d->o->n, prov, "/deploy/restart", b, tokens_for(d->o, prov), d->trace, 10000,
 				on_restarted, r, NULL, e) < 0) {
 		nn_debug("orch: %s: restart on %s: %s", d->id, prov, e);
 		rq_free(r);
 	}
+}
+
+/* Whether allocation nm (borrowed) depends on one of set (borrowed,
+ * names → true) placed in another node group: its restart is held until
+ * that one is up again. */
+static int needs_hold(jv ens, jv nm, jv set)
+{
+	jv deps = jv_object_get(jv_object_get(jget(ens, "allocations"), jv_copy(nm)), jv_string("depends_on"));
+	jv g = group_of(ens, jv_copy(nm));
+	int hold = 0;
+	if (jv_get_kind(deps) == JV_KIND_ARRAY)
+		jv_array_foreach(deps, i, dn) {
+			jv in = jv_object_get(jv_copy(set), jv_copy(dn)), dg = group_of(ens, jv_copy(dn));
+			hold |= jv_is_valid(in) && !jv_equal(jv_copy(g), jv_copy(dg));
+			jv_free(in);
+			jv_free(dg);
+			jv_free(dn);
+		}
+	jv_free(g);
+	jv_free(deps);
+	return hold;
+}
+
+/*
+ * Allocations a restart across groups holds on their providers (state
+ * waiting, reason NN_ALLOC_HELD) start again once what they depend on in
+ * other groups is up (a service running, a task exited 0); a dependency
+ * that ended otherwise fails the deployment, as at first start.  Returns 1
+ * when d ended.
+ */
+static int release_held(struct orch_dep *d)
+{
+	sqlite3_stmt *st;
+	jv held = jv_array();
+	char why[NN_ERRLEN];
+	if (d->state != D_RUNNING)
+		return 0;
+	st = orch_prep(d->o, "SELECT name, provider, lease FROM orch_alloc WHERE dep = ? AND state = 'waiting'"
+		       " AND reason = ? AND provider IS NOT NULL AND lease IS NOT NULL");
+	if (!st) {
+		jv_free(held);
+		return 0;
+	}
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, NN_ALLOC_HELD, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW)
+		held = jv_array_append(held, jv_array_append(jv_array_append(jv_array_append(jv_array(),
+							     orch_col_str(st, 0)), orch_col_str(st, 1)), orch_col_str(st, 2)));
+	sqlite3_finalize(st);
+	jv_array_foreach(held, i, h) {
+		jv nm = jv_array_get(jv_copy(h), 0), g = group_of(d->ens, jv_copy(nm)), bad = jv_invalid();
+		jv deps = jv_object_get(jv_object_get(jget(d->ens, "allocations"), jv_copy(nm)), jv_string("depends_on"));
+		int up = 1;
+		if (jv_get_kind(deps) == JV_KIND_ARRAY)
+			jv_array_foreach(deps, k, dn) {
+				int same = jv_equal(jv_copy(g), group_of(d->ens, jv_copy(dn)));
+				/* within its group its provider waits ("after") */
+				sqlite3_stmt *q = jv_is_valid(bad) || same ? NULL
+					: orch_prep(d->o, "SELECT type, state, status, reason FROM orch_alloc"
+						    " WHERE dep = ? AND name = ?");
+				int rows = 0;
+				if (q) {
+					sqlite3_bind_text(q, 1, d->id, -1, SQLITE_STATIC);
+					sqlite3_bind_text(q, 2, jv_string_value(dn), -1, SQLITE_STATIC);
+				}
+				while (q && sqlite3_step(q) == SQLITE_ROW) {
+					const char *t = (const char *)sqlite3_column_text(q, 0);
+					const char *s = (const char *)sqlite3_column_text(q, 1);
+					const char *rs = (const char *)sqlite3_column_text(q, 3);
+					int service = t && !strcmp(t, "service");
+					int status = sqlite3_column_type(q, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 2);
+					rows++;
+					s = s ? s : "";
+					if (service ? !strcmp(s, "running") : !strcmp(s, "exited") && status == 0)
+						continue;
+					up = 0;
+					if (nn_alloc_state_final(s) && !jv_is_valid(bad)) {
+						broken_why(why, sizeof why, jv_string_value(dn), jv_string_value(nm), s,
+							   status, rs);
+						bad = jv_object_set(jv_object(), jv_string("dependency"), jv_copy(dn));
+						bad = jv_object_set(bad, jv_string("dependent"), jv_copy(nm));
+					}
+				}
+				if (q) {
+					sqlite3_finalize(q);
+					up &= rows > 0;
+				}
+				jv_free(dn);
+			}
+		jv_free(deps);
+		jv_free(g);
+		if (jv_is_valid(bad)) {
+			jv_free(nm);
+			jv_free(h);
+			jv_free(held);
+			dep_fail(d, why, bad);
+			return 1;
+		}
+		if (up) {
+			jv p = jv_array_get(jv_copy(h), 1), l = jv_array_get(jv_copy(h), 2);
+			jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(nm));
+			f = jv_object_set(f, jv_string("provider"), jv_copy(p));
+			send_restart(d, jv_string_value(p), jv_string_value(l), jv_array_append(jv_array(), jv_copy(nm)),
+				     "what it depends on runs again", 2);
+			emit(d, NN_LOG_INFO, "deploy.release_held", f);
+			jv_free(p);
+			jv_free(l);
+		}
+		jv_free(nm);
+		jv_free(h);
+	}
+	jv_free(held);
+	return 0;
 }
 
 /* The parent allocation of a child deployment (on this node) is told of
@@ -1852,7 +1981,7 @@ static int supervise(struct orch_dep *d, const char *name, const char *state, in
 	const char *strategy = ens_str(rs, "strategy");
 	int64_t intensity = ens_int(rs, "intensity", 3), period = ens_int(rs, "period_ms", 60000);
 	int64_t now = nn_now_ms();
-	jv kept = jv_array(), lst = jv_array();
+	jv kept = jv_array(), lst = jv_array(), all;
 	char why[NN_ERRLEN];
 	int n = 0;
 	sqlite3_stmt *st;
@@ -1889,25 +2018,32 @@ static int supervise(struct orch_dep *d, const char *name, const char *state, in
 	}
 	set = strategy_set(d->ens, name, strategy);
 	snprintf(why, sizeof why, "%s %s: %s", name, state, strategy);
-	/* one request per lease, naming its allocations to restart */
-	st = orch_prep(d->o, "SELECT provider, lease, name FROM orch_alloc WHERE dep = ? AND state = 'running'"
-		       " AND provider IS NOT NULL AND lease IS NOT NULL ORDER BY provider, lease");
+	all = jv_object_set(jv_copy(set), jv_string(name), jv_true());
+	/* one request per lease and kind, naming its allocations to restart:
+	 * those that depend on a restarted one in another group are held
+	 * until it is up again (release_held), as at first start */
+	for (int hold = 0; hold < 2; hold++) {
+	/* (the failed one's own restart is held too under one_for_all) */
+	st = orch_prep(d->o, "SELECT provider, lease, name FROM orch_alloc WHERE dep = ? AND (state = 'running'"
+		       " OR (name = ? AND state = 'restarting')) AND provider IS NOT NULL AND lease IS NOT NULL"
+		       " ORDER BY provider, lease");
 	if (st) {
 		char prov[NN_DID_MAX] = "", lease[72] = "";
 		jv names = jv_array();
 		sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			const char *p = (const char *)sqlite3_column_text(st, 0);
 			const char *l = (const char *)sqlite3_column_text(st, 1);
 			const char *nm = (const char *)sqlite3_column_text(st, 2);
-			jv in = jv_object_get(jv_copy(set), jv_string(nm));
-			int member = jv_is_valid(in);
+			jv in = jv_object_get(jv_copy(all), jv_string(nm));
+			int member = jv_is_valid(in), self = !strcmp(nm, name);
 			jv_free(in);
-			if (!member)
+			if (!member || needs_hold(d->ens, jv_string(nm), all) != hold || (self && !hold))
 				continue;
 			if (strcmp(p, prov) || strcmp(l, lease)) {
 				if (jv_array_length(jv_copy(names)) > 0)
-					send_restart(d, prov, lease, names, why, 0);
+					send_restart(d, prov, lease, names, why, hold);
 				else
 					jv_free(names);
 				names = jv_array();
@@ -1915,14 +2051,33 @@ static int supervise(struct orch_dep *d, const char *name, const char *state, in
 				snprintf(lease, sizeof lease, "%s", l);
 			}
 			names = jv_array_append(names, jv_string(nm));
-			lst = jv_array_append(lst, jv_string(nm));
+			if (!self)
+				lst = jv_array_append(lst, jv_string(nm));
 		}
 		sqlite3_finalize(st);
 		if (jv_array_length(jv_copy(names)) > 0)
-			send_restart(d, prov, lease, names, why, 0);
+			send_restart(d, prov, lease, names, why, hold);
 		else
 			jv_free(names);
 	}
+	}
+	/* they run no more: what is held waits for their next run, not for
+	 * a state that their restart has not reported yet */
+	jv_array_foreach(lst, i, nm) {
+		st = orch_prep(d->o, "UPDATE orch_alloc SET state = 'restarting', reason = ?, updated = ?"
+			       " WHERE dep = ? AND name = ? AND state = 'running'");
+		if (st) {
+			char r2[NN_ERRLEN + 16];
+			snprintf(r2, sizeof r2, "supervisor: %s", why);
+			sqlite3_bind_text(st, 1, r2, -1, SQLITE_TRANSIENT);
+			sqlite3_bind_int64(st, 2, nn_now_ms());
+			sqlite3_bind_text(st, 3, d->id, -1, SQLITE_STATIC);
+			sqlite3_bind_text(st, 4, jv_string_value(nm), -1, SQLITE_STATIC);
+			orch_step(d->o, st);
+		}
+		jv_free(nm);
+	}
+	jv_free(all);
 	{
 		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
 		f = jv_object_set(f, jv_string("state"), jv_string(state));
@@ -2246,7 +2401,7 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 		emit(d, NN_LOG_INFO, "deploy.alloc", f);
 		if (d->state == D_PROVISIONING)
 			dep_provision(d);
-		else if (!supervise(d, name, state, status, ens_str(body, "reason")))
+		else if (!supervise(d, name, state, status, ens_str(body, "reason")) && !release_held(d))
 			dep_check_done(d);
 	}
 	*reply = jv_object_set(jv_object(), jv_string("ok"), jv_true());
@@ -2554,7 +2709,7 @@ static void apply_states(struct orch_dep *d, int slot, jv allocs, const char *vi
 		return;
 	if (d->state == D_PROVISIONING)
 		dep_provision(d);
-	else
+	else if (!release_held(d))
 		dep_check_done(d);
 }
 
@@ -2714,6 +2869,9 @@ void orch_deploy_tick(struct orch *o)
 		}
 		if (d->state == D_COMMITTING || d->state == D_PROVISIONING)
 			dep_renew(d);
+		/* a release lost on the way is sent again */
+		if (release_held(d))
+			continue;
 		if (d->state == D_BIDDING && d->bid_close && mono >= d->bid_close) {
 			d->bid_close = 0;
 			dep_select(d);

@@ -710,16 +710,18 @@ out:
 	return code;
 }
 
-/* /deploy/restart {"lease","names":[…],"reason","escalate"}: the
- * requester's restart strategy (one_for_all, rest_for_one) restarts
- * allocations of a lease, or escalates to one (/alloc/restart). */
+/* /deploy/restart {"lease","names":[…],"reason","escalate","hold",
+ * "release"}: the requester's restart strategy (one_for_all,
+ * rest_for_one) restarts allocations of a lease, or escalates to one; with
+ * hold their next runs wait until it sends release, once what they depend
+ * on in other groups runs again (/alloc/restart). */
 static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	struct orch *o = orch_of(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv l = jv_get_kind(body) == JV_KIND_OBJECT ? lease_of_sender(o, req, body, err)
 		: (nn_seterr(err, "body: expected an object"), jv_invalid());
-	jv names = jv_invalid(), out = jv_object(), esc = jv_invalid();
+	jv names = jv_invalid(), out = jv_object(), esc = jv_invalid(), hold = jv_invalid(), rel = jv_invalid();
 	const char *lease, *why = "restarted by its supervisor";
 	enum nn_code code = NN_E_BAD_BODY;
 	if (!jv_is_valid(l)) {
@@ -733,6 +735,8 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 		goto out;
 	}
 	esc = jv_object_get(jv_copy(body), jv_string("escalate"));
+	hold = jv_object_get(jv_copy(body), jv_string("hold"));
+	rel = jv_object_get(jv_copy(body), jv_string("release"));
 	nn_json_get_str(l, "lease", &lease, NULL);
 	jv_array_foreach(names, i, nm) {
 		sqlite3_stmt *st = orch_prep(o, "SELECT alloc FROM orch_lease_alloc WHERE lease = ? AND name = ?");
@@ -745,8 +749,11 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 				char e[NN_ERRLEN];
 				b = jv_object_set(b, jv_string("reason"), jv_string(why));
 				b = jv_object_set(b, jv_string("escalate"), jv_bool(jv_get_kind(esc) == JV_KIND_TRUE));
+				b = jv_object_set(b, jv_string("hold"), jv_bool(jv_get_kind(hold) == JV_KIND_TRUE));
+				b = jv_object_set(b, jv_string("release"), jv_bool(jv_get_kind(rel) == JV_KIND_TRUE));
 				if (nn_node_invoke(n, "/alloc/restart", b, nn_env_str(req, "trace"), &r, e) == NN_OK) {
-					jv x = jv_object_get(jv_copy(r), jv_string("restarted"));
+					jv x = jv_object_get(jv_copy(r), jv_string(jv_get_kind(rel) == JV_KIND_TRUE
+										   ? "released" : "restarted"));
 					done |= jv_get_kind(x) == JV_KIND_TRUE;
 					jv_free(x);
 				}
@@ -760,10 +767,12 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 		jv_free(nm);
 	}
 	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
-	*reply = jv_object_set(*reply, jv_string("restarted"), out);
+	*reply = jv_object_set(*reply, jv_string(jv_get_kind(rel) == JV_KIND_TRUE ? "released" : "restarted"), out);
 	out = jv_invalid();
 	code = NN_OK;
 out:
+	jv_free(hold);
+	jv_free(rel);
 	jv_free(esc);
 	jv_free(out);
 	jv_free(names);
