@@ -84,6 +84,8 @@ struct orch_dep {
 	int repair;			/* placing only the slots a lost provider held */
 	int64_t hb_ms;			/* the providers' heartbeat period */
 	jv sup_times;			/* wall ms of the restarts its strategies made */
+	jv sup_pending;			/* names it restarted whose end is not reported
+					 * yet: not up, whatever a late state says */
 	struct orch_dep *next;
 };
 
@@ -170,6 +172,7 @@ static void dep_free(struct orch_dep *d)
 	jv_free(d->excluded);
 	jv_free(d->refused);
 	jv_free(d->sup_times);
+	jv_free(d->sup_pending);
 	free(d->slots);
 	free(d);
 }
@@ -1767,11 +1770,38 @@ static void dep_check_done(struct orch_dep *d)
 
 /* ---- restart strategies across nodes ---- */
 
+/* One its provider did not restart (it was not running there) is
+ * not waited for. */
 static void on_restarted(struct nn_node *n, jv ans, void *arg)
 {
+	struct orch_rq *r = arg;
+	struct orch_dep *d = rq_dep(r);
+	jv body = is_reply(ans) ? jget(ans, "body") : jv_invalid();
+	jv done = jv_get_kind(body) == JV_KIND_OBJECT ? jget(body, "restarted") : jv_invalid();
 	(void)n;
-	(void)ans;
-	rq_free(arg);
+	jv_free(body);
+	/* unanswered: nothing says they restart; none is waited for */
+	if (d && !is_reply(ans)) {
+		jv_free(d->sup_pending);
+		d->sup_pending = jv_object();
+	}
+	if (d && jv_get_kind(done) == JV_KIND_OBJECT)
+		jv_object_foreach(done, k, v) {
+			if (jv_get_kind(v) != JV_KIND_TRUE)
+				d->sup_pending = jv_object_delete(d->sup_pending, jv_copy(k));
+			jv_free(k);
+			jv_free(v);
+		}
+	jv_free(done);
+	rq_free(r);
+}
+
+/* A state of name other than running: a restart it was sent is under
+ * way (its last run ended). */
+static void pending_seen(struct orch_dep *d, const char *name, const char *state)
+{
+	if (strcmp(state, "running") != 0)
+		d->sup_pending = jv_object_delete(d->sup_pending, jv_string(name));
 }
 
 /* The allocations restarted with `name` under strategy: every other one
@@ -1886,6 +1916,10 @@ static int release_held(struct orch_dep *d)
 		if (jv_get_kind(deps) == JV_KIND_ARRAY)
 			jv_array_foreach(deps, k, dn) {
 				int same = jv_equal(jv_copy(g), group_of(d->ens, jv_copy(dn)));
+				jv pend = jv_object_get(jv_copy(d->sup_pending), jv_copy(dn));
+				if (jv_is_valid(pend))
+					up = 0;
+				jv_free(pend);
 				/* within its group its provider waits ("after") */
 				sqlite3_stmt *q = jv_is_valid(bad) || same ? NULL
 					: orch_prep(d->o, "SELECT type, state, status, reason FROM orch_alloc"
@@ -2064,6 +2098,7 @@ static int supervise(struct orch_dep *d, const char *name, const char *state, in
 	/* they run no more: what is held waits for their next run, not for
 	 * a state that their restart has not reported yet */
 	jv_array_foreach(lst, i, nm) {
+		d->sup_pending = jv_object_set(d->sup_pending, jv_copy(nm), jv_true());
 		st = orch_prep(d->o, "UPDATE orch_alloc SET state = 'restarting', reason = ?, updated = ?"
 			       " WHERE dep = ? AND name = ? AND state = 'running'");
 		if (st) {
@@ -2391,6 +2426,7 @@ static enum nn_code be_update(struct nn_node *n, jv req, jv *reply, char *err)
 	}
 	if (d) {
 		jv f = jv_object_set(jv_object(), jv_string("name"), jv_string(name));
+		pending_seen(d, name, state);
 		f = jv_object_set(f, jv_string("provider"), jv_string(from));
 		f = jv_object_set(f, jv_string("alloc"), jget(body, "alloc"));
 		f = jv_object_set(f, jv_string("state"), jv_string(state));
@@ -2683,6 +2719,7 @@ static void apply_states(struct orch_dep *d, int slot, jv allocs, const char *vi
 			orch_step(d->o, st);
 			if (sqlite3_changes(nn_node_db(d->o->n)->h) > 0) {
 				jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(name));
+				pending_seen(d, jv_string_value(name), state);
 				f = jv_object_set(f, jv_string("provider"), jv_string(d->slots[slot].prov));
 				/* the allocation's id, as a pushed state's event has it */
 				if (ens_str(a, "id"))
@@ -2904,6 +2941,7 @@ static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trac
 	d->excluded = jv_object();
 	d->refused = jv_object();
 	d->sup_times = jv_array();
+	d->sup_pending = jv_object();
 	d->next = o->deps;
 	o->deps = d;
 	return d;
