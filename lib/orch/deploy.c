@@ -1485,6 +1485,15 @@ static int group_up(struct orch_dep *d, const char *g)
 	if (sqlite3_step(st) == SQLITE_ROW)
 		up = sqlite3_column_int(st, 0) == 0;
 	sqlite3_finalize(st);
+	/* one a strategy restarted is not up before its restart is seen */
+	jv_object_foreach(d->sup_pending, k, v) {
+		jv kg = group_of(d->ens, jv_copy(k));
+		if (jv_get_kind(kg) == JV_KIND_STRING && !strcmp(jv_string_value(kg), g))
+			up = 0;
+		jv_free(kg);
+		jv_free(k);
+		jv_free(v);
+	}
 	return up;
 }
 
