@@ -563,7 +563,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	}
 	if (o->measure) {
 		progress(o, "disk, sequential write and read");
-		if (nn_bench_disk_start(&dr, dir, (o->quick ? 16 : 1024) * MIB, o->quick ? 100 : 500,
+		if (nn_bench_disk_start(&dr, dir, (o->quick ? 16 : 256) * MIB, o->quick ? 100 : 500,
 					err) < 0) {
 			*fail = NN_BENCH_FAIL_IO;
 			goto fail;

@@ -17,7 +17,7 @@
  *	cpu       1 warm-up + 11 x 200 ms    1 + 5 x 50 ms  (single, then multi)
  *	memory    11 x memcpy 256 MiB        5 x 32 MiB
  *	disk      1 warm-up + 3..8 rounds    1 + 3 x 16 MiB (after 1 allocating
- *	          of write+read 1 GiB, or    or 100 ms       write; at least
+ *	          of write+read 256 MiB, or  or 100 ms       write; at least
  *	          what the disk writes in                    4 MiB; 64 MiB calls)
  *	          500 ms if less, first;
  *	          as many more at the end
