@@ -103,6 +103,7 @@ struct nn_pay {
 	struct nn_pay_hot hot;	/* the contract of the stream */
 	int64_t data_version;
 	struct nn_buf msg;	/* scratch: the bytes signed */
+	struct nn_buf scratch;	/* scratch: a voucher's text written again */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -237,6 +238,7 @@ struct nn_pay_doc {
 	struct nn_pay_usage usage;	/* of a report */
 	const char *sig;		/* base64, in the document; NULL: unusable */
 	size_t siglen;
+	uint8_t sigbin[64];		/* its bytes, once the signature is checked */
 	struct nn_buf *msg;		/* prefix || the text without "sig" (caller's) */
 	const char *text;		/* the canonical text, "sig" included */
 	size_t tlen;

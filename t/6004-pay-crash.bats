@@ -116,10 +116,12 @@ crash_loop() {
 	grep -h '^{.*}$' out.* | sort -u >vouchers
 	run sh -c 'jq -r .seq vouchers | sort -n | uniq -d'
 	assert_output ""
-	# and every voucher printed is one the ledger holds
+	# and every voucher printed is one the ledger holds: the row's fields
+	# and signature (its text is written from them and the contract)
 	while IFS= read -r v; do
 		s=$(jq -r .seq <<<"$v")
-		[ "$(sqlite3 r/ledger.db "SELECT doc FROM vouchers WHERE role = 'issued' AND seq = $s")" = "$v" ]
+		sig=$(jq -r .sig <<<"$v" | base64 -d | od -An -v -tx1 | tr -d ' \n' | tr a-f A-F)
+		[ "$(sqlite3 r/ledger.db "SELECT amount, doc_ts, hex(sig), doc IS NULL FROM vouchers WHERE role = 'issued' AND seq = $s")" = "$(jq -r '[.amount, .ts] | map(tostring) | join("|")' <<<"$v")|$sig|1" ]
 	done <vouchers
 	# the provider accepts the whole set the requester printed, in order
 	jq -s -c 'sort_by(.seq) | .[]' vouchers >sorted
