@@ -18,10 +18,11 @@
  * read from its text by the strict reader (lib/jscan.h) and its signature
  * checked over the text without "sig"; any other is parsed and
  * canonicalized once.  A voucher is written straight from its fields, and
- * the ledger keeps a report received or a voucher as its fields and the
- * signature's 64 bytes (schema 3), writing the text again when it is given
- * out: a row of ~200 bytes instead of ~1 KB of text per document.  So a
- * voucher costs mostly its ed25519 work.
+ * the ledger keeps it as its fields and the signature's 64 bytes (schema
+ * 3), with the report it answers in the same row, writing the text again
+ * when it is given out: one row of ~250 bytes per report answered instead
+ * of two rows and ~1 KB of text.  So a voucher costs mostly its ed25519
+ * work.
  */
 #include "pay.h"
 
@@ -82,15 +83,19 @@ static const char *const ledger_schema[] = {
 	"ALTER TABLE usage ADD COLUMN ts_last INTEGER;"
 	"ALTER TABLE usage ADD COLUMN ended INTEGER NOT NULL DEFAULT 0;",
 	/*
-	 * 2 -> 3: compact rows.  A report received or a voucher is kept as its
-	 * fields and its signature (64 bytes): the text is written again from
-	 * them and the contract's parties when it is needed (a voucher
-	 * answered again, settle --export, ledger --verify), byte for byte
-	 * the text that was signed; doc holds the text only where the row
-	 * cannot write it (rows from schema 2, the reports this node sends).
-	 * Tables keyed by their primary key (WITHOUT ROWID): no second index.
-	 * A report's usage is in columns, so the newest one is read without
-	 * parsing it.
+	 * 2 -> 3: compact rows.  A voucher is kept as its fields and its
+	 * signature (64 bytes): its text is written again from them and the
+	 * contract's parties when it is needed (a voucher answered again,
+	 * settle --export, ledger --verify), byte for byte the text that was
+	 * signed; doc holds the text only where the row cannot write it (rows
+	 * from schema 2, a voucher received in a form the fields do not
+	 * write).  An issued voucher's row also holds the usage report it
+	 * answers (rep_*: its ts, usage and signature; its amount is the
+	 * voucher's; rep_doc its text for rows from schema 2), so that a
+	 * report answered costs one row, not two.  Keyed by the primary key
+	 * (WITHOUT ROWID): no second index.  The reports table keeps the
+	 * reports a provider sends (as text), and the received ones of
+	 * schema 2, no longer read.
 	 */
 	"CREATE TABLE vouchers_3 ("
 	"  contract TEXT NOT NULL REFERENCES contracts(id),"
@@ -102,33 +107,22 @@ static const char *const ledger_schema[] = {
 	"  doc_ts INTEGER,"
 	"  sig BLOB,"
 	"  doc TEXT,"
-	"  CHECK (doc IS NOT NULL OR (length(sig) = 64 AND doc_ts IS NOT NULL)),"
-	"  PRIMARY KEY (contract, role, seq)) WITHOUT ROWID;"
-	"INSERT INTO vouchers_3 (contract, role, seq, amount, report_seq, ts, doc_ts, doc)"
-	"  SELECT contract, role, seq, amount, report_seq, ts, json_extract(doc, '$.ts'), doc"
-	"  FROM vouchers;"
-	"DROP TABLE vouchers;"
-	"ALTER TABLE vouchers_3 RENAME TO vouchers;"
-	"CREATE TABLE reports_3 ("
-	"  contract TEXT NOT NULL REFERENCES contracts(id),"
-	"  dir TEXT NOT NULL CHECK (dir IN ('sent','received')),"
-	"  seq INTEGER NOT NULL,"
-	"  ts INTEGER NOT NULL,"
-	"  doc_ts INTEGER,"
-	"  amount TEXT,"
+	"  rep_ts INTEGER,"
 	"  cpu_ms INTEGER, mem_mib_ms INTEGER, wall_ms INTEGER,"
 	"  allocations INTEGER, deployments INTEGER,"
-	"  sig BLOB,"
-	"  doc TEXT,"
+	"  rep_sig BLOB,"
+	"  rep_doc TEXT,"
 	"  CHECK (doc IS NOT NULL OR (length(sig) = 64 AND doc_ts IS NOT NULL)),"
-	"  PRIMARY KEY (contract, dir, seq)) WITHOUT ROWID;"
-	"INSERT INTO reports_3 SELECT contract, dir, seq, ts, json_extract(doc, '$.ts'),"
-	"  json_extract(doc, '$.amount'), json_extract(doc, '$.usage.cpu_ms'),"
-	"  json_extract(doc, '$.usage.mem_mib_ms'), json_extract(doc, '$.usage.wall_ms'),"
-	"  json_extract(doc, '$.usage.allocations'), json_extract(doc, '$.usage.deployments'),"
-	"  NULL, doc FROM reports;"
-	"DROP TABLE reports;"
-	"ALTER TABLE reports_3 RENAME TO reports;",
+	"  PRIMARY KEY (contract, role, seq)) WITHOUT ROWID;"
+	"INSERT INTO vouchers_3 SELECT v.contract, v.role, v.seq, v.amount, v.report_seq, v.ts,"
+	"  json_extract(v.doc, '$.ts'), NULL, v.doc, json_extract(r.doc, '$.ts'),"
+	"  json_extract(r.doc, '$.usage.cpu_ms'), json_extract(r.doc, '$.usage.mem_mib_ms'),"
+	"  json_extract(r.doc, '$.usage.wall_ms'), json_extract(r.doc, '$.usage.allocations'),"
+	"  json_extract(r.doc, '$.usage.deployments'), NULL, r.doc"
+	"  FROM vouchers v LEFT JOIN reports r ON v.role = 'issued' AND r.contract = v.contract"
+	"  AND r.dir = 'received' AND r.seq = v.report_seq;"
+	"DROP TABLE vouchers;"
+	"ALTER TABLE vouchers_3 RENAME TO vouchers;",
 	NULL
 };
 
@@ -1613,7 +1607,7 @@ int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *e
 	struct nn_pay_usage u;
 	uint64_t amount;
 	int64_t seq = 0, now = p->now();
-	char *text = NULL, s_seq[24];
+	char *text = NULL, s_seq[24], s_now[24];
 	sqlite3_stmt *st;
 	jv doc = jv_invalid();
 	int rc;
@@ -1652,20 +1646,10 @@ int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *e
 		goto out;
 	}
 	snprintf(s_seq, sizeof s_seq, "%lld", (long long)(seq + 1));
-	/* kept as its text, with its figures */
-	st = prep(p, err, "INSERT INTO reports (contract, dir, seq, ts, doc_ts, amount, cpu_ms, "
-		  "mem_mib_ms, wall_ms, allocations, deployments, doc) VALUES "
-		  "(?1,?2,CAST(?3 AS INTEGER),?4,?4,?5,?6,?7,?8,?9,?10,?11)", 3, contract,
-		  REPORT_DIR_SENT, s_seq);
-	if (st) {
-		char s_amt[NN_PAY_AMOUNT_MAX];
-		nn_pay_amount_fmt(s_amt, amount);
-		sqlite3_bind_int64(st, 4, now);
-		sqlite3_bind_text(st, 5, s_amt, -1, SQLITE_TRANSIENT);
-		for (int i = 0; i < 5; i++)
-			sqlite3_bind_int64(st, 6 + i, (int64_t)(&u.cpu_ms)[i]);
-		sqlite3_bind_text(st, 11, text, -1, SQLITE_STATIC);
-	}
+	snprintf(s_now, sizeof s_now, "%lld", (long long)now);
+	st = prep(p, err, "INSERT INTO reports (contract, dir, seq, doc, ts) VALUES "
+		  "(?1,?2,CAST(?3 AS INTEGER),?4,CAST(?5 AS INTEGER))", 5, contract, REPORT_DIR_SENT,
+		  s_seq, text, s_now);
 	if (!st || (rc = run_done(p, st, err)) < 0 || (rc = commit(p, err)) < 0) {
 		rc = rc < 0 ? rc : NN_PAY_ESTORE;
 		goto out;
@@ -1915,28 +1899,37 @@ static int hot_load(struct nn_pay *p, struct nn_pay_hot *h, const char *id, char
 }
 
 /* Store a voucher: its fields and signature (doc NULL: the text is the
- * one voucher_msg and voucher_text write from them), or its text in doc. */
+ * one voucher_msg and voucher_text write from them), or its text in doc;
+ * for an issued one, the report rep it answers (read, signature checked). */
 static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
-			  uint64_t amount, int64_t report_seq, int64_t doc_ts, const uint8_t sig[64],
-			  const char *doc, size_t dlen, char *err)
+			  uint64_t amount, const struct nn_pay_doc *rep, int64_t doc_ts,
+			  const uint8_t sig[64], const char *doc, size_t dlen, char *err)
 {
 	char s_amt[NN_PAY_AMOUNT_MAX];
-	sqlite3_stmt *st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, "
-				"report_seq, ts, doc_ts, sig, doc) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-				2, contract, role);
+	sqlite3_stmt *st = prep(p, err, rep ? "INSERT INTO vouchers (contract, role, seq, amount, "
+				"report_seq, ts, doc_ts, sig, doc, rep_ts, cpu_ms, mem_mib_ms, wall_ms, "
+				"allocations, deployments, rep_sig) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+				"?10,?11,?12,?13,?14,?15,?16)" :
+				"INSERT INTO vouchers (contract, role, seq, amount, ts, doc_ts, sig, doc) "
+				"VALUES (?1,?2,?3,?4,?6,?7,?8,?9)", 2, contract, role);
 	if (!st)
 		return NN_PAY_ESTORE;
 	nn_pay_amount_fmt(s_amt, amount);
 	sqlite3_bind_int64(st, 3, seq);
 	sqlite3_bind_text(st, 4, s_amt, -1, SQLITE_TRANSIENT);
-	if (report_seq > 0)
-		sqlite3_bind_int64(st, 5, report_seq);
 	sqlite3_bind_int64(st, 6, p->now());
 	sqlite3_bind_int64(st, 7, doc_ts);
 	if (doc)
 		sqlite3_bind_text(st, 9, doc, (int)dlen, SQLITE_STATIC);
 	else
 		sqlite3_bind_blob(st, 8, sig, 64, SQLITE_STATIC);
+	if (rep) {
+		sqlite3_bind_int64(st, 5, rep->seq);
+		sqlite3_bind_int64(st, 10, rep->ts);
+		for (int i = 0; i < 5; i++)
+			sqlite3_bind_int64(st, 11 + i, (int64_t)(&rep->usage.cpu_ms)[i]);
+		sqlite3_bind_blob(st, 16, rep->sigbin, 64, SQLITE_STATIC);
+	}
 	return run_done(p, st, err);
 }
 
@@ -1966,88 +1959,72 @@ static void voucher_write(struct nn_pay *p, const struct nn_pay_hot *h, int64_t 
 	voucher_text(msg, at, sig, out);
 }
 
-/* The text of a stored voucher of contract h (role, and seq, or the report
- * answered when by_report is set); NULL when there is none. */
+/* The text of the stored voucher of contract h with role and seq; NULL
+ * when there is none. */
 static char *stored_voucher(struct nn_pay *p, const struct nn_pay_hot *h, const char *role,
-			    int by_report, int64_t n)
+			    int64_t seq)
 {
-	sqlite3_stmt *st = prep(p, NULL, by_report ?
-				"SELECT seq, amount, doc_ts, sig, doc FROM vouchers WHERE contract = ?1 "
-				"AND role = ?2 AND report_seq = ?3" :
-				"SELECT seq, amount, doc_ts, sig, doc FROM vouchers WHERE contract = ?1 "
-				"AND role = ?2 AND seq = ?3", 2, h->id, role);
+	sqlite3_stmt *st = prep(p, NULL, "SELECT seq, amount, doc_ts, sig, doc FROM vouchers WHERE "
+				"contract = ?1 AND role = ?2 AND seq = ?3", 2, h->id, role);
 	char *doc = NULL;
 	if (!st)
 		return NULL;
-	sqlite3_bind_int64(st, 3, n);
+	sqlite3_bind_int64(st, 3, seq);
 	if (sqlite3_step(st) == SQLITE_ROW)
 		doc = voucher_row_text(st, 0, h->id, &h->t);
 	unprep(p, st);
 	return doc;
 }
 
-/* Is the stored report (contract h, dir received, seq of d) the one read
- * into d?  Its text where the row holds one, else its fields and
- * signature (the text is written from them: the same fields and
- * signature make the same text). */
-static int same_report(struct nn_pay *p, const struct nn_pay_hot *h, const struct nn_pay_doc *d)
+/* The voucher that answered the report read into d (appended to out):
+ * 1 when a voucher of contract h answered a report with d's seq and that
+ * report is d (its text where the row holds one, else its fields and
+ * signature: the same fields and signature make the same text); else 0. */
+static int answered_before(struct nn_pay *p, const struct nn_pay_hot *h,
+			   const struct nn_pay_doc *d, struct nn_buf *out)
 {
-	sqlite3_stmt *st = prep(p, NULL, "SELECT doc, doc_ts, amount, cpu_ms, mem_mib_ms, wall_ms, "
-				"allocations, deployments, sig FROM reports WHERE contract = ?1 AND "
-				"dir = ?2 AND seq = ?3", 2, h->id, REPORT_DIR_RECEIVED);
+	sqlite3_stmt *st = prep(p, NULL, "SELECT seq, amount, doc_ts, sig, doc, rep_doc, rep_ts, "
+				"cpu_ms, mem_mib_ms, wall_ms, allocations, deployments, rep_sig "
+				"FROM vouchers WHERE contract = ?1 AND role = ?2 AND report_seq = ?3",
+				2, h->id, "issued");
 	int same = 0;
 	if (!st)
 		return 0;
 	sqlite3_bind_int64(st, 3, d->seq);
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		const char *doc = (const char *)sqlite3_column_text(st, 0);
-		const char *amt = (const char *)sqlite3_column_text(st, 2);
+		const char *doc = (const char *)sqlite3_column_text(st, 5);
+		const char *amt = (const char *)sqlite3_column_text(st, 1);
 		uint64_t amount;
 		if (doc) {
 			same = same_text(doc, d->text, d->tlen);
 		} else {
 			same = amt && nn_pay_amount_parse(amt, &amount, NULL) == 0 &&
-			       amount == d->amount && sqlite3_column_int64(st, 1) == d->ts &&
-			       sqlite3_column_bytes(st, 8) == 64 &&
-			       !memcmp(sqlite3_column_blob(st, 8), d->sigbin, 64);
+			       amount == d->amount && sqlite3_column_int64(st, 6) == d->ts &&
+			       sqlite3_column_bytes(st, 12) == 64 &&
+			       !memcmp(sqlite3_column_blob(st, 12), d->sigbin, 64);
 			for (int i = 0; same && i < 5; i++)
-				same = (uint64_t)sqlite3_column_int64(st, 3 + i) == (&d->usage.cpu_ms)[i];
+				same = (uint64_t)sqlite3_column_int64(st, 7 + i) == (&d->usage.cpu_ms)[i];
+		}
+		if (same) {
+			char *v = voucher_row_text(st, 0, h->id, &h->t);
+			if (v)
+				nn_buf_adds(out, v);
+			same = v != NULL;
+			free(v);
 		}
 	}
 	unprep(p, st);
 	return same;
 }
 
-/* Store a report received, read into d with its signature checked: its
- * fields and signature. */
-static int insert_report(struct nn_pay *p, const struct nn_pay_doc *d, char *err)
-{
-	char s_amt[NN_PAY_AMOUNT_MAX];
-	sqlite3_stmt *st = prep(p, err, "INSERT INTO reports (contract, dir, seq, ts, doc_ts, amount, "
-				"cpu_ms, mem_mib_ms, wall_ms, allocations, deployments, sig) VALUES "
-				"(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)", 2, d->contract,
-				REPORT_DIR_RECEIVED);
-	if (!st)
-		return NN_PAY_ESTORE;
-	nn_pay_amount_fmt(s_amt, d->amount);
-	sqlite3_bind_int64(st, 3, d->seq);
-	sqlite3_bind_int64(st, 4, p->now());
-	sqlite3_bind_int64(st, 5, d->ts);
-	sqlite3_bind_text(st, 6, s_amt, -1, SQLITE_TRANSIENT);
-	for (int i = 0; i < 5; i++)
-		sqlite3_bind_int64(st, 7 + i, (int64_t)(&d->usage.cpu_ms)[i]);
-	sqlite3_bind_blob(st, 12, d->sigbin, 64, SQLITE_STATIC);
-	return run_done(p, st, err);
-}
-
-/* The newest report received for contract id and its usage (seq 0, no
- * usage when none). */
+/* The newest report answered for contract id (by the newest voucher
+ * issued) and its usage (seq 0, no usage when none). */
 static int newest_report(struct nn_pay *p, const char *id, int64_t *seq, struct nn_pay_usage *u,
 			 char *err)
 {
-	sqlite3_stmt *st = prep(p, err, "SELECT seq, cpu_ms, mem_mib_ms, wall_ms, allocations, "
-				"deployments FROM reports WHERE contract = ?1 AND dir = ?2 "
-				"ORDER BY seq DESC LIMIT 1", 2, id, REPORT_DIR_RECEIVED);
+	sqlite3_stmt *st = prep(p, err, "SELECT report_seq, cpu_ms, mem_mib_ms, wall_ms, allocations, "
+				"deployments FROM vouchers WHERE contract = ?1 AND role = ?2 "
+				"ORDER BY seq DESC LIMIT 1", 2, id, "issued");
 	int s, rc = 0;
 	*seq = 0;
 	memset(u, 0, sizeof *u);
@@ -2056,12 +2033,12 @@ static int newest_report(struct nn_pay *p, const char *id, int64_t *seq, struct 
 	s = sqlite3_step(st);
 	if (s == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
-		for (int i = 0; i < 5; i++) {
-			if (sqlite3_column_type(st, 1 + i) != SQLITE_INTEGER ||
-			    sqlite3_column_int64(st, 1 + i) < 0)
-				rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt usage report");
+		for (int i = 0; i < 6; i++)
+			if (sqlite3_column_type(st, i) != SQLITE_INTEGER || sqlite3_column_int64(st, i) < 0)
+				rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt usage report answered by the "
+					  "newest voucher of contract %s", id);
+		for (int i = 0; i < 5; i++)
 			(&u->cpu_ms)[i] = (uint64_t)sqlite3_column_int64(st, 1 + i);
-		}
 	} else if (s != SQLITE_DONE) {
 		rc = dberr(p, err);
 	}
@@ -2112,15 +2089,10 @@ static int answer(struct nn_pay *p, struct nn_pay_doc *d, struct nn_buf *out, ch
 	else if ((rc = newest_report(p, contract, &last_seq, &last, err)) < 0)
 		goto out;
 	if (d->seq <= last_seq) {
-		if (same_report(p, h, d)) {
+		if (answered_before(p, h, d, out)) {
 			/* a retransmission: the same answer again */
-			char *vd = stored_voucher(p, h, "issued", 1, d->seq);
-			if (vd) {
-				nn_buf_adds(out, vd);
-				free(vd);
-				rollback(p);
-				return 0;
-			}
+			rollback(p);
+			return 0;
 		}
 		rc = fail(NN_PAY_EREFUSED, err, "replayed usage report: seq %lld is not above %lld, "
 			  "the newest answered for contract %s", (long long)d->seq, (long long)last_seq,
@@ -2172,8 +2144,7 @@ static int answer(struct nn_pay *p, struct nn_pay_doc *d, struct nn_buf *out, ch
 	}
 	now = p->now();
 	voucher_write(p, h, vseq + 1, amount, now, d->msg, vsig, out);
-	if ((rc = insert_report(p, d, err)) < 0 ||
-	    (rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d->seq, now, vsig, NULL, 0,
+	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d, now, vsig, NULL, 0,
 				 err)) < 0 ||
 	    (strcmp(h->state, "active") && (rc = activate(p, contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0)
@@ -2297,7 +2268,7 @@ static int voucher_check(struct nn_pay *p, struct nn_pay_doc *d, const char *exp
 	if (seq < 0 && (rc = newest_voucher(p, d->contract, "received", &seq, &amount, NULL, NULL, err)) < 0)
 		return rc;
 	if (d->seq == seq) {
-		char *doc = stored_voucher(p, h, "received", 0, seq);
+		char *doc = stored_voucher(p, h, "received", seq);
 		int same = same_text(doc, d->text, d->tlen);
 		free(doc);
 		*kind = "replay";
@@ -2340,7 +2311,7 @@ static int voucher_doc(struct nn_pay *p, struct nn_pay_doc *d, int store, const 
 	 * else as its text */
 	voucher_msg(&p->scratch, h->id, &h->t, d->seq, d->amount, d->ts);
 	rewrites = p->scratch.len == d->msg->len && !memcmp(p->scratch.data, d->msg->data, d->msg->len);
-	if ((rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, 0, d->ts, d->sigbin,
+	if ((rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, NULL, d->ts, d->sigbin,
 				 rewrites ? NULL : d->text, d->tlen, err)) < 0 ||
 	    (strcmp(h->state, "active") && (rc = activate(p, d->contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0) {

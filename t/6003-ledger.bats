@@ -230,7 +230,8 @@ $c2 100"
 	assert_equal "$(jq -r '.role + " " + (.seq|tostring) + " " + .amount' <<<"$output")" "requester 4 140"
 	assert_equal "$(sqlite3 oldr/ledger.db 'PRAGMA user_version')" 3
 	assert_equal "$(sqlite3 oldr/ledger.db "SELECT COUNT(*), COUNT(doc) FROM vouchers WHERE role = 'issued'")" "4|4"
-	assert_equal "$(sqlite3 oldr/ledger.db "SELECT group_concat(cpu_ms) FROM reports WHERE dir = 'received'")" "$(head -4 "$fx/reports.jsonl" | jq -r .usage.cpu_ms | paste -sd,)"
+	# each issued voucher's row holds the report it answered
+	assert_equal "$(sqlite3 oldr/ledger.db "SELECT group_concat(report_seq || ':' || cpu_ms || ':' || (rep_doc IS NOT NULL)) FROM vouchers WHERE role = 'issued'")" "$(head -4 "$fx/reports.jsonl" | jq -r '"\(.seq):\(.usage.cpu_ms):1"' | paste -sd,)"
 	run nunet-pay --home oldp ledger
 	assert_equal "$(jq -r '.role + " " + (.seq|tostring) + " " + .amount' <<<"$output")" "provider 4 140"
 	run nunet-pay --home oldr ledger --verify
@@ -248,6 +249,11 @@ $c2 100"
 	# new reports and vouchers follow on, kept in the compact rows
 	nunet-pay --home oldr usage answer <(sed -n 5,6p "$fx/reports.jsonl") >new.jsonl
 	assert_equal "$(jq -r .seq new.jsonl | paste -sd' ')" "5 6"
+	assert_equal "$(sqlite3 oldr/ledger.db "SELECT seq, report_seq, rep_doc IS NULL, length(rep_sig), doc IS NULL FROM vouchers WHERE role = 'issued' AND seq > 4" | paste -sd' ')" "5|5|1|64|1 6|6|1|64|1"
+	# a report answered under schema 3 gets its voucher again too
+	run nunet-pay --home oldr usage answer <(sed -n 6p "$fx/reports.jsonl")
+	assert_success
+	assert_equal "$output" "$(sed -n 2p new.jsonl)"
 	run nunet-pay --home oldp voucher accept new.jsonl
 	assert_success
 	assert_equal "$(sqlite3 oldp/ledger.db "SELECT seq, doc IS NULL, length(sig) FROM vouchers WHERE role = 'received' ORDER BY seq" | paste -sd' ')" "1|0| 2|0| 3|0| 4|0| 5|1|64 6|1|64"
