@@ -93,12 +93,14 @@ static const char *const ledger_schema[] = {
 	 * answers (rep_*: its ts, usage and signature; its amount is the
 	 * voucher's; rep_doc its text for rows from schema 2), so that a
 	 * report answered costs one row, not two.  Keyed by the primary key
-	 * (WITHOUT ROWID): no second index.  The reports table keeps the
-	 * reports a provider sends (as text), and the received ones of
-	 * schema 2, no longer read.
+	 * (WITHOUT ROWID): no second index.  No foreign key either: each row
+	 * is written in the transaction that read its contract (the check
+	 * would be one more b-tree search per voucher).  The reports table
+	 * keeps the reports a provider sends (as text), and the received
+	 * ones of schema 2, no longer read.
 	 */
 	"CREATE TABLE vouchers_3 ("
-	"  contract TEXT NOT NULL REFERENCES contracts(id),"
+	"  contract TEXT NOT NULL,"
 	"  role TEXT NOT NULL CHECK (role IN ('issued','received')),"
 	"  seq INTEGER NOT NULL,"
 	"  amount TEXT NOT NULL,"
