@@ -36,7 +36,6 @@
 
 #define COUNTER_MAX 9007199254740992LL	/* 2^53: exact in JSON doubles */
 #define REPORT_DIR_SENT "sent"
-#define REPORT_DIR_RECEIVED "received"
 
 static const char *const ledger_schema[] = {
 	/* 0 -> 1 */
