@@ -552,12 +552,15 @@ static void undo(struct nn_pay *p)
 {
 	hot_forget(p);
 	if (p->batch) {
-		tx(p, SQL_ROLLBACK_TO, NULL);
-		tx(p, SQL_RELEASE, NULL);
+		if (p->sp) {
+			tx(p, SQL_ROLLBACK_TO, NULL);
+			tx(p, SQL_RELEASE, NULL);
+		}
 	} else if (!sqlite3_get_autocommit(p->db.h)) {
 		tx(p, SQL_ROLLBACK, NULL);
 	}
 	p->open = 0;
+	p->sp = 0;
 }
 
 /* After BEGIN: forget the hot contract when another connection has
@@ -581,12 +584,22 @@ static int check_version(struct nn_pay *p, char *e)
 	return 0;
 }
 
-static int begin(struct nn_pay *p, char *err)
+/* Open a step: a transaction, or in a batch a savepoint.  With lazy set
+ * (in a batch) the savepoint waits for writes(): a step that only reads
+ * and refuses, or that writes with a single statement (all or nothing by
+ * itself), needs none. */
+static int begin_step(struct nn_pay *p, int lazy, char *err)
 {
 	char e[NN_ERRLEN];
+	p->sp = 0;
+	if (p->batch && lazy) {
+		p->open = 1;
+		return 0;
+	}
 	if (tx(p, p->batch ? SQL_SAVEPOINT : SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->open = 1;
+	p->sp = p->batch;
 	if (!p->batch && check_version(p, e) < 0) {
 		undo(p);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
@@ -594,14 +607,33 @@ static int begin(struct nn_pay *p, char *err)
 	return 0;
 }
 
+static int begin(struct nn_pay *p, char *err)
+{
+	return begin_step(p, 0, err);
+}
+
+/* A lazy step is about to write with n statements: a savepoint when they
+ * are more than one, so that they stay all or nothing in the batch. */
+static int writes(struct nn_pay *p, int n, char *err)
+{
+	char e[NN_ERRLEN];
+	if (!p->batch || p->sp || n < 2)
+		return 0;
+	if (tx(p, SQL_SAVEPOINT, e) < 0)
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	p->sp = 1;
+	return 0;
+}
+
 static int commit(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
-	if (tx(p, p->batch ? SQL_RELEASE : SQL_COMMIT, e) < 0) {
+	if ((!p->batch || p->sp) && tx(p, p->batch ? SQL_RELEASE : SQL_COMMIT, e) < 0) {
 		undo(p);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
 	p->open = 0;
+	p->sp = 0;
 	return 0;
 }
 
@@ -2061,7 +2093,7 @@ static int answer(struct nn_pay *p, struct nn_pay_doc *d, struct nn_buf *out, ch
 	size_t mark = out->len;
 	int rc;
 
-	if ((rc = begin(p, err)) < 0)
+	if ((rc = begin_step(p, 1, err)) < 0)
 		return rc;
 	if ((rc = hot_load(p, h, contract, err)) < 0) {
 		kind = "unknown_contract";
@@ -2145,7 +2177,8 @@ static int answer(struct nn_pay *p, struct nn_pay_doc *d, struct nn_buf *out, ch
 	}
 	now = p->now();
 	voucher_write(p, h, vseq + 1, amount, now, d->msg, vsig, out);
-	if ((rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d, now, vsig, NULL, 0,
+	if ((rc = writes(p, strcmp(h->state, "active") ? 2 : 1, err)) < 0 ||
+	    (rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d, now, vsig, NULL, 0,
 				 err)) < 0 ||
 	    (strcmp(h->state, "active") && (rc = activate(p, contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0)
@@ -2304,7 +2337,7 @@ static int voucher_doc(struct nn_pay *p, struct nn_pay_doc *d, int store, const 
 
 	if (!store)
 		return voucher_check(p, d, expect, &cold, info, &kind, err);
-	if ((rc = begin(p, err)) < 0)
+	if ((rc = begin_step(p, 1, err)) < 0)
 		return rc;
 	if ((rc = voucher_check(p, d, expect, h, info, &kind, err)) < 0)
 		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
@@ -2312,7 +2345,8 @@ static int voucher_doc(struct nn_pay *p, struct nn_pay_doc *d, int store, const 
 	 * else as its text */
 	voucher_msg(&p->scratch, h->id, &h->t, d->seq, d->amount, d->ts);
 	rewrites = p->scratch.len == d->msg->len && !memcmp(p->scratch.data, d->msg->data, d->msg->len);
-	if ((rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, NULL, d->ts, d->sigbin,
+	if ((rc = writes(p, strcmp(h->state, "active") ? 2 : 1, err)) < 0 ||
+	    (rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, NULL, d->ts, d->sigbin,
 				 rewrites ? NULL : d->text, d->tlen, err)) < 0 ||
 	    (strcmp(h->state, "active") && (rc = activate(p, d->contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0) {
