@@ -1944,12 +1944,15 @@ static int insert_voucher(struct nn_pay *p, const char *contract, const char *ro
 				"allocations, deployments, rep_sig) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
 				"?10,?11,?12,?13,?14,?15,?16)" :
 				"INSERT INTO vouchers (contract, role, seq, amount, ts, doc_ts, sig, doc) "
-				"VALUES (?1,?2,?3,?4,?6,?7,?8,?9)", 2, contract, role);
+				"VALUES (?1,?2,?3,?4,?6,?7,?8,?9)", 0);
 	if (!st)
 		return NN_PAY_ESTORE;
+	/* every argument outlives the step: bound without a copy */
 	nn_pay_amount_fmt(s_amt, amount);
+	sqlite3_bind_text(st, 1, contract, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, seq);
-	sqlite3_bind_text(st, 4, s_amt, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 4, s_amt, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 6, p->now());
 	sqlite3_bind_int64(st, 7, doc_ts);
 	if (doc)
