@@ -127,6 +127,7 @@ struct amod {
 	struct alloc *list;
 	struct reap *reaps;
 	struct nn_watch *tick;
+	struct nn_watch *wake;	/* one-shot: look at the waiting allocations */
 	char *shim_path;
 	int64_t hb_ms;
 	int64_t cap_ttl_ms;	/* lifetime of an allocation's token */
@@ -147,6 +148,8 @@ struct amod {
 static struct amod *the_mod;
 
 static void spawn(struct alloc *a, int adopt);
+static void run_next(struct alloc *a);
+static void wake_arm(struct amod *m);
 static void spare_start(struct amod *m);
 static void recover(struct alloc *a);
 static void check_cancel_parent(struct amod *m, const char *parent);
@@ -664,6 +667,9 @@ static void record_state(struct alloc *a, const char *state, const char *reason,
 	write_state_file(a, o);
 	tx_end(m, began);
 	nn_node_event(m->n, "alloc.state", o);
+	/* what waits for this one (its "after") may start or fail now */
+	if (strcmp(state, "waiting") != 0)
+		wake_arm(m);
 }
 
 static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
@@ -1810,6 +1816,113 @@ static void spawn(struct alloc *a, int adopt)
 	}
 }
 
+/* ---- waiting for other allocations ("after") ---- */
+
+/*
+ * Whether a's "after" holds: every allocation it names is running
+ * ("running") or has exited 0 ("exited").  1: it holds (or a has none);
+ * 0: not yet, what it waits for in why; -1: it never will (one of them
+ * ended otherwise, or is gone), why says which.
+ */
+static int after_holds(struct alloc *a, char *why, size_t cap)
+{
+	jv after = jget(a->opts, "after");
+	int r = 1;
+	why[0] = '\0';
+	if (jv_get_kind(after) != JV_KIND_OBJECT) {
+		jv_free(after);
+		return 1;
+	}
+	jv_object_foreach(after, k, v) {
+		const char *id = jv_string_value(k);
+		int run = jv_get_kind(v) == JV_KIND_STRING && !strcmp(jv_string_value(v), "running");
+		sqlite3_stmt *st = r < 0 ? NULL
+			: prep(a->m, "SELECT state, status, reason, coalesce(json_extract(spec,"
+			       " '$.labels.\"nunet.allocation\"'), id) FROM allocations WHERE id = ?");
+		if (st) {
+			sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+			if (sqlite3_step(st) == SQLITE_ROW) {
+				const char *s = (const char *)sqlite3_column_text(st, 0);
+				const char *rs = (const char *)sqlite3_column_text(st, 2);
+				const char *nm = (const char *)sqlite3_column_text(st, 3);
+				int status = sqlite3_column_type(st, 1) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 1);
+				struct alloc *da = find(a->m, id);
+				s = s ? s : "";
+				/* one its supervisor is restarting runs no more (its
+				 * end is on the way): one_for_all keeps the order */
+				if (run ? !strcmp(s, "running") && !(da && da->sup) : !strcmp(s, "exited") && status == 0) {
+					;
+				} else if (nn_alloc_state_final(s)) {
+					if (!strcmp(s, "exited"))
+						snprintf(why, cap, "dependency %.64s exited with status %d", nm, status);
+					else
+						snprintf(why, cap, "dependency %.64s ended (%s%s%.200s)", nm, s,
+							 rs ? ": " : "", rs ? rs : "");
+					r = -1;
+				} else if (r > 0) {
+					snprintf(why, cap, "waiting for %.64s to %s", nm, run ? "run" : "exit 0");
+					r = 0;
+				}
+			} else {
+				snprintf(why, cap, "dependency %.64s is gone from this node", id);
+				r = -1;
+			}
+			sqlite3_finalize(st);
+		}
+		jv_free(k);
+		jv_free(v);
+	}
+	jv_free(after);
+	return r;
+}
+
+/* A new run of a: now, or once its "after" holds (state waiting, no
+ * shim meanwhile); an "after" that never will hold fails it. */
+static void run_next(struct alloc *a)
+{
+	char why[NN_ERRLEN];
+	int r = after_holds(a, why, sizeof why);
+	if (r > 0) {
+		spawn(a, 0);
+	} else if (r < 0) {
+		finish(a, "failed", why, jv_null(), -1);
+		if (a->fd < 0 && a->ready_fd < 0)
+			alloc_drop(a);
+	} else if (strcmp(a->state, "waiting") != 0) {
+		set_state(a, "waiting", why, jv_null(), -1);
+	}
+}
+
+/* Every waiting allocation whose "after" is decided now starts or fails
+ * (each start or end arms this again: what waits on it is looked at). */
+static void on_wake(struct nn_loop *l, void *arg)
+{
+	struct amod *m = arg;
+	char why[NN_ERRLEN];
+	(void)l;
+again:
+	for (struct alloc *a = m->list; a; a = a->next)
+		if (!strcmp(a->state, "waiting") && !a->cancel && after_holds(a, why, sizeof why) != 0) {
+			run_next(a);	/* a is no longer waiting; it may be gone */
+			goto again;
+		}
+}
+
+/* Look at the waiting allocations at the next turn of the loop (never
+ * from inside a state change: the caller may be walking the list). */
+static void wake_arm(struct amod *m)
+{
+	struct alloc *a = m->list;
+	while (a && strcmp(a->state, "waiting") != 0)
+		a = a->next;
+	if (!a)
+		return;
+	if (!m->wake)
+		m->wake = nn_loop_timer(nn_node_loop(m->n), 0, 0, on_wake, m, NULL);
+	else
+		nn_loop_timer_arm(nn_node_loop(m->n), m->wake, 0, 0);
+}
+
 static void on_delay(struct nn_loop *l, void *arg)
 {
 	struct alloc *a = arg;
@@ -1817,7 +1930,7 @@ static void on_delay(struct nn_loop *l, void *arg)
 	a->delay_timer = NULL;
 	if (a->respawn && !nn_alloc_state_final(a->state)) {
 		a->respawn = 0;
-		spawn(a, 0);
+		run_next(a);
 	}
 }
 
@@ -1834,18 +1947,24 @@ static void recover(struct alloc *a)
 		alloc_drop(a);
 		return;
 	}
+	if (!strcmp(a->state, "waiting")) {
+		/* no shim while it waits (its last run's result was decided) */
+		a->respawn = 0;
+		run_next(a);
+		return;
+	}
 	if (a->respawn) {
 		if (a->rp.delay_ms > 0 && !a->delay_timer)
 			a->delay_timer = nn_loop_timer(nn_node_loop(a->m->n), a->rp.delay_ms, 0,
 						       on_delay, a, NULL);
 		else if (!a->delay_timer) {
 			a->respawn = 0;
-			spawn(a, 0);
+			run_next(a);
 		}
 		return;
 	}
 	if (!strcmp(a->state, "pending")) {
-		spawn(a, 0);
+		run_next(a);
 		return;
 	}
 	path = nn_xasprintf("%s/%s", a->dir, NN_ALLOC_RESULT);
@@ -1905,14 +2024,15 @@ static int live_children(struct amod *m, const char *id)
 static void stop_now(struct alloc *a)
 {
 	a->cancel_wait = 0;
-	if (a->respawn || a->delay_timer || !strcmp(a->state, "restarting")) {
-		/* between runs: nothing to signal */
+	if (a->respawn || a->delay_timer || !strcmp(a->state, "restarting") || !strcmp(a->state, "waiting")) {
+		/* between runs, or before the first: nothing to signal */
+		int waited = !strcmp(a->state, "waiting");
 		if (a->delay_timer) {
 			nn_loop_remove(nn_node_loop(a->m->n), a->delay_timer);
 			a->delay_timer = NULL;
 		}
 		a->respawn = 0;
-		finish(a, "killed", "cancelled between runs", jv_null(), -1);
+		finish(a, "killed", waited ? "cancelled while waiting" : "cancelled between runs", jv_null(), -1);
 		if (a->fd < 0 && a->ready_fd < 0)
 			alloc_drop(a);
 		return;
@@ -2142,7 +2262,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 {
 	static const char *const keys[] = { "spec", "restart", "healthcheck", "parent", "logs",
 					    "inputs", "outputs", "stage_timeout", "state_dir", "restore",
-					    "checkpoint", "contract", NULL };
+					    "checkpoint", "contract", "after", NULL };
 	struct amod *m = mod(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
 	jv specj = jv_invalid(), opts = jv_object(), tmp;
@@ -2171,7 +2291,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		goto out;
 	}
 	if (only_keys(body, keys, "body", "spec, restart, healthcheck, parent, logs, inputs, outputs,"
-		      " stage_timeout, state_dir, restore, contract", err) < 0)
+		      " stage_timeout, state_dir, restore, contract, after", err) < 0)
 		goto out;
 	if (nn_json_has(body, "contract")) {
 		const char *c;
@@ -2274,6 +2394,41 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 				goto out;
 			}
 		}
+	}
+	/* "after": {ID: "running" | "exited"}: allocations of this node, in
+	 * the caller's scope, that must run (or have exited 0) first */
+	tmp = jget(body, "after");
+	if (jv_get_kind(tmp) != JV_KIND_NULL) {
+		int bad = jv_get_kind(tmp) != JV_KIND_OBJECT || jv_object_length(jv_copy(tmp)) > 64;
+		if (bad)
+			nn_seterr(err, "after: expected an object of at most 64 allocation ids, each"
+				  " \"running\" or \"exited\"");
+		else
+			jv_object_foreach(tmp, k, v) {
+				const char *id = jv_string_value(k);
+				if (!bad && (jv_get_kind(v) != JV_KIND_STRING ||
+					     (strcmp(jv_string_value(v), "running") && strcmp(jv_string_value(v), "exited")))) {
+					nn_seterr(err, "after.%.80s: expected \"running\" or \"exited\"", id);
+					bad = 1;
+				} else if (!bad && !exists(m, id)) {
+					nn_seterr(err, "after.%.80s: no allocation '%.80s' on this node", id, id);
+					bad = 1;
+				} else if (!bad && root && !in_subtree(m, root, id)) {
+					nn_seterr(err, "after.%.80s: allocation %.80s may wait only for itself and its"
+						  " descendants", id, root);
+					code = NN_E_UNAUTHORIZED;
+					bad = 1;
+				}
+				jv_free(k);
+				jv_free(v);
+			}
+		if (bad) {
+			jv_free(tmp);
+			goto out;
+		}
+		opts = jv_object_set(opts, jv_string("after"), tmp);
+	} else {
+		jv_free(tmp);
 	}
 	if (nn_exec_spec_parse(&spec, jv_copy(specj), nn_node_home(n), err) < 0)
 		goto out;
@@ -2406,7 +2561,7 @@ static enum nn_code be_start(struct nn_node *n, jv req, jv *reply, char *err)
 		*reply = jv_object_set(*reply, jv_string("parent"), jv_string(parent));
 	nn_node_event(n, "alloc.start", jv_copy(*reply));
 	notify(a, NN_ALLOC_STARTED, jv_null());
-	spawn(a, 0);
+	run_next(a);	/* a may be gone: its "after" failed already */
 	code = NN_OK;
 out:
 	if (committed && code != NN_OK)
@@ -2730,6 +2885,8 @@ static void on_close(struct nn_node *n, void *arg)
 		reap_free(m, m->reaps);
 	if (m->tick)
 		nn_loop_remove(nn_node_loop(n), m->tick);
+	if (m->wake)
+		nn_loop_remove(nn_node_loop(n), m->wake);
 	free(m->shim_path);
 	if (the_mod == m)
 		the_mod = NULL;

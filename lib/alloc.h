@@ -56,11 +56,17 @@
  *	node → shim	{"t":"signal","signal":N}   signal the job
  *			{"t":"ack","run":N}         result recorded: clean up and exit
  *
- * States: pending → [staging →] starting → running → exited | killed | oom |
- * failed, and running → restarting → starting when the restart policy says
- * so.  staging: the first run's shim fetches the inputs in a child
- * process before it starts the job; a failed staging ends the allocation
- * failed (reason "staging: …", result step "staging"), never restarted.
+ * States: pending → [waiting →] [staging →] starting → running → exited |
+ * killed | oom | failed, and running → restarting → [waiting →] starting
+ * when the restart policy says so.  staging: the first run's shim fetches
+ * the inputs in a child process before it starts the job; a failed
+ * staging ends the allocation failed (reason "staging: …", result step
+ * "staging"), never restarted.  waiting: a run of an allocation started
+ * with "after" waits, with no shim, until every allocation named there
+ * runs ("running") or has exited 0 ("exited"), each run (a restart waits
+ * again); one that ends otherwise fails it (reason "dependency NAME
+ * exited with status N" or "dependency NAME ended (STATE…)", NAME its
+ * nunet.allocation label or its id).
  *
  * Behaviors (bodies are objects; errors are bad_body unless noted):
  *
@@ -71,7 +77,7 @@
  *	                "state_dir":D, "restore":{"xfer","commit"} or
  *	                {"fetch","deployment","name","commit"},
  *	                "checkpoint":"30s" (migrate.h),
- *	                "contract":ID}
+ *	                "contract":ID, "after":{ID:"running"|"exited"}}
  *	               → {"id","dir","executor"}.  SPEC is an exec spec
  *	               (exec.h) without "dir".  Refused before anything is
  *	               made; "unavailable" when the executor or a limit cannot

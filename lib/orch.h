@@ -5,7 +5,8 @@
  * Provider: answers bid requests for the node groups of an ensemble with
  * the matcher's verdict against its *free* resources, reserves resources
  * under a lease that expires by itself, provisions a group (starts its
- * allocations through /alloc/start, in depends_on order) turning the lease
+ * allocations through /alloc/start, in depends_on order, each waiting for
+ * those of the group it depends on: alloc.h's "after") turning the lease
  * into the allocations' own commitments, releases, serves allocation logs
  * by offset, and pushes every state change of the allocations it runs to
  * the orchestrator that asked for them.
@@ -28,8 +29,11 @@
  *           "peers":[{"did","rtt_ms"}],"expires"}        anyone in the swarm
  *   /deploy/commit     {"deployment","group","resources":VEC,"lease_ms","contract"}
  *        → {"lease","expires"}
- *   /deploy/provision  {"lease","allocations":[{"name","start":BODY}]}
- *        → {"lease","allocations":{NAME:ID}}
+ *   /deploy/provision  {"lease","allocations":[{"name","start":BODY,
+ *        "after":{NAME:"running"|"exited"}}]}
+ *        → {"lease","allocations":{NAME:ID},"waiting":[NAME]}: an
+ *        allocation with "after" waits on the provider (alloc.h) for
+ *        those of its group it depends on
  *   /deploy/renew      {"lease","lease_ms"} → {"lease","expires"}  (still reserved)
  *   /deploy/release    {"lease"} → {"lease","released"}
  *   /deploy/lease      {"lease"} → the lease and its allocations' states

@@ -8,6 +8,11 @@
  *
  *   bidding ──window closed / all answered──▶ select ──▶ committing
  *   committing ──all leases──▶ provisioning (depends_on order) ──▶ running
+ *   (depends_on across groups: a group is provisioned once what it
+ *   depends on is up; within a group: its provider makes each
+ *   allocation wait, "after", for those it depends on; running once
+ *   nothing waits; a dependency that ended otherwise fails the
+ *   deployment, naming it)
  *   any failure before running: release every lease, drop the provider
  *   that failed, select again from the bids (new bids when none is left)
  *   until the deadline; then "failed" with the reason.
@@ -1367,18 +1372,25 @@ static void commit_slot(struct orch_dep *d, int i)
 
 /* ---- provisioning ---- */
 
-static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
+/* The provider's answer to /deploy/provision: allocations {NAME:ID}, and
+ * waiting [NAME] (those waiting for others of the group; consumed). */
+static void alloc_rows(struct orch_dep *d, int slot, jv allocs, jv waiting)
 {
 	struct slot *s = &d->slots[slot];
 	jv ens_allocs = jget(d->ens, "allocations");
 	jv_object_foreach(allocs, name, id) {
 		jv a = jv_object_get(jv_copy(ens_allocs), jv_copy(name));
 		const char *type = ens_str(a, "type");
+		int waits = 0;
 		/* a state pushed before this answer came is kept */
 		sqlite3_stmt *st = orch_prep(d->o, "INSERT INTO orch_alloc (dep, name, slot, grp, type,"
 					     " provider, lease, alloc, state, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?,"
-					     " 'starting', ?) ON CONFLICT (dep, name, slot) DO UPDATE SET"
+					     " ?, ?) ON CONFLICT (dep, name, slot) DO UPDATE SET"
 					     " provider = excluded.provider, lease = excluded.lease, alloc = excluded.alloc");
+		if (jv_get_kind(waiting) == JV_KIND_ARRAY)
+			jv_array_foreach(waiting, k, w) {
+				waits |= jv_equal(w, jv_copy(name));
+			}
 		if (st && jv_get_kind(id) == JV_KIND_STRING) {
 			sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 2, jv_string_value(name), -1, SQLITE_STATIC);
@@ -1388,7 +1400,8 @@ static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
 			sqlite3_bind_text(st, 6, s->prov, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 7, s->lease, -1, SQLITE_STATIC);
 			sqlite3_bind_text(st, 8, jv_string_value(id), -1, SQLITE_STATIC);
-			sqlite3_bind_int64(st, 9, nn_now_ms());
+			sqlite3_bind_text(st, 9, waits ? "waiting" : "starting", -1, SQLITE_STATIC);
+			sqlite3_bind_int64(st, 10, nn_now_ms());
 			orch_step(d->o, st);
 		} else if (st) {
 			sqlite3_finalize(st);
@@ -1398,6 +1411,7 @@ static void alloc_rows(struct orch_dep *d, int slot, jv allocs)
 		jv_free(id);
 	}
 	jv_free(ens_allocs);
+	jv_free(waiting);
 }
 
 static void on_provision(struct nn_node *n, jv ans, void *arg)
@@ -1413,7 +1427,7 @@ static void on_provision(struct nn_node *n, jv ans, void *arg)
 			s->st = S_RUNNING;
 			s->hb = nn_mono_ms();
 			slot_save(d, r->slot);
-			alloc_rows(d, r->slot, allocs);
+			alloc_rows(d, r->slot, allocs, jget(body, "waiting"));
 			f = jv_object_set(f, jv_string("provider"), jv_string(s->prov));
 			f = jv_object_set(f, jv_string("allocations"), jv_copy(allocs));
 			emit(d, NN_LOG_INFO, "deploy.provision", f);
@@ -1492,6 +1506,33 @@ static int deps_up(struct orch_dep *d, const char *g)
 	return ok;
 }
 
+/* What allocation a (borrowed) waits for on its provider: its
+ * depends_on within its own group (names, borrowed): a service until it
+ * runs, a task until it has exited 0.  {NAME:"running"|"exited"}. */
+static jv after_in_group(jv ens, jv names, jv a)
+{
+	jv deps = jget(a, "depends_on"), allocs = jget(ens, "allocations"), out = jv_object();
+	if (jv_get_kind(deps) == JV_KIND_ARRAY)
+		jv_array_foreach(deps, i, dn) {
+			int in = 0;
+			jv_array_foreach(names, k, x) {
+				in |= jv_equal(jv_copy(x), jv_copy(dn));
+				jv_free(x);
+			}
+			if (in) {
+				jv da = jv_object_get(jv_copy(allocs), jv_copy(dn));
+				const char *t = ens_str(da, "type");
+				out = jv_object_set(out, jv_copy(dn),
+						    jv_string(t && !strcmp(t, "service") ? "running" : "exited"));
+				jv_free(da);
+			}
+			jv_free(dn);
+		}
+	jv_free(deps);
+	jv_free(allocs);
+	return out;
+}
+
 static void provision_slot(struct orch_dep *d, int i)
 {
 	struct slot *s = &d->slots[i];
@@ -1502,8 +1543,13 @@ static void provision_slot(struct orch_dep *d, int i)
 	jv_array_foreach(order, k, nm) {
 		jv a = jv_object_get(jv_copy(allocs), jv_copy(nm));
 		jv x = jv_object_set(jv_object(), jv_string("name"), jv_copy(nm));
+		jv after = after_in_group(d->ens, order, a);
 		x = jv_object_set(x, jv_string("slot"), jv_number(i));
 		x = jv_object_set(x, jv_string("start"), start_body(d, jv_string_value(nm), a));
+		if (jv_object_length(jv_copy(after)) > 0)
+			x = jv_object_set(x, jv_string("after"), after);
+		else
+			jv_free(after);
 		list = jv_array_append(list, x);
 		jv_free(a);
 		jv_free(nm);
@@ -1525,14 +1571,88 @@ static void provision_slot(struct orch_dep *d, int i)
 	}
 }
 
-/* Start every group whose dependencies are up; running when all run. */
+/* A dependency that ended other than its dependents need (a task not
+ * by exiting 0, a service at all) before the deployment runs: 1, the
+ * reason, naming it and what depends on it, in why, and *names (null
+ * before) {"dependency","dependent"}.  Within a group and across groups
+ * alike: what depends on it would wait for ever. */
+static int dep_broken(struct orch_dep *d, char *why, size_t cap, jv *names)
+{
+	jv allocs = jget(d->ens, "allocations");
+	int bad = 0;
+	jv_object_foreach(allocs, k, a) {
+		jv deps = jget(a, "depends_on");
+		if (!bad && jv_get_kind(deps) == JV_KIND_ARRAY)
+			jv_array_foreach(deps, i, dn) {
+				sqlite3_stmt *st = bad || jv_get_kind(dn) != JV_KIND_STRING ? NULL
+					: orch_prep(d->o, "SELECT type, state, status, reason FROM orch_alloc"
+						    " WHERE dep = ? AND name = ?");
+				if (st) {
+					sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+					sqlite3_bind_text(st, 2, jv_string_value(dn), -1, SQLITE_STATIC);
+				}
+				while (st && !bad && sqlite3_step(st) == SQLITE_ROW) {
+					const char *t = (const char *)sqlite3_column_text(st, 0);
+					const char *s = (const char *)sqlite3_column_text(st, 1);
+					const char *rs = (const char *)sqlite3_column_text(st, 3);
+					int service = t && !strcmp(t, "service");
+					int status = sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 2);
+					if (!s || !nn_alloc_state_final(s) || (!service && !strcmp(s, "exited") && status == 0))
+						continue;
+					bad = 1;
+					*names = jv_object_set(jv_object(), jv_string("dependency"), jv_copy(dn));
+					*names = jv_object_set(*names, jv_string("dependent"), jv_copy(k));
+					if (!strcmp(s, "exited"))
+						snprintf(why, cap, "%.64s, which %.64s depends on, exited with status %d",
+							 jv_string_value(dn), jv_string_value(k), status);
+					else
+						snprintf(why, cap, "%.64s, which %.64s depends on, ended (%s%s%.200s)",
+							 jv_string_value(dn), jv_string_value(k), s, rs ? ": " : "",
+							 rs ? rs : "");
+				}
+				if (st)
+					sqlite3_finalize(st);
+				jv_free(dn);
+			}
+		jv_free(deps);
+		jv_free(k);
+		jv_free(a);
+	}
+	jv_free(allocs);
+	return bad;
+}
+
+/* Whether an allocation of d still waits on its provider for others of
+ * its group (its state "waiting", alloc.h). */
+static int any_waiting(struct orch_dep *d)
+{
+	sqlite3_stmt *st = orch_prep(d->o, "SELECT 1 FROM orch_alloc WHERE dep = ? AND state IN ('waiting', 'pending')");
+	int r = 0;
+	if (!st)
+		return 1;
+	sqlite3_bind_text(st, 1, d->id, -1, SQLITE_STATIC);
+	r = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_finalize(st);
+	return r;
+}
+
+/* Start every group whose dependencies are up; running when all run and
+ * nothing waits for its dependencies any more. */
 static void dep_provision(struct orch_dep *d)
 {
 	int all = 1, gen = d->gen;
 	struct orch *o = d->o;
-	char idc[40];
+	char idc[40], why[NN_ERRLEN];
 	if (d->state != D_PROVISIONING)
 		return;
+	{
+		jv f = jv_null();
+		if (dep_broken(d, why, sizeof why, &f)) {
+			dep_fail(d, why, f);
+			return;
+		}
+		jv_free(f);
+	}
 	snprintf(idc, sizeof idc, "%s", d->id);
 	for (int i = 0; i < d->nslots; i++) {
 		struct slot *s = &d->slots[i];
@@ -1547,7 +1667,7 @@ static void dep_provision(struct orch_dep *d)
 		return;
 	for (int i = 0; i < d->nslots; i++)
 		all &= d->slots[i].st == S_RUNNING;
-	if (all) {
+	if (all && !any_waiting(d)) {
 		jv pl = jv_array();
 		for (int i = 0; i < d->nslots; i++) {
 			jv x = jv_object_set(jv_object(), jv_string("group"), jv_string(d->slots[i].grp));

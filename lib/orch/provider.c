@@ -440,7 +440,7 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 {
 	struct orch *o = orch_of(n);
 	jv body = jv_object_get(jv_copy(req), jv_string("body"));
-	jv l = jv_invalid(), allocs = jv_invalid(), started = jv_object(), ids = jv_array();
+	jv l = jv_invalid(), allocs = jv_invalid(), started = jv_object(), ids = jv_array(), waiting = jv_array();
 	const char *lease = NULL, *state, *trace = nn_env_str(req, "trace"), *dep = "";
 	int64_t expires = 0, hb_ms = 0;
 	enum nn_code code = NN_E_BAD_BODY;
@@ -525,7 +525,43 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 					jv_free(rsn);
 			}
 			nn_json_get_int(a, "slot", &slot, NULL);
-			code = nn_node_invoke(n, "/alloc/start", jv_copy(start), trace, &r, e);
+			/* "after":{NAME:"running"|"exited"}: allocations of this
+			 * lease started before it, which it waits for (alloc.h) */
+			{
+				jv af = jv_object_get(jv_copy(a), jv_string("after")), ids_after = jv_object();
+				if (jv_get_kind(af) == JV_KIND_OBJECT) {
+					jv_object_foreach(af, k, v) {
+						jv id = jv_object_get(jv_copy(started), jv_copy(k));
+						if (code == NN_OK && jv_get_kind(id) != JV_KIND_STRING) {
+							nn_seterr(err, "after.%.64s: not an allocation started before it in"
+								  " this lease", jv_string_value(k));
+							code = NN_E_BAD_BODY;
+						}
+						if (jv_get_kind(id) == JV_KIND_STRING)
+							ids_after = jv_object_set(ids_after, id, jv_copy(v));
+						else
+							jv_free(id);
+						jv_free(k);
+						jv_free(v);
+					}
+					start = jv_object_set(start, jv_string("after"), ids_after);
+				} else {
+					/* never ids the requester names: only its own lease's */
+					start = jv_object_delete(start, jv_string("after"));
+					if (jv_is_valid(af) && jv_get_kind(af) != JV_KIND_NULL && code == NN_OK) {
+						nn_seterr(err, "after: expected an object");
+						code = NN_E_BAD_BODY;
+					}
+					jv_free(ids_after);
+				}
+				jv_free(af);
+			}
+			if (code == NN_OK)
+				code = nn_node_invoke(n, "/alloc/start", jv_copy(start), trace, &r, e);
+			else {
+				r = jv_invalid();
+				snprintf(e, sizeof e, "%s", err);
+			}
 			if (code != NN_OK) {
 				nn_seterr(err, "allocations.%s: %s", name, e);
 			} else {
@@ -534,6 +570,15 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 				nn_json_get_str(r, "id", &aid, NULL);
 				started = jv_object_set(started, jv_string(name), jv_string(aid));
 				ids = jv_array_append(ids, jv_string(aid));
+				if (nn_json_has(start, "after")) {
+					jv s2;
+					const char *as = NULL;
+					if (nn_node_invoke(n, "/alloc/status", jv_object_set(jv_object(), jv_string("id"),
+							   jv_string(aid)), trace, &s2, e) == NN_OK &&
+					    nn_json_get_str(s2, "state", &as, NULL) == 0 && !strcmp(as, "waiting"))
+						waiting = jv_array_append(waiting, jv_string(name));
+					jv_free(s2);
+				}
 				st = orch_prep(o, "INSERT OR REPLACE INTO orch_lease_alloc (alloc, lease, name, slot)"
 					       " VALUES (?, ?, ?, ?)");
 				if (st) {
@@ -574,8 +619,10 @@ static enum nn_code be_provision(struct nn_node *n, jv req, jv *reply, char *err
 	}
 	*reply = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
 	*reply = jv_object_set(*reply, jv_string("allocations"), started);
-	started = jv_invalid();
+	*reply = jv_object_set(*reply, jv_string("waiting"), waiting);
+	started = waiting = jv_invalid();
 out:
+	jv_free(waiting);
 	jv_free(ids);
 	jv_free(started);
 	jv_free(allocs);
