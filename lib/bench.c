@@ -499,21 +499,6 @@ void nn_bench_disk_end(struct nn_bench_disk_run *d, struct nn_bench_disk *out)
 	d->fd = -1;
 }
 
-int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
-		  struct nn_bench_disk *out, char *err)
-{
-	struct nn_bench_disk_run d;
-	memset(out, 0, sizeof *out);
-	if (nn_bench_disk_start(&d, dir, bytes, pass_ms, err) < 0)
-		return -1;
-	if (nn_bench_disk_rounds(&d, trials < 1 ? 1 : trials, err) < 0) {
-		nn_bench_disk_end(&d, NULL);
-		return -1;
-	}
-	nn_bench_disk_end(&d, out);
-	return 0;
-}
-
 /* ---- the document ---- */
 
 static void progress(const struct nn_bench_opts *o, const char *what)

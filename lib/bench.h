@@ -80,8 +80,8 @@ struct nn_bench_disk {
  * and fdatasync()ed (the write time includes the sync), then read back
  * (the calls' buffer in huge pages where the kernel has them: bench.c says
  * why);
- * one warm-up round, then trials rounds, each rate the mean of the middle
- * half of its trials; when the warm-up round took over 3 x pass_ms (a disk
+ * one warm-up round, then the timed rounds, each rate the mean of the
+ * middle half of them; when the warm-up round took over 3 x pass_ms (a disk
  * that reads far slower than it writes), the timed rounds use the part of
  * the file that takes that long.  The page cache is bypassed with O_DIRECT where the
  * filesystem allows it; elsewhere the file is written buffered,
@@ -91,16 +91,14 @@ struct nn_bench_disk {
  * to what the first 32 MiB written say the disk writes in pass_ms (at
  * least 4 MiB), so a slow disk does not make the run slow.  -1 + err
  * ("cannot write in 'DIR': …") on any I/O failure; nothing is left behind
- * in dir. */
-int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
-		  struct nn_bench_disk *out, char *err);
-
-/* nn_bench_disk in steps, so that its rounds can be spread over a run:
- * _start opens, allocates and sizes the file and runs the warm-up round;
- * _rounds runs n timed rounds more; _end computes out from the rounds run
- * so far (out may be NULL) and closes, frees and zeroes d (safe to call
- * twice; _start and _rounds failing leave d to be ended, _start having
- * ended it already). */
+ * in dir.
+ *
+ * In steps, so that its rounds can be spread over a run: _start opens,
+ * allocates and sizes the file and runs the warm-up round; _rounds runs
+ * n timed rounds more; _end computes out from the rounds run so far (out
+ * may be NULL) and closes, frees and zeroes d (safe to call twice; _start
+ * and _rounds failing leave d to be ended, _start having ended it
+ * already). */
 struct nn_bench_disk_run {
 	const char *dir;
 	int fd, direct;
