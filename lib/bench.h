@@ -16,10 +16,12 @@
  *	          full                      quick
  *	cpu       1 warm-up + 11 x 200 ms    1 + 5 x 50 ms  (single, then multi)
  *	memory    11 x memcpy 256 MiB        5 x 32 MiB
- *	disk      1 warm-up + 9 rounds of    1 + 3 x 16 MiB (after 1 allocating
- *	          write+read 256 MiB, or     or 100 ms       write; at least
+ *	disk      1 warm-up + 3..8 rounds    1 + 3 x 16 MiB (after 1 allocating
+ *	          of write+read 256 MiB, or  or 100 ms       write; at least
  *	          what the disk writes in                    4 MiB; 64 MiB calls)
- *	          500 ms if less
+ *	          500 ms if less, first;
+ *	          as many more at the end
+ *	          (3..8, what takes 3.5 s)
  *
  * The CPU kernel (nn_bench_cpu_unit) is fixed: one iteration is 4096 steps
  * of SplitMix64 over a 64-bit state, each step adding the upper half of the
@@ -75,9 +77,11 @@ struct nn_bench_disk {
 
 /* Disk: in dir, a new unlinked temporary file is written once to allocate
  * it, then in rounds rewritten sequentially in 64 MiB calls from the start
- * and fdatasync()ed (the write time includes the sync), then read back;
- * one warm-up round, then trials rounds, each rate the mean of the middle
- * half of its trials; when the warm-up round took over 3 x pass_ms (a disk
+ * and fdatasync()ed (the write time includes the sync), then read back
+ * (the calls' buffer in huge pages where the kernel has them: bench.c says
+ * why);
+ * one warm-up round, then the timed rounds, each rate the mean of the
+ * middle half of them; when the warm-up round took over 3 x pass_ms (a disk
  * that reads far slower than it writes), the timed rounds use the part of
  * the file that takes that long.  The page cache is bypassed with O_DIRECT where the
  * filesystem allows it; elsewhere the file is written buffered,
@@ -87,9 +91,27 @@ struct nn_bench_disk {
  * to what the first 32 MiB written say the disk writes in pass_ms (at
  * least 4 MiB), so a slow disk does not make the run slow.  -1 + err
  * ("cannot write in 'DIR': …") on any I/O failure; nothing is left behind
- * in dir. */
-int nn_bench_disk(const char *dir, uint64_t bytes, int trials, int64_t pass_ms,
-		  struct nn_bench_disk *out, char *err);
+ * in dir.
+ *
+ * In steps, so that its rounds can be spread over a run: _start opens,
+ * allocates and sizes the file and runs the warm-up round; _rounds runs
+ * n timed rounds more; _end computes out from the rounds run so far (out
+ * may be NULL) and closes, frees and zeroes d (safe to call twice; _start
+ * and _rounds failing leave d to be ended, _start having ended it
+ * already). */
+struct nn_bench_disk_run {
+	const char *dir;
+	int fd, direct;
+	unsigned char *buf;
+	uint64_t size, bytes;
+	int64_t round_ns;	/* how long one round takes (the warm-up's) */
+	uint64_t *wv, *rv;	/* rates of the timed rounds */
+	int n, cap;
+};
+int nn_bench_disk_start(struct nn_bench_disk_run *d, const char *dir, uint64_t bytes,
+			int64_t pass_ms, char *err);
+int nn_bench_disk_rounds(struct nn_bench_disk_run *d, int n, char *err);
+void nn_bench_disk_end(struct nn_bench_disk_run *d, struct nn_bench_disk *out);
 
 enum nn_bench_fail {
 	NN_BENCH_FAIL_NONE = 0,

@@ -20,5 +20,11 @@ size_t nn_b64_len(size_t n);
 void nn_b64_encode(char *out, const uint8_t *in, size_t n);
 /* Decode exactly; returns the decoded length or -1 on malformed input. */
 int nn_b64_decode(uint8_t *out, size_t outlen, const char *in, size_t inlen);
+/* The same two for public data only (signatures, not keys): the same
+ * strings, the same verdicts (padding required, no stray bits, no other
+ * character), in variable time and about ten times fewer instructions
+ * than libsodium's constant-time code. */
+void nn_b64_encode_pub(char *out, const uint8_t *in, size_t n);
+int nn_b64_decode_pub(uint8_t *out, size_t outlen, const char *in, size_t inlen);
 
 #endif

@@ -114,7 +114,7 @@ jv nn_env_sign(jv env, const struct nn_key *k, char *err)
 	}
 	nn_key_sign(k, sig, b.data, b.len);
 	nn_buf_release(&b);
-	nn_b64_encode(s64, sig, sizeof sig);
+	nn_b64_encode_pub(s64, sig, sizeof sig);
 	return jv_object_set(env, jv_string("sig"), jv_string(s64));
 }
 
@@ -139,7 +139,7 @@ int nn_env_sign_line(jv env, const struct nn_key *k, struct nn_buf *out, char *e
 	}
 	jv_free(env);
 	nn_key_sign(k, sig, b.data, b.len);
-	nn_b64_encode(s64, sig, sizeof sig);
+	nn_b64_encode_pub(s64, sig, sizeof sig);
 	first = b.data[at - 1] == '{';
 	last = b.data[at] == '}';
 	if (nn_buf_add(out, b.data + plen, at - plen) < 0 ||
@@ -212,7 +212,7 @@ static int env_line(const struct nn_env_head *h, jv body, const char *btext, siz
 	put_member(&b, "type", h->type);
 	nn_buf_addf(&b, ",\"v\":%d}", NN_ENV_VERSION);
 	nn_key_sign(k, sig, b.data, b.len);
-	nn_b64_encode(s64, sig, sizeof sig);
+	nn_b64_encode_pub(s64, sig, sizeof sig);
 	if (nn_buf_add(out, b.data + plen, at - plen) < 0 ||
 	    nn_buf_addf(out, ",\"sig\":\"%s\"", s64) < 0 ||
 	    nn_buf_add(out, b.data + at, b.len - at) < 0 || nn_buf_addc(out, '\n') < 0) {
@@ -361,7 +361,7 @@ static enum nn_code verify(jv env, const struct nn_env_limits *lim, int64_t now,
 		nn_seterr(err, "bad envelope: from: %s", ferr);
 		return NN_E_BAD_FIELD;
 	}
-	if (strlen(sig) != 88 || nn_b64_decode(sigb, sizeof sigb, sig, 88) != 64) {
+	if (strlen(sig) != 88 || nn_b64_decode_pub(sigb, sizeof sigb, sig, 88) != 64) {
 		nn_seterr(err, "bad signature: sig is not 64 bytes of base64");
 		return NN_E_BAD_SIGNATURE;
 	}
@@ -482,7 +482,7 @@ int nn_env_scan_verify(struct nn_env_scan *es, const struct nn_env_limits *lim, 
 		return 0;
 	if (nn_did_to_pk(from, pk, NULL) < 0)
 		return 0;
-	if (strlen(sig) != 88 || nn_b64_decode(sigb, sizeof sigb, sig, 88) != 64)
+	if (strlen(sig) != 88 || nn_b64_decode_pub(sigb, sizeof sigb, sig, 88) != 64)
 		return 0;
 	if (check_sig) {
 		/* the signed text is the canonical form without sig: in a

@@ -15,11 +15,14 @@
  * its newest report and voucher) stays in p->hot while no other connection
  * writes (PRAGMA data_version, read at each BEGIN), so that a voucher reads
  * no row.  A report or voucher in the canonical form this module writes is
- * read from its text by the strict reader (lib/jscan.h), its signature
- * checked over the text without "sig", and stored as it came; any other is
- * parsed and canonicalized once (the signature spliced into the text the
- * ledger stores).  A voucher is written straight from its fields.  So a
- * voucher costs mostly its ed25519 work.
+ * read from its text by the strict reader (lib/jscan.h) and its signature
+ * checked over the text without "sig"; any other is parsed and
+ * canonicalized once.  A voucher is written straight from its fields, and
+ * the ledger keeps it as its fields and the signature's 64 bytes (schema
+ * 3), with the report it answers in the same row, writing the text again
+ * when it is given out: one row of ~250 bytes per report answered instead
+ * of two rows and ~1 KB of text.  So a voucher costs mostly its ed25519
+ * work.
  */
 #include "pay.h"
 
@@ -33,7 +36,6 @@
 
 #define COUNTER_MAX 9007199254740992LL	/* 2^53: exact in JSON doubles */
 #define REPORT_DIR_SENT "sent"
-#define REPORT_DIR_RECEIVED "received"
 
 static const char *const ledger_schema[] = {
 	/* 0 -> 1 */
@@ -79,6 +81,49 @@ static const char *const ledger_schema[] = {
 	"ALTER TABLE usage ADD COLUMN mem_last INTEGER NOT NULL DEFAULT 0;"
 	"ALTER TABLE usage ADD COLUMN ts_last INTEGER;"
 	"ALTER TABLE usage ADD COLUMN ended INTEGER NOT NULL DEFAULT 0;",
+	/*
+	 * 2 -> 3: compact rows.  A voucher is kept as its fields and its
+	 * signature (64 bytes): its text is written again from them and the
+	 * contract's parties when it is needed (a voucher answered again,
+	 * settle --export, ledger --verify), byte for byte the text that was
+	 * signed; doc holds the text only where the row cannot write it (rows
+	 * from schema 2, a voucher received in a form the fields do not
+	 * write).  An issued voucher's row also holds the usage report it
+	 * answers (rep_*: its ts, usage and signature; its amount is the
+	 * voucher's; rep_doc its text for rows from schema 2), so that a
+	 * report answered costs one row, not two.  Keyed by the primary key
+	 * (WITHOUT ROWID): no second index.  No foreign key either: each row
+	 * is written in the transaction that read its contract (the check
+	 * would be one more b-tree search per voucher).  The reports table
+	 * keeps the reports a provider sends (as text), and the received
+	 * ones of schema 2, no longer read.
+	 */
+	"CREATE TABLE vouchers_3 ("
+	"  contract TEXT NOT NULL,"
+	"  role TEXT NOT NULL CHECK (role IN ('issued','received')),"
+	"  seq INTEGER NOT NULL,"
+	"  amount TEXT NOT NULL,"
+	"  report_seq INTEGER,"
+	"  ts INTEGER NOT NULL,"
+	"  doc_ts INTEGER,"
+	"  sig BLOB,"
+	"  doc TEXT,"
+	"  rep_ts INTEGER,"
+	"  cpu_ms INTEGER, mem_mib_ms INTEGER, wall_ms INTEGER,"
+	"  allocations INTEGER, deployments INTEGER,"
+	"  rep_sig BLOB,"
+	"  rep_doc TEXT,"
+	"  CHECK (doc IS NOT NULL OR (length(sig) = 64 AND doc_ts IS NOT NULL)),"
+	"  PRIMARY KEY (contract, role, seq)) WITHOUT ROWID;"
+	"INSERT INTO vouchers_3 SELECT v.contract, v.role, v.seq, v.amount, v.report_seq, v.ts,"
+	"  json_extract(v.doc, '$.ts'), NULL, v.doc, json_extract(r.doc, '$.ts'),"
+	"  json_extract(r.doc, '$.usage.cpu_ms'), json_extract(r.doc, '$.usage.mem_mib_ms'),"
+	"  json_extract(r.doc, '$.usage.wall_ms'), json_extract(r.doc, '$.usage.allocations'),"
+	"  json_extract(r.doc, '$.usage.deployments'), NULL, r.doc"
+	"  FROM vouchers v LEFT JOIN reports r ON v.role = 'issued' AND r.contract = v.contract"
+	"  AND r.dir = 'received' AND r.seq = v.report_seq;"
+	"DROP TABLE vouchers;"
+	"ALTER TABLE vouchers_3 RENAME TO vouchers;",
 	NULL
 };
 
@@ -204,13 +249,15 @@ static int did_form(const char *s, size_t n)
 {
 	if (n != 56 || memcmp(s, "did:key:z6Mk", 12) != 0)
 		return 0;
+	/* base58 (no 0, O, I or l): a bit per character, so that the
+	 * characters of a key cost no mispredicted branch */
+	static const uint64_t b58[4] = { 0x3fe000000000000, 0x7ffeffe07ff7dfe, 0, 0 };
+	uint64_t ok = 1;
 	for (size_t i = 12; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];	/* base58: no 0, O, I or l */
-		if (!((c >= '1' && c <= '9') || (c >= 'A' && c <= 'Z' && c != 'I' && c != 'O') ||
-		      (c >= 'a' && c <= 'z' && c != 'l')))
-			return 0;
+		unsigned char c = (unsigned char)s[i];
+		ok &= b58[c >> 6] >> (c & 63);
 	}
-	return 1;
+	return (int)ok;
 }
 
 static int get_did(jv obj, const char *key, char out[NN_DID_MAX], uint8_t pk[32], char *err)
@@ -293,22 +340,26 @@ static jv sign_b64(const struct nn_key *k, const struct nn_buf *msg)
 	uint8_t sig[64];
 	char s64[96];
 	nn_key_sign(k, sig, msg->data, msg->len);
-	nn_b64_encode(s64, sig, sizeof sig);
+	nn_b64_encode_pub(s64, sig, sizeof sig);
 	return jv_string(s64);
 }
 
-/* 1 when sig64[0..n) is pk's signature over msg. */
-static int sig_ok_n(const uint8_t pk[32], const char *sig64, size_t n, const struct nn_buf *msg)
+/* 1 when sig64[0..n) is pk's signature over msg; the signature's bytes
+ * into sig.  The decoder is strict (padding, no stray bits or characters):
+ * the bytes encode back to exactly sig64 (variable time: a signature is
+ * public). */
+static int sig_ok_n(const uint8_t pk[32], const char *sig64, size_t n, const struct nn_buf *msg,
+		    uint8_t sig[64])
 {
-	uint8_t sig[64];
-	if (!sig64 || nn_b64_decode(sig, sizeof sig, sig64, n) != 64)
+	if (!sig64 || nn_b64_decode_pub(sig, 64, sig64, n) != 64)
 		return 0;
 	return nn_sig_verify(pk, sig, msg->data, msg->len) == 0;
 }
 
 static int sig_ok(const uint8_t pk[32], const char *sig64, const struct nn_buf *msg)
 {
-	return sig_ok_n(pk, sig64, strlen(sig64), msg);
+	uint8_t sig[64];
+	return sig_ok_n(pk, sig64, strlen(sig64), msg, sig);
 }
 
 static const char *const drop_contract[] = { "id", "sigs", NULL };
@@ -394,6 +445,7 @@ void nn_pay_close(struct nn_pay *p)
 	p->cache_doc = NULL;
 	p->hot.id[0] = '\0';
 	nn_buf_release(&p->msg);
+	nn_buf_release(&p->scratch);
 	jv_free(p->cache_jv);
 	p->cache_jv = jv_invalid();
 	nn_db_close(&p->db);
@@ -500,12 +552,15 @@ static void undo(struct nn_pay *p)
 {
 	hot_forget(p);
 	if (p->batch) {
-		tx(p, SQL_ROLLBACK_TO, NULL);
-		tx(p, SQL_RELEASE, NULL);
+		if (p->sp) {
+			tx(p, SQL_ROLLBACK_TO, NULL);
+			tx(p, SQL_RELEASE, NULL);
+		}
 	} else if (!sqlite3_get_autocommit(p->db.h)) {
 		tx(p, SQL_ROLLBACK, NULL);
 	}
 	p->open = 0;
+	p->sp = 0;
 }
 
 /* After BEGIN: forget the hot contract when another connection has
@@ -529,12 +584,22 @@ static int check_version(struct nn_pay *p, char *e)
 	return 0;
 }
 
-static int begin(struct nn_pay *p, char *err)
+/* Open a step: a transaction, or in a batch a savepoint.  With lazy set
+ * (in a batch) the savepoint waits for writes(): a step that only reads
+ * and refuses, or that writes with a single statement (all or nothing by
+ * itself), needs none. */
+static int begin_step(struct nn_pay *p, int lazy, char *err)
 {
 	char e[NN_ERRLEN];
+	p->sp = 0;
+	if (p->batch && lazy) {
+		p->open = 1;
+		return 0;
+	}
 	if (tx(p, p->batch ? SQL_SAVEPOINT : SQL_BEGIN, e) < 0)
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	p->open = 1;
+	p->sp = p->batch;
 	if (!p->batch && check_version(p, e) < 0) {
 		undo(p);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
@@ -542,14 +607,33 @@ static int begin(struct nn_pay *p, char *err)
 	return 0;
 }
 
+static int begin(struct nn_pay *p, char *err)
+{
+	return begin_step(p, 0, err);
+}
+
+/* A lazy step is about to write with n statements: a savepoint when they
+ * are more than one, so that they stay all or nothing in the batch. */
+static int writes(struct nn_pay *p, int n, char *err)
+{
+	char e[NN_ERRLEN];
+	if (!p->batch || p->sp || n < 2)
+		return 0;
+	if (tx(p, SQL_SAVEPOINT, e) < 0)
+		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
+	p->sp = 1;
+	return 0;
+}
+
 static int commit(struct nn_pay *p, char *err)
 {
 	char e[NN_ERRLEN];
-	if (tx(p, p->batch ? SQL_RELEASE : SQL_COMMIT, e) < 0) {
+	if ((!p->batch || p->sp) && tx(p, p->batch ? SQL_RELEASE : SQL_COMMIT, e) < 0) {
 		undo(p);
 		return fail(NN_PAY_ESTORE, err, "ledger: %s", e);
 	}
 	p->open = 0;
+	p->sp = 0;
 	return 0;
 }
 
@@ -1029,12 +1113,79 @@ int nn_pay_contract_accept(struct nn_pay *p, jv doc, jv *out, char *err)
 	return 0;
 }
 
-/* Newest voucher of role for contract: seq 0 / amount 0 when none. */
-static int newest_voucher(struct nn_pay *p, const char *id, const char *role, int64_t *seq,
-			  uint64_t *amount, char **doc, char *err)
+/*
+ * A voucher of contract id (its parties in t) written from its fields in
+ * canonical order: the signing input (prefix included) into msg; returns
+ * the offset in msg where "sig" goes.  The bytes sign_doc gives for the jv
+ * document with the same fields (t/6006 checks them against
+ * nn_json_canon), without the jv.
+ */
+static size_t voucher_msg(struct nn_buf *msg, const char *id, const struct nn_pay_terms *t,
+			  int64_t seq, uint64_t amount, int64_t ts)
 {
-	sqlite3_stmt *st = prep(p, err, "SELECT seq, amount, doc FROM vouchers WHERE contract = ?1 "
-				"AND role = ?2 ORDER BY seq DESC LIMIT 1", 2, id, role);
+	size_t at;
+	nn_buf_reset(msg);
+	nn_buf_adds(msg, NN_PAY_VOUCHER_PREFIX "{\"amount\":\"");
+	add_u64(msg, amount);
+	nn_buf_adds(msg, "\",\"contract\":\"");
+	nn_buf_adds(msg, id);
+	nn_buf_adds(msg, "\",\"provider\":\"");
+	nn_buf_adds(msg, t->provider);
+	nn_buf_adds(msg, "\",\"requester\":\"");
+	nn_buf_adds(msg, t->requester);
+	nn_buf_adds(msg, "\",\"seq\":");
+	add_u64(msg, (uint64_t)seq);
+	at = msg->len;
+	nn_buf_adds(msg, ",\"ts\":");
+	add_u64(msg, (uint64_t)ts);
+	nn_buf_adds(msg, ",\"type\":\"nunet/voucher\",\"v\":1}");
+	return at;
+}
+
+/* The voucher's canonical text, appended to out: its signing input msg
+ * (sig's place at) with the signature spliced in. */
+static void voucher_text(const struct nn_buf *msg, size_t at, const uint8_t sig[64],
+			 struct nn_buf *out)
+{
+	size_t plen = strlen(NN_PAY_VOUCHER_PREFIX);
+	char s64[96];
+	nn_b64_encode_pub(s64, sig, 64);
+	nn_buf_add(out, msg->data + plen, at - plen);
+	nn_buf_adds(out, ",\"sig\":\"");
+	nn_buf_adds(out, s64);
+	nn_buf_addc(out, '"');
+	nn_buf_add(out, msg->data + at, msg->len - at);
+}
+
+/* The text of the voucher in the current row of st, whose columns from col
+ * on are seq, amount, doc_ts, sig, doc (contract id, parties in t): doc, or
+ * written from the fields.  Caller frees; NULL when the row is corrupt. */
+static char *voucher_row_text(sqlite3_stmt *st, int col, const char *id,
+			      const struct nn_pay_terms *t)
+{
+	struct nn_buf msg = NN_BUF_INIT, out = NN_BUF_INIT;
+	const char *amt = (const char *)sqlite3_column_text(st, col + 1);
+	uint64_t amount;
+	size_t at;
+	if (sqlite3_column_type(st, col + 4) != SQLITE_NULL)
+		return nn_xstrdup((const char *)sqlite3_column_text(st, col + 4));
+	if (!amt || nn_pay_amount_parse(amt, &amount, NULL) < 0 ||
+	    sqlite3_column_bytes(st, col + 3) != 64)
+		return NULL;
+	at = voucher_msg(&msg, id, t, sqlite3_column_int64(st, col), amount,
+			 sqlite3_column_int64(st, col + 2));
+	voucher_text(&msg, at, sqlite3_column_blob(st, col + 3), &out);
+	nn_buf_release(&msg);
+	return out.data;
+}
+
+/* Newest voucher of role for contract: seq 0 / amount 0 when none; its
+ * text into *doc when doc is not NULL (t: the contract's terms). */
+static int newest_voucher(struct nn_pay *p, const char *id, const char *role, int64_t *seq,
+			  uint64_t *amount, const struct nn_pay_terms *t, char **doc, char *err)
+{
+	sqlite3_stmt *st = prep(p, err, "SELECT seq, amount, doc_ts, sig, doc FROM vouchers WHERE "
+				"contract = ?1 AND role = ?2 ORDER BY seq DESC LIMIT 1", 2, id, role);
 	int s;
 	*seq = 0;
 	*amount = 0;
@@ -1045,12 +1196,12 @@ static int newest_voucher(struct nn_pay *p, const char *id, const char *role, in
 	s = sqlite3_step(st);
 	if (s == SQLITE_ROW) {
 		*seq = sqlite3_column_int64(st, 0);
-		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), amount, NULL) < 0) {
+		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), amount, NULL) < 0 ||
+		    (doc && !(*doc = voucher_row_text(st, 0, id, t)))) {
 			unprep(p, st);
-			return fail(NN_PAY_ESTORE, err, "ledger: corrupt voucher amount");
+			return fail(NN_PAY_ESTORE, err, "ledger: corrupt voucher %lld of contract %s",
+				    (long long)*seq, id);
 		}
-		if (doc)
-			*doc = nn_xstrdup((const char *)sqlite3_column_text(st, 2));
 	} else if (s != SQLITE_DONE) {
 		unprep(p, st);
 		return dberr(p, err);
@@ -1071,7 +1222,7 @@ static jv row_json(struct nn_pay *p, struct row *r, char *err, int *rc)
 	jv o = JV_OBJECT(jv_string("id"), jv_string(r->id), jv_string("role"), jv_string(r->role),
 			 jv_string("state"), jv_string(r->state));
 	o = jv_object_set(o, jv_string("ended"), r->ended < 0 ? jv_null() : jv_number((double)r->ended));
-	*rc = newest_voucher(p, r->id, voucher_role(r->role), &seq, &amount, NULL, err);
+	*rc = newest_voucher(p, r->id, voucher_role(r->role), &seq, &amount, NULL, NULL, err);
 	o = jv_object_set(o, jv_string("seq"), jv_number((double)seq));
 	o = jv_object_set(o, jv_string("amount"), amount_jv(amount));
 	o = jv_object_set(o, jv_string("contract"), r->doc);
@@ -1488,7 +1639,7 @@ int nn_pay_usage_report(struct nn_pay *p, const char *contract, jv *out, char *e
 	struct row r;
 	struct nn_pay_usage u;
 	uint64_t amount;
-	int64_t seq, now = p->now();
+	int64_t seq = 0, now = p->now();
 	char *text = NULL, s_seq[24], s_now[24];
 	sqlite3_stmt *st;
 	jv doc = jv_invalid();
@@ -1780,22 +1931,41 @@ static int hot_load(struct nn_pay *p, struct nn_pay_hot *h, const char *id, char
 	return 0;
 }
 
-/* Store a voucher whose canonical text is text[0..tlen). */
+/* Store a voucher: its fields and signature (doc NULL: the text is the
+ * one voucher_msg and voucher_text write from them), or its text in doc;
+ * for an issued one, the report rep it answers (read, signature checked). */
 static int insert_voucher(struct nn_pay *p, const char *contract, const char *role, int64_t seq,
-			  uint64_t amount, int64_t report_seq, const char *text, size_t tlen, char *err)
+			  uint64_t amount, const struct nn_pay_doc *rep, int64_t doc_ts,
+			  const uint8_t sig[64], const char *doc, size_t dlen, char *err)
 {
 	char s_amt[NN_PAY_AMOUNT_MAX];
-	sqlite3_stmt *st = prep(p, err, "INSERT INTO vouchers (contract, role, seq, amount, "
-				"report_seq, doc, ts) VALUES (?1,?2,?3,?4,?5,?6,?7)", 2, contract, role);
+	sqlite3_stmt *st = prep(p, err, rep ? "INSERT INTO vouchers (contract, role, seq, amount, "
+				"report_seq, ts, doc_ts, sig, doc, rep_ts, cpu_ms, mem_mib_ms, wall_ms, "
+				"allocations, deployments, rep_sig) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+				"?10,?11,?12,?13,?14,?15,?16)" :
+				"INSERT INTO vouchers (contract, role, seq, amount, ts, doc_ts, sig, doc) "
+				"VALUES (?1,?2,?3,?4,?6,?7,?8,?9)", 0);
 	if (!st)
 		return NN_PAY_ESTORE;
+	/* every argument outlives the step: bound without a copy */
 	nn_pay_amount_fmt(s_amt, amount);
+	sqlite3_bind_text(st, 1, contract, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, role, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 3, seq);
-	sqlite3_bind_text(st, 4, s_amt, -1, SQLITE_TRANSIENT);
-	if (report_seq > 0)
-		sqlite3_bind_int64(st, 5, report_seq);
-	sqlite3_bind_text(st, 6, text, (int)tlen, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 7, p->now());
+	sqlite3_bind_text(st, 4, s_amt, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 6, p->now());
+	sqlite3_bind_int64(st, 7, doc_ts);
+	if (doc)
+		sqlite3_bind_text(st, 9, doc, (int)dlen, SQLITE_STATIC);
+	else
+		sqlite3_bind_blob(st, 8, sig, 64, SQLITE_STATIC);
+	if (rep) {
+		sqlite3_bind_int64(st, 5, rep->seq);
+		sqlite3_bind_int64(st, 10, rep->ts);
+		for (int i = 0; i < 5; i++)
+			sqlite3_bind_int64(st, 11 + i, (int64_t)(&rep->usage.cpu_ms)[i]);
+		sqlite3_bind_blob(st, 16, rep->sigbin, 64, SQLITE_STATIC);
+	}
 	return run_done(p, st, err);
 }
 
@@ -1809,77 +1979,124 @@ static int activate(struct nn_pay *p, const char *id, char *err)
 	return run_done(p, st, err);
 }
 
-/* A stored document by primary key (caller frees), or NULL when absent. */
-static char *stored_doc(struct nn_pay *p, const char *sql, const char *a, const char *b,
-			int64_t n)
-{
-	sqlite3_stmt *st = prep(p, NULL, sql, 2, a, b);
-	char *doc = NULL;
-	if (!st)
-		return NULL;
-	sqlite3_bind_int64(st, 3, n);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		doc = nn_xstrdup((const char *)sqlite3_column_text(st, 0));
-	unprep(p, st);
-	return doc;
-}
-
 static int same_text(const char *stored, const char *text, size_t len)
 {
 	return stored && text && strlen(stored) == len && !memcmp(stored, text, len);
 }
 
-/*
- * The voucher for contract h written from its fields in canonical order
- * and signed with our key: the signing input into msg, the canonical text
- * appended to out.  The bytes sign_doc gives for the jv document with the
- * same fields (t/6006 checks them against nn_json_canon), without the jv.
- */
+/* Sign the voucher for contract h with our key: its signing input into
+ * msg, its signature into sig, its text appended to out. */
 static void voucher_write(struct nn_pay *p, const struct nn_pay_hot *h, int64_t seq,
-			  uint64_t amount, int64_t ts, struct nn_buf *msg, struct nn_buf *out)
+			  uint64_t amount, int64_t ts, struct nn_buf *msg, uint8_t sig[64],
+			  struct nn_buf *out)
 {
-	size_t plen = strlen(NN_PAY_VOUCHER_PREFIX), at;
-	char s64[96];
-	uint8_t sig[64];
-	nn_buf_reset(msg);
-	nn_buf_adds(msg, NN_PAY_VOUCHER_PREFIX "{\"amount\":\"");
-	add_u64(msg, amount);
-	nn_buf_adds(msg, "\",\"contract\":\"");
-	nn_buf_adds(msg, h->id);
-	nn_buf_adds(msg, "\",\"provider\":\"");
-	nn_buf_adds(msg, h->t.provider);
-	nn_buf_adds(msg, "\",\"requester\":\"");
-	nn_buf_adds(msg, h->t.requester);
-	nn_buf_adds(msg, "\",\"seq\":");
-	add_u64(msg, (uint64_t)seq);
-	at = msg->len;
-	nn_buf_adds(msg, ",\"ts\":");
-	add_u64(msg, (uint64_t)ts);
-	nn_buf_adds(msg, ",\"type\":\"nunet/voucher\",\"v\":1}");
+	size_t at = voucher_msg(msg, h->id, &h->t, seq, amount, ts);
 	nn_key_sign(&p->key, sig, msg->data, msg->len);
-	nn_b64_encode(s64, sig, sizeof sig);
-	nn_buf_add(out, msg->data + plen, at - plen);
-	nn_buf_adds(out, ",\"sig\":\"");
-	nn_buf_adds(out, s64);
-	nn_buf_addc(out, '"');
-	nn_buf_add(out, msg->data + at, msg->len - at);
+	voucher_text(msg, at, sig, out);
+}
+
+/* The text of the stored voucher of contract h with role and seq; NULL
+ * when there is none. */
+static char *stored_voucher(struct nn_pay *p, const struct nn_pay_hot *h, const char *role,
+			    int64_t seq)
+{
+	sqlite3_stmt *st = prep(p, NULL, "SELECT seq, amount, doc_ts, sig, doc FROM vouchers WHERE "
+				"contract = ?1 AND role = ?2 AND seq = ?3", 2, h->id, role);
+	char *doc = NULL;
+	if (!st)
+		return NULL;
+	sqlite3_bind_int64(st, 3, seq);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		doc = voucher_row_text(st, 0, h->id, &h->t);
+	unprep(p, st);
+	return doc;
+}
+
+/* The voucher that answered the report read into d (appended to out):
+ * 1 when a voucher of contract h answered a report with d's seq and that
+ * report is d (its text where the row holds one, else its fields and
+ * signature: the same fields and signature make the same text); else 0. */
+static int answered_before(struct nn_pay *p, const struct nn_pay_hot *h,
+			   const struct nn_pay_doc *d, struct nn_buf *out)
+{
+	sqlite3_stmt *st = prep(p, NULL, "SELECT seq, amount, doc_ts, sig, doc, rep_doc, rep_ts, "
+				"cpu_ms, mem_mib_ms, wall_ms, allocations, deployments, rep_sig "
+				"FROM vouchers WHERE contract = ?1 AND role = ?2 AND report_seq = ?3",
+				2, h->id, "issued");
+	int same = 0;
+	if (!st)
+		return 0;
+	sqlite3_bind_int64(st, 3, d->seq);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *doc = (const char *)sqlite3_column_text(st, 5);
+		const char *amt = (const char *)sqlite3_column_text(st, 1);
+		uint64_t amount;
+		if (doc) {
+			same = same_text(doc, d->text, d->tlen);
+		} else {
+			same = amt && nn_pay_amount_parse(amt, &amount, NULL) == 0 &&
+			       amount == d->amount && sqlite3_column_int64(st, 6) == d->ts &&
+			       sqlite3_column_bytes(st, 12) == 64 &&
+			       !memcmp(sqlite3_column_blob(st, 12), d->sigbin, 64);
+			for (int i = 0; same && i < 5; i++)
+				same = (uint64_t)sqlite3_column_int64(st, 7 + i) == (&d->usage.cpu_ms)[i];
+		}
+		if (same) {
+			char *v = voucher_row_text(st, 0, h->id, &h->t);
+			if (v)
+				nn_buf_adds(out, v);
+			same = v != NULL;
+			free(v);
+		}
+	}
+	unprep(p, st);
+	return same;
+}
+
+/* The newest report answered for contract id (by the newest voucher
+ * issued) and its usage (seq 0, no usage when none). */
+static int newest_report(struct nn_pay *p, const char *id, int64_t *seq, struct nn_pay_usage *u,
+			 char *err)
+{
+	sqlite3_stmt *st = prep(p, err, "SELECT report_seq, cpu_ms, mem_mib_ms, wall_ms, allocations, "
+				"deployments FROM vouchers WHERE contract = ?1 AND role = ?2 "
+				"ORDER BY seq DESC LIMIT 1", 2, id, "issued");
+	int s, rc = 0;
+	*seq = 0;
+	memset(u, 0, sizeof *u);
+	if (!st)
+		return NN_PAY_ESTORE;
+	s = sqlite3_step(st);
+	if (s == SQLITE_ROW) {
+		*seq = sqlite3_column_int64(st, 0);
+		for (int i = 0; i < 6; i++)
+			if (sqlite3_column_type(st, i) != SQLITE_INTEGER || sqlite3_column_int64(st, i) < 0)
+				rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt usage report answered by the "
+					  "newest voucher of contract %s", id);
+		for (int i = 0; i < 5; i++)
+			(&u->cpu_ms)[i] = (uint64_t)sqlite3_column_int64(st, 1 + i);
+	} else if (s != SQLITE_DONE) {
+		rc = dberr(p, err);
+	}
+	unprep(p, st);
+	return rc;
 }
 
 /* Check a report read into d and answer it: the voucher's text appended to
  * out (nothing on failure).  Refusals are logged. */
-static int answer(struct nn_pay *p, const struct nn_pay_doc *d, struct nn_buf *out, char *err)
+static int answer(struct nn_pay *p, struct nn_pay_doc *d, struct nn_buf *out, char *err)
 {
 	struct nn_pay_hot *h = &p->hot;
 	const struct nn_pay_usage *u = &d->usage;
 	struct nn_pay_usage last = { 0 };
 	const char *contract = d->contract, *kind = "usage";
 	uint64_t amount, vamount;
-	int64_t last_seq, vseq;
+	int64_t last_seq, vseq, now;
+	uint8_t vsig[64];
 	size_t mark = out->len;
-	sqlite3_stmt *st;
 	int rc;
 
-	if ((rc = begin(p, err)) < 0)
+	if ((rc = begin_step(p, 1, err)) < 0)
 		return rc;
 	if ((rc = hot_load(p, h, contract, err)) < 0) {
 		kind = "unknown_contract";
@@ -1896,53 +2113,28 @@ static int answer(struct nn_pay *p, const struct nn_pay_doc *d, struct nn_buf *o
 	}
 	if ((rc = still_open(p, h, 1, err)) < 0)
 		goto refuse;
-	if (!sig_ok_n(h->t.provider_pk, d->sig, d->siglen, d->msg)) {
+	if (!sig_ok_n(h->t.provider_pk, d->sig, d->siglen, d->msg, d->sigbin)) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld for contract %s: bad signature",
 			  (long long)d->seq, contract);
 		kind = "bad_signature";
 		goto refuse;
 	}
 	last_seq = h->rep_seq;
-	if (last_seq < 0 &&
-	    (rc = max_seq(p, "SELECT IFNULL(MAX(seq),0) FROM reports WHERE contract = ?1 AND dir = ?2",
-			  contract, REPORT_DIR_RECEIVED, &last_seq, err)) < 0)
+	if (last_seq >= 0)
+		memcpy(&last.cpu_ms, h->rep_usage, sizeof h->rep_usage);
+	else if ((rc = newest_report(p, contract, &last_seq, &last, err)) < 0)
 		goto out;
 	if (d->seq <= last_seq) {
-		char *old = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
-				       "AND seq = ?3", contract, REPORT_DIR_RECEIVED, d->seq);
-		int same = same_text(old, d->text, d->tlen);
-		free(old);
-		if (same) {
+		if (answered_before(p, h, d, out)) {
 			/* a retransmission: the same answer again */
-			char *vd = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND "
-					      "role = ?2 AND report_seq = ?3", contract, "issued", d->seq);
-			if (vd) {
-				nn_buf_adds(out, vd);
-				free(vd);
-				rollback(p);
-				return 0;
-			}
+			rollback(p);
+			return 0;
 		}
 		rc = fail(NN_PAY_EREFUSED, err, "replayed usage report: seq %lld is not above %lld, "
 			  "the newest answered for contract %s", (long long)d->seq, (long long)last_seq,
 			  contract);
 		kind = "replay";
 		goto refuse;
-	}
-	if (last_seq > 0 && h->rep_seq == last_seq) {
-		memcpy(&last.cpu_ms, h->rep_usage, sizeof h->rep_usage);
-	} else if (last_seq > 0) {
-		char *prev = stored_doc(p, "SELECT doc FROM reports WHERE contract = ?1 AND dir = ?2 "
-					"AND seq = ?3", contract, REPORT_DIR_RECEIVED, last_seq);
-		jv pd = prev ? nn_json_parse(prev, strlen(prev), NULL) : jv_invalid();
-		jv pu = jv_is_valid(pd) ? jv_object_get(pd, jv_string("usage")) : pd;
-		rc = usage_parse(pu, &last, NULL);
-		jv_free(pu);
-		free(prev);
-		if (rc < 0) {
-			rc = fail(NN_PAY_ESTORE, err, "ledger: corrupt usage report");
-			goto out;
-		}
 	}
 	for (int i = 0; i < 5; i++)
 		if ((&u->cpu_ms)[i] < (&last.cpu_ms)[i]) {
@@ -1978,7 +2170,7 @@ static int answer(struct nn_pay *p, const struct nn_pay_doc *d, struct nn_buf *o
 	}
 	vseq = h->v_seq;
 	vamount = h->v_amount;
-	if (vseq < 0 && (rc = newest_voucher(p, contract, "issued", &vseq, &vamount, NULL, err)) < 0)
+	if (vseq < 0 && (rc = newest_voucher(p, contract, "issued", &vseq, &vamount, NULL, NULL, err)) < 0)
 		goto out;
 	if (amount < vamount) {
 		rc = fail(NN_PAY_EREFUSED, err, "usage report %lld is worth %llu, less than the "
@@ -1986,19 +2178,11 @@ static int answer(struct nn_pay *p, const struct nn_pay_doc *d, struct nn_buf *o
 			  (unsigned long long)vamount);
 		goto refuse;
 	}
-	voucher_write(p, h, vseq + 1, amount, p->now(), d->msg, out);
-	st = prep(p, err, "INSERT INTO reports (contract, dir, seq, doc, ts) VALUES (?1,?2,?3,?4,?5)",
-		  2, contract, REPORT_DIR_RECEIVED);
-	if (!st) {
-		rc = NN_PAY_ESTORE;
-		goto out;
-	}
-	sqlite3_bind_int64(st, 3, d->seq);
-	sqlite3_bind_text(st, 4, d->text, (int)d->tlen, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 5, p->now());
-	if ((rc = run_done(p, st, err)) < 0 ||
-	    (rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d->seq, out->data + mark,
-				 out->len - mark, err)) < 0 ||
+	now = p->now();
+	voucher_write(p, h, vseq + 1, amount, now, d->msg, vsig, out);
+	if ((rc = writes(p, strcmp(h->state, "active") ? 2 : 1, err)) < 0 ||
+	    (rc = insert_voucher(p, contract, "issued", vseq + 1, amount, d, now, vsig, NULL, 0,
+				 err)) < 0 ||
 	    (strcmp(h->state, "active") && (rc = activate(p, contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0)
 		goto out;
@@ -2070,7 +2254,7 @@ int nn_pay_usage_answer_text(struct nn_pay *p, const char *s, size_t len, struct
 /* The checks of a voucher read into d against the ledger (h: the hot
  * contract inside a transaction, else a caller's empty one); *kind names
  * the refusal for the log. */
-static int voucher_check(struct nn_pay *p, const struct nn_pay_doc *d, const char *expect,
+static int voucher_check(struct nn_pay *p, struct nn_pay_doc *d, const char *expect,
 			 struct nn_pay_hot *h, struct nn_pay_voucher_info *info, const char **kind,
 			 char *err)
 {
@@ -2105,7 +2289,7 @@ static int voucher_check(struct nn_pay *p, const struct nn_pay_doc *d, const cha
 			    d->requester, h->id, h->t.requester);
 	if ((rc = still_open(p, h, 0, err)) < 0)
 		return rc;
-	if (!sig_ok_n(h->t.requester_pk, d->sig, d->siglen, d->msg)) {
+	if (!sig_ok_n(h->t.requester_pk, d->sig, d->siglen, d->msg, d->sigbin)) {
 		*kind = "bad_signature";
 		return fail(NN_PAY_EREFUSED, err, "voucher %lld for contract %s: bad signature "
 			    "(not signed by its requester %s)", (long long)d->seq, h->id, h->t.requester);
@@ -2118,11 +2302,10 @@ static int voucher_check(struct nn_pay *p, const struct nn_pay_doc *d, const cha
 	}
 	seq = h->v_seq;
 	amount = h->v_amount;
-	if (seq < 0 && (rc = newest_voucher(p, d->contract, "received", &seq, &amount, NULL, err)) < 0)
+	if (seq < 0 && (rc = newest_voucher(p, d->contract, "received", &seq, &amount, NULL, NULL, err)) < 0)
 		return rc;
 	if (d->seq == seq) {
-		char *doc = stored_doc(p, "SELECT doc FROM vouchers WHERE contract = ?1 AND role = ?2 "
-				       "AND seq = ?3", d->contract, "received", seq);
+		char *doc = stored_voucher(p, h, "received", seq);
 		int same = same_text(doc, d->text, d->tlen);
 		free(doc);
 		*kind = "replay";
@@ -2147,22 +2330,27 @@ static int voucher_check(struct nn_pay *p, const struct nn_pay_doc *d, const cha
 
 /* Check a voucher read into d, and store it when store is set (atomically:
  * concurrent accepters cannot both store the same seq; refusals logged). */
-static int voucher_doc(struct nn_pay *p, const struct nn_pay_doc *d, int store, const char *expect,
+static int voucher_doc(struct nn_pay *p, struct nn_pay_doc *d, int store, const char *expect,
 		       struct nn_pay_voucher_info *info, char *err)
 {
 	struct nn_pay_hot cold = { .id = "" };
 	struct nn_pay_hot *h = &p->hot;
 	const char *kind;
-	int rc;
+	int rc, rewrites;
 
 	if (!store)
 		return voucher_check(p, d, expect, &cold, info, &kind, err);
-	if ((rc = begin(p, err)) < 0)
+	if ((rc = begin_step(p, 1, err)) < 0)
 		return rc;
 	if ((rc = voucher_check(p, d, expect, h, info, &kind, err)) < 0)
 		return refuse_logged(p, rc, info->contract[0] ? info->contract : NULL, kind, err);
-	if ((rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, 0, d->text, d->tlen,
-				 err)) < 0 ||
+	/* kept as its fields and signature when they write its text again,
+	 * else as its text */
+	voucher_msg(&p->scratch, h->id, &h->t, d->seq, d->amount, d->ts);
+	rewrites = p->scratch.len == d->msg->len && !memcmp(p->scratch.data, d->msg->data, d->msg->len);
+	if ((rc = writes(p, strcmp(h->state, "active") ? 2 : 1, err)) < 0 ||
+	    (rc = insert_voucher(p, d->contract, "received", d->seq, d->amount, NULL, d->ts, d->sigbin,
+				 rewrites ? NULL : d->text, d->tlen, err)) < 0 ||
 	    (strcmp(h->state, "active") && (rc = activate(p, d->contract, err)) < 0) ||
 	    (rc = commit(p, err)) < 0) {
 		rollback(p);
@@ -2281,7 +2469,7 @@ static int ledger_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 	int64_t seq;
 	uint64_t amount;
 	const char *cur;
-	int rc = newest_voucher(p, r->id, voucher_role(r->role), &seq, &amount, NULL, err);
+	int rc = newest_voucher(p, r->id, voucher_role(r->role), &seq, &amount, NULL, NULL, err);
 	if (rc < 0)
 		return rc;
 	nn_json_get_str(r->doc, "currency", &cur, NULL);
@@ -2377,7 +2565,7 @@ static int settle_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 	uint64_t amount;
 	char *doc;
 	const char *cur;
-	int rc = newest_voucher(p, r->id, "received", &seq, &amount, &doc, err);
+	int rc = newest_voucher(p, r->id, "received", &seq, &amount, &r->t, &doc, err);
 	if (rc < 0)
 		return rc;
 	if (!doc)
@@ -2472,24 +2660,27 @@ static int verify_row(struct nn_pay *p, struct row *r, void *ctx, char *err)
 	    !(!strcmp(r->state, "terminated") && (t.signed_requester || t.signed_provider)))
 		return fail(NN_PAY_EREFUSED, err, "contract %s is %s but not signed by both", r->id,
 			    r->state);
-	st = prep(p, err, "SELECT seq, amount, doc FROM vouchers WHERE contract = ?1 AND role = ?2 "
-		  "ORDER BY seq", 2, r->id, vrole);
+	/* each voucher's text, as the ledger gives it out (its doc, or written
+	 * from its fields), read and checked as a voucher received */
+	st = prep(p, err, "SELECT seq, amount, doc_ts, sig, doc FROM vouchers WHERE contract = ?1 "
+		  "AND role = ?2 ORDER BY seq", 2, r->id, vrole);
 	if (!st)
 		return NN_PAY_ESTORE;
 	while ((s = sqlite3_step(st)) == SQLITE_ROW) {
 		int64_t seq = sqlite3_column_int64(st, 0);
 		uint64_t amount;
-		const char *text = (const char *)sqlite3_column_text(st, 2);
-		jv d = nn_json_parse(text, strlen(text), NULL);
+		char *text = voucher_row_text(st, 0, r->id, &t);
+		jv d = text ? nn_json_parse(text, strlen(text), NULL) : jv_invalid();
 		struct nn_pay_doc h = { .msg = &p->msg };
+		free(text);
 		n++;
 		rc = 0;
 		if (nn_pay_amount_parse((const char *)sqlite3_column_text(st, 1), &amount, NULL) < 0 ||
-		    nn_pay_doc_read(NN_PAY_DOC_VOUCHER, d, &h, NULL) < 0 || h.seq != seq ||
-		    h.amount != amount || strcmp(h.contract, r->id))
+		    !jv_is_valid(d) || nn_pay_doc_read(NN_PAY_DOC_VOUCHER, d, &h, NULL) < 0 ||
+		    h.seq != seq || h.amount != amount || strcmp(h.contract, r->id))
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld does not match "
 				  "its row", r->id, vrole, (long long)seq);
-		else if (!sig_ok_n(t.requester_pk, h.sig, h.siglen, h.msg))
+		else if (!sig_ok_n(t.requester_pk, h.sig, h.siglen, h.msg, h.sigbin))
 			rc = fail(NN_PAY_EREFUSED, err, "contract %s: %s voucher %lld: bad signature",
 				  r->id, vrole, (long long)seq);
 		else if (seq <= prev_seq || (vrole[0] == 'i' && seq != prev_seq + 1))

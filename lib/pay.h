@@ -95,6 +95,7 @@ struct nn_pay {
 	int64_t (*now)(void);	/* clock, nn_now_ms by default (tests swap it) */
 	/* private */
 	int batch, open;	/* inside a batch / a step */
+	int sp;			/* the step's savepoint is open (in a batch) */
 	sqlite3_stmt *stmt[NN_PAY_STMTS];	/* prepared statements, by sql */
 	const char *stmt_sql[NN_PAY_STMTS];
 	char *cache_doc;	/* the contract last loaded, as stored… */
@@ -103,6 +104,7 @@ struct nn_pay {
 	struct nn_pay_hot hot;	/* the contract of the stream */
 	int64_t data_version;
 	struct nn_buf msg;	/* scratch: the bytes signed */
+	struct nn_buf scratch;	/* scratch: a voucher's text written again */
 };
 
 /* Open (creating and migrating) path, normally $NUNET_HOME/ledger.db. */
@@ -111,8 +113,10 @@ void nn_pay_close(struct nn_pay *p);
 
 /*
  * Group commit.  Between nn_pay_batch_begin() and nn_pay_batch_commit()
- * every call below joins one transaction (each call still all-or-nothing,
- * as a savepoint), and nothing is durable until the commit returns 0: a
+ * every call below joins one transaction (each call still all-or-nothing:
+ * a savepoint, or for a report answered or a voucher kept under an active
+ * contract its one INSERT), and nothing is durable until the commit
+ * returns 0: a
  * caller must not send or print any voucher or acceptance of the batch
  * before that.  One fsync for the whole batch instead of one per voucher.
  * abort rolls the whole batch back (close aborts an open batch).
@@ -237,6 +241,7 @@ struct nn_pay_doc {
 	struct nn_pay_usage usage;	/* of a report */
 	const char *sig;		/* base64, in the document; NULL: unusable */
 	size_t siglen;
+	uint8_t sigbin[64];		/* its bytes, once the signature is checked */
 	struct nn_buf *msg;		/* prefix || the text without "sig" (caller's) */
 	const char *text;		/* the canonical text, "sig" included */
 	size_t tlen;

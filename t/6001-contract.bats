@@ -226,11 +226,11 @@ agree() {
 	assert_output --regexp '^nunet-pay [0-9]+\.[0-9]+\.[0-9]+$'
 }
 
-@test "the ledger is its own database: WAL, schema version 2, synchronous=NORMAL" {
+@test "the ledger is its own database: WAL, schema version 3, synchronous=NORMAL" {
 	agree
 	[ -f "$R/ledger.db" ]
 	assert_equal "$(sqlite3 "$R/ledger.db" 'PRAGMA journal_mode')" wal
-	assert_equal "$(sqlite3 "$R/ledger.db" 'PRAGMA user_version')" 2
+	assert_equal "$(sqlite3 "$R/ledger.db" 'PRAGMA user_version')" 3
 	run sqlite3 "$R/ledger.db" "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
 	assert_output $'contracts\nrefusals\nreports\nusage\nvouchers'
 	# as the library opens it: 1 is NORMAL (in WAL mode: durable against a

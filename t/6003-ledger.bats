@@ -161,16 +161,22 @@ $c2 100"
 	assert_success
 	run rpay ledger --verify
 	assert_success
-	# someone edits the database behind our back
-	cp "$P/ledger.db" saved.db
+	# someone edits the database behind our back: a row holds a voucher's
+	# fields and signature, and its text is written from them
+	amount=$(sqlite3 "$P/ledger.db" "SELECT amount FROM vouchers WHERE seq = 3")
 	sqlite3 "$P/ledger.db" "UPDATE vouchers SET amount = '99999' WHERE seq = 3"
 	run --separate-stderr ppay ledger --verify
 	assert_failure 1
-	assert_equal "$stderr" "nunet-pay: error: contract $c1: received voucher 3 does not match its row"
-	sqlite3 "$P/ledger.db" "UPDATE vouchers SET amount = '300', doc = json_set(doc, '\$.amount', '99999') WHERE seq = 3"
+	assert_equal "$stderr" "nunet-pay: error: contract $c1: received voucher 3: bad signature"
+	sqlite3 "$P/ledger.db" "UPDATE vouchers SET amount = '$amount', sig = zeroblob(64) WHERE seq = 3"
 	run --separate-stderr ppay ledger --verify
 	assert_failure 1
-	[[ "$stderr" == *"bad signature" || "$stderr" == *"does not match its row" ]]
+	assert_equal "$stderr" "nunet-pay: error: contract $c1: received voucher 3: bad signature"
+	# a row that holds a text (from schema 2) must hold that voucher's
+	sqlite3 "$P/ledger.db" "UPDATE vouchers SET doc = '{\"v\":1}' WHERE seq = 3"
+	run --separate-stderr ppay ledger --verify
+	assert_failure 1
+	assert_equal "$stderr" "nunet-pay: error: contract $c1: received voucher 3 does not match its row"
 	# an issued voucher removed from the middle leaves a gap
 	sqlite3 "$R/ledger.db" "DELETE FROM vouchers WHERE seq = 2"
 	run --separate-stderr rpay ledger --verify
@@ -204,4 +210,59 @@ $c2 100"
 	assert_equal "$(jq -r .owed_by_me <<<"${lines[0]}")" 1200
 	assert_equal "$(jq -r '.contract + " " + .amount + " " + .state' claims.jsonl)" "$ID 1200 completed"
 	assert_equal "$(ppay contract show "$ID" | jq -r .state)" settled
+}
+
+@test "a ledger of schema 2 opens as schema 3 and keeps its vouchers" {
+	# t/fixtures/pay-v2: two ledgers written by schema 2 (the texts of
+	# the documents in rows), their keys, the six reports of their contract
+	# (four answered) and the four vouchers issued
+	local fx=$NUNET_SRC/t/fixtures/pay-v2 h id
+	for h in r p; do
+		mkdir -m 700 old$h
+		cp "$fx/$h/key" old$h/key
+		chmod 600 old$h/key
+		sqlite3 old$h/ledger.db <"$fx/$h/ledger.sql"
+		sqlite3 old$h/ledger.db 'PRAGMA journal_mode=WAL; PRAGMA user_version=2' >/dev/null
+	done
+	id=$(head -1 "$fx/vouchers.jsonl" | jq -r .contract)
+	run nunet-pay --home oldr ledger
+	assert_success
+	assert_equal "$(jq -r '.role + " " + (.seq|tostring) + " " + .amount' <<<"$output")" "requester 4 140"
+	assert_equal "$(sqlite3 oldr/ledger.db 'PRAGMA user_version')" 3
+	assert_equal "$(sqlite3 oldr/ledger.db "SELECT COUNT(*), COUNT(doc) FROM vouchers WHERE role = 'issued'")" "4|4"
+	# each issued voucher's row holds the report it answered
+	assert_equal "$(sqlite3 oldr/ledger.db "SELECT group_concat(report_seq || ':' || cpu_ms || ':' || (rep_doc IS NOT NULL)) FROM vouchers WHERE role = 'issued'")" "$(head -4 "$fx/reports.jsonl" | jq -r '"\(.seq):\(.usage.cpu_ms):1"' | paste -sd,)"
+	run nunet-pay --home oldp ledger
+	assert_equal "$(jq -r '.role + " " + (.seq|tostring) + " " + .amount' <<<"$output")" "provider 4 140"
+	run nunet-pay --home oldr ledger --verify
+	assert_success
+	run nunet-pay --home oldp ledger --verify
+	assert_success
+	# a report answered under schema 2 gets its voucher again, byte for byte
+	run nunet-pay --home oldr usage answer <(sed -n 3p "$fx/reports.jsonl")
+	assert_success
+	assert_equal "$output" "$(sed -n 3p "$fx/vouchers.jsonl")"
+	# a voucher kept under schema 2 is a replay
+	run --separate-stderr nunet-pay --home oldp voucher accept <(sed -n 4p "$fx/vouchers.jsonl")
+	assert_failure 1
+	assert_equal "$stderr" "nunet-pay: error: line 1: replayed voucher: seq 4 of contract $id is already accepted"
+	# new reports and vouchers follow on, kept in the compact rows
+	nunet-pay --home oldr usage answer <(sed -n 5,6p "$fx/reports.jsonl") >new.jsonl
+	assert_equal "$(jq -r .seq new.jsonl | paste -sd' ')" "5 6"
+	assert_equal "$(sqlite3 oldr/ledger.db "SELECT seq, report_seq, rep_doc IS NULL, length(rep_sig), doc IS NULL FROM vouchers WHERE role = 'issued' AND seq > 4" | paste -sd' ')" "5|5|1|64|1 6|6|1|64|1"
+	# a report answered under schema 3 gets its voucher again too
+	run nunet-pay --home oldr usage answer <(sed -n 6p "$fx/reports.jsonl")
+	assert_success
+	assert_equal "$output" "$(sed -n 2p new.jsonl)"
+	run nunet-pay --home oldp voucher accept new.jsonl
+	assert_success
+	assert_equal "$(sqlite3 oldp/ledger.db "SELECT seq, doc IS NULL, length(sig) FROM vouchers WHERE role = 'received' ORDER BY seq" | paste -sd' ')" "1|0| 2|0| 3|0| 4|0| 5|1|64 6|1|64"
+	run nunet-pay --home oldr ledger --verify
+	assert_success
+	run nunet-pay --home oldp ledger --verify
+	assert_success
+	# the claim carries the newest voucher's text, written from its row
+	run nunet-pay --home oldp settle --export --all
+	assert_success
+	assert_equal "$(jq -c .voucher <<<"$output")" "$(sed -n 2p new.jsonl)"
 }

@@ -186,6 +186,37 @@ field() {
 	assert_equal "$w" $((1048576 + 16777216 + r))
 }
 
+@test "disk: a full run's timed rounds come in two equal halves, before the memory and cpu tests and after them" {
+	command -v strace >/dev/null || skip "no strace"
+	mkdir "$BATS_TEST_TMPDIR/d"
+	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+		run --separate-stderr strace -f -qq -o "$BATS_TEST_TMPDIR/trace" \
+		-e trace=openat,fdatasync,madvise nunet-bench -d "$BATS_TEST_TMPDIR/d"
+	assert_success
+	if [[ "$stderr" == *"does not take O_DIRECT"* ]]; then
+		skip "the file system of $BATS_TEST_TMPDIR refuses O_DIRECT"
+	fi
+	# syncs of the test file before the memory test and after it (the
+	# cpu tests come after it): after the test file is open, the disk
+	# test's buffer is the first asked for huge pages, the memory test's
+	# two the next
+	run awk -v dir="$BATS_TEST_TMPDIR/d/.nunet-bench." '
+		$2 ~ /^openat\(/ && index($0, dir) && /O_DIRECT/ { fd = $NF; next }
+		fd == "" { next }
+		/MADV_HUGEPAGE/ { if (++huge >= 2) mem = 1; next }
+		$2 == "fdatasync(" fd ")" { if (mem) after++; else before++ }
+		END { printf "before=%d after=%d\n", before, after }' "$BATS_TEST_TMPDIR/trace"
+	echo "$output"
+	[[ "$output" =~ ^before=([0-9]+)\ after=([0-9]+)$ ]]
+	local before=${BASH_REMATCH[1]} after=${BASH_REMATCH[2]}
+	# after: the second half, 3 to 8 rounds; before: the allocating pass
+	# (its timed first 32 MiB, then the rest), the warm-up round and the
+	# first half, of as many rounds
+	[ "$after" -ge 3 ]
+	[ "$after" -le 8 ]
+	[ "$before" -eq $((after + 3)) ] || [ "$before" -eq $((after + 2)) ]
+}
+
 @test "disk writes are measured at the device: a 20 MB/s blkio limit shows" {
 	# A cgroup v1 blkio throttle on the disk holding TMPDIR: a write rate
 	# that went to the page cache would be far above it.

@@ -284,7 +284,12 @@ feed() {
 	cat out.* | jq -r 'select(.type == "nunet/voucher") | "\(.seq) \(.sig)"' | sort -u >answered
 	assert_equal "$(wc -l <answered)" $N
 	assert_equal "$(cut -d' ' -f1 answered | sort | uniq -d | wc -l)" 0
-	sqlite3 r/ledger.db "SELECT seq || ' ' || json_extract(doc, '$.sig') FROM vouchers WHERE role = 'issued'" | sort >stored
+	# (the ledger keeps a voucher's signature as its 64 bytes)
+	while read -r s sig; do
+		echo "$s $(echo "$sig" | base64 -d | od -An -v -tx1 | tr -d ' \n' | tr a-f A-F)"
+	done <answered | sort >answered.hex
+	mv answered.hex answered
+	sqlite3 r/ledger.db "SELECT seq || ' ' || hex(sig) FROM vouchers WHERE role = 'issued'" | sort >stored
 	assert_equal "$(comm -23 answered stored | wc -l)" 0
 	# the final pass answered each report with its voucher
 	assert_equal "$(jq -s 'map(.seq) == [range(1; '$N' + 1)]' out.final)" true

@@ -93,13 +93,49 @@ int cmd__b58(int argc, char **argv)
 	return 0;
 }
 
-/* b64 enc HEX | b64 dec B64 */
+/* Both base64 codecs (libsodium's and the one for public data) on n
+ * random strings over an alphabet with padding and a stray character, and
+ * their encodings of random bytes: the first difference, or "same N". */
+static int b64_compare(long n)
+{
+	static const char alpha[] = "AQgw+/=!";
+	uint8_t a[16], b[16], raw[16];
+	char s[32], e1[32], e2[32];
+	srandom(8);
+	for (long k = 0; k < n; k++) {
+		size_t len = (size_t)random() % 13;
+		for (size_t i = 0; i < len; i++)
+			s[i] = alpha[random() % 8];
+		s[len] = '\0';
+		size_t outlen = (size_t)random() % 10;
+		int r1 = nn_b64_decode(a, outlen, s, len), r2 = nn_b64_decode_pub(b, outlen, s, len);
+		if (r1 != r2 || (r1 > 0 && memcmp(a, b, (size_t)r1))) {
+			printf("differ: '%s' (room %zu): %d %d\n", s, outlen, r1, r2);
+			return 1;
+		}
+		len = (size_t)random() % 16;
+		for (size_t i = 0; i < len; i++)
+			raw[i] = (uint8_t)random();
+		nn_b64_encode(e1, raw, len);
+		nn_b64_encode_pub(e2, raw, len);
+		if (strcmp(e1, e2)) {
+			printf("differ: encoding %zu bytes: %s %s\n", len, e1, e2);
+			return 1;
+		}
+	}
+	printf("same %ld\n", n);
+	return 0;
+}
+
+/* b64 enc HEX | b64 dec B64 | b64 compare N */
 int cmd__b64(int argc, char **argv)
 {
 	uint8_t buf[128];
 	char out[512];
 	if (argc != 3)
 		return 64;
+	if (!strcmp(argv[1], "compare"))
+		return b64_compare(atol(argv[2]));
 	if (!strcmp(argv[1], "enc")) {
 		size_t n = strlen(argv[2]) / 2;
 		if (n > sizeof buf || nn_hex_decode(buf, n, argv[2]) < 0)
