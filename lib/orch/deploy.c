@@ -1902,10 +1902,11 @@ static int needs_hold(jv ens, jv nm, jv set)
 static int release_held(struct orch_dep *d)
 {
 	sqlite3_stmt *st;
-	jv held = jv_array();
+	jv held;
 	char why[NN_ERRLEN];
 	if (d->state != D_RUNNING)
 		return 0;
+	held = jv_array();
 	st = orch_prep(d->o, "SELECT name, provider, lease FROM orch_alloc WHERE dep = ? AND state = 'waiting'"
 		       " AND reason = ? AND provider IS NOT NULL AND lease IS NOT NULL");
 	if (!st) {
