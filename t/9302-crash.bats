@@ -177,14 +177,15 @@ node.stop|1"
 	for n in a b c d; do integrity "$n"; done
 }
 
-# feed FILE: its lines one by one with a pause every few, so that a kill
-# lands in the middle of the stream (as t/6004 does)
+# feed FILE: its lines one by one with a pause every other line, so that a
+# kill lands in the middle of the stream (as t/6004 does): 60 lines take
+# longer than pause_random's 60 ms however fast the node stores them
 feed() {
 	local l n=0
 	while IFS= read -r l; do
 		printf '%s\n' "$l" || return 0
 		n=$((n + 1))
-		[ $((n % 6)) -ne 0 ] || sleep 0.002
+		[ $((n % 2)) -ne 0 ] || sleep 0.002
 	done <"$1"
 }
 
