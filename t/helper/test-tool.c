@@ -33,6 +33,7 @@ static const struct cmd cmds[] = {
 	{ "exec", cmd__exec },
 	{ "docker", cmd__docker },
 	{ "hwinfo", cmd__hwinfo },
+	{ "bench", cmd__bench },
 	{ "onboard", cmd__onboard },
 	{ "swarm", cmd__swarm },
 	{ "captoken", cmd__captoken },

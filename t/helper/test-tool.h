@@ -25,6 +25,7 @@ int cmd__shs(int argc, char **argv);
 int cmd__exec(int argc, char **argv);
 int cmd__docker(int argc, char **argv);
 int cmd__hwinfo(int argc, char **argv);
+int cmd__bench(int argc, char **argv);
 int cmd__onboard(int argc, char **argv);
 int cmd__swarm(int argc, char **argv);
 int cmd__captoken(int argc, char **argv);
