@@ -62,7 +62,7 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* The upper quartile of n values (sorts v): the value at rank
- * round(3(n-1)/4), the 4th of 5, the 9th of 11.  Other work on the machine
+ * round(3(n-1)/4), the 4th of 5, the 9th of 11, the 17th of 22.  Other work on the machine
  * only ever slows a trial down, so a high quantile estimates the machine's
  * own speed with less noise than the median, and one lucky trial cannot set
  * it the way the maximum would. */
@@ -221,8 +221,10 @@ done:
 	return rc;
 }
 
-int nn_bench_cpu_kernel(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
-			uint64_t *score, char *err)
+/* The trials, with between(arg) called after each (the memory copies
+ * that nn_bench_run spreads over the CPU tests). */
+static int cpu_measure(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
+		       void (*between)(void *), void *arg, uint64_t *score, char *err)
 {
 	uint64_t *v, warm;
 	if (nthreads < 1)
@@ -232,28 +234,35 @@ int nn_bench_cpu_kernel(nn_bench_unit_fn *unit, unsigned nthreads, int trials, i
 	if (cpu_trial(unit, nthreads, trial_ms * 1000000 / 3, &warm, err) < 0)
 		return -1;
 	v = nn_xcalloc((size_t)trials, sizeof *v);
-	for (int i = 0; i < trials; i++)
+	for (int i = 0; i < trials; i++) {
 		if (cpu_trial(unit, nthreads, trial_ms * 1000000, &v[i], err) < 0) {
 			free(v);
 			return -1;
 		}
+		if (between)
+			between(arg);
+	}
 	*score = upper_quartile(v, trials);
 	free(v);
 	return 0;
 }
 
+int nn_bench_cpu_kernel(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
+			uint64_t *score, char *err)
+{
+	return cpu_measure(unit, nthreads, trials, trial_ms, NULL, NULL, score, err);
+}
+
 int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err)
 {
-	return nn_bench_cpu_kernel(nn_bench_cpu_unit, nthreads, trials, trial_ms, score, err);
+	return cpu_measure(nn_bench_cpu_unit, nthreads, trials, trial_ms, NULL, NULL, score, err);
 }
 
 /* ---- memory ---- */
 
-int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err)
+int nn_bench_mem_start(struct nn_bench_mem_run *m, size_t bytes, int trials, char *err)
 {
-	unsigned char *src, *dst;
-	uint64_t *v, sink = 0;
-
+	memset(m, 0, sizeof *m);
 	if (bytes < 4096)
 		bytes = 4096;
 	if (trials < 1)
@@ -261,40 +270,64 @@ int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err)
 	bytes = (bytes + HUGE - 1) / HUGE * HUGE;
 	/* huge pages where the kernel has them, so TLB misses do not depend
 	 * on how the pages happened to be laid out this time */
-	if (posix_memalign((void **)&src, HUGE, bytes)) {
-		src = NULL;
+	if (posix_memalign((void **)&m->src, HUGE, bytes)) {
+		m->src = NULL;
 		return nn_seterr(err, "cannot allocate 2 x %zu bytes for the memory test", bytes);
 	}
-	if (posix_memalign((void **)&dst, HUGE, bytes)) {
-		free(src);
+	if (posix_memalign((void **)&m->dst, HUGE, bytes)) {
+		free(m->src);
+		m->src = NULL;
 		return nn_seterr(err, "cannot allocate 2 x %zu bytes for the memory test", bytes);
 	}
-	madvise(src, bytes, MADV_HUGEPAGE);
-	madvise(dst, bytes, MADV_HUGEPAGE);
+	m->bytes = bytes;
+	m->cap = trials;
+	madvise(m->src, bytes, MADV_HUGEPAGE);
+	madvise(m->dst, bytes, MADV_HUGEPAGE);
 	/* touch every page so page faults stay out of the timing */
-	memset(src, 0x5a, bytes);
-	memset(dst, 0, bytes);
+	memset(m->src, 0x5a, bytes);
+	memset(m->dst, 0, bytes);
 	for (size_t i = 0; i < bytes; i += 4096)
-		src[i] = (unsigned char)(i >> 12);
-	memcpy(dst, src, bytes);	/* warm-up */
-	v = nn_xcalloc((size_t)trials, sizeof *v);
-	for (int i = 0; i < trials; i++) {
-		/* CPU time, not wall time: a copy preempted by another process
-		 * is not a slower memory */
-		int64_t t0 = thread_cpu_ns(), el;
-		memcpy(i % 2 ? src : dst, i % 2 ? dst : src, bytes);
-		el = thread_cpu_ns() - t0;
-		sink += (i % 2 ? src : dst)[(size_t)i * 4096 % bytes];
-		v[i] = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
-	}
-	*bps = upper_quartile(v, trials);
-	free(v);
-	free(src);
-	free(dst);
-	/* sink is never zero-tested for meaning, only to keep the copies */
-	if (sink == (uint64_t)-1)
-		*bps += 1;
+		m->src[i] = (unsigned char)(i >> 12);
+	memcpy(m->dst, m->src, bytes);	/* warm-up */
+	m->v = nn_xcalloc((size_t)trials, sizeof *m->v);
 	return 0;
+}
+
+void nn_bench_mem_copy(struct nn_bench_mem_run *m)
+{
+	int i = m->n;
+	unsigned char *from = i % 2 ? m->dst : m->src, *to = i % 2 ? m->src : m->dst;
+	int64_t t0, el;
+
+	if (!m->v || m->n >= m->cap)
+		return;
+	/* CPU time, not wall time: a copy preempted by another process is
+	 * not a slower memory */
+	t0 = thread_cpu_ns();
+	memcpy(to, from, m->bytes);
+	el = thread_cpu_ns() - t0;
+	m->sink += to[(size_t)i * 4096 % m->bytes];
+	m->v[m->n++] = (uint64_t)((double)m->bytes * 1e9 / (double)(el > 0 ? el : 1));
+}
+
+uint64_t nn_bench_mem_end(struct nn_bench_mem_run *m)
+{
+	uint64_t bps = 0;
+	if (m->v && m->n > 0)
+		bps = upper_quartile(m->v, m->n);
+	/* sink is never tested for meaning, only to keep the copies */
+	if (m->sink == (uint64_t)-1)
+		bps += 1;
+	free(m->v);
+	free(m->src);
+	free(m->dst);
+	memset(m, 0, sizeof *m);
+	return bps;
+}
+
+static void mem_copy_hook(void *arg)
+{
+	nn_bench_mem_copy(arg);
 }
 
 /* ---- disk ---- */
@@ -539,7 +572,9 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	uint64_t ram = 0, single = 0, multi = 0, bw = 0;
 	struct nn_bench_disk disk;
 	struct nn_bench_disk_run dr = { .fd = -1 };
-	int per = 3;
+	struct nn_bench_mem_run mem = { 0 };
+	int per = 3, trials = o->quick ? 5 : 11;
+	int64_t trial_ms = o->quick ? 50 : 200;
 	jv cpu = jv_invalid(), doc = jv_invalid(), features, score;
 	char *kernel = NULL;
 
@@ -582,20 +617,24 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 			o->warn(msg, o->progress_arg);
 			free(msg);
 		}
-		progress(o, "memory bandwidth");
+		/* The memory copies are spread over the CPU tests, one after
+		 * each trial, so that they sample seconds of the machine's
+		 * life rather than a fraction of one: on a shared host the
+		 * memory bandwidth left to a guest drifts with its neighbors. */
 		size_t mb = (o->quick ? 32 : 256) * MIB;
 		if (mb > ram / 8)
 			mb = (size_t)(ram / 8);
-		if (nn_bench_mem(mb, o->quick ? 5 : 11, &bw, err) < 0) {
+		if (nn_bench_mem_start(&mem, mb, 2 * trials, err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
-		progress(o, "cpu, single thread");
-		if (nn_bench_cpu(1, o->quick ? 5 : 11, o->quick ? 50 : 200, &single, err) < 0) {
+		progress(o, "cpu, single thread, and memory bandwidth");
+		if (cpu_measure(nn_bench_cpu_unit, 1, trials, trial_ms, mem_copy_hook, &mem, &single,
+				err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
-		progress(o, "cpu, all threads");
+		progress(o, "cpu, all threads, and memory bandwidth");
 		/* Under a cgroup CPU quota, only as many threads as it allows
 		 * CPUs (rounded up), and the sum scaled down to the quota: the
 		 * rates are per CPU-second, which a quota does not slow. */
@@ -603,10 +642,12 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 		int64_t quota = nn_hwinfo_cpu_quota(NULL);
 		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
 			n = (unsigned)((quota + 999) / 1000);
-		if (nn_bench_cpu(n, o->quick ? 5 : 11, o->quick ? 50 : 200, &multi, err) < 0) {
+		if (cpu_measure(nn_bench_cpu_unit, n, trials, trial_ms, mem_copy_hook, &mem, &multi,
+				err) < 0) {
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
+		bw = nn_bench_mem_end(&mem);
 		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
 			multi = (uint64_t)((double)multi * (double)quota / (n * 1000.0) + 0.5);
 		if (!o->quick && disk_more(o, &dr, per, err) < 0) {
@@ -654,6 +695,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	return doc;
 fail:
 	nn_bench_disk_end(&dr, NULL);
+	nn_bench_mem_end(&mem);
 	jv_free(cpu);
 	jv_free(labels);
 	return jv_invalid();

@@ -6,7 +6,7 @@
  * reported through a callback the caller may set.
  *
  * The CPU and memory figures are the upper quartile of several short
- * trials (the 4th of 5, the 9th of 11): other work on the machine only
+ * trials (the 4th of 5, the 9th of 11, the 17th of 22): other work on the machine only
  * slows them down, so a high quantile estimates the machine's own speed,
  * and is steadier from run to run than the median on a busy machine; one
  * lucky trial cannot set it as it would the maximum.  Disk trials stray
@@ -15,7 +15,8 @@
  *
  *	          full                      quick
  *	cpu       1 warm-up + 11 x 200 ms    1 + 5 x 50 ms  (single, then multi)
- *	memory    11 x memcpy 256 MiB        5 x 32 MiB
+ *	memory    22 x memcpy 256 MiB        10 x 32 MiB    (one after each cpu
+ *	                                                    trial)
  *	disk      1 warm-up + 3..8 rounds    1 + 3 x 16 MiB (after 1 allocating
  *	          of write+read 256 MiB, or  or 100 ms       write; at least
  *	          what the disk writes in                    4 MiB; 64 MiB calls)
@@ -76,9 +77,20 @@ unsigned nn_bench_ncpus(void);
 
 /* Memory bandwidth: bytes per CPU-second of memcpy() between two buffers
  * of bytes each (huge pages where possible, touched before timing), upper
- * quartile of trials.  Each byte copied
- * counts once (it is read once and written once). */
-int nn_bench_mem(size_t bytes, int trials, uint64_t *bps, char *err);
+ * quartile of up to trials copies, each nn_bench_mem_copy() one.  Each
+ * byte copied counts once (it is read once and written once).  start:
+ * 0, or -1 + err when the buffers cannot be had; end frees everything
+ * (also after a failed start, and twice) and answers 0 for no copies. */
+struct nn_bench_mem_run {
+	unsigned char *src, *dst;
+	size_t bytes;
+	uint64_t *v;		/* the copies' rates */
+	int n, cap;
+	uint64_t sink;
+};
+int nn_bench_mem_start(struct nn_bench_mem_run *m, size_t bytes, int trials, char *err);
+void nn_bench_mem_copy(struct nn_bench_mem_run *m);
+uint64_t nn_bench_mem_end(struct nn_bench_mem_run *m);
 
 struct nn_bench_disk {
 	uint64_t size;		/* total bytes of the filesystem holding dir */

@@ -356,7 +356,7 @@ field() {
 	assert_success
 	assert_output --partial "nunet-bench: info: detecting hardware..."
 	assert_output --partial "nunet-bench: info: disk, sequential write and read..."
-	assert_output --partial "nunet-bench: info: cpu, single thread..."
+	assert_output --partial "nunet-bench: info: cpu, single thread, and memory bandwidth..."
 	# the document still went to stdout alone
 	run jq -e -f "$FIX/shape.jq" "$BATS_TEST_TMPDIR/doc.json"
 	assert_output true
