@@ -3,9 +3,9 @@
  * kernel run on one thread and on every allowed CPU (pthreads), memcpy()
  * bandwidth over buffers far larger than caches, and sequential disk write
  * and read through a temporary file that bypasses (or is evicted from) the
- * page cache.  The CPU and memory figures are the upper quartile of short
- * trials, the disk's the mean of the middle half of its rounds;
- * nn_bench_run() puts the figures together with hwinfo's detection.
+ * page cache.  Every figure is the upper quartile of short trials; the
+ * memory copies and disk rounds are taken between the CPU trials, so that
+ * all of them are spread over the run's seconds.  nn_bench_run() puts the figures together with hwinfo's detection.
  */
 #include "bench.h"
 
@@ -32,13 +32,12 @@
 #define HUGE (2 * 1024 * 1024)
 #define PROBE (32 * MIB)		/* the timed part of the disk's first pass */
 #define MIN_PASS (4 * MIB)
-/* A full run's timed disk rounds come in two groups, before the memory
- * and CPU measurements and after them, each of as many rounds as fit in
- * DISK_GROUP_NS by the warm-up round's time, from DISK_GROUP_MIN to
- * DISK_GROUP_MAX. */
-#define DISK_GROUP_NS 3500000000LL
-#define DISK_GROUP_MIN 3
-#define DISK_GROUP_MAX 8
+/* A full run's timed disk rounds are spread over the CPU tests, between
+ * their trials: as many as fit in DISK_ROUNDS_NS by the warm-up round's
+ * time, from DISK_ROUNDS_MIN to DISK_ROUNDS_MAX (a quick run: 3). */
+#define DISK_ROUNDS_NS 7000000000LL
+#define DISK_ROUNDS_MIN 6
+#define DISK_ROUNDS_MAX 16
 
 static int64_t now_ns(void)
 {
@@ -62,30 +61,14 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /* The upper quartile of n values (sorts v): the value at rank
- * round(3(n-1)/4), the 4th of 5, the 9th of 11, the 17th of 22.  Other work on the machine
- * only ever slows a trial down, so a high quantile estimates the machine's
- * own speed with less noise than the median, and one lucky trial cannot set
- * it the way the maximum would. */
+ * round(3(n-1)/4), the 4th of 5, the 9th of 11, the 17th of 22.  Other
+ * work on the machine only ever slows a trial down, so a high quantile
+ * estimates the machine's own speed with less noise than the median, and
+ * one lucky trial cannot set it the way the maximum would. */
 static uint64_t upper_quartile(uint64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof *v, cmp_u64);
 	return v[(3 * (n - 1) + 2) / 4];
-}
-
-/* The mean of the middle half of n values (sorts v): (n + 1) / 4 values
- * dropped at each end, so the median of 3, the mean of the middle 3 of 5,
- * of the middle 5 of 9.  For the disk, whose trials stray both ways (a
- * busy machine slows them, a device or host cache that has room speeds
- * them up), the middle is the honest figure, and averaging it is steadier
- * than the median alone. */
-static uint64_t middle_mean(uint64_t *v, int n)
-{
-	int cut = (n + 1) / 4;
-	double sum = 0;
-	qsort(v, (size_t)n, sizeof *v, cmp_u64);
-	for (int i = cut; i < n - cut; i++)
-		sum += (double)v[i];
-	return (uint64_t)(sum / (n - 2 * cut) + 0.5);
 }
 
 /* ---- CPU ---- */
@@ -224,7 +207,7 @@ done:
 /* The trials, with between(arg) called after each (the memory copies
  * that nn_bench_run spreads over the CPU tests). */
 static int cpu_measure(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
-		       void (*between)(void *), void *arg, uint64_t *score, char *err)
+		       int (*between)(void *, char *), void *arg, uint64_t *score, char *err)
 {
 	uint64_t *v, warm;
 	if (nthreads < 1)
@@ -239,8 +222,10 @@ static int cpu_measure(nn_bench_unit_fn *unit, unsigned nthreads, int trials, in
 			free(v);
 			return -1;
 		}
-		if (between)
-			between(arg);
+		if (between && between(arg, err) < 0) {
+			free(v);
+			return -1;
+		}
 	}
 	*score = upper_quartile(v, trials);
 	free(v);
@@ -325,9 +310,31 @@ uint64_t nn_bench_mem_end(struct nn_bench_mem_run *m)
 	return bps;
 }
 
-static void mem_copy_hook(void *arg)
+/* What runs between two CPU trials: a memory copy, and a disk round when
+ * one falls due, rounds spaced evenly over the slots.  On a shared host
+ * what a guest gets of the memory and the disk drifts with its
+ * neighbors, for a second or tens of seconds; measurements spread over
+ * the CPU tests' seconds sample that drift, where measurements taken
+ * together would all land in one moment of it. */
+struct between {
+	struct nn_bench_mem_run *mem;
+	struct nn_bench_disk_run *disk;
+	int slot, slots, rounds;
+	int disk_failed;
+};
+
+static int between_trials(void *arg, char *err)
 {
-	nn_bench_mem_copy(arg);
+	struct between *b = arg;
+	int i = b->slot++;
+
+	nn_bench_mem_copy(b->mem);
+	if ((int64_t)(i + 1) * b->rounds / b->slots > (int64_t)i * b->rounds / b->slots &&
+	    nn_bench_disk_rounds(b->disk, 1, err) < 0) {
+		b->disk_failed = 1;
+		return -1;
+	}
+	return 0;
 }
 
 /* ---- disk ---- */
@@ -531,8 +538,8 @@ void nn_bench_disk_end(struct nn_bench_disk_run *d, struct nn_bench_disk *out)
 		out->direct = d->direct;
 		out->bytes = d->bytes;
 		if (d->n > 0) {
-			out->write = middle_mean(d->wv, d->n);
-			out->read = middle_mean(d->rv, d->n);
+			out->write = upper_quartile(d->wv, d->n);
+			out->read = upper_quartile(d->rv, d->n);
 		}
 	}
 	if (d->fd >= 0) {
@@ -554,13 +561,6 @@ static void progress(const struct nn_bench_opts *o, const char *what)
 		o->progress(what, o->progress_arg);
 }
 
-/* n more disk rounds, after the other measurements */
-static int disk_more(const struct nn_bench_opts *o, struct nn_bench_disk_run *d, int n, char *err)
-{
-	progress(o, "disk, second half of the rounds");
-	return nn_bench_disk_rounds(d, n, err);
-}
-
 static jv num(uint64_t v)
 {
 	return jv_number((double)v);
@@ -573,7 +573,8 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	struct nn_bench_disk disk;
 	struct nn_bench_disk_run dr = { .fd = -1 };
 	struct nn_bench_mem_run mem = { 0 };
-	int per = 3, trials = o->quick ? 5 : 11;
+	int trials = o->quick ? 5 : 11;
+	struct between btw = { &mem, &dr, 0, 2 * trials, 3, 0 };
 	int64_t trial_ms = o->quick ? 50 : 200;
 	jv cpu = jv_invalid(), doc = jv_invalid(), features, score;
 	char *kernel = NULL;
@@ -596,19 +597,25 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 		goto fail;
 	}
 	if (o->measure) {
-		progress(o, "disk, sequential write and read");
+		progress(o, "disk, writing the test file");
 		if (nn_bench_disk_start(&dr, dir, (o->quick ? 16 : 256) * MIB, o->quick ? 100 : 500,
 					err) < 0) {
 			*fail = NN_BENCH_FAIL_IO;
 			goto fail;
 		}
-		if (!o->quick) {
-			int64_t f = DISK_GROUP_NS / (dr.round_ns > 0 ? dr.round_ns : 1);
-			per = f < DISK_GROUP_MIN ? DISK_GROUP_MIN : f > DISK_GROUP_MAX ? DISK_GROUP_MAX : (int)f;
-		}
-		if (nn_bench_disk_rounds(&dr, per, err) < 0) {
-			*fail = NN_BENCH_FAIL_IO;
-			goto fail;
+		if (o->quick) {
+			/* too short a run to spread them: back to back, so
+			 * that idle gaps cannot refill a throttle's burst
+			 * budget between such small rounds */
+			if (nn_bench_disk_rounds(&dr, 3, err) < 0) {
+				*fail = NN_BENCH_FAIL_IO;
+				goto fail;
+			}
+			btw.rounds = 0;
+		} else {
+			int64_t f = DISK_ROUNDS_NS / (dr.round_ns > 0 ? dr.round_ns : 1);
+			btw.rounds = f < DISK_ROUNDS_MIN ? DISK_ROUNDS_MIN
+				   : f > DISK_ROUNDS_MAX ? DISK_ROUNDS_MAX : (int)f;
 		}
 		if (!dr.direct && o->warn) {
 			char *msg = nn_xasprintf("'%s' does not take O_DIRECT: the disk was measured "
@@ -617,10 +624,6 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 			o->warn(msg, o->progress_arg);
 			free(msg);
 		}
-		/* The memory copies are spread over the CPU tests, one after
-		 * each trial, so that they sample seconds of the machine's
-		 * life rather than a fraction of one: on a shared host the
-		 * memory bandwidth left to a guest drifts with its neighbors. */
 		size_t mb = (o->quick ? 32 : 256) * MIB;
 		if (mb > ram / 8)
 			mb = (size_t)(ram / 8);
@@ -628,13 +631,15 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 			*fail = NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
-		progress(o, "cpu, single thread, and memory bandwidth");
-		if (cpu_measure(nn_bench_cpu_unit, 1, trials, trial_ms, mem_copy_hook, &mem, &single,
+		progress(o, btw.rounds ? "cpu, single thread; memory and disk between its trials"
+				       : "cpu, single thread; memory between its trials");
+		if (cpu_measure(nn_bench_cpu_unit, 1, trials, trial_ms, between_trials, &btw, &single,
 				err) < 0) {
-			*fail = NN_BENCH_FAIL_INTERNAL;
+			*fail = btw.disk_failed ? NN_BENCH_FAIL_IO : NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
-		progress(o, "cpu, all threads, and memory bandwidth");
+		progress(o, btw.rounds ? "cpu, all threads; memory and disk between its trials"
+				       : "cpu, all threads; memory between its trials");
 		/* Under a cgroup CPU quota, only as many threads as it allows
 		 * CPUs (rounded up), and the sum scaled down to the quota: the
 		 * rates are per CPU-second, which a quota does not slow. */
@@ -642,18 +647,14 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 		int64_t quota = nn_hwinfo_cpu_quota(NULL);
 		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
 			n = (unsigned)((quota + 999) / 1000);
-		if (cpu_measure(nn_bench_cpu_unit, n, trials, trial_ms, mem_copy_hook, &mem, &multi,
+		if (cpu_measure(nn_bench_cpu_unit, n, trials, trial_ms, between_trials, &btw, &multi,
 				err) < 0) {
-			*fail = NN_BENCH_FAIL_INTERNAL;
+			*fail = btw.disk_failed ? NN_BENCH_FAIL_IO : NN_BENCH_FAIL_INTERNAL;
 			goto fail;
 		}
 		bw = nn_bench_mem_end(&mem);
 		if (quota > 0 && (uint64_t)quota < (uint64_t)n * 1000)
 			multi = (uint64_t)((double)multi * (double)quota / (n * 1000.0) + 0.5);
-		if (!o->quick && disk_more(o, &dr, per, err) < 0) {
-			*fail = NN_BENCH_FAIL_IO;
-			goto fail;
-		}
 		nn_bench_disk_end(&dr, &disk);
 	} else {
 		struct statvfs sv;

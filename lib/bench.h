@@ -5,24 +5,25 @@
  * document (man/nunet-capability.5).  Nothing here prints; progress is
  * reported through a callback the caller may set.
  *
- * The CPU and memory figures are the upper quartile of several short
- * trials (the 4th of 5, the 9th of 11, the 17th of 22): other work on the machine only
- * slows them down, so a high quantile estimates the machine's own speed,
- * and is steadier from run to run than the median on a busy machine; one
- * lucky trial cannot set it as it would the maximum.  Disk trials stray
- * both ways (device and host caches speed some up), so the disk figures
- * are the mean of the middle half of the trials.  Durations and sizes:
+ * Every figure is the upper quartile of several short trials (the 4th of
+ * 5, the 9th of 11, the 17th of 22): other work on the machine only slows
+ * them down, so a high quantile estimates the machine's own speed, and is
+ * steadier from run to run than the median on a busy machine; one lucky
+ * trial cannot set it as it would the maximum.  The memory copies and the
+ * disk rounds are taken between the CPU trials, so that all three sample
+ * the whole run: on a shared host what a guest gets drifts over seconds
+ * with its neighbors.  Durations and sizes:
  *
  *	          full                      quick
  *	cpu       1 warm-up + 11 x 200 ms    1 + 5 x 50 ms  (single, then multi)
  *	memory    22 x memcpy 256 MiB        10 x 32 MiB    (one after each cpu
  *	                                                    trial)
- *	disk      1 warm-up + 3..8 rounds    1 + 3 x 16 MiB (after 1 allocating
- *	          of write+read 256 MiB, or  or 100 ms       write; at least
- *	          what the disk writes in                    4 MiB; 64 MiB calls)
- *	          500 ms if less, first;
- *	          as many more at the end
- *	          (3..8, what takes 3.5 s)
+ *	disk      1 warm-up, then 6..16      1 + 3 x 16 MiB (after 1 allocating
+ *	          rounds of write+read       or 100 ms,      write; at least
+ *	          256 MiB, or what the disk  back to back    4 MiB; 64 MiB calls;
+ *	          writes in 500 ms if less                   a full run's rounds
+ *	          (what takes 7 s)                           spaced over the cpu
+ *	                                                     trials)
  *
  * The CPU kernel (nn_bench_cpu_unit) is fixed: one iteration is 4096 steps
  * of a chain x = mix(x + golden) with SplitMix64's mixing function, so each
@@ -104,8 +105,8 @@ struct nn_bench_disk {
  * and fdatasync()ed (the write time includes the sync), then read back
  * (the calls' buffer in huge pages where the kernel has them: bench.c says
  * why);
- * one warm-up round, then the timed rounds, each rate the mean of the
- * middle half of them; when the warm-up round took over 3 x pass_ms (a disk
+ * one warm-up round, then the timed rounds, each rate the upper quartile
+ * of them; when the warm-up round took over 3 x pass_ms (a disk
  * that reads far slower than it writes), the timed rounds use the part of
  * the file that takes that long.  The page cache is bypassed with O_DIRECT where the
  * filesystem allows it; elsewhere the file is written buffered,

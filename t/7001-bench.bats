@@ -186,35 +186,43 @@ field() {
 	assert_equal "$w" $((1048576 + 16777216 + r))
 }
 
-@test "disk: a full run's timed rounds come in two equal halves, before the memory and cpu tests and after them" {
+@test "disk: a full run's timed rounds are spread over the cpu tests, between their trials" {
 	command -v strace >/dev/null || skip "no strace"
 	mkdir "$BATS_TEST_TMPDIR/d"
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
 		run --separate-stderr strace -f -qq -o "$BATS_TEST_TMPDIR/trace" \
-		-e trace=openat,fdatasync,madvise nunet-bench -d "$BATS_TEST_TMPDIR/d"
+		-e trace=openat,fdatasync,madvise,clone,clone3 nunet-bench -d "$BATS_TEST_TMPDIR/d"
 	assert_success
 	if [[ "$stderr" == *"does not take O_DIRECT"* ]]; then
 		skip "the file system of $BATS_TEST_TMPDIR refuses O_DIRECT"
 	fi
-	# syncs of the test file before the memory test and after it (the
-	# cpu tests come after it): after the test file is open, the disk
-	# test's buffer is the first asked for huge pages, the memory test's
-	# two the next
+	# syncs of the test file: before the memory test's buffers (after the
+	# file is open, the disk test's buffer is the first asked for huge
+	# pages, the memory test's two the next, just before the cpu tests);
+	# during the single-thread test (before any thread is started); during
+	# the all-threads test (between the first and the last thread started)
 	run awk -v dir="$BATS_TEST_TMPDIR/d/.nunet-bench." '
 		$2 ~ /^openat\(/ && index($0, dir) && /O_DIRECT/ { fd = $NF; next }
 		fd == "" { next }
-		/MADV_HUGEPAGE/ { if (++huge >= 2) mem = 1; next }
-		$2 == "fdatasync(" fd ")" { if (mem) after++; else before++ }
-		END { printf "before=%d after=%d\n", before, after }' "$BATS_TEST_TMPDIR/trace"
+		/MADV_HUGEPAGE/ { huge++; next }
+		/CLONE_THREAD/ { threads++; multi += pending; pending = 0; next }
+		$2 == "fdatasync(" fd ")" { if (huge < 3) pre++; else if (!threads) single++; else pending++ }
+		END { printf "pre=%d single=%d multi=%d after=%d\n", pre, single, multi, pending }' \
+		"$BATS_TEST_TMPDIR/trace"
 	echo "$output"
-	[[ "$output" =~ ^before=([0-9]+)\ after=([0-9]+)$ ]]
-	local before=${BASH_REMATCH[1]} after=${BASH_REMATCH[2]}
-	# after: the second half, 3 to 8 rounds; before: the allocating pass
-	# (its timed first 32 MiB, then the rest), the warm-up round and the
-	# first half, of as many rounds
-	[ "$after" -ge 3 ]
-	[ "$after" -le 8 ]
-	[ "$before" -eq $((after + 3)) ] || [ "$before" -eq $((after + 2)) ]
+	[[ "$output" =~ ^pre=([0-9]+)\ single=([0-9]+)\ multi=([0-9]+)\ after=([0-9]+)$ ]]
+	local pre=${BASH_REMATCH[1]} single=${BASH_REMATCH[2]} multi=${BASH_REMATCH[3]}
+	local after=${BASH_REMATCH[4]}
+	# before: the allocating pass (its timed first 32 MiB, then the rest)
+	# and the warm-up round, none of the timed ones
+	[ "$pre" -le 3 ]
+	# 6 to 16 timed rounds, a sync each, about half in each cpu test
+	[ $((single + multi + after)) -ge 6 ]
+	[ $((single + multi + after)) -le 16 ]
+	[ "$single" -ge 3 ]
+	if [ "$(nproc)" -gt 1 ]; then
+		[ "$multi" -ge 2 ]
+	fi
 }
 
 @test "disk writes are measured at the device: a 20 MB/s blkio limit shows" {
@@ -355,8 +363,8 @@ field() {
 	run script -qec "nunet-bench -q >'$BATS_TEST_TMPDIR/doc.json'" /dev/null
 	assert_success
 	assert_output --partial "nunet-bench: info: detecting hardware..."
-	assert_output --partial "nunet-bench: info: disk, sequential write and read..."
-	assert_output --partial "nunet-bench: info: cpu, single thread, and memory bandwidth..."
+	assert_output --partial "nunet-bench: info: disk, writing the test file..."
+	assert_output --partial "nunet-bench: info: cpu, single thread; memory between its trials..."
 	# the document still went to stdout alone
 	run jq -e -f "$FIX/shape.jq" "$BATS_TEST_TMPDIR/doc.json"
 	assert_output true
