@@ -61,9 +61,15 @@ scenario() {
 	assert_equal "$(jq -r .pong <<<"$output")" true
 	run send_from e b
 	assert_success
-	# and the stored edges say so too
+	# and the stored edges say so too (within a bound: under a sanitized
+	# build on a loaded machine, a probe answered late can make a node
+	# suspect a peer for a moment just after the heal; CI saw 3 of 4)
 	for n in $NODES; do
-		assert_equal "$(sqlite3 "$BATS_TEST_TMPDIR/$n/node.db" "SELECT COUNT(*) FROM swarm_edges WHERE state = 'alive'")" 4
+		if ! within 10 '[ "$(sqlite3 "$BATS_TEST_TMPDIR/$n/node.db" \
+			"SELECT COUNT(*) FROM swarm_edges WHERE state = '"'alive'"'")" = 4 ]'; then
+			sqlite3 "$BATS_TEST_TMPDIR/$n/node.db" "SELECT dst, state, updated FROM swarm_edges"
+			false
+		fi
 	done
 }
 
