@@ -238,11 +238,6 @@ int nn_bench_cpu_kernel(nn_bench_unit_fn *unit, unsigned nthreads, int trials, i
 	return cpu_measure(unit, nthreads, trials, trial_ms, NULL, NULL, score, err);
 }
 
-int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err)
-{
-	return cpu_measure(nn_bench_cpu_unit, nthreads, trials, trial_ms, NULL, NULL, score, err);
-}
-
 /* ---- memory ---- */
 
 int nn_bench_mem_start(struct nn_bench_mem_run *m, size_t bytes, int trials, char *err)

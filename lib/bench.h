@@ -61,14 +61,12 @@
 #define NN_BENCH_STATE_WORDS 520
 uint64_t nn_bench_cpu_unit(uint64_t *state, double *acc);
 
-/* CPU rate: iterations per CPU-second summed over nthreads threads (each
- * its own kernel state), upper quartile of trials of trial_ms wall time
- * each, after one warm-up trial.  0, or -1 + err when a thread cannot be
+/* CPU rate of a kernel of nn_bench_cpu_unit's shape (nn_bench_run times
+ * nn_bench_cpu_unit; t/perf/bench-stability a reference beside it):
+ * iterations per CPU-second summed over nthreads threads (each its own
+ * kernel state), upper quartile of trials of trial_ms wall time each,
+ * after one warm-up trial.  0, or -1 + err when a thread cannot be
  * started.  The document's score is this divided by NN_BENCH_SCORE_SCALE. */
-int nn_bench_cpu(unsigned nthreads, int trials, int64_t trial_ms, uint64_t *score, char *err);
-
-/* The same with another kernel of the same shape (t/perf/bench-stability
- * times a reference kernel beside nunet-bench's). */
 typedef uint64_t nn_bench_unit_fn(uint64_t *state, double *acc);
 int nn_bench_cpu_kernel(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
 			uint64_t *score, char *err);
