@@ -5,7 +5,8 @@
  * and read through a temporary file that bypasses (or is evicted from) the
  * page cache.  Every figure is the upper quartile of short trials; the
  * memory copies and disk rounds are taken between the CPU trials, so that
- * all of them are spread over the run's seconds.  nn_bench_run() puts the figures together with hwinfo's detection.
+ * all of them are spread over the run's seconds.  nn_bench_run() puts the
+ * figures together with hwinfo's detection.
  */
 #include "bench.h"
 
@@ -204,8 +205,9 @@ done:
 	return rc;
 }
 
-/* The trials, with between(arg) called after each (the memory copies
- * that nn_bench_run spreads over the CPU tests). */
+/* The trials, with between(arg, err) called after each (the memory copies
+ * and disk rounds that nn_bench_run spreads over the CPU tests); a
+ * between that fails ends the measurement with its -1 + err. */
 static int cpu_measure(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
 		       int (*between)(void *, char *), void *arg, uint64_t *score, char *err)
 {
@@ -569,7 +571,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	struct nn_bench_disk_run dr = { .fd = -1 };
 	struct nn_bench_mem_run mem = { 0 };
 	int trials = o->quick ? 5 : 11;
-	struct between btw = { &mem, &dr, 0, 2 * trials, 3, 0 };
+	struct between btw = { &mem, &dr, 0, 2 * trials, 0, 0 };	/* rounds: below */
 	int64_t trial_ms = o->quick ? 50 : 200;
 	jv cpu = jv_invalid(), doc = jv_invalid(), features, score;
 	char *kernel = NULL;
