@@ -3,7 +3,8 @@
 # alloc.h's /alloc/restart "hold"): under rest_for_one and one_for_all a
 # dependent on another node is held, state waiting and no process, until
 # its restarted dependency runs again, as at first start; a dependency
-# whose restart fails fails the deployment, naming it.
+# whose restart fails fails the deployment, naming it, even before the
+# dependent's provider has reported its hold.
 load lib/common
 load lib/swarm
 
@@ -115,5 +116,34 @@ deploy() {
 	held_on c "$web"
 	assert_equal "$(wc -l <"$T/db-starts")" 1
 	(( $(wc -l <"$T/web-starts") <= 2 ))
+	within 30 all_clean
+}
+
+@test "a dependency whose restart fails before its dependent's hold is reported still fails the deployment, naming it" {
+	start_swarm
+	T=$BATS_TEST_TMPDIR
+	printf '#!/bin/sh\nrm -f "$0"\n%s\n' "$(job db)" >"$T/db.sh"
+	chmod +x "$T/db.sh"
+	ensemble '"never"' "exec $T/db.sh" '{"policy":"always","strategy":"one_for_all","intensity":10}' |
+		jq -c --arg p "$T/db.sh" '.allocations.db.command = [$p]' >"$T/ens.json"
+	deploy
+	web=$(alloc_of web)
+	# the orchestrator (a) reads web's end only once c is stopped: c
+	# reports the hold that a asks for after db's failed restart on b
+	kill -STOP "${PID[a]}"
+	kill -KILL "$(job_pid c "$web")"
+	sleep 1
+	kill -STOP "${PID[c]}"
+	kill -CONT "${PID[a]}"
+	within 20 "[ \"\$(nunet-run status $id | jq -r .state)\" = failed ]" || {
+		kill -CONT "${PID[c]}"
+		NUNET_HOME=$(home a) nunet-node events --kind deploy | jq -c '[.kind, .fields.name, .fields.state, .fields.reason]' >&3
+		false
+	}
+	run nunet-run status "$id"
+	kill -CONT "${PID[c]}"
+	assert_equal "$(jq -r .reason <<<"$output")" \
+		"db, which web depends on, ended (failed: command '$T/db.sh' not found: No such file or directory)"
+	assert_equal "$(wc -l <"$T/db-starts")" 1
 	within 30 all_clean
 }

@@ -86,6 +86,8 @@ struct orch_dep {
 	jv sup_times;			/* wall ms of the restarts its strategies made */
 	jv sup_pending;			/* names it restarted whose end is not reported
 					 * yet: not up, whatever a late state says */
+	jv holding;			/* names it asked a provider to hold, not
+					 * released yet: held before the provider says so */
 	struct orch_dep *next;
 };
 
@@ -173,6 +175,7 @@ static void dep_free(struct orch_dep *d)
 	jv_free(d->refused);
 	jv_free(d->sup_times);
 	jv_free(d->sup_pending);
+	jv_free(d->holding);
 	free(d->slots);
 	free(d);
 }
@@ -1793,11 +1796,15 @@ static void on_restarted(struct nn_node *n, jv ans, void *arg)
 	if (d && !is_reply(ans)) {
 		jv_free(d->sup_pending);
 		d->sup_pending = jv_object();
+		jv_free(d->holding);
+		d->holding = jv_object();
 	}
 	if (d && jv_get_kind(done) == JV_KIND_OBJECT)
 		jv_object_foreach(done, k, v) {
-			if (jv_get_kind(v) != JV_KIND_TRUE)
+			if (jv_get_kind(v) != JV_KIND_TRUE) {
 				d->sup_pending = jv_object_delete(d->sup_pending, jv_copy(k));
+				d->holding = jv_object_delete(d->holding, jv_copy(k));
+			}
 			jv_free(k);
 			jv_free(v);
 		}
@@ -1806,11 +1813,13 @@ static void on_restarted(struct nn_node *n, jv ans, void *arg)
 }
 
 /* A state of name other than running: a restart it was sent is under
- * way (its last run ended). */
+ * way (its last run ended).  A final one: it is held no more. */
 static void pending_seen(struct orch_dep *d, const char *name, const char *state)
 {
 	if (strcmp(state, "running") != 0)
 		d->sup_pending = jv_object_delete(d->sup_pending, jv_string(name));
+	if (nn_alloc_state_final(state))
+		d->holding = jv_object_delete(d->holding, jv_string(name));
 }
 
 /* The allocations restarted with `name` under strategy: every other one
@@ -1857,6 +1866,16 @@ static void send_restart(struct orch_dep *d, const char *prov, const char *lease
 	char e[NN_ERRLEN];
 	struct orch_rq *r = rq_new(d, RQ_RESTART, -1, prov);
 	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
+	jv held = how == 1 ? jv_copy(names) : jv_invalid();
+	/* a hold counts from now: its dependency may end before the
+	 * provider reports the hold (release_held) */
+	jv_array_foreach(names, i, nm) {
+		if (how == 1)
+			d->holding = jv_object_set(d->holding, jv_copy(nm), jv_true());
+		if (how == 2)
+			d->holding = jv_object_delete(d->holding, jv_copy(nm));
+		jv_free(nm);
+	}
 	b = jv_object_set(b, jv_string("names"), names);
 	b = jv_object_set(b, jv_string("reason"), jv_string(why));
 	b = jv_object_set(b, jv_string("escalate"), jv_false());
@@ -1868,7 +1887,10 @@ static void send_restart(struct orch_dep *d, const char *prov, const char *lease
 				on_restarted, r, NULL, e) < 0) {
 		nn_debug("orch: %s: restart on %s: %s", d->id, prov, e);
 		rq_free(r);
+		jv_array_foreach(held, i, nm)
+			d->holding = jv_object_delete(d->holding, nm);
 	}
+	jv_free(held);
 }
 
 /* Whether allocation nm (borrowed) depends on one of set (borrowed,
@@ -1894,10 +1916,10 @@ static int needs_hold(jv ens, jv nm, jv set)
 
 /*
  * Allocations a restart across groups holds on their providers (state
- * waiting, reason NN_ALLOC_HELD) start again once what they depend on in
- * other groups is up (a service running, a task exited 0); a dependency
- * that ended otherwise fails the deployment, as at first start.  Returns 1
- * when d ended.
+ * waiting, reason NN_ALLOC_HELD; or only asked to, d->holding) start
+ * again once what they depend on in other groups is up (a service
+ * running, a task exited 0); a dependency that ended otherwise fails the
+ * deployment, as at first start.  Returns 1 when d ended.
  */
 static int release_held(struct orch_dep *d)
 {
@@ -1919,6 +1941,19 @@ static int release_held(struct orch_dep *d)
 		held = jv_array_append(held, jv_array_append(jv_array_append(jv_array_append(jv_array(),
 							     orch_col_str(st, 0)), orch_col_str(st, 1)), orch_col_str(st, 2)));
 	sqlite3_finalize(st);
+	/* those whose hold is not reported yet: [name], never released
+	 * before it is, but failed by a dependency's end all the same */
+	jv_object_foreach(d->holding, k, v) {
+		int seen = 0;
+		jv_array_foreach(held, i, h) {
+			seen |= jv_equal(jv_array_get(jv_copy(h), 0), jv_copy(k));
+			jv_free(h);
+		}
+		if (!seen)
+			held = jv_array_append(held, jv_array_append(jv_array(), jv_copy(k)));
+		jv_free(k);
+		jv_free(v);
+	}
 	jv_array_foreach(held, i, h) {
 		jv nm = jv_array_get(jv_copy(h), 0), g = group_of(d->ens, jv_copy(nm)), bad = jv_invalid();
 		jv deps = jv_object_get(jv_object_get(jget(d->ens, "allocations"), jv_copy(nm)), jv_string("depends_on"));
@@ -1972,7 +2007,7 @@ static int release_held(struct orch_dep *d)
 			dep_fail(d, why, bad);
 			return 1;
 		}
-		if (up) {
+		if (up && jv_array_length(jv_copy(h)) == 3) {
 			jv p = jv_array_get(jv_copy(h), 1), l = jv_array_get(jv_copy(h), 2);
 			jv f = jv_object_set(jv_object(), jv_string("name"), jv_copy(nm));
 			f = jv_object_set(f, jv_string("provider"), jv_copy(p));
@@ -2531,6 +2566,8 @@ static void dep_lost(struct orch_dep *d, const char *did, const char *by)
 				const char *ty = (const char *)sqlite3_column_text(st, 1);
 				const char *as = (const char *)sqlite3_column_text(st, 2);
 				jv a = jv_object_get(jv_copy(allocs), jv_string(nm ? nm : ""));
+				/* its hold went with the provider */
+				d->holding = jv_object_delete(d->holding, jv_string(nm ? nm : ""));
 				if (ty && !strcmp(ty, "service"))
 					move = 1;
 				else if (!(as && nn_alloc_state_final(as)) && ens_int(a, "retries", 0) > d->redeploys)
@@ -2952,6 +2989,7 @@ static struct orch_dep *dep_new(struct orch *o, const char *id, const char *trac
 	d->refused = jv_object();
 	d->sup_times = jv_array();
 	d->sup_pending = jv_object();
+	d->holding = jv_object();
 	d->next = o->deps;
 	o->deps = d;
 	return d;
