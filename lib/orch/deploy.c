@@ -1866,7 +1866,7 @@ static void send_restart(struct orch_dep *d, const char *prov, const char *lease
 	char e[NN_ERRLEN];
 	struct orch_rq *r = rq_new(d, RQ_RESTART, -1, prov);
 	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
-	jv held = how == 1 ? jv_copy(names) : jv_invalid();
+	jv held = how == 1 ? jv_copy(names) : jv_array();
 	/* a hold counts from now: its dependency may end before the
 	 * provider reports the hold (release_held) */
 	jv_array_foreach(names, i, nm) {
