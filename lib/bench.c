@@ -3,8 +3,9 @@
  * kernel run on one thread and on every allowed CPU (pthreads), memcpy()
  * bandwidth over buffers far larger than caches, and sequential disk write
  * and read through a temporary file that bypasses (or is evicted from) the
- * page cache.  Every figure is the upper quartile of short trials; the
- * memory copies and disk rounds are taken between the CPU trials, so that
+ * page cache.  Every CPU and memory figure is the upper quartile of
+ * short trials, every disk figure the median of its rounds; the memory
+ * copies and disk rounds are taken between the CPU trials, so that
  * all of them are spread over the run's seconds.  nn_bench_run() puts the
  * figures together with hwinfo's detection.
  */
@@ -39,6 +40,9 @@
 #define DISK_ROUNDS_NS 7000000000LL
 #define DISK_ROUNDS_MIN 6
 #define DISK_ROUNDS_MAX 16
+/* A full run's file holds DISK_REGIONS regions of a pass's size, its
+ * rounds taking them in turn (nn_bench_disk_start says why). */
+#define DISK_REGIONS 4
 
 static int64_t now_ns(void)
 {
@@ -70,6 +74,15 @@ static uint64_t upper_quartile(uint64_t *v, int n)
 {
 	qsort(v, (size_t)n, sizeof *v, cmp_u64);
 	return v[(3 * (n - 1) + 2) / 4];
+}
+
+/* The median of n values (sorts v); of an even count, the mean of the
+ * two middle ones.  For the disk: its rounds on a virtual disk run at
+ * two speeds whose shares move with the host (nn_bench_disk_end). */
+static uint64_t median(uint64_t *v, int n)
+{
+	qsort(v, (size_t)n, sizeof *v, cmp_u64);
+	return n % 2 ? v[n / 2] : v[n / 2 - 1] + (v[n / 2] - v[n / 2 - 1]) / 2;
 }
 
 /* ---- CPU ---- */
@@ -336,8 +349,9 @@ static int between_trials(void *arg, char *err)
 
 /* ---- disk ---- */
 
-/* Write [from, to) in DISK_BLOCK pieces (the last may be shorter; every
- * size is a multiple of DISK_ALIGN), then fdatasync. */
+/* Write [from, to) in pieces of at most DISK_BLOCK and of to - from (the
+ * last may be shorter; every size is a multiple of DISK_ALIGN), then
+ * fdatasync. */
 static int write_range(int fd, const unsigned char *buf, uint64_t from, uint64_t to,
 		       char *err, const char *dir)
 {
@@ -358,12 +372,13 @@ static int write_range(int fd, const unsigned char *buf, uint64_t from, uint64_t
 	return 0;
 }
 
-static int read_file(int fd, unsigned char *buf, uint64_t bytes, char *err, const char *dir)
+/* Read bytes from offset at, in pieces as write_range's. */
+static int read_range(int fd, unsigned char *buf, uint64_t at, uint64_t bytes, char *err, const char *dir)
 {
 	for (uint64_t off = 0; off < bytes; off += DISK_BLOCK) {
 		size_t len = bytes - off < DISK_BLOCK ? (size_t)(bytes - off) : DISK_BLOCK, done = 0;
 		while (done < len) {
-			ssize_t n = pread(fd, buf + done, len - done, (off_t)(off + done));
+			ssize_t n = pread(fd, buf + done, len - done, (off_t)(at + off + done));
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0)
@@ -375,21 +390,21 @@ static int read_file(int fd, unsigned char *buf, uint64_t bytes, char *err, cons
 	return 0;
 }
 
-/* One round: rewrite the file (timed with its fdatasync), then read it
- * back (from the device: O_DIRECT, or the cache dropped first); rates in
- * bytes per wall-clock second. */
-static int disk_round(int fd, int direct, unsigned char *buf, uint64_t bytes,
+/* One round: rewrite bytes of the file from offset at (timed with its
+ * fdatasync), then read them back (from the device: O_DIRECT, or the
+ * cache dropped first); rates in bytes per wall-clock second. */
+static int disk_round(int fd, int direct, unsigned char *buf, uint64_t at, uint64_t bytes,
 		      uint64_t *w, uint64_t *r, char *err, const char *dir)
 {
 	int64_t t0 = now_ns(), el;
-	if (write_range(fd, buf, 0, bytes, err, dir) < 0)
+	if (write_range(fd, buf, at, at + bytes, err, dir) < 0)
 		return -1;
 	el = now_ns() - t0;
 	*w = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
 	if (!direct)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	t0 = now_ns();
-	if (read_file(fd, buf, bytes, err, dir) < 0)
+	if (read_range(fd, buf, at, bytes, err, dir) < 0)
 		return -1;
 	el = now_ns() - t0;
 	*r = (uint64_t)((double)bytes * 1e9 / (double)(el > 0 ? el : 1));
@@ -397,7 +412,7 @@ static int disk_round(int fd, int direct, unsigned char *buf, uint64_t bytes,
 }
 
 int nn_bench_disk_start(struct nn_bench_disk_run *d, const char *dir, uint64_t bytes,
-			int64_t pass_ms, char *err)
+			int64_t pass_ms, int regions, char *err)
 {
 	struct statvfs sv;
 	char *path;
@@ -412,8 +427,9 @@ int nn_bench_disk_start(struct nn_bench_disk_run *d, const char *dir, uint64_t b
 		return nn_seterr(err, "cannot write in '%s': %s", dir, strerror(errno));
 	d->size = (uint64_t)sv.f_blocks * sv.f_frsize;
 	avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-	if (bytes > avail / 2)
-		bytes = avail / 2;
+	d->regions = regions > 1 ? regions : 1;
+	if (bytes > avail / 2 / (uint64_t)d->regions)
+		bytes = avail / 2 / (uint64_t)d->regions;
 	bytes -= bytes % DISK_ALIGN;
 	if (bytes < DISK_ALIGN)
 		return nn_seterr(err, "cannot write in '%s': not enough free space", dir);
@@ -471,7 +487,13 @@ int nn_bench_disk_start(struct nn_bench_disk_run *d, const char *dir, uint64_t b
 	 * them in place, so block allocation (and, on file systems mounted
 	 * with discard, the discards that truncation would cause) stays out
 	 * of the figures.  Its first PROBE bytes are timed to size the passes
-	 * so that one takes about pass_ms on a slow disk. */
+	 * so that one takes about pass_ms on a slow disk.  The file holds
+	 * regions such passes, which the rounds take in turn: where a file
+	 * lands on a virtual disk sets its speed (the host's own layout of
+	 * the image), by 20% between two regions of one file on the machine
+	 * this was built on, from run to run as each run's file landed
+	 * elsewhere; over four regions, the median round does not fall in
+	 * a slow one. */
 	{
 		uint64_t probe = bytes < PROBE ? bytes : PROBE, want;
 		int64_t t0 = now_ns(), el;
@@ -486,15 +508,19 @@ int nn_bench_disk_start(struct nn_bench_disk_run *d, const char *dir, uint64_t b
 			bytes = want;
 		if (bytes > probe && write_range(d->fd, d->buf, probe, bytes, err, dir) < 0)
 			goto fail;
+		for (int k = 1; k < d->regions; k++)
+			if (write_range(d->fd, d->buf, k * bytes, (k + 1) * bytes, err, dir) < 0)
+				goto fail;
 	}
-	d->bytes = bytes;
-	/* a warm-up round, not counted: the first rewrite of fresh blocks
-	 * and the first read after them are the odd ones out */
+	d->bytes = d->stride = bytes;
+	/* a warm-up round in each region, not counted: the first rewrite of
+	 * fresh blocks and the first read after them are the odd ones out */
 	{
 		int64_t t0 = now_ns();
-		if (disk_round(d->fd, d->direct, d->buf, bytes, &w, &r, err, dir) < 0)
-			goto fail;
-		d->round_ns = now_ns() - t0;
+		for (int k = 0; k < d->regions; k++)
+			if (disk_round(d->fd, d->direct, d->buf, k * bytes, bytes, &w, &r, err, dir) < 0)
+				goto fail;
+		d->round_ns = (now_ns() - t0) / d->regions;
 	}
 	/* the probe timed writes only: a disk that reads far slower than it
 	 * writes gets rounds of 3 x pass_ms too (a prefix of the file) */
@@ -521,8 +547,8 @@ int nn_bench_disk_rounds(struct nn_bench_disk_run *d, int n, char *err)
 		d->rv = nn_xrealloc(d->rv, (size_t)d->cap * sizeof *d->rv);
 	}
 	for (int i = 0; i < n; i++, d->n++)
-		if (disk_round(d->fd, d->direct, d->buf, d->bytes, &d->wv[d->n], &d->rv[d->n],
-			       err, d->dir) < 0)
+		if (disk_round(d->fd, d->direct, d->buf, (uint64_t)(d->n % d->regions) * d->stride, d->bytes,
+			       &d->wv[d->n], &d->rv[d->n], err, d->dir) < 0)
 			return -1;
 	return 0;
 }
@@ -535,8 +561,8 @@ void nn_bench_disk_end(struct nn_bench_disk_run *d, struct nn_bench_disk *out)
 		out->direct = d->direct;
 		out->bytes = d->bytes;
 		if (d->n > 0) {
-			out->write = upper_quartile(d->wv, d->n);
-			out->read = upper_quartile(d->rv, d->n);
+			out->write = median(d->wv, d->n);
+			out->read = median(d->rv, d->n);
 		}
 	}
 	if (d->fd >= 0) {
@@ -596,7 +622,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	if (o->measure) {
 		progress(o, "disk, writing the test file");
 		if (nn_bench_disk_start(&dr, dir, (o->quick ? 16 : 256) * MIB, o->quick ? 100 : 500,
-					err) < 0) {
+					o->quick ? 1 : DISK_REGIONS, err) < 0) {
 			*fail = NN_BENCH_FAIL_IO;
 			goto fail;
 		}

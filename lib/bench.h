@@ -5,11 +5,14 @@
  * document (man/nunet-capability.5).  Nothing here prints; progress is
  * reported through a callback the caller may set.
  *
- * Every figure is the upper quartile of several short trials (the 4th of
- * 5, the 9th of 11, the 17th of 22): other work on the machine only slows
- * them down, so a high quantile estimates the machine's own speed, and is
- * steadier from run to run than the median on a busy machine; one lucky
- * trial cannot set it as it would the maximum.  The memory copies and the
+ * Every CPU and memory figure is the upper quartile of several short
+ * trials (the 4th of 5, the 9th of 11, the 17th of 22): other work on the
+ * machine only slows them down, so a high quantile estimates the
+ * machine's own speed, and is steadier from run to run than the median on
+ * a busy machine; one lucky trial cannot set it as it would the maximum.
+ * Every disk figure is the median of its rounds: a virtual disk's rounds
+ * run at two speeds whose shares move with its host, and a quartile
+ * flips between them (nunet-bench(1)).  The memory copies and the
  * disk rounds are taken between the CPU trials, so that all three sample
  * the whole run: on a shared host what a guest gets drifts over seconds
  * with its neighbors.  Durations and sizes:
@@ -18,12 +21,12 @@
  *	cpu       1 warm-up + 11 x 200 ms    1 + 5 x 50 ms  (single, then multi)
  *	memory    22 x memcpy 256 MiB        10 x 32 MiB    (one after each cpu
  *	                                                    trial)
- *	disk      1 warm-up, then 6..16      1 + 3 x 16 MiB (after 1 allocating
+ *	disk      4 warm-up, then 6..16      1 + 3 x 16 MiB (after 1 allocating
  *	          rounds of write+read       or 100 ms,      write; at least
  *	          256 MiB, or what the disk  back to back    4 MiB; 64 MiB calls;
- *	          writes in 500 ms if less                   a full run's rounds
- *	          (what takes 7 s)                           spaced over the cpu
- *	                                                     trials)
+ *	          writes in 500 ms if less,  in 1 region     a full run's rounds
+ *	          (what takes 7 s), taking                   spaced over the cpu
+ *	          4 regions in turn                          trials)
  *
  * The CPU kernel (nn_bench_cpu_unit) is fixed: one iteration is 4096 steps
  * of a chain x = mix(x + golden) with SplitMix64's mixing function, so each
@@ -95,29 +98,29 @@ struct nn_bench_disk {
 	uint64_t size;		/* total bytes of the filesystem holding dir */
 	uint64_t read, write;	/* bytes per second */
 	int direct;		/* 1: O_DIRECT; 0: buffered + fdatasync + fadvise */
-	uint64_t bytes;		/* file size actually used */
+	uint64_t bytes;		/* bytes of one pass */
 };
 
-/* Disk: in dir, a new unlinked temporary file is written once to allocate
- * it, then in rounds rewritten sequentially in 64 MiB calls from the start
- * and fdatasync()ed (the write time includes the sync), then read back
- * (the calls' buffer in huge pages where the kernel has them: bench.c says
- * why);
- * one warm-up round, then the timed rounds, each rate the upper quartile
- * of them; when the warm-up round took over 3 x pass_ms (a disk
- * that reads far slower than it writes), the timed rounds use the part of
- * the file that takes that long.  The page cache is bypassed with O_DIRECT where the
- * filesystem allows it; elsewhere the file is written buffered,
- * fdatasync()ed, and dropped from the cache with
- * posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes is the most one
- * pass uses: it shrinks to half of the free space when that is less, and
- * to what the first 32 MiB written say the disk writes in pass_ms (at
- * least 4 MiB), so a slow disk does not make the run slow.  -1 + err
- * ("cannot write in 'DIR': …") on any I/O failure; nothing is left behind
- * in dir.
+/* Disk: in dir, a new unlinked temporary file of regions regions, each of
+ * a pass's size, is written once to allocate it; then in rounds, one
+ * region after another, a region is rewritten sequentially in 64 MiB
+ * calls and fdatasync()ed (the write time includes the sync), then read
+ * back (the calls' buffer in huge pages where the kernel has them:
+ * bench.c says why).  One warm-up round in each region, then the timed
+ * rounds, each rate the median of them; when the warm-up rounds took over
+ * 3 x pass_ms each (a disk that reads far slower than it writes), the
+ * timed rounds use the part of each region that takes that long.  The
+ * page cache is bypassed with O_DIRECT where the filesystem allows it;
+ * elsewhere the file is written buffered, fdatasync()ed, and dropped from
+ * the cache with posix_fadvise(POSIX_FADV_DONTNEED) before reading.  bytes
+ * is the most one pass uses: it shrinks to half of the free space divided
+ * by regions when that is less, and to what the first 32 MiB written say
+ * the disk writes in pass_ms (at least 4 MiB), so a slow disk does not
+ * make the run slow.  -1 + err ("cannot write in 'DIR': …") on any I/O
+ * failure; nothing is left behind in dir.
  *
  * In steps, so that its rounds can be spread over a run: _start opens,
- * allocates and sizes the file and runs the warm-up round; _rounds runs
+ * allocates and sizes the file and runs the warm-up rounds; _rounds runs
  * n timed rounds more; _end computes out from the rounds run so far (out
  * may be NULL) and closes, frees and zeroes d (safe to call twice; _start
  * and _rounds failing leave d to be ended, _start having ended it
@@ -127,12 +130,14 @@ struct nn_bench_disk_run {
 	int fd, direct;
 	unsigned char *buf;
 	uint64_t size, bytes;
+	uint64_t stride;	/* the regions' size and distance */
+	int regions;
 	int64_t round_ns;	/* how long one round takes (the warm-up's) */
 	uint64_t *wv, *rv;	/* rates of the timed rounds */
 	int n, cap;
 };
 int nn_bench_disk_start(struct nn_bench_disk_run *d, const char *dir, uint64_t bytes,
-			int64_t pass_ms, char *err);
+			int64_t pass_ms, int regions, char *err);
 int nn_bench_disk_rounds(struct nn_bench_disk_run *d, int n, char *err);
 void nn_bench_disk_end(struct nn_bench_disk_run *d, struct nn_bench_disk *out);
 

@@ -213,9 +213,10 @@ field() {
 	[[ "$output" =~ ^pre=([0-9]+)\ single=([0-9]+)\ multi=([0-9]+)\ after=([0-9]+)$ ]]
 	local pre=${BASH_REMATCH[1]} single=${BASH_REMATCH[2]} multi=${BASH_REMATCH[3]}
 	local after=${BASH_REMATCH[4]}
-	# before: the allocating pass (its timed first 32 MiB, then the rest)
-	# and the warm-up round, none of the timed ones
-	[ "$pre" -le 3 ]
+	# before: the allocating pass (its timed first 32 MiB, then the rest
+	# of the first region, then the other three regions) and a warm-up
+	# round in each region, none of the timed ones
+	[ "$pre" -le 9 ]
 	# 6 to 16 timed rounds, a sync each, about half in each cpu test
 	[ $((single + multi + after)) -ge 6 ]
 	[ $((single + multi + after)) -le 16 ]
