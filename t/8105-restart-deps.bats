@@ -44,6 +44,19 @@ deploy() {
 	within 10 "[ -s $T/db-starts ] && [ -s $T/web-starts ]"
 }
 
+# db (one_for_all, never restarted by its own policy) whose program
+# removes itself, so that its second run cannot start; web depends on it
+deploy_failing_db() {
+	start_swarm
+	T=$BATS_TEST_TMPDIR
+	printf '#!/bin/sh\nrm -f "$0"\n%s\n' "$(job db)" >"$T/db.sh"
+	chmod +x "$T/db.sh"
+	ensemble '"never"' "exec $T/db.sh" '{"policy":"always","strategy":"one_for_all","intensity":10}' |
+		jq -c --arg p "$T/db.sh" '.allocations.db.command = [$p]' >"$T/ens.json"
+	deploy
+	web=$(alloc_of web)
+}
+
 @test "rest_for_one across groups: the dependent on another node starts again after its dependency runs again" {
 	start_swarm
 	T=$BATS_TEST_TMPDIR
@@ -95,15 +108,7 @@ deploy() {
 }
 
 @test "a dependency whose restart fails fails the deployment, naming it; the held dependent never runs again" {
-	start_swarm
-	T=$BATS_TEST_TMPDIR
-	# db's program removes itself: its second run cannot start
-	printf '#!/bin/sh\nrm -f "$0"\n%s\n' "$(job db)" >"$T/db.sh"
-	chmod +x "$T/db.sh"
-	ensemble '"never"' "exec $T/db.sh" '{"policy":"always","strategy":"one_for_all","intensity":10}' |
-		jq -c --arg p "$T/db.sh" '.allocations.db.command = [$p]' >"$T/ens.json"
-	deploy
-	web=$(alloc_of web)
+	deploy_failing_db
 	kill -KILL "$(job_pid c "$web")"
 	within 40 "[ \"\$(nunet-run status $id | jq -r .state)\" = failed ]"
 	run nunet-run status "$id"
@@ -120,14 +125,7 @@ deploy() {
 }
 
 @test "a dependency whose restart fails before its dependent's hold is reported still fails the deployment, naming it" {
-	start_swarm
-	T=$BATS_TEST_TMPDIR
-	printf '#!/bin/sh\nrm -f "$0"\n%s\n' "$(job db)" >"$T/db.sh"
-	chmod +x "$T/db.sh"
-	ensemble '"never"' "exec $T/db.sh" '{"policy":"always","strategy":"one_for_all","intensity":10}' |
-		jq -c --arg p "$T/db.sh" '.allocations.db.command = [$p]' >"$T/ens.json"
-	deploy
-	web=$(alloc_of web)
+	deploy_failing_db
 	# the orchestrator (a) reads web's end only once c is stopped: c
 	# reports the hold that a asks for after db's failed restart on b
 	kill -STOP "${PID[a]}"
