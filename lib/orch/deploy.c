@@ -1801,10 +1801,10 @@ static void on_restarted(struct nn_node *n, jv ans, void *arg)
 	}
 	if (d && jv_get_kind(done) == JV_KIND_OBJECT)
 		jv_object_foreach(done, k, v) {
-			if (jv_get_kind(v) != JV_KIND_TRUE) {
+			/* (one between runs is held all the same: it stays
+			 * in holding) */
+			if (jv_get_kind(v) != JV_KIND_TRUE)
 				d->sup_pending = jv_object_delete(d->sup_pending, jv_copy(k));
-				d->holding = jv_object_delete(d->holding, jv_copy(k));
-			}
 			jv_free(k);
 			jv_free(v);
 		}
