@@ -113,6 +113,13 @@ show() {	# what went wrong: a's deployment events and every node's allocations
 	done
 }
 
+show_peers() {	# what each node thinks of the others
+	local n
+	for n in $NODES; do
+		echo "$n: $(nunet-node --home "$(home $n)" peers | jq -c '[.did[-6:], .state, .incarnation]' | tr '\n' ' ')" >&2
+	done
+}
+
 long_service() {	# long_service NAME: a whole core for longer than any scenario (lib/swarm's service: 60 s)
 	printf '"%s":{"type":"service","command":["sleep","300"],"resources":{"cpu":1,"ram":16777216}}' "$1"
 }
@@ -139,7 +146,7 @@ after_heal() {
 	local dep=$1
 	shift
 	t0=$(date +%s%3N)
-	within 30 converged
+	within 30 converged || { show_peers; false; }
 	within 30 "one_each $dep $* && all_accounted" || { show; false; }
 	echo "# one copy each and nothing reserved $(( $(date +%s%3N) - t0 )) ms after healing" >&3
 }
