@@ -1866,31 +1866,31 @@ static void send_restart(struct orch_dep *d, const char *prov, const char *lease
 	char e[NN_ERRLEN];
 	struct orch_rq *r = rq_new(d, RQ_RESTART, -1, prov);
 	jv b = jv_object_set(jv_object(), jv_string("lease"), jv_string(lease));
-	jv held = how == 1 ? jv_copy(names) : jv_array();
-	/* a hold counts from now: its dependency may end before the
-	 * provider reports the hold (release_held) */
-	jv_array_foreach(names, i, nm) {
-		if (how == 1)
-			d->holding = jv_object_set(d->holding, jv_copy(nm), jv_true());
-		if (how == 2)
-			d->holding = jv_object_delete(d->holding, jv_copy(nm));
-		jv_free(nm);
-	}
-	b = jv_object_set(b, jv_string("names"), names);
+	int sent;
+	b = jv_object_set(b, jv_string("names"), jv_copy(names));
 	b = jv_object_set(b, jv_string("reason"), jv_string(why));
 	b = jv_object_set(b, jv_string("escalate"), jv_false());
 	if (how == 1)
 		b = jv_object_set(b, jv_string("hold"), jv_true());
 	if (how == 2)
 		b = jv_object_set(b, jv_string("release"), jv_true());
-	if (nn_node_request_cap(d->o->n, prov, "/deploy/restart", b, tokens_for(d->o, prov), d->trace, 10000,
-				on_restarted, r, NULL, e) < 0) {
+	sent = nn_node_request_cap(d->o->n, prov, "/deploy/restart", b, tokens_for(d->o, prov), d->trace, 10000,
+				   on_restarted, r, NULL, e) == 0;
+	if (!sent) {
 		nn_debug("orch: %s: restart on %s: %s", d->id, prov, e);
 		rq_free(r);
-		jv_array_foreach(held, i, nm)
-			d->holding = jv_object_delete(d->holding, nm);
 	}
-	jv_free(held);
+	/* a hold counts from its request: its dependency may end before the
+	 * provider reports the hold (release_held); no answer comes before
+	 * this returns */
+	jv_array_foreach(names, i, nm) {
+		if (how == 1 && sent)
+			d->holding = jv_object_set(d->holding, jv_copy(nm), jv_true());
+		if (how == 2)
+			d->holding = jv_object_delete(d->holding, jv_copy(nm));
+		jv_free(nm);
+	}
+	jv_free(names);
 }
 
 /* Whether allocation nm (borrowed) depends on one of set (borrowed,
