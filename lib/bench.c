@@ -39,10 +39,10 @@
  * time, from DISK_ROUNDS_MIN to DISK_ROUNDS_MAX (a quick run: 3). */
 #define DISK_ROUNDS_NS 7000000000LL
 #define DISK_ROUNDS_MIN 6
-#define DISK_ROUNDS_MAX 16
+#define DISK_ROUNDS_MAX NN_BENCH_DISK_ROUNDS_MAX
 /* A full run's file holds DISK_REGIONS regions of a pass's size, its
  * rounds taking them in turn (nn_bench_disk_start says why). */
-#define DISK_REGIONS 4
+#define DISK_REGIONS NN_BENCH_DISK_REGIONS
 
 static int64_t now_ns(void)
 {
@@ -596,7 +596,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	struct nn_bench_disk disk;
 	struct nn_bench_disk_run dr = { .fd = -1 };
 	struct nn_bench_mem_run mem = { 0 };
-	int trials = o->quick ? 5 : 11;
+	int trials = o->quick ? 5 : NN_BENCH_TRIALS;
 	struct between btw = { &mem, &dr, 0, 2 * trials, 0, 0 };	/* rounds: below */
 	int64_t trial_ms = o->quick ? 50 : 200;
 	jv cpu = jv_invalid(), doc = jv_invalid(), features, score;
@@ -621,7 +621,8 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	}
 	if (o->measure) {
 		progress(o, "disk, writing the test file");
-		if (nn_bench_disk_start(&dr, dir, (o->quick ? 16 : 256) * MIB, o->quick ? 100 : 500,
+		if (nn_bench_disk_start(&dr, dir, o->quick ? 16 * MIB : NN_BENCH_DISK_BYTES,
+					o->quick ? 100 : NN_BENCH_DISK_PASS_MS,
 					o->quick ? 1 : DISK_REGIONS, err) < 0) {
 			*fail = NN_BENCH_FAIL_IO;
 			goto fail;
@@ -647,7 +648,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 			o->warn(msg, o->progress_arg);
 			free(msg);
 		}
-		size_t mb = (o->quick ? 32 : 256) * MIB;
+		size_t mb = o->quick ? 32 * MIB : NN_BENCH_MEM_BYTES;
 		if (mb > ram / 8)
 			mb = (size_t)(ram / 8);
 		if (nn_bench_mem_start(&mem, mb, 2 * trials, err) < 0) {

@@ -58,6 +58,15 @@
 #define NN_BENCH_UNIT_STEPS 4096
 #define NN_BENCH_SCORE_SCALE 40	/* iterations per second per score point */
 
+/* A full run's sizes (the table above), for nn_bench_run and for what
+ * repeats its measurements beside it (t/helper's bench pair). */
+#define NN_BENCH_TRIALS 11		/* CPU trials of each test, single then multi */
+#define NN_BENCH_MEM_BYTES (256u << 20)	/* one copy (at most ram / 8) */
+#define NN_BENCH_DISK_BYTES (256u << 20)	/* one pass, at most */
+#define NN_BENCH_DISK_PASS_MS 500	/* a slow disk's pass: what it writes in this */
+#define NN_BENCH_DISK_REGIONS 4
+#define NN_BENCH_DISK_ROUNDS_MAX 16	/* timed rounds, at most */
+
 /* One iteration of the CPU kernel.  state holds 1 + 1024/2 uint64_t words
  * of kernel state (start from zeros); returns a value that depends on all
  * the work, to keep the compiler honest. */

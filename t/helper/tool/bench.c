@@ -53,8 +53,10 @@ static uint64_t wide_unit(uint64_t *state, double *acc)
 	return x ^ table[x & 1023];
 }
 
-#define PAIR_TRIALS 22
-#define PAIR_ROUNDS 16
+/* a full run's copies (one after each CPU trial, single and multi) and
+ * its most disk rounds */
+#define PAIR_TRIALS (2 * NN_BENCH_TRIALS)
+#define PAIR_ROUNDS NN_BENCH_DISK_ROUNDS_MAX
 
 static int bench_pair(const char *dir)
 {
@@ -67,8 +69,9 @@ static int bench_pair(const char *dir)
 
 	memset(m, 0, sizeof m);
 	for (int k = 0; k < 2 && rc == 0; k++)
-		if (nn_bench_mem_start(&m[k], 256u << 20, PAIR_TRIALS, err) < 0 ||
-		    nn_bench_disk_start(&d[k], dir, 256u << 20, 500, 4, err) < 0)
+		if (nn_bench_mem_start(&m[k], NN_BENCH_MEM_BYTES, PAIR_TRIALS, err) < 0 ||
+		    nn_bench_disk_start(&d[k], dir, NN_BENCH_DISK_BYTES, NN_BENCH_DISK_PASS_MS,
+					NN_BENCH_DISK_REGIONS, err) < 0)
 			rc = -1;
 	for (int i = 0; i < PAIR_TRIALS && rc == 0; i++) {
 		int first = i % 2;
