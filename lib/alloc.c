@@ -76,6 +76,8 @@ static const char *const schema[] = {
 	/* 3: the prune at each end of an allocation reads the expired
 	 * tokens only (it scanned every token and every allocation ever) */
 	"CREATE INDEX IF NOT EXISTS cap_tokens_exp ON cap_tokens (exp);",
+	/* 4: a hold outlives the node (/alloc/restart "hold") */
+	"ALTER TABLE allocations ADD COLUMN held INTEGER NOT NULL DEFAULT 0;",
 	NULL
 };
 
@@ -108,7 +110,8 @@ struct alloc {
 	int sup;		/* its supervisor asked: 1 restart it, 2 fail it (/alloc/restart) */
 	char sup_msg[256];
 	int held;		/* its next run waits for its supervisor's release
-				 * (/alloc/restart "hold", then "release") */
+				 * (/alloc/restart "hold", then "release";
+				 * column held: set_held) */
 	int recoveries;
 	int swrites;		/* state.json written (by this node process) */
 	char did[NN_DID_MAX];	/* its identity ("" when it has none) */
@@ -675,6 +678,19 @@ static void record_state(struct alloc *a, const char *state, const char *reason,
 }
 
 static void signal_job(struct alloc *a, int sig);
+
+/* Hold a's next runs for its supervisor, or not: kept in the store, so a
+ * node started again does not start what was held. */
+static void set_held(struct alloc *a, int held)
+{
+	sqlite3_stmt *st = prep(a->m, "UPDATE allocations SET held = ? WHERE id = ?");
+	a->held = held;
+	if (st) {
+		sqlite3_bind_int(st, 1, held);
+		sqlite3_bind_text(st, 2, a->id, -1, SQLITE_STATIC);
+	}
+	step_done(a->m, st);
+}
 
 static void set_state(struct alloc *a, const char *state, const char *reason, jv result, int status)
 {
@@ -2874,7 +2890,7 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 	if (jv_get_kind(rel) == JV_KIND_TRUE) {
 		/* its held run may start (once its "after" holds) */
 		if (a && a->held) {
-			a->held = 0;
+			set_held(a, 0);
 			ok = 1;
 			if (!strcmp(a->state, "waiting") && !a->cancel)
 				run_next(a);	/* a may be gone */
@@ -2885,7 +2901,7 @@ static enum nn_code be_restart(struct nn_node *n, jv req, jv *reply, char *err)
 	}
 	if (a && !a->cancel && jv_get_kind(hold) == JV_KIND_TRUE && !nn_alloc_state_final(a->state) &&
 	    jv_get_kind(esc) != JV_KIND_TRUE) {
-		a->held = 1;
+		set_held(a, 1);
 		if (!strcmp(a->state, "waiting"))
 			set_state(a, "waiting", NN_ALLOC_HELD, jv_null(), -1);
 		/* a run starting now is ended once it runs (set_state) */
@@ -2947,7 +2963,7 @@ static void on_close(struct nn_node *n, void *arg)
 /* Every allocation the store says is live: find its shim again. */
 static int reconnect_all(struct amod *m, char *err)
 {
-	sqlite3_stmt *st = prep(m, "SELECT id, parent, dir, spec, opts, state, run, cancel, did"
+	sqlite3_stmt *st = prep(m, "SELECT id, parent, dir, spec, opts, state, run, cancel, did, held"
 			       " FROM allocations WHERE state NOT IN"
 			       " ('exited', 'killed', 'oom', 'failed') ORDER BY created, rowid");
 	if (!st)
@@ -2962,6 +2978,7 @@ static int reconnect_all(struct amod *m, char *err)
 		a->cancel = sqlite3_column_int(st, 7);
 		if (sqlite3_column_text(st, 8))
 			snprintf(a->did, sizeof a->did, "%s", sqlite3_column_text(st, 8));
+		a->held = sqlite3_column_int(st, 9);
 	}
 	sqlite3_finalize(st);
 	/* m->list now holds them; connect each (recover may drop one) */

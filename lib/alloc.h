@@ -102,6 +102,7 @@
  *	               reason NN_ALLOC_HELD, no shim) until the same
  *	               supervisor sends {"id","release":true} → {"id",
  *	               "released"}: what it depends on elsewhere runs again
+ *	               (the hold is stored: it outlives the node)
  *
  * Waiting for the end is watching DIR/state.json (inotify) until its state
  * is final: a behavior's answer cannot be deferred by the node yet, and a

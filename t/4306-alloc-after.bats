@@ -2,7 +2,9 @@
 # /alloc/start "after" (alloc.h): an allocation waits, without a shim,
 # until the allocations of its node it names run or have exited 0; one
 # that ends otherwise fails it without a run; a cancel ends the wait; a
-# node killed while it waits takes the wait up again.
+# node killed while it waits takes the wait up again.  A run held by its
+# supervisor (/alloc/restart "hold") waits the same way until released,
+# across a kill of the node too.
 load lib/common
 
 setup() {
@@ -79,6 +81,34 @@ waits_for_go() {
 	run nunet-run wait w2
 	assert_success
 	assert_equal "$(cat "$NUNET_HOME/alloc/w2/stdout.log")" after
+}
+
+@test "a run held by its supervisor waits until released, also after the node was killed" {
+	start "{\"spec\":{\"id\":\"svc\",\"command\":[\"sh\",\"-c\",\"date +%s%N >>$BATS_TEST_TMPDIR/starts; exec sleep 60\"]}}" >/dev/null
+	wait_state svc running
+	within 10 "[ -s $BATS_TEST_TMPDIR/starts ]"
+	run nunet-send /alloc/restart '{"id":"svc","hold":true,"reason":"db is down"}'
+	assert_success
+	assert_equal "$(jq -c . <<<"$output")" '{"id":"svc","restarted":true}'
+	wait_state svc waiting
+	assert_equal "$(nunet-send /alloc/status '{"id":"svc"}' | jq -r .reason)" "held by its supervisor"
+	[ ! -e "$NUNET_HOME/alloc/svc/shim.sock" ]
+	kill -9 "$NODE_PID"
+	wait "$NODE_PID" 2>/dev/null || true
+	NODE_PIDS=()
+	node_start
+	# started again, the node keeps holding it: no run
+	sleep 1
+	assert_equal "$(nunet-send /alloc/status '{"id":"svc"}' | jq -r '.state + ": " + .reason')" \
+		"waiting: held by its supervisor"
+	assert_equal "$(wc -l <"$BATS_TEST_TMPDIR/starts")" 1
+	run nunet-send /alloc/restart '{"id":"svc","release":true}'
+	assert_success
+	assert_equal "$(jq -c . <<<"$output")" '{"id":"svc","released":true}'
+	wait_state svc running
+	within 10 "[ \$(wc -l <$BATS_TEST_TMPDIR/starts) = 2 ]"
+	# a second release finds nothing held
+	assert_equal "$(nunet-send /alloc/restart '{"id":"svc","release":true}' | jq -c .)" '{"id":"svc","released":false}'
 }
 
 @test "bad after is refused before anything starts" {
