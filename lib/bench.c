@@ -333,14 +333,18 @@ struct between {
 	int disk_failed;
 };
 
+int nn_bench_round_due(int slot, int slots, int rounds)
+{
+	return (int64_t)(slot + 1) * rounds / slots > (int64_t)slot * rounds / slots;
+}
+
 static int between_trials(void *arg, char *err)
 {
 	struct between *b = arg;
 	int i = b->slot++;
 
 	nn_bench_mem_copy(b->mem);
-	if ((int64_t)(i + 1) * b->rounds / b->slots > (int64_t)i * b->rounds / b->slots &&
-	    nn_bench_disk_rounds(b->disk, 1, err) < 0) {
+	if (nn_bench_round_due(i, b->slots, b->rounds) && nn_bench_disk_rounds(b->disk, 1, err) < 0) {
 		b->disk_failed = 1;
 		return -1;
 	}
@@ -598,7 +602,7 @@ jv nn_bench_run(const struct nn_bench_opts *o, jv labels, enum nn_bench_fail *fa
 	struct nn_bench_mem_run mem = { 0 };
 	int trials = o->quick ? 5 : NN_BENCH_TRIALS;
 	struct between btw = { &mem, &dr, 0, 2 * trials, 0, 0 };	/* rounds: below */
-	int64_t trial_ms = o->quick ? 50 : 200;
+	int64_t trial_ms = o->quick ? 50 : NN_BENCH_TRIAL_MS;
 	jv cpu = jv_invalid(), doc = jv_invalid(), features, score;
 	char *kernel = NULL;
 

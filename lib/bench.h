@@ -61,6 +61,7 @@
 /* A full run's sizes (the table above), for nn_bench_run and for what
  * repeats its measurements beside it (t/helper's bench pair). */
 #define NN_BENCH_TRIALS 11		/* CPU trials of each test, single then multi */
+#define NN_BENCH_TRIAL_MS 200		/* one CPU trial, wall time */
 #define NN_BENCH_MEM_BYTES (256u << 20)	/* one copy (at most ram / 8) */
 #define NN_BENCH_DISK_BYTES (256u << 20)	/* one pass, at most */
 #define NN_BENCH_DISK_PASS_MS 500	/* a slow disk's pass: what it writes in this */
@@ -82,6 +83,10 @@ uint64_t nn_bench_cpu_unit(uint64_t *state, double *acc);
 typedef uint64_t nn_bench_unit_fn(uint64_t *state, double *acc);
 int nn_bench_cpu_kernel(nn_bench_unit_fn *unit, unsigned nthreads, int trials, int64_t trial_ms,
 			uint64_t *score, char *err);
+
+/* Whether a disk round falls due after slot (0-based) of slots
+ * measurement slots, rounds rounds spaced evenly over them. */
+int nn_bench_round_due(int slot, int slots, int rounds);
 
 /* CPUs this process may run on (sched_getaffinity), at least 1. */
 unsigned nn_bench_ncpus(void);

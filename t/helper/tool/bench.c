@@ -81,7 +81,7 @@ static int bench_pair(const char *dir)
 		}
 		nn_bench_mem_copy(&m[first]);
 		nn_bench_mem_copy(&m[!first]);
-		if ((i + 1) * PAIR_ROUNDS / PAIR_TRIALS > i * PAIR_ROUNDS / PAIR_TRIALS &&
+		if (nn_bench_round_due(i, PAIR_TRIALS, PAIR_ROUNDS) &&
 		    (nn_bench_disk_rounds(&d[first], 1, err) < 0 || nn_bench_disk_rounds(&d[!first], 1, err) < 0))
 			rc = -1;
 	}
@@ -120,7 +120,7 @@ int cmd__bench(int argc, char **argv)
 		fprintf(stderr, "usage: test-tool bench cpu|cpu-wide [THREADS] | pair DIR\n");
 		return 64;
 	}
-	if (nn_bench_cpu_kernel(unit, threads, 11, 200, &score, err) < 0) {
+	if (nn_bench_cpu_kernel(unit, threads, NN_BENCH_TRIALS, NN_BENCH_TRIAL_MS, &score, err) < 0) {
 		fprintf(stderr, "test-tool: %s\n", err);
 		return 71;
 	}
